@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.core.helpers import cli_env, json_events, run_cli
+from tests.support.projects import base_doc, make_key, random_file, sign_file, write_project
+from wizard import __version__
+
+
+def test_version_and_help(tmp_path: Path) -> None:
+    env = cli_env(tmp_path)
+    out = run_cli(["--version"], env)
+    assert out.returncode == 0 and __version__ in out.stdout
+    out = run_cli(["--help"], env)
+    assert out.returncode == 0 and "run" in out.stdout and "130" in out.stdout
+
+
+def test_run_verifies_files_and_reruns_skip(tmp_path: Path) -> None:
+    key, pub = make_key(tmp_path)
+    random_file(tmp_path / "appliance.iso", 5 * 1024 * 1024)
+    bundle = random_file(tmp_path / "content.tar.zst", 2 * 1024 * 1024)
+    sign_file(key, bundle, tmp_path / "content.tar.sig.bin")
+    pack = random_file(tmp_path / "pack-a.zst", 1024 * 1024)
+    sign_file(key, pack, tmp_path / "pack-a.sig.bin")
+    path = write_project(
+        tmp_path,
+        base_doc(
+            files={
+                "iso": "appliance.iso",
+                "content_bundle": "content.tar.zst",
+                "pack_bundles": ["pack-a.zst"],
+                "public_key": pub.name,
+            }
+        ),
+    )
+    env = cli_env(tmp_path / "home")
+    out = run_cli(["run", str(path), "--json"], env)
+    assert out.returncode == 0, out.stdout + out.stderr
+    events = json_events(out.stdout)
+    done = {e["job"]: e for e in events if e["event"] == "job_finished"}
+    assert done["verify/files.content_bundle"]["result"]["signature_verified"] is True
+    assert done["verify/files.pack_bundles[0]"]["status"] == "done"
+    assert events[-1]["event"] in ("run_finished", "progress")
+    again = json_events(run_cli(["run", str(path), "--json"], env).stdout)
+    assert {e["status"] for e in again if e["event"] == "job_finished"} == {"skipped"}
+    text = run_cli(["run", str(path)], env)
+    assert text.returncode == 0 and "already done" in text.stdout and "Done" in text.stdout
+
+
+def test_tampered_bundle_blocks_with_exit_3(tmp_path: Path) -> None:
+    key, pub = make_key(tmp_path)
+    random_file(tmp_path / "appliance.iso", 1024 * 1024)
+    bundle = random_file(tmp_path / "content.tar.zst", 1024 * 1024)
+    sign_file(key, bundle, tmp_path / "content.tar.sig.bin")
+    with bundle.open("r+b") as fh:
+        fh.seek(100)
+        fh.write(b"tampered")
+    path = write_project(
+        tmp_path,
+        base_doc(files={"iso": "appliance.iso", "content_bundle": "content.tar.zst", "public_key": pub.name}),
+    )
+    out = run_cli(["run", str(path)], cli_env(tmp_path / "home"))
+    assert out.returncode == 3, out.stdout + out.stderr
+    assert "does not match its signature" in out.stdout
+
+
+def test_invalid_project_and_missing_secret_exit_2(tmp_path: Path) -> None:
+    doc = base_doc()
+    doc["nodes"][0]["ip"] = "999.1.1.1"
+    out = run_cli(["run", str(write_project(tmp_path, doc, "bad.yaml"))], cli_env(tmp_path / "h1"))
+    assert out.returncode == 2 and "nodes[0].ip" in out.stdout
+    path = write_project(tmp_path, base_doc(appliance={"password": {"secret": "node-password"}}))
+    env = cli_env(tmp_path / "h2")
+    out = run_cli(["run", str(path)], env)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "appliance.password" in out.stdout and "secret set node-password" in out.stdout
+    check = run_cli(["secret", "check", str(path)], env)
+    assert check.returncode == 2 and "node-password" in check.stdout
+    stored = run_cli(["secret", "set", "node-password", "--stdin"], env, stdin="Correct-Horse-9\n")
+    assert stored.returncode == 0, stored.stderr
+    assert run_cli(["secret", "check", str(path)], env).returncode == 0
+    assert run_cli(["run", str(path)], env).returncode == 0
+
+
+def test_secret_set_refuses_without_a_secure_keyring(tmp_path: Path) -> None:
+    env = cli_env(tmp_path)
+    env["PYTHON_KEYRING_BACKEND"] = "keyring.backends.fail.Keyring"
+    out = run_cli(["secret", "set", "x", "--stdin"], env, stdin="Some-Value-1\n")
+    assert out.returncode == 2 and "No secure keyring" in out.stderr

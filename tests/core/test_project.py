@@ -1,0 +1,265 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.projects import base_doc, make_key, write_project
+from wizard.core import project as project_mod
+from wizard.core.errors import ProjectInvalid
+from wizard.core.project import (
+    AddressMode,
+    ProviderType,
+    load_project,
+    parse_project,
+    project_to_dict,
+    save_project,
+)
+
+
+def problems_of(doc: Any, base: Path | None = None) -> list[str]:
+    with pytest.raises(ProjectInvalid) as info:
+        parse_project(doc, base=base)
+    return [str(p) for p in info.value.problems if p.is_error]
+
+
+def paths_of(doc: Any, base: Path | None = None) -> set[str]:
+    with pytest.raises(ProjectInvalid) as info:
+        parse_project(doc, base=base)
+    return {p.path for p in info.value.problems if p.is_error}
+
+
+def test_valid_document_builds_the_model() -> None:
+    loaded = parse_project(base_doc())
+    p = loaded.project
+    assert p.name == "palette-mgmt"
+    assert p.provider.type is ProviderType.MANUAL
+    assert [n.name for n in p.nodes] == ["node-1", "node-2", "node-3"]
+    assert p.nodes[0].address_mode is AddressMode.STATIC
+    assert p.network.vip == "10.0.0.50"
+    assert p.appliance.username == "kairos"
+    # The default password is kept: that is a warning, not an error.
+    assert any(w.path == "appliance.password" for w in loaded.warnings)
+
+
+def test_bad_ipv4_names_field_path() -> None:
+    doc = base_doc()
+    doc["nodes"][2]["ip"] = "10.0.0.300"
+    assert any(s.startswith('nodes[2].ip: "10.0.0.300" is not an IPv4 address') for s in problems_of(doc))
+
+
+@pytest.mark.parametrize(
+    ("mutate", "path", "fragment"),
+    [
+        (lambda d: d["nodes"][1].update(hostname="Edge-Node"), "nodes[1].hostname", "upper-case"),
+        (lambda d: d["nodes"][1].update(hostname="-bad-"), "nodes[1].hostname", "not a valid host name"),
+        (lambda d: d["nodes"][1].update(hostname="a" * 64), "nodes[1].hostname", "not a valid host name"),
+        (lambda d: d["nodes"][1].update(ip="10.0.0.11"), "nodes[1].ip", "also used by nodes[0]"),
+        (
+            lambda d: d["nodes"][2].update(hostname="edge-node-1"),
+            "nodes[2].hostname",
+            "also used by nodes[0]",
+        ),
+        (lambda d: d["network"].update(vip="10.0.0.12"), "network.vip", "also the address of nodes[1]"),
+        (lambda d: d["network"].update(vip="10.9.0.5"), "network.vip", "outside the node subnet 10.0.0.0/24"),
+        (lambda d: d["network"].update(vip="10.0.0.1"), "network.vip", "gateway"),
+        (lambda d: d["nodes"][0].update(gateway="10.1.0.1"), "nodes[0].gateway", "outside the node subnet"),
+        (lambda d: d["nodes"][0].update(ip="10.0.0.0"), "nodes[0].ip", "network or broadcast"),
+        (lambda d: d["nodes"][0].update(prefix=33), "nodes[0].prefix", "out of range"),
+        (lambda d: d["nodes"][0].update(prefix="twenty"), "nodes[0].prefix", "expected a whole number"),
+        (lambda d: d["nodes"][0].update(ip="10.0.0.11/24"), "nodes[0].ip", "includes a prefix length"),
+        (lambda d: d["nodes"][0].update(hostnme="x"), "nodes[0].hostnme", "did you mean `hostname`"),
+        (lambda d: d.update(nodez=[]), "nodez", "unknown field"),
+        (lambda d: d["network"].update(dns=["dns.example.com"]), "network.dns[0]", "not an IPv4 address"),
+        (lambda d: d["network"].update(ntp=["bad_host!"]), "network.ntp[0]", "not a valid host name"),
+        (lambda d: d["network"].update(proxy={"http": "proxy:3128"}), "network.proxy.http", "not a URL"),
+        (lambda d: d.update(nodes=d["nodes"][:2]), "nodes", "quorum"),
+        (lambda d: d.update(nodes="node-1"), "nodes", "expected a list"),
+        (lambda d: d.update(name="Palette Mgmt"), "name", "not a valid cluster name"),
+        (lambda d: d["provider"].update(type="openstack"), "provider.type", "not a valid choice"),
+        (
+            lambda d: d.update(appliance={"password": "kairos2024!"}),
+            "appliance.password",
+            "secret value is written",
+        ),
+        (lambda d: d.update(appliance={"leader": "node-9"}), "appliance.leader", "not one of the nodes"),
+        (lambda d: d.update(appliance={"data_disk": "sdb"}), "appliance.data_disk", "not a device path"),
+        (lambda d: d["nodes"][0].update(ssh_host_key="abc"), "nodes[0].ssh_host_key", "fingerprint"),
+        (lambda d: d["nodes"][0].pop("gateway"), "nodes[0].gateway", "is required"),
+        (lambda d: d["nodes"][0].update(address_mode="bootp"), "nodes[0].address_mode", "not a valid choice"),
+    ],
+)
+def test_each_rule_reports_its_field(mutate: Any, path: str, fragment: str) -> None:
+    doc = base_doc()
+    mutate(doc)
+    found = problems_of(doc)
+    assert any(s.startswith(f"{path}:") and fragment in s for s in found), found
+
+
+def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
+    doc = base_doc(files={"iso": "missing.iso"})
+    doc["nodes"][0]["ip"] = "10.0.0.300"
+    doc["nodes"][1]["hostname"] = "Bad_Name"
+    doc["nodes"][2]["gatewya"] = "10.0.0.1"
+    doc["network"]["vip"] = "192.168.1.5"
+    paths = paths_of(doc, tmp_path)
+    assert {"nodes[0].ip", "nodes[1].hostname", "nodes[2].gatewya", "network.vip", "files.iso"} <= paths
+
+
+def test_provider_specific_requirements() -> None:
+    doc = base_doc(provider={"type": "vsphere", "vsphere": {"server": "https://vc", "username": "u"}})
+    paths = paths_of(doc)
+    assert {
+        "provider.vsphere.server",
+        "provider.vsphere.password",
+        "provider.vsphere.datacenter",
+        "provider.vsphere.datastore",
+        "provider.vsphere.network",
+        "provider.vsphere.cluster",
+        "nodes[0].vm",
+        "files.iso",
+    } <= paths
+    doc = base_doc(provider={"type": "redfish"})
+    assert {"nodes[0].bmc", "nodes[1].bmc", "nodes[2].bmc"} <= paths_of(doc)
+    doc = base_doc(provider={"type": "maas", "maas": {"url": "maas.local", "api_key": {"secret": "maas"}}})
+    assert {"provider.maas.url", "nodes[0].maas"} <= paths_of(doc)
+    doc = base_doc(provider={"type": "manual", "vsphere": {"server": "vc"}})
+    assert "provider.vsphere" in paths_of(doc)
+
+
+def test_single_node_is_a_warning_and_dhcp_warns_about_reservations() -> None:
+    doc = base_doc()
+    doc["nodes"] = [{"name": "node-1", "hostname": "edge-node-1", "address_mode": "dhcp"}]
+    loaded = parse_project(doc)
+    warned = {w.path for w in loaded.warnings}
+    assert "nodes" in warned
+    assert "nodes[0].address_mode" in warned
+
+
+def test_files_must_exist_and_bundles_need_signatures(tmp_path: Path) -> None:
+    (tmp_path / "appliance.iso").write_bytes(b"iso")
+    (tmp_path / "content.tar.zst").write_bytes(b"content")
+    doc = base_doc(files={"iso": "appliance.iso", "content_bundle": "content.tar.zst", "pack_bundles": ["nope.zst"]})
+    found = problems_of(doc, tmp_path)
+    assert any(s.startswith("files.public_key: is required") for s in found)
+    assert any(s.startswith("files.pack_bundles[0]:") and "does not exist" in s for s in found)
+    _, key = make_key(tmp_path)
+    doc["files"]["public_key"] = key.name
+    doc["files"]["pack_bundles"] = []
+    found = problems_of(doc, tmp_path)
+    assert any(s.startswith("files.content_bundle:") and "content.tar.sig.bin" in s for s in found)
+    (tmp_path / "content.tar.sig.bin").write_bytes(b"sig")
+    loaded = parse_project(doc, base=tmp_path)
+    assert loaded.project.files.content_bundle is not None
+    assert loaded.project.files.content_bundle.signature == tmp_path / "content.tar.sig.bin"
+
+
+def test_secret_references_are_collected(tmp_path: Path) -> None:
+    (tmp_path / "appliance.iso").write_bytes(b"iso")
+    doc = base_doc(
+        provider={"type": "redfish"},
+        appliance={"password": {"secret": "node-password"}},
+    )
+    for i, node in enumerate(doc["nodes"]):
+        node["bmc"] = {"address": f"10.0.9.{i + 1}", "username": "root", "password": {"secret": f"bmc-{i}"}}
+    doc["files"] = {"iso": {"path": "appliance.iso"}}
+    refs = parse_project(doc, base=tmp_path).project.secret_refs()
+    assert [(path, ref.key) for path, ref in refs] == [
+        ("nodes[0].bmc.password", "bmc-0"),
+        ("nodes[1].bmc.password", "bmc-1"),
+        ("nodes[2].bmc.password", "bmc-2"),
+        ("appliance.password", "node-password"),
+    ]
+    doc["files"] = {"iso": {"path": "/dev"}}
+    with pytest.raises(ProjectInvalid) as info:
+        parse_project(doc)
+    assert {p.path for p in info.value.problems if p.is_error} == {"files.iso.path"}
+
+
+def test_round_trip_through_yaml(tmp_path: Path) -> None:
+    (tmp_path / "appliance.iso").write_bytes(b"iso")
+    doc = base_doc(
+        provider={
+            "type": "vsphere",
+            "vsphere": {
+                "server": "vc.example.com",
+                "username": "administrator@vsphere.local",
+                "password": {"secret": "vc"},
+                "datacenter": "DC0",
+                "cluster": "DC0_C0",
+                "datastore": "LocalDS_0",
+                "network": "VM Network",
+            },
+        },
+        files={"iso": "appliance.iso"},
+        appliance={"password": {"secret": "node-pw"}, "leader": "node-2"},
+    )
+    for n in doc["nodes"]:
+        n["vm"] = f"palette-{n['name']}"
+    first = parse_project(doc, base=tmp_path).project
+    out = tmp_path / "saved.yaml"
+    save_project(first, out)
+    second = load_project(out).project
+    assert project_to_dict(second, tmp_path) == project_to_dict(first, tmp_path)
+    assert "secret: vc" in out.read_text()  # references only, never values
+    assert out.stat().st_mode & 0o077 == 0
+
+
+def test_json_is_accepted(tmp_path: Path) -> None:
+    path = tmp_path / "project.json"
+    path.write_text(json.dumps(base_doc()))
+    assert load_project(path).project.name == "palette-mgmt"
+
+
+def test_syntax_errors_and_missing_files_are_problems(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [unclosed\n")
+    with pytest.raises(ProjectInvalid) as info:
+        load_project(bad)
+    assert "line" in str(info.value.problems[0])
+    with pytest.raises(ProjectInvalid):
+        load_project(tmp_path / "absent.yaml")
+
+
+def test_schema_versions_and_migration_chain(monkeypatch: pytest.MonkeyPatch) -> None:
+    doc = base_doc()
+    del doc["schema_version"]
+    assert paths_of(doc) == {"schema_version"}
+    assert paths_of(base_doc(schema_version=99)) == {"schema_version"}
+    assert paths_of(base_doc(schema_version="1")) == {"schema_version"}
+    # A future version 2 that renamed `network.vip`: the chain must apply each step in order.
+    calls: list[int] = []
+
+    def v1_to_v2(d: dict[str, Any]) -> dict[str, Any]:
+        calls.append(1)
+        d = dict(d)
+        d["network"] = dict(d["network"], vip=d["network"].pop("virtual_ip"))
+        return d
+
+    monkeypatch.setattr(project_mod, "SCHEMA_VERSION", 2)
+    monkeypatch.setitem(project_mod.MIGRATIONS, 1, v1_to_v2)
+    old = base_doc()
+    old["network"] = {"virtual_ip": "10.0.0.60", "ntp": ["pool.ntp.org"]}
+    migrated = project_mod.migrate(old)
+    assert calls == [1]
+    assert migrated["schema_version"] == 2
+    assert migrated["network"]["vip"] == "10.0.0.60"
+
+
+def test_validate_command_prints_five_mistakes_and_exits_2(tmp_path: Path) -> None:
+    doc = base_doc(files={"iso": "missing.iso"})
+    doc["nodes"][0]["ip"] = "10.0.0.300"
+    doc["nodes"][1]["hostname"] = "Bad_Name"
+    doc["nodes"][2]["gatewya"] = "10.0.0.1"
+    doc["network"]["vip"] = "192.168.1.5"
+    path = write_project(tmp_path, doc)
+    run = subprocess.run(
+        [sys.executable, "-m", "wizard", "validate", str(path)], capture_output=True, text=True, timeout=60
+    )
+    assert run.returncode == 2, run.stdout + run.stderr
+    for field in ("nodes[0].ip:", "nodes[1].hostname:", "nodes[2].gatewya:", "network.vip:", "files.iso:"):
+        assert field in run.stdout, run.stdout

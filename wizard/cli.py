@@ -1,0 +1,157 @@
+"""``palette-wizard``: the desktop wizard, or the headless runner and tools for project files."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+from pathlib import Path
+
+from wizard import __version__
+from wizard.core.errors import ProjectInvalid, WizardError
+from wizard.core.runner import ExitCode
+
+EXIT_CODES = """exit codes:
+  0    done
+  2    invalid input (project file, missing secrets)
+  3    preflight blocked (a blocking check failed; nothing was touched)
+  4    install failed (the journal keeps what was done; run again to resume)
+  130  cancelled
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="palette-wizard",
+        description="Install self-hosted Palette from the Palette Management Appliance ISO. "
+        "Without a command, the desktop wizard opens.",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--version", action="version", version=f"palette-wizard {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    gui = sub.add_parser("gui", help="open the desktop wizard (the default)")
+    gui.add_argument("project", nargs="?", type=Path, help="project file to open")
+
+    run = sub.add_parser(
+        "run",
+        help="run the install headless from a project file",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument("project", type=Path, help="project file (YAML or JSON)")
+    run.add_argument("--json", action="store_true", help="print machine-readable JSON events, one per line")
+
+    val = sub.add_parser("validate", help="check a project file and list every problem")
+    val.add_argument("project", type=Path)
+    val.add_argument("--json", action="store_true", help="print the problems as JSON")
+
+    sec = sub.add_parser("secret", help="store, check or delete secrets in the OS keyring")
+    sec_sub = sec.add_subparsers(dest="secret_command", metavar="ACTION", required=True)
+    s_set = sec_sub.add_parser("set", help="store a secret (prompts, or reads one line from stdin)")
+    s_set.add_argument("name")
+    s_set.add_argument("--stdin", action="store_true", help="read the value from standard input")
+    s_del = sec_sub.add_parser("delete", help="remove a secret")
+    s_del.add_argument("name")
+    s_chk = sec_sub.add_parser("check", help="list the project's secrets that are not stored yet")
+    s_chk.add_argument("project", type=Path)
+    return p
+
+
+def _validate(project: Path, as_json: bool) -> int:
+    from wizard.core.project import load_project
+
+    try:
+        loaded = load_project(project)
+    except ProjectInvalid as exc:
+        if as_json:
+            print(json.dumps({"valid": False, "problems": [p.to_dict() for p in exc.problems]}, indent=1))
+        else:
+            errors = [p for p in exc.problems if p.is_error]
+            print(f"{project}: {len(errors)} error{'s' if len(errors) != 1 else ''}")
+            for p in exc.problems:
+                print(f"  {p.severity.value}: {p}")
+        return int(ExitCode.INVALID_INPUT)
+    if as_json:
+        print(json.dumps({"valid": True, "problems": [p.to_dict() for p in loaded.warnings]}, indent=1))
+    else:
+        print(f"{project}: valid ({len(loaded.project.nodes)} nodes, provider {loaded.project.provider.type.value})")
+        for w in loaded.warnings:
+            print(f"  warning: {w}")
+    return int(ExitCode.DONE)
+
+
+def _secret(args: argparse.Namespace) -> int:
+    from wizard.core.project import SecretRef, load_project
+    from wizard.core.secrets import SecretStore
+
+    store = SecretStore()
+    if args.secret_command == "check":  # noqa: S105 - an action name, not a password
+        try:
+            loaded = load_project(args.project)
+        except ProjectInvalid as exc:
+            print(exc.render(), file=sys.stderr)
+            return int(ExitCode.INVALID_INPUT)
+        missing = store.missing(loaded.project.secret_refs())
+        for path, ref in missing:
+            print(f"missing: {ref.key}  ({path})")
+        if store.notice:
+            print(f"note: {store.notice}", file=sys.stderr)
+        return int(ExitCode.INVALID_INPUT) if missing else 0
+    if not store.persistent:
+        print(
+            f"error: {store.notice}\nA secret stored now would be lost when this command ends.",
+            file=sys.stderr,
+        )
+        return int(ExitCode.INVALID_INPUT)
+    ref = SecretRef(args.name)
+    if args.secret_command == "delete":  # noqa: S105 - an action name, not a password
+        store.delete(ref)
+        print(f"deleted {args.name}")
+        return 0
+    if args.stdin:
+        value = sys.stdin.readline().rstrip("\r\n")
+    else:
+        value = getpass.getpass(f"Value for {args.name}: ")
+        if getpass.getpass("Again: ") != value:
+            print("error: the two entries differ; nothing was stored", file=sys.stderr)
+            return int(ExitCode.INVALID_INPUT)
+    store.set(ref, value)
+    print(f"stored {args.name} in {store.backend_name}")
+    return 0
+
+
+def _gui(project: Path | None) -> int:
+    try:
+        from wizard.ui.app import main as gui_main
+    except ImportError as exc:
+        print(
+            f"error: the desktop wizard cannot start: {exc}\n"
+            "Install the Qt runtime libraries (see README), or use `palette-wizard run PROJECT` headless.",
+            file=sys.stderr,
+        )
+        return 1
+    return int(gui_main(project))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command in (None, "gui"):
+            return _gui(getattr(args, "project", None))
+        if args.command == "run":
+            from wizard.headless import run_headless
+
+            return run_headless(args.project, json_mode=args.json)
+        if args.command == "validate":
+            return _validate(args.project, args.json)
+        if args.command == "secret":
+            return _secret(args)
+    except WizardError as exc:
+        print(exc.render(), file=sys.stderr)
+        return int(ExitCode.INVALID_INPUT)
+    except KeyboardInterrupt:
+        return int(ExitCode.CANCELLED)
+    return 1

@@ -1,0 +1,80 @@
+"""The Step and Job contracts.
+
+A :class:`Step` is one stage of the install (verify files, boot nodes, link, …). It reports the problems that keep
+it from starting (empty means the GUI's Next is enabled) and builds its :class:`Job` objects from plain values.
+A job does one idempotent piece of work: ``run(report, cancel)`` reports progress, checks the token between chunks
+and returns the facts it wants recorded. Its ``fingerprint`` names its inputs, so a resumed run skips a job only
+when it finished with the very same inputs.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from wizard.core.cancel import CancelToken
+from wizard.core.journal import Facts, Journal
+from wizard.core.paths import AppPaths
+from wizard.core.problems import Problem
+from wizard.core.progress import Reporter
+from wizard.core.project import Project
+from wizard.core.secrets import SecretStore
+
+
+class StepKind(StrEnum):
+    """What a step's blockers mean: input to correct (exit 2), a failed check before anything was touched
+    (exit 3), or a failed install action (exit 4)."""
+
+    INPUT = "input"
+    PREFLIGHT = "preflight"
+    INSTALL = "install"
+
+
+class Job(ABC):
+    #: Stable across runs, unique within the run: ``<step>/<noun>``.
+    id: str
+    #: A noun for people: "ISO image", "node-2".
+    name: str
+    weight: float = 1.0
+    node: str = ""
+
+    def fingerprint(self) -> str:
+        """Identifies the job's inputs; when it changes, a finished job runs again."""
+        return ""
+
+    @abstractmethod
+    def run(self, report: Reporter, cancel: CancelToken) -> Mapping[str, Any] | None:
+        """Do the work; return facts to record with the job's result."""
+
+
+@dataclass(frozen=True)
+class StepContext:
+    """What a step may read to build its jobs. Jobs receive plain values taken from here, never the context."""
+
+    project: Project
+    secrets: SecretStore
+    journal: Journal
+    paths: AppPaths
+
+    def facts(self, scope: str) -> Facts:
+        return Facts(self.journal, scope)
+
+
+class Step(ABC):
+    id: str
+    title: str
+    kind: StepKind = StepKind.INSTALL
+    weight: float = 1.0
+    #: How many of the step's jobs run at once (nodes are worked on in parallel).
+    parallel: int = 4
+
+    def problems(self, ctx: StepContext) -> list[Problem]:
+        """What keeps this step from starting; empty means it can run."""
+        return []
+
+    @abstractmethod
+    def jobs(self, ctx: StepContext) -> list[Job]:
+        """The step's jobs, built from plain values."""

@@ -1,0 +1,262 @@
+"""Thread-safe, weighted, monotonic progress.
+
+One :class:`Progress` per run holds the overall fraction and one :class:`TaskState` per job. Workers get a
+:class:`Reporter`; ``child(start, span)`` maps a sub-task into part of the parent's range, so many jobs add up to
+one bar. Progress only moves forward: a reporter adds the *increase* of its own fraction, scaled by its span, to
+its parent, so parallel children sum up instead of overwriting each other. Readers (the terminal, the GUI's 100 ms
+timer) take immutable snapshots and never touch worker state.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+
+
+class TaskStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True)
+class TaskState:
+    """What one job looks like right now; plain values only."""
+
+    key: str
+    label: str
+    step: str
+    node: str = ""
+    status: TaskStatus = TaskStatus.PENDING
+    fraction: float = 0.0
+    message: str = ""
+    bytes_done: int | None = None
+    bytes_total: int | None = None
+    rate: float | None = None  # bytes per second over the recent window
+    eta: float | None = None  # seconds
+    started: float | None = None
+    finished: float | None = None
+    warning: str = ""
+
+    @property
+    def elapsed(self) -> float | None:
+        if self.started is None:
+            return None
+        return (self.finished or time.monotonic()) - self.started
+
+
+@dataclass(frozen=True)
+class ProgressSnapshot:
+    fraction: float
+    message: str
+    tasks: tuple[TaskState, ...]
+    version: int
+
+    def task(self, key: str) -> TaskState | None:
+        for t in self.tasks:
+            if t.key == key:
+                return t
+        return None
+
+
+class _RateWindow:
+    """Throughput over the last few seconds, so a stall shows as a falling rate, not a stale average."""
+
+    def __init__(self, window: float = 5.0) -> None:
+        self.window = window
+        self.samples: deque[tuple[float, int]] = deque()
+
+    def add(self, now: float, done: int) -> float | None:
+        self.samples.append((now, done))
+        while len(self.samples) > 2 and now - self.samples[0][0] > self.window:
+            self.samples.popleft()
+        t0, d0 = self.samples[0]
+        if now - t0 < 0.2:
+            return None
+        return max(0.0, (done - d0) / (now - t0))
+
+
+class Progress:
+    """The shared progress store of one run. All mutation happens under one lock."""
+
+    def __init__(self, on_change: Callable[[], None] | None = None) -> None:
+        self._lock = threading.Lock()
+        self._fraction = 0.0
+        self._message = ""
+        self._tasks: dict[str, TaskState] = {}
+        self._rates: dict[str, _RateWindow] = {}
+        self._version = 0
+        self._on_change = on_change
+
+    # -- reading -------------------------------------------------------------------------------------------
+    def snapshot(self) -> ProgressSnapshot:
+        with self._lock:
+            return ProgressSnapshot(self._fraction, self._message, tuple(self._tasks.values()), self._version)
+
+    # -- writing (used by Reporter and the runner) -----------------------------------------------------------
+    def root(self) -> Reporter:
+        return Reporter(self, None, 1.0, None)
+
+    def add_task(self, key: str, label: str, step: str, node: str = "") -> None:
+        with self._lock:
+            if key not in self._tasks:
+                self._tasks[key] = TaskState(key=key, label=label, step=step, node=node)
+                self._version += 1
+        self._changed()
+
+    def set_status(self, key: str, status: TaskStatus, message: str | None = None) -> None:
+        now = time.monotonic()
+        with self._lock:
+            t = self._tasks[key]
+            changes: dict[str, object] = {"status": status}
+            if status is TaskStatus.RUNNING and t.started is None:
+                changes["started"] = now
+            if status in (TaskStatus.DONE, TaskStatus.SKIPPED, TaskStatus.FAILED, TaskStatus.CANCELLED):
+                changes["finished"] = now
+                changes["eta"] = None
+            if status in (TaskStatus.DONE, TaskStatus.SKIPPED):
+                changes["fraction"] = 1.0
+            if message is not None:
+                changes["message"] = message
+            self._tasks[key] = replace(t, **changes)  # type: ignore[arg-type]
+            self._version += 1
+        self._changed()
+
+    def warn(self, key: str, warning: str) -> None:
+        with self._lock:
+            self._tasks[key] = replace(self._tasks[key], warning=warning)
+            self._version += 1
+        self._changed()
+
+    def _add(self, delta: float, message: str | None) -> None:
+        with self._lock:
+            self._fraction = min(1.0, self._fraction + delta)
+            if message:
+                self._message = message
+            self._version += 1
+        self._changed()
+
+    def _task_update(
+        self,
+        key: str,
+        fraction: float,
+        message: str | None,
+        bytes_done: int | None = None,
+        bytes_total: int | None = None,
+    ) -> None:
+        now = time.monotonic()
+        with self._lock:
+            t = self._tasks.get(key)
+            if t is None:
+                return
+            changes: dict[str, object] = {"fraction": max(t.fraction, min(1.0, fraction))}
+            if message is not None:
+                changes["message"] = message
+            if bytes_done is not None:
+                rate = self._rates.setdefault(key, _RateWindow()).add(now, bytes_done)
+                changes["bytes_done"] = bytes_done
+                changes["bytes_total"] = bytes_total
+                changes["rate"] = rate
+                if rate and bytes_total is not None and rate > 0:
+                    changes["eta"] = max(0.0, (bytes_total - bytes_done) / rate)
+            self._tasks[key] = replace(t, **changes)  # type: ignore[arg-type]
+            self._version += 1
+
+    def finish(self, message: str = "") -> None:
+        """Deliver the final state: the whole bar is full once a run has completed."""
+        with self._lock:
+            self._fraction = 1.0
+            if message:
+                self._message = message
+            self._version += 1
+        self._changed()
+
+    def _changed(self) -> None:
+        if self._on_change is not None:
+            self._on_change()
+
+
+@dataclass
+class Reporter:
+    """Reports the progress of one piece of work into a range of its parent.
+
+    ``update(fraction, message)`` never moves backwards; ``child(start, span)`` hands a sub-task the range
+    ``[start, start + span]`` of this reporter's own 0..1 scale.
+    """
+
+    _progress: Progress
+    _parent: Reporter | None
+    _span: float
+    _task: str | None
+    _task_root: bool = False
+    _local: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def update(self, fraction: float, message: str | None = None) -> None:
+        fraction = min(1.0, max(0.0, float(fraction)))
+        with self._lock:
+            delta = max(0.0, fraction - self._local)
+            self._local += delta
+            local = self._local
+        self._mirror(local, message)
+        if delta > 0 or message:
+            self._propagate(delta, message)
+
+    def _mirror(self, local: float, message: str | None) -> None:
+        if self._task is None:
+            return
+        if self._task_root:
+            self._progress._task_update(self._task, local, message)
+        elif message is not None:
+            # A sub-task's message still belongs on its job's row; the fraction there is the task root's.
+            self._progress._task_update(self._task, 0.0, message)
+
+    def _propagate(self, delta: float, message: str | None) -> None:
+        scaled = delta * self._span
+        if self._parent is None:
+            self._progress._add(scaled, message)
+        else:
+            self._parent._child_advanced(scaled, message)
+
+    def _child_advanced(self, delta: float, message: str | None) -> None:
+        with self._lock:
+            real = max(0.0, min(1.0, self._local + delta) - self._local)
+            self._local += real
+            local = self._local
+        self._mirror(local, message)
+        if real > 0 or message:
+            self._propagate(real, message)
+
+    def transfer(self, done: int, total: int, message: str | None = None) -> None:
+        """Byte progress: updates the fraction and the task's bytes, throughput and ETA."""
+        fraction = (done / total) if total > 0 else 1.0
+        if self._task is not None:
+            self._progress._task_update(self._task, 0.0, None, bytes_done=done, bytes_total=total)
+        self.update(fraction, message)
+
+    def child(self, start: float, span: float, task: str | None = None) -> Reporter:
+        """A reporter for a sub-task covering ``span`` of this reporter's scale.
+
+        ``start`` documents where the sub-task sits; progress is additive, so only ``span`` affects the sum.
+        Passing ``task`` makes the child the reporter of that task's row in the snapshot.
+        """
+        if not 0.0 <= start <= 1.0 or span < 0.0 or start + span > 1.0 + 1e-9:
+            raise ValueError(f"child range out of bounds: start={start} span={span}")
+        if task is not None:
+            return Reporter(self._progress, self, span, task, _task_root=True)
+        return Reporter(self._progress, self, span, self._task)
+
+    def finish(self, message: str | None = None) -> None:
+        self.update(1.0, message)
+
+    @property
+    def fraction(self) -> float:
+        with self._lock:
+            return self._local

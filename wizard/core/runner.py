@@ -1,0 +1,271 @@
+"""The engine that runs steps and their jobs; the headless runner and the GUI both drive it.
+
+Jobs of a step run in parallel worker threads. Progress goes to a :class:`~wizard.core.progress.Progress` that
+readers poll; lifecycle events go to a callback as plain dataclasses (the GUI forwards them through a queued
+signal, the terminal prints them). Every job is recorded in the journal before and after it runs, so a run killed
+anywhere resumes without repeating finished work.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import traceback
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Any
+
+from wizard.core.cancel import CancelToken
+from wizard.core.errors import Cancelled, PreflightBlocked, ProjectInvalid, WizardError
+from wizard.core.jobs import Job, Step, StepContext, StepKind
+from wizard.core.journal import RUN_CANCELLED, RUN_FAILED, RUN_FINISHED
+from wizard.core.problems import Problem
+from wizard.core.progress import Progress, Reporter, TaskStatus
+
+log = logging.getLogger(__name__)
+
+
+class ExitCode(IntEnum):
+    """The headless runner's documented exit codes."""
+
+    DONE = 0
+    INVALID_INPUT = 2
+    PREFLIGHT_BLOCKED = 3
+    INSTALL_FAILED = 4
+    CANCELLED = 130
+
+
+# -- events (plain values) ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RunStarted:
+    steps: tuple[tuple[str, str], ...]  # (id, title)
+
+
+@dataclass(frozen=True)
+class StepStarted:
+    step: str
+    title: str
+    jobs: tuple[tuple[str, str, str], ...]  # (job id, name, node)
+
+
+@dataclass(frozen=True)
+class JobStarted:
+    step: str
+    job: str
+    name: str
+    node: str
+    attempt: int
+
+
+@dataclass(frozen=True)
+class JobFinished:
+    step: str
+    job: str
+    name: str
+    node: str
+    status: TaskStatus
+    error: dict[str, str] | None = None
+    result: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StepFinished:
+    step: str
+    ok: bool
+
+
+@dataclass(frozen=True)
+class StepBlocked:
+    step: str
+    problems: tuple[Problem, ...]
+
+
+@dataclass(frozen=True)
+class RunFinished:
+    exit_code: ExitCode
+    error: dict[str, str] | None = None
+
+
+Event = RunStarted | StepStarted | JobStarted | JobFinished | StepFinished | StepBlocked | RunFinished
+
+
+def _error_dict(exc: BaseException) -> dict[str, str]:
+    if isinstance(exc, WizardError):
+        return exc.to_dict()
+    return {
+        "title": "Unexpected error",
+        "message": f"{type(exc).__name__}: {exc}",
+        "details": "".join(traceback.format_exception(exc)),
+        "remediation": "retry; if it happens again, export a support bundle and report it",
+    }
+
+
+class Engine:
+    """Runs ``steps`` in order for one project, recording everything in the journal."""
+
+    def __init__(
+        self,
+        ctx: StepContext,
+        steps: Sequence[Step],
+        *,
+        progress: Progress | None = None,
+        cancel: CancelToken | None = None,
+        on_event: Callable[[Event], None] | None = None,
+    ) -> None:
+        self.ctx = ctx
+        self.steps = list(steps)
+        self.progress = progress or Progress()
+        self.cancel = cancel or CancelToken()
+        self._on_event = on_event
+        self._event_lock = threading.Lock()
+
+    def _emit(self, event: Event) -> None:
+        log.debug("event %s", event)
+        if self._on_event is not None:
+            with self._event_lock:
+                self._on_event(event)
+
+    def run(self) -> ExitCode:
+        journal = self.ctx.journal
+        journal.start_run()
+        self._emit(RunStarted(tuple((s.id, s.title) for s in self.steps)))
+        root = self.progress.root()
+        total = sum(s.weight for s in self.steps) or 1.0
+        start = 0.0
+        code = ExitCode.DONE
+        error: dict[str, str] | None = None
+        try:
+            for step in self.steps:
+                self.cancel.raise_if_cancelled()
+                span = step.weight / total
+                self._run_step(step, root.child(min(start, 1.0), min(span, 1.0 - min(start, 1.0))))
+                start += span
+        except Cancelled:
+            code = ExitCode.CANCELLED
+        except ProjectInvalid as exc:
+            code, error = ExitCode.INVALID_INPUT, exc.to_dict()
+        except PreflightBlocked as exc:
+            code, error = ExitCode.PREFLIGHT_BLOCKED, exc.to_dict()
+        except WizardError as exc:
+            code, error = ExitCode.INSTALL_FAILED, exc.to_dict()
+        status = {ExitCode.DONE: RUN_FINISHED, ExitCode.CANCELLED: RUN_CANCELLED}.get(code, RUN_FAILED)
+        journal.finish_run(status)
+        if code is ExitCode.DONE:
+            self.progress.finish("All steps finished")
+        self._emit(RunFinished(code, error))
+        return code
+
+    def _run_step(self, step: Step, report: Reporter) -> None:
+        ctx = self.ctx
+        problems = [p for p in step.problems(ctx) if p.is_error]
+        if problems:
+            self._emit(StepBlocked(step.id, tuple(problems)))
+            if step.kind is StepKind.PREFLIGHT:
+                raise PreflightBlocked(
+                    f"{step.title}: blocked",
+                    f"{len(problems)} problem{'s' if len(problems) != 1 else ''} must be fixed first",
+                    details="\n".join(str(p) for p in problems),
+                    remediation="fix each problem listed, then run again",
+                )
+            if step.kind is StepKind.INPUT:
+                raise ProjectInvalid(list(problems))
+            raise WizardError(
+                f"{step.title}: blocked",
+                "; ".join(str(p) for p in problems),
+                remediation="fix each problem listed, then run again",
+            )
+        ctx.journal.set_step(step.id)
+        jobs = step.jobs(ctx)
+        ids = [j.id for j in jobs]
+        if len(set(ids)) != len(ids):
+            raise WizardError("Internal error", f"step {step.id} built jobs with duplicate ids: {ids}")
+        for job in jobs:
+            self.progress.add_task(job.id, job.name, step.id, job.node)
+        self._emit(StepStarted(step.id, step.title, tuple((j.id, j.name, j.node) for j in jobs)))
+        weights = sum(j.weight for j in jobs) or 1.0
+        reporters = {j.id: report.child(0.0, j.weight / weights, task=j.id) for j in jobs}
+        pending: list[Job] = []
+        for job in jobs:
+            if ctx.journal.is_done(job.id, job.fingerprint()):
+                self.progress.set_status(job.id, TaskStatus.SKIPPED, "already done")
+                reporters[job.id].finish()
+                self._emit(
+                    JobFinished(
+                        step.id,
+                        job.id,
+                        job.name,
+                        job.node,
+                        TaskStatus.SKIPPED,
+                        None,
+                        ctx.journal.result(job.id),
+                    )
+                )
+            else:
+                pending.append(job)
+        failures: list[tuple[Job, BaseException]] = []
+        cancelled = False
+        if pending:
+            with ThreadPoolExecutor(max_workers=max(1, step.parallel), thread_name_prefix=f"job-{step.id}") as pool:
+                running: dict[Future[None], Job] = {}
+                queue = list(pending)
+                while queue or running:
+                    while queue and len(running) < max(1, step.parallel) and not self.cancel.cancelled:
+                        job = queue.pop(0)
+                        running[pool.submit(self._run_job, step, job, reporters[job.id])] = job
+                    if not running:
+                        break
+                    done, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for fut in done:
+                        job = running.pop(fut)
+                        exc = fut.exception()
+                        if isinstance(exc, Cancelled):
+                            cancelled = True
+                        elif exc is not None:
+                            failures.append((job, exc))
+                for job in queue:  # never started because the run was cancelled
+                    self.progress.set_status(job.id, TaskStatus.CANCELLED, "not started")
+        if cancelled or self.cancel.cancelled:
+            self._emit(StepFinished(step.id, False))
+            raise Cancelled(self.cancel.reason or "cancelled")
+        self._emit(StepFinished(step.id, not failures))
+        if failures:
+            job, exc = failures[0]
+            err = _error_dict(exc)
+            others = [f"{j.name}: {_error_dict(e)['message']}" for j, e in failures[1:]]
+            details = err["details"] + ("\n\nAlso failed:\n" + "\n".join(others) if others else "")
+            cls = PreflightBlocked if step.kind is StepKind.PREFLIGHT else WizardError
+            raise cls(
+                f"{step.title}: {job.name} failed",
+                f"{err['title']}: {err['message']}",
+                details=details.strip(),
+                remediation=err["remediation"],
+            )
+
+    def _run_job(self, step: Step, job: Job, report: Reporter) -> None:
+        journal = self.ctx.journal
+        fingerprint = job.fingerprint()
+        attempt = journal.job_started(job.id, fingerprint)
+        self.progress.set_status(job.id, TaskStatus.RUNNING)
+        self._emit(JobStarted(step.id, job.id, job.name, job.node, attempt))
+        log.info("job %s started (attempt %d)", job.id, attempt)
+        try:
+            result = dict(job.run(report, self.cancel) or {})
+        except Cancelled as exc:
+            journal.job_failed(job.id, {"title": "Cancelled", "message": str(exc)}, cancelled=True)
+            self.progress.set_status(job.id, TaskStatus.CANCELLED, "cancelled")
+            self._emit(JobFinished(step.id, job.id, job.name, job.node, TaskStatus.CANCELLED))
+            raise
+        except BaseException as exc:
+            err = _error_dict(exc)
+            log.error("job %s failed: %s", job.id, err["message"], exc_info=not isinstance(exc, WizardError))
+            journal.job_failed(job.id, err)
+            self.progress.set_status(job.id, TaskStatus.FAILED, err["message"])
+            self._emit(JobFinished(step.id, job.id, job.name, job.node, TaskStatus.FAILED, err))
+            raise
+        journal.job_done(job.id, fingerprint, result)
+        report.finish()
+        self.progress.set_status(job.id, TaskStatus.DONE)
+        log.info("job %s done", job.id)
+        self._emit(JobFinished(step.id, job.id, job.name, job.node, TaskStatus.DONE, None, result))

@@ -1,0 +1,299 @@
+"""The headless runner: replays a project file with terminal progress or JSON events.
+
+The engine runs in a worker thread; this thread only draws. Exit codes are :class:`~wizard.core.runner.ExitCode`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Any, TextIO
+
+from wizard import __version__
+from wizard.core.cancel import CancelToken
+from wizard.core.errors import WizardError
+from wizard.core.logs import setup_logging
+from wizard.core.paths import app_paths
+from wizard.core.progress import Progress, ProgressSnapshot, TaskState, TaskStatus
+from wizard.core.redact import redact
+from wizard.core.runner import (
+    Event,
+    ExitCode,
+    JobFinished,
+    JobStarted,
+    RunFinished,
+    RunStarted,
+    StepBlocked,
+    StepFinished,
+    StepStarted,
+)
+from wizard.core.session import Session
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+def human_duration(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def task_line(t: TaskState) -> str:
+    who = f"{t.label} [{t.node}]" if t.node else t.label
+    parts = [f"{who}: {t.fraction * 100:5.1f}%"]
+    if t.bytes_total:
+        parts.append(f"{human_bytes(t.bytes_done or 0)}/{human_bytes(t.bytes_total)}")
+    if t.rate:
+        parts.append(f"{human_bytes(t.rate)}/s")
+    if t.eta is not None and t.status is TaskStatus.RUNNING:
+        parts.append(f"ETA {human_duration(t.eta)}")
+    if t.message:
+        parts.append(t.message)
+    if t.warning:
+        parts.append(f"warning: {t.warning}")
+    return "  ".join(parts)
+
+
+def _jsonable(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {k: _jsonable(v) for k, v in dataclasses.asdict(value).items()}
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    return str(value)
+
+
+class _Printer:
+    """Turns events and progress snapshots into terminal text or JSON lines; all output passes redaction."""
+
+    def __init__(self, out: TextIO, json_mode: bool) -> None:
+        self.out = out
+        self.json_mode = json_mode
+        self.tty = out.isatty() and not json_mode
+        self._lock = threading.Lock()
+        self._status_shown = False
+        self._last_tick = 0.0
+        self._last_version = -1
+
+    def write(self, text: str) -> None:
+        with self._lock:
+            self._clear_status()
+            self.out.write(redact(text) + "\n")
+            self.out.flush()
+
+    def emit(self, kind: str, **fields: Any) -> None:
+        payload = {"event": kind, "t": round(time.time(), 3), **_jsonable(fields)}
+        with self._lock:
+            self.out.write(redact(json.dumps(payload, sort_keys=True)) + "\n")
+            self.out.flush()
+
+    def _clear_status(self) -> None:
+        if self.tty and self._status_shown:
+            self.out.write("\r\x1b[2K")
+            self._status_shown = False
+
+    def event(self, ev: Event) -> None:
+        if self.json_mode:
+            name = {
+                RunStarted: "run_started",
+                StepStarted: "step_started",
+                JobStarted: "job_started",
+                JobFinished: "job_finished",
+                StepFinished: "step_finished",
+                StepBlocked: "step_blocked",
+                RunFinished: "run_finished",
+            }[type(ev)]
+            self.emit(name, **_jsonable(ev))
+            return
+        if isinstance(ev, RunStarted):
+            self.write("Steps: " + " → ".join(title for _, title in ev.steps))
+        elif isinstance(ev, StepStarted):
+            count = f" ({len(ev.jobs)} job{'s' if len(ev.jobs) != 1 else ''})" if ev.jobs else ""
+            self.write(f"▶ {ev.title}{count}")
+        elif isinstance(ev, JobStarted):
+            again = f" (attempt {ev.attempt})" if ev.attempt > 1 else ""
+            self.write(f"  … {self._who(ev.name, ev.node)} started{again}")
+        elif isinstance(ev, JobFinished):
+            who = self._who(ev.name, ev.node)
+            if ev.status is TaskStatus.DONE:
+                self.write(f"  ✓ {who}{self._result(ev.result)}")
+            elif ev.status is TaskStatus.SKIPPED:
+                self.write(f"  ↷ {who}: already done{self._result(ev.result)}")
+            elif ev.status is TaskStatus.CANCELLED:
+                self.write(f"  ■ {who}: cancelled")
+            else:
+                err = ev.error or {}
+                self.write(f"  ✗ {who}: {err.get('title', 'failed')}: {err.get('message', '')}")
+        elif isinstance(ev, StepBlocked):
+            self.write(f"✗ {ev.step}: blocked by {len(ev.problems)} problem(s)")
+        elif isinstance(ev, RunFinished):
+            pass  # the caller prints the outcome
+
+    @staticmethod
+    def _who(name: str, node: str) -> str:
+        return f"{name} [{node}]" if node else name
+
+    @staticmethod
+    def _result(result: dict[str, Any]) -> str:
+        if "sha256" in result:
+            extra = ", signature verified" if result.get("signature_verified") else ""
+            return f" (sha256 {str(result['sha256'])[:16]}…{extra})"
+        return ""
+
+    def progress(self, snap: ProgressSnapshot, *, force: bool = False) -> None:
+        now = time.monotonic()
+        running = [t for t in snap.tasks if t.status is TaskStatus.RUNNING]
+        if self.json_mode:
+            if (force or now - self._last_tick >= 1.0) and snap.version != self._last_version:
+                self._last_tick, self._last_version = now, snap.version
+                self.emit(
+                    "progress",
+                    fraction=round(snap.fraction, 4),
+                    message=snap.message,
+                    tasks=[
+                        {
+                            "job": t.key,
+                            "node": t.node,
+                            "fraction": round(t.fraction, 4),
+                            "bytes_done": t.bytes_done,
+                            "bytes_total": t.bytes_total,
+                            "rate": t.rate,
+                            "eta": t.eta,
+                            "message": t.message,
+                        }
+                        for t in running
+                    ],
+                )
+            return
+        if self.tty:
+            if not running:
+                return
+            line = f"[{snap.fraction * 100:5.1f}%] " + " | ".join(task_line(t) for t in running)
+            width = max(40, _terminal_width() - 1)
+            with self._lock:
+                self.out.write("\r\x1b[2K" + redact(line[:width]))
+                self.out.flush()
+                self._status_shown = True
+        elif running and (force or now - self._last_tick >= 5.0):
+            self._last_tick = now
+            self.write(f"[{snap.fraction * 100:5.1f}%]")
+            for t in running:
+                self.write(f"    {task_line(t)}")
+
+
+def _terminal_width() -> int:
+    try:
+        return os.get_terminal_size().columns
+    except OSError:
+        return 100
+
+
+def run_headless(project_file: Path, *, json_mode: bool = False, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    printer = _Printer(out, json_mode)
+    paths = app_paths().ensure()
+    log_path = setup_logging(paths.logs)
+    try:
+        session = Session.open(project_file, paths=paths)
+    except WizardError as exc:
+        if json_mode:
+            printer.emit("run_finished", exit_code=int(ExitCode.INVALID_INPUT), error=exc.to_dict())
+        else:
+            printer.write(exc.render())
+        return int(ExitCode.INVALID_INPUT)
+    project = session.project
+    if json_mode:
+        printer.emit(
+            "session",
+            project=project.name,
+            provider=project.provider.type.value,
+            nodes=len(project.nodes),
+            journal=str(session.journal.path),
+            log=str(log_path),
+            wizard_version=__version__,
+            warnings=[w.to_dict() for w in session.warnings],
+            secrets_notice=session.secrets.notice,
+        )
+    else:
+        printer.write(
+            f"Palette Appliance Wizard {__version__} — project {project.name!r}: "
+            f"{project.provider.type.value}, {len(project.nodes)} node(s)"
+        )
+        printer.write(f"Journal: {session.journal.path}\nLog: {log_path}")
+        if session.secrets.notice:
+            printer.write(f"Note: {session.secrets.notice}")
+        for w in session.warnings:
+            printer.write(f"warning: {w}")
+
+    progress = Progress()
+    cancel = CancelToken()
+    result: dict[str, ExitCode] = {}
+    finished: dict[str, RunFinished] = {}
+
+    def on_event(ev: Event) -> None:
+        if isinstance(ev, RunFinished):
+            finished["ev"] = ev
+        printer.event(ev)
+
+    engine = session.engine(progress=progress, cancel=cancel, on_event=on_event)
+
+    def work() -> None:
+        result["code"] = engine.run()
+
+    worker = threading.Thread(target=work, name="engine", daemon=True)
+    interrupts = {"n": 0}
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        interrupts["n"] += 1
+        if interrupts["n"] > 1:
+            os._exit(int(ExitCode.CANCELLED))
+        cancel.cancel(f"cancelled by signal {signal.Signals(signum).name}")
+        printer.write("Cancelling… (press Ctrl+C again to quit at once; the journal keeps what is done)")
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        worker.start()
+        while worker.is_alive():
+            worker.join(0.2)
+            printer.progress(progress.snapshot())
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+    code = result.get("code", ExitCode.INSTALL_FAILED)
+    ev = finished.get("ev")
+    if json_mode:
+        return int(code)
+    if code is ExitCode.DONE:
+        printer.write("Done: every step finished.")
+    elif code is ExitCode.CANCELLED:
+        printer.write("Cancelled. Run the same command again to resume where it stopped.")
+    elif ev is not None and ev.error:
+        printer.write(
+            WizardError(
+                ev.error["title"],
+                ev.error["message"],
+                details=ev.error.get("details", ""),
+                remediation=ev.error.get("remediation", ""),
+            ).render()
+        )
+        printer.write("Run the same command again to resume once it is fixed.")
+    return int(code)
