@@ -229,6 +229,8 @@ class Engine:
         if cancelled or self.cancel.cancelled:
             self._emit(StepFinished(step.id, False))
             raise Cancelled(self.cancel.reason or "cancelled")
+        if not failures:
+            report.finish()  # a step without jobs (or with skipped ones) still fills its share of the bar
         self._emit(StepFinished(step.id, not failures))
         if failures:
             job, exc = failures[0]
