@@ -1,0 +1,120 @@
+"""Screenshots of the desktop wizard for a visual check (not a test).
+
+    python tests/ui/screenshots.py OUTDIR
+
+Walks Welcome → Project (valid, then invalid) → Run (in progress, finished, failed) → Welcome with the unfinished
+session, saving one PNG per state. Works offscreen or under ``xvfb-run -a``. Everything it writes (journals, logs,
+the sample project and its ISO) goes to a temporary folder; the OS keyring is not touched.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script from anywhere
+
+import keyring
+from PySide6.QtTest import QTest
+
+from tests.ui.helpers import (
+    ISO_SIZE,
+    ZERO_SHA,
+    InMemoryKeyring,
+    PacedStep,
+    invalid_doc,
+    random_file,
+    valid_doc,
+    write_project,
+)
+from wizard.core.logs import setup_logging
+from wizard.core.paths import app_paths
+from wizard.core.progress import TaskState
+from wizard.core.steps import pipeline
+from wizard.ui.app import application
+from wizard.ui.shell import MainWindow
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the wizard did not reach the expected state")
+        QTest.qWait(20)
+
+
+def snapshot_tasks(window: MainWindow) -> tuple[TaskState, ...]:
+    snap = window.controller.snapshot()
+    return snap.tasks if snap is not None else ()
+
+
+def main(out: Path) -> int:
+    out.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="wizard-shots-"))
+    os.environ["PALETTE_WIZARD_HOME"] = str(work / "home")
+    keyring.set_keyring(InMemoryKeyring())
+    setup_logging(app_paths().ensure().logs)  # engine messages go to the log, not the terminal
+
+    random_file(work / "appliance.iso", ISO_SIZE)
+    valid = write_project(work, valid_doc(), "project.yaml")
+    invalid = write_project(work, invalid_doc(), "broken.yaml")
+    bad_sum = valid_doc(files={"iso": {"path": "appliance.iso", "sha256": ZERO_SHA}})
+    failing = write_project(work, bad_sum, "bad-sum.yaml")
+
+    app = application()
+    window = MainWindow(steps=lambda: [*pipeline(), PacedStep(seconds=3.0)])
+    window.show()
+    shots: list[Path] = []
+
+    def shot(name: str) -> None:
+        QTest.qWait(150)  # let layouts settle
+        path = out / f"{name}.png"
+        window.grab().save(str(path))
+        shots.append(path)
+
+    shot("01-welcome")
+
+    window.open_project(invalid)
+    shot("02-project-invalid")
+
+    window.open_project(valid)
+    shot("03-project-valid")
+
+    window.next()
+    shot("04-run-ready")
+    window.run.start()
+    wait_until(lambda: any(t.key.startswith("paced/") and t.fraction > 0.4 for t in snapshot_tasks(window)))
+    shot("05-run-in-progress")
+    wait_until(lambda: not window.controller.running)
+    shot("06-run-finished")
+
+    window.open_project(failing, goto=MainWindow.RUN)
+    window.run.start()
+    wait_until(lambda: not window.controller.running)
+    shot("07-run-failed")
+    window.run.error_panel.details_toggle.setChecked(True)
+    shot("08-run-failed-details")
+    window.resize(window.minimumSize())
+    shot("08b-run-failed-details-minimum-size")
+    window.resize(1100, 720)
+
+    (app_paths().state / "sessions" / "damaged-0123456789ab.json").write_text("{not json")
+    window.go_to(MainWindow.WELCOME)
+    shot("09-welcome-sessions")
+
+    window.close()
+    app.processEvents()
+    for path in shots:
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        print(__doc__, file=sys.stderr)
+        raise SystemExit(2)
+    raise SystemExit(main(Path(sys.argv[1])))

@@ -1,0 +1,57 @@
+"""Entry point of the desktop wizard."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+from PySide6.QtWidgets import QApplication
+
+from wizard import __version__
+from wizard.core.logs import setup_logging
+from wizard.core.paths import app_paths
+from wizard.ui.bridge import StepsFactory
+from wizard.ui.compat import binding_problem
+from wizard.ui.crash import CrashHandler
+from wizard.ui.shell import WINDOW_TITLE, MainWindow
+
+log = logging.getLogger(__name__)
+
+
+def application() -> QApplication:
+    """The process's QApplication, created on first use."""
+    app = QApplication.instance()
+    if isinstance(app, QApplication):
+        return app
+    app = QApplication(sys.argv[:1])
+    app.setApplicationName("palette-wizard")
+    app.setApplicationDisplayName(WINDOW_TITLE)
+    app.setApplicationVersion(__version__)
+    return app
+
+
+def main(project: Path | None = None, *, steps: StepsFactory | None = None) -> int:
+    """Open the wizard (on the Project page when ``project`` is given); returns the event loop's exit code."""
+    paths = app_paths().ensure()
+    log_file = setup_logging(paths.logs)
+    log.info("desktop wizard %s starting; log %s", __version__, log_file)
+    problem = binding_problem()
+    if problem is not None:
+        log.error("%s", problem)
+        print(f"error: {problem}", file=sys.stderr)
+        return 1
+    app = application()
+    window = MainWindow(steps=steps)
+    crash = CrashHandler(paths.logs, lambda: window).install()
+    try:
+        window.show()
+        if project is not None:
+            window.open_project(project)
+        return int(app.exec())
+    finally:
+        crash.uninstall()
+        window.controller.cancel("cancelled: the wizard exited")
+        window.controller.wait(10.0)
+        window.deleteLater()
+        log.info("desktop wizard exiting")

@@ -1,0 +1,172 @@
+"""The one place where the Qt world meets the engine.
+
+:class:`RunController` runs :meth:`Engine.run` on a plain worker thread. The worker never touches a widget: the
+engine's events are re-emitted through a private signal with a *queued* connection, so every slot that sees them
+runs on the GUI thread, and progress is read by the GUI's own timer from thread-safe snapshots.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Qt, Signal
+
+from wizard.core.cancel import CancelToken
+from wizard.core.errors import WizardError
+from wizard.core.jobs import Step
+from wizard.core.problems import Problem
+from wizard.core.progress import Progress, ProgressSnapshot
+from wizard.core.runner import Event, ExitCode, RunFinished
+from wizard.core.session import Session
+
+log = logging.getLogger(__name__)
+
+#: Builds the steps of one run; ``None`` means the engine's standard pipeline.
+StepsFactory = Callable[[], Sequence[Step]]
+
+CANCEL_REASON = "cancelled by the operator"
+
+
+@dataclass(frozen=True)
+class SessionOpened:
+    """Sent once per run, before the engine starts: what the operator should know about the session."""
+
+    project_file: Path
+    project_name: str
+    journal: Path
+    secrets_notice: str
+    warnings: tuple[Problem, ...]
+
+
+def _unexpected(exc: BaseException) -> dict[str, str]:
+    return {
+        "title": "Unexpected error",
+        "message": f"{type(exc).__name__}: {exc}",
+        "details": "".join(traceback.format_exception(exc)),
+        "remediation": "retry; if it happens again, export a support bundle and report it",
+    }
+
+
+class RunController(QObject):
+    """Starts, cancels and reports runs of one project file; one run at a time."""
+
+    #: A :class:`SessionOpened`, on the GUI thread.
+    session_opened = Signal(object)
+    #: Every runner event (including the final :class:`RunFinished`), on the GUI thread.
+    event_received = Signal(object)
+    #: The :class:`RunFinished` of a run, after ``running`` has turned false; on the GUI thread.
+    finished = Signal(object)
+    #: True when a run starts, false when it has ended; on the GUI thread.
+    running_changed = Signal(bool)
+
+    # Emitted from worker threads only; the queued connection below hops to the GUI thread.
+    _posted = Signal(object)
+
+    def __init__(self, steps: StepsFactory | None = None, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._steps = steps
+        self._thread: threading.Thread | None = None
+        self._progress: Progress | None = None
+        self._cancel: CancelToken | None = None
+        self._running = False
+        self._posted.connect(self._dispatch, Qt.ConnectionType.QueuedConnection)
+
+    # -- GUI-thread API ------------------------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    @property
+    def cancelling(self) -> bool:
+        return self._running and self._cancel is not None and self._cancel.cancelled
+
+    def snapshot(self) -> ProgressSnapshot | None:
+        """The latest progress of the current (or last) run; cheap, safe to call every timer tick."""
+        return self._progress.snapshot() if self._progress is not None else None
+
+    def start(self, project_file: Path) -> None:
+        """Run the engine for ``project_file`` in the background. Every run opens a fresh session, so a retry
+        sees an edited project file, and the journal makes it skip the jobs that already finished."""
+        if self._running:
+            raise RuntimeError("a run is already in progress")
+        self._progress = Progress()
+        self._cancel = CancelToken()
+        self._running = True
+        steps = list(self._steps()) if self._steps is not None else None
+        self._thread = threading.Thread(
+            target=self._work,
+            args=(project_file, self._progress, self._cancel, steps),
+            name="engine",
+            daemon=True,  # a wedged job must not keep the process alive after the window has gone
+        )
+        log.info("run of %s starting", project_file)
+        self.running_changed.emit(True)
+        self._thread.start()
+
+    def cancel(self, reason: str = CANCEL_REASON) -> None:
+        if self._running and self._cancel is not None:
+            log.info("run cancel requested: %s", reason)
+            self._cancel.cancel(reason)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Join the worker thread (for shutdown); true when it has ended."""
+        if self._thread is None:
+            return True
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    # -- worker side ---------------------------------------------------------------------------------------
+    def _post(self, item: object) -> None:
+        try:
+            self._posted.emit(item)
+        except RuntimeError:
+            # The window (and this controller with it) is gone; nobody is left to tell.
+            log.debug("run update dropped after the window closed: %r", item)
+
+    def _work(self, project_file: Path, progress: Progress, cancel: CancelToken, steps: list[Step] | None) -> None:
+        ended = threading.Event()
+
+        def on_event(ev: Event) -> None:  # called on engine and job threads
+            if isinstance(ev, RunFinished):
+                ended.set()
+            self._post(ev)
+
+        try:
+            session = Session.open(project_file)
+            self._post(
+                SessionOpened(
+                    project_file,
+                    session.project.name,
+                    session.journal.path,
+                    session.secrets.notice,
+                    tuple(session.warnings),
+                )
+            )
+            engine = session.engine(steps=steps, progress=progress, cancel=cancel, on_event=on_event)
+            engine.run()
+        except WizardError as exc:
+            # Opening the session failed: the project or its journal is unusable, nothing has run.
+            log.warning("run could not start: %s", exc)
+            if not ended.is_set():
+                self._post(RunFinished(ExitCode.INVALID_INPUT, exc.to_dict()))
+        except BaseException as exc:
+            log.exception("run crashed")
+            if not ended.is_set():
+                self._post(RunFinished(ExitCode.INSTALL_FAILED, _unexpected(exc)))
+
+    # -- back on the GUI thread ----------------------------------------------------------------------------
+    def _dispatch(self, item: object) -> None:
+        if isinstance(item, SessionOpened):
+            self.session_opened.emit(item)
+            return
+        self.event_received.emit(item)
+        if isinstance(item, RunFinished):
+            self._running = False
+            log.info("run finished with exit code %d", int(item.exit_code))
+            self.running_changed.emit(False)
+            self.finished.emit(item)

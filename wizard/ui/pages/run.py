@@ -1,0 +1,391 @@
+"""The run page: starts the engine in the background and shows its progress, outcome and errors.
+
+Nothing here waits on the engine. A 100 ms timer reads progress snapshots; events arrive through the
+controller's queued signals; the only blocking thing on this page is drawing.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QBrush, QColor
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPlainTextEdit,
+    QProgressBar,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from wizard.core.paths import app_paths
+from wizard.core.progress import ProgressSnapshot, TaskState, TaskStatus
+from wizard.core.redact import redact
+from wizard.core.runner import (
+    ExitCode,
+    JobFinished,
+    JobStarted,
+    RunFinished,
+    RunStarted,
+    StepBlocked,
+    StepFinished,
+    StepStarted,
+)
+from wizard.headless import human_bytes, human_duration
+from wizard.ui.bridge import RunController, SessionOpened
+from wizard.ui.pages import WizardPage
+from wizard.ui.widgets import Banner, ErrorPanel, Tone, button, heading, paragraph
+
+POLL_MS = 100
+BAR_SCALE = 1000  # progress bars count in tenths of a percent
+
+COLUMNS = ("Job", "Node", "Status", "Progress", "Transferred", "Throughput", "ETA", "Message")
+COL_JOB, COL_NODE, COL_STATUS, COL_PROGRESS, COL_BYTES, COL_RATE, COL_ETA, COL_MESSAGE = range(len(COLUMNS))
+
+STATUS_TEXT: dict[TaskStatus, str] = {
+    TaskStatus.PENDING: "○ Pending",
+    TaskStatus.RUNNING: "● Running",
+    TaskStatus.DONE: "✓ Done",
+    TaskStatus.SKIPPED: "↷ Skipped",
+    TaskStatus.FAILED: "✗ Failed",
+    TaskStatus.CANCELLED: "■ Cancelled",
+}
+STATUS_COLOUR: dict[TaskStatus, str] = {
+    TaskStatus.DONE: "#1d6b22",
+    TaskStatus.SKIPPED: "#1d6b22",
+    TaskStatus.FAILED: "#a31515",
+    TaskStatus.CANCELLED: "#8a5a00",
+}
+
+
+def _who(name: str, node: str) -> str:
+    return f"{name} [{node}]" if node else name
+
+
+def describe(ev: object) -> str | None:
+    """One line for the activity log, or None for events that add nothing the table does not show."""
+    if isinstance(ev, RunStarted):
+        return "Run started: " + " → ".join(title for _, title in ev.steps)
+    if isinstance(ev, StepStarted):
+        count = f" ({len(ev.jobs)} job{'s' if len(ev.jobs) != 1 else ''})" if ev.jobs else ""
+        return f"▶ {ev.title}{count}"
+    if isinstance(ev, JobStarted):
+        again = f" (attempt {ev.attempt})" if ev.attempt > 1 else ""
+        return f"  … {_who(ev.name, ev.node)} started{again}"
+    if isinstance(ev, JobFinished):
+        who = _who(ev.name, ev.node)
+        if ev.status is TaskStatus.DONE:
+            return f"  ✓ {who} done"
+        if ev.status is TaskStatus.SKIPPED:
+            return f"  ↷ {who}: already done"
+        if ev.status is TaskStatus.CANCELLED:
+            return f"  ■ {who}: cancelled"
+        err = ev.error or {}
+        return f"  ✗ {who}: {err.get('title', 'failed')}: {err.get('message', '')}"
+    if isinstance(ev, StepBlocked):
+        lines = [f"✗ {ev.step} blocked by {len(ev.problems)} problem{'s' if len(ev.problems) != 1 else ''}:"]
+        lines.extend(f"    {p}" for p in ev.problems)
+        return "\n".join(lines)
+    if isinstance(ev, StepFinished):
+        return None
+    if isinstance(ev, RunFinished):
+        return f"Run ended: {ev.exit_code.name.lower().replace('_', ' ')} (exit code {int(ev.exit_code)})"
+    return None
+
+
+def _bar(name: str, parent: QWidget | None = None) -> QProgressBar:
+    bar = QProgressBar(parent)
+    bar.setRange(0, BAR_SCALE)
+    bar.setValue(0)
+    bar.setFormat("%p%")
+    bar.setAccessibleName(name)
+    return bar
+
+
+class RunPage(WizardPage):
+    title = "Run"
+
+    def __init__(self, controller: RunController, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.controller = controller
+        self.project_file: Path | None = None
+        self.project_name = ""
+        self.last_result: RunFinished | None = None
+        self._rows: dict[str, int] = {}
+        self._version = -1
+        self._started = 0.0
+        self._journal: Path | None = None
+
+        self.project_label = paragraph("No project is open.", self)
+        self.session_label = paragraph("", self)
+        self.session_label.hide()
+        self.secrets_notice = Banner(Tone.WARNING, self)
+        self.warnings_banner = Banner(Tone.WARNING, self)
+
+        self.start_button = button("&Start", "Start the install", self)
+        self.start_button.setToolTip("Run every step; steps that already finished are skipped")
+        self.start_button.clicked.connect(self.start)
+        self.cancel_button = button("Cancel &run", "Cancel the run", self)
+        self.cancel_button.setToolTip("Stop after the current chunk of work; a later run resumes from there")
+        self.cancel_button.clicked.connect(self.cancel)
+
+        self.overall = _bar("Overall progress", self)
+        self.overall.setMinimumWidth(300)
+        self.overall_label = QLabel("", self)
+        self.overall_label.setAccessibleName("Overall status")
+        self.overall_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+
+        self.outcome = Banner(Tone.SUCCESS, self)
+        self.error_panel = ErrorPanel(self)
+        self.error_panel.retry_requested.connect(self.start)
+
+        self.jobs = QTableWidget(0, len(COLUMNS), self)
+        self.jobs.setHorizontalHeaderLabels(list(COLUMNS))
+        self.jobs.setAccessibleName("Jobs")
+        self.jobs.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.jobs.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.jobs.setAlternatingRowColors(True)
+        self.jobs.setTabKeyNavigation(False)
+        self.jobs.setWordWrap(False)  # one line per job; the full message is in the tooltip and the log
+        self.jobs.verticalHeader().hide()
+        header = self.jobs.horizontalHeader()
+        for col in range(len(COLUMNS)):
+            header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(COL_PROGRESS, QHeaderView.ResizeMode.Fixed)
+        header.resizeSection(COL_PROGRESS, 130)
+        header.setSectionResizeMode(COL_MESSAGE, QHeaderView.ResizeMode.Stretch)
+
+        self.activity = QPlainTextEdit(self)
+        self.activity.setReadOnly(True)
+        self.activity.setAccessibleName("Activity log")
+        self.activity.setMaximumBlockCount(2000)
+        self.activity.setPlaceholderText("What the run does appears here.")
+
+        split = QSplitter(Qt.Orientation.Vertical, self)
+        split.addWidget(self.jobs)
+        split.addWidget(self.activity)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 1)
+        split.setChildrenCollapsible(False)
+        self.jobs.setMinimumHeight(110)  # header and a few rows, however small the window
+        self.activity.setMinimumHeight(70)
+
+        # Drives all progress drawing; it runs only while a run does.
+        self.poll_timer = QTimer(self)
+        self.poll_timer.setInterval(POLL_MS)
+        self.poll_timer.timeout.connect(self.poll)
+
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.start_button)
+        buttons.addWidget(self.cancel_button)
+        buttons.addSpacing(12)
+        buttons.addWidget(self.overall, 1)
+        status_row = QHBoxLayout()
+        status_row.addWidget(self.overall_label, 1)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(heading("Run", self))
+        layout.addWidget(self.project_label)
+        layout.addWidget(self.session_label)
+        layout.addWidget(self.secrets_notice)
+        layout.addWidget(self.warnings_banner)
+        layout.addLayout(buttons)
+        layout.addLayout(status_row)
+        layout.addWidget(self.outcome)
+        layout.addWidget(self.error_panel)
+        layout.addWidget(split, 1)
+
+        controller.session_opened.connect(self._on_session)
+        controller.event_received.connect(self._on_event)
+        controller.finished.connect(self._on_finished)
+        self._update_buttons()
+
+    # -- state ---------------------------------------------------------------------------------------------
+    def blockers(self) -> list[str]:
+        return []  # the last page: nothing comes after it
+
+    def is_done(self) -> bool:
+        return self.last_result is not None and self.last_result.exit_code is ExitCode.DONE
+
+    def set_project(self, path: Path | None, name: str = "") -> None:
+        """The project the next run uses; ``None`` while no valid project is open."""
+        if self.controller.running:
+            return
+        if path != self.project_file:
+            self._reset()
+        self.project_file = path
+        self.project_name = name
+        self.project_label.setText(
+            f"Project “{name}” from {path}" if path else "Open a valid project file before starting."
+        )
+        self._update_buttons()
+
+    def _reset(self) -> None:
+        self.last_result = None
+        self._journal = None
+        self.jobs.setRowCount(0)
+        self._rows.clear()
+        self._version = -1
+        self.overall.setValue(0)
+        self.overall_label.setText("")
+        self.outcome.hide()
+        self.error_panel.hide()
+        self.session_label.hide()
+        self.secrets_notice.hide()
+        self.warnings_banner.hide()
+        self.activity.clear()
+        self.changed.emit()
+
+    def _update_buttons(self) -> None:
+        running = self.controller.running
+        self.start_button.setEnabled(not running and self.project_file is not None)
+        self.cancel_button.setEnabled(running and not self.controller.cancelling)
+        self.cancel_button.setText("Cancelling…" if self.controller.cancelling else "Cancel &run")
+        self.error_panel.retry_button.setEnabled(not running and self.project_file is not None)
+
+    # -- actions -------------------------------------------------------------------------------------------
+    def start(self) -> None:
+        if self.project_file is None or self.controller.running:
+            return
+        self._reset()
+        self._started = time.monotonic()
+        self.overall_label.setText("Starting…")
+        self.controller.start(self.project_file)
+        self.poll_timer.start()
+        self._update_buttons()
+        self.changed.emit()
+
+    def cancel(self) -> None:
+        self.controller.cancel()
+        self.overall_label.setText("Cancelling… the jobs stop at their next checkpoint.")
+        self._update_buttons()
+
+    # -- progress ------------------------------------------------------------------------------------------
+    def poll(self) -> None:
+        snap = self.controller.snapshot()
+        if snap is None:
+            return
+        if self.controller.running:
+            elapsed = human_duration(time.monotonic() - self._started)
+            what = "Cancelling…" if self.controller.cancelling else (snap.message or "Working…")
+            self.overall_label.setText(redact(f"{what}  ·  elapsed {elapsed}"))
+        if snap.version == self._version:
+            return
+        self._version = snap.version
+        self._draw(snap)
+
+    def _draw(self, snap: ProgressSnapshot) -> None:
+        self.overall.setValue(round(snap.fraction * BAR_SCALE))
+        for task in snap.tasks:
+            row = self._rows.get(task.key)
+            if row is None:
+                row = self._add_row(task)
+            self._draw_row(row, task)
+
+    def _add_row(self, task: TaskState) -> int:
+        row = self.jobs.rowCount()
+        self.jobs.insertRow(row)
+        self._rows[task.key] = row
+        for col in range(len(COLUMNS)):
+            if col != COL_PROGRESS:
+                item = QTableWidgetItem("")
+                if col in (COL_BYTES, COL_RATE, COL_ETA):
+                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                self.jobs.setItem(row, col, item)
+        self._cell(row, COL_JOB).setData(Qt.ItemDataRole.UserRole, task.key)
+        self.jobs.setCellWidget(row, COL_PROGRESS, _bar(f"Progress of {_who(task.label, task.node)}"))
+        return row
+
+    def _cell(self, row: int, col: int) -> QTableWidgetItem:
+        item = self.jobs.item(row, col)
+        assert item is not None  # every text cell is created with its row
+        return item
+
+    def _set(self, row: int, col: int, text: str) -> None:
+        item = self._cell(row, col)
+        text = redact(text)
+        if item.text() != text:  # untouched cells keep the table from re-laying out every tick
+            item.setText(text)
+            item.setToolTip(text)
+
+    def _draw_row(self, row: int, t: TaskState) -> None:
+        running = t.status is TaskStatus.RUNNING
+        self._set(row, COL_JOB, t.label)
+        self._set(row, COL_NODE, t.node)
+        self._set(row, COL_STATUS, STATUS_TEXT[t.status])
+        status = self._cell(row, COL_STATUS)
+        status.setData(Qt.ItemDataRole.UserRole, t.status)
+        status.setForeground(QBrush(QColor(STATUS_COLOUR[t.status])) if t.status in STATUS_COLOUR else QBrush())
+        bar = self.jobs.cellWidget(row, COL_PROGRESS)
+        if isinstance(bar, QProgressBar):
+            bar.setValue(round(t.fraction * BAR_SCALE))
+        if t.bytes_total:
+            self._set(row, COL_BYTES, f"{human_bytes(t.bytes_done or 0)} / {human_bytes(t.bytes_total)}")
+        self._set(row, COL_RATE, f"{human_bytes(t.rate)}/s" if t.rate and running else "")
+        self._set(row, COL_ETA, human_duration(t.eta) if t.eta is not None and running else "")
+        message = t.message
+        if t.warning:
+            message = f"{message} — warning: {t.warning}" if message else f"warning: {t.warning}"
+        self._set(row, COL_MESSAGE, message)
+
+    # -- controller signals (GUI thread) -------------------------------------------------------------------
+    def _on_session(self, info: SessionOpened) -> None:
+        self._journal = info.journal
+        self.session_label.setText(f"Journal: {info.journal}   ·   Log: {app_paths().logs}")
+        self.session_label.show()
+        if info.secrets_notice:
+            self.secrets_notice.show_text(f"⚠ {info.secrets_notice}")
+        if info.warnings:
+            lines = "\n".join(f"• {p}" for p in info.warnings)
+            count = len(info.warnings)
+            self.warnings_banner.show_text(f"{count} warning{'s' if count != 1 else ''}:\n{lines}")
+
+    def _on_event(self, ev: object) -> None:
+        line = describe(ev)
+        if line:
+            self.activity.appendPlainText(f"{time.strftime('%H:%M:%S')}  {redact(line)}")
+
+    def _error_for(self, ev: RunFinished) -> dict[str, str]:
+        """The engine's error, with the details support asks for first: outcome, journal and log."""
+        error = dict(ev.error or {})
+        error.setdefault("title", "The run failed")
+        error.setdefault("remediation", "see the activity log and the log file")
+        context = [
+            f"Outcome: {ev.exit_code.name.lower().replace('_', ' ')} (exit code {int(ev.exit_code)})",
+            f"Project file: {self.project_file}",
+        ]
+        if self._journal is not None:
+            context.append(f"Journal: {self._journal}")
+        context.append(f"Log folder: {app_paths().logs}")
+        details = error.get("details", "").strip()
+        error["details"] = "\n".join(context) + (f"\n\n{details}" if details else "")
+        return error
+
+    def _on_finished(self, ev: RunFinished) -> None:
+        self.poll_timer.stop()
+        snap = self.controller.snapshot()
+        if snap is not None:
+            self._version = snap.version
+            self._draw(snap)  # the final state, even if it changed after the last tick
+        self.last_result = ev
+        took = human_duration(time.monotonic() - self._started)
+        if ev.exit_code is ExitCode.DONE:
+            self.overall_label.setText(f"Finished in {took}.")
+            self.outcome.show_text("✓ Every step finished.", Tone.SUCCESS)
+        elif ev.exit_code is ExitCode.CANCELLED:
+            self.overall_label.setText(f"Cancelled after {took}.")
+            self.outcome.show_text(
+                "■ The run was cancelled. Press Start to resume; finished jobs are not repeated.", Tone.INFO
+            )
+        else:
+            self.overall_label.setText(f"Stopped after {took} (exit code {int(ev.exit_code)}).")
+            self.error_panel.show_error(self._error_for(ev))
+        self._update_buttons()
+        self.changed.emit()

@@ -1,0 +1,243 @@
+"""The main window: a step sidebar, the pages, and Back / Next / Cancel.
+
+The shell owns navigation only. Which page may be left is each page's ``blockers()``; the sidebar shows every
+step as done, current, blocked or still ahead.
+"""
+
+from __future__ import annotations
+
+import logging
+from enum import StrEnum
+from pathlib import Path
+
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtGui import QBrush, QCloseEvent, QColor, QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QListWidget,
+    QListWidgetItem,
+    QMainWindow,
+    QMessageBox,
+    QScrollArea,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from wizard.core.runner import RunFinished
+from wizard.ui.bridge import RunController, StepsFactory
+from wizard.ui.pages import WizardPage
+from wizard.ui.pages.project import ProjectPage
+from wizard.ui.pages.run import RunPage
+from wizard.ui.pages.welcome import WelcomePage
+from wizard.ui.widgets import button
+
+log = logging.getLogger(__name__)
+
+WINDOW_TITLE = "Palette Appliance Wizard"
+
+
+class StepState(StrEnum):
+    DONE = "done"
+    CURRENT = "current"
+    BLOCKED = "blocked"
+    AHEAD = "not reached yet"
+
+
+STEP_MARK: dict[StepState, str] = {
+    StepState.DONE: "✓",
+    StepState.CURRENT: "▶",
+    StepState.BLOCKED: "⊘",
+    StepState.AHEAD: "○",
+}
+
+
+class MainWindow(QMainWindow):
+    WELCOME, PROJECT, RUN = range(3)
+
+    def __init__(self, *, steps: StepsFactory | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(WINDOW_TITLE)
+        self.setAccessibleName(WINDOW_TITLE)
+        self.resize(1100, 720)
+        self.setMinimumSize(QSize(860, 560))
+        self._close_after_run = False
+
+        self.controller = RunController(steps, self)
+
+        # Created in visual order, so the default tab order runs sidebar → page → Back → Next → Cancel.
+        self.sidebar = QListWidget(self)
+        self.sidebar.setAccessibleName("Wizard steps")
+        self.sidebar.setFixedWidth(190)
+        self.sidebar.setSpacing(2)
+        self.sidebar.setFrameShape(QFrame.Shape.NoFrame)
+        self.sidebar.setStyleSheet("QListWidget { font-size: 11pt; padding-top: 8px; }")
+
+        self.stack = QStackedWidget(self)
+        self.stack.setAccessibleName("Wizard page")
+        self.welcome = WelcomePage(self.stack)
+        self.project = ProjectPage(self.stack)
+        self.run = RunPage(self.controller, self.stack)
+        self.pages: list[WizardPage] = [self.welcome, self.project, self.run]
+        for page in self.pages:
+            # A window smaller than a page's content scrolls instead of squeezing text until it is cut off.
+            scroller = QScrollArea(self.stack)
+            scroller.setWidgetResizable(True)
+            scroller.setFrameShape(QFrame.Shape.NoFrame)
+            scroller.setWidget(page)
+            self.stack.addWidget(scroller)
+            self.sidebar.addItem(QListWidgetItem(page.title))
+            page.changed.connect(self._refresh)
+
+        self.back_button = button("&Back", "Back", self)
+        self.next_button = button("&Next", "Next", self)
+        self.cancel_button = button("&Cancel", "Cancel and close the wizard", self)
+        self.back_button.clicked.connect(self.back)
+        self.next_button.clicked.connect(self.next)
+        self.cancel_button.clicked.connect(self.close)
+
+        self.welcome.open_requested.connect(self.open_project)
+        self.welcome.resume_requested.connect(self.resume)
+        self.project.changed.connect(self._project_changed)
+        self.controller.running_changed.connect(self._running_changed)
+        self.controller.finished.connect(self._run_finished)
+        self.sidebar.currentRowChanged.connect(self._sidebar_clicked)
+        QShortcut(QKeySequence.StandardKey.Open, self, self.welcome.choose_project)
+
+        nav = QHBoxLayout()
+        nav.addStretch(1)
+        nav.addWidget(self.back_button)
+        nav.addWidget(self.next_button)
+        nav.addSpacing(16)
+        nav.addWidget(self.cancel_button)
+
+        line = QFrame(self)
+        line.setFrameShape(QFrame.Shape.HLine)
+        line.setFrameShadow(QFrame.Shadow.Sunken)
+
+        body = QHBoxLayout()
+        body.addWidget(self.sidebar)
+        body.addWidget(self.stack, 1)
+
+        central = QWidget(self)
+        layout = QVBoxLayout(central)
+        layout.addLayout(body, 1)
+        layout.addWidget(line)
+        layout.addLayout(nav)
+        self.setCentralWidget(central)
+        self.go_to(self.WELCOME)
+
+    # -- navigation ----------------------------------------------------------------------------------------
+    @property
+    def current(self) -> int:
+        return self.stack.currentIndex()
+
+    def reachable(self, index: int) -> bool:
+        """A page is reachable when nothing on the pages before it blocks."""
+        return all(not self.pages[i].blockers() for i in range(index))
+
+    def go_to(self, index: int) -> bool:
+        if not 0 <= index < len(self.pages) or not self.reachable(index):
+            self._refresh()
+            return False
+        self.stack.setCurrentIndex(index)
+        self.pages[index].entered()
+        self._refresh()
+        return True
+
+    def next(self) -> None:
+        if self.next_button.isEnabled():
+            self.go_to(self.current + 1)
+
+    def back(self) -> None:
+        if self.current > 0:
+            self.go_to(self.current - 1)
+
+    def _sidebar_clicked(self, row: int) -> None:
+        if row >= 0 and row != self.current:
+            self.go_to(row)  # refused moves put the selection back via _refresh
+
+    def step_state(self, index: int) -> StepState:
+        if index == self.current:
+            return StepState.CURRENT
+        if not self.reachable(index):
+            return StepState.BLOCKED
+        return StepState.DONE if self.pages[index].is_done() else StepState.AHEAD
+
+    def _refresh(self) -> None:
+        current = self.current
+        for i, page in enumerate(self.pages):
+            state = self.step_state(i)
+            item = self.sidebar.item(i)
+            item.setText(f"{STEP_MARK[state]}  {page.title}")
+            item.setData(Qt.ItemDataRole.AccessibleTextRole, f"{page.title}, {state.value}")
+            item.setData(Qt.ItemDataRole.UserRole, state)
+            blockers = page.blockers()
+            item.setToolTip(f"{page.title}: {state.value}" + (f" — {'; '.join(blockers)}" if blockers else ""))
+            flags = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+            item.setFlags(flags if state is not StepState.BLOCKED else Qt.ItemFlag.NoItemFlags)
+            item.setForeground(QBrush(QColor("#1d6b22")) if state is StepState.DONE else QBrush())
+        self.sidebar.blockSignals(True)
+        self.sidebar.setCurrentRow(current)
+        self.sidebar.blockSignals(False)
+        blockers = self.pages[current].blockers()
+        last = current == len(self.pages) - 1
+        self.back_button.setEnabled(current > 0)
+        self.next_button.setEnabled(not last and not blockers)
+        self.next_button.setToolTip("" if last or not blockers else "First: " + "; ".join(blockers))
+
+    # -- projects ------------------------------------------------------------------------------------------
+    def open_project(self, path: Path, *, goto: int = PROJECT) -> bool:
+        """Load ``path`` and show it; ``goto`` is the page to show when it is valid. True when valid."""
+        if self.controller.running:
+            log.warning("not opening %s: a run is active", path)
+            return False
+        log.info("opening project %s", path)
+        valid = self.project.load(path)
+        self.go_to(goto if valid else self.PROJECT)
+        return valid
+
+    def resume(self, path: Path) -> None:
+        self.open_project(path, goto=self.RUN)
+
+    def _project_changed(self) -> None:
+        self.welcome.set_project_open(self.project.path is not None)
+        project = self.project.project
+        if project is not None and self.project.path is not None:
+            self.run.set_project(self.project.path, project.name)
+        else:
+            self.run.set_project(None)
+
+    # -- runs ----------------------------------------------------------------------------------------------
+    def _running_changed(self, running: bool) -> None:
+        self.welcome.set_busy(running)
+        self.project.set_busy(running)
+        self._refresh()
+
+    def _run_finished(self, ev: RunFinished) -> None:
+        self.welcome.refresh_sessions()  # a failed or cancelled run is now an unfinished session
+        if self._close_after_run:
+            self.close()
+
+    def confirm_quit_while_running(self) -> bool:
+        answer = QMessageBox.question(
+            self,
+            "Cancel the install?",
+            "An install is running. Cancel it and close the wizard?\n\n"
+            "What has finished is recorded; opening the project again resumes from there.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No,
+        )
+        return answer == QMessageBox.StandardButton.Yes
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if not self.controller.running:
+            event.accept()
+            return
+        # Close only once the worker has stopped, so the journal records the cancellation.
+        event.ignore()
+        if self._close_after_run or self.confirm_quit_while_running():
+            self._close_after_run = True
+            self.controller.cancel("cancelled: the wizard was closed")
+            self.run.overall_label.setText("Cancelling… the wizard closes when the jobs have stopped.")

@@ -1,0 +1,172 @@
+"""Small widgets the pages share: headings, banners and the error panel."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import StrEnum
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QFont
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QTextEdit,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from wizard.core.redact import redact
+
+
+def heading(text: str, parent: QWidget | None = None) -> QLabel:
+    label = QLabel(text, parent)
+    font = QFont(label.font())
+    font.setPointSizeF(font.pointSizeF() * 1.5)
+    font.setBold(True)
+    label.setFont(font)
+    label.setAccessibleName(text)
+    return label
+
+
+def paragraph(text: str = "", parent: QWidget | None = None) -> QLabel:
+    label = QLabel(text, parent)
+    label.setWordWrap(True)
+    label.setTextFormat(Qt.TextFormat.PlainText)  # paths and engine messages may contain '<'
+    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    return label
+
+
+def button(text: str, accessible_name: str, parent: QWidget | None = None) -> QPushButton:
+    b = QPushButton(text, parent)
+    b.setAccessibleName(accessible_name)
+    return b
+
+
+class Tone(StrEnum):
+    INFO = "info"
+    SUCCESS = "success"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+# Explicit foreground and background, so the banners stay readable under dark desktop themes too.
+_TONES: dict[Tone, tuple[str, str, str]] = {
+    Tone.INFO: ("#0b3c5d", "#e3f0fb", "#7fb2dd"),
+    Tone.SUCCESS: ("#1d4d1f", "#e5f4e3", "#8cc68a"),
+    Tone.WARNING: ("#5a3d00", "#fff4d6", "#e0b84c"),
+    Tone.ERROR: ("#6b1111", "#fdeaea", "#e08b8b"),
+}
+
+
+def _tone_style(selector: str, tone: Tone) -> str:
+    fg, bg, border = _TONES[tone]
+    return (
+        f"{selector} {{ background: {bg}; border: 1px solid {border}; border-radius: 4px; }}"
+        f"{selector} QLabel {{ color: {fg}; background: transparent; border: none; }}"
+    )
+
+
+class Banner(QFrame):
+    """A one-paragraph coloured notice; hidden until it has something to say."""
+
+    def __init__(self, tone: Tone = Tone.INFO, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("banner")
+        self.label = paragraph("", self)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(10, 6, 10, 6)
+        layout.addWidget(self.label)
+        self.set_tone(tone)
+        self.hide()
+
+    def set_tone(self, tone: Tone) -> None:
+        self.tone = tone
+        self.setStyleSheet(_tone_style("QFrame#banner", tone))
+
+    def show_text(self, text: str, tone: Tone | None = None) -> None:
+        if tone is not None:
+            self.set_tone(tone)
+        self.label.setText(redact(text))
+        self.setAccessibleName(f"{self.tone.value}: {redact(text)}")
+        self.show()
+
+    def text(self) -> str:
+        return self.label.text()
+
+
+class ErrorPanel(QFrame):
+    """What went wrong, what to do about it, the details on request, and a way to try again."""
+
+    retry_requested = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("errorPanel")
+        self.setStyleSheet(
+            _tone_style("QFrame#errorPanel", Tone.ERROR)
+            + "QFrame#errorPanel QTextEdit { background: white; color: black; border: 1px solid #e08b8b; }"
+        )
+        self.title_label = paragraph("", self)
+        font = QFont(self.title_label.font())
+        font.setBold(True)
+        font.setPointSizeF(font.pointSizeF() * 1.15)
+        self.title_label.setFont(font)
+        self.message_label = paragraph("", self)
+        self.remediation_label = paragraph("", self)
+
+        self.details_toggle = QToolButton(self)
+        self.details_toggle.setText("Show &details")
+        self.details_toggle.setAccessibleName("Show error details")
+        self.details_toggle.setCheckable(True)
+        self.details_toggle.setArrowType(Qt.ArrowType.RightArrow)
+        self.details_toggle.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.details_toggle.toggled.connect(self._toggle_details)
+
+        self.retry_button = button("Re&try", "Retry the run", self)
+        self.retry_button.setToolTip("Run again; the steps that already finished are skipped")
+        self.retry_button.clicked.connect(self.retry_requested)
+
+        self.details = QTextEdit(self)
+        self.details.setReadOnly(True)
+        self.details.setAccessibleName("Error details")
+        self.details.setLineWrapMode(QTextEdit.LineWrapMode.NoWrap)
+        self.details.setMaximumHeight(130)
+        self.details.hide()
+
+        row = QHBoxLayout()
+        row.addWidget(self.details_toggle)
+        row.addStretch(1)
+        row.addWidget(self.retry_button)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(12, 10, 12, 10)
+        layout.setSpacing(6)
+        layout.addWidget(self.title_label)
+        layout.addWidget(self.message_label)
+        layout.addWidget(self.remediation_label)
+        layout.addLayout(row)
+        layout.addWidget(self.details)
+        self.hide()
+
+    def show_error(self, error: Mapping[str, str]) -> None:
+        title = redact(error.get("title", "") or "The run failed")
+        self.title_label.setText(title)
+        self.message_label.setText(redact(error.get("message", "")))
+        self.message_label.setVisible(bool(error.get("message")))
+        remediation = error.get("remediation", "")
+        self.remediation_label.setText(f"What to do: {redact(remediation)}" if remediation else "")
+        self.remediation_label.setVisible(bool(remediation))
+        details = redact(error.get("details", ""))
+        self.details.setPlainText(details)
+        self.details_toggle.setVisible(bool(details))
+        self.details_toggle.setChecked(False)  # collapsed by default, every time
+        self.setAccessibleName(f"Error: {title}")
+        self.show()
+
+    def _toggle_details(self, shown: bool) -> None:
+        self.details.setVisible(shown)
+        self.details_toggle.setArrowType(Qt.ArrowType.DownArrow if shown else Qt.ArrowType.RightArrow)
+        self.details_toggle.setText("Hide &details" if shown else "Show &details")
