@@ -1,0 +1,84 @@
+"""A test client for the lab's Local UI: httpx over verified TLS, every response checked against the spec."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from wizard.appliance.localui_spec import UnknownOperation, validate_definition, validate_response
+from wizard.lab import LabNode
+
+_SESSION = object()  # "use the client's own token"
+
+
+def response_body(r: httpx.Response) -> Any:
+    """Parsed JSON, raw bytes for other content, None when there is no body."""
+    if not r.content:
+        return None
+    if r.headers.get("content-type", "").split(";")[0].strip() == "application/json":
+        return r.json()
+    return r.content
+
+
+def check_against_spec(method: str, path: str, r: httpx.Response) -> None:
+    """Every answer must be one the spec allows; a path outside the spec may only get a v1Error 404/405."""
+    body = response_body(r)
+    try:
+        validate_response(method, path, r.status_code, body)
+    except UnknownOperation:
+        assert r.status_code in (404, 405), f"{method} {path} is not in the spec but answered {r.status_code}"
+        validate_definition("v1Error", body)
+
+
+class SpecCheckedClient:
+    def __init__(self, node: LabNode) -> None:
+        self.node = node
+        self.token: str | None = None
+        self.http = httpx.Client(base_url=node.url, verify=node.client_ssl_context(), timeout=30.0)
+
+    def request(
+        self, method: str, path: str, *, expect: int | None = None, token: Any = _SESSION, **kwargs: Any
+    ) -> httpx.Response:
+        headers = dict(kwargs.pop("headers", None) or {})
+        token = self.token if token is _SESSION else token
+        if token is not None:
+            headers["Authorization"] = token
+        r = self.http.request(method, path, headers=headers, **kwargs)
+        check_against_spec(method, urlsplit(path).path, r)
+        if expect is not None:
+            assert r.status_code == expect, f"{method} {path}: expected {expect}, got {r.status_code}: {r.text[:500]}"
+        return r
+
+    def get(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.request("POST", path, **kwargs)
+
+    def login(self, username: str = "kairos", password: str = "kairos", **params: Any) -> dict[str, Any]:
+        r = self.post("/v1/users/default/login", json={"username": username, "password": password}, params=params)
+        assert r.status_code == 200, r.text
+        body: dict[str, Any] = r.json()
+        self.token = body["Token"]["Authorization"]
+        return body
+
+    def close(self) -> None:
+        self.http.close()
+
+
+def random_file(path: Path, size: int, chunk: int = 1 << 20) -> str:
+    """Write ``size`` random bytes to ``path``; returns their sha256."""
+    digest = hashlib.sha256()
+    with path.open("wb") as fh:
+        left = size
+        while left:
+            block = os.urandom(min(chunk, left))
+            fh.write(block)
+            digest.update(block)
+            left -= len(block)
+    return digest.hexdigest()

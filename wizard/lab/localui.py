@@ -1,0 +1,627 @@
+"""The Local UI HTTPS server of a simulated appliance node (port 5080 on a real one).
+
+Routing goes through the published spec: a path the spec lacks is a 404, a spec operation the lab does not simulate
+is a 501, and request bodies are validated against the spec before a handler sees them. Error bodies take the shape
+the spec gives for that operation and status (see :func:`error_body`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import math
+import os
+import socket
+import socketserver
+import ssl
+import tempfile
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path, PurePosixPath
+from typing import Any, cast
+from urllib.parse import parse_qs, urlsplit
+
+from wizard.appliance import localui_spec
+from wizard.appliance.localui_spec import Operation, SpecViolation, UnknownOperation
+from wizard.lab.certs import NodeCertificate
+from wizard.lab.links import LinkRegistry
+from wizard.lab.multipart import MultipartError, PartInfo, PartSink, boundary_from_content_type, parse_multipart
+from wizard.lab.node import LocalUIError, NodeState, Session, UploadedContent
+
+log = logging.getLogger(__name__)
+
+# Like Go's net/http: an unread request body up to this size is drained so the connection can be reused; a larger
+# one makes the server close the connection after replying.
+DRAIN_LIMIT = 256 * 1024
+MAX_JSON_BODY = 1 << 20
+POLL_INTERVAL = 0.05
+UPLOAD_MESSAGE = "Uploaded content successfully"
+
+
+@dataclass
+class Reply:
+    status: int
+    body: Any = None  # None: no body at all
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class _Request:
+    handler: _Handler
+    op: Operation
+    path: str
+    query: dict[str, Any]
+    node: NodeState
+    registry: LinkRegistry
+    session: Session | None = None
+
+    def json_body(self) -> Any:
+        return self.handler.read_json(self.op, self.path)
+
+    @property
+    def user(self) -> Session:
+        assert self.session is not None, "route registered as public but needs a session"
+        return self.session
+
+
+Route = Callable[[_Request], Reply]
+_ROUTES: dict[tuple[str, str], Route] = {}
+_PUBLIC: set[tuple[str, str]] = set()
+
+
+def _route(method: str, template: str, *, public: bool = False) -> Callable[[Route], Route]:
+    def register(fn: Route) -> Route:
+        _ROUTES[(method, template)] = fn
+        if public:
+            _PUBLIC.add((method, template))
+        return fn
+
+    return register
+
+
+def implemented_operations() -> frozenset[tuple[str, str]]:
+    """(METHOD, template) of every operation the lab simulates."""
+    return frozenset(_ROUTES)
+
+
+def error_body(
+    op: Operation | None, status: int, code: str, message: str, details: dict[str, Any] | None = None
+) -> Any:
+    """The error body the spec allows for ``op`` and ``status``.
+
+    Where the spec's response (or ``default``) is ``apiError`` — a bare string — the body is the message as a JSON
+    string; where the documented response has no schema there is no body; otherwise a v1Error object.
+    """
+    if op is not None:
+        resp = op.response(status)
+        if resp is not None and resp.status_key != "undocumented":
+            if resp.schema is None:
+                return None
+            if _schema_type(resp.schema) == "string":
+                return message
+    body: dict[str, Any] = {"code": code, "message": message}
+    if details:
+        body["details"] = details
+    return body
+
+
+def _schema_type(schema: Any) -> Any:
+    ref = schema.get("$ref") if isinstance(schema, dict) else None
+    if isinstance(ref, str) and ref.startswith("#/definitions/"):
+        schema = localui_spec.definition(ref.removeprefix("#/definitions/"))
+    return schema.get("type")
+
+
+# -- Routes --------------------------------------------------------------------------------------------------------
+
+
+@_route("GET", "/v1/ping", public=True)
+def _ping(req: _Request) -> Reply:
+    return Reply(200, {"msg": "pong"})
+
+
+@_route("POST", "/v1/users/default/login", public=True)
+def _login(req: _Request) -> Reply:
+    body = req.json_body() or {}
+    username, password = body.get("username"), body.get("password")
+    if not isinstance(username, str) or not username or not isinstance(password, str):
+        raise LocalUIError(400, "BadRequest", "username and password are required")
+    # Bad credentials are a 401 as on a real node, although the spec lists only 400 and 500 here; the body is a
+    # v1Error object, the spec's common error shape (its 400 schema, v1BadRequest, constrains nothing).
+    session, first_login = req.node.login(username, password, extended=bool(req.query["extendedSession"]))
+    headers = {}
+    if req.query["setCookie"]:
+        max_age = int(session.expires_at - session.issued_at)
+        headers["Set-Cookie"] = (
+            f"Authorization={session.token}; Path=/; Max-Age={max_age}; HttpOnly; Secure; SameSite=Strict"
+        )
+    return Reply(200, {"IsFirstLogin": first_login, "Token": {"Authorization": session.token}}, headers)
+
+
+@_route("POST", "/v1/users/default/logout")
+def _logout(req: _Request) -> Reply:
+    req.node.logout(req.user)
+    return Reply(200)
+
+
+@_route("POST", "/v1/users/default/token/renewal")
+def _renew(req: _Request) -> Reply:
+    session = req.node.renew(req.user, extended=bool(req.query["extendedSession"]))
+    return Reply(200, {"Authorization": session.token})
+
+
+@_route("POST", "/v1/users/default/password/reset")
+def _reset_password(req: _Request) -> Reply:
+    body = req.json_body() or {}
+    old, new = body.get("oldPassword"), body.get("newPassword")
+    if not isinstance(old, str) or not isinstance(new, str):
+        raise LocalUIError(400, "BadRequest", "oldPassword and newPassword are required")
+    req.node.reset_password(req.user.username, old, new)
+    return Reply(204)
+
+
+@_route("GET", "/v1/users/current")
+def _current_user(req: _Request) -> Reply:
+    return Reply(200, req.node.user_spec(req.user.username))
+
+
+@_route("GET", "/v1/edge-mgmt/edgehosts/current")
+def _host_info(req: _Request) -> Reply:
+    return Reply(200, req.node.host_info())
+
+
+@_route("GET", "/v1/edge-mgmt/settings")
+def _settings(req: _Request) -> Reply:
+    return Reply(200, req.node.settings())
+
+
+@_route("POST", "/v1/edge-mgmt/edgehosts/current/link/generate-token")
+def _generate_link_token(req: _Request) -> Reply:
+    return Reply(200, req.registry.generate_token(req.node))
+
+
+@_route("POST", "/v1/edge-mgmt/edgehosts/current/link")
+def _link(req: _Request) -> Reply:
+    body = req.json_body() or {}
+    token = body.get("token")
+    if not isinstance(token, str) or not token.strip():
+        raise LocalUIError(400, "BadRequest", "the link token is required")
+    return Reply(200, req.registry.link(req.node, token))
+
+
+@_route("GET", "/v1/edge-mgmt/edgehosts/current/link/status")
+def _link_status(req: _Request) -> Reply:
+    return Reply(200, req.registry.status(req.node))
+
+
+@_route("POST", "/v1/edge-mgmt/edgehosts/current/unlink")
+def _unlink(req: _Request) -> Reply:
+    return Reply(200, req.registry.unlink(req.node, str(req.query["peerId"])))
+
+
+@_route("POST", "/v1/edge-mgmt/edgehosts/current/actions/upload-content")
+def _upload_content(req: _Request) -> Reply:
+    handler = req.handler
+    try:
+        boundary = boundary_from_content_type(handler.headers.get("Content-Type", ""))
+    except MultipartError as exc:
+        raise LocalUIError(400, "BadRequest", str(exc)) from exc
+    length = handler.declared_length()
+    if length is None:
+        raise LocalUIError(411, "LengthRequired", "upload-content needs a Content-Length")
+    receiver = _UploadReceiver(req.node.content_dir)
+    # From here the body is being consumed; only a complete parse leaves the connection reusable.
+    handler.body_settled = True
+    try:
+        parse_multipart(handler.rfile, boundary, length, receiver.sink_for)
+    except MultipartError as exc:
+        receiver.discard()
+        handler.close_connection = True
+        raise LocalUIError(400, "BadRequest", f"malformed multipart body: {exc}") from exc
+    except BaseException:
+        receiver.discard()
+        handler.close_connection = True
+        raise
+    if "uploadFile" not in receiver.sinks:
+        receiver.discard()
+        raise LocalUIError(400, "BadRequest", "the form field uploadFile is required")
+    content = receiver.commit(req.node.clock())
+    req.node.record_upload(content)
+    return Reply(201, {"message": UPLOAD_MESSAGE, "uploadPath": str(content.path)})
+
+
+@_route("GET", "/v1/edge-mgmt/edgehosts/current/uploaded-content/details")
+def _uploaded_content_details(req: _Request) -> Reply:
+    return Reply(200, req.node.uploaded_content_details())
+
+
+# -- Upload sinks --------------------------------------------------------------------------------------------------
+
+
+class _FileSink:
+    """Streams one part into a temporary file beside its destination, hashing as it goes."""
+
+    def __init__(self, folder: Path, filename: str) -> None:
+        self.filename = filename
+        fd, tmp = tempfile.mkstemp(prefix=".upload-", suffix=".part", dir=folder)
+        self.tmp = Path(tmp)
+        self._fh = os.fdopen(fd, "wb")
+        self._hash = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> None:
+        self._fh.write(data)
+        self._hash.update(data)
+        self.size += len(data)
+
+    def finish(self, dest: Path) -> str:
+        self._fh.close()
+        os.replace(self.tmp, dest)
+        return self._hash.hexdigest()
+
+    def discard(self) -> None:
+        self._fh.close()
+        with contextlib.suppress(OSError):
+            self.tmp.unlink()
+
+
+class _NullSink:
+    def write(self, data: bytes) -> None:
+        pass
+
+
+class _UploadReceiver:
+    FILE_FIELDS = ("uploadFile", "signature")
+
+    def __init__(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.folder = folder
+        self.sinks: dict[str, _FileSink] = {}
+
+    def sink_for(self, info: PartInfo) -> PartSink:
+        if info.name not in self.FILE_FIELDS:
+            return _NullSink()  # fields the spec does not define are ignored, as a form binder would
+        if info.name in self.sinks:
+            raise MultipartError(f"more than one {info.name!r} part")
+        default = "content.bin" if info.name == "uploadFile" else "content.sig.bin"
+        sink = _FileSink(self.folder, _safe_name(info.filename, default))
+        self.sinks[info.name] = sink
+        return sink
+
+    def discard(self) -> None:
+        for sink in self.sinks.values():
+            sink.discard()
+
+    def commit(self, now: float) -> UploadedContent:
+        main = self.sinks["uploadFile"]
+        path = self.folder / main.filename
+        digest = main.finish(path)
+        sig_path = None
+        if (sig := self.sinks.get("signature")) is not None:
+            sig_path = self.folder / (sig.filename if sig.filename != main.filename else sig.filename + ".sig")
+            sig.finish(sig_path)
+        return UploadedContent(main.filename, digest, main.size, now, path, sig_path)
+
+
+def _safe_name(filename: str | None, default: str) -> str:
+    name = PurePosixPath((filename or "").replace("\\", "/")).name.strip()
+    return name if name and name not in (".", "..") and not name.startswith(".") else default
+
+
+# -- HTTP plumbing -------------------------------------------------------------------------------------------------
+
+_TRUE = {"1", "t", "T", "TRUE", "true", "True"}  # Go's strconv.ParseBool, which the appliance's server uses
+_FALSE = {"0", "f", "F", "FALSE", "false", "False"}
+
+
+def _parse_query(op: Operation, query: str) -> dict[str, Any]:
+    raw = parse_qs(query, keep_blank_values=True)
+    out: dict[str, Any] = {}
+    for param in op.parameters("query"):
+        name = str(param["name"])
+        values = raw.get(name)
+        if not values or values[0] == "":  # an empty value takes the default, as go-openapi binds it
+            if param.get("required"):
+                raise LocalUIError(400, "BadRequest", f"query parameter {name} is required")
+            out[name] = param.get("default")
+            continue
+        value = values[0]
+        kind = param.get("type")
+        if kind == "boolean":
+            if value not in _TRUE | _FALSE:
+                raise LocalUIError(400, "BadRequest", f"query parameter {name} must be true or false")
+            out[name] = value in _TRUE
+        elif kind == "integer":
+            try:
+                out[name] = int(value)
+            except ValueError:
+                raise LocalUIError(400, "BadRequest", f"query parameter {name} must be an integer") from None
+        else:
+            out[name] = value
+    return out
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "LocalUI-lab"
+    sys_version = ""
+
+    body_settled = False
+
+    @property
+    def lab_server(self) -> _TLSServer:
+        return cast(_TLSServer, self.server)
+
+    def do_GET(self) -> None:
+        self._dispatch()
+
+    do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = do_GET
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s %s", self.lab_server.node.name, format % args)
+
+    # -- Request bodies --
+
+    def declared_length(self) -> int | None:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            self.close_connection = True
+            raise LocalUIError(411, "LengthRequired", "chunked request bodies are not supported; send Content-Length")
+        value = self.headers.get("Content-Length")
+        if value is None:
+            return None
+        try:
+            length = int(value)
+        except ValueError:
+            length = -1
+        if length < 0:
+            self.close_connection = True
+            raise LocalUIError(400, "BadRequest", "invalid Content-Length")
+        return length
+
+    def read_json(self, op: Operation, path: str) -> Any:
+        length = self.declared_length() or 0
+        if length > MAX_JSON_BODY:
+            self.close_connection = True
+            raise LocalUIError(413, "PayloadTooLarge", f"JSON bodies are limited to {MAX_JSON_BODY} bytes")
+        raw = self.rfile.read(length) if length else b""
+        self.body_settled = True
+        if len(raw) != length:
+            self.close_connection = True
+            raise LocalUIError(400, "BadRequest", "the request body ended early")
+        try:
+            body = json.loads(raw) if raw.strip() else None
+        except ValueError as exc:
+            raise LocalUIError(400, "BadRequest", f"the request body is not JSON: {exc}") from exc
+        try:
+            localui_spec.validate_request_body(op.method, path, body)
+        except SpecViolation as exc:
+            raise LocalUIError(400, "BadRequest", "; ".join(exc.errors)) from exc
+        return body
+
+    def _settle_body(self) -> None:
+        if self.body_settled:
+            return
+        self.body_settled = True
+        try:
+            length = self.declared_length() or 0
+        except LocalUIError:
+            return
+        if length <= DRAIN_LIMIT:
+            self.rfile.read(length)
+        else:
+            self.close_connection = True
+
+    # -- Responses --
+
+    def send_reply(self, reply: Reply) -> None:
+        self._settle_body()
+        payload = b"" if reply.body is None else json.dumps(reply.body).encode("utf-8")
+        self.send_response(reply.status)
+        if reply.body is not None:
+            self.send_header("Content-Type", "application/json")
+        if reply.status not in (204, 304):
+            self.send_header("Content-Length", str(len(payload)))
+        for name, value in reply.headers.items():
+            self.send_header(name, value)
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD" and payload:
+            self.wfile.write(payload)
+
+    def send_error_reply(self, op: Operation | None, err: LocalUIError, headers: dict[str, str] | None = None) -> None:
+        details = None
+        headers = dict(headers or {})
+        if err.retry_after is not None:
+            seconds = max(1, math.ceil(err.retry_after))
+            headers["Retry-After"] = str(seconds)
+            details = {"retryAfterSeconds": seconds}
+        self.send_reply(Reply(err.status, error_body(op, err.status, err.code, err.message, details), headers))
+
+    # -- Dispatch --
+
+    def _dispatch(self) -> None:
+        self.body_settled = False
+        server = self.lab_server
+        url = urlsplit(self.path)
+        try:
+            op = localui_spec.operation(self.command, url.path)
+        except UnknownOperation as exc:
+            if exc.path_known:
+                err = LocalUIError(405, "MethodNotAllowed", f"{self.command} is not allowed on {url.path}")
+                self.send_error_reply(None, err, {"Allow": ", ".join(exc.allowed)})
+            else:
+                self.send_error_reply(None, LocalUIError(404, "NotFound", f"no such path: {url.path}"))
+            return
+        key = (op.method, op.template)
+        req = _Request(self, op, url.path, {}, server.node, server.registry)
+        try:
+            if key not in _PUBLIC:
+                req.session = server.node.authenticate(self.headers.get("Authorization"))
+            route = _ROUTES.get(key)
+            if route is None:
+                raise LocalUIError(501, "NotImplemented", f"{op.method} {op.template} is not simulated yet")
+            req.query = _parse_query(op, url.query)
+            reply = route(req)
+        except LocalUIError as err:
+            self.send_error_reply(op, err)
+        except (ConnectionError, TimeoutError, ssl.SSLError) as exc:
+            log.debug("%s: connection lost during %s %s: %s", server.node.name, op.method, url.path, exc)
+            self.close_connection = True
+        except Exception:
+            log.exception("%s: %s %s failed", server.node.name, op.method, url.path)
+            self.close_connection = True
+            self.send_error_reply(op, LocalUIError(500, "InternalError", "internal error in the simulated node"))
+        else:
+            self.send_reply(reply)
+
+
+class _TLSServer(ThreadingHTTPServer):
+    # Non-daemon handler threads so server_close() joins them: stop() returns only when every thread has ended.
+    daemon_threads = False
+    block_on_close = True
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        context: ssl.SSLContext,
+        node: NodeState,
+        registry: LinkRegistry,
+        socket_timeout: float,
+    ) -> None:
+        self.ssl_context = context
+        self.node = node
+        self.registry = registry
+        self.socket_timeout = socket_timeout
+        self._conns: set[ssl.SSLSocket] = set()
+        self._conns_lock = threading.Lock()
+        self._closing = False
+        super().__init__(address, _Handler)
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind resolves the host's FQDN, which can stall on a machine without DNS.
+        socketserver.TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name = str(host)
+        self.server_port = int(port)
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        # The TLS handshake runs here, in the connection's own thread, so a slow client never blocks accept().
+        request.settimeout(self.socket_timeout)
+        # Headers and body leave in separate writes; without NODELAY, Nagle and delayed ACKs add ~40 ms to each.
+        with contextlib.suppress(OSError):
+            request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            tls = self.ssl_context.wrap_socket(request, server_side=True, do_handshake_on_connect=False)
+        except OSError:
+            return
+        with self._conns_lock:
+            if self._closing:
+                tls.close()
+                return
+            self._conns.add(tls)
+        try:
+            tls.do_handshake()
+            _Handler(tls, client_address, self)
+        except OSError as exc:  # includes SSLError and timeouts
+            log.debug("%s: connection from %s ended: %s", self.node.name, client_address, exc)
+        finally:
+            with self._conns_lock:
+                self._conns.discard(tls)
+            tls.close()
+
+    def close_connections(self) -> None:
+        with self._conns_lock:
+            self._closing = True
+            conns = list(self._conns)
+        for conn in conns:
+            # The plain socket's shutdown: SSLSocket.shutdown would drop its SSL object under a reading thread.
+            with contextlib.suppress(OSError):
+                socket.socket.shutdown(conn, socket.SHUT_RDWR)
+
+
+class LocalUIServer:
+    """One node's Local UI over TLS on ``host``; ``port=0`` picks a free port, kept across restarts."""
+
+    def __init__(
+        self,
+        node: NodeState,
+        certificate: NodeCertificate,
+        *,
+        registry: LinkRegistry | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        socket_timeout: float = 30.0,
+    ) -> None:
+        self.node = node
+        self.certificate = certificate
+        self.registry = registry or LinkRegistry()
+        self.host = host
+        self._port = port
+        self.socket_timeout = socket_timeout
+        self._server: _TLSServer | None = None
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    @property
+    def port(self) -> int:
+        if not self._port:
+            raise RuntimeError("the server has not been started")
+        return self._port
+
+    @property
+    def url(self) -> str:
+        return f"https://{self.host}:{self.port}"
+
+    def start(self) -> LocalUIServer:
+        with self._lock:
+            if self._server is not None:
+                raise RuntimeError(f"the Local UI of {self.node.name} is already running")
+            server = _TLSServer(
+                (self.host, self._port),
+                self.certificate.server_context(),
+                self.node,
+                self.registry,
+                self.socket_timeout,
+            )
+            self._port = int(server.server_address[1])
+            self.node.port = self._port
+            thread = threading.Thread(
+                target=server.serve_forever,
+                kwargs={"poll_interval": POLL_INTERVAL},
+                name=f"localui-{self.node.name}",
+                daemon=True,
+            )
+            thread.start()
+            self._server, self._thread = server, thread
+            self.registry.register(self.node)
+            log.debug("%s: Local UI listening on %s", self.node.name, self.url)
+            return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop accepting, cut open connections and wait for every thread of this server to end."""
+        with self._lock:
+            server, thread = self._server, self._thread
+            self._server = self._thread = None
+        if server is None:
+            return
+        self.registry.set_reachable(self.node, False)
+        server.shutdown()
+        server.close_connections()
+        server.server_close()
+        if thread is not None:
+            thread.join(timeout)
+
+    def __enter__(self) -> LocalUIServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,291 @@
+"""A simulated appliance machine: power, boot media, and the install lifecycle a node goes through.
+
+The stages follow the documented flow: the node boots the ISO's "Palette Edge Interactive Installer" (Kairos live
+mode, ``/run/cos/live_mode``), the installer partitions the disk and copies the image (at least 15 minutes on real
+hardware), then reboots into the installed system (``/run/cos/active_mode``, ``kairos-agent state get boot`` =
+``active_boot``), where the stylus services and the Local UI come up. Time comes from an injectable clock and every
+duration is scaled by ``speed``, so a rehearsal can take minutes and a test seconds.
+
+Everything here is derived from the clock on demand: there is no background thread to race with.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Stage(StrEnum):
+    POWERED_OFF = "powered-off"
+    NO_BOOT_MEDIA = "no-boot-media"  # powered on, nothing bootable: the firmware waits
+    BOOTING_INSTALLER = "booting-installer"
+    INSTALLING = "installing"
+    INSTALL_FAILED = "install-failed"
+    INSTALL_DONE = "install-done"  # post-install action "nothing": still in the live system until rebooted
+    REBOOTING = "rebooting"
+    BOOTING_OS = "booting-os"
+    RUNNING = "running"  # installed OS up; stylus services starting, then the Local UI
+
+
+@dataclass(frozen=True)
+class Timings:
+    """Seconds each phase takes at speed 1 (roughly what the docs describe for real hardware)."""
+
+    firmware: float = 20.0
+    installer_boot: float = 60.0
+    install: float = 15 * 60.0
+    reboot: float = 30.0
+    os_boot: float = 60.0
+    services: float = 90.0  # from OS up until the Local UI answers
+
+    def scaled(self, speed: float) -> Timings:
+        s = 1.0 / max(speed, 1e-6)
+        return Timings(*(getattr(self, f) * s for f in self.__dataclass_fields__))
+
+
+# The installer's milestones: (fraction of the install phase, log line). Stage names are Kairos' published
+# install stages; the percent-bearing lines are what an operator sees on the console.
+INSTALL_MILESTONES: tuple[tuple[float, str], ...] = (
+    (0.00, "kairos-agent: Running stage: kairos-install.pre.before"),
+    (0.02, "kairos-agent: Partitioning device /dev/sda"),
+    (0.05, "kairos-agent: Formatting partitions (COS_STATE, COS_OEM, COS_RECOVERY, COS_PERSISTENT)"),
+    (0.10, "kairos-agent: Copying image to COS_STATE (10%)"),
+    (0.30, "kairos-agent: Copying image to COS_STATE (30%)"),
+    (0.50, "kairos-agent: Copying image to COS_STATE (50%)"),
+    (0.70, "kairos-agent: Copying image to COS_STATE (70%)"),
+    (0.80, "kairos-agent: Copying recovery image to COS_RECOVERY"),
+    (0.90, "kairos-agent: Installing GRUB bootloader"),
+    (0.95, "kairos-agent: Running stage: kairos-install.after"),
+    (1.00, "kairos-agent: Installation has finished"),
+)
+INSTALL_FAILURE_LINE = "kairos-agent: ERROR failed installing: could not partition device /dev/sda: device busy"
+
+
+@dataclass
+class _Boot:
+    boot_id: str
+    started: float
+    from_media: bool
+
+
+@dataclass
+class Machine:
+    """One node's hardware and install state. Thread-safe; time-driven."""
+
+    name: str
+    clock: Callable[[], float] = time.time
+    speed: float = 1.0
+    timings: Timings = field(default_factory=Timings)
+    cpus: int = 8
+    memory_mb: int = 16384
+    disks: tuple[tuple[str, int], ...] = (("sda", 300 * 1024**3), ("sdb", 500 * 1024**3))
+    fail_install: bool = False
+    post_install: str = "reboot"  # reboot | poweroff | nothing, as chosen in the interactive installer
+
+    def __post_init__(self) -> None:
+        self._lock = threading.RLock()
+        self._powered_on_at: float | None = None
+        self._media: str | None = None
+        self._installed = False
+        self._boot: _Boot | None = None
+        self._journal: list[tuple[float, str]] = []
+        self._t = self.timings.scaled(self.speed)
+
+    # -- operator and BMC actions ---------------------------------------------------------------------------
+    def insert_media(self, image: str) -> None:
+        with self._lock:
+            self._media = image
+
+    def eject_media(self) -> None:
+        with self._lock:
+            self._media = None
+
+    @property
+    def media(self) -> str | None:
+        with self._lock:
+            return self._media
+
+    def power_on(self) -> None:
+        with self._lock:
+            self._advance()
+            if self._powered_on_at is None:
+                self._start_boot(self.clock())
+
+    def power_off(self) -> None:
+        with self._lock:
+            self._advance()
+            self._powered_on_at = None
+            self._boot = None
+
+    def reset(self) -> None:
+        with self._lock:
+            self.power_off()
+            self._start_boot(self.clock())
+
+    @property
+    def powered_on(self) -> bool:
+        with self._lock:
+            self._advance()
+            return self._powered_on_at is not None
+
+    # -- what the node looks like now ----------------------------------------------------------------------
+    def _start_boot(self, now: float) -> None:
+        self._powered_on_at = now
+        from_media = self._media is not None and not self._installed
+        self._boot = _Boot(str(uuid.uuid4()), now, from_media)
+        self._log(now, "kernel: Linux version 6.8.0 (Palette eXtended Kubernetes Edge)")
+
+    def _log(self, at: float, line: str) -> None:
+        self._journal.append((at, line))
+
+    def _advance(self) -> None:
+        """Apply everything the clock says has happened since the last look (install end, reboot)."""
+        boot = self._boot
+        if boot is None or not boot.from_media:
+            return
+        t = self._t
+        install_start = boot.started + t.firmware + t.installer_boot
+        install_end = install_start + t.install
+        now = self.clock()
+        logged = {line for at, line in self._journal if at >= boot.started}
+        if now >= install_start:
+            for fraction, line in INSTALL_MILESTONES:
+                at = install_start + fraction * t.install
+                if self.fail_install and fraction >= 0.05:
+                    if line not in logged and INSTALL_FAILURE_LINE not in logged:
+                        self._log(install_start + 0.05 * t.install, INSTALL_FAILURE_LINE)
+                        logged.add(INSTALL_FAILURE_LINE)
+                    break
+                if at <= now and line not in logged:
+                    self._log(at, line)
+                    logged.add(line)
+        if self.fail_install or now < install_end or self._installed:
+            return
+        # The install finished: the disk now holds the OS; the machine follows the post-install action.
+        self._installed = True
+        if self.post_install == "poweroff":
+            self._log(install_end, "systemd-shutdown: Powering off.")
+            self._powered_on_at = None
+            self._boot = None
+        elif self.post_install == "reboot":
+            self._log(install_end, "systemd-shutdown: Rebooting.")
+            self._boot = _Boot(str(uuid.uuid4()), install_end + t.reboot, from_media=False)
+            self._log(install_end + t.reboot, "kernel: Linux version 6.8.0 (Palette eXtended Kubernetes Edge)")
+        else:  # "nothing": stays in the live system until someone reboots it
+            self._log(install_end, "kairos-agent: Installation finished; reboot to start the installed system")
+
+    @property
+    def stage(self) -> Stage:
+        with self._lock:
+            self._advance()
+            return self._stage(self.clock())
+
+    def _stage(self, now: float) -> Stage:
+        boot = self._boot
+        if self._powered_on_at is None or boot is None:
+            return Stage.POWERED_OFF
+        t = self._t
+        if now < boot.started:
+            return Stage.REBOOTING
+        if boot.from_media:
+            if now < boot.started + t.firmware + t.installer_boot:
+                return Stage.BOOTING_INSTALLER
+            if self._installed:
+                return Stage.INSTALL_DONE
+            return Stage.INSTALL_FAILED if self.fail_install else Stage.INSTALLING
+        if not self._installed:
+            return Stage.NO_BOOT_MEDIA
+        if now < boot.started + t.firmware + t.os_boot:
+            return Stage.BOOTING_OS
+        return Stage.RUNNING
+
+    @property
+    def installed(self) -> bool:
+        with self._lock:
+            self._advance()
+            return self._installed
+
+    @property
+    def boot_id(self) -> str | None:
+        """The kernel's boot id while an OS is up (it changes on every boot); None when nothing answers."""
+        with self._lock:
+            self._advance()
+            if self._stage(self.clock()) in (Stage.POWERED_OFF, Stage.NO_BOOT_MEDIA, Stage.REBOOTING):
+                return None
+            return self._boot.boot_id if self._boot else None
+
+    @property
+    def ssh_up(self) -> bool:
+        """SSH answers in the live installer once it has booted, and in the installed OS once it has booted."""
+        with self._lock:
+            self._advance()
+            now = self.clock()
+            stage = self._stage(now)
+            boot = self._boot
+            if boot is None:
+                return False
+            if stage in (Stage.INSTALLING, Stage.INSTALL_FAILED, Stage.INSTALL_DONE):
+                return True
+            if stage is Stage.BOOTING_INSTALLER:
+                return now >= boot.started + self._t.firmware + self._t.installer_boot * 0.8
+            return stage is Stage.RUNNING or (
+                stage is Stage.BOOTING_OS and now >= boot.started + self._t.firmware + self._t.os_boot * 0.8
+            )
+
+    @property
+    def local_ui_up(self) -> bool:
+        with self._lock:
+            self._advance()
+            now = self.clock()
+            boot = self._boot
+            if self._stage(now) is not Stage.RUNNING or boot is None:
+                return False
+            return now >= boot.started + self._t.firmware + self._t.os_boot + self._t.services
+
+    def kairos_boot_state(self) -> str:
+        """What ``kairos-agent state get boot`` prints."""
+        stage = self.stage
+        if stage in (Stage.INSTALLING, Stage.INSTALL_FAILED, Stage.INSTALL_DONE, Stage.BOOTING_INSTALLER):
+            return "livecd_boot"
+        if stage in (Stage.RUNNING, Stage.BOOTING_OS):
+            return "active_boot"
+        return "unknown"
+
+    def cos_markers(self) -> list[str]:
+        """The sentinel files under /run/cos."""
+        state = self.kairos_boot_state()
+        return {"livecd_boot": ["live_mode"], "active_boot": ["active_mode"]}.get(state, [])
+
+    def journal(self, lines: int | None = None, *, this_boot: bool = True) -> list[str]:
+        with self._lock:
+            self._advance()
+            now = self.clock()
+            # The installed OS keeps its own journal; the live installer's is gone after the reboot.
+            start = self._boot.started if (this_boot and self._boot) else float("-inf")
+            entries = [(at, line) for at, line in self._journal if start <= at <= now]
+        entries.sort(key=lambda e: e[0])
+        text = [f"{time.strftime('%b %d %H:%M:%S', time.gmtime(at))} {self.name} {line}" for at, line in entries]
+        return text[-lines:] if lines else text
+
+    def service_log(self, lines: int | None = None) -> list[str]:
+        """``/var/log/stylus-agent.log`` on the installed OS: the services coming up, then the Local UI."""
+        with self._lock:
+            self._advance()
+            now = self.clock()
+            boot = self._boot
+            if not self._installed or boot is None or boot.from_media:
+                return []
+            up = boot.started + self._t.firmware + self._t.os_boot
+            events = [
+                (up, "stylus-agent: starting stylus agent (management mode: local)"),
+                (up + self._t.services * 0.3, "stylus-agent: content store ready"),
+                (up + self._t.services * 0.7, "stylus-agent: starting local UI server on :5080"),
+                (up + self._t.services, "stylus-agent: local UI ready"),
+            ]
+        stamp = "%Y-%m-%dT%H:%M:%SZ"
+        out = [f"{time.strftime(stamp, time.gmtime(at))} {line}" for at, line in events if at <= now]
+        return out[-lines:] if lines else out

@@ -1,0 +1,401 @@
+"""A simulated appliance node: accounts, sessions, login throttling, link state and uploaded content.
+
+All state sits behind one lock per node. Time comes from an injectable clock so tests can expire tokens and OTPs
+without sleeping. Behaviour follows the published Local UI documentation ("Access Local UI" and the Local
+Management API spec): tokens live 2 h (24 h with ``extendedSession``), failed logins are delayed after 3 attempts
+and locked after 5.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import datetime as dt
+import hashlib
+import hmac
+import json
+import math
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+DEFAULT_USERNAME = "kairos"
+DEFAULT_PASSWORD = "kairos"  # noqa: S105 - the appliance ISO's documented default account
+TOKEN_TTL = 2 * 3600.0
+EXTENDED_TOKEN_TTL = 24 * 3600.0
+UID_FILE = "machine-uid"
+
+Clock = Callable[[], float]
+
+
+class LocalUIError(Exception):
+    """A request the node refuses; the server turns it into an HTTP error with the spec's error shape."""
+
+    def __init__(self, status: int, code: str, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class LoginPolicy:
+    """``stylus.localUI.login`` defaults: "the delay starts at one second and doubles with each subsequent failed
+    attempt … begins after three unsuccessful login attempts … lockout occurs after five consecutive failed attempts
+    and lasts for 15 minutes" (Local UI docs, agent ≥ 4.7.16)."""
+
+    delay_after_failures: int = 3
+    base_delay: float = 1.0
+    lock_after_failures: int = 5
+    lock_seconds: float = 15 * 60.0
+
+
+@dataclass(frozen=True)
+class Hardware:
+    """What the host reports; defaults are the appliance's documented minimum (8 CPU, 16 GB, two disks)."""
+
+    cpu_cores: int = 8
+    memory_mb: int = 16 * 1024
+    disks_gb: tuple[int, ...] = (500, 500)
+    arch: str = "amd64"
+
+
+@dataclass
+class _Account:
+    username: str
+    salt: bytes
+    digest: bytes
+    first_login: bool = True
+    ssh_keys: list[str] = field(default_factory=list)
+
+    def check(self, password: str) -> bool:
+        return hmac.compare_digest(self.digest, _hash_password(password, self.salt))
+
+
+@dataclass(frozen=True)
+class Session:
+    token: str
+    username: str
+    issued_at: float
+    expires_at: float
+
+
+@dataclass
+class _Attempts:
+    failures: int = 0
+    next_allowed: float = 0.0
+    locked_until: float = 0.0
+
+
+@dataclass(frozen=True)
+class UploadedContent:
+    file_name: str
+    sha256: str
+    size: int
+    uploaded_at: float
+    path: Path
+    signature_path: Path | None = None
+
+
+class LinkRole(StrEnum):
+    NONE = "none"
+    LEADER = "leader"
+    FOLLOWER = "follower"
+
+
+@dataclass
+class LinkOTP:
+    value: str
+    issued_at: float
+    used_by: str | None = None
+
+
+@dataclass
+class LinkState:
+    """Link fields of a node. Only :class:`~wizard.lab.links.LinkRegistry` changes them, under its own lock,
+    because a link always changes two nodes at once."""
+
+    role: LinkRole = LinkRole.NONE
+    leader_uid: str | None = None
+    linked_at: float | None = None
+    followers: dict[str, float] = field(default_factory=dict)  # follower uid → linked at
+    otps: dict[str, LinkOTP] = field(default_factory=dict)
+    current_otp: str | None = None
+
+
+class NodeState:
+    """One appliance node as its Local UI sees it. Thread-safe."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        data_dir: Path,
+        ip: str = "127.0.0.1",
+        uid: str | None = None,
+        clock: Clock = time.time,
+        login_policy: LoginPolicy | None = None,
+        content_sync_delay: float = 5.0,
+        hardware: Hardware | None = None,
+        agent_version: str = "4.7.16",
+        mac: str | None = None,
+    ) -> None:
+        self.lock = threading.RLock()
+        self.name = name
+        self.hostname = name
+        self.ip = ip
+        self.port: int | None = None  # set by the Local UI server once it is bound
+        self.data_dir = data_dir
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.uid = uid or self._stable_uid()
+        self.clock = clock
+        self.login_policy = login_policy or LoginPolicy()
+        self.content_sync_delay = content_sync_delay
+        self.hardware = hardware or Hardware()
+        self.agent_version = agent_version
+        # A QEMU-style MAC derived from the uid, so it is as stable as the uid.
+        self.mac = mac or "52:54:00:" + ":".join(f"{b:02x}" for b in hashlib.sha256(self.uid.encode()).digest()[:3])
+        self.node_role = "unknown"  # v1NodeRole; set once a cluster assigns one
+        self.has_cluster = False
+        self.configuration_status = "configured"  # v1Configuration: the TUI step is done
+        self.disable_password_update = False
+        self.nameservers: list[str] = ["127.0.0.53"]
+        self.created_at = clock()
+        self.link = LinkState()
+        self._accounts: dict[str, _Account] = {}
+        self._attempts: dict[str, _Attempts] = {}
+        self._sessions: dict[str, Session] = {}
+        self._token_key = secrets.token_bytes(32)
+        self._upload: UploadedContent | None = None
+        self.set_password(DEFAULT_USERNAME, DEFAULT_PASSWORD, first_login=True)
+
+    def _stable_uid(self) -> str:
+        # The uid survives restarts of the same node folder, as a machine identity does.
+        path = self.data_dir / UID_FILE
+        with contextlib.suppress(FileNotFoundError):
+            existing = path.read_text(encoding="utf-8").strip()
+            if existing:
+                return existing
+        uid = "edge-" + secrets.token_hex(16)
+        path.write_text(uid + "\n", encoding="utf-8")
+        return uid
+
+    @property
+    def address(self) -> tuple[str, int]:
+        if self.port is None:
+            raise RuntimeError(f"node {self.name} has no Local UI port yet")
+        return self.ip, self.port
+
+    # -- Accounts and sessions ------------------------------------------------------------------------------------
+
+    def set_password(self, username: str, password: str, *, first_login: bool = False) -> None:
+        """Create or change an OS account, as the TUI or ``passwd`` would."""
+        salt = secrets.token_bytes(16)
+        with self.lock:
+            previous = self._accounts.get(username)
+            keys = previous.ssh_keys if previous else []
+            self._accounts[username] = _Account(username, salt, _hash_password(password, salt), first_login, keys)
+
+    def login(self, username: str, password: str, *, extended: bool = False) -> tuple[Session, bool]:
+        """Check credentials under the login policy; returns the new session and ``IsFirstLogin``."""
+        policy = self.login_policy
+        with self.lock:
+            now = self.clock()
+            attempts = self._attempts.setdefault(username, _Attempts())
+            if attempts.locked_until:
+                if now < attempts.locked_until:
+                    wait = attempts.locked_until - now
+                    raise LocalUIError(
+                        429,
+                        "AccountLocked",
+                        f"too many failed logins: user {username!r} is locked for {math.ceil(wait)} more seconds",
+                        retry_after=wait,
+                    )
+                attempts = self._attempts[username] = _Attempts()
+            if now < attempts.next_allowed:
+                wait = attempts.next_allowed - now
+                raise LocalUIError(
+                    429,
+                    "LoginDelayed",
+                    f"too many failed logins: wait {math.ceil(wait)} seconds before trying again",
+                    retry_after=wait,
+                )
+            account = self._accounts.get(username)
+            if account is None or not account.check(password):
+                attempts.failures += 1
+                if attempts.failures >= policy.lock_after_failures:
+                    attempts.locked_until = now + policy.lock_seconds
+                elif attempts.failures >= policy.delay_after_failures:
+                    exponent = attempts.failures - policy.delay_after_failures
+                    attempts.next_allowed = now + policy.base_delay * 2**exponent
+                raise LocalUIError(401, "Unauthorized", "invalid username or password")
+            del self._attempts[username]
+            return self._issue(username, extended, now), account.first_login
+
+    def _issue(self, username: str, extended: bool, now: float) -> Session:
+        ttl = EXTENDED_TOKEN_TTL if extended else TOKEN_TTL
+        session = Session(self._make_token(username, now, now + ttl), username, now, now + ttl)
+        self._sessions[session.token] = session
+        return session
+
+    def _make_token(self, username: str, issued: float, expires: float) -> str:
+        # JWT-shaped (HS256) so a client that peeks at it sees what a real one holds; the node still looks tokens
+        # up in its table, which is what makes logout effective.
+        header = _b64url(json.dumps({"alg": "HS256", "typ": "JWT"}, separators=(",", ":")).encode())
+        claims = {"sub": username, "iat": int(issued), "exp": int(expires), "jti": secrets.token_hex(8)}
+        payload = _b64url(json.dumps(claims, separators=(",", ":")).encode())
+        signature = hmac.new(self._token_key, f"{header}.{payload}".encode(), hashlib.sha256).digest()
+        return f"{header}.{payload}.{_b64url(signature)}"
+
+    def authenticate(self, token: str | None) -> Session:
+        if not token:
+            raise LocalUIError(401, "Unauthorized", "missing Authorization header")
+        with self.lock:
+            session = self._sessions.get(token)
+            if session is None:
+                raise LocalUIError(401, "Unauthorized", "invalid or revoked token")
+            if self.clock() >= session.expires_at:
+                del self._sessions[token]
+                raise LocalUIError(401, "Unauthorized", "token expired")
+            return session
+
+    def renew(self, session: Session, *, extended: bool = False) -> Session:
+        """A new token for the same user; the old one stays valid until its own expiry."""
+        with self.lock:
+            return self._issue(session.username, extended, self.clock())
+
+    def logout(self, session: Session) -> None:
+        with self.lock:
+            self._sessions.pop(session.token, None)
+
+    def reset_password(self, username: str, old_password: str, new_password: str) -> None:
+        with self.lock:
+            account = self._accounts.get(username)
+            if account is None or not account.check(old_password):
+                raise LocalUIError(401, "Unauthorized", "the old password is not correct")
+            if not new_password:
+                raise LocalUIError(400, "BadRequest", "the new password must not be empty")
+            self.set_password(username, new_password, first_login=False)
+
+    def user_spec(self, username: str) -> dict[str, Any]:
+        with self.lock:
+            account = self._accounts.get(username)
+            keys = list(account.ssh_keys) if account else []
+            return {"userName": username, "sshKeys": keys, "disablePasswordUpdate": self.disable_password_update}
+
+    def is_first_login(self, username: str) -> bool:
+        with self.lock:
+            account = self._accounts.get(username)
+            return bool(account and account.first_login)
+
+    # -- Host ------------------------------------------------------------------------------------------------------
+
+    def host_info(self) -> dict[str, Any]:
+        """v1EdgeHostInfo."""
+        with self.lock:
+            hw = self.hardware
+            disks: list[dict[str, Any]] = []
+            for i, size in enumerate(hw.disks_gb):
+                partitions = (
+                    [{"fileSystemType": "ext4", "mountPoint": "/", "totalSpace": size, "usedSpace": 12}]
+                    if i == 0
+                    else []
+                )
+                disks.append({"size": size, "controller": "virtio", "vendor": "0x1af4", "partitions": partitions})
+            return {
+                "metadata": {
+                    "id": self.uid,
+                    "name": self.hostname,
+                    "creationTimestamp": iso8601(self.created_at),
+                    "labels": {},
+                },
+                "spec": {
+                    "connectionMode": "airgap",
+                    "managementMode": "local",
+                    "nodeRole": self.node_role,
+                    "hostInfo": {"hostState": "Ready", "hostType": "appliance", "secureBoot": False},
+                    "networkInfo": [
+                        {
+                            "nicName": "eth0",
+                            "ip": self.ip,
+                            "subnet": "255.0.0.0" if self.ip.startswith("127.") else "255.255.255.0",
+                            "dns": list(self.nameservers),
+                            "macAddr": self.mac,
+                            "isDefault": True,
+                        }
+                    ],
+                    "hardwareSpec": {
+                        "archType": hw.arch,
+                        "cpu": {"cores": hw.cpu_cores},
+                        "memory": {"sizeInMB": hw.memory_mb},
+                        "disks": disks,
+                        "os": {"family": "ubuntu", "version": "22.04", "kernel": "Linux"},
+                    },
+                },
+                "status": {
+                    "agentVersion": self.agent_version,
+                    "configurationStatus": self.configuration_status,
+                    "dns": {"nameservers": list(self.nameservers), "searchDomains": []},
+                    "ntp": {"ntpServers": []},
+                    "hostName": self.hostname,
+                    "isClusterPhase": self.has_cluster,
+                },
+            }
+
+    def settings(self) -> dict[str, Any]:
+        """v1Settings: the appliance ISO installs air-gapped and locally managed."""
+        return {"installationMode": "airgap", "managementMode": "local", "featureFlags": {}}
+
+    # -- Content ---------------------------------------------------------------------------------------------------
+
+    @property
+    def content_dir(self) -> Path:
+        return self.data_dir / "content"
+
+    @property
+    def uploaded(self) -> UploadedContent | None:
+        with self.lock:
+            return self._upload
+
+    def record_upload(self, content: UploadedContent) -> None:
+        """Make ``content`` the last upload; the previous upload's files go, so the lab's disk use stays bounded."""
+        with self.lock:
+            previous, self._upload = self._upload, content
+        if previous is not None:
+            for old in (previous.path, previous.signature_path):
+                if old is not None and old not in (content.path, content.signature_path):
+                    with contextlib.suppress(OSError):
+                        old.unlink()
+
+    def uploaded_content_details(self) -> dict[str, Any]:
+        """v1UploadedContentDetails; 404 before any upload."""
+        content = self.uploaded
+        if content is None:
+            raise LocalUIError(404, "NotFound", "no content has been uploaded to this host")
+        return {
+            "fileName": content.file_name,
+            "sha256Hash": content.sha256,
+            "sizeInBytes": content.size,
+            "sizeInMiB": round(content.size / 2**20, 2),
+            "sizeInGiB": round(content.size / 2**30, 3),
+            "uploadDateTime": iso8601(content.uploaded_at),
+        }
+
+
+def iso8601(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _hash_password(password: str, salt: bytes) -> bytes:
+    # Few iterations: this is a simulator and logins happen in tight test loops.
+    return hashlib.pbkdf2_hmac("sha256", password.encode("utf-8"), salt, 1_000)
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")

@@ -1,0 +1,353 @@
+"""The lab node's SSH server: a real SSH endpoint (paramiko's server side) with the node's own host key.
+
+It listens only while the simulated machine has an OS up that runs sshd (the live installer after it has booted,
+the installed system after it has booted), so a client sees "connection refused" while the node is off or
+rebooting, and its session drops when the machine reboots. Commands are answered by :class:`NodeShell` from the
+machine's state: the handful of read-only commands the wizard's install monitor runs, as a node would print them.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import logging
+import shlex
+import socket
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import paramiko
+from paramiko.common import (
+    AUTH_FAILED,
+    AUTH_SUCCESSFUL,
+    OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED,
+    OPEN_SUCCEEDED,
+)
+
+from wizard.lab.machine import Machine, Stage
+
+log = logging.getLogger(__name__)
+
+
+def ssh_fingerprint(key: paramiko.PKey) -> str:
+    """OpenSSH's ``SHA256:…`` fingerprint of a public key, as ``ssh-keygen -lf`` prints it."""
+    return "SHA256:" + base64.b64encode(hashlib.sha256(key.asbytes()).digest()).decode().rstrip("=")
+
+
+def load_or_create_host_key(path: Path) -> paramiko.PKey:
+    """The node's host key: created once, then kept, so the node's identity survives lab restarts."""
+    if path.exists():
+        return paramiko.ECDSAKey.from_private_key_file(str(path))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = paramiko.ECDSAKey.generate(bits=256)
+    key.write_private_key_file(str(path))
+    path.chmod(0o600)
+    return key
+
+
+class UserAccounts:
+    """The node's login accounts; the installer image has ``kairos``/``kairos``."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._passwords: dict[str, str] = {"kairos": "kairos"}
+        self._keys: dict[str, list[str]] = {}
+
+    def set_password(self, user: str, password: str) -> None:
+        with self._lock:
+            self._passwords[user] = password
+
+    def check_password(self, user: str, password: str) -> bool:
+        with self._lock:
+            return user in self._passwords and self._passwords[user] == password
+
+    def add_authorized_key(self, user: str, public_key_line: str) -> None:
+        """``public_key_line`` as in authorized_keys: ``ssh-ed25519 AAAA… comment``."""
+        with self._lock:
+            self._keys.setdefault(user, []).append(public_key_line.strip())
+
+    def key_allowed(self, user: str, key: paramiko.PKey) -> bool:
+        blob = key.get_base64()
+        with self._lock:
+            return any(line.split()[1:2] == [blob] for line in self._keys.get(user, []))
+
+    def exists(self, user: str) -> bool:
+        with self._lock:
+            return user in self._passwords or user in self._keys
+
+
+class NodeShell:
+    """Answers the monitor's commands from the machine's state, with the exit codes a shell would give."""
+
+    def __init__(self, machine: Machine, hostname: Callable[[], str], files: dict[str, Callable[[], str]]) -> None:
+        self.machine = machine
+        self.hostname = hostname
+        self.files = files  # extra readable files, e.g. /opt/spectrocloud/.upload-auth-token
+
+    def run(self, command: str) -> tuple[int, str, str]:
+        try:
+            argv = shlex.split(command)
+        except ValueError as exc:
+            return 2, "", f"bash: syntax error: {exc}\n"
+        while argv and argv[0] == "sudo":  # accounts on the appliance may sudo without a password
+            argv = [a for a in argv[1:] if a not in ("-n", "--non-interactive")] if len(argv) > 1 else []
+        if not argv:
+            return 0, "", ""
+        handler = getattr(self, "_cmd_" + argv[0].replace("-", "_"), None)
+        if handler is None:
+            return 127, "", f"bash: {argv[0]}: command not found\n"
+        code, out, err = handler(argv[1:])
+        return int(code), str(out), str(err)
+
+    # Files the monitor reads.
+    def _read(self, path: str) -> str | None:
+        m = self.machine
+        if path == "/proc/sys/kernel/random/boot_id":
+            return (m.boot_id or "") + "\n"
+        if path == "/etc/hostname":
+            return self.hostname() + "\n"
+        if path.startswith("/run/cos/"):
+            return "" if path.rsplit("/", 1)[1] in m.cos_markers() else None
+        if path == "/var/log/stylus-agent.log":
+            return "".join(line + "\n" for line in m.service_log()) if m.installed and not self._live() else None
+        if path == "/proc/meminfo":
+            return f"MemTotal:       {m.memory_mb * 1024} kB\nMemAvailable:   {m.memory_mb * 1024 * 3 // 4} kB\n"
+        if path in self.files:
+            return self.files[path]()
+        return None
+
+    def _live(self) -> bool:
+        return self.machine.stage in (Stage.INSTALLING, Stage.INSTALL_FAILED, Stage.INSTALL_DONE)
+
+    def _cmd_cat(self, args: list[str]) -> tuple[int, str, str]:
+        out, code, err = [], 0, []
+        for path in args:
+            text = self._read(path)
+            if text is None:
+                code = 1
+                err.append(f"cat: {path}: No such file or directory\n")
+            else:
+                out.append(text)
+        return code, "".join(out), "".join(err)
+
+    def _cmd_test(self, args: list[str]) -> tuple[int, str, str]:
+        if len(args) == 2 and args[0] in ("-e", "-f"):
+            return (0 if self._read(args[1]) is not None else 1), "", ""
+        return 2, "", "test: unsupported expression\n"
+
+    def _cmd_ls(self, args: list[str]) -> tuple[int, str, str]:
+        paths = [a for a in args if not a.startswith("-")]
+        if paths in (["/run/cos"], ["/run/cos/"]):
+            return 0, "".join(f"{name}\n" for name in self.machine.cos_markers()), ""
+        return 2, "", f"ls: cannot access '{' '.join(paths)}': No such file or directory\n"
+
+    def _cmd_tail(self, args: list[str]) -> tuple[int, str, str]:
+        count = 10
+        paths = []
+        it = iter(args)
+        for a in it:
+            if a == "-n":
+                count = int(next(it, "10"))
+            elif a.startswith("-n"):
+                count = int(a[2:])
+            else:
+                paths.append(a)
+        if len(paths) != 1:
+            return 1, "", "tail: one file expected\n"
+        text = self._read(paths[0])
+        if text is None:
+            return 1, "", f"tail: cannot open '{paths[0]}' for reading: No such file or directory\n"
+        lines = text.splitlines(keepends=True)
+        return 0, "".join(lines[-count:] if count else []), ""
+
+    def _cmd_journalctl(self, args: list[str]) -> tuple[int, str, str]:
+        count: int | None = None
+        it = iter(args)
+        for a in it:
+            if a == "-n":
+                count = int(next(it, "10"))
+            elif a.startswith("--lines="):
+                count = int(a.split("=", 1)[1])
+        lines = self.machine.journal(count)
+        return 0, "".join(line + "\n" for line in lines), ""
+
+    def _cmd_kairos_agent(self, args: list[str]) -> tuple[int, str, str]:
+        if args[:3] == ["state", "get", "boot"]:
+            return 0, self.machine.kairos_boot_state() + "\n", ""
+        return 1, "", f"kairos-agent: unsupported arguments {' '.join(args)}\n"
+
+    def _cmd_hostname(self, args: list[str]) -> tuple[int, str, str]:
+        return 0, self.hostname() + "\n", ""
+
+    def _cmd_nproc(self, args: list[str]) -> tuple[int, str, str]:
+        return 0, f"{self.machine.cpus}\n", ""
+
+    def _cmd_lsblk(self, args: list[str]) -> tuple[int, str, str]:
+        # lsblk -b -d -n -o NAME,SIZE,TYPE
+        return 0, "".join(f"{name} {size} disk\n" for name, size in self.machine.disks), ""
+
+    def _cmd_true(self, args: list[str]) -> tuple[int, str, str]:
+        return 0, "", ""
+
+
+class _ServerInterface(paramiko.ServerInterface):
+    def __init__(self, accounts: UserAccounts, on_exec: Callable[[paramiko.Channel, str], None]) -> None:
+        self.accounts = accounts
+        self.on_exec = on_exec
+
+    def get_allowed_auths(self, username: str) -> str:
+        return "publickey,password"
+
+    def check_auth_password(self, username: str, password: str) -> int:
+        ok = self.accounts.check_password(username, password)
+        return AUTH_SUCCESSFUL if ok else AUTH_FAILED
+
+    def check_auth_publickey(self, username: str, key: paramiko.PKey) -> int:
+        return AUTH_SUCCESSFUL if self.accounts.key_allowed(username, key) else AUTH_FAILED
+
+    def check_channel_request(self, kind: str, chanid: int) -> int:
+        return OPEN_SUCCEEDED if kind == "session" else OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
+
+    def check_channel_exec_request(self, channel: paramiko.Channel, command: bytes) -> bool:
+        text = command.decode("utf-8", "replace")
+        threading.Thread(target=self.on_exec, args=(channel, text), daemon=True, name="lab-ssh-exec").start()
+        return True
+
+
+class LabSSHServer:
+    """One node's SSH endpoint on loopback; listens only while the machine's OS runs sshd."""
+
+    POLL = 0.05
+
+    def __init__(
+        self,
+        machine: Machine,
+        host_key: paramiko.PKey,
+        accounts: UserAccounts,
+        shell: NodeShell,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        self.machine = machine
+        self.host_key = host_key
+        self.accounts = accounts
+        self.shell = shell
+        self.host = host
+        self.port = port or self._free_port(host)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._transports: list[paramiko.Transport] = []
+        self._lock = threading.Lock()
+
+    @property
+    def fingerprint(self) -> str:
+        return ssh_fingerprint(self.host_key)
+
+    @staticmethod
+    def _free_port(host: str) -> int:
+        with socket.socket() as s:
+            s.bind((host, 0))
+            return int(s.getsockname()[1])
+
+    def start(self) -> LabSSHServer:
+        self._thread = threading.Thread(target=self._serve, daemon=True, name=f"lab-sshd-{self.machine.name}")
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._drop_sessions()
+
+    def __enter__(self) -> LabSSHServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _listen(self) -> socket.socket:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.host, self.port))
+        sock.listen(32)
+        sock.settimeout(self.POLL)
+        return sock
+
+    def _drop_sessions(self) -> None:
+        with self._lock:
+            transports, self._transports = self._transports, []
+        for t in transports:
+            with contextlib.suppress(Exception):
+                t.close()
+
+    def _serve(self) -> None:
+        listener: socket.socket | None = None
+        boot_id: str | None = None
+        try:
+            while not self._stop.is_set():
+                up = self.machine.ssh_up
+                current_boot = self.machine.boot_id
+                if boot_id is not None and current_boot != boot_id:
+                    self._drop_sessions()  # the machine rebooted or powered off: its sessions are gone
+                boot_id = current_boot if up else None
+                if not up:
+                    if listener is not None:
+                        listener.close()
+                        listener = None
+                    self._stop.wait(self.POLL)
+                    continue
+                if listener is None:
+                    try:
+                        listener = self._listen()
+                    except OSError as exc:
+                        log.warning("lab sshd %s cannot bind %s:%d: %s", self.machine.name, self.host, self.port, exc)
+                        self._stop.wait(0.5)
+                        continue
+                try:
+                    conn, _ = listener.accept()
+                except TimeoutError:
+                    continue
+                except OSError:
+                    continue
+                conn.settimeout(30)
+                threading.Thread(target=self._session, args=(conn,), daemon=True, name="lab-ssh-session").start()
+        finally:
+            if listener is not None:
+                listener.close()
+
+    def _session(self, conn: socket.socket) -> None:
+        transport = paramiko.Transport(conn)
+        transport.add_server_key(self.host_key)
+        with self._lock:
+            self._transports.append(transport)
+        try:
+            transport.start_server(server=_ServerInterface(self.accounts, self._exec))
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            log.debug("lab sshd %s: handshake failed: %s", self.machine.name, exc)
+            transport.close()
+
+    def _exec(self, channel: paramiko.Channel, command: str) -> None:
+        try:
+            code, out, err = self.shell.run(command)
+            if out:
+                channel.sendall(out.encode())
+            if err:
+                channel.sendall_stderr(err.encode())
+            channel.send_exit_status(code)
+            channel.shutdown_write()
+            # paramiko sends the exec request's success reply only after check_channel_exec_request returns; a
+            # close sent before it makes the client report "Channel closed". Give the client the chance to close
+            # first (OpenSSH does once it has the exit status and EOF), then close ourselves.
+            deadline = time.monotonic() + 0.3
+            while not channel.closed and time.monotonic() < deadline:
+                time.sleep(0.01)
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            log.debug("lab sshd %s: exec %r ended: %s", self.machine.name, command, exc)
+        finally:
+            with contextlib.suppress(Exception):
+                channel.close()
