@@ -1,4 +1,4 @@
-"""Fixtures for the desktop wizard's tests: offscreen Qt, a private wizard home and an in-memory keyring."""
+"""Fixtures for the desktop wizard's tests (the wizard home and in-memory keyring come from tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -9,32 +9,12 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before anything imports
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import keyring
 import pytest
 from pytestqt.qtbot import QtBot
 
-from tests.ui.helpers import ISO_SIZE, InMemoryKeyring, random_file, valid_doc, write_project
-from wizard.core.redact import REDACTOR
+from tests.ui.helpers import ISO_SIZE, random_file, valid_doc, write_project
 from wizard.ui.bridge import StepsFactory
 from wizard.ui.shell import MainWindow
-
-
-@pytest.fixture(autouse=True)
-def ui_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Journals, logs and settings of each test live in a folder of its own."""
-    home = tmp_path_factory.mktemp("ui-home")
-    monkeypatch.setenv("PALETTE_WIZARD_HOME", str(home))
-    return home
-
-
-@pytest.fixture(autouse=True)
-def ui_keyring() -> Iterator[InMemoryKeyring]:
-    previous = keyring.get_keyring()
-    kr = InMemoryKeyring()
-    keyring.set_keyring(kr)
-    yield kr
-    keyring.set_keyring(previous)
-    REDACTOR.clear()
 
 
 @pytest.fixture

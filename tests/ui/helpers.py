@@ -2,61 +2,33 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
-import keyring.backend
-import keyring.errors
-import yaml
-
+from tests.support.keyrings import MemoryKeyring as InMemoryKeyring
+from tests.support.projects import base_doc, random_file, write_project
 from wizard.core.cancel import CancelToken
 from wizard.core.jobs import Job, Step, StepContext
 from wizard.core.progress import Reporter
+
+__all__ = [
+    "ISO_SIZE",
+    "ZERO_SHA",
+    "InMemoryKeyring",
+    "PacedJob",
+    "PacedStep",
+    "invalid_doc",
+    "random_file",
+    "valid_doc",
+    "write_project",
+]
 
 ISO_SIZE = 20 * 1024 * 1024
 ZERO_SHA = "0" * 64
 
 
-class InMemoryKeyring(keyring.backend.KeyringBackend):
-    priority = -1  # never chosen automatically; installed with set_keyring
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.store: dict[tuple[str, str], str] = {}
-
-    def get_password(self, service: str, username: str) -> str | None:
-        return self.store.get((service, username))
-
-    def set_password(self, service: str, username: str, password: str) -> None:
-        self.store[(service, username)] = password
-
-    def delete_password(self, service: str, username: str) -> None:
-        try:
-            del self.store[(service, username)]
-        except KeyError:
-            raise keyring.errors.PasswordDeleteError(username) from None
-
-
 def valid_doc(**overrides: Any) -> dict[str, Any]:
-    doc: dict[str, Any] = {
-        "schema_version": 1,
-        "name": "palette-mgmt",
-        "provider": {"type": "manual"},
-        "nodes": [
-            {
-                "name": f"node-{i}",
-                "hostname": f"edge-node-{i}",
-                "ip": f"10.0.0.1{i}",
-                "prefix": 24,
-                "gateway": "10.0.0.1",
-            }
-            for i in (1, 2, 3)
-        ],
-        "network": {"vip": "10.0.0.50", "ntp": ["pool.ntp.org"]},
-        "files": {"iso": "appliance.iso"},
-    }
+    doc = base_doc(network={"vip": "10.0.0.50", "ntp": ["pool.ntp.org"]}, files={"iso": "appliance.iso"})
     doc.update(overrides)
     return doc
 
@@ -71,24 +43,8 @@ def invalid_doc() -> dict[str, Any]:
     return doc
 
 
-def write_project(folder: Path, doc: Mapping[str, Any], name: str = "project.yaml") -> Path:
-    path = folder / name
-    path.write_text(yaml.safe_dump(dict(doc), sort_keys=False))
-    return path
-
-
-def random_file(path: Path, size: int) -> Path:
-    with path.open("wb") as fh:
-        remaining = size
-        while remaining:
-            n = min(remaining, 1024 * 1024)
-            fh.write(os.urandom(n))
-            remaining -= n
-    return path
-
-
 class PacedJob(Job):
-    """Pretends to move ``total`` bytes in ``seconds``, checking the cancel token between chunks."""
+    """A test double for a transfer: reports ``total`` bytes over ``seconds``, checking the cancel token."""
 
     def __init__(self, job_id: str, name: str, node: str, seconds: float, total: int = 512 * 1024 * 1024) -> None:
         self.id = job_id
@@ -109,11 +65,11 @@ class PacedStep(Step):
     """One paced job per node: long enough to watch the GUI while the engine works."""
 
     id = "paced"
-    title = "Upload to nodes"
+    title = "Paced test transfer"
     parallel = 4
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
 
     def jobs(self, ctx: StepContext) -> list[Job]:
-        return [PacedJob(f"paced/{n.name}", "Upload ISO", n.name, self.seconds) for n in ctx.project.nodes]
+        return [PacedJob(f"paced/{n.name}", "Test transfer", n.name, self.seconds) for n in ctx.project.nodes]

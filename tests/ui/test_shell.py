@@ -209,7 +209,7 @@ def test_a_valid_run_finishes_every_job_without_blocking_the_gui(
 
     assert _exit_code(page) is ExitCode.DONE
     statuses = _statuses(page)
-    assert set(statuses) == {"Appliance ISO", *(f"Upload ISO [node-{i}]" for i in (1, 2, 3))}
+    assert set(statuses) == {"Appliance ISO", *(f"Test transfer [node-{i}]" for i in (1, 2, 3))}
     assert set(statuses.values()) == {TaskStatus.DONE}
     assert page.overall.value() == page.overall.maximum()
     assert page.overall.text() == "100%"
@@ -247,7 +247,7 @@ def test_cancel_stops_the_run_and_leaves_it_resumable(
     assert _exit_code(page) is ExitCode.CANCELLED
     statuses = _statuses(page)
     assert statuses["Appliance ISO"] is TaskStatus.DONE
-    assert {statuses[f"Upload ISO [node-{i}]"] for i in (1, 2, 3)} == {TaskStatus.CANCELLED}
+    assert {statuses[f"Test transfer [node-{i}]"] for i in (1, 2, 3)} == {TaskStatus.CANCELLED}
     assert page.overall.value() < page.overall.maximum()
     assert page.outcome.isVisible() and "cancelled" in page.outcome.text()
     assert not page.error_panel.isVisible()
@@ -345,7 +345,7 @@ def test_the_secrets_notice_is_shown_without_a_secure_keyring(
 
 
 def test_unexpected_exceptions_are_logged_and_shown_without_exiting(
-    qtbot: QtBot, make_window: MakeWindow, ui_home: Path
+    qtbot: QtBot, make_window: MakeWindow, wizard_home: Path
 ) -> None:
     window = make_window()
     logs = app_paths().ensure().logs
