@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 import ssl
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +14,9 @@ from pathlib import Path
 from wizard.lab.certs import NodeCertificate, create_node_certificate
 from wizard.lab.links import LinkRegistry
 from wizard.lab.localui import LocalUIServer
-from wizard.lab.node import Clock, LoginPolicy, NodeState
+from wizard.lab.node import DEFAULT_CLUSTER_TIMELINE, Clock, LoginPolicy, NodeState
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,11 @@ class Lab:
     """N nodes sharing a :class:`LinkRegistry` (their "network") and one clock; use as a context manager.
 
     Node i is named ``<name_prefix>-<i+1>`` and keeps its data and TLS files under ``base_dir/<name>``.
+
+    Clock-driven events that change the network (a node's Local UI going down while it reboots during cluster
+    deployment, and coming back) happen in :meth:`tick`. With ``tick_interval`` set, a background thread calls it
+    for real-time rehearsals; tests on a manual clock pass ``tick_interval=None`` and call :meth:`tick` after
+    moving the clock, so the outcome does not depend on thread timing.
     """
 
     def __init__(
@@ -60,6 +69,8 @@ class Lab:
         login_policy: LoginPolicy | None = None,
         socket_timeout: float = 30.0,
         name_prefix: str = "edge-node",
+        cluster_timeline: float = DEFAULT_CLUSTER_TIMELINE,
+        tick_interval: float | None = 1.0,
     ) -> None:
         if n_nodes < 1:
             raise ValueError("a lab needs at least one node")
@@ -68,7 +79,12 @@ class Lab:
         self.base_dir = Path(tempfile.mkdtemp(prefix="palette-lab-")) if base_dir is None else base_dir
         self.clock = clock
         self.registry = LinkRegistry()
+        self.tick_interval = tick_interval
         self.nodes: list[LabNode] = []
+        self._tick_lock = threading.Lock()
+        self._started = False
+        self._stop_ticker = threading.Event()
+        self._ticker: threading.Thread | None = None
         try:
             for i in range(n_nodes):
                 name = f"{name_prefix}-{i + 1}"
@@ -80,6 +96,7 @@ class Lab:
                     clock=clock,
                     login_policy=login_policy,
                     content_sync_delay=content_sync_delay,
+                    cluster_timeline=cluster_timeline,
                 )
                 cert = create_node_certificate(folder / "tls", ip=ip, hostname=name)
                 server = LocalUIServer(state, cert, registry=self.registry, host=ip, socket_timeout=socket_timeout)
@@ -90,17 +107,52 @@ class Lab:
 
     def start(self) -> Lab:
         try:
-            for node in self.nodes:
-                if not node.server.running:
-                    node.server.start()
+            with self._tick_lock:
+                self._started = True
+                for node in self.nodes:
+                    if not node.server.running:
+                        node.server.start()
+            if self.tick_interval is not None and self._ticker is None:
+                self._stop_ticker.clear()
+                self._ticker = threading.Thread(target=self._tick_loop, name="lab-ticker", daemon=True)
+                self._ticker.start()
         except BaseException:
             self.stop()
             raise
         return self
 
     def stop(self) -> None:
-        for node in self.nodes:
-            node.server.stop()
+        self._stop_ticker.set()
+        if self._ticker is not None:
+            self._ticker.join()
+            self._ticker = None
+        with self._tick_lock:
+            self._started = False
+            for node in self.nodes:
+                node.server.stop()
+
+    def tick(self) -> None:
+        """Apply the clock to the network: a node rebooting for its cluster is unreachable (its listening socket is
+        closed, so connections are refused) and listens again on the same port once the reboot window ends."""
+        with self._tick_lock:
+            if not self._started:
+                return
+            now = self.clock()
+            for node in self.nodes:
+                deployment = node.state.cluster
+                down = deployment is not None and deployment.rebooting(now)
+                if down and node.server.running:
+                    node.server.stop()
+                elif not down and not node.server.running:
+                    node.server.start()
+
+    def _tick_loop(self) -> None:
+        assert self.tick_interval is not None
+        while not self._stop_ticker.wait(self.tick_interval):
+            try:
+                self.tick()
+            except Exception:  # a failed restart must not end the rehearsal's ticker
+                log.exception("lab tick failed")
 
     def node(self, uid: str) -> LabNode:
         for node in self.nodes:

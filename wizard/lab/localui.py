@@ -27,6 +27,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from wizard.appliance import localui_spec
 from wizard.appliance.localui_spec import Operation, SpecViolation, UnknownOperation
+from wizard.lab import cluster
 from wizard.lab.certs import NodeCertificate
 from wizard.lab.links import LinkRegistry
 from wizard.lab.multipart import MultipartError, PartInfo, PartSink, boundary_from_content_type, parse_multipart
@@ -237,6 +238,47 @@ def _upload_content(req: _Request) -> Reply:
 @_route("GET", "/v1/edge-mgmt/edgehosts/current/uploaded-content/details")
 def _uploaded_content_details(req: _Request) -> Reply:
     return Reply(200, req.node.uploaded_content_details())
+
+
+@_route("GET", "/v1/edge-mgmt/clusters/archive/embedded/details")
+def _embedded_archive(req: _Request) -> Reply:
+    return Reply(200, cluster.archive_details(req.node))
+
+
+@_route("GET", "/v1/edge-mgmt/clusters/archive/overridden/details")
+def _overridden_archive(req: _Request) -> Reply:
+    # Only upload-clusterconfig makes an overridden archive, and the lab does not simulate that upload.
+    raise LocalUIError(404, "NotFound", "no cluster configuration archive was uploaded to this host")
+
+
+@_route("POST", "/v1/edge-mgmt/cluster/profiles/variables/validate")
+def _validate_variables(req: _Request) -> Reply:
+    return Reply(200, cluster.validate_variables(req.node, req.json_body() or {}))
+
+
+@_route("POST", "/v1/edge-mgmt/cluster")
+def _create_cluster(req: _Request) -> Reply:
+    return Reply(202, cluster.create_cluster(req.node, req.registry, req.json_body() or {}))
+
+
+@_route("GET", "/v1/edge-mgmt/cluster")
+def _cluster_configuration(req: _Request) -> Reply:
+    return Reply(200, cluster.cluster_configuration(req.node))
+
+
+@_route("GET", "/v1/edge-mgmt/cluster/details")
+def _cluster_details(req: _Request) -> Reply:
+    return Reply(200, cluster.cluster_details(req.node))
+
+
+@_route("GET", "/v1/edge-mgmt/events/lifecycle")
+def _lifecycle_events(req: _Request) -> Reply:
+    return Reply(200, cluster.lifecycle_events(req.node))
+
+
+@_route("GET", "/v1/edge-mgmt/clusters/current/nodes")
+def _cluster_nodes(req: _Request) -> Reply:
+    return Reply(200, cluster.cluster_nodes(req.node))
 
 
 # -- Upload sinks --------------------------------------------------------------------------------------------------

@@ -22,13 +22,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from wizard.lab.cluster import ClusterDeployment
 
 DEFAULT_USERNAME = "kairos"
 DEFAULT_PASSWORD = "kairos"  # noqa: S105 - the appliance ISO's documented default account
 TOKEN_TTL = 2 * 3600.0
 EXTENDED_TOKEN_TTL = 24 * 3600.0
 UID_FILE = "machine-uid"
+DEFAULT_CLUSTER_TIMELINE = 25 * 60.0  # "20–30 min" for a management cluster to reach Running
 
 Clock = Callable[[], float]
 
@@ -145,6 +149,7 @@ class NodeState:
         hardware: Hardware | None = None,
         agent_version: str = "4.7.16",
         mac: str | None = None,
+        cluster_timeline: float = DEFAULT_CLUSTER_TIMELINE,
     ) -> None:
         self.lock = threading.RLock()
         self.name = name
@@ -157,12 +162,14 @@ class NodeState:
         self.clock = clock
         self.login_policy = login_policy or LoginPolicy()
         self.content_sync_delay = content_sync_delay
+        self.cluster_timeline = cluster_timeline  # seconds from create to Running
         self.hardware = hardware or Hardware()
         self.agent_version = agent_version
         # A QEMU-style MAC derived from the uid, so it is as stable as the uid.
         self.mac = mac or "52:54:00:" + ":".join(f"{b:02x}" for b in hashlib.sha256(self.uid.encode()).digest()[:3])
         self.node_role = "unknown"  # v1NodeRole; set once a cluster assigns one
         self.has_cluster = False
+        self.cluster: ClusterDeployment | None = None  # shared by every host of the cluster
         self.configuration_status = "configured"  # v1Configuration: the TUI step is done
         self.disable_password_update = False
         self.nameservers: list[str] = ["127.0.0.53"]
