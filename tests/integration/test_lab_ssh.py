@@ -14,7 +14,8 @@ import pytest
 
 from wizard.lab.clock import ManualClock
 from wizard.lab.machine import Machine, Stage, Timings
-from wizard.lab.sshd import LabSSHServer, NodeShell, UserAccounts, load_or_create_host_key, ssh_fingerprint
+from wizard.lab.node import NodeState
+from wizard.lab.sshd import LabSSHServer, NodeShell, load_or_create_host_key, ssh_fingerprint
 
 pytestmark = pytest.mark.lab
 
@@ -27,9 +28,9 @@ def clock() -> ManualClock:
 
 
 @pytest.fixture
-def node(tmp_path: Path, clock: ManualClock) -> Iterator[tuple[Machine, LabSSHServer, UserAccounts]]:
+def node(tmp_path: Path, clock: ManualClock) -> Iterator[tuple[Machine, LabSSHServer, NodeState]]:
     machine = Machine("node-1", clock=clock, timings=T)
-    accounts = UserAccounts()
+    accounts = NodeState(name="node-1", data_dir=tmp_path / "data", clock=clock)
     shell = NodeShell(machine, lambda: "edge-node-1", {"/opt/spectrocloud/.upload-auth-token": lambda: "tok-123\n"})
     server = LabSSHServer(machine, load_or_create_host_key(tmp_path / "host_key"), accounts, shell)
     with server:
@@ -65,7 +66,7 @@ def run(client: paramiko.SSHClient, command: str) -> tuple[int, str]:
     return out.channel.recv_exit_status(), text
 
 
-def test_install_lifecycle_seen_over_ssh(node: tuple[Machine, LabSSHServer, UserAccounts], clock: ManualClock) -> None:
+def test_install_lifecycle_seen_over_ssh(node: tuple[Machine, LabSSHServer, NodeState], clock: ManualClock) -> None:
     machine, server, _ = node
     assert machine.stage is Stage.POWERED_OFF
     wait_port(server.port, up=False)
@@ -110,7 +111,12 @@ def test_install_lifecycle_seen_over_ssh(node: tuple[Machine, LabSSHServer, User
 def test_failed_install_is_visible_in_the_journal(tmp_path: Path, clock: ManualClock) -> None:
     machine = Machine("node-2", clock=clock, timings=T, fail_install=True)
     shell = NodeShell(machine, lambda: "edge-node-2", {})
-    with LabSSHServer(machine, load_or_create_host_key(tmp_path / "k"), UserAccounts(), shell) as server:
+    with LabSSHServer(
+        machine,
+        load_or_create_host_key(tmp_path / "k"),
+        NodeState(name="node-2", data_dir=tmp_path / "d2", clock=clock),
+        shell,
+    ) as server:
         machine.insert_media("iso")
         machine.power_on()
         clock.advance(T.firmware + T.installer_boot + T.install * 2)
@@ -121,7 +127,7 @@ def test_failed_install_is_visible_in_the_journal(tmp_path: Path, clock: ManualC
         client.close()
 
 
-def test_authentication_and_host_key(node: tuple[Machine, LabSSHServer, UserAccounts], tmp_path: Path,
+def test_authentication_and_host_key(node: tuple[Machine, LabSSHServer, NodeState], tmp_path: Path,
                                      clock: ManualClock) -> None:  # fmt: skip
     machine, server, accounts = node
     machine.insert_media("iso")
@@ -140,7 +146,7 @@ def test_authentication_and_host_key(node: tuple[Machine, LabSSHServer, UserAcco
 
 
 @pytest.mark.skipif(shutil.which("ssh") is None, reason="OpenSSH client not installed")
-def test_openssh_client_with_key_auth(node: tuple[Machine, LabSSHServer, UserAccounts], tmp_path: Path,
+def test_openssh_client_with_key_auth(node: tuple[Machine, LabSSHServer, NodeState], tmp_path: Path,
                                       clock: ManualClock) -> None:  # fmt: skip
     machine, server, accounts = node
     machine.insert_media("iso")
@@ -149,7 +155,7 @@ def test_openssh_client_with_key_auth(node: tuple[Machine, LabSSHServer, UserAcc
     wait_port(server.port, up=True)
     key_path = tmp_path / "id_ed25519"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key_path)], check=True)
-    accounts.add_authorized_key("kairos", (tmp_path / "id_ed25519.pub").read_text())
+    accounts.add_ssh_key("kairos", (tmp_path / "id_ed25519.pub").read_text())
     known = tmp_path / "known_hosts"
     known.write_text(f"[127.0.0.1]:{server.port} {server.host_key.get_name()} {server.host_key.get_base64()}\n")
     out = subprocess.run(

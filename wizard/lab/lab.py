@@ -4,19 +4,29 @@ from __future__ import annotations
 
 import logging
 import shutil
+import socket
 import ssl
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from wizard.lab.certs import NodeCertificate, create_node_certificate
 from wizard.lab.links import LinkRegistry
 from wizard.lab.localui import LocalUIServer
+from wizard.lab.machine import Machine, Timings
 from wizard.lab.node import DEFAULT_CLUSTER_TIMELINE, Clock, LoginPolicy, NodeState
+from wizard.lab.sshd import LabSSHServer, NodeShell, load_or_create_host_key
 
 log = logging.getLogger(__name__)
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
 
 
 @dataclass(frozen=True)
@@ -25,6 +35,8 @@ class LabNode:
     state: NodeState
     certificate: NodeCertificate
     server: LocalUIServer
+    machine: Machine
+    ssh: LabSSHServer
 
     @property
     def name(self) -> str:
@@ -71,6 +83,9 @@ class Lab:
         name_prefix: str = "edge-node",
         cluster_timeline: float = DEFAULT_CLUSTER_TIMELINE,
         tick_interval: float | None = 1.0,
+        installed: bool = True,
+        speed: float = 1.0,
+        timings: Timings | None = None,
     ) -> None:
         if n_nodes < 1:
             raise ValueError("a lab needs at least one node")
@@ -99,19 +114,43 @@ class Lab:
                     cluster_timeline=cluster_timeline,
                 )
                 cert = create_node_certificate(folder / "tls", ip=ip, hostname=name)
-                server = LocalUIServer(state, cert, registry=self.registry, host=ip, socket_timeout=socket_timeout)
-                self.nodes.append(LabNode(i, state, cert, server))
+                # The port is fixed up front: a node that is not installed yet still has a known Local UI address.
+                state.port = _free_port(ip)
+                server = LocalUIServer(
+                    state, cert, registry=self.registry, host=ip, port=state.port, socket_timeout=socket_timeout
+                )
+                machine = Machine(name, clock=clock, speed=speed, timings=timings or Timings(), preinstalled=installed)
+                shell = NodeShell(machine, self._hostname_of(state), {})
+                ssh = LabSSHServer(
+                    machine,
+                    load_or_create_host_key(folder / "ssh" / "ssh_host_ecdsa_key"),
+                    state,
+                    shell,
+                    host=ip,
+                    offline=self._rebooting_for_cluster(state),
+                )
+                self.nodes.append(LabNode(i, state, cert, server, machine, ssh))
         except BaseException:
             self._remove_owned_dir()
             raise
 
+    def _hostname_of(self, state: NodeState) -> Callable[[], str]:
+        return lambda: state.hostname
+
+    def _rebooting_for_cluster(self, state: NodeState) -> Callable[[], bool]:
+        def rebooting() -> bool:
+            deployment = state.cluster
+            return deployment is not None and deployment.rebooting(self.clock())
+
+        return rebooting
+
     def start(self) -> Lab:
         try:
+            for node in self.nodes:
+                node.ssh.start()  # its own thread follows the machine: it listens only while sshd would run
             with self._tick_lock:
                 self._started = True
-                for node in self.nodes:
-                    if not node.server.running:
-                        node.server.start()
+            self.tick()
             if self.tick_interval is not None and self._ticker is None:
                 self._stop_ticker.clear()
                 self._ticker = threading.Thread(target=self._tick_loop, name="lab-ticker", daemon=True)
@@ -130,17 +169,20 @@ class Lab:
             self._started = False
             for node in self.nodes:
                 node.server.stop()
+        for node in self.nodes:
+            node.ssh.stop()
 
     def tick(self) -> None:
-        """Apply the clock to the network: a node rebooting for its cluster is unreachable (its listening socket is
-        closed, so connections are refused) and listens again on the same port once the reboot window ends."""
+        """Apply the clock to the network: a node's Local UI answers only once its installed OS runs the stylus
+        services, and a node rebooting for its cluster is unreachable (its listening socket is closed, so
+        connections are refused) until the reboot window ends; it then listens again on the same port."""
         with self._tick_lock:
             if not self._started:
                 return
             now = self.clock()
             for node in self.nodes:
                 deployment = node.state.cluster
-                down = deployment is not None and deployment.rebooting(now)
+                down = (deployment is not None and deployment.rebooting(now)) or not node.machine.local_ui_up
                 if down and node.server.running:
                     node.server.stop()
                 elif not down and not node.server.running:

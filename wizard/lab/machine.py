@@ -85,6 +85,7 @@ class Machine:
     disks: tuple[tuple[str, int], ...] = (("sda", 300 * 1024**3), ("sdb", 500 * 1024**3))
     fail_install: bool = False
     post_install: str = "reboot"  # reboot | poweroff | nothing, as chosen in the interactive installer
+    preinstalled: bool = False  # already installed and running (a lab for the steps after the install)
 
     def __post_init__(self) -> None:
         self._lock = threading.RLock()
@@ -94,6 +95,13 @@ class Machine:
         self._boot: _Boot | None = None
         self._journal: list[tuple[float, str]] = []
         self._t = self.timings.scaled(self.speed)
+        if self.preinstalled:
+            t = self._t
+            now = self.clock()
+            self._installed = True
+            self._powered_on_at = now - (t.firmware + t.os_boot + t.services) - 1.0
+            self._boot = _Boot(str(uuid.uuid4()), self._powered_on_at, from_media=False)
+            self._log(self._powered_on_at, "kernel: Linux version 6.8.0 (Palette eXtended Kubernetes Edge)")
 
     # -- operator and BMC actions ---------------------------------------------------------------------------
     def insert_media(self, image: str) -> None:

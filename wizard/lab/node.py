@@ -209,6 +209,26 @@ class NodeState:
             keys = previous.ssh_keys if previous else []
             self._accounts[username] = _Account(username, salt, _hash_password(password, salt), first_login, keys)
 
+    def check_password(self, username: str, password: str) -> bool:
+        """The OS account check sshd does (the Local UI's login throttling does not apply to SSH)."""
+        with self.lock:
+            account = self._accounts.get(username)
+            return account is not None and account.check(password)
+
+    def add_ssh_key(self, username: str, public_key_line: str) -> None:
+        """Authorise a public key (an ``authorized_keys`` line) for an existing account."""
+        with self.lock:
+            account = self._accounts.get(username)
+            if account is None:
+                raise KeyError(username)
+            if public_key_line.strip() not in account.ssh_keys:
+                account.ssh_keys.append(public_key_line.strip())
+
+    def ssh_keys(self, username: str) -> list[str]:
+        with self.lock:
+            account = self._accounts.get(username)
+            return list(account.ssh_keys) if account else []
+
     def login(self, username: str, password: str, *, extended: bool = False) -> tuple[Session, bool]:
         """Check credentials under the login policy; returns the new session and ``IsFirstLogin``."""
         policy = self.login_policy

@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 import paramiko
 from paramiko.common import (
@@ -48,35 +49,17 @@ def load_or_create_host_key(path: Path) -> paramiko.PKey:
     return key
 
 
-class UserAccounts:
-    """The node's login accounts; the installer image has ``kairos``/``kairos``."""
+class Accounts(Protocol):
+    """The node's OS accounts, shared by sshd and the Local UI (the same ``kairos`` login serves both)."""
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._passwords: dict[str, str] = {"kairos": "kairos"}
-        self._keys: dict[str, list[str]] = {}
+    def check_password(self, username: str, password: str) -> bool: ...
 
-    def set_password(self, user: str, password: str) -> None:
-        with self._lock:
-            self._passwords[user] = password
+    def ssh_keys(self, username: str) -> list[str]: ...
 
-    def check_password(self, user: str, password: str) -> bool:
-        with self._lock:
-            return user in self._passwords and self._passwords[user] == password
 
-    def add_authorized_key(self, user: str, public_key_line: str) -> None:
-        """``public_key_line`` as in authorized_keys: ``ssh-ed25519 AAAA… comment``."""
-        with self._lock:
-            self._keys.setdefault(user, []).append(public_key_line.strip())
-
-    def key_allowed(self, user: str, key: paramiko.PKey) -> bool:
-        blob = key.get_base64()
-        with self._lock:
-            return any(line.split()[1:2] == [blob] for line in self._keys.get(user, []))
-
-    def exists(self, user: str) -> bool:
-        with self._lock:
-            return user in self._passwords or user in self._keys
+def key_allowed(accounts: Accounts, username: str, key: paramiko.PKey) -> bool:
+    blob = key.get_base64()
+    return any(line.split()[1:2] == [blob] for line in accounts.ssh_keys(username))
 
 
 class NodeShell:
@@ -194,7 +177,7 @@ class NodeShell:
 
 
 class _ServerInterface(paramiko.ServerInterface):
-    def __init__(self, accounts: UserAccounts, on_exec: Callable[[paramiko.Channel, str], None]) -> None:
+    def __init__(self, accounts: Accounts, on_exec: Callable[[paramiko.Channel, str], None]) -> None:
         self.accounts = accounts
         self.on_exec = on_exec
 
@@ -206,7 +189,7 @@ class _ServerInterface(paramiko.ServerInterface):
         return AUTH_SUCCESSFUL if ok else AUTH_FAILED
 
     def check_auth_publickey(self, username: str, key: paramiko.PKey) -> int:
-        return AUTH_SUCCESSFUL if self.accounts.key_allowed(username, key) else AUTH_FAILED
+        return AUTH_SUCCESSFUL if key_allowed(self.accounts, username, key) else AUTH_FAILED
 
     def check_channel_request(self, kind: str, chanid: int) -> int:
         return OPEN_SUCCEEDED if kind == "session" else OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
@@ -226,13 +209,15 @@ class LabSSHServer:
         self,
         machine: Machine,
         host_key: paramiko.PKey,
-        accounts: UserAccounts,
+        accounts: Accounts,
         shell: NodeShell,
         *,
         host: str = "127.0.0.1",
         port: int = 0,
+        offline: Callable[[], bool] | None = None,
     ) -> None:
         self.machine = machine
+        self.offline = offline  # extra downtime the machine model does not know of (cluster deployment reboots)
         self.host_key = host_key
         self.accounts = accounts
         self.shell = shell
@@ -290,7 +275,7 @@ class LabSSHServer:
         boot_id: str | None = None
         try:
             while not self._stop.is_set():
-                up = self.machine.ssh_up
+                up = self.machine.ssh_up and not (self.offline is not None and self.offline())
                 current_boot = self.machine.boot_id
                 if boot_id is not None and current_boot != boot_id:
                     self._drop_sessions()  # the machine rebooted or powered off: its sessions are gone
