@@ -1,0 +1,139 @@
+"""Pinning against real TLS (a lab node's Local UI) and SSH (its sshd): first contact, confirmation, change."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from wizard.core.trust import (
+    TrustChanged,
+    TrustKind,
+    TrustRefused,
+    TrustRequest,
+    TrustStore,
+    decide,
+    is_certificate_change,
+    normalize,
+    same_fingerprint,
+    trusted_tls_context,
+)
+from wizard.lab import Lab, ManualClock
+from wizard.lab.certs import create_node_certificate
+from wizard.lab.localui import LocalUIServer
+
+pytestmark = pytest.mark.lab
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Lab:
+    with Lab(1, tmp_path / "lab", ManualClock(), tick_interval=None) as started:
+        yield started  # type: ignore[misc]
+
+
+def test_fingerprint_spellings() -> None:
+    hexfp = "ab" * 32
+    assert normalize(hexfp) == ":".join(["AB"] * 32)
+    assert same_fingerprint(hexfp, ":".join(["AB"] * 32))
+    import base64
+
+    b64 = base64.b64encode(bytes.fromhex(hexfp)).decode()
+    assert same_fingerprint("SHA256:" + b64.rstrip("="), hexfp)
+    with pytest.raises(ValueError, match="not a SHA-256 fingerprint"):
+        normalize("abc")
+
+
+def test_first_contact_asks_then_pins(lab: Lab, tmp_path: Path) -> None:
+    node = lab.nodes[0]
+    store = TrustStore(tmp_path / "config")
+    asked: list[TrustRequest] = []
+
+    def yes(request: TrustRequest) -> bool:
+        asked.append(request)
+        return True
+
+    ctx = trusted_tls_context(store, yes, "127.0.0.1", node.server.port)
+    assert len(asked) == 1 and not asked[0].changed
+    assert same_fingerprint(asked[0].presented, node.fingerprint)
+    assert "First contact" in asked[0].describe()
+    with httpx.Client(verify=ctx, timeout=5) as http:
+        assert http.get(f"{node.url}/v1/ping").status_code == 200
+    # Second time: no question, the pinned certificate is used as is.
+    trusted_tls_context(store, lambda r: pytest.fail("asked again"), "127.0.0.1", node.server.port)
+
+
+def test_refusal_and_headless_first_contact(lab: Lab, tmp_path: Path) -> None:
+    port = lab.nodes[0].server.port
+    store = TrustStore(tmp_path / "config")
+    with pytest.raises(TrustRefused, match="did not trust"):
+        trusted_tls_context(store, lambda r: False, "127.0.0.1", port)
+    with pytest.raises(TrustRefused, match="not confirmed"):
+        trusted_tls_context(store, None, "127.0.0.1", port)
+    assert store.pinned(TrustKind.TLS, "127.0.0.1", port) is None
+
+
+def test_project_fingerprint_pins_without_asking_and_mismatch_stops(lab: Lab, tmp_path: Path) -> None:
+    node = lab.nodes[0]
+    store = TrustStore(tmp_path / "config")
+    trusted_tls_context(store, None, "127.0.0.1", node.server.port, expected=node.fingerprint.lower())
+    assert store.pinned(TrustKind.TLS, "127.0.0.1", node.server.port) is not None
+    with pytest.raises(TrustChanged, match="not the one pinned"):
+        trusted_tls_context(store, None, "127.0.0.1", node.server.port, expected="00" * 32)
+
+
+def test_changed_certificate_is_detected_and_needs_an_explicit_choice(lab: Lab, tmp_path: Path) -> None:
+    node = lab.nodes[0]
+    port = node.server.port
+    store = TrustStore(tmp_path / "config")
+    ctx = trusted_tls_context(store, lambda r: True, "127.0.0.1", port)
+    # The node is "reinstalled": same address and port, new certificate.
+    node.server.stop()
+    new_cert = create_node_certificate(tmp_path / "new-tls", ip="127.0.0.1", hostname=node.name)
+    replacement = LocalUIServer(node.state, new_cert, host="127.0.0.1", port=port).start()
+    try:
+        with httpx.Client(verify=ctx, timeout=5) as http, pytest.raises(httpx.ConnectError) as info:
+            http.get(f"https://127.0.0.1:{port}/v1/ping")
+        assert is_certificate_change(info.value)
+        store_entry = store.pinned(TrustKind.TLS, "127.0.0.1", port)
+        assert store_entry is not None
+        # The changed certificate is shown with both fingerprints; declining keeps the old pin.
+        seen: list[TrustRequest] = []
+
+        def no(request: TrustRequest) -> bool:
+            seen.append(request)
+            return False
+
+        with pytest.raises(TrustChanged) as changed:
+            decide(store, no, TrustKind.TLS, "127.0.0.1", port, presented=new_cert.fingerprint)
+        assert seen[0].changed and "CHANGED" in seen[0].describe()
+        assert "pinned:" in changed.value.details and changed.value.title == "Certificate changed"
+        with pytest.raises(TrustChanged):
+            decide(store, None, TrustKind.TLS, "127.0.0.1", port, presented=new_cert.fingerprint)
+        assert same_fingerprint(str(store.pinned(TrustKind.TLS, "127.0.0.1", port)["fingerprint"]), node.fingerprint)  # type: ignore[index]
+        # Accepting the change re-pins, explicitly.
+        decide(
+            store,
+            lambda r: True,
+            TrustKind.TLS,
+            "127.0.0.1",
+            port,
+            new_cert.fingerprint,
+            pem=new_cert.cert_path.read_text(),
+        )
+        ctx2 = trusted_tls_context(store, None, "127.0.0.1", port)
+        with httpx.Client(verify=ctx2, timeout=5) as http:
+            assert http.get(f"https://127.0.0.1:{port}/v1/ping").status_code == 200
+    finally:
+        replacement.stop()
+
+
+def test_ssh_host_key_pinning(lab: Lab, tmp_path: Path) -> None:
+    node = lab.nodes[0]
+    store = TrustStore(tmp_path / "config")
+    fp = node.ssh.fingerprint
+    decide(store, lambda r: r.kind is TrustKind.SSH, TrustKind.SSH, "127.0.0.1", node.ssh.port, presented=fp)
+    decide(store, None, TrustKind.SSH, "127.0.0.1", node.ssh.port, presented=fp)  # pinned: no question
+    with pytest.raises(TrustChanged) as info:
+        decide(store, None, TrustKind.SSH, "127.0.0.1", node.ssh.port, presented="SHA256:" + "A" * 43)
+    assert info.value.title == "Host key changed"

@@ -1,0 +1,289 @@
+"""Pinned trust for self-signed TLS certificates and SSH host keys.
+
+Appliance nodes, BMCs and often vCenter present self-signed certificates, and every node has its own SSH host key.
+The wizard never switches verification off: on first contact it shows the fingerprint and pins it only after the
+operator confirms (or when the project file already names the expected fingerprint); afterwards it connects only
+to that exact certificate or key. A changed fingerprint stops with both values shown and an explicit choice —
+never a silent re-pin. Pins live in ``trust.json`` in the config folder, written atomically.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from wizard.core.errors import WizardError
+from wizard.core.fsutil import atomic_write_text
+
+
+class TrustKind(StrEnum):
+    TLS = "tls"
+    SSH = "ssh"
+
+
+@dataclass(frozen=True)
+class TrustRequest:
+    """What the operator is asked to confirm."""
+
+    kind: TrustKind
+    host: str
+    port: int
+    presented: str  # the fingerprint the peer shows now
+    pinned: str | None  # what was pinned before; None on first contact
+    subject: str = ""  # certificate subject or key type, to help recognise it
+
+    @property
+    def changed(self) -> bool:
+        return self.pinned is not None and not same_fingerprint(self.pinned, self.presented)
+
+    def describe(self) -> str:
+        what = "TLS certificate" if self.kind is TrustKind.TLS else "SSH host key"
+        where = f"{self.host}:{self.port}"
+        if self.changed:
+            return (
+                f"The {what} of {where} has CHANGED.\n  pinned:    {self.pinned}\n  presented: {self.presented}\n"
+                "If the machine was reinstalled this is expected; otherwise someone may be intercepting the connection."
+            )
+        extra = f" ({self.subject})" if self.subject else ""
+        return f"First contact with {where}. Its {what}{extra} has the SHA-256 fingerprint\n  {self.presented}"
+
+
+#: Asks the operator; returns True to trust (pin) the presented fingerprint.
+Confirm = Callable[[TrustRequest], bool]
+
+
+class TrustRefused(WizardError):
+    """The operator did not confirm a first-contact fingerprint, or no one could be asked."""
+
+
+class TrustChanged(WizardError):
+    """A pinned certificate or host key changed and the change was not accepted."""
+
+    def __init__(self, request: TrustRequest) -> None:
+        what = "TLS certificate" if request.kind is TrustKind.TLS else "SSH host key"
+        super().__init__(
+            "Host key changed" if request.kind is TrustKind.SSH else "Certificate changed",
+            f"the {what} of {request.host}:{request.port} is not the one pinned",
+            details=f"pinned:    {request.pinned}\npresented: {request.presented}",
+            remediation=(
+                "if the machine was reinstalled, confirm the new fingerprint when asked (or run "
+                f"`palette-wizard trust forget {request.host}:{request.port}`); otherwise stop and find out why"
+            ),
+        )
+        self.request = request
+
+
+_HEX = re.compile(r"[0-9A-Fa-f]{64}")
+
+
+def normalize(fingerprint: str) -> str:
+    """One spelling per fingerprint: TLS as upper-case colon-separated hex, SSH as ``SHA256:base64``."""
+    text = fingerprint.strip()
+    if text.startswith("SHA256:"):
+        return "SHA256:" + text[7:].rstrip("=")
+    hexdigits = text.replace(":", "").replace(" ", "")
+    if _HEX.fullmatch(hexdigits):
+        return ":".join(hexdigits[i : i + 2] for i in range(0, 64, 2)).upper()
+    if re.fullmatch(r"[A-Za-z0-9+/]{43}=?", text):
+        return "SHA256:" + text.rstrip("=")
+    raise ValueError(f"{fingerprint!r} is not a SHA-256 fingerprint")
+
+
+def same_fingerprint(a: str, b: str) -> bool:
+    """Compares across spellings: colon hex and base64 of the same digest are equal."""
+    return _digest(a) == _digest(b)
+
+
+def _digest(fingerprint: str) -> bytes:
+    text = normalize(fingerprint)
+    if text.startswith("SHA256:"):
+        b64 = text[7:]
+        return base64.b64decode(b64 + "=" * (-len(b64) % 4))
+    return bytes.fromhex(text.replace(":", ""))
+
+
+def tls_fingerprint(der: bytes) -> str:
+    digest = hashlib.sha256(der).hexdigest().upper()
+    return ":".join(digest[i : i + 2] for i in range(0, 64, 2))
+
+
+def ssh_fingerprint(key_blob: bytes) -> str:
+    """OpenSSH's ``SHA256:…`` form of a public key blob."""
+    return "SHA256:" + base64.b64encode(hashlib.sha256(key_blob).digest()).decode().rstrip("=")
+
+
+@dataclass(frozen=True)
+class PresentedCertificate:
+    pem: str
+    fingerprint: str
+
+
+def fetch_certificate(host: str, port: int, timeout: float = 10.0) -> PresentedCertificate:
+    """The certificate a TLS server presents, fetched only to show and pin it (nothing is sent over it)."""
+    try:
+        pem = ssl.get_server_certificate((host, port), timeout=timeout)
+    except (OSError, ssl.SSLError) as exc:
+        raise WizardError(
+            "Cannot reach TLS service",
+            f"{host}:{port} did not complete a TLS handshake: {exc}",
+            remediation="check the address and port, and that the service is running",
+        ) from exc
+    return PresentedCertificate(pem, tls_fingerprint(ssl.PEM_cert_to_DER_cert(pem)))
+
+
+def pinned_ssl_context(pem: str) -> ssl.SSLContext:
+    """A client context that trusts exactly this one certificate.
+
+    Certificate verification stays on; the single trust anchor is the pinned certificate itself. Host-name
+    matching is off because appliance certificates name whatever the node was called when they were made; the
+    pin is stricter than a name check, since no other certificate, even one from a public CA, is accepted.
+    """
+    ctx = ssl.create_default_context(cadata=pem)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    return ctx
+
+
+class TrustStore:
+    """Pinned fingerprints (and, for TLS, the pinned certificate itself) per kind, host and port."""
+
+    FILE = "trust.json"
+
+    def __init__(self, config_dir: Path) -> None:
+        self.path = config_dir / self.FILE
+        self._lock = threading.Lock()
+
+    def _load(self) -> dict[str, Any]:
+        if not self.path.exists():
+            return {"pins": {}}
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise WizardError(
+                "Trust store corrupt",
+                f"{self.path} is not valid JSON ({exc})",
+                remediation=f"move {self.path} aside; every host will then be confirmed again",
+            ) from exc
+        if not isinstance(data, dict) or not isinstance(data.get("pins"), dict):
+            raise WizardError(
+                "Trust store corrupt", f"{self.path} has an unexpected layout", remediation="move it aside"
+            )
+        return data
+
+    @staticmethod
+    def _key(kind: TrustKind, host: str, port: int) -> str:
+        return f"{kind.value}:{host.lower()}:{port}"
+
+    def pinned(self, kind: TrustKind, host: str, port: int) -> dict[str, Any] | None:
+        with self._lock:
+            entry = self._load()["pins"].get(self._key(kind, host, port))
+            return dict(entry) if isinstance(entry, dict) else None
+
+    def pin(self, kind: TrustKind, host: str, port: int, fingerprint: str, *, pem: str = "") -> None:
+        with self._lock:
+            data = self._load()
+            data["pins"][self._key(kind, host, port)] = {
+                "fingerprint": normalize(fingerprint),
+                "pem": pem,
+                "pinned_at": time.time(),
+            }
+            atomic_write_text(self.path, json.dumps(data, indent=1, sort_keys=True))
+
+    def forget(self, kind: TrustKind, host: str, port: int) -> bool:
+        with self._lock:
+            data = self._load()
+            removed = data["pins"].pop(self._key(kind, host, port), None) is not None
+            if removed:
+                atomic_write_text(self.path, json.dumps(data, indent=1, sort_keys=True))
+            return removed
+
+
+def decide(
+    store: TrustStore,
+    confirm: Confirm | None,
+    kind: TrustKind,
+    host: str,
+    port: int,
+    *,
+    presented: str,
+    expected: str = "",
+    pem: str = "",
+    subject: str = "",
+) -> None:
+    """Pin or refuse ``presented`` for ``host:port``; returns only when it is trusted.
+
+    ``expected`` is a fingerprint the project file gives: a match pins without asking, a mismatch is a change.
+    ``confirm`` is None when no one can be asked (headless without a terminal): first contact is then refused.
+    """
+    entry = store.pinned(kind, host, port)
+    pinned = str(entry["fingerprint"]) if entry else None
+    if expected:
+        if same_fingerprint(expected, presented):
+            has_pem = bool(entry and entry.get("pem"))
+            if pinned is None or not same_fingerprint(pinned, presented) or (pem and not has_pem):
+                store.pin(kind, host, port, presented, pem=pem)
+            return
+        raise TrustChanged(TrustRequest(kind, host, port, presented, expected, subject))
+    if pinned is not None and same_fingerprint(pinned, presented):
+        return
+    request = TrustRequest(kind, host, port, presented, pinned, subject)
+    if confirm is None:
+        if request.changed:
+            raise TrustChanged(request)
+        raise TrustRefused(
+            "Fingerprint not confirmed",
+            f"first contact with {host}:{port}; its fingerprint {normalize(presented)} was not confirmed",
+            remediation="run the wizard interactively to confirm it, or put the fingerprint in the project file",
+        )
+    if confirm(request):
+        store.pin(kind, host, port, presented, pem=pem)
+        return
+    if request.changed:
+        raise TrustChanged(request)
+    raise TrustRefused(
+        "Fingerprint not confirmed",
+        f"the operator did not trust {host}:{port} ({normalize(presented)})",
+        remediation="check the fingerprint on the machine's console, then retry and confirm it",
+    )
+
+
+def trusted_tls_context(
+    store: TrustStore,
+    confirm: Confirm | None,
+    host: str,
+    port: int,
+    *,
+    expected: str = "",
+    timeout: float = 10.0,
+) -> ssl.SSLContext:
+    """An SSL context for ``host:port`` that accepts only its pinned certificate (pinning it first if confirmed)."""
+    entry = store.pinned(TrustKind.TLS, host, port)
+    if entry and entry.get("pem") and not expected:
+        return pinned_ssl_context(str(entry["pem"]))
+    presented = fetch_certificate(host, port, timeout)
+    decide(
+        store, confirm, TrustKind.TLS, host, port, presented=presented.fingerprint, expected=expected, pem=presented.pem
+    )
+    return pinned_ssl_context(presented.pem)
+
+
+def is_certificate_change(exc: BaseException) -> bool:
+    """True for the handshake failure a pinned context raises when the server presents another certificate."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
