@@ -118,7 +118,7 @@ def test_changed_certificate_is_detected_and_needs_an_explicit_choice(lab: Lab, 
             TrustKind.TLS,
             "127.0.0.1",
             port,
-            new_cert.fingerprint,
+            presented=new_cert.fingerprint,
             pem=new_cert.cert_path.read_text(),
         )
         ctx2 = trusted_tls_context(store, None, "127.0.0.1", port)
