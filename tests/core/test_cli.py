@@ -3,7 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.core.helpers import cli_env, json_events, run_cli
-from tests.support.projects import base_doc, make_key, random_file, sign_file, write_project
+from tests.support.projects import appliance_iso, base_doc, make_key, random_file, sign_file, write_project
 from wizard import __version__
 
 
@@ -17,7 +17,7 @@ def test_version_and_help(tmp_path: Path) -> None:
 
 def test_run_verifies_files_and_reruns_skip(tmp_path: Path) -> None:
     key, pub = make_key(tmp_path)
-    random_file(tmp_path / "appliance.iso", 5 * 1024 * 1024)
+    appliance_iso(tmp_path / "appliance.iso", 5 * 1024 * 1024)
     bundle = random_file(tmp_path / "content.tar.zst", 2 * 1024 * 1024)
     sign_file(key, bundle, tmp_path / "content.tar.sig.bin")
     pack = random_file(tmp_path / "pack-a.zst", 1024 * 1024)
@@ -49,7 +49,7 @@ def test_run_verifies_files_and_reruns_skip(tmp_path: Path) -> None:
 
 def test_tampered_bundle_blocks_with_exit_3(tmp_path: Path) -> None:
     key, pub = make_key(tmp_path)
-    random_file(tmp_path / "appliance.iso", 1024 * 1024)
+    appliance_iso(tmp_path / "appliance.iso", 1024 * 1024)
     bundle = random_file(tmp_path / "content.tar.zst", 1024 * 1024)
     sign_file(key, bundle, tmp_path / "content.tar.sig.bin")
     with bundle.open("r+b") as fh:

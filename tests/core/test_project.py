@@ -40,7 +40,7 @@ def test_valid_document_builds_the_model() -> None:
     assert p.provider.type is ProviderType.MANUAL
     assert [n.name for n in p.nodes] == ["node-1", "node-2", "node-3"]
     assert p.nodes[0].address_mode is AddressMode.STATIC
-    assert p.network.vip == "10.0.0.50"
+    assert p.network.vip == "127.0.10.50"
     assert p.appliance.username == "kairos"
     # The default password is kept: that is a warning, not an error.
     assert any(w.path == "appliance.password" for w in loaded.warnings)
@@ -48,8 +48,8 @@ def test_valid_document_builds_the_model() -> None:
 
 def test_bad_ipv4_names_field_path() -> None:
     doc = base_doc()
-    doc["nodes"][2]["ip"] = "10.0.0.300"
-    assert any(s.startswith('nodes[2].ip: "10.0.0.300" is not an IPv4 address') for s in problems_of(doc))
+    doc["nodes"][2]["ip"] = "127.0.10.300"
+    assert any(s.startswith('nodes[2].ip: "127.0.10.300" is not an IPv4 address') for s in problems_of(doc))
 
 
 @pytest.mark.parametrize(
@@ -58,20 +58,20 @@ def test_bad_ipv4_names_field_path() -> None:
         (lambda d: d["nodes"][1].update(hostname="Edge-Node"), "nodes[1].hostname", "upper-case"),
         (lambda d: d["nodes"][1].update(hostname="-bad-"), "nodes[1].hostname", "not a valid host name"),
         (lambda d: d["nodes"][1].update(hostname="a" * 64), "nodes[1].hostname", "not a valid host name"),
-        (lambda d: d["nodes"][1].update(ip="10.0.0.11"), "nodes[1].ip", "also used by nodes[0]"),
+        (lambda d: d["nodes"][1].update(ip="127.0.10.11"), "nodes[1].ip", "also used by nodes[0]"),
         (
             lambda d: d["nodes"][2].update(hostname="edge-node-1"),
             "nodes[2].hostname",
             "also used by nodes[0]",
         ),
-        (lambda d: d["network"].update(vip="10.0.0.12"), "network.vip", "also the address of nodes[1]"),
-        (lambda d: d["network"].update(vip="10.9.0.5"), "network.vip", "outside the node subnet 10.0.0.0/24"),
-        (lambda d: d["network"].update(vip="10.0.0.1"), "network.vip", "gateway"),
+        (lambda d: d["network"].update(vip="127.0.10.12"), "network.vip", "also the address of nodes[1]"),
+        (lambda d: d["network"].update(vip="10.9.0.5"), "network.vip", "outside the node subnet 127.0.10.0/24"),
+        (lambda d: d["network"].update(vip="127.0.10.1"), "network.vip", "gateway"),
         (lambda d: d["nodes"][0].update(gateway="10.1.0.1"), "nodes[0].gateway", "outside the node subnet"),
-        (lambda d: d["nodes"][0].update(ip="10.0.0.0"), "nodes[0].ip", "network or broadcast"),
+        (lambda d: d["nodes"][0].update(ip="127.0.10.0"), "nodes[0].ip", "network or broadcast"),
         (lambda d: d["nodes"][0].update(prefix=33), "nodes[0].prefix", "out of range"),
         (lambda d: d["nodes"][0].update(prefix="twenty"), "nodes[0].prefix", "expected a whole number"),
-        (lambda d: d["nodes"][0].update(ip="10.0.0.11/24"), "nodes[0].ip", "includes a prefix length"),
+        (lambda d: d["nodes"][0].update(ip="127.0.10.11/24"), "nodes[0].ip", "includes a prefix length"),
         (lambda d: d["nodes"][0].update(hostnme="x"), "nodes[0].hostnme", "did you mean `hostname`"),
         (lambda d: d.update(nodez=[]), "nodez", "unknown field"),
         (lambda d: d["network"].update(dns=["dns.example.com"]), "network.dns[0]", "not an IPv4 address"),
@@ -102,9 +102,9 @@ def test_each_rule_reports_its_field(mutate: Any, path: str, fragment: str) -> N
 
 def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
     doc = base_doc(files={"iso": "missing.iso"})
-    doc["nodes"][0]["ip"] = "10.0.0.300"
+    doc["nodes"][0]["ip"] = "127.0.10.300"
     doc["nodes"][1]["hostname"] = "Bad_Name"
-    doc["nodes"][2]["gatewya"] = "10.0.0.1"
+    doc["nodes"][2]["gatewya"] = "127.0.10.1"
     doc["network"]["vip"] = "192.168.1.5"
     paths = paths_of(doc, tmp_path)
     assert {"nodes[0].ip", "nodes[1].hostname", "nodes[2].gatewya", "network.vip", "files.iso"} <= paths
@@ -243,18 +243,18 @@ def test_schema_versions_and_migration_chain(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(project_mod, "SCHEMA_VERSION", 2)
     monkeypatch.setitem(project_mod.MIGRATIONS, 1, v1_to_v2)
     old = base_doc()
-    old["network"] = {"virtual_ip": "10.0.0.60", "ntp": ["pool.ntp.org"]}
+    old["network"] = {"virtual_ip": "127.0.10.60", "ntp": ["pool.ntp.org"]}
     migrated = project_mod.migrate(old)
     assert calls == [1]
     assert migrated["schema_version"] == 2
-    assert migrated["network"]["vip"] == "10.0.0.60"
+    assert migrated["network"]["vip"] == "127.0.10.60"
 
 
 def test_validate_command_prints_five_mistakes_and_exits_2(tmp_path: Path) -> None:
     doc = base_doc(files={"iso": "missing.iso"})
-    doc["nodes"][0]["ip"] = "10.0.0.300"
+    doc["nodes"][0]["ip"] = "127.0.10.300"
     doc["nodes"][1]["hostname"] = "Bad_Name"
-    doc["nodes"][2]["gatewya"] = "10.0.0.1"
+    doc["nodes"][2]["gatewya"] = "127.0.10.1"
     doc["network"]["vip"] = "192.168.1.5"
     path = write_project(tmp_path, doc)
     run = subprocess.run(

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.core.helpers import cli_env, run_cli
-from tests.support.projects import base_doc, random_file, write_project
+from tests.support.projects import appliance_iso, base_doc, write_project
 from wizard.core.cancel import CancelToken
 from wizard.core.errors import WizardError
 from wizard.core.jobs import Job, Step, StepContext
@@ -65,7 +65,7 @@ class LeakyStep(Step):
 
 
 def test_in_process_run_writes_no_secret(tmp_path: Path, wizard_home: Path) -> None:
-    random_file(tmp_path / "appliance.iso", 1024)
+    appliance_iso(tmp_path / "appliance.iso", 1024)
     project_file = write_project(
         tmp_path,
         base_doc(files={"iso": "appliance.iso"}, appliance={"password": {"secret": "node-password"}}),
@@ -87,7 +87,7 @@ def test_in_process_run_writes_no_secret(tmp_path: Path, wizard_home: Path) -> N
 
 
 def test_cli_run_writes_and_prints_no_secret(tmp_path: Path) -> None:
-    random_file(tmp_path / "appliance.iso", 1024)
+    appliance_iso(tmp_path / "appliance.iso", 1024)
     doc = base_doc(
         provider={"type": "redfish"},
         files={"iso": "appliance.iso"},

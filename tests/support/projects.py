@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +22,14 @@ def base_doc(**overrides: Any) -> dict[str, Any]:
             {
                 "name": f"node-{i}",
                 "hostname": f"edge-node-{i}",
-                "ip": f"10.0.0.1{i}",
+                "ip": f"127.0.10.1{i}",
                 "prefix": 24,
-                "gateway": "10.0.0.1",
+                "gateway": "127.0.10.1",
             }
             for i in (1, 2, 3)
         ],
-        "network": {"vip": "10.0.0.50", "ntp": ["pool.ntp.org"], "dns": ["10.0.0.2"]},
+        # Loopback only, no DNS or NTP servers: a run's preflight probes must never leave the machine.
+        "network": {"vip": "127.0.10.50"},
         "files": {},
     }
     doc.update(overrides)
@@ -66,4 +68,46 @@ def random_file(path: Path, size: int) -> Path:
             n = min(remaining, 1024 * 1024)
             fh.write(os.urandom(n))
             remaining -= n
+    return path
+
+
+def appliance_iso(
+    path: Path,
+    size: int = 0,
+    *,
+    volume_id: str = "PALETTE_EDGE_INSTALLER",
+    efi: bool = True,
+    bios: bool = True,
+    sparse: bool = False,
+) -> Path:
+    """A small ISO 9660 image with an El Torito catalog (BIOS and/or EFI entries), padded to ``size`` bytes with
+    random data (or a sparse tail) so hashing it takes as long as a real one of that size."""
+    import os
+
+    import pycdlib
+
+    iso = pycdlib.PyCdlib()
+    iso.new(interchange_level=3, sys_ident="LINUX", vol_ident=volume_id)
+    boot = b"\xeb\xfe" + bytes(2046)
+    if bios:
+        iso.add_fp(io.BytesIO(boot), len(boot), "/ISOLINUX.BIN;1")
+        iso.add_eltorito("/ISOLINUX.BIN;1", bootcatfile="/BOOT.CAT;1")
+    if efi:
+        image = bytes(4 * 2048)
+        iso.add_fp(io.BytesIO(image), len(image), "/EFIBOOT.IMG;1")
+        iso.add_eltorito("/EFIBOOT.IMG;1", bootcatfile="/BOOT.CAT;1", platform_id=0xEF, efi=True)
+    iso.write(str(path))
+    iso.close()
+    current = path.stat().st_size
+    if size > current:
+        with path.open("r+b") as fh:
+            if sparse:
+                fh.truncate(size)
+            else:
+                fh.seek(current)
+                remaining = size - current
+                while remaining:
+                    n = min(remaining, 1024 * 1024)
+                    fh.write(os.urandom(n))
+                    remaining -= n
     return path

@@ -12,14 +12,15 @@ from pathlib import Path
 import pytest
 from pytestqt.qtbot import QtBot
 
-from tests.ui.helpers import ISO_SIZE, random_file, valid_doc, write_project
+from tests.support.projects import appliance_iso
+from tests.ui.helpers import ISO_SIZE, valid_doc, write_project
 from wizard.ui.bridge import StepsFactory
 from wizard.ui.shell import MainWindow
 
 
 @pytest.fixture
 def iso(tmp_path: Path) -> Path:
-    return random_file(tmp_path / "appliance.iso", ISO_SIZE)
+    return appliance_iso(tmp_path / "appliance.iso", ISO_SIZE)
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ ZERO_SHA = "0" * 64
 
 
 def valid_doc(**overrides: Any) -> dict[str, Any]:
-    doc = base_doc(network={"vip": "10.0.0.50", "ntp": ["pool.ntp.org"]}, files={"iso": "appliance.iso"})
+    doc = base_doc(files={"iso": "appliance.iso"})
     doc.update(overrides)
     return doc
 
@@ -36,7 +36,7 @@ def valid_doc(**overrides: Any) -> dict[str, Any]:
 def invalid_doc() -> dict[str, Any]:
     """A project with several independent mistakes, each under a different field path."""
     doc = valid_doc()
-    doc["nodes"][1]["ip"] = "10.0.0.300"
+    doc["nodes"][1]["ip"] = "127.0.10.300"
     doc["nodes"][2]["prefix"] = 40
     doc["network"] = {"ntp": ["pool.ntp.org"]}  # no vip
     doc["files"] = {"iso": "missing.iso"}

@@ -21,13 +21,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script 
 import keyring
 from PySide6.QtTest import QTest
 
+from tests.support.projects import appliance_iso
 from tests.ui.helpers import (
     ISO_SIZE,
     ZERO_SHA,
     InMemoryKeyring,
     PacedStep,
     invalid_doc,
-    random_file,
     valid_doc,
     write_project,
 )
@@ -59,7 +59,7 @@ def main(out: Path) -> int:
     keyring.set_keyring(InMemoryKeyring())
     setup_logging(app_paths().ensure().logs)  # engine messages go to the log, not the terminal
 
-    random_file(work / "appliance.iso", ISO_SIZE)
+    appliance_iso(work / "appliance.iso", ISO_SIZE)
     valid = write_project(work, valid_doc(), "project.yaml")
     invalid = write_project(work, invalid_doc(), "broken.yaml")
     bad_sum = valid_doc(files={"iso": {"path": "appliance.iso", "sha256": ZERO_SHA}})

@@ -44,6 +44,16 @@ pytestmark = pytest.mark.ui
 
 MakeWindow = Callable[..., MainWindow]
 RUN_TIMEOUT_MS = 60_000
+#: The preflight step's job rows for ``valid_doc``: one per check group or target, then the report.
+PREFLIGHT_ROWS = {
+    "Jump host",
+    "Files and ISO",
+    *(f"Address of node-{i} [node-{i}]" for i in (1, 2, 3)),
+    "Virtual IP",
+    "DNS",
+    "NTP",
+    "Preflight report",
+}
 
 
 def _statuses(page: RunPage) -> dict[str, TaskStatus]:
@@ -137,9 +147,9 @@ def test_opening_a_valid_project_shows_its_nodes_and_enables_next(
     assert window.current == MainWindow.PROJECT
     assert page.name_value.text() == "palette-mgmt"
     assert page.provider_value.text() == "manual"
-    assert page.vip_value.text() == "10.0.0.50"
+    assert page.vip_value.text() == "127.0.10.50"
     assert _cells(page.nodes) == [
-        [f"node-{i}", f"edge-node-{i}", "static", f"10.0.0.1{i}", "24", "10.0.0.1"] for i in (1, 2, 3)
+        [f"node-{i}", f"edge-node-{i}", "static", f"127.0.10.1{i}", "24", "127.0.10.1"] for i in (1, 2, 3)
     ]
     assert page.nodes.isVisible()
     assert window.next_button.isEnabled()
@@ -209,7 +219,7 @@ def test_a_valid_run_finishes_every_job_without_blocking_the_gui(
 
     assert _exit_code(page) is ExitCode.DONE
     statuses = _statuses(page)
-    assert set(statuses) == {"Appliance ISO", *(f"Test transfer [node-{i}]" for i in (1, 2, 3))}
+    assert set(statuses) == {"Appliance ISO", *PREFLIGHT_ROWS, *(f"Test transfer [node-{i}]" for i in (1, 2, 3))}
     assert set(statuses.values()) == {TaskStatus.DONE}
     assert page.overall.value() == page.overall.maximum()
     assert page.overall.text() == "100%"
@@ -235,7 +245,8 @@ def test_cancel_stops_the_run_and_leaves_it_resumable(
     page = window.run
     qtbot.mouseClick(page.start_button, Qt.MouseButton.LeftButton)
     assert not page.start_button.isEnabled()
-    qtbot.waitUntil(lambda: TaskStatus.RUNNING in _statuses(page).values(), timeout=RUN_TIMEOUT_MS)
+    # Cancel once the transfers run (verify and preflight finish first).
+    qtbot.waitUntil(lambda: _statuses(page).get("Test transfer [node-1]") is TaskStatus.RUNNING, timeout=RUN_TIMEOUT_MS)
     assert page.cancel_button.isEnabled()
     assert not window.welcome.open_button.isEnabled()  # no switching projects under a running install
 
@@ -285,7 +296,7 @@ def test_a_failed_run_shows_the_error_panel_and_retry_runs_again(
     _run(qtbot, window, click=panel.retry_button)
     assert _exit_code(page) is ExitCode.DONE
     assert not panel.isVisible()
-    assert _statuses(page) == {"Appliance ISO": TaskStatus.DONE}
+    assert _statuses(page) == {"Appliance ISO": TaskStatus.DONE, **dict.fromkeys(PREFLIGHT_ROWS, TaskStatus.DONE)}
     assert "attempt 2" in page.activity.toPlainText()
 
 

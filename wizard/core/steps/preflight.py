@@ -1,0 +1,352 @@
+"""Preflight checks: find what would make the install fail before anything is touched.
+
+The checks run as parallel jobs, one per group or target (jump host, files, each node address, the VIP, DNS,
+NTP), each recording its :class:`~wizard.core.checks.CheckResult` list as the job's result. A last job,
+``preflight/report``, waits for the others, writes the report and fails with every remaining blocker, which the
+engine turns into exit 3. Failed checks are results, not job failures, so the report always holds everything.
+
+The report is written to ``<state>/sessions/<project-id>/preflight-report.{json,html}``: a folder named after the
+journal, beside it (not in ``sessions/`` itself, whose ``*.json`` files are all read as journals).
+
+Resuming: a check job that passed is skipped like any finished job (a resumed install must not re-probe a VIP its
+own cluster now holds); one that found a blocker gets a fresh fingerprint, so it runs again until it passes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from wizard.core.cancel import CancelToken
+from wizard.core.checks import (
+    DEFAULT_MIN_FREE,
+    DEFAULT_PORTS,
+    CheckReport,
+    CheckResult,
+    CheckSeverity,
+    NodeName,
+    VerifiedFile,
+    check_address_free,
+    check_dns,
+    check_free_space,
+    check_iso,
+    check_ntp,
+    check_verified,
+    not_applicable,
+)
+from wizard.core.checks.catalog import errored
+from wizard.core.errors import PreflightBlocked
+from wizard.core.fsutil import atomic_write_text
+from wizard.core.jobs import Job, Step, StepContext, StepKind
+from wizard.core.journal import JOB_DONE
+from wizard.core.progress import Reporter
+from wizard.core.project import AddressMode
+
+REPORT_JOB = "preflight/report"
+
+
+@dataclass(frozen=True)
+class PreflightSettings:
+    """How the checks probe; the defaults are for real networks, tests pass their peers' ports."""
+
+    ports: tuple[int, ...] = DEFAULT_PORTS
+    connect_timeout: float = 1.0
+    icmp: bool = True
+    arp: bool = True
+    dns_port: int = 53
+    dns_timeout: float = 2.0
+    ntp_port: int = 123
+    ntp_timeout: float = 2.0
+    max_ntp_offset: float = 2.0
+    min_free: int = DEFAULT_MIN_FREE
+
+
+def report_paths(journal_path: Path) -> tuple[Path, Path]:
+    folder = journal_path.with_suffix("")
+    return folder / "preflight-report.json", folder / "preflight-report.html"
+
+
+class _Board:
+    """Where check jobs post their results for the report job, which waits until all have posted."""
+
+    def __init__(self, expected: Sequence[str]) -> None:
+        self.expected = list(expected)
+        self._results: dict[str, list[CheckResult]] = {}
+        self._cond = threading.Condition()
+
+    def post(self, job_id: str, results: list[CheckResult]) -> None:
+        with self._cond:
+            self._results[job_id] = results
+            self._cond.notify_all()
+
+    def wait_all(self, cancel: CancelToken) -> list[CheckResult]:
+        with self._cond:
+            while not all(j in self._results for j in self.expected):
+                cancel.raise_if_cancelled()
+                self._cond.wait(0.1)
+            return [r for j in self.expected for r in self._results[j]]
+
+
+class CheckJob(Job):
+    def __init__(
+        self,
+        job_id: str,
+        name: str,
+        checks: Callable[[], list[CheckResult]],
+        *,
+        inputs: str,
+        fallback_check: str,
+        board: _Board,
+        node: str = "",
+    ) -> None:
+        self.id = job_id
+        self.name = name
+        self.node = node
+        self._checks = checks
+        self._inputs = inputs
+        self._fallback = fallback_check
+        self._board = board
+
+    def fingerprint(self) -> str:
+        return self._inputs
+
+    def run(self, report: Reporter, cancel: CancelToken) -> Mapping[str, Any]:
+        results: list[CheckResult] = []
+        try:
+            cancel.raise_if_cancelled()
+            results = self._checks()
+        except Exception as exc:  # a check that crashes could not run: an error result, never a lost report
+            results = [errored(self._fallback, f"the check could not run: {type(exc).__name__}: {exc}")]
+        finally:
+            self._board.post(self.id, results)
+        failed = sum(1 for r in results if r.failed)
+        report.finish(f"{failed} problem{'s' if failed != 1 else ''}" if failed else "passed")
+        return {"results": [r.to_dict() for r in results]}
+
+
+class ReportJob(Job):
+    id = REPORT_JOB
+    name = "Preflight report"
+    weight = 0.1
+
+    def __init__(
+        self,
+        board: _Board,
+        *,
+        project: str,
+        overrides: list[dict[str, Any]],
+        json_path: Path,
+        html_path: Path,
+        inputs: str,
+    ) -> None:
+        self._board = board
+        self._project = project
+        self._overrides = overrides
+        self._json = json_path
+        self._html = html_path
+        self._inputs = inputs
+
+    def fingerprint(self) -> str:
+        return self._inputs
+
+    def run(self, report: Reporter, cancel: CancelToken) -> Mapping[str, Any]:
+        results = self._board.wait_all(cancel)
+        rep = CheckReport(tuple(results), tuple(self._overrides), self._project)
+        self._json.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self._json, rep.to_json())
+        atomic_write_text(self._html, rep.to_html())
+        blockers = rep.blockers()
+        if blockers:
+            lines = []
+            for r in blockers:
+                d = r.to_dict()
+                lines.append(f"✗ [{r.check}] {d['title']}{f' — {r.target}' if r.target else ''}: {r.message}")
+                lines.append(f"    fix ({d['step']} page): {d['remediation']}")
+            count = f"{len(blockers)} blocker{'s' if len(blockers) != 1 else ''}"
+            raise PreflightBlocked(
+                "Blocked",
+                f"{count}: " + "; ".join(f"{r.check} {r.target}: {r.message}".replace("  ", " ") for r in blockers),
+                details="\n".join(lines) + f"\nReport: {self._html}",
+                remediation=f"fix each blocker (blockers cannot be overridden), then run again; report: {self._html}",
+            )
+        summary = rep.to_dict()["summary"]
+        report.finish(f"{summary['warnings']} warnings, {summary['overridden']} overridden")
+        return {**summary, "report": str(self._html)}
+
+
+def _stat(path: Path) -> str:
+    try:
+        st = path.stat()
+    except OSError:
+        return f"{path}:missing"
+    return f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}"
+
+
+def _has_blocker(record: dict[str, Any] | None) -> bool:
+    if not record or record.get("status") != JOB_DONE:
+        return False
+    for r in (record.get("result") or {}).get("results", []):
+        if r.get("outcome") != "pass" and r.get("severity") == CheckSeverity.BLOCKER.value:
+            return True
+    return False
+
+
+class PreflightStep(Step):
+    id = "preflight"
+    title = "Preflight checks"
+    kind = StepKind.PREFLIGHT
+    weight = 0.5
+
+    def __init__(self, settings: PreflightSettings | None = None) -> None:
+        self.settings = settings or PreflightSettings()
+        self.parallel = 8
+
+    def jobs(self, ctx: StepContext) -> list[Job]:
+        s = self.settings
+        project = ctx.project
+        specs: list[tuple[str, str, Callable[[], list[CheckResult]], str, str, str]] = []  # id, name, fn, in, fb, node
+
+        folders = {"session state": ctx.paths.state, "logs": ctx.paths.logs, "staging": ctx.paths.cache}
+        specs.append(
+            (
+                "preflight/host",
+                "Jump host",
+                lambda: check_free_space(folders, s.min_free),
+                f"{sorted((k, str(v)) for k, v in folders.items())}|{s.min_free}",
+                "host.free-space",
+                "",
+            )
+        )
+
+        files = project.files.all()
+        if files:
+            verified = []
+            for field_path, ref in files:
+                rec = ctx.journal.job(f"verify/{field_path}")
+                result = dict(rec.get("result") or {}) if rec and rec.get("status") == JOB_DONE else None
+                verified.append(VerifiedFile(field_path, ref.path.name, result))
+            iso = project.files.iso.path if project.files.iso else None
+
+            def file_checks() -> list[CheckResult]:
+                return check_verified(verified) + (check_iso(iso) if iso is not None else [])
+
+            stamp = "|".join(f"{v.field}:{(v.result or {}).get('sha256')}" for v in verified)
+            specs.append(
+                (
+                    "preflight/files",
+                    "Files and ISO",
+                    file_checks,
+                    f"{stamp}|{_stat(iso) if iso else '-'}",
+                    "files.verified",
+                    "",
+                )
+            )
+
+        probe = f"{s.ports}|{s.connect_timeout}|{s.icmp}|{s.arp}"
+        for node in project.nodes:
+            target = f"{node.name} ({node.ip or 'DHCP'})"
+            ip = node.ip if node.address_mode is AddressMode.STATIC else ""
+
+            def node_check(ip: str = ip, target: str = target) -> list[CheckResult]:
+                if not ip:
+                    return [not_applicable("net.node-ip-free", "the node's address comes from DHCP", target)]
+                return [
+                    check_address_free(
+                        "net.node-ip-free", ip, target, ports=s.ports, timeout=s.connect_timeout, icmp=s.icmp, arp=s.arp
+                    )
+                ]
+
+            specs.append(
+                (
+                    f"preflight/address/{node.name}",
+                    f"Address of {node.name}",
+                    node_check,
+                    f"{node.ip}|{probe}",
+                    "net.node-ip-free",
+                    node.name,
+                )
+            )
+        vip = project.network.vip
+        specs.append(
+            (
+                "preflight/address/vip",
+                "Virtual IP",
+                lambda: [
+                    check_address_free(
+                        "net.vip-free",
+                        vip,
+                        f"VIP ({vip})",
+                        ports=s.ports,
+                        timeout=s.connect_timeout,
+                        icmp=s.icmp,
+                        arp=s.arp,
+                    )
+                ],
+                f"{vip}|{probe}",
+                "net.vip-free",
+                "",
+            )
+        )
+
+        net = project.network
+        names = [
+            NodeName(n.name, n.hostname, n.ip if n.address_mode is AddressMode.STATIC else "") for n in project.nodes
+        ]
+        specs.append(
+            (
+                "preflight/dns",
+                "DNS",
+                lambda: check_dns(net.dns, names, net.search_domains, port=s.dns_port, timeout=s.dns_timeout),
+                f"{net.dns}|{net.search_domains}|{names}|{s.dns_port}|{s.dns_timeout}",
+                "net.dns-server",
+                "",
+            )
+        )
+        specs.append(
+            (
+                "preflight/ntp",
+                "NTP",
+                lambda: check_ntp(net.ntp, port=s.ntp_port, timeout=s.ntp_timeout, max_offset=s.max_ntp_offset),
+                f"{net.ntp}|{s.ntp_port}|{s.ntp_timeout}|{s.max_ntp_offset}",
+                "net.ntp-reachable",
+                "",
+            )
+        )
+
+        # A job that found a blocker runs again next time, whatever its inputs (the operator may have fixed it).
+        fingerprints = {
+            job_id: inputs + (f"|recheck:{time.time_ns()}" if _has_blocker(ctx.journal.job(job_id)) else "")
+            for job_id, _, _, inputs, _, _ in specs
+        }
+        board = _Board([job_id for job_id, *_ in specs])
+        for job_id, *_ in specs:
+            if ctx.journal.is_done(job_id, fingerprints[job_id]):  # the engine skips it: post what it found then
+                recorded = ctx.journal.result(job_id).get("results", [])
+                board.post(job_id, [CheckResult.from_dict(r) for r in recorded])
+        jobs: list[Job] = [
+            CheckJob(job_id, name, fn, inputs=fingerprints[job_id], fallback_check=fb, board=board, node=node)
+            for job_id, name, fn, _, fb, node in specs
+        ]
+        overrides = ctx.journal.overrides
+        json_path, html_path = report_paths(ctx.journal.path)
+        digest = hashlib.sha256(
+            json.dumps([sorted(fingerprints.items()), overrides, str(html_path)], default=str).encode()
+        ).hexdigest()
+        jobs.append(
+            ReportJob(
+                board,
+                project=project.name,
+                overrides=overrides,
+                json_path=json_path,
+                html_path=html_path,
+                inputs=digest,
+            )
+        )
+        self.parallel = len(jobs)  # the report job waits for all the others, so all must run at once
+        return jobs
