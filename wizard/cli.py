@@ -57,7 +57,50 @@ def _parser() -> argparse.ArgumentParser:
     s_del.add_argument("name")
     s_chk = sec_sub.add_parser("check", help="list the project's secrets that are not stored yet")
     s_chk.add_argument("project", type=Path)
+    ovr = sub.add_parser("override", help="accept a preflight warning with a reason (recorded in the journal)")
+    ovr.add_argument("project", type=Path)
+    ovr.add_argument("check", help="the check id, e.g. net.dns-reverse")
+    ovr.add_argument("--reason", required=True, help="why it is safe to go ahead; shown in the report")
+
+    tr = sub.add_parser("trust", help="list or forget pinned TLS certificates and SSH host keys")
+    tr_sub = tr.add_subparsers(dest="trust_command", metavar="ACTION", required=True)
+    tr_sub.add_parser("list", help="show every pinned fingerprint")
+    tr_forget = tr_sub.add_parser("forget", help="forget a pin, so the next contact asks again")
+    tr_forget.add_argument("address", help="HOST:PORT")
+    tr_forget.add_argument("--kind", choices=["tls", "ssh"], help="only this kind (default: both)")
     return p
+
+
+def _override(args: argparse.Namespace) -> int:
+    from wizard.core.checks import override
+    from wizard.core.session import Session
+
+    session = Session.open(args.project)
+    override(session.journal, args.check, args.reason)
+    print(f"override of {args.check} recorded in {session.journal.path}")
+    return 0
+
+
+def _trust(args: argparse.Namespace) -> int:
+    from wizard.core.paths import app_paths
+    from wizard.core.trust import TrustKind, TrustStore
+
+    store = TrustStore(app_paths().ensure().config)
+    if args.trust_command == "list":
+        pins = store.all()
+        for key, entry in sorted(pins.items()):
+            print(f"{key}  {entry['fingerprint']}")
+        if not pins:
+            print("no pinned certificates or host keys")
+        return 0
+    host, sep, port_text = args.address.rpartition(":")
+    if not sep or not host or not port_text.isdigit():
+        print(f"error: {args.address!r} is not HOST:PORT", file=sys.stderr)
+        return int(ExitCode.INVALID_INPUT)
+    kinds = [TrustKind(args.kind)] if args.kind else list(TrustKind)
+    removed = [k.value for k in kinds if store.forget(k, host, int(port_text))]
+    print(f"forgot {', '.join(removed)} pin(s) for {args.address}" if removed else f"nothing pinned for {args.address}")
+    return 0
 
 
 def _validate(project: Path, as_json: bool) -> int:
@@ -149,6 +192,10 @@ def main(argv: list[str] | None = None) -> int:
             return _validate(args.project, args.json)
         if args.command == "secret":
             return _secret(args)
+        if args.command == "override":
+            return _override(args)
+        if args.command == "trust":
+            return _trust(args)
     except WizardError as exc:
         print(exc.render(), file=sys.stderr)
         return int(ExitCode.INVALID_INPUT)

@@ -87,3 +87,30 @@ def test_secret_set_refuses_without_a_secure_keyring(tmp_path: Path) -> None:
     env["PYTHON_KEYRING_BACKEND"] = "keyring.backends.fail.Keyring"
     out = run_cli(["secret", "set", "x", "--stdin"], env, stdin="Some-Value-1\n")
     assert out.returncode == 2 and "No secure keyring" in out.stderr
+
+
+def test_override_a_warning_and_refuse_a_blocker(tmp_path: Path) -> None:
+    from tests.support.projects import appliance_iso
+
+    appliance_iso(tmp_path / "appliance.iso")
+    path = write_project(tmp_path, base_doc(files={"iso": "appliance.iso"}))
+    env = cli_env(tmp_path / "home")
+    ok = run_cli(["override", str(path), "net.dns-reverse", "--reason", "PTR records are managed by IT later"], env)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    journal = next((tmp_path / "home" / "state" / "sessions").glob("*.json")).read_text()
+    assert "PTR records are managed by IT later" in journal
+    refused = run_cli(["override", str(path), "net.vip-free", "--reason", "trust me"], env)
+    assert refused.returncode == 2 and "cannot be overridden" in refused.stderr
+
+
+def test_trust_list_and_forget(tmp_path: Path) -> None:
+    from wizard.core.trust import TrustKind, TrustStore
+
+    home = tmp_path / "home"
+    TrustStore(home / "config").pin(TrustKind.SSH, "10.1.2.3", 22, "SHA256:" + "B" * 43)
+    env = cli_env(home)
+    listed = run_cli(["trust", "list"], env)
+    assert listed.returncode == 0 and "ssh:10.1.2.3:22" in listed.stdout
+    assert "forgot ssh" in run_cli(["trust", "forget", "10.1.2.3:22"], env).stdout
+    assert "no pinned" in run_cli(["trust", "list"], env).stdout
+    assert run_cli(["trust", "forget", "nonsense"], env).returncode == 2

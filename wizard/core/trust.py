@@ -199,6 +199,10 @@ class TrustStore:
             }
             atomic_write_text(self.path, json.dumps(data, indent=1, sort_keys=True))
 
+    def all(self) -> dict[str, dict[str, Any]]:
+        with self._lock:
+            return {k: dict(v) for k, v in self._load()["pins"].items() if isinstance(v, dict)}
+
     def forget(self, kind: TrustKind, host: str, port: int) -> bool:
         with self._lock:
             data = self._load()
