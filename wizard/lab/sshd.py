@@ -8,9 +8,7 @@ machine's state: the handful of read-only commands the wizard's install monitor 
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import hashlib
 import logging
 import shlex
 import socket
@@ -28,6 +26,7 @@ from paramiko.common import (
     OPEN_SUCCEEDED,
 )
 
+from wizard.core.trust import ssh_fingerprint as key_blob_fingerprint
 from wizard.lab.machine import Machine, Stage
 
 log = logging.getLogger(__name__)
@@ -35,7 +34,7 @@ log = logging.getLogger(__name__)
 
 def ssh_fingerprint(key: paramiko.PKey) -> str:
     """OpenSSH's ``SHA256:…`` fingerprint of a public key, as ``ssh-keygen -lf`` prints it."""
-    return "SHA256:" + base64.b64encode(hashlib.sha256(key.asbytes()).digest()).decode().rstrip("=")
+    return key_blob_fingerprint(key.asbytes())
 
 
 def load_or_create_host_key(path: Path) -> paramiko.PKey:
