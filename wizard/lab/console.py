@@ -19,19 +19,18 @@ import logging
 import math
 import re
 import secrets
-import socket
-import socketserver
 import ssl
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.cookies import CookieError, SimpleCookie
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
 from wizard.lab.certs import NodeCertificate
+from wizard.lab.tlsserver import BackgroundServer, TLSHTTPServer
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +44,6 @@ DEFAULT_SYNC_DURATION = 60.0
 DEFAULT_PACK_COUNT = 12
 DEFAULT_VERSION = "4.7.3"
 MAX_JSON_BODY = 1 << 20
-POLL_INTERVAL = 0.05
 
 ACTIVE, PENDING, INACTIVE = "Active", "Pending", "Inactive"
 SYNC_IDLE, SYNC_IN_PROGRESS, SYNC_COMPLETED, SYNC_FAILED = "Idle", "InProgress", "Completed", "Failed"
@@ -582,63 +580,15 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(reply)
 
 
-class _TLSServer(ThreadingHTTPServer):
-    # Non-daemon handler threads so server_close() joins them all.
-    daemon_threads = False
-    block_on_close = True
-
+class _TLSServer(TLSHTTPServer):
     def __init__(
         self, address: tuple[str, int], context: ssl.SSLContext, state: SystemConsoleState, timeout: float
     ) -> None:
-        self.ssl_context = context
         self.state = state
-        self.socket_timeout = timeout
-        self._conns: set[ssl.SSLSocket] = set()
-        self._conns_lock = threading.Lock()
-        self._closing = False
-        super().__init__(address, _Handler)
-
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind looks up the host's FQDN, which can stall without DNS.
-        socketserver.TCPServer.server_bind(self)
-        host, port = self.server_address[:2]
-        self.server_name, self.server_port = str(host), int(port)
-
-    def finish_request(self, request: Any, client_address: Any) -> None:
-        # Handshake in the connection's own thread so a stalled client never blocks accept().
-        request.settimeout(self.socket_timeout)
-        with contextlib.suppress(OSError):
-            request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        try:
-            tls = self.ssl_context.wrap_socket(request, server_side=True, do_handshake_on_connect=False)
-        except OSError:
-            return
-        with self._conns_lock:
-            if self._closing:
-                tls.close()
-                return
-            self._conns.add(tls)
-        try:
-            tls.do_handshake()
-            _Handler(tls, client_address, self)
-        except OSError as exc:
-            log.debug("system console: connection from %s ended: %s", client_address, exc)
-        finally:
-            with self._conns_lock:
-                self._conns.discard(tls)
-            tls.close()
-
-    def close_connections(self) -> None:
-        with self._conns_lock:
-            self._closing = True
-            conns = list(self._conns)
-        for conn in conns:
-            # The plain socket's shutdown: SSLSocket.shutdown would pull the SSL object from under a reader.
-            with contextlib.suppress(OSError):
-                socket.socket.shutdown(conn, socket.SHUT_RDWR)
+        super().__init__(address, context, _Handler, socket_timeout=timeout, label="system-console")
 
 
-class SystemConsoleServer:
+class SystemConsoleServer(BackgroundServer):
     """The console over TLS on ``host``; ``port=0`` picks a free port, kept across restarts."""
 
     def __init__(
@@ -650,62 +600,10 @@ class SystemConsoleServer:
         port: int = 0,
         socket_timeout: float = 30.0,
     ) -> None:
+        super().__init__(host=host, port=port, label="system-console")
         self.state = state
         self.certificate = certificate
-        self.host = host
-        self._port = port
         self.socket_timeout = socket_timeout
-        self._server: _TLSServer | None = None
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
 
-    @property
-    def running(self) -> bool:
-        return self._server is not None
-
-    @property
-    def port(self) -> int:
-        if not self._port:
-            raise RuntimeError("the system console has not been started")
-        return self._port
-
-    @property
-    def url(self) -> str:
-        return f"https://{self.host}:{self.port}"
-
-    def start(self) -> SystemConsoleServer:
-        with self._lock:
-            if self._server is not None:
-                raise RuntimeError("the system console is already running")
-            server = _TLSServer(
-                (self.host, self._port), self.certificate.server_context(), self.state, self.socket_timeout
-            )
-            self._port = int(server.server_address[1])
-            thread = threading.Thread(
-                target=server.serve_forever,
-                kwargs={"poll_interval": POLL_INTERVAL},
-                name="system-console",
-                daemon=True,
-            )
-            thread.start()
-            self._server, self._thread = server, thread
-            return self
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop accepting, cut open connections and wait for every thread of this server to end."""
-        with self._lock:
-            server, thread = self._server, self._thread
-            self._server = self._thread = None
-        if server is None:
-            return
-        server.shutdown()
-        server.close_connections()
-        server.server_close()
-        if thread is not None:
-            thread.join(timeout)
-
-    def __enter__(self) -> SystemConsoleServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def _make_server(self, address: tuple[str, int]) -> TLSHTTPServer:
+        return _TLSServer(address, self.certificate.server_context(), self.state, self.socket_timeout)

@@ -13,14 +13,11 @@ import json
 import logging
 import math
 import os
-import socket
-import socketserver
 import ssl
 import tempfile
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path, PurePosixPath
 from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
@@ -32,6 +29,7 @@ from wizard.lab.certs import NodeCertificate
 from wizard.lab.links import LinkRegistry
 from wizard.lab.multipart import MultipartError, PartInfo, PartSink, boundary_from_content_type, parse_multipart
 from wizard.lab.node import LocalUIError, NodeState, Session, UploadedContent
+from wizard.lab.tlsserver import BackgroundServer, TLSHTTPServer
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +37,6 @@ log = logging.getLogger(__name__)
 # one makes the server close the connection after replying.
 DRAIN_LIMIT = 256 * 1024
 MAX_JSON_BODY = 1 << 20
-POLL_INTERVAL = 0.05
 UPLOAD_MESSAGE = "Uploaded content successfully"
 
 
@@ -522,11 +519,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_reply(reply)
 
 
-class _TLSServer(ThreadingHTTPServer):
-    # Non-daemon handler threads so server_close() joins them: stop() returns only when every thread has ended.
-    daemon_threads = False
-    block_on_close = True
-
+class _TLSServer(TLSHTTPServer):
     def __init__(
         self,
         address: tuple[str, int],
@@ -535,58 +528,12 @@ class _TLSServer(ThreadingHTTPServer):
         registry: LinkRegistry,
         socket_timeout: float,
     ) -> None:
-        self.ssl_context = context
         self.node = node
         self.registry = registry
-        self.socket_timeout = socket_timeout
-        self._conns: set[ssl.SSLSocket] = set()
-        self._conns_lock = threading.Lock()
-        self._closing = False
-        super().__init__(address, _Handler)
-
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind resolves the host's FQDN, which can stall on a machine without DNS.
-        socketserver.TCPServer.server_bind(self)
-        host, port = self.server_address[:2]
-        self.server_name = str(host)
-        self.server_port = int(port)
-
-    def finish_request(self, request: Any, client_address: Any) -> None:
-        # The TLS handshake runs here, in the connection's own thread, so a slow client never blocks accept().
-        request.settimeout(self.socket_timeout)
-        # Headers and body leave in separate writes; without NODELAY, Nagle and delayed ACKs add ~40 ms to each.
-        with contextlib.suppress(OSError):
-            request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        try:
-            tls = self.ssl_context.wrap_socket(request, server_side=True, do_handshake_on_connect=False)
-        except OSError:
-            return
-        with self._conns_lock:
-            if self._closing:
-                tls.close()
-                return
-            self._conns.add(tls)
-        try:
-            tls.do_handshake()
-            _Handler(tls, client_address, self)
-        except OSError as exc:  # includes SSLError and timeouts
-            log.debug("%s: connection from %s ended: %s", self.node.name, client_address, exc)
-        finally:
-            with self._conns_lock:
-                self._conns.discard(tls)
-            tls.close()
-
-    def close_connections(self) -> None:
-        with self._conns_lock:
-            self._closing = True
-            conns = list(self._conns)
-        for conn in conns:
-            # The plain socket's shutdown: SSLSocket.shutdown would drop its SSL object under a reading thread.
-            with contextlib.suppress(OSError):
-                socket.socket.shutdown(conn, socket.SHUT_RDWR)
+        super().__init__(address, context, _Handler, socket_timeout=socket_timeout, label=f"localui-{node.name}")
 
 
-class LocalUIServer:
+class LocalUIServer(BackgroundServer):
     """One node's Local UI over TLS on ``host``; ``port=0`` picks a free port, kept across restarts."""
 
     def __init__(
@@ -599,71 +546,18 @@ class LocalUIServer:
         port: int = 0,
         socket_timeout: float = 30.0,
     ) -> None:
+        super().__init__(host=host, port=port, label=f"localui-{node.name}")
         self.node = node
         self.certificate = certificate
         self.registry = registry or LinkRegistry()
-        self.host = host
-        self._port = port
         self.socket_timeout = socket_timeout
-        self._server: _TLSServer | None = None
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
 
-    @property
-    def running(self) -> bool:
-        return self._server is not None
+    def _make_server(self, address: tuple[str, int]) -> TLSHTTPServer:
+        return _TLSServer(address, self.certificate.server_context(), self.node, self.registry, self.socket_timeout)
 
-    @property
-    def port(self) -> int:
-        if not self._port:
-            raise RuntimeError("the server has not been started")
-        return self._port
+    def _started(self) -> None:
+        self.node.port = self._port
+        self.registry.register(self.node)
 
-    @property
-    def url(self) -> str:
-        return f"https://{self.host}:{self.port}"
-
-    def start(self) -> LocalUIServer:
-        with self._lock:
-            if self._server is not None:
-                raise RuntimeError(f"the Local UI of {self.node.name} is already running")
-            server = _TLSServer(
-                (self.host, self._port),
-                self.certificate.server_context(),
-                self.node,
-                self.registry,
-                self.socket_timeout,
-            )
-            self._port = int(server.server_address[1])
-            self.node.port = self._port
-            thread = threading.Thread(
-                target=server.serve_forever,
-                kwargs={"poll_interval": POLL_INTERVAL},
-                name=f"localui-{self.node.name}",
-                daemon=True,
-            )
-            thread.start()
-            self._server, self._thread = server, thread
-            self.registry.register(self.node)
-            log.debug("%s: Local UI listening on %s", self.node.name, self.url)
-            return self
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop accepting, cut open connections and wait for every thread of this server to end."""
-        with self._lock:
-            server, thread = self._server, self._thread
-            self._server = self._thread = None
-        if server is None:
-            return
+    def _stopping(self) -> None:
         self.registry.set_reachable(self.node, False)
-        server.shutdown()
-        server.close_connections()
-        server.server_close()
-        if thread is not None:
-            thread.join(timeout)
-
-    def __enter__(self) -> LocalUIServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
