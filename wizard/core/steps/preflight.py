@@ -125,8 +125,11 @@ class CheckJob(Job):
             results = [errored(self._fallback, f"the check could not run: {type(exc).__name__}: {exc}")]
         finally:
             self._board.post(self.id, results)
-        failed = sum(1 for r in results if r.failed)
-        report.finish(f"{failed} problem{'s' if failed != 1 else ''}" if failed else "passed")
+        failed = [r for r in results if r.failed]
+        blockers = sum(1 for r in failed if r.definition.severity is CheckSeverity.BLOCKER)
+        warned = len(failed) - blockers
+        counts = [f"{n} {word}{'s' if n != 1 else ''}" for n, word in ((blockers, "blocker"), (warned, "warning")) if n]
+        report.finish(", ".join(counts) if counts else "passed")
         return {"results": [r.to_dict() for r in results]}
 
 
@@ -176,7 +179,8 @@ class ReportJob(Job):
                 remediation=f"fix each blocker (blockers cannot be overridden), then run again; report: {self._html}",
             )
         summary = rep.to_dict()["summary"]
-        report.finish(f"{summary['warnings']} warnings, {summary['overridden']} overridden")
+        warned = summary["warnings"]
+        report.finish(f"{warned} warning{'s' if warned != 1 else ''}, {summary['overridden']} overridden")
         return {**summary, "report": str(self._html)}
 
 
