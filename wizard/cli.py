@@ -20,6 +20,9 @@ EXIT_CODES = """exit codes:
   130  cancelled
 """
 
+#: The pipeline's step ids (``wizard.core.steps.STEP_IDS``), spelled out so the parser does not load the engine.
+RUN_STEPS = ("credentials", "verify", "preflight", "install", "link", "content", "cluster")
+
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -30,6 +33,11 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--version", action="version", version=f"palette-wizard {__version__}")
+    p.add_argument(
+        "--rehearse",
+        action="store_true",
+        help="rehearse on simulated nodes (headless for now: `palette-wizard run --rehearse`)",
+    )
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     gui = sub.add_parser("gui", help="open the desktop wizard (the default)")
@@ -41,8 +49,29 @@ def _parser() -> argparse.ArgumentParser:
         epilog=EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    run.add_argument("project", type=Path, help="project file (YAML or JSON)")
+    run.add_argument("project", type=Path, nargs="?", help="project file (YAML or JSON)")
     run.add_argument("--json", action="store_true", help="print machine-readable JSON events, one per line")
+    run.add_argument(
+        "--until",
+        metavar="STEP",
+        choices=RUN_STEPS,
+        help=f"stop after this step ({', '.join(RUN_STEPS)}); `--until preflight` checks everything and touches "
+        "nothing; run again without it to go on",
+    )
+    reh = run.add_argument_group("rehearsal (instead of a project file)")
+    reh.add_argument(
+        "--rehearse",
+        action="store_true",
+        help="run the whole install against simulated appliance nodes on this machine; nothing real is touched",
+    )
+    reh.add_argument("--nodes", type=int, choices=(1, 3, 5), default=3, help="simulated nodes (default 3)")
+    reh.add_argument(
+        "--speed",
+        type=float,
+        default=60.0,
+        help="how much faster than real the nodes are (default 60: a 15-minute install takes 15 s)",
+    )
+    reh.add_argument("--keep", action="store_true", help="keep the rehearsal's folder (project, journal, logs)")
 
     val = sub.add_parser("validate", help="check a project file and list every problem")
     val.add_argument("project", type=Path)
@@ -166,6 +195,47 @@ def _secret(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rehearse(args: argparse.Namespace) -> int:
+    from wizard.core.paths import app_paths
+    from wizard.headless import run_headless
+    from wizard.lab.rehearsal import BANNER, Rehearsal
+
+    if args.speed <= 0:
+        print("error: --speed must be positive", file=sys.stderr)
+        return int(ExitCode.INVALID_INPUT)
+    folder = app_paths().ensure().state / "rehearsal"
+
+    def say(stage: str, text: str, **fields: object) -> None:
+        if args.json:
+            print(json.dumps({"event": "rehearsal", "stage": stage, "message": BANNER, **fields}), flush=True)
+        else:
+            print(f"*** {BANNER} ***\n{text}", flush=True)
+
+    with Rehearsal(folder, nodes=args.nodes, speed=args.speed, keep=args.keep) as rehearsal:
+        say(
+            "start",
+            f"{args.nodes} simulated node(s), {args.speed:g}x real time; project {rehearsal.project_file}",
+            folder=str(folder),
+            project=str(rehearsal.project_file),
+            nodes=args.nodes,
+            speed=args.speed,
+        )
+        code = run_headless(
+            rehearsal.project_file,
+            json_mode=args.json,
+            until=args.until,
+            steps=rehearsal.steps(args.until),
+            paths=rehearsal.paths,
+            secrets=rehearsal.secrets,
+            on_event=rehearsal.on_event,
+        )
+        # A failed rehearsal keeps its folder: the journal and the log say what went wrong.
+        rehearsal.keep = rehearsal.keep or code != 0
+        kept = f"Its files are kept in {folder}." if rehearsal.keep else "Its files were removed (--keep keeps them)."
+    say("end", f"Rehearsal finished with exit code {code}. {kept}", exit_code=code, kept=rehearsal.keep)
+    return code
+
+
 def _gui(project: Path | None) -> int:
     try:
         from wizard.ui.app import main as gui_main
@@ -182,12 +252,23 @@ def _gui(project: Path | None) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
+        if args.command is None and args.rehearse:
+            print(
+                "The desktop rehearsal is not built yet; rehearse headless with `palette-wizard run --rehearse`.",
+                file=sys.stderr,
+            )
+            return int(ExitCode.INVALID_INPUT)
         if args.command in (None, "gui"):
             return _gui(getattr(args, "project", None))
         if args.command == "run":
+            if args.rehearse == (args.project is not None):
+                print("error: give a project file or --rehearse (one of them)", file=sys.stderr)
+                return int(ExitCode.INVALID_INPUT)
+            if args.rehearse:
+                return _rehearse(args)
             from wizard.headless import run_headless
 
-            return run_headless(args.project, json_mode=args.json)
+            return run_headless(args.project, json_mode=args.json, until=args.until)
         if args.command == "validate":
             return _validate(args.project, args.json)
         if args.command == "secret":

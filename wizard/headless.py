@@ -12,6 +12,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
@@ -19,8 +20,9 @@ from typing import Any, TextIO
 from wizard import __version__
 from wizard.core.cancel import CancelToken
 from wizard.core.errors import WizardError
+from wizard.core.jobs import Step
 from wizard.core.logs import setup_logging
-from wizard.core.paths import app_paths
+from wizard.core.paths import AppPaths, app_paths
 from wizard.core.progress import Progress, ProgressSnapshot, TaskState, TaskStatus
 from wizard.core.redact import redact
 from wizard.core.runner import (
@@ -34,7 +36,10 @@ from wizard.core.runner import (
     StepFinished,
     StepStarted,
 )
+from wizard.core.secrets import SecretStore
 from wizard.core.session import Session
+from wizard.core.steps import pipeline
+from wizard.core.trust import Confirm, TrustRequest
 
 
 def human_bytes(n: float) -> str:
@@ -99,6 +104,17 @@ class _Printer:
             self._clear_status()
             self.out.write(redact(text) + "\n")
             self.out.flush()
+
+    def ask(self, question: str, prompt: str) -> str:
+        """Show ``question`` and read one answer line; progress drawing waits meanwhile (it needs the lock)."""
+        with self._lock:
+            self._clear_status()
+            self.out.write(redact(question) + "\n")
+            self.out.flush()
+            try:
+                return input(prompt)
+            except EOFError:
+                return ""
 
     def emit(self, kind: str, **fields: Any) -> None:
         payload = {"event": kind, "t": round(time.time(), 3), **_jsonable(fields)}
@@ -207,13 +223,45 @@ def _terminal_width() -> int:
         return 100
 
 
-def run_headless(project_file: Path, *, json_mode: bool = False, out: TextIO | None = None) -> int:
+def _terminal_confirm(printer: _Printer) -> Confirm:
+    """Asks on the terminal, one question at a time (node jobs run in parallel)."""
+    one_at_a_time = threading.Lock()
+
+    def confirm(request: TrustRequest) -> bool:
+        with one_at_a_time:
+            answer = printer.ask(request.describe(), "Trust it? [y/N] ")
+        return answer.strip().lower() in ("y", "yes")
+
+    return confirm
+
+
+def run_headless(
+    project_file: Path,
+    *,
+    json_mode: bool = False,
+    out: TextIO | None = None,
+    until: str | None = None,
+    steps: Sequence[Step] | None = None,
+    paths: AppPaths | None = None,
+    secrets: SecretStore | None = None,
+    on_event: Callable[[Event], None] | None = None,
+) -> int:
+    """Run the project's steps (``steps``, else the pipeline up to ``until``) with terminal progress or JSON events.
+
+    First-contact fingerprints are asked on the terminal when there is one (and no JSON); otherwise they are refused
+    unless the project pins them. ``on_event`` also sees every engine event (the rehearsal's operator uses it)."""
     out = out or sys.stdout
     printer = _Printer(out, json_mode)
-    paths = app_paths().ensure()
+    paths = (paths or app_paths()).ensure()
     log_path = setup_logging(paths.logs)
+    interactive = not json_mode and out.isatty() and sys.stdin.isatty()
     try:
-        session = Session.open(project_file, paths=paths)
+        session = Session.open(
+            project_file,
+            paths=paths,
+            secrets=secrets,
+            confirm=_terminal_confirm(printer) if interactive else None,
+        )
     except WizardError as exc:
         if json_mode:
             printer.emit("run_finished", exit_code=int(ExitCode.INVALID_INPUT), error=exc.to_dict())
@@ -249,12 +297,17 @@ def run_headless(project_file: Path, *, json_mode: bool = False, out: TextIO | N
     result: dict[str, ExitCode] = {}
     finished: dict[str, RunFinished] = {}
 
-    def on_event(ev: Event) -> None:
+    observer = on_event
+
+    def on_engine_event(ev: Event) -> None:
         if isinstance(ev, RunFinished):
             finished["ev"] = ev
         printer.event(ev)
+        if observer is not None:
+            observer(ev)
 
-    engine = session.engine(progress=progress, cancel=cancel, on_event=on_event)
+    run_steps = list(steps) if steps is not None else pipeline(until=until)
+    engine = session.engine(steps=run_steps, progress=progress, cancel=cancel, on_event=on_engine_event)
 
     def work() -> None:
         result["code"] = engine.run()
@@ -282,7 +335,9 @@ def run_headless(project_file: Path, *, json_mode: bool = False, out: TextIO | N
     ev = finished.get("ev")
     if json_mode:
         return int(code)
-    if code is ExitCode.DONE:
+    if code is ExitCode.DONE and until is not None:
+        printer.write(f"Done: every step up to {until!r} finished; stopped there as asked (--until {until}).")
+    elif code is ExitCode.DONE:
         printer.write("Done: every step finished.")
     elif code is ExitCode.CANCELLED:
         printer.write("Cancelled. Run the same command again to resume where it stopped.")

@@ -15,7 +15,7 @@ import wizard, wizard.core, wizard.headless, wizard.cli
 for mod in pkgutil.walk_packages(wizard.core.__path__, "wizard.core."):
     importlib.import_module(mod.name)
 from pathlib import Path
-code = wizard.cli.main(["run", sys.argv[1]])
+code = wizard.cli.main(["run", sys.argv[1], "--until", "preflight"])
 loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("PySide6", "shiboken6"))
 assert not loaded, loaded
 assert code == 0, code

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.core.helpers import cli_env, json_events, run_cli
 from tests.support.projects import appliance_iso, base_doc, make_key, random_file, sign_file, write_project
 from wizard import __version__
@@ -34,16 +36,16 @@ def test_run_verifies_files_and_reruns_skip(tmp_path: Path) -> None:
         ),
     )
     env = cli_env(tmp_path / "home")
-    out = run_cli(["run", str(path), "--json"], env)
+    out = run_cli(["run", str(path), "--until", "preflight", "--json"], env)
     assert out.returncode == 0, out.stdout + out.stderr
     events = json_events(out.stdout)
     done = {e["job"]: e for e in events if e["event"] == "job_finished"}
     assert done["verify/files.content_bundle"]["result"]["signature_verified"] is True
     assert done["verify/files.pack_bundles[0]"]["status"] == "done"
     assert events[-1]["event"] in ("run_finished", "progress")
-    again = json_events(run_cli(["run", str(path), "--json"], env).stdout)
+    again = json_events(run_cli(["run", str(path), "--until", "preflight", "--json"], env).stdout)
     assert {e["status"] for e in again if e["event"] == "job_finished"} == {"skipped"}
-    text = run_cli(["run", str(path)], env)
+    text = run_cli(["run", str(path), "--until", "preflight"], env)
     assert text.returncode == 0 and "already done" in text.stdout and "Done" in text.stdout
 
 
@@ -59,7 +61,7 @@ def test_tampered_bundle_blocks_with_exit_3(tmp_path: Path) -> None:
         tmp_path,
         base_doc(files={"iso": "appliance.iso", "content_bundle": "content.tar.zst", "public_key": pub.name}),
     )
-    out = run_cli(["run", str(path)], cli_env(tmp_path / "home"))
+    out = run_cli(["run", str(path), "--until", "preflight"], cli_env(tmp_path / "home"))
     assert out.returncode == 3, out.stdout + out.stderr
     assert "does not match its signature" in out.stdout
 
@@ -67,11 +69,13 @@ def test_tampered_bundle_blocks_with_exit_3(tmp_path: Path) -> None:
 def test_invalid_project_and_missing_secret_exit_2(tmp_path: Path) -> None:
     doc = base_doc()
     doc["nodes"][0]["ip"] = "999.1.1.1"
-    out = run_cli(["run", str(write_project(tmp_path, doc, "bad.yaml"))], cli_env(tmp_path / "h1"))
+    out = run_cli(
+        ["run", str(write_project(tmp_path, doc, "bad.yaml")), "--until", "preflight"], cli_env(tmp_path / "h1")
+    )
     assert out.returncode == 2 and "nodes[0].ip" in out.stdout
     path = write_project(tmp_path, base_doc(appliance={"password": {"secret": "node-password"}}))
     env = cli_env(tmp_path / "h2")
-    out = run_cli(["run", str(path)], env)
+    out = run_cli(["run", str(path), "--until", "preflight"], env)
     assert out.returncode == 2, out.stdout + out.stderr
     assert "appliance.password" in out.stdout and "secret set node-password" in out.stdout
     check = run_cli(["secret", "check", str(path)], env)
@@ -79,7 +83,7 @@ def test_invalid_project_and_missing_secret_exit_2(tmp_path: Path) -> None:
     stored = run_cli(["secret", "set", "node-password", "--stdin"], env, stdin="Correct-Horse-9\n")
     assert stored.returncode == 0, stored.stderr
     assert run_cli(["secret", "check", str(path)], env).returncode == 0
-    assert run_cli(["run", str(path)], env).returncode == 0
+    assert run_cli(["run", str(path), "--until", "preflight"], env).returncode == 0
 
 
 def test_secret_set_refuses_without_a_secure_keyring(tmp_path: Path) -> None:
@@ -114,3 +118,34 @@ def test_trust_list_and_forget(tmp_path: Path) -> None:
     assert "forgot ssh" in run_cli(["trust", "forget", "10.1.2.3:22"], env).stdout
     assert "no pinned" in run_cli(["trust", "list"], env).stdout
     assert run_cli(["trust", "forget", "nonsense"], env).returncode == 2
+
+
+def test_until_names_the_last_step(tmp_path: Path) -> None:
+    from wizard.cli import RUN_STEPS
+    from wizard.core.steps import STEP_IDS, pipeline
+
+    assert RUN_STEPS == STEP_IDS == tuple(s.id for s in pipeline())
+    assert [s.id for s in pipeline(until="preflight")] == ["credentials", "verify", "preflight"]
+    assert [s.id for s in pipeline(until="credentials")] == ["credentials"]
+    with pytest.raises(ValueError, match="no step 'boot'"):
+        pipeline(until="boot")
+    env = cli_env(tmp_path / "home")
+    path = write_project(tmp_path, base_doc())
+    out = run_cli(["run", str(path), "--until", "verify", "--json"], env)
+    assert out.returncode == 0, out.stdout + out.stderr
+    started = next(e for e in json_events(out.stdout) if e["event"] == "run_started")
+    assert [s[0] for s in started["steps"]] == ["credentials", "verify"]
+    text = run_cli(["run", str(path), "--until", "verify"], env)
+    assert text.returncode == 0 and "stopped there as asked (--until verify)" in text.stdout
+    bad = run_cli(["run", str(path), "--until", "boot"], env)
+    assert bad.returncode == 2 and "invalid choice" in bad.stderr
+
+
+def test_run_needs_a_project_or_rehearse(tmp_path: Path) -> None:
+    env = cli_env(tmp_path / "home")
+    out = run_cli(["run"], env)
+    assert out.returncode == 2 and "project file or --rehearse" in out.stderr
+    out = run_cli(["run", str(tmp_path / "p.yaml"), "--rehearse"], env)
+    assert out.returncode == 2 and "project file or --rehearse" in out.stderr
+    out = run_cli(["--rehearse"], env)
+    assert out.returncode == 2 and "palette-wizard run --rehearse" in out.stderr

@@ -263,3 +263,80 @@ def test_validate_command_prints_five_mistakes_and_exits_2(tmp_path: Path) -> No
     assert run.returncode == 2, run.stdout + run.stderr
     for field in ("nodes[0].ip:", "nodes[1].hostname:", "nodes[2].gatewya:", "network.vip:", "files.iso:"):
         assert field in run.stdout, run.stdout
+
+
+SSH_FP = "SHA256:" + "A" * 43
+TLS_FP = ":".join(["AB"] * 32)
+
+
+def test_node_ports_and_local_ui_fingerprint() -> None:
+    plain = parse_project(base_doc()).project.nodes[0]
+    assert (plain.ssh_port, plain.localui_port, plain.localui_fingerprint) == (22, 5080, "")
+    doc = base_doc()
+    for i, n in enumerate(doc["nodes"]):  # one forwarding address, distinct ports: allowed
+        n.update(ip="127.0.10.11", ssh_port=2200 + i, localui_port=5100 + i, localui_fingerprint=TLS_FP)
+    nodes = parse_project(doc).project.nodes
+    assert [(n.ssh_port, n.localui_port) for n in nodes] == [(2200, 5100), (2201, 5101), (2202, 5102)]
+    assert nodes[1].localui_fingerprint == TLS_FP
+    doc["nodes"][2]["ssh_port"] = 2200  # the same address and SSH port as nodes[0]: not two machines
+    assert any(s.startswith('nodes[2].ip: address "127.0.10.11" is also used by nodes[0]') for s in problems_of(doc))
+    bad = base_doc()
+    bad["nodes"][0].update(ssh_port=0, localui_port="x", localui_fingerprint="AB:CD")
+    assert paths_of(bad) == {"nodes[0].ssh_port", "nodes[0].localui_port", "nodes[0].localui_fingerprint"}
+
+
+def test_cluster_section() -> None:
+    doc = base_doc(
+        cluster={
+            "variables": {"podCidr": "100.64.0.0/18", "inClusterRegistry": False, "mongoReplicas": 3},
+            "secret_variables": {"ociPackRegistryPassword": {"secret": "oci-registry"}},
+            "ssh_keys": ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG9k operator@wizard"],
+            "kubeconfig": "out/kubeconfig",
+        }
+    )
+    project = parse_project(doc, base=Path("/srv/palette")).project
+    c = project.cluster
+    assert dict(c.variables) == {"podCidr": "100.64.0.0/18", "inClusterRegistry": "False", "mongoReplicas": "3"}
+    assert c.kubeconfig == Path("/srv/palette/out/kubeconfig") and len(c.ssh_keys) == 1
+    assert ("cluster.secret_variables.ociPackRegistryPassword", project.cluster.secret_variables[0][1]) in (
+        project.secret_refs()
+    )
+    assert parse_project(base_doc()).project.cluster.variables == ()
+
+
+@pytest.mark.parametrize(
+    ("cluster", "path", "fragment"),
+    [
+        ({"varables": {}}, "cluster.varables", "did you mean `variables`"),
+        ({"variables": {"registryPassword": "hunter2"}}, "cluster.variables.registryPassword", "secret value"),
+        ({"variables": {"podCidr": None}}, "cluster.variables.podCidr", "has no value"),
+        ({"variables": {"podCidr": [1]}}, "cluster.variables.podCidr", "expected text"),
+        ({"secret_variables": {"ociPackRegistryPassword": "plain"}}, "cluster.secret_variables.ociPackRegistryPassword",
+         "secret value"),
+        ({"variables": {"x": "1"}, "secret_variables": {"x": {"secret": "k"}}}, "cluster.variables.x", "once"),
+        ({"ssh_keys": ["not a key"]}, "cluster.ssh_keys[0]", "not an SSH public key"),
+        ({"variables": ["podCidr"]}, "cluster.variables", "expected a mapping"),
+    ],
+)  # fmt: skip
+def test_cluster_rules_report_their_field(cluster: dict[str, Any], path: str, fragment: str) -> None:
+    problems = problems_of(base_doc(cluster=cluster))
+    assert any(s.startswith(f"{path}:") and fragment in s for s in problems), problems
+
+
+def test_round_trip_keeps_ports_and_cluster(tmp_path: Path) -> None:
+    doc = base_doc(
+        cluster={
+            "variables": {"podCidr": "100.64.0.0/18"},
+            "secret_variables": {"ociPackRegistryPassword": {"secret": "oci"}},
+            "ssh_keys": ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG9k operator@wizard"],
+            "kubeconfig": "kubeconfig",
+        }
+    )
+    doc["nodes"][0].update(ssh_port=2222, localui_port=15080, ssh_host_key=SSH_FP, localui_fingerprint=TLS_FP)
+    first = parse_project(doc, base=tmp_path).project
+    out = tmp_path / "saved.yaml"
+    save_project(first, out)
+    second = load_project(out).project
+    assert second.nodes == first.nodes and second.cluster == first.cluster
+    assert "secret: oci" in out.read_text() and "kubeconfig: kubeconfig" in out.read_text()
+    assert "cluster" not in project_to_dict(parse_project(base_doc()).project)  # absent stays absent

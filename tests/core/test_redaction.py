@@ -75,7 +75,7 @@ def test_in_process_run_writes_no_secret(tmp_path: Path, wizard_home: Path) -> N
     session = Session.open(project_file, paths=paths)
     for name, value in SECRETS.items():
         session.secrets.set(SecretRef(name), value)
-    code = session.engine(steps=[*pipeline(), LeakyStep()]).run()
+    code = session.engine(steps=[*pipeline(until="preflight"), LeakyStep()]).run()
     assert code is ExitCode.INSTALL_FAILED
     save_project(session.project, tmp_path / "exported.yaml")
     for h in logging.getLogger().handlers:
@@ -100,7 +100,7 @@ def test_cli_run_writes_and_prints_no_secret(tmp_path: Path) -> None:
     env = cli_env(home)
     for name in ("node-password", "bmc-0"):
         assert run_cli(["secret", "set", name, "--stdin"], env, stdin=SECRETS[name] + "\n").returncode == 0
-    out = run_cli(["run", str(project_file), "--json"], env)
+    out = run_cli(["run", str(project_file), "--until", "preflight", "--json"], env)
     assert out.returncode == 0, out.stdout + out.stderr
     assert not [v for v in SECRETS.values() if v in out.stdout + out.stderr]
     assert scan(home, {home / "keyring.json"}) == []

@@ -37,7 +37,7 @@ def test_sigkill_mid_step_then_rerun_completes_without_repeats(tmp_path: Path) -
     journal_dir = home / "state" / "sessions"
 
     proc = subprocess.Popen(
-        [sys.executable, "-m", "wizard", "run", str(project), "--json"],
+        [sys.executable, "-m", "wizard", "run", str(project), "--until", "preflight", "--json"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -69,7 +69,7 @@ def test_sigkill_mid_step_then_rerun_completes_without_repeats(tmp_path: Path) -
     assert finished_before and len(finished_before) < 6
 
     out = subprocess.run(
-        [sys.executable, "-m", "wizard", "run", str(project), "--json"],
+        [sys.executable, "-m", "wizard", "run", str(project), "--until", "preflight", "--json"],
         env=env,
         capture_output=True,
         text=True,

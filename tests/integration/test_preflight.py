@@ -251,7 +251,7 @@ def _engine_run(
     journal = Journal.open(tmp_path / "sessions" / "p.json", "p")
     events: list[Event] = []
     ctx = StepContext(project, SecretStore(), journal, app_paths().ensure())
-    return Engine(ctx, pipeline(settings), on_event=events.append).run(), journal, events
+    return Engine(ctx, pipeline(settings, until="preflight"), on_event=events.append).run(), journal, events
 
 
 def test_preflight_step_reports_blockers_overrides_and_rechecks(
@@ -287,10 +287,10 @@ def test_headless_run_exits_3_with_a_busy_vip_and_0_when_clear(tmp_path: Path) -
     vip = base_doc()["network"]["vip"]
     busy = Listener(vip, 6443)  # a default probe port, unprivileged
     try:
-        out = run_cli(["run", str(path)], cli_env(tmp_path / "home"))
+        out = run_cli(["run", str(path), "--until", "preflight"], cli_env(tmp_path / "home"))
     finally:
         busy.close()
     assert out.returncode == 3, out.stdout + out.stderr
     assert "net.vip-free" in out.stdout and "port 6443 accepted" in out.stdout
-    clear = run_cli(["run", str(path)], cli_env(tmp_path / "home"))
+    clear = run_cli(["run", str(path), "--until", "preflight"], cli_env(tmp_path / "home"))
     assert clear.returncode == 0, clear.stdout + clear.stderr

@@ -14,6 +14,7 @@ from pytestqt.qtbot import QtBot
 
 from tests.support.projects import appliance_iso
 from tests.ui.helpers import ISO_SIZE, valid_doc, write_project
+from wizard.core.steps import pipeline
 from wizard.ui.bridge import StepsFactory
 from wizard.ui.shell import MainWindow
 
@@ -34,7 +35,8 @@ def make_window(qtbot: QtBot) -> Iterator[Callable[..., MainWindow]]:
     windows: list[MainWindow] = []
 
     def make(steps: StepsFactory | None = None) -> MainWindow:
-        window = MainWindow(steps=steps)
+        # The sample projects name nodes that do not exist: by default a run stops after the preflight checks.
+        window = MainWindow(steps=steps or (lambda: pipeline(until="preflight")))
         # No modal question in tests: a test that fails mid-run is closed by pytest-qt, and must not hang there.
         window.confirm_quit_while_running = lambda: True  # type: ignore[method-assign]
         qtbot.addWidget(window)

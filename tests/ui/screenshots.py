@@ -66,7 +66,7 @@ def main(out: Path) -> int:
     failing = write_project(work, bad_sum, "bad-sum.yaml")
 
     app = application()
-    window = MainWindow(steps=lambda: [*pipeline(), PacedStep(seconds=3.0)])
+    window = MainWindow(steps=lambda: [*pipeline(until="preflight"), PacedStep(seconds=3.0)])
     window.show()
     shots: list[Path] = []
 

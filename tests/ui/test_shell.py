@@ -207,7 +207,7 @@ def test_an_invalid_project_lists_every_problem_and_keeps_next_disabled(
 def test_a_valid_run_finishes_every_job_without_blocking_the_gui(
     qtbot: QtBot, make_window: MakeWindow, project_file: Path
 ) -> None:
-    window = make_window(steps=lambda: [*pipeline(), PacedStep(seconds=1.5)])
+    window = make_window(steps=lambda: [*pipeline(until="preflight"), PacedStep(seconds=1.5)])
     assert window.open_project(project_file, goto=MainWindow.RUN)
     page = window.run
     ticks: list[float] = []
@@ -240,7 +240,7 @@ def test_a_valid_run_finishes_every_job_without_blocking_the_gui(
 def test_cancel_stops_the_run_and_leaves_it_resumable(
     qtbot: QtBot, make_window: MakeWindow, project_file: Path
 ) -> None:
-    window = make_window(steps=lambda: [*pipeline(), PacedStep(seconds=60)])
+    window = make_window(steps=lambda: [*pipeline(until="preflight"), PacedStep(seconds=60)])
     window.open_project(project_file, goto=MainWindow.RUN)
     page = window.run
     qtbot.mouseClick(page.start_button, Qt.MouseButton.LeftButton)
@@ -417,7 +417,7 @@ def test_main_opens_the_given_project_on_the_project_page(project_file: Path) ->
 def test_closing_during_a_run_asks_then_cancels_and_closes_once_stopped(
     qtbot: QtBot, make_window: MakeWindow, project_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    window = make_window(steps=lambda: [*pipeline(), PacedStep(seconds=60)])
+    window = make_window(steps=lambda: [*pipeline(until="preflight"), PacedStep(seconds=60)])
     window.open_project(project_file, goto=MainWindow.RUN)
     qtbot.mouseClick(window.run.start_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: TaskStatus.RUNNING in _statuses(window.run).values(), timeout=RUN_TIMEOUT_MS)

@@ -22,6 +22,7 @@ from wizard.core.problems import Problem
 from wizard.core.progress import Reporter
 from wizard.core.project import Project
 from wizard.core.secrets import SecretStore
+from wizard.core.trust import Confirm
 
 
 class StepKind(StrEnum):
@@ -58,6 +59,9 @@ class StepContext:
     secrets: SecretStore
     journal: Journal
     paths: AppPaths
+    #: Asks the operator to trust a first-contact fingerprint; None when no one can be asked (headless without a
+    #: terminal), so first contact is refused unless the project pins the fingerprint.
+    confirm: Confirm | None = None
 
     def facts(self, scope: str) -> Facts:
         return Facts(self.journal, scope)

@@ -241,6 +241,11 @@ class Reporter:
             self._progress._task_update(self._task, 0.0, None, bytes_done=done, bytes_total=total)
         self.update(fraction, message)
 
+    def warn(self, warning: str) -> None:
+        """Show ``warning`` on this reporter's job row (kept apart from the changing progress message)."""
+        if self._task is not None:
+            self._progress.warn(self._task, warning)
+
     def child(self, start: float, span: float, task: str | None = None) -> Reporter:
         """A reporter for a sub-task covering ``span`` of this reporter's scale.
 

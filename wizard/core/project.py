@@ -125,6 +125,11 @@ class Node:
     vm: str = ""
     maas: str = ""  # MAAS system id or hostname
     ssh_host_key: str = ""  # pinned ``SHA256:…`` fingerprint, if known in advance
+    # Where the wizard reaches the node's SSH and Local UI; other than 22/5080 only behind port forwarding (a NAT'd
+    # jump host) or in the rehearsal lab, whose nodes share one loopback address.
+    ssh_port: int = 22
+    localui_port: int = 5080
+    localui_fingerprint: str = ""  # pinned TLS SHA-256 of the Local UI, if known in advance
 
 
 @dataclass(frozen=True)
@@ -179,6 +184,16 @@ class Appliance:
 
 
 @dataclass(frozen=True)
+class ClusterSettings:
+    """Answers for the management cluster. Variables are kept as ordered pairs so the project stays hashable."""
+
+    variables: tuple[tuple[str, str], ...] = ()  # plain profile-variable answers
+    secret_variables: tuple[tuple[str, SecretRef], ...] = ()  # sensitive answers, as keyring references
+    ssh_keys: tuple[str, ...] = ()
+    kubeconfig: Path | None = None  # None: the session folder
+
+
+@dataclass(frozen=True)
 class Project:
     name: str
     provider: Provider
@@ -186,6 +201,7 @@ class Project:
     network: Network
     files: Files
     appliance: Appliance = field(default_factory=Appliance)
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)
     source: Path | None = None
 
     def secret_refs(self) -> list[tuple[str, SecretRef]]:
@@ -201,6 +217,7 @@ class Project:
                 refs.append((f"nodes[{i}].bmc.password", n.bmc.password))
         if self.appliance.password:
             refs.append(("appliance.password", self.appliance.password))
+        refs.extend((_join("cluster.secret_variables", name), ref) for name, ref in self.cluster.secret_variables)
         return refs
 
     def node(self, name: str) -> Node:
@@ -408,6 +425,11 @@ def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
+def join_path(path: str, key: str) -> str:
+    """A field path one level down, spelled the way validation problems name it."""
+    return _join(path, key)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Field checks
 
@@ -463,7 +485,7 @@ def _url_problem(value: str, schemes: tuple[str, ...]) -> str | None:
 # ---------------------------------------------------------------------------------------------------------------
 # Document sections
 
-_TOP = ("schema_version", "name", "provider", "nodes", "network", "files", "appliance")
+_TOP = ("schema_version", "name", "provider", "nodes", "network", "files", "appliance", "cluster")
 
 
 def _read_provider(r: _Reader, raw: object) -> Provider | None:
@@ -634,6 +656,9 @@ _NODE_FIELDS = (
     "vm",
     "maas",
     "ssh_host_key",
+    "ssh_port",
+    "localui_port",
+    "localui_fingerprint",
 )
 
 
@@ -717,6 +742,9 @@ def _read_node(r: _Reader, raw: object, i: int, provider: ProviderType | None) -
             "copy it from `ssh-keygen -lf` (SHA256:…), or leave it out to confirm on first contact",
         )
         ssh_key = ""
+    ssh_port = r.integer(m, "ssh_port", path, default=22, minimum=1, maximum=65535) or 22
+    localui_port = r.integer(m, "localui_port", path, default=5080, minimum=1, maximum=65535) or 5080
+    localui_fingerprint = _read_fingerprint(r, m, path, "localui_fingerprint")
     return Node(
         name=name,
         hostname=hostname,
@@ -728,6 +756,9 @@ def _read_node(r: _Reader, raw: object, i: int, provider: ProviderType | None) -
         vm=vm,
         maas=maas,
         ssh_host_key=ssh_key,
+        ssh_port=ssh_port,
+        localui_port=localui_port,
+        localui_fingerprint=localui_fingerprint,
     )
 
 
@@ -948,6 +979,81 @@ def _read_appliance(r: _Reader, raw: object, node_names: list[str]) -> Appliance
     )
 
 
+_VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,127}")
+# Names that say "secret": their answers belong in the keyring, under secret_variables.
+_SENSITIVE = re.compile(r"password|passwd|secret|token|apikey|api_key|private", re.IGNORECASE)
+_SSH_PUBLIC_KEY = re.compile(r"(ssh-[a-z0-9-]+|ecdsa-sha2-[a-z0-9-]+|sk-[a-z0-9@.-]+) [A-Za-z0-9+/]+=*( .*)?")
+
+
+def _read_cluster(r: _Reader, raw: object) -> ClusterSettings | None:
+    path = "cluster"
+    if raw is None:
+        return ClusterSettings()
+    m = r.mapping(raw, path, ("variables", "secret_variables", "ssh_keys", "kubeconfig"))
+    if m is None:
+        return None
+    variables: list[tuple[str, str]] = []
+    if m.get("variables") is not None:
+        vm = r.mapping(m["variables"], f"{path}.variables", tuple(str(k) for k in m["variables"])) or {}
+        for name, value in vm.items():
+            fp = _join(f"{path}.variables", name)
+            if not _VARIABLE.fullmatch(name):
+                r.error(fp, f"{_show(name)} is not a profile variable name", "use the variable's name, e.g. podCidr")
+                continue
+            if _SENSITIVE.search(name):
+                r.error(
+                    fp,
+                    "a secret value is written in the project file",
+                    f"store it with `palette-wizard secret set NAME` and list it under cluster.secret_variables as "
+                    f"`{name}: {{secret: NAME}}`",
+                )
+                continue
+            if isinstance(value, bool):
+                variables.append((name, "True" if value else "False"))  # how the profile's booleans are spelled
+            elif value is None:
+                r.error(fp, "has no value", f"give `{name}` a value, or remove it to keep the profile's default")
+            else:
+                variables.append((name, r.text(vm, name, f"{path}.variables")))
+    secret_variables: list[tuple[str, SecretRef]] = []
+    if m.get("secret_variables") is not None:
+        raw_secrets = m["secret_variables"]
+        allowed = tuple(str(k) for k in raw_secrets) if isinstance(raw_secrets, dict) else ()
+        sm = r.mapping(raw_secrets, f"{path}.secret_variables", allowed) or {}
+        for name in sm:
+            if not _VARIABLE.fullmatch(name):
+                r.error(
+                    _join(f"{path}.secret_variables", name),
+                    f"{_show(name)} is not a profile variable name",
+                    "use the variable's name, e.g. ociPackRegistryPassword",
+                )
+                continue
+            ref = r.secret(sm, name, f"{path}.secret_variables", required=True)
+            if ref is not None:
+                secret_variables.append((name, ref))
+    both = sorted({n for n, _ in variables} & {n for n, _ in secret_variables})
+    for name in both:
+        r.error(
+            _join(f"{path}.variables", name),
+            "is also given under cluster.secret_variables",
+            "answer each variable once",
+        )
+    ssh_keys = r.text_list(m, "ssh_keys", path)
+    for i, key in enumerate(ssh_keys):
+        if not _SSH_PUBLIC_KEY.fullmatch(key):
+            r.error(
+                f"{path}.ssh_keys[{i}]",
+                f"{_show(key)} is not an SSH public key",
+                "paste one line of a .pub file (ssh-ed25519 AAAA… comment)",
+            )
+    kubeconfig = r.text(m, "kubeconfig", path)
+    return ClusterSettings(
+        variables=tuple(variables),
+        secret_variables=tuple(secret_variables),
+        ssh_keys=ssh_keys,
+        kubeconfig=r.path(kubeconfig) if kubeconfig else None,
+    )
+
+
 def _cross_checks(r: _Reader, nodes: list[Node], network: Network | None, provider: ProviderType | None) -> None:
     count = len(nodes)
     if count == 1:
@@ -973,7 +1079,22 @@ def _cross_checks(r: _Reader, nodes: list[Node], network: Network | None, provid
 
     dupes("name", "name")
     dupes("hostname", "host name")
-    dupes("ip", "address")
+    addresses: dict[str, list[int]] = {}
+    for i, n in enumerate(nodes):
+        if not n.ip:
+            continue
+        for j in addresses.get(n.ip, []):
+            other = nodes[j]
+            # One address for several nodes is only reachable through distinct forwarded ports.
+            if other.ssh_port == n.ssh_port or other.localui_port == n.localui_port:
+                r.error(
+                    f"nodes[{i}].ip",
+                    f"address {_show(n.ip)} is also used by nodes[{j}]",
+                    "give every node its own address (nodes behind one forwarding address need their own "
+                    "ssh_port and localui_port)",
+                )
+                break
+        addresses.setdefault(n.ip, []).append(i)
     dupes("vm", "VM")
     dupes("maas", "MAAS machine")
     bmcs: dict[str, int] = {}
@@ -1120,9 +1241,10 @@ def parse_project(doc: object, *, base: Path | None = None, source: Path | None 
         r.error("network", "is required", "add `network:` with at least `vip:`")
     files = _read_files(r, top.get("files"), ptype)
     appliance = _read_appliance(r, top.get("appliance"), [n.name for n in nodes if n.name])
+    cluster = _read_cluster(r, top.get("cluster"))
     _cross_checks(r, nodes, network, ptype)
     errors = [p for p in r.problems if p.is_error]
-    if errors or provider is None or network is None or files is None or appliance is None:
+    if errors or provider is None or network is None or files is None or appliance is None or cluster is None:
         raise ProjectInvalid(r.problems, str(source) if source else "")
     project = Project(
         name=name,
@@ -1131,6 +1253,7 @@ def parse_project(doc: object, *, base: Path | None = None, source: Path | None 
         network=network,
         files=files,
         appliance=appliance,
+        cluster=cluster,
         source=source,
     )
     return LoadedProject(project, [p for p in r.problems if not p.is_error])
@@ -1226,9 +1349,13 @@ def project_to_dict(project: Project, base: Path | None = None) -> dict[str, Any
     nodes = []
     for n in project.nodes:
         nd: dict[str, Any] = {"name": n.name, "hostname": n.hostname, "address_mode": n.address_mode.value}
-        for key in ("ip", "gateway", "vm", "maas", "ssh_host_key"):
+        for key in ("ip", "gateway", "vm", "maas", "ssh_host_key", "localui_fingerprint"):
             if getattr(n, key):
                 nd[key] = getattr(n, key)
+        if n.ssh_port != 22:
+            nd["ssh_port"] = n.ssh_port
+        if n.localui_port != 5080:
+            nd["localui_port"] = n.localui_port
         if n.prefix is not None:
             nd["prefix"] = n.prefix
         if n.bmc:
@@ -1274,7 +1401,7 @@ def project_to_dict(project: Project, base: Path | None = None) -> dict[str, Any
         appliance["password"] = a.password.to_dict()
     if a.leader:
         appliance["leader"] = a.leader
-    return {
+    doc: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "name": project.name,
         "provider": provider,
@@ -1283,6 +1410,19 @@ def project_to_dict(project: Project, base: Path | None = None) -> dict[str, Any
         "files": files,
         "appliance": appliance,
     }
+    c = project.cluster
+    if c != ClusterSettings():
+        cluster: dict[str, Any] = {}
+        if c.variables:
+            cluster["variables"] = dict(c.variables)
+        if c.secret_variables:
+            cluster["secret_variables"] = {name: ref.to_dict() for name, ref in c.secret_variables}
+        if c.ssh_keys:
+            cluster["ssh_keys"] = list(c.ssh_keys)
+        if c.kubeconfig is not None:
+            cluster["kubeconfig"] = str(_file_dict(FileRef(c.kubeconfig), base)["path"])  # type: ignore[index]
+        doc["cluster"] = cluster
+    return doc
 
 
 def save_project(project: Project, path: Path) -> None:

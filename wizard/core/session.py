@@ -16,6 +16,7 @@ from wizard.core.project import Project, load_project
 from wizard.core.runner import Engine, Event
 from wizard.core.secrets import SecretStore
 from wizard.core.steps import pipeline
+from wizard.core.trust import Confirm
 
 
 @dataclass
@@ -25,6 +26,8 @@ class Session:
     journal: Journal
     secrets: SecretStore
     paths: AppPaths
+    #: Asks the operator to trust first-contact fingerprints; None refuses them unless the project pins them.
+    confirm: Confirm | None = None
 
     @classmethod
     def open(
@@ -33,17 +36,18 @@ class Session:
         *,
         paths: AppPaths | None = None,
         secrets: SecretStore | None = None,
+        confirm: Confirm | None = None,
     ) -> Session:
         """Load and validate the project and open (or create) its journal; raises on invalid input."""
         paths = (paths or app_paths()).ensure()
         loaded = load_project(project_file)
         pid = project_id(project_file, loaded.project.name)
         journal = Journal.open(journal_path(paths.state, pid), pid, str(project_file.resolve()))
-        return cls(loaded.project, loaded.warnings, journal, secrets or SecretStore(), paths)
+        return cls(loaded.project, loaded.warnings, journal, secrets or SecretStore(), paths, confirm)
 
     @property
     def context(self) -> StepContext:
-        return StepContext(self.project, self.secrets, self.journal, self.paths)
+        return StepContext(self.project, self.secrets, self.journal, self.paths, self.confirm)
 
     def engine(
         self,

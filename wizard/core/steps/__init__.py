@@ -4,10 +4,37 @@ from __future__ import annotations
 
 from wizard.core.jobs import Step
 from wizard.core.steps.credentials import CredentialsStep
+from wizard.core.steps.install import InstallStep
+from wizard.core.steps.localui import ClusterStep, ContentStep, LinkStep
+from wizard.core.steps.nodes import Pacing
 from wizard.core.steps.preflight import PreflightSettings, PreflightStep
 from wizard.core.steps.verify import VerifyFilesStep
 
+#: Every step id in run order; ``pipeline(until=…)`` and ``palette-wizard run --until`` take one of these.
+STEP_IDS = ("credentials", "verify", "preflight", "install", "link", "content", "cluster")
 
-def pipeline(preflight: PreflightSettings | None = None) -> list[Step]:
-    """The steps the engine runs, in order; ``preflight`` sets how the preflight checks probe."""
-    return [CredentialsStep(), VerifyFilesStep(), PreflightStep(preflight)]
+
+def pipeline(
+    preflight: PreflightSettings | None = None,
+    *,
+    pacing: Pacing | None = None,
+    until: str | None = None,
+) -> list[Step]:
+    """The steps the engine runs, in order; ``preflight`` sets how the preflight checks probe, ``pacing`` how the
+    appliance steps poll, and ``until`` names the last step to run (``"preflight"``: check everything, touch
+    nothing)."""
+    steps: list[Step] = [
+        CredentialsStep(),
+        VerifyFilesStep(),
+        PreflightStep(preflight),
+        InstallStep(pacing),
+        LinkStep(pacing),
+        ContentStep(pacing),
+        ClusterStep(pacing),
+    ]
+    assert tuple(s.id for s in steps) == STEP_IDS
+    if until is None:
+        return steps
+    if until not in STEP_IDS:
+        raise ValueError(f"no step {until!r}; the steps are {', '.join(STEP_IDS)}")
+    return steps[: STEP_IDS.index(until) + 1]

@@ -1,0 +1,106 @@
+"""The steps that work through the leader's Local UI: link the nodes, upload the content bundle, create the cluster."""
+
+from __future__ import annotations
+
+from wizard.appliance.bundles import UploadContentJob
+from wizard.appliance.cluster import ClusterRequest, CreateClusterJob
+from wizard.appliance.link import LinkJob
+from wizard.core.jobs import Job, Step, StepContext, StepKind
+from wizard.core.project import join_path
+from wizard.core.steps.nodes import Pacing, connector, endpoint, leader_and_followers, session_folder
+
+KUBECONFIG = "kubeconfig"
+
+
+class LinkStep(Step):
+    id = "link"
+    title = "Link the nodes"
+    kind = StepKind.INSTALL
+    weight = 0.5
+
+    def __init__(self, pacing: Pacing | None = None) -> None:
+        self.pacing = pacing or Pacing()
+
+    def jobs(self, ctx: StepContext) -> list[Job]:
+        leader, followers = leader_and_followers(ctx)
+        return [
+            LinkJob(
+                endpoint(ctx, leader),
+                [endpoint(ctx, n) for n in followers],
+                connector(ctx, self.pacing),
+                poll_interval=self.pacing.link_poll,
+                ready_timeout=self.pacing.link_ready_timeout,
+            )
+        ]
+
+
+class ContentStep(Step):
+    """Upload the content bundle to the leader; without one in the project there is nothing to do."""
+
+    id = "content"
+    title = "Upload the content bundle"
+    kind = StepKind.INSTALL
+    weight = 1.0
+
+    def __init__(self, pacing: Pacing | None = None) -> None:
+        self.pacing = pacing or Pacing()
+
+    def jobs(self, ctx: StepContext) -> list[Job]:
+        files = ctx.project.files
+        bundle = files.content_bundle
+        if bundle is None:
+            return []
+        leader, _ = leader_and_followers(ctx)
+        return [
+            UploadContentJob(
+                endpoint(ctx, leader),
+                bundle.path,
+                connector(ctx, self.pacing),
+                signature=bundle.signature,
+                public_key=files.public_key,
+                poll_interval=self.pacing.content_poll,
+                sync_timeout=self.pacing.content_sync_timeout,
+            )
+        ]
+
+
+class ClusterStep(Step):
+    """Create the management cluster on the leader and save its kubeconfig (owner-only) in the session folder,
+    or where ``cluster.kubeconfig`` says."""
+
+    id = "cluster"
+    title = "Create the management cluster"
+    kind = StepKind.INSTALL
+    weight = 4.0
+
+    def __init__(self, pacing: Pacing | None = None) -> None:
+        self.pacing = pacing or Pacing()
+
+    def jobs(self, ctx: StepContext) -> list[Job]:
+        project = ctx.project
+        settings = project.cluster
+        leader, _ = leader_and_followers(ctx)
+        request = ClusterRequest(
+            name=project.name,
+            vip=project.network.vip,
+            ntp_servers=project.network.ntp,
+            ssh_keys=settings.ssh_keys,
+            values=dict(settings.variables),
+            secrets={
+                name: ctx.secrets.require(ref, join_path("cluster.secret_variables", name))
+                for name, ref in settings.secret_variables
+            },
+        )
+        pace = self.pacing
+        return [
+            CreateClusterJob(
+                endpoint(ctx, leader),
+                request,
+                connector(ctx, pace),
+                settings.kubeconfig or session_folder(ctx) / KUBECONFIG,
+                poll_interval=pace.cluster_poll,
+                expected_duration=pace.cluster_expected,
+                timeout=pace.cluster_timeout,
+                outage_timeout=pace.cluster_outage_timeout,
+            )
+        ]

@@ -1,0 +1,199 @@
+"""A whole install rehearsed against simulated appliance nodes on this machine: ``palette-wizard run --rehearse``.
+
+:class:`Rehearsal` starts a lab of nodes that are not installed yet, builds the files an operator would download (a
+small UEFI-bootable appliance ISO, a content bundle signed with a key made for the occasion), writes a project file
+that points at the lab's nodes and stores its secrets in memory. Then the very engine of ``run PROJECT`` runs on
+it; the rehearsal only plays the operator's part of the ``manual`` provider — when the install step starts it
+inserts the ISO into every node and powers them on.
+
+Everything lives in one folder (``<state>/rehearsal``) with its own journal, logs and trust store, so a rehearsal
+never touches the operator's sessions, keyring or pinned fingerprints. The project pins every node's SSH host key
+and TLS certificate, so nothing is asked. ``speed`` scales the lab's clock-driven durations (a 15-minute install
+takes 15/speed minutes) and the steps' polling with it.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import shutil
+import socket
+from pathlib import Path
+from typing import Any
+
+import keyring.backends.fail
+import yaml
+
+from wizard.appliance.monitor import Budgets, PollSettings
+from wizard.core.jobs import Step
+from wizard.core.paths import AppPaths
+from wizard.core.project import SecretRef
+from wizard.core.runner import Event, StepStarted
+from wizard.core.secrets import SecretStore
+from wizard.core.steps import pipeline
+from wizard.core.steps.nodes import Pacing
+from wizard.core.steps.preflight import PreflightSettings
+from wizard.lab.artifacts import appliance_iso, make_key, random_file, sign_file
+from wizard.lab.lab import Lab
+from wizard.lab.node import DEFAULT_CLUSTER_TIMELINE
+
+log = logging.getLogger(__name__)
+
+BANNER = "REHEARSAL — simulated appliance nodes on this machine, nothing real is touched"
+PROJECT_NAME = "palette-rehearsal"
+VIP = "127.0.10.10"
+NODE_PASSWORD_KEY = "rehearsal-node-password"  # noqa: S105 - a keyring name, not a password
+OCI_PASSWORD_KEY = "rehearsal-oci-registry-password"  # noqa: S105 - a keyring name, not a password
+BUNDLE_SIZE = 4 * 1024 * 1024
+
+
+def _node_address() -> str:
+    """127.0.10.1 where all of 127/8 is loopback (Linux, Windows): the preflight probes of the nodes' address then
+    see only the lab. Elsewhere (macOS has just 127.0.0.1) the nodes share 127.0.0.1."""
+    try:
+        with socket.socket() as s:
+            s.bind(("127.0.10.1", 0))
+        return "127.0.10.1"
+    except OSError:
+        return "127.0.0.1"
+
+
+def pacing_for(speed: float) -> Pacing:
+    """The steps' polling and waits, scaled like the lab's clock (never below what a loaded CI machine needs)."""
+    interval = min(5.0, max(0.1, 30.0 / speed))
+    return Pacing(
+        monitor=PollSettings(interval=interval, max_backoff=4 * interval, connect_timeout=5.0, command_timeout=15.0),
+        budgets=Budgets(boot=600 / speed, install=2400 / speed, reboot=600 / speed, local_ui=900 / speed),
+        localui_timeout=15.0,
+        retry_backoff=min(1.0, interval),
+        link_poll=interval,
+        content_poll=interval,
+        cluster_poll=interval,
+        cluster_expected=max(10.0, 1800 / speed),
+        cluster_timeout=max(120.0, 7200 / speed),
+        cluster_outage_timeout=max(60.0, 1800 / speed),
+    )
+
+
+class Rehearsal:
+    """The lab, the files and the project of one rehearsal; a context manager that stops the lab on exit and removes
+    the folder unless :attr:`keep` is set."""
+
+    def __init__(self, folder: Path, *, nodes: int = 3, speed: float = 60.0, keep: bool = False) -> None:
+        if speed <= 0:
+            raise ValueError("speed must be positive")
+        self.folder = folder
+        self.n_nodes = nodes
+        self.speed = speed
+        self.keep = keep
+        home = folder / "home"
+        self.paths = AppPaths(home / "state", home / "logs", home / "config", home / "cache")
+        self.project_file = folder / "project.yaml"
+        self.secrets = SecretStore(keyring.backends.fail.Keyring())  # type: ignore[no-untyped-call]
+        # The store keeps values in memory because the fail backend is not secure; say why in the rehearsal's words.
+        self.secrets.notice = "Rehearsal: its secrets are generated for this run and kept in memory only."
+        self.lab: Lab | None = None
+        self.powered_on = False
+
+    # -- setting up ----------------------------------------------------------------------------------------
+    def __enter__(self) -> Rehearsal:
+        try:
+            self.prepare()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def prepare(self) -> None:
+        if self.folder.exists():
+            shutil.rmtree(self.folder)  # the last rehearsal's lab is gone; its files would only confuse
+        files = self.folder / "files"
+        files.mkdir(parents=True)
+        self.paths.ensure()
+        ip = _node_address()
+        speed = self.speed
+        self.lab = Lab(
+            self.n_nodes,
+            self.folder / "lab",
+            ip=ip,
+            installed=False,
+            speed=speed,
+            cluster_timeline=DEFAULT_CLUSTER_TIMELINE / speed,
+            content_sync_delay=max(0.2, 300 / speed),
+            tick_interval=0.1,
+            socket_timeout=15.0,
+        ).start()
+        iso = appliance_iso(files / "palette-edge-installer.iso")
+        key, public_key = make_key(files)
+        bundle = random_file(files / "core-content-rehearsal.tar.zst", BUNDLE_SIZE)
+        signature = files / "core-content-rehearsal.tar.sig.bin"
+        sign_file(key, bundle, signature)
+        for ref in (NODE_PASSWORD_KEY, OCI_PASSWORD_KEY):
+            self.secrets.set(SecretRef(ref), secrets.token_urlsafe(18))
+        gateway = "127.0.0.254"
+        doc: dict[str, Any] = {
+            "schema_version": 1,
+            "name": PROJECT_NAME,
+            "provider": {"type": "manual"},
+            "nodes": [
+                {
+                    "name": node.name,
+                    "hostname": node.name,
+                    "ip": ip,
+                    "prefix": 8,
+                    "gateway": gateway,
+                    "ssh_port": node.ssh.port,
+                    "localui_port": node.server.port,
+                    "ssh_host_key": node.ssh.fingerprint,
+                    "localui_fingerprint": node.fingerprint,
+                }
+                for node in self.lab.nodes
+            ],
+            # No DNS or NTP servers: the preflight probes must stay on this machine.
+            "network": {"vip": VIP},
+            "files": {
+                "iso": str(iso.relative_to(self.folder)),
+                "content_bundle": {
+                    "path": str(bundle.relative_to(self.folder)),
+                    "signature": str(signature.relative_to(self.folder)),
+                },
+                "public_key": str(public_key.relative_to(self.folder)),
+            },
+            "appliance": {"username": "kairos", "password": {"secret": NODE_PASSWORD_KEY}},
+            "cluster": {"secret_variables": {"ociPackRegistryPassword": {"secret": OCI_PASSWORD_KEY}}},
+        }
+        header = f"# {BANNER}\n# Written by `palette-wizard run --rehearse`; the lab it names is gone once it ends.\n"
+        self.project_file.write_text(header + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
+        log.info("rehearsal lab: %d node(s) on %s, speed %g, folder %s", self.n_nodes, ip, speed, self.folder)
+
+    def steps(self, until: str | None = None) -> list[Step]:
+        settings = PreflightSettings(icmp=False, arp=False, connect_timeout=0.5, min_free=256 * 1024 * 1024)
+        return pipeline(settings, pacing=pacing_for(self.speed), until=until)
+
+    # -- the operator ----------------------------------------------------------------------------------------
+    def on_event(self, event: Event) -> None:
+        """Plays the operator of the ``manual`` provider: when the install step starts, boot every node from the
+        ISO."""
+        if isinstance(event, StepStarted) and event.step == "install":
+            self.power_on()
+
+    def power_on(self) -> None:
+        if self.lab is None or self.powered_on:
+            return
+        self.powered_on = True
+        iso = self.folder / "files" / "palette-edge-installer.iso"
+        for node in self.lab.nodes:
+            node.machine.insert_media(iso.as_uri())
+            node.machine.power_on()
+        log.info("rehearsal: the ISO is inserted and every node powered on")
+
+    def close(self) -> None:
+        if self.lab is not None:
+            self.lab.stop()
+            self.lab = None
+        if not self.keep:
+            # Logs and handlers may still point inside; ignore what cannot be removed on platforms that lock files.
+            shutil.rmtree(self.folder, ignore_errors=True)
