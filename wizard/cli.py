@@ -7,10 +7,14 @@ import getpass
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from wizard import __version__
 from wizard.core.errors import ProjectInvalid, WizardError
 from wizard.core.runner import ExitCode
+
+if TYPE_CHECKING:
+    from wizard.lab.rehearsal import Rehearsal
 
 EXIT_CODES = """exit codes:
   0    done
@@ -35,8 +39,28 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"palette-wizard {__version__}")
     p.add_argument(
         "--rehearse",
+        dest="gui_rehearse",  # not `rehearse`: `run --rehearse` would overwrite it
         action="store_true",
-        help="rehearse on simulated nodes (headless for now: `palette-wizard run --rehearse`)",
+        help="open the desktop wizard on a rehearsal: simulated appliance nodes on this machine, nothing real is "
+        "touched (headless: `palette-wizard run --rehearse`)",
+    )
+    p.add_argument(
+        "--nodes",
+        dest="rehearse_nodes",
+        type=int,
+        choices=(1, 3, 5),
+        default=3,
+        help="with --rehearse: simulated nodes (default 3)",
+    )
+    p.add_argument(
+        "--speed",
+        dest="rehearse_speed",
+        type=float,
+        default=60.0,
+        help="with --rehearse: how much faster than real the nodes are (default 60)",
+    )
+    p.add_argument(
+        "--keep", dest="rehearse_keep", action="store_true", help="with --rehearse: keep the rehearsal's folder"
     )
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -236,7 +260,19 @@ def _rehearse(args: argparse.Namespace) -> int:
     return code
 
 
-def _gui(project: Path | None) -> int:
+def _gui_rehearse(args: argparse.Namespace) -> int:
+    from wizard.core.paths import app_paths
+    from wizard.lab.rehearsal import Rehearsal
+
+    if args.rehearse_speed <= 0:
+        print("error: --speed must be positive", file=sys.stderr)
+        return int(ExitCode.INVALID_INPUT)
+    folder = app_paths().ensure().state / "rehearsal"
+    with Rehearsal(folder, nodes=args.rehearse_nodes, speed=args.rehearse_speed, keep=args.rehearse_keep) as rehearsal:
+        return _gui(None, rehearsal=rehearsal)
+
+
+def _gui(project: Path | None, rehearsal: Rehearsal | None = None) -> int:
     try:
         from wizard.ui.app import main as gui_main
     except ImportError as exc:
@@ -246,18 +282,21 @@ def _gui(project: Path | None) -> int:
             file=sys.stderr,
         )
         return 1
-    return int(gui_main(project))
+    return int(gui_main(project, rehearsal=rehearsal))
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        if args.command is None and args.rehearse:
+        if args.gui_rehearse and args.command is not None:
             print(
-                "The desktop rehearsal is not built yet; rehearse headless with `palette-wizard run --rehearse`.",
+                f"error: --rehearse opens the desktop wizard on its own project; not with `{args.command}` "
+                "(the headless rehearsal is `palette-wizard run --rehearse`)",
                 file=sys.stderr,
             )
             return int(ExitCode.INVALID_INPUT)
+        if args.gui_rehearse:
+            return _gui_rehearse(args)
         if args.command in (None, "gui"):
             return _gui(getattr(args, "project", None))
         if args.command == "run":

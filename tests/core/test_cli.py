@@ -147,5 +147,6 @@ def test_run_needs_a_project_or_rehearse(tmp_path: Path) -> None:
     assert out.returncode == 2 and "project file or --rehearse" in out.stderr
     out = run_cli(["run", str(tmp_path / "p.yaml"), "--rehearse"], env)
     assert out.returncode == 2 and "project file or --rehearse" in out.stderr
-    out = run_cli(["--rehearse"], env)
+    # `--rehearse` alone opens the desktop rehearsal (tests/ui/test_rehearsal_gui.py); with a command it is refused.
+    out = run_cli(["--rehearse", "run", "--rehearse"], env)
     assert out.returncode == 2 and "palette-wizard run --rehearse" in out.stderr

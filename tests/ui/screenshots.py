@@ -3,8 +3,9 @@
     python tests/ui/screenshots.py OUTDIR
 
 Walks Welcome → Project (valid, then invalid) → Run (in progress, finished, failed) → Welcome with the unfinished
-session, saving one PNG per state. Works offscreen or under ``xvfb-run -a``. Everything it writes (journals, logs,
-the sample project and its ISO) goes to a temporary folder; the OS keyring is not touched.
+session, then a whole desktop rehearsal run on the lab, saving one PNG per state. Works offscreen or under
+``xvfb-run -a``. Everything it writes (journals, logs, the sample project and its ISO, the rehearsal) goes to a
+temporary folder; the OS keyring is not touched.
 """
 
 from __future__ import annotations
@@ -35,7 +36,9 @@ from wizard.core.logs import setup_logging
 from wizard.core.paths import app_paths
 from wizard.core.progress import TaskState
 from wizard.core.steps import pipeline
+from wizard.lab.rehearsal import Rehearsal
 from wizard.ui.app import application
+from wizard.ui.rehearsal import rehearsal_window
 from wizard.ui.shell import MainWindow
 
 
@@ -70,10 +73,10 @@ def main(out: Path) -> int:
     window.show()
     shots: list[Path] = []
 
-    def shot(name: str) -> None:
+    def shot(name: str, of: MainWindow | None = None) -> None:
         QTest.qWait(150)  # let layouts settle
         path = out / f"{name}.png"
-        window.grab().save(str(path))
+        (of or window).grab().save(str(path))
         shots.append(path)
 
     shot("01-welcome")
@@ -108,6 +111,16 @@ def main(out: Path) -> int:
 
     window.close()
     app.processEvents()
+
+    with Rehearsal(work / "rehearsal", nodes=3, speed=300) as rehearsal:
+        rehearsed = rehearsal_window(rehearsal)
+        rehearsed.show()
+        rehearsed.go_to(MainWindow.RUN)
+        rehearsed.run.start()
+        wait_until(lambda: rehearsed.run.last_result is not None and not rehearsed.controller.running, timeout=120)
+        shot("10-rehearsal-finished", rehearsed)
+        rehearsed.close()
+        app.processEvents()
     for path in shots:
         print(path)
     return 0

@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtWidgets import QApplication
 
 from wizard import __version__
 from wizard.core.logs import setup_logging
-from wizard.core.paths import app_paths
+from wizard.core.paths import AppPaths, app_paths
+from wizard.core.runner import Event
+from wizard.core.secrets import SecretStore
 from wizard.ui.bridge import StepsFactory
 from wizard.ui.compat import binding_problem
 from wizard.ui.crash import CrashHandler
 from wizard.ui.shell import WINDOW_TITLE, MainWindow
+
+if TYPE_CHECKING:
+    from wizard.lab.rehearsal import Rehearsal
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +38,23 @@ def application() -> QApplication:
     return app
 
 
-def main(project: Path | None = None, *, steps: StepsFactory | None = None) -> int:
-    """Open the wizard (on the Project page when ``project`` is given); returns the event loop's exit code."""
-    paths = app_paths().ensure()
+def main(
+    project: Path | None = None,
+    *,
+    steps: StepsFactory | None = None,
+    paths: AppPaths | None = None,
+    secrets: SecretStore | None = None,
+    on_event: Callable[[Event], None] | None = None,
+    rehearsal: Rehearsal | None = None,
+) -> int:
+    """Open the wizard (on the Project page when ``project`` is given); returns the event loop's exit code.
+
+    ``paths`` and ``secrets`` replace the operator's home and keyring, ``on_event`` sees every engine event (on the
+    worker's side). A prepared ``rehearsal`` brings all of these and its project; its lab stops when the window
+    closes."""
+    if rehearsal is not None:
+        project, steps, paths = rehearsal.project_file, rehearsal.steps, rehearsal.paths
+    paths = (paths or app_paths()).ensure()
     log_file = setup_logging(paths.logs)
     log.info("desktop wizard %s starting; log %s", __version__, log_file)
     problem = binding_problem()
@@ -42,11 +63,16 @@ def main(project: Path | None = None, *, steps: StepsFactory | None = None) -> i
         print(f"error: {problem}", file=sys.stderr)
         return 1
     app = application()
-    window = MainWindow(steps=steps)
+    if rehearsal is not None:
+        from wizard.ui.rehearsal import rehearsal_window
+
+        window = rehearsal_window(rehearsal)
+    else:
+        window = MainWindow(steps=steps, paths=paths, secrets=secrets, on_event=on_event)
     crash = CrashHandler(paths.logs, lambda: window).install()
     try:
         window.show()
-        if project is not None:
+        if project is not None and rehearsal is None:
             window.open_project(project)
         return int(app.exec())
     finally:

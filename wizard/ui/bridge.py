@@ -2,7 +2,8 @@
 
 :class:`RunController` runs :meth:`Engine.run` on a plain worker thread. The worker never touches a widget: the
 engine's events are re-emitted through a private signal with a *queued* connection, so every slot that sees them
-runs on the GUI thread, and progress is read by the GUI's own timer from thread-safe snapshots.
+runs on the GUI thread, and progress is read by the GUI's own timer from thread-safe snapshots. An optional
+``on_event`` observer (the rehearsal's simulated operator) also sees every event, on the worker's side.
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ from PySide6.QtCore import QObject, Qt, Signal
 from wizard.core.cancel import CancelToken
 from wizard.core.errors import WizardError
 from wizard.core.jobs import Step
+from wizard.core.paths import AppPaths
 from wizard.core.problems import Problem
 from wizard.core.progress import Progress, ProgressSnapshot
 from wizard.core.runner import Event, ExitCode, RunFinished
+from wizard.core.secrets import SecretStore
 from wizard.core.session import Session
 
 log = logging.getLogger(__name__)
@@ -67,9 +70,23 @@ class RunController(QObject):
     # Emitted from worker threads only; the queued connection below hops to the GUI thread.
     _posted = Signal(object)
 
-    def __init__(self, steps: StepsFactory | None = None, parent: QObject | None = None) -> None:
+    def __init__(
+        self,
+        steps: StepsFactory | None = None,
+        parent: QObject | None = None,
+        *,
+        paths: AppPaths | None = None,
+        secrets: SecretStore | None = None,
+        on_event: Callable[[Event], None] | None = None,
+    ) -> None:
+        """``paths`` and ``secrets`` replace the operator's home and keyring for every session opened (the
+        rehearsal's own folder and in-memory store); ``on_event`` is called with every engine event on engine and
+        job threads, so it must never touch a widget."""
         super().__init__(parent)
         self._steps = steps
+        self.paths = paths
+        self._secrets = secrets
+        self._observer = on_event
         self._thread: threading.Thread | None = None
         self._progress: Progress | None = None
         self._cancel: CancelToken | None = None
@@ -134,10 +151,15 @@ class RunController(QObject):
         def on_event(ev: Event) -> None:  # called on engine and job threads
             if isinstance(ev, RunFinished):
                 ended.set()
+            if self._observer is not None:
+                try:
+                    self._observer(ev)
+                except Exception:
+                    log.exception("the run's event observer failed on %r", ev)
             self._post(ev)
 
         try:
-            session = Session.open(project_file)
+            session = Session.open(project_file, paths=self.paths, secrets=self._secrets)
             self._post(
                 SessionOpened(
                     project_file,

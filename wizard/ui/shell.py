@@ -7,10 +7,11 @@ step as done, current, blocked or still ahead.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 
-from PySide6.QtCore import QSize, Qt
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QBrush, QCloseEvent, QColor, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QFrame,
@@ -25,17 +26,20 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from wizard.core.runner import RunFinished
+from wizard.core.paths import AppPaths
+from wizard.core.runner import Event, RunFinished
+from wizard.core.secrets import SecretStore
 from wizard.ui.bridge import RunController, StepsFactory
 from wizard.ui.pages import WizardPage
 from wizard.ui.pages.project import ProjectPage
 from wizard.ui.pages.run import RunPage
 from wizard.ui.pages.welcome import WelcomePage
-from wizard.ui.widgets import button
+from wizard.ui.widgets import Banner, Tone, button
 
 log = logging.getLogger(__name__)
 
 WINDOW_TITLE = "Palette Appliance Wizard"
+REHEARSAL_TITLE_SUFFIX = " — REHEARSAL (simulated nodes)"
 
 
 class StepState(StrEnum):
@@ -56,15 +60,33 @@ STEP_MARK: dict[StepState, str] = {
 class MainWindow(QMainWindow):
     WELCOME, PROJECT, RUN = range(3)
 
-    def __init__(self, *, steps: StepsFactory | None = None, parent: QWidget | None = None) -> None:
+    #: The window has accepted a close (no run is active any more).
+    closed = Signal()
+
+    def __init__(
+        self,
+        *,
+        steps: StepsFactory | None = None,
+        paths: AppPaths | None = None,
+        secrets: SecretStore | None = None,
+        on_event: Callable[[Event], None] | None = None,
+        rehearsal: str | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
+        """``paths``, ``secrets`` and ``on_event`` go to the :class:`RunController`; ``rehearsal`` is the banner
+        text of a rehearsal, shown above every page, with the window title saying so too."""
         super().__init__(parent)
-        self.setWindowTitle(WINDOW_TITLE)
-        self.setAccessibleName(WINDOW_TITLE)
+        title = WINDOW_TITLE + (REHEARSAL_TITLE_SUFFIX if rehearsal else "")
+        self.setWindowTitle(title)
+        self.setAccessibleName(title)
         self.resize(1100, 720)
         self.setMinimumSize(QSize(860, 560))
         self._close_after_run = False
 
-        self.controller = RunController(steps, self)
+        self.controller = RunController(steps, self, paths=paths, secrets=secrets, on_event=on_event)
+        self.rehearsal_banner = Banner(Tone.WARNING, self)
+        if rehearsal:
+            self.rehearsal_banner.show_text(f"⚠ {rehearsal}")
 
         # Created in visual order, so the default tab order runs sidebar → page → Back → Next → Cancel.
         self.sidebar = QListWidget(self)
@@ -122,6 +144,7 @@ class MainWindow(QMainWindow):
 
         central = QWidget(self)
         layout = QVBoxLayout(central)
+        layout.addWidget(self.rehearsal_banner)
         layout.addLayout(body, 1)
         layout.addWidget(line)
         layout.addLayout(nav)
@@ -234,6 +257,7 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:
         if not self.controller.running:
             event.accept()
+            self.closed.emit()
             return
         # Close only once the worker has stopped, so the journal records the cancellation.
         event.ignore()

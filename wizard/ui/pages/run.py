@@ -338,7 +338,7 @@ class RunPage(WizardPage):
     # -- controller signals (GUI thread) -------------------------------------------------------------------
     def _on_session(self, info: SessionOpened) -> None:
         self._journal = info.journal
-        self.session_label.setText(f"Journal: {info.journal}   ·   Log: {app_paths().logs}")
+        self.session_label.setText(f"Journal: {info.journal}   ·   Log: {(self.controller.paths or app_paths()).logs}")
         self.session_label.show()
         if info.secrets_notice:
             self.secrets_notice.show_text(f"⚠ {info.secrets_notice}")
@@ -363,7 +363,7 @@ class RunPage(WizardPage):
         ]
         if self._journal is not None:
             context.append(f"Journal: {self._journal}")
-        context.append(f"Log folder: {app_paths().logs}")
+        context.append(f"Log folder: {(self.controller.paths or app_paths()).logs}")
         details = error.get("details", "").strip()
         error["details"] = "\n".join(context) + (f"\n\n{details}" if details else "")
         return error

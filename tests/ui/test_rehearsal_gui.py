@@ -1,0 +1,79 @@
+"""``palette-wizard --rehearse``: the desktop wizard on the rehearsal lab, run to the end through the window."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+from pytestqt.qtbot import QtBot
+
+from tests.core.helpers import cli_env, run_cli
+from wizard.core.progress import TaskStatus
+from wizard.core.runner import ExitCode
+from wizard.lab.rehearsal import BANNER, Rehearsal
+from wizard.ui.rehearsal import rehearsal_window
+from wizard.ui.shell import REHEARSAL_TITLE_SUFFIX, WINDOW_TITLE, MainWindow
+
+pytestmark = [pytest.mark.ui, pytest.mark.lab]
+
+STEPS = ("credentials", "verify", "preflight", "install", "link", "content", "cluster")
+
+
+def _window(qtbot: QtBot, rehearsal: Rehearsal) -> MainWindow:
+    window = rehearsal_window(rehearsal)
+    window.confirm_quit_while_running = lambda: True  # type: ignore[method-assign]
+    qtbot.addWidget(window)
+    window.show()
+    return window
+
+
+@pytest.mark.timeout(150)
+def test_gui_rehearsal_installs_end_to_end(qtbot: QtBot, tmp_path: Path, wizard_home: Path) -> None:
+    folder = tmp_path / "rehearsal"
+    rehearsal = Rehearsal(folder, nodes=3, speed=300)
+    rehearsal.prepare()
+    try:
+        window = _window(qtbot, rehearsal)
+        assert window.windowTitle() == WINDOW_TITLE + REHEARSAL_TITLE_SUFFIX
+        assert window.current == MainWindow.PROJECT and window.project.path == rehearsal.project_file
+        for page in (MainWindow.WELCOME, MainWindow.PROJECT, MainWindow.RUN):
+            assert window.go_to(page)
+            assert window.rehearsal_banner.isVisible() and BANNER in window.rehearsal_banner.text()
+
+        qtbot.mouseClick(window.run.start_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: window.run.last_result is not None and not window.controller.running, timeout=90_000)
+        result = window.run.last_result
+        assert result is not None and result.exit_code is ExitCode.DONE, result
+        assert rehearsal.powered_on  # the operator's hook saw the install step start
+        snap = window.controller.snapshot()
+        assert snap is not None and snap.tasks
+        assert {t.key.split("/")[0] for t in snap.tasks} == set(STEPS) - {"credentials"}  # a check, without jobs
+        assert all(t.status is TaskStatus.DONE for t in snap.tasks), [(t.key, t.status) for t in snap.tasks]
+        # The session lives in the rehearsal's folder, its secrets in memory: the operator's home is untouched.
+        assert "Journal: " + str(folder) in window.run.session_label.text()
+        assert not (wizard_home / "state" / "sessions").exists()
+        assert folder.is_dir()
+
+        window.close()
+        assert rehearsal.lab is None  # the lab stopped with the window
+        assert not folder.exists()  # and a successful rehearsal leaves nothing behind
+    finally:
+        rehearsal.close()
+
+
+def test_closing_before_a_run_stops_the_lab(qtbot: QtBot, tmp_path: Path) -> None:
+    rehearsal = Rehearsal(tmp_path / "rehearsal", nodes=1, speed=300, keep=True)
+    rehearsal.prepare()
+    try:
+        window = _window(qtbot, rehearsal)
+        assert rehearsal.lab is not None
+        window.close()
+        assert rehearsal.lab is None and rehearsal.folder.is_dir()  # --keep keeps the folder
+    finally:
+        rehearsal.close()
+
+
+def test_rehearse_refuses_a_command(tmp_path: Path) -> None:
+    out = run_cli(["--rehearse", "validate", str(tmp_path / "p.yaml")], cli_env(tmp_path / "home"))
+    assert out.returncode == int(ExitCode.INVALID_INPUT) and "--rehearse" in out.stderr
