@@ -5,7 +5,8 @@ set -euo pipefail
 source "$(dirname "$0")/setup-env.sh"
 cd "$WIZARD_ROOT"
 
-ensure_debs "${QT_DEBS[@]}" xvfb xauth openssh-client openssh-server dnsmasq-base iputils-ping
+ensure_debs "${QT_DEBS[@]}" xvfb xauth openssh-client openssh-server dnsmasq-base iputils-ping curl \
+  golang-go golang-github-vmware-govmomi-dev
 ensure_venv test
 
 say "ruff (lint and format)"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -17,6 +18,7 @@ from wizard.core.trust import (
     is_certificate_change,
     normalize,
     same_fingerprint,
+    system_or_pinned_tls_context,
     trusted_tls_context,
 )
 from wizard.lab import Lab, ManualClock
@@ -137,3 +139,71 @@ def test_ssh_host_key_pinning(lab: Lab, tmp_path: Path) -> None:
     with pytest.raises(TrustChanged) as info:
         decide(store, None, TrustKind.SSH, "127.0.0.1", node.ssh.port, presented="SHA256:" + "A" * 43)
     assert info.value.title == "Host key changed"
+
+
+def test_system_store_first_then_pin_on_confirmation(lab: Lab, tmp_path: Path) -> None:
+    """CA-verified servers need no question; a self-signed one is pinned only when confirmed; a pin then rules."""
+    node = lab.nodes[0]
+    port = node.server.port
+    store = TrustStore(tmp_path / "config")
+    asked: list[TrustRequest] = []
+
+    def record(answer: bool) -> Callable[[TrustRequest], bool]:
+        def confirm(request: TrustRequest) -> bool:
+            asked.append(request)
+            return answer
+
+        return confirm
+
+    # The node's certificate as the only CA: verified by the "system" store, host name included, nothing pinned.
+    other = create_node_certificate(tmp_path / "ca", ip="127.0.0.1", hostname="elsewhere")
+    with pytest.raises(TrustRefused):  # a CA that did not sign it: falls back to asking, and nobody can be asked
+        system_or_pinned_tls_context(store, None, "127.0.0.1", port, cafile=str(other.cert_path))
+    assert store.pinned(TrustKind.TLS, "127.0.0.1", port) is None
+    with pytest.raises(TrustRefused):
+        system_or_pinned_tls_context(store, record(False), "127.0.0.1", port, cafile=str(other.cert_path))
+    assert len(asked) == 1 and store.pinned(TrustKind.TLS, "127.0.0.1", port) is None
+    ctx = system_or_pinned_tls_context(store, record(True), "127.0.0.1", port, cafile=str(other.cert_path))
+    assert len(asked) == 2 and same_fingerprint(asked[-1].presented, node.fingerprint)
+    with httpx.Client(verify=ctx, timeout=5) as http:
+        assert http.get(f"https://127.0.0.1:{port}/v1/ping").status_code == 200
+    # Once pinned, the pin rules and nobody is asked again.
+    system_or_pinned_tls_context(store, None, "127.0.0.1", port)
+    assert len(asked) == 2
+
+
+def test_system_store_verification_needs_no_pin(tmp_path: Path) -> None:
+    import ssl
+    import threading
+    from http.server import BaseHTTPRequestHandler
+
+    from wizard.lab.tlsserver import TLSHTTPServer
+
+    cert = create_node_certificate(tmp_path / "srv", ip="127.0.0.1", hostname="vcenter.example")
+
+    class Hello(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = TLSHTTPServer(("127.0.0.1", 0), cert.server_context(), Hello, socket_timeout=5, label="ca-signed")
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        port = server.server_address[1]
+        store = TrustStore(tmp_path / "config")
+        ctx = system_or_pinned_tls_context(store, None, "127.0.0.1", port, cafile=str(cert.cert_path))
+        assert ctx.verify_mode is ssl.CERT_REQUIRED and ctx.check_hostname
+        assert store.pinned(TrustKind.TLS, "127.0.0.1", port) is None  # CA-verified: nothing pinned, nobody asked
+        with httpx.Client(verify=ctx, timeout=5) as http:
+            assert http.get(f"https://127.0.0.1:{port}/").status_code == 204
+        # A wrong expected fingerprint in the project beats CA verification: the certificate is not the one named.
+        with pytest.raises(TrustChanged):
+            system_or_pinned_tls_context(store, None, "127.0.0.1", port, expected="ab" * 32, cafile=str(cert.cert_path))
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)

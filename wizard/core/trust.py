@@ -13,6 +13,7 @@ import base64
 import hashlib
 import json
 import re
+import socket
 import ssl
 import threading
 import time
@@ -291,3 +292,38 @@ def is_certificate_change(exc: BaseException) -> bool:
             return True
         current = current.__cause__ or current.__context__
     return False
+
+
+def system_or_pinned_tls_context(
+    store: TrustStore,
+    confirm: Confirm | None,
+    host: str,
+    port: int,
+    *,
+    expected: str = "",
+    timeout: float = 10.0,
+    cafile: str | None = None,
+) -> ssl.SSLContext:
+    """An SSL context for services that may hold a CA-signed certificate (vCenter, BMCs, MAAS).
+
+    A project-given fingerprint or an existing pin wins (so a pinned certificate that changes is a change, even if
+    the new one is CA-signed). Otherwise the OS trust store (or ``cafile``) verifies the server, host name
+    included; only when that fails on the certificate is the operator asked to pin what the server presents.
+    """
+    if expected or store.pinned(TrustKind.TLS, host, port):
+        return trusted_tls_context(store, confirm, host, port, expected=expected, timeout=timeout)
+    system = ssl.create_default_context(cafile=cafile)
+    try:
+        with (
+            socket.create_connection((host, port), timeout=timeout) as raw,
+            system.wrap_socket(raw, server_hostname=host),
+        ):
+            return system
+    except ssl.SSLCertVerificationError:
+        return trusted_tls_context(store, confirm, host, port, timeout=timeout)
+    except (OSError, ssl.SSLError) as exc:
+        raise WizardError(
+            "Cannot reach TLS service",
+            f"{host}:{port} did not complete a TLS handshake: {exc}",
+            remediation="check the address and port, and that the service is running",
+        ) from exc
