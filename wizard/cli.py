@@ -25,7 +25,19 @@ EXIT_CODES = """exit codes:
 """
 
 #: The pipeline's step ids (``wizard.core.steps.STEP_IDS``), spelled out so the parser does not load the engine.
-RUN_STEPS = ("credentials", "verify", "preflight", "install", "link", "content", "cluster")
+RUN_STEPS = (
+    "credentials",
+    "verify",
+    "preflight",
+    "machines",
+    "media",
+    "boot",
+    "install",
+    "eject",
+    "link",
+    "content",
+    "cluster",
+)
 
 
 def _parser() -> argparse.ArgumentParser:

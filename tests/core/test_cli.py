@@ -127,8 +127,8 @@ def test_until_names_the_last_step(tmp_path: Path) -> None:
     assert RUN_STEPS == STEP_IDS == tuple(s.id for s in pipeline())
     assert [s.id for s in pipeline(until="preflight")] == ["credentials", "verify", "preflight"]
     assert [s.id for s in pipeline(until="credentials")] == ["credentials"]
-    with pytest.raises(ValueError, match="no step 'boot'"):
-        pipeline(until="boot")
+    with pytest.raises(ValueError, match="no step 'reboot'"):
+        pipeline(until="reboot")
     env = cli_env(tmp_path / "home")
     path = write_project(tmp_path, base_doc())
     out = run_cli(["run", str(path), "--until", "verify", "--json"], env)
@@ -137,7 +137,7 @@ def test_until_names_the_last_step(tmp_path: Path) -> None:
     assert [s[0] for s in started["steps"]] == ["credentials", "verify"]
     text = run_cli(["run", str(path), "--until", "verify"], env)
     assert text.returncode == 0 and "stopped there as asked (--until verify)" in text.stdout
-    bad = run_cli(["run", str(path), "--until", "boot"], env)
+    bad = run_cli(["run", str(path), "--until", "reboot"], env)
     assert bad.returncode == 2 and "invalid choice" in bad.stderr
 
 

@@ -17,7 +17,19 @@ from wizard.lab.rehearsal import BANNER, Rehearsal
 
 pytestmark = [pytest.mark.flow, pytest.mark.lab]
 
-STEPS = ["credentials", "verify", "preflight", "install", "link", "content", "cluster"]
+STEPS = [
+    "credentials",
+    "verify",
+    "preflight",
+    "machines",
+    "media",
+    "boot",
+    "install",
+    "eject",
+    "link",
+    "content",
+    "cluster",
+]
 SPEED = "600"  # a 15-minute install in 1.5 s, a 25-minute cluster deployment in 2.5 s
 
 

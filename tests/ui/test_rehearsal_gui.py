@@ -17,7 +17,19 @@ from wizard.ui.shell import REHEARSAL_TITLE_SUFFIX, WINDOW_TITLE, MainWindow
 
 pytestmark = [pytest.mark.ui, pytest.mark.lab]
 
-STEPS = ("credentials", "verify", "preflight", "install", "link", "content", "cluster")
+STEPS = (
+    "credentials",
+    "verify",
+    "preflight",
+    "machines",
+    "media",
+    "boot",
+    "install",
+    "eject",
+    "link",
+    "content",
+    "cluster",
+)
 
 
 def _window(qtbot: QtBot, rehearsal: Rehearsal) -> MainWindow:
@@ -45,10 +57,11 @@ def test_gui_rehearsal_installs_end_to_end(qtbot: QtBot, tmp_path: Path, wizard_
         qtbot.waitUntil(lambda: window.run.last_result is not None and not window.controller.running, timeout=90_000)
         result = window.run.last_result
         assert result is not None and result.exit_code is ExitCode.DONE, result
-        assert rehearsal.powered_on  # the operator's hook saw the install step start
+        assert rehearsal.powered_on  # the operator's hook saw the boot step start
         snap = window.controller.snapshot()
         assert snap is not None and snap.tasks
-        assert {t.key.split("/")[0] for t in snap.tasks} == set(STEPS) - {"credentials"}  # a check, without jobs
+        # credentials is a check without jobs; the manual provider has no machines, media or eject work
+        assert {t.key.split("/")[0] for t in snap.tasks} == set(STEPS) - {"credentials", "machines", "media", "eject"}
         assert all(t.status is TaskStatus.DONE for t in snap.tasks), [(t.key, t.status) for t in snap.tasks]
         # The session lives in the rehearsal's folder, its secrets in memory: the operator's home is untouched.
         assert "Journal: " + str(folder) in window.run.session_label.text()

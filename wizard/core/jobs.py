@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -21,6 +21,7 @@ from wizard.core.paths import AppPaths
 from wizard.core.problems import Problem
 from wizard.core.progress import Reporter
 from wizard.core.project import Project
+from wizard.core.resources import RunResources
 from wizard.core.secrets import SecretStore
 from wizard.core.trust import Confirm
 
@@ -62,6 +63,8 @@ class StepContext:
     #: Asks the operator to trust a first-contact fingerprint; None when no one can be asked (headless without a
     #: terminal), so first contact is refused unless the project pins the fingerprint.
     confirm: Confirm | None = None
+    #: Services shared by jobs for the length of one run (the ISO server); the engine closes them at its end.
+    resources: RunResources = field(default_factory=RunResources, compare=False)
 
     def facts(self, scope: str) -> Facts:
         return Facts(self.journal, scope)

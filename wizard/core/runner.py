@@ -150,6 +150,8 @@ class Engine:
             code, error = ExitCode.PREFLIGHT_BLOCKED, exc.to_dict()
         except WizardError as exc:
             code, error = ExitCode.INSTALL_FAILED, exc.to_dict()
+        finally:
+            self.ctx.resources.close()
         status = {ExitCode.DONE: RUN_FINISHED, ExitCode.CANCELLED: RUN_CANCELLED}.get(code, RUN_FAILED)
         journal.finish_run(status)
         if code is ExitCode.DONE:

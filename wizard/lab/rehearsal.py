@@ -3,7 +3,7 @@
 :class:`Rehearsal` starts a lab of nodes that are not installed yet, builds the files an operator would download (a
 small UEFI-bootable appliance ISO, a content bundle signed with a key made for the occasion), writes a project file
 that points at the lab's nodes and stores its secrets in memory. Then the very engine of ``run PROJECT`` runs on
-it; the rehearsal only plays the operator's part of the ``manual`` provider — when the install step starts it
+it; the rehearsal only plays the operator's part of the ``manual`` provider — when the boot step starts it
 inserts the ISO into every node and powers them on.
 
 Everything lives in one folder (``<state>/rehearsal``) with its own journal, logs and trust store, so a rehearsal
@@ -36,6 +36,7 @@ from wizard.core.steps.preflight import PreflightSettings
 from wizard.lab.artifacts import appliance_iso, make_key, random_file, sign_file
 from wizard.lab.lab import Lab
 from wizard.lab.node import DEFAULT_CLUSTER_TIMELINE
+from wizard.providers.manual import ManualPacing
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,9 @@ def pacing_for(speed: float) -> Pacing:
     interval = min(5.0, max(0.1, 30.0 / speed))
     return Pacing(
         monitor=PollSettings(interval=interval, max_backoff=4 * interval, connect_timeout=5.0, command_timeout=15.0),
+        manual=ManualPacing(
+            interval=interval, connect_timeout=2.0, remind_every=300 / speed, timeout=max(120.0, 3600 / speed)
+        ),
         budgets=Budgets(boot=600 / speed, install=2400 / speed, reboot=600 / speed, local_ui=900 / speed),
         localui_timeout=15.0,
         retry_backoff=min(1.0, interval),
@@ -175,9 +179,8 @@ class Rehearsal:
 
     # -- the operator ----------------------------------------------------------------------------------------
     def on_event(self, event: Event) -> None:
-        """Plays the operator of the ``manual`` provider: when the install step starts, boot every node from the
-        ISO."""
-        if isinstance(event, StepStarted) and event.step == "install":
+        """Plays the operator of the ``manual`` provider: when the boot step asks, boot every node from the ISO."""
+        if isinstance(event, StepStarted) and event.step == "boot":
             self.power_on()
 
     def power_on(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from wizard.core.jobs import Step
+from wizard.core.steps.boot import BootStep, EjectStep, MachinesStep, MediaStep
 from wizard.core.steps.credentials import CredentialsStep
 from wizard.core.steps.install import InstallStep
 from wizard.core.steps.localui import ClusterStep, ContentStep, LinkStep
@@ -11,7 +12,19 @@ from wizard.core.steps.preflight import PreflightSettings, PreflightStep
 from wizard.core.steps.verify import VerifyFilesStep
 
 #: Every step id in run order; ``pipeline(until=…)`` and ``palette-wizard run --until`` take one of these.
-STEP_IDS = ("credentials", "verify", "preflight", "install", "link", "content", "cluster")
+STEP_IDS = (
+    "credentials",
+    "verify",
+    "preflight",
+    "machines",
+    "media",
+    "boot",
+    "install",
+    "eject",
+    "link",
+    "content",
+    "cluster",
+)
 
 
 def pipeline(
@@ -27,7 +40,11 @@ def pipeline(
         CredentialsStep(),
         VerifyFilesStep(),
         PreflightStep(preflight),
+        MachinesStep(pacing),
+        MediaStep(pacing),
+        BootStep(pacing),
         InstallStep(pacing),
+        EjectStep(pacing),
         LinkStep(pacing),
         ContentStep(pacing),
         ClusterStep(pacing),

@@ -18,6 +18,7 @@ from wizard.core.jobs import StepContext
 from wizard.core.journal import JOB_DONE
 from wizard.core.project import Node
 from wizard.core.trust import TrustStore
+from wizard.providers.manual import ManualPacing
 
 DEFAULT_PASSWORD = "kairos"  # noqa: S105 - the appliance ISO's documented default account
 
@@ -28,6 +29,7 @@ class Pacing:
     tests shorten them with the lab's speed."""
 
     monitor: PollSettings = field(default_factory=PollSettings)
+    manual: ManualPacing = field(default_factory=ManualPacing)
     budgets: Budgets = field(default_factory=Budgets)
     localui_timeout: float = 30.0
     retry_backoff: float = 1.0
