@@ -146,3 +146,13 @@ def test_html_report_escapes_everything() -> None:
 def test_results_round_trip_through_dicts() -> None:
     r = failed("net.ntp-offset", "+5.00 s", "ntp", details={"offset": 5.0}, method=("SNTPv4",))
     assert CheckResult.from_dict(r.to_dict()).to_dict() == r.to_dict()
+
+
+def test_provider_checks_join_the_catalog() -> None:
+    """Provider modules define their checks beside the code that runs them; the catalog holds them all."""
+    from wizard.core.checks.catalog import Category
+
+    for check_id in ("maas.reachable", "maas.machines", "maas.power-type", "maas.resources"):
+        check = CATALOG[check_id]
+        assert check.category is Category.PROVIDER and check.step == "provider" and check.remediation
+    assert len(set(CATALOG)) == len(CATALOG)

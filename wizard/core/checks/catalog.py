@@ -6,6 +6,9 @@ remediation freely, never an id.
 
 from __future__ import annotations
 
+import importlib
+import threading
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -226,4 +229,48 @@ _CHECKS = (
     ),
 )
 
-CATALOG: dict[str, Check] = {c.id: c for c in _CHECKS}
+#: Modules that define provider checks next to the code that runs them, each as a ``CHECKS`` tuple.
+PROVIDER_CHECK_MODULES = (
+    "wizard.providers.vsphere.checks",
+    "wizard.providers.redfish.checks",
+    "wizard.providers.maas",
+)
+
+
+class _Catalog(Mapping[str, Check]):
+    """Every check by id. The provider modules are imported on first use: they import this module themselves."""
+
+    def __init__(self, own: tuple[Check, ...]) -> None:
+        self._own = own
+        self._all: dict[str, Check] | None = None
+        self._lock = threading.Lock()
+
+    def _checks(self) -> dict[str, Check]:
+        with self._lock:
+            if self._all is None:
+                merged = {c.id: c for c in self._own}
+                for name in PROVIDER_CHECK_MODULES:
+                    try:
+                        module = importlib.import_module(name)
+                    except ModuleNotFoundError as exc:
+                        if exc.name != name:  # a provider that exists but fails to import is a bug: say so
+                            raise
+                        continue
+                    for check in module.CHECKS:
+                        if check.id in merged:
+                            raise ValueError(f"check id {check.id!r} is defined twice")
+                        merged[check.id] = check
+                self._all = merged
+            return self._all
+
+    def __getitem__(self, key: str) -> Check:
+        return self._checks()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._checks())
+
+    def __len__(self) -> int:
+        return len(self._checks())
+
+
+CATALOG: Mapping[str, Check] = _Catalog(_CHECKS)
