@@ -34,6 +34,7 @@ RUN_STEPS = (
     "boot",
     "install",
     "eject",
+    "password",
     "link",
     "content",
     "cluster",

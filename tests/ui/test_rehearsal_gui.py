@@ -26,6 +26,7 @@ STEPS = (
     "boot",
     "install",
     "eject",
+    "password",
     "link",
     "content",
     "cluster",

@@ -42,6 +42,7 @@ P_LOGIN = "/v1/users/default/login"
 P_RENEW = "/v1/users/default/token/renewal"
 P_PING = "/v1/ping"
 P_USER = "/v1/users/current"
+P_PASSWORD_RESET = "/v1/users/default/password/reset"  # noqa: S105 - a path, not a password
 P_HOST = "/v1/edge-mgmt/edgehosts/current"
 P_SETTINGS = "/v1/edge-mgmt/settings"
 P_LINK_TOKEN = "/v1/edge-mgmt/edgehosts/current/link/generate-token"  # noqa: S105 - a path
@@ -396,6 +397,14 @@ class LocalUIClient:
         return None if r is None else self._json(r, f"GET {path}")
 
     # -- Endpoints --
+
+    def reset_password(self, new_password: str) -> None:
+        """Replace the logged-in account's password (``oldPassword`` is the one this client logged in with); later
+        logins of this client use the new one."""
+        body = {"oldPassword": self._password, "newPassword": new_password}
+        r = self.request("POST", P_PASSWORD_RESET, json=body, ok=(200, 204))
+        assert r is not None
+        self._password = new_password
 
     def ping(self) -> bool:
         """True when the Local UI answers its liveness probe; unreachable is False, not an error."""

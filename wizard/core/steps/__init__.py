@@ -6,7 +6,7 @@ from wizard.core.jobs import Step
 from wizard.core.steps.boot import BootStep, EjectStep, MachinesStep, MediaStep
 from wizard.core.steps.credentials import CredentialsStep
 from wizard.core.steps.install import InstallStep
-from wizard.core.steps.localui import ClusterStep, ContentStep, LinkStep
+from wizard.core.steps.localui import ClusterStep, ContentStep, LinkStep, PasswordStep
 from wizard.core.steps.nodes import Pacing
 from wizard.core.steps.preflight import PreflightSettings, PreflightStep
 from wizard.core.steps.verify import VerifyFilesStep
@@ -21,6 +21,7 @@ STEP_IDS = (
     "boot",
     "install",
     "eject",
+    "password",
     "link",
     "content",
     "cluster",
@@ -45,6 +46,7 @@ def pipeline(
         BootStep(pacing),
         InstallStep(pacing),
         EjectStep(pacing),
+        PasswordStep(pacing),
         LinkStep(pacing),
         ContentStep(pacing),
         ClusterStep(pacing),

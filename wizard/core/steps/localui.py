@@ -1,13 +1,24 @@
-"""The steps that work through the leader's Local UI: link the nodes, upload the content bundle, create the cluster."""
+"""The steps that work through the nodes' Local UI: replace the default passwords, link the nodes, upload the content
+bundle, create the cluster."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 from wizard.appliance.bundles import UploadContentJob
 from wizard.appliance.cluster import ClusterRequest, CreateClusterJob
 from wizard.appliance.link import LinkJob
+from wizard.appliance.password import ReplacePasswordJob
 from wizard.core.jobs import Job, Step, StepContext, StepKind
 from wizard.core.project import join_path
-from wizard.core.steps.nodes import Pacing, connector, endpoint, leader_and_followers, session_folder
+from wizard.core.steps.nodes import (
+    DEFAULT_PASSWORD,
+    Pacing,
+    connector,
+    endpoint,
+    leader_and_followers,
+    session_folder,
+)
 
 KUBECONFIG = "kubeconfig"
 
@@ -104,3 +115,28 @@ class ClusterStep(Step):
                 outage_timeout=pace.cluster_outage_timeout,
             )
         ]
+
+
+class PasswordStep(Step):
+    """Replace the appliance's default password on every node with ``appliance.password`` (from the keyring)."""
+
+    id = "password"
+    title = "Replace the default passwords"
+    kind = StepKind.INSTALL
+    weight = 0.5
+
+    def __init__(self, pacing: Pacing | None = None) -> None:
+        self.pacing = pacing or Pacing()
+
+    def jobs(self, ctx: StepContext) -> list[Job]:
+        ref = ctx.project.appliance.password
+        if ref is None:
+            return []
+        new = ctx.secrets.require(ref, "appliance.password")
+        conn = connector(ctx, self.pacing)
+        jobs: list[Job] = [
+            ReplacePasswordJob(replace(endpoint(ctx, node), password=DEFAULT_PASSWORD), new, conn, step=self.id)
+            for node in ctx.project.nodes
+        ]
+        self.parallel = max(1, len(jobs))
+        return jobs
