@@ -1,0 +1,166 @@
+"""Zero-touch node configuration: a per-node NoCloud seed ISO (volume id ``cidata``) with ``user-data`` and
+``meta-data``, attached as the node's second CD so nobody has to type settings into each node's console.
+
+The keys follow the published installer reference (reference §1.9 and §3): ``install.{device,reboot,poweroff}``,
+``stylus.site.{hostName, users, network, ntpServers}``, ``stylus.includeTui``. What the public material leaves open
+(whether the newest slim ISO honours a ``cidata`` ISO, and whether ``passwd`` takes a crypt hash) is decided here
+and only here, so a correction is a change to this one module:
+
+- the password is written as a bcrypt crypt(3) hash (``$2b$``), never in plain text: the seed ISO is a file that
+  lands on a datastore or a web server, and secrets never go into files;
+- the wizard's own SSH public key is authorised for the account, so the install monitor can log in even before the
+  password is replaced.
+
+Built in pure Python with pycdlib, so it works the same on Windows, macOS and Linux jump hosts.
+"""
+
+from __future__ import annotations
+
+import io
+import ipaddress
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import bcrypt
+import pycdlib
+import yaml
+
+from wizard.core.fsutil import atomic_write_bytes
+
+VOLUME_ID = "cidata"
+USER_DATA = "user-data"
+META_DATA = "meta-data"
+# Storage-pool paths the docs bind-mount onto the data disk (reference §1.9).
+BIND_MOUNTS = (
+    "/etc/lvm",
+    "/var/lib/drbd",
+    "/var/lib/linstor.d",
+    "/var/lib/piraeus-datastore",
+    "/var/lib/calico",
+)
+
+
+@dataclass(frozen=True)
+class NodeSeed:
+    """Everything one node's seed says; plain values, secrets already hashed."""
+
+    hostname: str
+    instance_id: str
+    username: str
+    password_hash: str  # crypt(3) form; see :func:`hash_password`
+    ssh_keys: tuple[str, ...] = ()
+    install_device: str = "auto"
+    post_install: str = "reboot"  # reboot | poweroff | nothing
+    nic: str = "eth0"
+    address: str = ""  # empty: DHCP
+    prefix: int | None = None
+    gateway: str = ""
+    dns: tuple[str, ...] = ()
+    search_domains: tuple[str, ...] = ()
+    ntp: tuple[str, ...] = ()
+    http_proxy: str = ""
+    https_proxy: str = ""
+    no_proxy: tuple[str, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def hash_password(password: str, *, rounds: int = 12) -> str:
+    if not password:
+        raise ValueError("the password must not be empty")
+    return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds)).decode()
+
+
+def user_data(seed: NodeSeed) -> dict[str, Any]:
+    """The cloud-config document for ``seed``."""
+    if seed.post_install not in ("reboot", "poweroff", "nothing"):
+        raise ValueError(f"post_install must be reboot, poweroff or nothing, not {seed.post_install!r}")
+    install: dict[str, Any] = {
+        "reboot": seed.post_install == "reboot",
+        "poweroff": seed.post_install == "poweroff",
+        "bind_mounts": list(BIND_MOUNTS),
+    }
+    if seed.install_device and seed.install_device != "auto":
+        install["device"] = seed.install_device
+    user: dict[str, Any] = {
+        "name": seed.username,
+        "passwd": seed.password_hash,
+        "groups": ["admin"],
+        "lock_passwd": False,
+    }
+    if seed.ssh_keys:
+        user["ssh_authorized_keys"] = list(seed.ssh_keys)
+    network: dict[str, Any] = {}
+    if seed.address:
+        if seed.prefix is None or not seed.gateway:
+            raise ValueError("a static address needs its prefix and gateway")
+        mask = str(ipaddress.IPv4Network(f"0.0.0.0/{seed.prefix}").netmask)
+        iface: dict[str, Any] = {"type": "static", "ipAddress": seed.address, "mask": mask, "gateway": seed.gateway}
+        if seed.dns:
+            iface["nameserver"] = seed.dns[0]
+        network["interfaces"] = {seed.nic: iface}
+    else:
+        network["interfaces"] = {seed.nic: {"type": "dhcp"}}
+    if seed.dns:
+        network["nameserver"] = seed.dns[0]
+    if seed.http_proxy:
+        network["httpProxy"] = seed.http_proxy
+    if seed.https_proxy:
+        network["httpsProxy"] = seed.https_proxy
+    if seed.no_proxy:
+        network["noProxy"] = ",".join(seed.no_proxy)
+    site: dict[str, Any] = {"hostName": seed.hostname, "users": [user], "network": network}
+    if seed.ntp:
+        site["ntpServers"] = list(seed.ntp)
+    doc: dict[str, Any] = {
+        "install": install,
+        "stylus": {"includeTui": True, "site": site},
+    }
+    if seed.search_domains:
+        doc["stylus"]["site"]["network"]["searchDomains"] = list(seed.search_domains)
+    doc.update(seed.extra)
+    return doc
+
+
+def render_user_data(seed: NodeSeed) -> str:
+    return "#cloud-config\n" + yaml.safe_dump(user_data(seed), sort_keys=False, default_flow_style=False)
+
+
+def render_meta_data(seed: NodeSeed) -> str:
+    return yaml.safe_dump({"instance-id": seed.instance_id, "local-hostname": seed.hostname}, sort_keys=False)
+
+
+def build_seed_iso(seed: NodeSeed, path: Path) -> Path:
+    """Write the node's seed ISO to ``path`` atomically (ISO 9660 with Joliet and Rock Ridge, volume ``cidata``)."""
+    files: Sequence[tuple[str, bytes]] = (
+        (USER_DATA, render_user_data(seed).encode()),
+        (META_DATA, render_meta_data(seed).encode()),
+    )
+    iso = pycdlib.PyCdlib()
+    iso.new(interchange_level=3, joliet=3, rock_ridge="1.09", vol_ident=VOLUME_ID, sys_ident="LINUX")
+    for name, data in files:
+        iso_name = "/" + name.upper().replace("-", "_") + ".;1"
+        iso.add_fp(io.BytesIO(data), len(data), iso_name, rr_name=name, joliet_path="/" + name)
+    out = io.BytesIO()
+    iso.write_fp(out)
+    iso.close()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, out.getvalue())
+    return path
+
+
+def read_seed_iso(path: Path) -> tuple[str, dict[str, str]]:
+    """The volume id and the files (by Rock Ridge name) of a seed ISO; for checks and tests."""
+    iso = pycdlib.PyCdlib()
+    iso.open(str(path))
+    try:
+        volume = iso.pvd.volume_identifier.decode().strip()
+        files: dict[str, str] = {}
+        for name in (USER_DATA, META_DATA):
+            buf = io.BytesIO()
+            iso.get_file_from_iso_fp(buf, rr_path="/" + name)
+            files[name] = buf.getvalue().decode()
+        return volume, files
+    finally:
+        iso.close()
