@@ -12,6 +12,7 @@ from __future__ import annotations
 from wizard.core.jobs import Job, Step, StepContext
 from wizard.core.project import ProviderType
 from wizard.core.steps.nodes import Pacing
+from wizard.core.steps.providers import maas_access
 from wizard.providers.manual import ManualBootJob, ManualPacing
 
 
@@ -29,6 +30,22 @@ class MachinesStep(Step):
         self.pacing = pacing or Pacing()
 
     def jobs(self, ctx: StepContext) -> list[Job]:
+        project = ctx.project
+        provider = project.provider
+        if provider.type is ProviderType.MAAS and provider.maas is not None:
+            from wizard.providers.maas import AllocateMachinesJob
+
+            access = maas_access(ctx, provider.maas)
+            job = AllocateMachinesJob(
+                access.url,
+                access.api_key,
+                access.verify(),
+                refs=[n.maas for n in project.nodes],
+                comment=f"Palette management appliance {project.name!r}, allocated by palette-wizard",
+                agent_name=f"palette-wizard/{project.name}",
+            )
+            job.id = f"{self.id}/maas"
+            return [job]
         return []
 
 

@@ -47,6 +47,7 @@ from wizard.core.jobs import Job, Step, StepContext, StepKind
 from wizard.core.journal import JOB_DONE
 from wizard.core.progress import Reporter
 from wizard.core.project import AddressMode
+from wizard.core.steps.providers import provider_checks
 
 REPORT_JOB = "preflight/report"
 
@@ -322,6 +323,9 @@ class PreflightStep(Step):
                 "",
             )
         )
+
+        for checks in provider_checks(ctx):
+            specs.append((checks.job_id, checks.name, checks.run, checks.inputs, checks.fallback_check, ""))
 
         # A job that found a blocker runs again next time, whatever its inputs (the operator may have fixed it).
         fingerprints = {

@@ -1,0 +1,75 @@
+"""What each provider contributes to the steps: its preflight checks, and the values its jobs are built from.
+
+Kept in one module so the steps stay provider-neutral: a step asks here for "the provider's checks" or "the MAAS
+connection" and gets plain values (settings, resolved secrets, a trust store, the confirm callable).
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from wizard.core.checks.catalog import CheckResult
+from wizard.core.jobs import StepContext
+from wizard.core.project import MaasSettings, ProviderType
+from wizard.core.trust import Confirm, TrustStore, system_or_pinned_tls_context
+
+
+@dataclass(frozen=True)
+class MaasAccess:
+    """How to reach MAAS: plain values a job is built from (the API key resolved from the keyring)."""
+
+    url: str
+    api_key: str
+    fingerprint: str
+    trust: TrustStore
+    confirm: Confirm | None
+
+    def verify(self) -> ssl.SSLContext | bool:
+        """The TLS context for an https MAAS (system store, else the pinned certificate); plain http needs none."""
+        parts = urlsplit(self.url)
+        if parts.scheme != "https":
+            return True
+        return system_or_pinned_tls_context(
+            self.trust, self.confirm, parts.hostname or "", parts.port or 443, expected=self.fingerprint
+        )
+
+
+def maas_access(ctx: StepContext, settings: MaasSettings) -> MaasAccess:
+    return MaasAccess(
+        settings.url,
+        ctx.secrets.require(settings.api_key, "provider.maas.api_key"),
+        settings.tls_fingerprint,
+        TrustStore(ctx.paths.config),
+        ctx.confirm,
+    )
+
+
+@dataclass(frozen=True)
+class ProviderChecks:
+    """One preflight job's worth of provider checks."""
+
+    job_id: str
+    name: str
+    run: Callable[[], list[CheckResult]]
+    inputs: str
+    fallback_check: str
+
+
+def provider_checks(ctx: StepContext) -> list[ProviderChecks]:
+    """The provider's preflight checks, as jobs for the preflight step (none for ``manual``)."""
+    project = ctx.project
+    provider = project.provider
+    if provider.type is ProviderType.MAAS and provider.maas is not None:
+        from wizard.providers import maas
+
+        access = maas_access(ctx, provider.maas)
+        refs = [n.maas for n in project.nodes]
+
+        def run() -> list[CheckResult]:
+            return maas.run_checks(access.url, access.api_key, access.verify(), refs=refs)
+
+        return [ProviderChecks("preflight/provider", "MAAS", run, f"{access.url}|{refs}", "maas.reachable")]
+    return []
