@@ -5,10 +5,11 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from tests.bench import bench_verify
+from tests.bench import bench_iso_upload, bench_verify
 
 BENCHMARKS: dict[str, Callable[[], str]] = {
     "verify-sha256": bench_verify.run,
+    "iso-upload": bench_iso_upload.run,
 }
 
 

@@ -152,7 +152,18 @@ def test_provider_checks_join_the_catalog() -> None:
     """Provider modules define their checks beside the code that runs them; the catalog holds them all."""
     from wizard.core.checks.catalog import Category
 
-    for check_id in ("maas.reachable", "maas.machines", "maas.power-type", "maas.resources"):
+    for check_id in (
+        "maas.reachable",
+        "maas.machines",
+        "maas.power-type",
+        "maas.resources",
+        "vsphere.privileges",
+        "vsphere.datastore-space",
+        "vsphere.capacity",
+        "vsphere.network",
+        "vsphere.zone-tags",
+        "vsphere.vm-firmware",
+    ):
         check = CATALOG[check_id]
         assert check.category is Category.PROVIDER and check.step == "provider" and check.remediation
     assert len(set(CATALOG)) == len(CATALOG)
