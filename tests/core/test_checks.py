@@ -165,5 +165,5 @@ def test_provider_checks_join_the_catalog() -> None:
         "vsphere.vm-firmware",
     ):
         check = CATALOG[check_id]
-        assert check.category is Category.PROVIDER and check.step == "provider" and check.remediation
+        assert check.category is Category.PROVIDER and check.step in ("provider", "nodes") and check.remediation
     assert len(set(CATALOG)) == len(CATALOG)
