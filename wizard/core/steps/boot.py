@@ -9,10 +9,12 @@ there.
 
 from __future__ import annotations
 
+from wizard.core.errors import WizardError
 from wizard.core.jobs import Job, Step, StepContext
+from wizard.core.journal import JOB_DONE
 from wizard.core.project import ProviderType
 from wizard.core.steps.nodes import Pacing
-from wizard.core.steps.providers import maas_access
+from wizard.core.steps.providers import maas_access, vsphere_access
 from wizard.providers.manual import ManualBootJob, ManualPacing
 
 
@@ -46,7 +48,44 @@ class MachinesStep(Step):
             )
             job.id = f"{self.id}/maas"
             return [job]
+        if provider.type is ProviderType.VSPHERE and provider.vsphere is not None:
+            from wizard.providers.vsphere.checks import vm_name_for
+            from wizard.providers.vsphere.jobs import PrepareVmJob
+
+            vs = vsphere_access(ctx, provider.vsphere)
+            jobs: list[Job] = []
+            for i, node in enumerate(project.nodes):
+                prepare = PrepareVmJob(
+                    *vs.args(), node=node.name, vm_name=vm_name_for(project, node), index=i, scheme=vs.scheme
+                )
+                prepare.id = f"{self.id}/{node.name}"
+                jobs.append(prepare)
+            self.parallel = max(1, len(jobs))
+            return jobs
         return []
+
+
+def _verified_sha256(ctx: StepContext) -> str:
+    record = ctx.journal.job("verify/files.iso")
+    if not record or record.get("status") != JOB_DONE:
+        raise WizardError(
+            "ISO not verified",
+            "the ISO's checksum is not recorded yet",
+            remediation="run the Verify files step first (run without --until, or resume the session)",
+        )
+    return str((record.get("result") or {}).get("sha256", ""))
+
+
+def _fact(ctx: StepContext, job_id: str, key: str) -> str:
+    record = ctx.journal.job(job_id)
+    value = ((record or {}).get("result") or {}).get(key) if record and record.get("status") == JOB_DONE else None
+    if not value:
+        raise WizardError(
+            "Earlier step not finished",
+            f"{job_id} has not recorded its {key}",
+            remediation="run the earlier steps first (resume the session)",
+        )
+    return str(value)
 
 
 class MediaStep(Step):
@@ -58,6 +97,22 @@ class MediaStep(Step):
         self.pacing = pacing or Pacing()
 
     def jobs(self, ctx: StepContext) -> list[Job]:
+        project = ctx.project
+        provider = project.provider
+        iso = project.files.iso
+        if provider.type is ProviderType.VSPHERE and provider.vsphere is not None and iso is not None:
+            from wizard.providers.vsphere.jobs import UploadIsoJob
+
+            vs = vsphere_access(ctx, provider.vsphere)
+            upload = UploadIsoJob(
+                *vs.args(),
+                local_path=iso.path,
+                sha256=_verified_sha256(ctx),
+                remote_name=iso.path.name,
+                scheme=vs.scheme,
+            )
+            upload.id = f"{self.id}/iso"
+            return [upload]
         return []
 
 
@@ -86,6 +141,34 @@ class BootStep(Step):
             ]
             self.parallel = max(1, len(jobs))
             return jobs
+        if project.provider.type is ProviderType.VSPHERE and project.provider.vsphere is not None:
+            from wizard.providers.vsphere.checks import vm_name_for
+            from wizard.providers.vsphere.jobs import AntiAffinityJob, BootVmJob
+
+            vs = vsphere_access(ctx, project.provider.vsphere)
+            iso_path = _fact(ctx, "media/iso", "datastore_path")
+            jobs = []
+            for node in project.nodes:
+                boot = BootVmJob(
+                    *vs.args(),
+                    node=node.name,
+                    vm_name=vm_name_for(project, node),
+                    iso_datastore_path=iso_path,
+                    scheme=vs.scheme,
+                )
+                boot.id = f"{self.id}/{node.name}"
+                jobs.append(boot)
+            if len(project.nodes) > 1:
+                rule = AntiAffinityJob(
+                    *vs.args(),
+                    vm_names=[vm_name_for(project, n) for n in project.nodes],
+                    rule_name=f"{project.name}-spread",
+                    scheme=vs.scheme,
+                )
+                rule.id = f"{self.id}/anti-affinity"
+                jobs.append(rule)
+            self.parallel = max(1, len(jobs))
+            return jobs
         return []
 
 
@@ -98,6 +181,19 @@ class EjectStep(Step):
         self.pacing = pacing or Pacing()
 
     def jobs(self, ctx: StepContext) -> list[Job]:
+        project = ctx.project
+        if project.provider.type is ProviderType.VSPHERE and project.provider.vsphere is not None:
+            from wizard.providers.vsphere.checks import vm_name_for
+            from wizard.providers.vsphere.jobs import EjectVmJob
+
+            vs = vsphere_access(ctx, project.provider.vsphere)
+            jobs: list[Job] = []
+            for node in project.nodes:
+                eject = EjectVmJob(*vs.args(), node=node.name, vm_name=vm_name_for(project, node), scheme=vs.scheme)
+                eject.id = f"{self.id}/{node.name}"
+                jobs.append(eject)
+            self.parallel = max(1, len(jobs))
+            return jobs
         return []
 
 

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 from wizard.core.checks.catalog import CheckResult
 from wizard.core.jobs import StepContext
-from wizard.core.project import MaasSettings, ProviderType
+from wizard.core.project import MaasSettings, ProviderType, VsphereSettings
 from wizard.core.trust import Confirm, TrustStore, system_or_pinned_tls_context
 
 
@@ -48,6 +48,34 @@ def maas_access(ctx: StepContext, settings: MaasSettings) -> MaasAccess:
 
 
 @dataclass(frozen=True)
+class VsphereAccess:
+    """How to reach vCenter: the settings, the password from the keyring, trust and the confirm callable."""
+
+    settings: VsphereSettings
+    password: str
+    trust: TrustStore
+    confirm: Confirm | None
+    scheme: str = "https"
+
+    def args(self) -> tuple[VsphereSettings, str, TrustStore, Confirm | None]:
+        return self.settings, self.password, self.trust, self.confirm
+
+
+def vsphere_access(ctx: StepContext, settings: VsphereSettings) -> VsphereAccess:
+    return VsphereAccess(
+        settings,
+        ctx.secrets.require(settings.password, "provider.vsphere.password"),
+        TrustStore(ctx.paths.config),
+        ctx.confirm,
+        scheme=VSPHERE_SCHEME,
+    )
+
+
+#: Always https for operators; the vCenter simulator's plain-http mode is reachable only by tests that set this.
+VSPHERE_SCHEME = "https"
+
+
+@dataclass(frozen=True)
 class ProviderChecks:
     """One preflight job's worth of provider checks."""
 
@@ -72,4 +100,14 @@ def provider_checks(ctx: StepContext) -> list[ProviderChecks]:
             return maas.run_checks(access.url, access.api_key, access.verify(), refs=refs)
 
         return [ProviderChecks("preflight/provider", "MAAS", run, f"{access.url}|{refs}", "maas.reachable")]
+    if provider.type is ProviderType.VSPHERE and provider.vsphere is not None:
+        from wizard.providers.vsphere import checks as vsphere_checks
+
+        vs = vsphere_access(ctx, provider.vsphere)
+
+        def run_vsphere() -> list[CheckResult]:
+            return vsphere_checks.run_checks(*vs.args(), project, scheme=vs.scheme)
+
+        inputs = f"{provider.vsphere}|{[(n.name, n.vm) for n in project.nodes]}"
+        return [ProviderChecks("preflight/provider", "vCenter", run_vsphere, inputs, "vsphere.login")]
     return []
