@@ -5,11 +5,12 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from tests.bench import bench_iso_upload, bench_verify
+from tests.bench import bench_iso_server, bench_iso_upload, bench_verify
 
 BENCHMARKS: dict[str, Callable[[], str]] = {
     "verify-sha256": bench_verify.run,
     "iso-upload": bench_iso_upload.run,
+    "iso-server": bench_iso_server.run,
 }
 
 

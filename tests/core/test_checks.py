@@ -163,6 +163,11 @@ def test_provider_checks_join_the_catalog() -> None:
         "vsphere.network",
         "vsphere.zone-tags",
         "vsphere.vm-firmware",
+        "redfish.reachable",
+        "redfish.virtual-media",
+        "redfish.uefi",
+        "redfish.secure-boot",
+        "redfish.resources",
     ):
         check = CATALOG[check_id]
         assert check.category is Category.PROVIDER and check.step in ("provider", "nodes") and check.remediation

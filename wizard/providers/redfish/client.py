@@ -1,0 +1,975 @@
+"""A synchronous Redfish client for booting a server from a virtual-media ISO.
+
+It follows the DMTF schema and links rather than vendor paths: the service root leads to the System (or the project
+names it in the BMC address), the System (or, on older BMCs, its Manager) leads to the VirtualMedia collection, and
+actions are posted to the ``target`` the BMC advertises. Known vendor deviations come from
+:mod:`wizard.providers.redfish.quirks`, chosen by what the BMC says about itself.
+
+Authentication: a SessionService session (``X-Auth-Token``) when the service root offers one, deleted again on
+``close`` whatever happened; otherwise HTTP basic auth. Certificates are verified (OS store, or a pinned certificate
+the operator confirmed); the password and session token are registered for redaction and never logged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import ssl
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Self
+from urllib.parse import urlsplit
+
+import httpx
+
+from wizard.core.cancel import CancelToken
+from wizard.core.errors import WizardError
+from wizard.core.project import Bmc
+from wizard.core.redact import REDACTOR, redact
+from wizard.core.trust import (
+    Confirm,
+    TrustChanged,
+    TrustKind,
+    TrustRefused,
+    TrustRequest,
+    TrustStore,
+    fetch_certificate,
+    is_certificate_change,
+    system_or_pinned_tls_context,
+)
+from wizard.providers.redfish.errors import (
+    AuthRefused,
+    BmcUnreachable,
+    BootOverrideRefused,
+    InsertMediaRefused,
+    NoCdMedia,
+    PowerTimeout,
+    RedfishError,
+    TaskFailed,
+    UnexpectedAnswer,
+    bmc_message,
+    is_property_error,
+)
+from wizard.providers.redfish.quirks import GENERIC, BmcIdentity, VendorQuirks, quirks_for
+
+log = logging.getLogger(__name__)
+
+ROOT = "/redfish/v1/"
+DEFAULT_TIMEOUT = 30.0
+#: Task states that mean "still working" (Redfish Task.v1 TaskState).
+TASK_RUNNING = frozenset({"New", "Starting", "Running", "Pending", "Suspended", "Interrupted", "Service", "Stopping"})
+POWERED_OFF = frozenset({"Off", "PoweringOff"})
+
+
+@dataclass(frozen=True)
+class BmcAddress:
+    """A BMC address from the project: ``host``, ``host:port`` or a URL, optionally naming the System's path."""
+
+    scheme: str
+    host: str
+    port: int
+    system_path: str = ""
+
+    @property
+    def base_url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.scheme}://{host}:{self.port}"
+
+    @property
+    def where(self) -> str:
+        return f"BMC {self.base_url}"
+
+
+def parse_address(address: str) -> BmcAddress:
+    target = address.strip()
+    if "://" not in target:
+        target = f"https://{target}"
+    parts = urlsplit(target)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{address!r} is not a BMC address (host, host:port or https://host[:port][/path])")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    path = parts.path.rstrip("/")
+    system = path if "/Systems/" in path else ""
+    return BmcAddress(parts.scheme, parts.hostname, port, system)
+
+
+@dataclass(frozen=True)
+class VirtualMedia:
+    path: str
+    id: str
+    media_types: tuple[str, ...]
+    image: str
+    inserted: bool | None
+    insert_target: str  # "" when the BMC offers no InsertMedia action
+    eject_target: str
+    under: str  # "System" or "Manager": where the collection was found
+
+
+@dataclass(frozen=True)
+class BootOverride:
+    target: str
+    enabled: str
+    mode: str
+
+
+@dataclass(frozen=True)
+class Inventory:
+    system: str
+    name: str
+    manufacturer: str
+    model: str
+    power_state: str
+    cpus: int | None  # logical processors (threads) when reported, else cores
+    cpu_field: str  # which ProcessorSummary member gave ``cpus``
+    memory_gib: float | None
+    boot_mode: str  # BootSourceOverrideMode: "UEFI", "Legacy" or "" when not reported
+    secure_boot: bool | None  # None: not reported
+    quirks: str
+
+
+def odata_id(value: object) -> str:
+    if isinstance(value, Mapping):
+        link = value.get("@odata.id")
+        return str(link) if isinstance(link, str) else ""
+    return ""
+
+
+def members(collection: Mapping[str, Any]) -> list[str]:
+    items = collection.get("Members")
+    return [p for p in (odata_id(m) for m in items) if p] if isinstance(items, list) else []
+
+
+def _local_path(url: str) -> str:
+    """The path (and query) of a link or Location header; absolute URLs are cut to their path so that credentials
+    only ever go to the BMC this client was built for."""
+    parts = urlsplit(url)
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+class RedfishClient:
+    """One BMC. Use as a context manager (``open``/``close``) so a session is always deleted."""
+
+    def __init__(
+        self,
+        address: str | BmcAddress,
+        username: str,
+        password: str,
+        *,
+        verify: ssl.SSLContext | bool = True,
+        timeout: float = DEFAULT_TIMEOUT,
+        transport: httpx.BaseTransport | None = None,
+        pinned: str = "",
+    ) -> None:
+        self.address = address if isinstance(address, BmcAddress) else parse_address(address)
+        self.username = username
+        self._password = password
+        REDACTOR.add(password)
+        self._pinned = pinned
+        self._http = httpx.Client(
+            base_url=self.address.base_url,
+            verify=verify,
+            timeout=timeout,
+            transport=transport,
+            headers={"Accept": "application/json", "OData-Version": "4.0"},
+            follow_redirects=False,
+        )
+        self.timeout = timeout
+        self.root: dict[str, Any] = {}
+        self.auth_mode = ""  # "session" or "basic" once open
+        self.session_path = ""
+        self._token = ""
+        self.quirks: VendorQuirks = GENERIC
+        self._identity = BmcIdentity()
+
+    @classmethod
+    def for_bmc(
+        cls,
+        bmc: Bmc,
+        password: str,
+        *,
+        trust: TrustStore,
+        confirm: Confirm | None,
+        timeout: float = DEFAULT_TIMEOUT,
+        transport: httpx.BaseTransport | None = None,
+    ) -> RedfishClient:
+        """A client for a project's BMC: TLS verified by the OS store or pinned after the operator confirms.
+
+        ``transport`` replaces the network (a BMC model in tests); TLS trust is then not consulted.
+        """
+        try:
+            address = parse_address(bmc.address)
+        except ValueError as exc:
+            raise RedfishError("Invalid BMC address", str(exc)) from exc
+        verify: ssl.SSLContext | bool = True
+        if address.scheme == "https" and transport is None:
+            try:
+                verify = system_or_pinned_tls_context(
+                    trust, confirm, address.host, address.port, expected=bmc.tls_fingerprint, timeout=timeout
+                )
+            except (TrustRefused, TrustChanged):
+                raise
+            except WizardError as exc:  # the handshake could not even be made
+                raise BmcUnreachable(
+                    "BMC unreachable", f"{address.where}: {exc.message}", remediation=_UNREACHABLE_FIX
+                ) from exc
+        entry = trust.pinned(TrustKind.TLS, address.host, address.port)
+        pinned = str(entry["fingerprint"]) if entry else ""
+        return cls(address, bmc.username, password, verify=verify, timeout=timeout, transport=transport, pinned=pinned)
+
+    # -- lifecycle ---------------------------------------------------------------------------------------------
+    def __enter__(self) -> Self:
+        try:
+            self.open()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def open(self) -> None:
+        """Read the service root and authenticate (session when offered, else basic); proves the credentials."""
+        r = self._send("GET", ROOT, auth=False)
+        if r.status_code in (401, 403):  # a few BMCs protect even the root
+            self._http.auth = httpx.BasicAuth(self.username, self._password)
+            r = self._send("GET", ROOT, auth=False)
+            if r.status_code in (401, 403):
+                raise self._auth_refused(r)
+        self.root = self._json(r, "the service root")
+        if "RedfishVersion" not in self.root and "Systems" not in self.root:
+            raise UnexpectedAnswer(
+                "Not a Redfish service",
+                f"{self.address.where} answered {ROOT} without a Redfish service root",
+                remediation="check the BMC address and port; Redfish must be enabled on the BMC",
+            )
+        oem = self.root.get("Oem")
+        self.quirks = quirks_for(
+            BmcIdentity(str(self.root.get("Vendor") or ""), tuple(oem) if isinstance(oem, Mapping) else ())
+        )
+        sessions = self._sessions_path()
+        if sessions and not self.quirks.prefer_basic_auth and self._login_session(sessions):
+            self.auth_mode = "session"
+        else:
+            self._http.auth = httpx.BasicAuth(self.username, self._password)
+            self.auth_mode = "basic"
+        # Prove the credentials on a resource that needs them (the root usually does not).
+        systems = odata_id(self.root.get("Systems")) or ROOT + "Systems"
+        r = self._send("GET", systems)
+        if r.status_code in (401, 403):
+            raise self._auth_refused(r)
+        self._json(r, "the Systems collection")
+        log.info(
+            "Redfish: %s open (%s auth, RedfishVersion %s)",
+            self.address.where,
+            self.auth_mode,
+            self.root.get("RedfishVersion", "?"),
+        )
+
+    def close(self) -> None:
+        """Delete the session (if one was made) and close the connection; never raises."""
+        if self.session_path:
+            path, self.session_path = self.session_path, ""
+            try:
+                r = self._http.delete(path, headers=self._auth_headers())
+                if r.status_code not in (200, 202, 204, 404):
+                    log.warning("Redfish: %s kept the session (%s)", self.address.where, r.status_code)
+            except httpx.HTTPError as exc:
+                log.warning("Redfish: could not delete the session on %s: %s", self.address.where, exc)
+        self._token = ""
+        self._http.close()
+
+    def _sessions_path(self) -> str:
+        links = self.root.get("Links")
+        path = odata_id(links.get("Sessions")) if isinstance(links, Mapping) else ""
+        if path:
+            return path
+        service = odata_id(self.root.get("SessionService"))
+        if not service:
+            return ""
+        r = self._send("GET", service, auth=False)
+        if r.status_code != 200:
+            return ""  # the service exists but cannot be read without a session: use the standard path
+        with contextlib.suppress(UnexpectedAnswer):
+            return odata_id(self._json(r, "the SessionService").get("Sessions"))
+        return ""
+
+    def _login_session(self, sessions: str) -> bool:
+        """True when a session was created; False when the BMC offers none that works here (use basic auth)."""
+        r = self._send("POST", sessions, json={"UserName": self.username, "Password": self._password}, auth=False)
+        token = r.headers.get("X-Auth-Token", "")
+        if r.status_code in (200, 201) and token:
+            REDACTOR.add(token)
+            self._token = token
+            location = r.headers.get("Location", "")
+            if not location:
+                with contextlib.suppress(ValueError):
+                    body = r.json()
+                    location = odata_id(body) if isinstance(body, Mapping) else ""
+            self.session_path = _local_path(location) if location else ""
+            return True
+        if r.status_code in (401, 403):
+            # Wrong credentials, or a role that may not create sessions: basic auth decides which (open() checks).
+            log.info("Redfish: %s refused a session (%s); trying basic auth", self.address.where, r.status_code)
+        else:
+            log.info("Redfish: %s offers no usable session (%s); using basic auth", self.address.where, r.status_code)
+        return False
+
+    # -- plumbing ------------------------------------------------------------------------------------------------
+    def _auth_headers(self) -> dict[str, str]:
+        return {"X-Auth-Token": self._token} if self._token else {}
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        auth: bool = True,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> httpx.Response:
+        hdrs = dict(headers or {})
+        if auth:
+            hdrs.update(self._auth_headers())
+        try:
+            return self._http.request(
+                method,
+                _local_path(path),
+                json=json,
+                headers=hdrs,
+                timeout=timeout if timeout is not None else self.timeout,
+            )
+        except httpx.TransportError as exc:
+            raise self._transport_error(exc) from exc
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> httpx.Response:
+        """An authenticated call; 401/403 become :class:`AuthRefused`, other statuses are the caller's to judge."""
+        r = self._send(method, path, json=json, headers=headers, timeout=timeout)
+        if r.status_code == 401 and self.auth_mode == "session":
+            # The BMC dropped the session (timeout, BMC reset): one fresh login, then the answer stands.
+            sessions = self._sessions_path()
+            if sessions and self._login_session(sessions):
+                r = self._send(method, path, json=json, headers=headers, timeout=timeout)
+        if r.status_code in (401, 403):
+            raise self._auth_refused(r, f"{method} {_local_path(path)}")
+        return r
+
+    def get(self, path: str) -> dict[str, Any]:
+        r = self.request("GET", path)
+        if r.status_code != 200:
+            raise UnexpectedAnswer(
+                "Unexpected BMC answer",
+                f"{self.address.where} answered {r.status_code} to GET {_local_path(path)}: {bmc_message(r)}",
+            )
+        return self._json(r, _local_path(path))
+
+    def get_optional(self, path: str) -> dict[str, Any] | None:
+        r = self.request("GET", path)
+        if r.status_code in (404, 405, 501):
+            return None
+        if r.status_code != 200:
+            raise UnexpectedAnswer(
+                "Unexpected BMC answer",
+                f"{self.address.where} answered {r.status_code} to GET {_local_path(path)}: {bmc_message(r)}",
+            )
+        return self._json(r, _local_path(path))
+
+    def _json(self, r: httpx.Response, what: str) -> dict[str, Any]:
+        try:
+            data = r.json()
+        except ValueError as exc:
+            raise UnexpectedAnswer(
+                "Unexpected BMC answer", f"{self.address.where} sent {what} as something other than JSON"
+            ) from exc
+        if not isinstance(data, dict):
+            raise UnexpectedAnswer("Unexpected BMC answer", f"{self.address.where} sent {what} as a non-object")
+        return data
+
+    def _auth_refused(self, r: httpx.Response, what: str = "") -> AuthRefused:
+        if r.status_code == 403 and what:
+            return AuthRefused(
+                "BMC refused the operation",
+                f"{self.address.where} refused {what} for {self.username}: {bmc_message(r)}",
+                remediation="give the BMC account the Administrator (or Operator with virtual media) role",
+            )
+        return AuthRefused(
+            "BMC login refused",
+            f"{self.address.where} refused the user name or password of {self.username} ({r.status_code})",
+            remediation="check the BMC user name and the password stored in the keyring, and that the account is "
+            "enabled and not locked out",
+        )
+
+    def _transport_error(self, exc: httpx.TransportError) -> WizardError:
+        if is_certificate_change(exc):
+            presented = "unknown"
+            with contextlib.suppress(WizardError):  # only to show both values; the change is the error
+                presented = fetch_certificate(self.address.host, self.address.port, timeout=5.0).fingerprint
+            return TrustChanged(
+                TrustRequest(TrustKind.TLS, self.address.host, self.address.port, presented, self._pinned or "unknown")
+            )
+        if isinstance(exc, httpx.TimeoutException):
+            what = "did not answer in time"
+        elif isinstance(exc, httpx.ConnectError):
+            what = "refused the connection" if "refused" in str(exc).lower() else f"cannot be reached ({exc})"
+        else:
+            what = f"dropped the connection ({exc.__class__.__name__}: {exc})"
+        return BmcUnreachable("BMC unreachable", f"{self.address.where} {what}", remediation=_UNREACHABLE_FIX)
+
+    # -- identity and discovery ------------------------------------------------------------------------------------
+    def find_system(self) -> tuple[str, dict[str, Any]]:
+        """The System this BMC boots: the one the address names, or the only one there is."""
+        if self.address.system_path:
+            doc = self.get_optional(self.address.system_path)
+            if doc is None:
+                raise UnexpectedAnswer(
+                    "System not found",
+                    f"{self.address.where} has no System at {self.address.system_path}",
+                    remediation="correct the System path in the BMC address, or leave it out when the BMC has one",
+                )
+            return self.address.system_path, self._identify(doc)
+        collection = odata_id(self.root.get("Systems")) or ROOT + "Systems"
+        found = members(self.get(collection))
+        if len(found) == 1:
+            return found[0], self._identify(self.get(found[0]))
+        if not found:
+            raise UnexpectedAnswer("No System", f"{self.address.where} lists no computer system")
+        raise RedfishError(
+            "Several systems behind one BMC",
+            f"{self.address.where} manages {len(found)} systems: {', '.join(found)}",
+            remediation=f"name the node's system in its BMC address, e.g. {self.address.base_url}{found[0]}",
+        )
+
+    def _identify(self, system: dict[str, Any]) -> dict[str, Any]:
+        """Refine the vendor quirks with what the System and its Manager say about themselves."""
+        manufacturers = [str(system.get("Manufacturer") or "")]
+        models: list[str] = []
+        oem_keys = list(self.root.get("Oem") or {}) if isinstance(self.root.get("Oem"), Mapping) else []
+        if isinstance(system.get("Oem"), Mapping):
+            oem_keys += list(system["Oem"])
+        for manager_path in self._managers(system)[:1]:
+            with contextlib.suppress(RedfishError):
+                manager = self.get_optional(manager_path) or {}
+                manufacturers.append(str(manager.get("Manufacturer") or ""))
+                models.append(str(manager.get("Model") or ""))
+                if isinstance(manager.get("Oem"), Mapping):
+                    oem_keys += list(manager["Oem"])
+        self._identity = BmcIdentity(
+            str(self.root.get("Vendor") or ""), tuple(oem_keys), tuple(manufacturers), tuple(models)
+        )
+        self.quirks = quirks_for(self._identity)
+        log.info("Redfish: %s looks like %s", self.address.where, self.quirks.name)
+        return system
+
+    @staticmethod
+    def _managers(system: Mapping[str, Any]) -> list[str]:
+        links = system.get("Links")
+        managed_by = links.get("ManagedBy") if isinstance(links, Mapping) else None
+        return [p for p in (odata_id(m) for m in managed_by) if p] if isinstance(managed_by, list) else []
+
+    def virtual_media_collections(self, system: Mapping[str, Any]) -> list[tuple[str, str]]:
+        """Where this system's virtual media may live, in the order to try: the System's own link, then each
+        Manager's (older BMCs such as iDRAC 4/5, iLO and Supermicro keep it on the Manager)."""
+        found: list[tuple[str, str]] = []
+        own = odata_id(system.get("VirtualMedia"))
+        if own:
+            found.append((own, "System"))
+        for manager_path in self._managers(system):
+            manager = self.get_optional(manager_path)
+            link = odata_id(manager.get("VirtualMedia")) if manager else ""
+            if link and all(link != p for p, _ in found):
+                found.append((link, "Manager"))
+        return found
+
+    def find_cd_media(self, system: Mapping[str, Any]) -> VirtualMedia:
+        """The virtual media device that takes a CD/DVD image, following links (never a vendor path)."""
+        seen: list[str] = []
+        cds: list[VirtualMedia] = []
+        for collection, under in self.virtual_media_collections(system):
+            doc = self.get_optional(collection)
+            if doc is None:
+                continue
+            for path in members(doc):
+                media = self._media(path, under)
+                seen.append(f"{media.id} ({', '.join(media.media_types) or 'no MediaTypes'})")
+                if _cd_capable(media):
+                    cds.append(media)
+            if cds:
+                break
+        if not cds:
+            listed = "; ".join(seen) if seen else "none"
+            raise NoCdMedia(
+                "No CD virtual media",
+                f"{self.address.where} offers no virtual media that takes a CD/DVD image (found: {listed})",
+                remediation="enable virtual media on the BMC (it may need a licence, e.g. iDRAC Enterprise or iLO "
+                "Advanced), or boot this node another way (manual mode)",
+            )
+        preferred = [m.lower() for m in self.quirks.media_ids]
+
+        def rank(m: VirtualMedia) -> tuple[int, int]:
+            pos = preferred.index(m.id.lower()) if m.id.lower() in preferred else len(preferred)
+            return (pos, 0 if m.insert_target else 1)
+
+        return sorted(cds, key=rank)[0]
+
+    def _media(self, path: str, under: str) -> VirtualMedia:
+        doc = self.get(path)
+        actions = doc.get("Actions") if isinstance(doc.get("Actions"), Mapping) else {}
+        assert isinstance(actions, Mapping)
+        insert = actions.get("#VirtualMedia.InsertMedia")
+        eject = actions.get("#VirtualMedia.EjectMedia")
+        types = doc.get("MediaTypes")
+        inserted = doc.get("Inserted")
+        return VirtualMedia(
+            path=str(doc.get("@odata.id") or path),
+            id=str(doc.get("Id") or path.rstrip("/").rsplit("/", 1)[-1]),
+            media_types=tuple(str(t) for t in types) if isinstance(types, list) else (),
+            image=str(doc.get("Image") or ""),
+            inserted=inserted if isinstance(inserted, bool) else None,
+            insert_target=str(insert.get("target") or "") if isinstance(insert, Mapping) else "",
+            eject_target=str(eject.get("target") or "") if isinstance(eject, Mapping) else "",
+            under=under,
+        )
+
+    def refresh_media(self, media: VirtualMedia) -> VirtualMedia:
+        return self._media(media.path, media.under)
+
+    # -- actions ----------------------------------------------------------------------------------------------------
+    def action(
+        self,
+        target: str,
+        body: Mapping[str, Any],
+        *,
+        what: str,
+        cancel: CancelToken,
+        timeout: float | None = None,
+        task_timeout: float = 600.0,
+        poll: float = 2.0,
+    ) -> httpx.Response:
+        """POST an action; a 202 is followed to the end of its task. Other statuses are returned as they are."""
+        r = self.request("POST", target, json=dict(body), timeout=timeout)
+        if r.status_code == 202:
+            return self.wait_task(r, what=what, cancel=cancel, timeout=task_timeout, poll=poll)
+        return r
+
+    def wait_task(
+        self, accepted: httpx.Response, *, what: str, cancel: CancelToken, timeout: float, poll: float
+    ) -> httpx.Response:
+        """Poll the task monitor of a 202 answer until the task ends; raises :class:`TaskFailed` if it fails."""
+        monitor = accepted.headers.get("Location", "")
+        if not monitor:
+            with contextlib.suppress(ValueError):
+                first = accepted.json()
+                if isinstance(first, Mapping):
+                    monitor = str(first.get("TaskMonitor") or "") or odata_id(first)
+        if not monitor:
+            return accepted  # accepted without a way to follow it: the caller reads the result back
+        deadline = time.monotonic() + timeout
+        while True:
+            delay = poll
+            with contextlib.suppress(ValueError):
+                delay = min(max(poll, float(accepted.headers.get("Retry-After", poll))), 30.0)
+            cancel.sleep(delay)
+            r = self.request("GET", monitor)
+            body: dict[str, Any] = {}
+            with contextlib.suppress(ValueError):
+                parsed = r.json()
+                body = parsed if isinstance(parsed, dict) else {}
+            state = str(body.get("TaskState") or "")
+            if r.status_code == 202 or state in TASK_RUNNING:
+                pct = body.get("PercentComplete")
+                log.debug("Redfish: %s task %s%s", what, state or "running", f" {pct}%" if pct is not None else "")
+            elif r.status_code == 404:
+                # Some BMCs delete a task monitor once the task completed; the caller reads the result back.
+                return httpx.Response(204, request=r.request)
+            elif r.status_code >= 400:
+                raise TaskFailed("BMC task failed", f"{what}: {bmc_message(r)}", remediation=_TASK_FIX)
+            elif state and (state != "Completed" or str(body.get("TaskStatus") or "OK") == "Critical"):
+                messages = [
+                    str(m.get("Message") or m.get("MessageId") or "")
+                    for m in body.get("Messages") or []
+                    if isinstance(m, Mapping)
+                ]
+                raise TaskFailed(
+                    "BMC task failed",
+                    f"{what}: the task ended {state} ({body.get('TaskStatus') or 'no status'})"
+                    + (f": {'; '.join(m for m in messages if m)}" if any(messages) else ""),
+                    remediation=_TASK_FIX,
+                )
+            else:
+                return r
+            if time.monotonic() >= deadline:
+                raise TaskFailed(
+                    "BMC task timed out",
+                    f"{what}: the BMC task did not finish within {int(timeout)} s",
+                    remediation="check the task in the BMC's web interface; retry when it has finished",
+                )
+            accepted = r
+
+    def insert_media(
+        self,
+        media: VirtualMedia,
+        url: str,
+        *,
+        cancel: CancelToken,
+        timeout: float = 600.0,
+        poll: float = 2.0,
+    ) -> VirtualMedia:
+        """Insert ``url`` into ``media`` (ejecting another image first) and read it back.
+
+        Tries ``Image`` + ``Inserted`` + ``WriteProtected``; when the BMC answers 400 naming a field, retries with
+        ``{"Image": url}`` only. Without an InsertMedia action, PATCHes the media if the vendor quirks say so.
+        """
+        if media.inserted and media.image == url:
+            log.info("Redfish: %s already holds the image", media.path)
+            return media
+        if media.inserted or (media.inserted is None and media.image):
+            self.eject_media(media, cancel=cancel, timeout=timeout, poll=poll)
+        scheme = urlsplit(url).scheme.upper() or "HTTP"
+        extra = {k: v.format(scheme=scheme) for k, v in self.quirks.insert_extra}
+        full: dict[str, Any] = {"Image": url, "Inserted": True, "WriteProtected": True, **extra}
+        minimal: dict[str, Any] = {"Image": url, **extra}
+        bodies = [minimal] if self.quirks.insert_minimal_body else [full, minimal]
+        shown = redact(url)
+        for attempt, body in enumerate(bodies):
+            if media.insert_target:
+                r = self.action(
+                    media.insert_target,
+                    body,
+                    what="InsertMedia",
+                    cancel=cancel,
+                    timeout=timeout,
+                    task_timeout=timeout,
+                    poll=poll,
+                )
+            elif self.quirks.insert_via_patch:
+                r = self.request("PATCH", media.path, json=body, timeout=timeout)
+                if r.status_code == 202:
+                    r = self.wait_task(r, what="InsertMedia (PATCH)", cancel=cancel, timeout=timeout, poll=poll)
+            else:
+                raise NoCdMedia(
+                    "Virtual media cannot be inserted",
+                    f"{self.address.where} offers no InsertMedia action on {media.path}",
+                    remediation="update the BMC firmware, or boot this node another way (manual mode)",
+                )
+            if r.status_code < 300:
+                break
+            if is_property_error(r) and attempt + 1 < len(bodies):
+                log.info(
+                    "Redfish: %s rejected a field of InsertMedia (%s); retrying with Image only",
+                    self.address.where,
+                    bmc_message(r),
+                )
+                continue
+            raise InsertMediaRefused(
+                "InsertMedia refused",
+                f"{self.address.where} refused to insert {shown}: {bmc_message(r)}",
+                details=f"HTTP {r.status_code} from POST {media.insert_target or media.path}",
+                remediation="check that the BMC can reach the ISO URL and supports HTTP(S) virtual media; "
+                "the BMC's message above says what it did not accept",
+            )
+        after = self.refresh_media(media)
+        if after.inserted is False or (after.image and after.image != url):
+            raise InsertMediaRefused(
+                "Virtual media not inserted",
+                f"{self.address.where} accepted InsertMedia but {media.id} shows "
+                f"Inserted={after.inserted}, Image={redact(after.image) or 'none'}",
+                remediation="check the virtual media state in the BMC's web interface (another session may hold it)",
+            )
+        log.info("Redfish: %s inserted into %s", shown, after.path)
+        return after
+
+    def eject_media(
+        self, media: VirtualMedia, *, cancel: CancelToken, timeout: float = 120.0, poll: float = 2.0
+    ) -> VirtualMedia:
+        if media.eject_target:
+            r = self.action(
+                media.eject_target,
+                {},
+                what="EjectMedia",
+                cancel=cancel,
+                timeout=timeout,
+                task_timeout=timeout,
+                poll=poll,
+            )
+        elif self.quirks.insert_via_patch:
+            r = self.request("PATCH", media.path, json={"Image": None, "Inserted": False}, timeout=timeout)
+        else:
+            raise NoCdMedia(
+                "Virtual media cannot be ejected",
+                f"{self.address.where} offers no EjectMedia action on {media.path}",
+                remediation="eject the media in the BMC's web interface",
+            )
+        if r.status_code >= 300:
+            raise RedfishError(
+                "EjectMedia refused",
+                f"{self.address.where} refused to eject {media.id}: {bmc_message(r)}",
+                remediation="eject the media in the BMC's web interface",
+            )
+        after = self.refresh_media(media)
+        if after.inserted:
+            raise RedfishError(
+                "Virtual media still inserted",
+                f"{self.address.where} accepted EjectMedia but {media.id} still shows an inserted image",
+                remediation="eject the media in the BMC's web interface",
+            )
+        return after
+
+    def _patch(self, path: str, body: Mapping[str, Any], *, timeout: float | None = None) -> httpx.Response:
+        r = self.request("PATCH", path, json=dict(body), timeout=timeout)
+        if r.status_code in (412, 428):
+            # The BMC wants the resource's current ETag (If-Match) to guard the change.
+            etag = self.request("GET", path).headers.get("ETag", "")
+            if etag:
+                r = self.request("PATCH", path, json=dict(body), headers={"If-Match": etag}, timeout=timeout)
+        return r
+
+    def boot_once_from_cd(self, system_path: str, *, uefi: bool = True) -> BootOverride:
+        """Boot override Once/Cd (and UEFI mode), read back. The emulator's Continuous read-back is accepted only
+        through its quirks record."""
+        system = self.get(system_path)
+        boot = system.get("Boot") if isinstance(system.get("Boot"), Mapping) else {}
+        assert isinstance(boot, Mapping)
+        allowed = boot.get("BootSourceOverrideTarget@Redfish.AllowableValues")
+        targets = list(self.quirks.cd_targets)
+        if isinstance(allowed, list):
+            usable = [t for t in targets if t in allowed]
+            if not usable:
+                raise BootOverrideRefused(
+                    "No CD boot target",
+                    f"{self.address.where} offers no CD boot override (allowed: {', '.join(map(str, allowed))})",
+                    remediation="set the boot order in the BMC to boot the virtual CD once, or boot the node by hand",
+                )
+            target = usable[0]
+        else:
+            target = targets[0]
+        wanted: dict[str, Any] = {"BootSourceOverrideTarget": target, "BootSourceOverrideEnabled": "Once"}
+        send_mode = uefi and not self.quirks.never_send_boot_mode
+        body = {**wanted, "BootSourceOverrideMode": "UEFI"} if send_mode else wanted
+        r = self._patch(system_path, {"Boot": body})
+        if send_mode and is_property_error(r):
+            log.info(
+                "Redfish: %s refused BootSourceOverrideMode (%s); retrying without it",
+                self.address.where,
+                bmc_message(r),
+            )
+            r = self._patch(system_path, {"Boot": wanted})
+        if r.status_code >= 300:
+            raise BootOverrideRefused(
+                "Boot override refused",
+                f"{self.address.where} refused to boot {target} once: {bmc_message(r)}",
+                remediation="set a one-time boot from the virtual CD in the BMC's web interface, then retry",
+            )
+        return self._read_back_boot(system_path, target, uefi=uefi)
+
+    def _read_back_boot(self, system_path: str, target: str, *, uefi: bool) -> BootOverride:
+        boot = self.get(system_path).get("Boot") or {}
+        got = BootOverride(
+            str(boot.get("BootSourceOverrideTarget") or ""),
+            str(boot.get("BootSourceOverrideEnabled") or ""),
+            str(boot.get("BootSourceOverrideMode") or ""),
+        )
+        enabled_ok = ("Once", "Continuous") if self.quirks.once_reads_back_continuous else ("Once",)
+        if got.target != target or got.enabled not in enabled_ok:
+            raise BootOverrideRefused(
+                "Boot override not applied",
+                f"{self.address.where} reads back target {got.target or '?'} / {got.enabled or '?'} after "
+                f"{target} / Once was accepted",
+                remediation="set a one-time boot from the virtual CD in the BMC's web interface, then retry",
+            )
+        if uefi and got.mode and got.mode != "UEFI":
+            raise BootOverrideRefused(
+                "System boots in Legacy mode",
+                f"{self.address.where} boots {system_path} in {got.mode} mode; the appliance ISO boots only in UEFI",
+                remediation="switch the server's boot mode to UEFI in its BIOS setup, then retry",
+            )
+        return got
+
+    def clear_boot_override(self, system_path: str) -> bool:
+        """Turn a CD boot override off (BMCs that keep it Continuous would otherwise boot the CD forever)."""
+        boot = self.get(system_path).get("Boot") or {}
+        if boot.get("BootSourceOverrideEnabled") in (None, "Disabled"):
+            return False
+        body: dict[str, Any] = {"BootSourceOverrideEnabled": "Disabled"}
+        if self.quirks.clear_override_target:
+            body["BootSourceOverrideTarget"] = self.quirks.clear_override_target
+        r = self._patch(system_path, {"Boot": body})
+        if r.status_code >= 300:
+            log.warning("Redfish: %s kept its boot override: %s", self.address.where, bmc_message(r))
+            return False
+        return True
+
+    def power_state(self, system_path: str) -> str:
+        return str(self.get(system_path).get("PowerState") or "")
+
+    def reset_types(self, system: Mapping[str, Any]) -> tuple[str, list[str] | None]:
+        """The reset action's target and its AllowableValues (None when the BMC does not say)."""
+        actions = system.get("Actions") if isinstance(system.get("Actions"), Mapping) else {}
+        assert isinstance(actions, Mapping)
+        reset = actions.get("#ComputerSystem.Reset")
+        if not isinstance(reset, Mapping) or not reset.get("target"):
+            raise RedfishError(
+                "No reset action",
+                f"{self.address.where} offers no ComputerSystem.Reset on {odata_id(system) or 'the system'}",
+                remediation="power the node on by hand; it will boot the inserted virtual CD",
+            )
+        allowed = reset.get("ResetType@Redfish.AllowableValues")
+        if not isinstance(allowed, list) and reset.get("@Redfish.ActionInfo"):
+            info = self.get_optional(str(reset["@Redfish.ActionInfo"])) or {}
+            for p in info.get("Parameters") or []:
+                if isinstance(p, Mapping) and p.get("Name") == "ResetType":
+                    allowed = p.get("AllowableValues")
+        return str(reset["target"]), [str(v) for v in allowed] if isinstance(allowed, list) else None
+
+    def reset(
+        self,
+        system_path: str,
+        *,
+        cancel: CancelToken,
+        power_timeout: float = 120.0,
+        poll: float = 2.0,
+        task_timeout: float = 600.0,
+    ) -> str:
+        """Power the system on if it is off, restart it if it is on; returns the reset type used.
+
+        The type is chosen from the advertised AllowableValues (On when off, ForceRestart when on, with the quirks'
+        fallbacks); a system that allows no restart is switched ForceOff, then On.
+        """
+        system = self.get(system_path)
+        target, allowed = self.reset_types(system)
+        state = str(system.get("PowerState") or "")
+        q = self.quirks
+        chosen = choose_reset(state, allowed, q)
+        if chosen == "ForceOff+On":
+            off = "ForceOff"
+            self._reset(target, off, cancel, task_timeout, poll)
+            self.wait_power(system_path, "Off", cancel=cancel, timeout=power_timeout, poll=poll)
+            on = choose_reset("Off", allowed, q)
+            self._reset(target, on, cancel, task_timeout, poll)
+            return f"{off}+{on}"
+        self._reset(target, chosen, cancel, task_timeout, poll)
+        return chosen
+
+    def _reset(self, target: str, reset_type: str, cancel: CancelToken, task_timeout: float, poll: float) -> None:
+        r = self.action(
+            target,
+            {"ResetType": reset_type},
+            what=f"Reset {reset_type}",
+            cancel=cancel,
+            task_timeout=task_timeout,
+            poll=poll,
+        )
+        if r.status_code >= 300:
+            raise RedfishError(
+                "Reset refused",
+                f"{self.address.where} refused reset {reset_type}: {bmc_message(r)}",
+                remediation="power the node on (or restart it) from the BMC's web interface",
+            )
+        log.info("Redfish: %s reset %s", self.address.where, reset_type)
+
+    def wait_power(self, system_path: str, want: str, *, cancel: CancelToken, timeout: float, poll: float = 2.0) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            state = self.power_state(system_path)
+            if state == want:
+                return state
+            if time.monotonic() >= deadline:
+                raise PowerTimeout(
+                    "Power state not reached",
+                    f"{self.address.where}: {system_path} is still {state or 'unknown'} after {int(timeout)} s "
+                    f"(waiting for {want})",
+                    remediation="check the server in the BMC's web interface (a stuck POST, a power cap)",
+                )
+            cancel.sleep(poll)
+
+    # -- inventory --------------------------------------------------------------------------------------------------
+    def inventory(self, system_path: str, system: Mapping[str, Any] | None = None) -> Inventory:
+        doc = dict(system) if system is not None else self.get(system_path)
+        cpus: int | None = None
+        cpu_field = ""
+        summary = doc.get("ProcessorSummary") if isinstance(doc.get("ProcessorSummary"), Mapping) else {}
+        assert isinstance(summary, Mapping)
+        # Count is sockets on most BMCs; threads or cores are what the 8 vCPU minimum is about.
+        for name in ("LogicalProcessorCount", "CoreCount"):
+            value = summary.get(name)
+            if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                cpus, cpu_field = value, name
+                break
+        memory = doc.get("MemorySummary") if isinstance(doc.get("MemorySummary"), Mapping) else {}
+        assert isinstance(memory, Mapping)
+        gib = memory.get("TotalSystemMemoryGiB")
+        memory_gib = float(gib) if isinstance(gib, int | float) and not isinstance(gib, bool) and gib > 0 else None
+        boot = doc.get("Boot") if isinstance(doc.get("Boot"), Mapping) else {}
+        assert isinstance(boot, Mapping)
+        secure: bool | None = None
+        link = odata_id(doc.get("SecureBoot"))
+        if link:
+            sb = self.get_optional(link) or {}
+            current = sb.get("SecureBootCurrentBoot")
+            if isinstance(current, str) and current:
+                secure = current == "Enabled"
+            elif isinstance(sb.get("SecureBootEnable"), bool):
+                secure = bool(sb["SecureBootEnable"])
+        return Inventory(
+            system=system_path,
+            name=str(doc.get("Name") or doc.get("Id") or ""),
+            manufacturer=str(doc.get("Manufacturer") or ""),
+            model=str(doc.get("Model") or ""),
+            power_state=str(doc.get("PowerState") or ""),
+            cpus=cpus,
+            cpu_field=cpu_field,
+            memory_gib=memory_gib,
+            boot_mode=str(boot.get("BootSourceOverrideMode") or ""),
+            secure_boot=secure,
+            quirks=self.quirks.name,
+        )
+
+
+def choose_reset(power_state: str, allowed: Sequence[str] | None, quirks: VendorQuirks = GENERIC) -> str:
+    """The reset type for a system in ``power_state``: power on when off, restart when on.
+
+    ``allowed`` None means the BMC did not advertise AllowableValues; the standard first choice is used. Returns
+    ``"ForceOff+On"`` for a powered-on system that allows no restart but allows switching off and on.
+    """
+    off = power_state in POWERED_OFF
+    prefs = quirks.power_on_resets if off else quirks.restart_resets
+    if allowed is None:
+        return prefs[0]
+    for p in prefs:
+        if p in allowed:
+            return p
+    if not off and "ForceOff" in allowed and any(p in allowed for p in quirks.power_on_resets):
+        return "ForceOff+On"
+    raise RedfishError(
+        "No usable reset type",
+        f"the BMC allows only {', '.join(allowed) or 'no'} reset types for a system that is "
+        f"{power_state or 'in an unknown power state'}",
+        remediation="power the node on (or restart it) from the BMC's web interface",
+    )
+
+
+def _cd_capable(media: VirtualMedia) -> bool:
+    if media.media_types:
+        return any(t.upper() in ("CD", "DVD") for t in media.media_types)
+    # Old firmware without MediaTypes: go by the device's name.
+    ident = media.id.lower()
+    return "cd" in ident or "dvd" in ident
+
+
+_UNREACHABLE_FIX = (
+    "check the BMC address and port, that the BMC is powered and on the network, and that this machine can reach "
+    "it (firewall, VLAN, routing)"
+)
+_TASK_FIX = "check the BMC's task list and log in its web interface; then retry"
