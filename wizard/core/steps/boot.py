@@ -9,13 +9,24 @@ there.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from wizard.core.cancel import CancelToken
 from wizard.core.errors import WizardError
 from wizard.core.jobs import Job, Step, StepContext
 from wizard.core.journal import JOB_DONE
+from wizard.core.progress import Reporter
 from wizard.core.project import ProviderType
 from wizard.core.steps.nodes import Pacing
-from wizard.core.steps.providers import maas_access, vsphere_access
+from wizard.core.steps.providers import bmc_accesses, maas_access, vsphere_access
 from wizard.providers.manual import ManualBootJob, ManualPacing
+from wizard.providers.redfish.client import parse_address
+
+if TYPE_CHECKING:
+    from wizard.providers.isoserver import IsoServer
 
 
 def _iso_name(ctx: StepContext) -> str:
@@ -88,6 +99,56 @@ def _fact(ctx: StepContext, job_id: str, key: str) -> str:
     return str(value)
 
 
+ISO_SERVER = "iso-server"
+
+
+def _external_iso(ctx: StepContext) -> str:
+    """The operator's own ISO URL for the BMCs, when the ISO is hosted elsewhere ("" means the wizard serves it)."""
+    redfish = ctx.project.provider.redfish
+    return redfish.iso_url if redfish is not None else ""
+
+
+def iso_server(ctx: StepContext) -> IsoServer:
+    """The run's ISO server, started on first use and stopped by the engine when the run ends (the BMCs read the
+    ISO for as long as the nodes install, so it outlives the boot step)."""
+    from wizard.providers.isoserver import IsoServer, choose_bind_address
+
+    def start() -> IsoServer:
+        redfish = ctx.project.provider.redfish
+        bind = redfish.iso_server_bind if redfish is not None else ""
+        if not bind:
+            bmcs = [parse_address(n.bmc.address).host for n in ctx.project.nodes if n.bmc is not None]
+            bind = choose_bind_address(bmcs)
+        port = redfish.iso_server_port if redfish is not None else 0
+        return IsoServer(bind, port).start()
+
+    return ctx.resources.get(ISO_SERVER, start, lambda server: server.stop())
+
+
+class ServeIsoJob(Job):
+    """Starts the ISO server the BMCs download from and says where it listens, so the operator can check that the
+    BMC network reaches it."""
+
+    weight = 0.2
+
+    def __init__(self, server: Callable[[], IsoServer], iso: Path, nodes: list[str], *, step: str = "media") -> None:
+        self.server = server
+        self.iso = iso
+        self.nodes = nodes
+        self.id = f"{step}/iso-server"
+        self.name = "ISO server"
+
+    def fingerprint(self) -> str:
+        return f"{self.iso}|{self.nodes}|{time.time_ns()}"  # a new run needs a running server: never skipped
+
+    def run(self, report: Reporter, cancel: CancelToken) -> Mapping[str, Any] | None:
+        if not self.iso.is_file():
+            raise WizardError("ISO missing", f"{self.iso} does not exist", remediation="pick the ISO again")
+        server = self.server()
+        report.finish(f"serving {self.iso.name} at {server.url_base} for {len(self.nodes)} BMC(s)")
+        return {"url_base": server.url_base}
+
+
 class MediaStep(Step):
     id = "media"
     title = "Provide the ISO"
@@ -113,6 +174,8 @@ class MediaStep(Step):
             )
             upload.id = f"{self.id}/iso"
             return [upload]
+        if provider.type is ProviderType.REDFISH and iso is not None and not _external_iso(ctx):
+            return [ServeIsoJob(lambda: iso_server(ctx), iso.path, [n.name for n in project.nodes], step=self.id)]
         return []
 
 
@@ -139,6 +202,32 @@ class BootStep(Step):
                 )
                 for node in project.nodes
             ]
+            self.parallel = max(1, len(jobs))
+            return jobs
+        if project.provider.type is ProviderType.REDFISH:
+            from wizard.providers.redfish.jobs import RedfishBootJob
+
+            external = _external_iso(ctx)
+            server = None if external else iso_server(ctx)
+            iso = project.files.iso
+            jobs = []
+            for access in bmc_accesses(ctx):
+                if server is not None and iso is not None:
+                    url = server.publish(iso.path, f"{access.node}-{iso.path.name}")
+                else:
+                    url = external
+                boot_job = RedfishBootJob(
+                    access.node,
+                    access.bmc,
+                    access.password,
+                    url,
+                    trust=access.trust,
+                    confirm=access.confirm,
+                    iso_server=server,
+                    timeouts=self.pacing.redfish,
+                )
+                boot_job.id = f"{self.id}/{access.node}"
+                jobs.append(boot_job)
             self.parallel = max(1, len(jobs))
             return jobs
         if project.provider.type is ProviderType.VSPHERE and project.provider.vsphere is not None:
@@ -182,6 +271,23 @@ class EjectStep(Step):
 
     def jobs(self, ctx: StepContext) -> list[Job]:
         project = ctx.project
+        if project.provider.type is ProviderType.REDFISH:
+            from wizard.providers.redfish.jobs import RedfishEjectJob
+
+            ejects: list[Job] = []
+            for access in bmc_accesses(ctx):
+                eject_job = RedfishEjectJob(
+                    access.node,
+                    access.bmc,
+                    access.password,
+                    trust=access.trust,
+                    confirm=access.confirm,
+                    timeouts=self.pacing.redfish,
+                )
+                eject_job.id = f"{self.id}/{access.node}"
+                ejects.append(eject_job)
+            self.parallel = max(1, len(ejects))
+            return ejects
         if project.provider.type is ProviderType.VSPHERE and project.provider.vsphere is not None:
             from wizard.providers.vsphere.checks import vm_name_for
             from wizard.providers.vsphere.jobs import EjectVmJob

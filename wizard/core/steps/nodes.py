@@ -19,6 +19,7 @@ from wizard.core.journal import JOB_DONE
 from wizard.core.project import Node
 from wizard.core.trust import TrustStore
 from wizard.providers.manual import ManualPacing
+from wizard.providers.redfish.jobs import RedfishTimeouts
 
 DEFAULT_PASSWORD = "kairos"  # noqa: S105 - the appliance ISO's documented default account
 
@@ -30,6 +31,7 @@ class Pacing:
 
     monitor: PollSettings = field(default_factory=PollSettings)
     manual: ManualPacing = field(default_factory=ManualPacing)
+    redfish: RedfishTimeouts = field(default_factory=RedfishTimeouts)
     budgets: Budgets = field(default_factory=Budgets)
     localui_timeout: float = 30.0
     retry_backoff: float = 1.0

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 from wizard.core.checks.catalog import CheckResult
 from wizard.core.jobs import StepContext
-from wizard.core.project import MaasSettings, ProviderType, VsphereSettings
+from wizard.core.project import Bmc, MaasSettings, ProviderType, VsphereSettings
 from wizard.core.trust import Confirm, TrustStore, system_or_pinned_tls_context
 
 
@@ -76,6 +76,32 @@ VSPHERE_SCHEME = "https"
 
 
 @dataclass(frozen=True)
+class BmcAccess:
+    """One node's BMC with its password from the keyring."""
+
+    node: str
+    bmc: Bmc
+    password: str
+    trust: TrustStore
+    confirm: Confirm | None
+
+
+def bmc_accesses(ctx: StepContext) -> list[BmcAccess]:
+    trust = TrustStore(ctx.paths.config)
+    return [
+        BmcAccess(
+            node.name,
+            node.bmc,
+            ctx.secrets.require(node.bmc.password, f"nodes[{i}].bmc.password"),
+            trust,
+            ctx.confirm,
+        )
+        for i, node in enumerate(ctx.project.nodes)
+        if node.bmc is not None
+    ]
+
+
+@dataclass(frozen=True)
 class ProviderChecks:
     """One preflight job's worth of provider checks."""
 
@@ -110,4 +136,23 @@ def provider_checks(ctx: StepContext) -> list[ProviderChecks]:
 
         inputs = f"{provider.vsphere}|{[(n.name, n.vm) for n in project.nodes]}"
         return [ProviderChecks("preflight/provider", "vCenter", run_vsphere, inputs, "vsphere.login")]
+    if provider.type is ProviderType.REDFISH:
+        from wizard.providers.redfish import checks as redfish_checks
+
+        out: list[ProviderChecks] = []
+        for bmc in bmc_accesses(ctx):
+
+            def run_bmc(a: BmcAccess = bmc) -> list[CheckResult]:
+                return redfish_checks.run_checks(a.node, a.bmc, a.password, trust=a.trust, confirm=a.confirm)
+
+            out.append(
+                ProviderChecks(
+                    f"preflight/bmc/{bmc.node}",
+                    f"BMC of {bmc.node}",
+                    run_bmc,
+                    f"{bmc.bmc}",
+                    "redfish.reachable",
+                )
+            )
+        return out
     return []
