@@ -2,8 +2,9 @@
 
     python tests/ui/screenshots.py OUTDIR
 
-Walks Welcome → Project (valid, then invalid) → Run (in progress, finished, failed) → Welcome with the unfinished
-session, then a whole desktop rehearsal run on the lab, saving one PNG per state. Works offscreen or under
+Walks Welcome → Project (valid, then invalid) → the input pages (Provider, Credentials, Nodes, Network, Files; valid,
+with inline problems, and at the window's minimum size) → Run (in progress, finished, failed) → Welcome with the
+unfinished session, then a whole desktop rehearsal run on the lab, saving one PNG per state. Works offscreen or under
 ``xvfb-run -a``. Everything it writes (journals, logs, the sample project and its ISO, the rehearsal) goes to a
 temporary folder; the OS keyring is not touched.
 """
@@ -21,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script 
 
 import keyring
 from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QLineEdit
 
 from tests.support.projects import appliance_iso
 from tests.ui.helpers import (
@@ -35,6 +37,8 @@ from tests.ui.helpers import (
 from wizard.core.logs import setup_logging
 from wizard.core.paths import app_paths
 from wizard.core.progress import TaskState
+from wizard.core.project import SecretRef
+from wizard.core.secrets import SecretStore
 from wizard.core.steps import pipeline
 from wizard.lab.rehearsal import Rehearsal
 from wizard.ui.app import application
@@ -53,6 +57,93 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 60.0) -> None:
 def snapshot_tasks(window: MainWindow) -> tuple[TaskState, ...]:
     snap = window.controller.snapshot()
     return snap.tasks if snap is not None else ()
+
+
+def _type(widget: object, text: str) -> None:
+    """Type into a field as the operator does, so the page sees an edit."""
+    assert isinstance(widget, QLineEdit)
+    widget.setFocus()
+    widget.selectAll()
+    QTest.keyClicks(widget, text)
+
+
+def input_pages(work: Path, window: MainWindow, shot: Callable[..., None]) -> None:
+    """The input pages on a vSphere project, then a Redfish one with its problems shown inline."""
+    doc = valid_doc()
+    doc["provider"] = {
+        "type": "vsphere",
+        "vsphere": {
+            "server": "vcenter.example.com",
+            "username": "administrator@vsphere.local",
+            "password": {"secret": "vcenter-admin"},
+            "datacenter": "DC0",
+            "cluster": "DC0_C0",
+            "datastore": "LocalDS_0",
+            "network": "VM Network",
+            "vm": {"cpus": 8, "memory_gb": 16, "os_disk_gb": 300, "data_disk_gb": 500},
+        },
+    }
+    for i, node in enumerate(doc["nodes"], 1):
+        node["vm"] = f"palette-node-{i}"
+    doc["network"] = {
+        "vip": "127.0.10.50",
+        "dns": ["127.0.0.53"],
+        "ntp": ["ntp.example.com"],
+        "proxy": {"https": "http://proxy.example.com:3128", "no_proxy": [".example.com"]},
+    }
+    window.open_project(write_project(work, doc, "vsphere.yaml"))
+    window.go_to(MainWindow.PROVIDER)
+    shot("03a-provider-vsphere")
+    fields = {f.name: f for f in window.provider.fields}
+    _type(fields["Server"].widget, "https://vcenter.example.com")
+    _type(fields["vCPUs"].widget, "4")
+    shot("03b-provider-vsphere-problems")
+    window.resize(window.minimumSize())
+    shot("03c-provider-vsphere-minimum-size")
+    window.resize(1100, 720)
+    _type(fields["Server"].widget, "vcenter.example.com")
+    window.go_to(MainWindow.CREDENTIALS)
+    wait_until(lambda: all(r.status != "checking" for r in window.credentials.rows.values()))
+    shot("03d-credentials-missing")
+
+    doc = valid_doc()
+    doc["provider"] = {"type": "redfish"}
+    for i, node in enumerate(doc["nodes"], 1):
+        node["bmc"] = {"address": f"10.20.0.{i}", "username": "root", "password": {"secret": "bmc-root"}}
+    doc["nodes"][1]["ip"] = "127.0.10.300"
+    doc["appliance"] = {"password": {"secret": "node-password"}}
+    doc["files"] = {"iso": "appliance.iso", "content_bundle": "missing.tar.zst"}
+    window.open_project(write_project(work, doc, "redfish.yaml"))
+    SecretStore().set(SecretRef("node-password"), "a-long-node-password")
+    window.go_to(MainWindow.CREDENTIALS)
+    wait_until(lambda: all(r.status != "checking" for r in window.credentials.rows.values()))
+    window.credentials.rows["bmc-root"].edit.setText("a-long-bmc-password")
+    shot("03e-credentials-redfish")
+    window.credentials.store_secret("bmc-root")
+    wait_until(lambda: window.credentials.rows["bmc-root"].status == "stored")
+    window.go_to(MainWindow.NODES)
+    window.nodes.table.setCurrentCell(1, window.nodes.column_index("ip"))
+    shot("03f-nodes-invalid-ip")
+    csv_file = work / "nodes.csv"
+    csv_file.write_text(
+        "name,hostname,ip,prefix,gateway,bmc_address,bmc_username,bmc_password\n"
+        "node-1,edge-1,127.0.10.11,24,127.0.10.1,10.20.0.1,root,bmc-root\n"
+        "node-2,edge-2,127.0.10.12,24,127.0.10.1,10.20.0.2,root\n"
+        "node-3,Edge_3,127.0.10.13,24,127.0.10.1,10.20.0.3,root,bmc-root\n"
+    )
+    window.nodes.import_csv(csv_file)
+    shot("03g-nodes-csv-report")
+    window.resize(window.minimumSize())
+    shot("03h-nodes-minimum-size")
+    window.resize(1100, 720)
+    window.document.load(window.document.path)  # type: ignore[arg-type]
+    window.document.set(("nodes", 1, "ip"), "127.0.10.12")
+    window.go_to(MainWindow.NETWORK)
+    _type(window.network.dns.widget, "127.0.0.53, 10.0.0.999")
+    shot("03i-network-problems")
+    window.document.set(("network", "dns"), ["127.0.0.53"])
+    window.go_to(MainWindow.FILES)
+    shot("03j-files-problems")
 
 
 def main(out: Path) -> int:
@@ -87,7 +178,10 @@ def main(out: Path) -> int:
     window.open_project(valid)
     shot("03-project-valid")
 
-    window.next()
+    input_pages(work, window, shot)
+    window.open_project(valid)
+
+    window.go_to(MainWindow.RUN)
     shot("04-run-ready")
     window.run.start()
     wait_until(lambda: any(t.key.startswith("paced/") and t.fraction > 0.4 for t in snapshot_tasks(window)))

@@ -106,8 +106,17 @@ def test_window_starts_on_welcome_with_accessible_controls(make_window: MakeWind
     window = make_window()
     assert window.windowTitle() == WINDOW_TITLE
     assert window.current == MainWindow.WELCOME
-    assert [window.sidebar.item(i).text().split()[-1] for i in range(3)] == ["Welcome", "Project", "Run"]
-    assert [window.step_state(i) for i in range(3)] == [StepState.CURRENT, StepState.BLOCKED, StepState.BLOCKED]
+    assert [window.sidebar.item(i).text().split()[-1] for i in range(8)] == [
+        "Welcome",
+        "Project",
+        "Provider",
+        "Credentials",
+        "Nodes",
+        "Network",
+        "Files",
+        "Run",
+    ]
+    assert [window.step_state(i) for i in range(8)] == [StepState.CURRENT] + [StepState.BLOCKED] * 7
     assert not window.next_button.isEnabled()  # no project yet
     assert not window.back_button.isEnabled()
     assert window.back_button.text() == "&Back" and window.next_button.text() == "&Next"
@@ -129,6 +138,7 @@ def test_window_starts_on_welcome_with_accessible_controls(make_window: MakeWind
         window.welcome.open_button,
         window.welcome.refresh_button,
         window.welcome.resume_button,
+        window.save_button,
         window.back_button,
         window.next_button,
         window.cancel_button,
@@ -153,11 +163,17 @@ def test_opening_a_valid_project_shows_its_nodes_and_enables_next(
     ]
     assert page.nodes.isVisible()
     assert window.next_button.isEnabled()
-    assert [window.step_state(i) for i in range(3)] == [StepState.DONE, StepState.CURRENT, StepState.AHEAD]
+    # The input pages have nothing to fix in a valid project; the run is still ahead.
+    assert [window.step_state(i) for i in range(8)] == [
+        StepState.DONE,
+        StepState.CURRENT,
+        *[StepState.DONE] * 5,
+        StepState.AHEAD,
+    ]
+    assert window.run.start_button.isEnabled()
     # Keyboard: Alt+N moves on, Alt+B comes back (mnemonics "animate" the click, so it lands a moment later).
     qtbot.keyClick(window, Qt.Key.Key_N, Qt.KeyboardModifier.AltModifier)
-    qtbot.waitUntil(lambda: window.current == MainWindow.RUN)
-    assert window.run.start_button.isEnabled()
+    qtbot.waitUntil(lambda: window.current == MainWindow.PROVIDER)
     qtbot.keyClick(window, Qt.Key.Key_B, Qt.KeyboardModifier.AltModifier)
     qtbot.waitUntil(lambda: window.current == MainWindow.PROJECT)
 
@@ -183,17 +199,26 @@ def test_an_invalid_project_lists_every_problem_and_keeps_next_disabled(
     assert shown == [[p.severity.value.capitalize(), p.path, p.message, p.fix or "—"] for p in expected]
     fields = {row[1] for row in shown if row[0] == "Error"}
     assert {"nodes[1].ip", "nodes[2].prefix", "network.vip", "files.iso"} <= fields
-    assert "4 problems must be fixed" in page.status.text()
-
-    assert not window.next_button.isEnabled()
+    # Every problem is in a field an input page edits: Next leads there, the run stays out of reach.
+    assert "4 problem(s) to fix" in page.status.text() and "Next" in page.status.text()
+    assert window.next_button.isEnabled()
+    assert window.step_state(MainWindow.NODES) is StepState.AHEAD
+    assert window.step_state(MainWindow.NETWORK) is StepState.BLOCKED  # the nodes have errors
     assert window.step_state(MainWindow.RUN) is StepState.BLOCKED
     assert not window.go_to(MainWindow.RUN)
     window.sidebar.setCurrentRow(MainWindow.RUN)  # a click on a blocked step goes nowhere
     assert window.current == MainWindow.PROJECT
     assert window.sidebar.currentRow() == MainWindow.PROJECT
     qtbot.keyClick(window, Qt.Key.Key_N, Qt.KeyboardModifier.AltModifier)
-    qtbot.wait(300)
-    assert window.current == MainWindow.PROJECT
+    qtbot.waitUntil(lambda: window.current == MainWindow.PROVIDER)
+    assert window.go_to(MainWindow.PROJECT)
+
+    # A problem no page can fix (the cluster name) keeps Next disabled on the Project page.
+    write_project(tmp_path, invalid_doc() | {"name": "Not A Name"})
+    qtbot.mouseClick(page.reload_button, Qt.MouseButton.LeftButton)
+    assert not window.next_button.isEnabled()
+    assert "must be fixed" in page.status.text()
+    assert window.step_state(MainWindow.PROVIDER) is StepState.BLOCKED
 
     # Fixing the file and pressing Reload clears the problems and enables Next.
     write_project(tmp_path, valid_doc())
@@ -314,8 +339,8 @@ def test_unfinished_sessions_are_listed_and_resumable(
     broken = app_paths().state / "sessions" / "broken-0123456789ab.json"
     broken.write_text("{not json")
 
-    qtbot.mouseClick(window.back_button, Qt.MouseButton.LeftButton)
-    qtbot.mouseClick(window.back_button, Qt.MouseButton.LeftButton)
+    for _ in range(MainWindow.RUN):
+        qtbot.mouseClick(window.back_button, Qt.MouseButton.LeftButton)
     assert window.current == MainWindow.WELCOME
     welcome = window.welcome
     entries = welcome.session_entries()

@@ -1,7 +1,8 @@
-"""The main window: a step sidebar, the pages, and Back / Next / Cancel.
+"""The main window: a step sidebar, the pages, and Back / Next / Save / Cancel.
 
-The shell owns navigation only. Which page may be left is each page's ``blockers()``; the sidebar shows every
-step as done, current, blocked or still ahead.
+The shell owns navigation and the project document the input pages edit. Which page may be left is each page's
+``blockers()`` (for the Project page: the problems no input page can fix); the sidebar shows every step as done,
+current, blocked or still ahead. Edits live in the document until Next (or Save) writes the project file.
 """
 
 from __future__ import annotations
@@ -27,11 +28,18 @@ from PySide6.QtWidgets import (
 )
 
 from wizard.core.paths import AppPaths
+from wizard.core.problems import Problem
 from wizard.core.runner import Event, RunFinished
 from wizard.core.secrets import SecretStore
 from wizard.ui.bridge import RunController, StepsFactory
+from wizard.ui.forms import InputPage, ProjectDocument
 from wizard.ui.pages import WizardPage
+from wizard.ui.pages.credentials import CredentialsPage
+from wizard.ui.pages.files import FilesPage
+from wizard.ui.pages.network import NetworkPage
+from wizard.ui.pages.nodes import NodesPage
 from wizard.ui.pages.project import ProjectPage
+from wizard.ui.pages.provider import ProviderPage
 from wizard.ui.pages.run import RunPage
 from wizard.ui.pages.welcome import WelcomePage
 from wizard.ui.widgets import Banner, Tone, button
@@ -58,7 +66,7 @@ STEP_MARK: dict[StepState, str] = {
 
 
 class MainWindow(QMainWindow):
-    WELCOME, PROJECT, RUN = range(3)
+    WELCOME, PROJECT, PROVIDER, CREDENTIALS, NODES, NETWORK, FILES, RUN = range(8)
 
     #: The window has accepted a close (no run is active any more).
     closed = Signal()
@@ -83,7 +91,11 @@ class MainWindow(QMainWindow):
         self.setMinimumSize(QSize(860, 560))
         self._close_after_run = False
 
-        self.controller = RunController(steps, self, paths=paths, secrets=secrets, on_event=on_event)
+        # One store for the Credentials page and every run, so secrets kept in memory (no secure keyring) reach the run.
+        self.secrets = secrets if secrets is not None else SecretStore()
+        self.controller = RunController(steps, self, paths=paths, secrets=self.secrets, on_event=on_event)
+        self.document = ProjectDocument(self)
+        self.save_banner = Banner(Tone.ERROR, self)
         self.rehearsal_banner = Banner(Tone.WARNING, self)
         if rehearsal:
             self.rehearsal_banner.show_text(f"⚠ {rehearsal}")
@@ -100,8 +112,29 @@ class MainWindow(QMainWindow):
         self.stack.setAccessibleName("Wizard page")
         self.welcome = WelcomePage(self.stack)
         self.project = ProjectPage(self.stack)
+        self.provider = ProviderPage(self.document, self.stack)
+        self.credentials = CredentialsPage(self.document, self.secrets, self.stack)
+        self.nodes = NodesPage(self.document, self.stack)
+        self.network = NetworkPage(self.document, self.stack)
+        self.files = FilesPage(self.document, self.stack)
         self.run = RunPage(self.controller, self.stack)
-        self.pages: list[WizardPage] = [self.welcome, self.project, self.run]
+        self.pages: list[WizardPage] = [
+            self.welcome,
+            self.project,
+            self.provider,
+            self.credentials,
+            self.nodes,
+            self.network,
+            self.files,
+            self.run,
+        ]
+        self.input_pages: list[InputPage] = [
+            self.provider,
+            self.credentials,
+            self.nodes,
+            self.network,
+            self.files,
+        ]
         for page in self.pages:
             # A window smaller than a page's content scrolls instead of squeezing text until it is cut off.
             scroller = QScrollArea(self.stack)
@@ -112,9 +145,12 @@ class MainWindow(QMainWindow):
             self.sidebar.addItem(QListWidgetItem(page.title))
             page.changed.connect(self._refresh)
 
+        self.save_button = button(self.tr("Sa&ve"), self.tr("Save the project file"), self)
+        self.save_button.setToolTip(self.tr("Write your changes to the project file (Ctrl+S); Next saves them too"))
         self.back_button = button("&Back", "Back", self)
         self.next_button = button("&Next", "Next", self)
         self.cancel_button = button("&Cancel", "Cancel and close the wizard", self)
+        self.save_button.clicked.connect(self.save)
         self.back_button.clicked.connect(self.back)
         self.next_button.clicked.connect(self.next)
         self.cancel_button.clicked.connect(self.close)
@@ -122,12 +158,17 @@ class MainWindow(QMainWindow):
         self.welcome.open_requested.connect(self.open_project)
         self.welcome.resume_requested.connect(self.resume)
         self.project.changed.connect(self._project_changed)
+        self.project.reload_button.clicked.connect(self._reload_document)
+        self.document.validated.connect(self._document_validated)
+        self.document.saved.connect(self._document_saved)
         self.controller.running_changed.connect(self._running_changed)
         self.controller.finished.connect(self._run_finished)
         self.sidebar.currentRowChanged.connect(self._sidebar_clicked)
         QShortcut(QKeySequence.StandardKey.Open, self, self.welcome.choose_project)
+        QShortcut(QKeySequence.StandardKey.Save, self, self.save)
 
         nav = QHBoxLayout()
+        nav.addWidget(self.save_button)
         nav.addStretch(1)
         nav.addWidget(self.back_button)
         nav.addWidget(self.next_button)
@@ -145,6 +186,7 @@ class MainWindow(QMainWindow):
         central = QWidget(self)
         layout = QVBoxLayout(central)
         layout.addWidget(self.rehearsal_banner)
+        layout.addWidget(self.save_banner)
         layout.addLayout(body, 1)
         layout.addWidget(line)
         layout.addLayout(nav)
@@ -156,13 +198,37 @@ class MainWindow(QMainWindow):
     def current(self) -> int:
         return self.stack.currentIndex()
 
+    def blockers(self, index: int) -> list[str]:
+        """Why the operator cannot move past page ``index`` yet."""
+        if index == self.PROJECT:
+            return self._project_blockers()
+        return self.pages[index].blockers()
+
+    def _project_blockers(self) -> list[str]:
+        # The Project page stops only what no later page can fix: an unreadable file, the name, the appliance and
+        # cluster sections. Everything else is fixed on the page that owns it, so the wizard must get there.
+        if self.project.path is None:
+            return self.project.blockers()
+        errors = self.unowned_errors()
+        if errors:
+            return [f"{len(errors)} problem{'s' if len(errors) != 1 else ''} in the project file to fix"]
+        return []
+
+    def unowned_errors(self) -> list[Problem]:
+        """Errors in the project document that none of the input pages shows."""
+        owned = [prefix for page in self.input_pages for prefix in page.prefixes]
+        return [p for p in self.document.problems if p.is_error and p not in self.document.problems_under(owned)]
+
     def reachable(self, index: int) -> bool:
         """A page is reachable when nothing on the pages before it blocks."""
-        return all(not self.pages[i].blockers() for i in range(index))
+        return all(not self.blockers(i) for i in range(index))
 
     def go_to(self, index: int) -> bool:
         if not 0 <= index < len(self.pages) or not self.reachable(index):
             self._refresh()
+            return False
+        # Moving on writes what was typed; going back keeps it in the document, unsaved.
+        if index > self.current and self.document.dirty and not self.save():
             return False
         self.stack.setCurrentIndex(index)
         self.pages[index].entered()
@@ -186,6 +252,8 @@ class MainWindow(QMainWindow):
             return StepState.CURRENT
         if not self.reachable(index):
             return StepState.BLOCKED
+        if index == self.PROJECT:
+            return StepState.AHEAD if self.blockers(index) else StepState.DONE
         return StepState.DONE if self.pages[index].is_done() else StepState.AHEAD
 
     def _refresh(self) -> None:
@@ -196,7 +264,7 @@ class MainWindow(QMainWindow):
             item.setText(f"{STEP_MARK[state]}  {page.title}")
             item.setData(Qt.ItemDataRole.AccessibleTextRole, f"{page.title}, {state.value}")
             item.setData(Qt.ItemDataRole.UserRole, state)
-            blockers = page.blockers()
+            blockers = self.blockers(i)
             item.setToolTip(f"{page.title}: {state.value}" + (f" — {'; '.join(blockers)}" if blockers else ""))
             flags = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
             item.setFlags(flags if state is not StepState.BLOCKED else Qt.ItemFlag.NoItemFlags)
@@ -204,9 +272,10 @@ class MainWindow(QMainWindow):
         self.sidebar.blockSignals(True)
         self.sidebar.setCurrentRow(current)
         self.sidebar.blockSignals(False)
-        blockers = self.pages[current].blockers()
+        blockers = self.blockers(current)
         last = current == len(self.pages) - 1
         self.back_button.setEnabled(current > 0)
+        self.save_button.setEnabled(self.document.dirty and not self.controller.running)
         self.next_button.setEnabled(not last and not blockers)
         self.next_button.setToolTip("" if last or not blockers else "First: " + "; ".join(blockers))
 
@@ -217,9 +286,59 @@ class MainWindow(QMainWindow):
             log.warning("not opening %s: a run is active", path)
             return False
         log.info("opening project %s", path)
+        self.save_banner.hide()
+        self.document.load(path)
         valid = self.project.load(path)
+        self._explain_project_problems()
         self.go_to(goto if valid else self.PROJECT)
         return valid
+
+    def save(self) -> bool:
+        """Write the edited project file (atomically); true when it is saved or there was nothing to save."""
+        if not self.document.dirty or self.controller.running:
+            return not self.document.dirty
+        try:
+            self.document.save()
+        except OSError as exc:
+            log.warning("project not saved: %s", exc)
+            self.save_banner.show_text(
+                self.tr(
+                    "✗ The project file could not be saved: {error}. Your changes are kept here; fix the cause "
+                    "and press Save again."
+                ).format(error=exc)
+            )
+            self._refresh()
+            return False
+        self.save_banner.hide()
+        return True
+
+    def _reload_document(self) -> None:
+        if self.project.path is not None and not self.controller.running:
+            self.document.load(self.project.path)
+            self._explain_project_problems()
+            self._refresh()
+
+    def _document_saved(self) -> None:
+        # The Project page and the Run page read the file itself: show them what was just written.
+        if self.project.path is not None:
+            self.project.load(self.project.path)
+            self._explain_project_problems()
+        self._refresh()
+
+    def _document_validated(self) -> None:
+        self._refresh()
+
+    def _explain_project_problems(self) -> None:
+        errors = [p for p in self.project.problems if p.is_error]
+        if errors and not self.unowned_errors() and self.document.doc is not None:
+            count = len(errors)
+            self.project.status.show_text(
+                self.tr(
+                    "✗ {count} problem(s) to fix. Press Next to correct each on its page (Provider, Nodes, Network, "
+                    "Files), or edit the project file and press Reload."
+                ).format(count=count),
+                Tone.ERROR,
+            )
 
     def resume(self, path: Path) -> None:
         self.open_project(path, goto=self.RUN)
@@ -236,6 +355,8 @@ class MainWindow(QMainWindow):
     def _running_changed(self, running: bool) -> None:
         self.welcome.set_busy(running)
         self.project.set_busy(running)
+        for page in self.input_pages:
+            page.set_busy(running)
         self._refresh()
 
     def _run_finished(self, ev: RunFinished) -> None:
