@@ -287,3 +287,52 @@ def test_existing_vm_with_wrong_firmware_and_sizes_is_described() -> None:
     assert "UEFI" in text and "4 vCPU" in text and "8 GB memory" in text
     assert "data disk is 100 GB, needs at least 500 GB" in text and "OS disk" not in text
     assert "no network adapter" in text
+
+
+class QuestionVm:
+    """A VM whose runtime carries a real vim.vm.QuestionInfo; records AnswerVM calls."""
+
+    def __init__(self, question: vim.vm.QuestionInfo | None) -> None:
+        self.name = "pma-node-1"
+        self.runtime = SimpleNamespace(question=question)
+        self.answers: list[tuple[str, str]] = []
+
+    def AnswerVM(self, questionId: str, answerChoice: str) -> None:
+        self.answers.append((questionId, answerChoice))
+        self.runtime.question = None
+
+
+def _question(message_id: str, text: str) -> vim.vm.QuestionInfo:
+    choices = vim.option.ChoiceOption(
+        choiceInfo=[
+            vim.ElementDescription(key="0", label="Yes", summary="Yes"),
+            vim.ElementDescription(key="1", label="No", summary="No"),
+        ],
+        defaultIndex=1,
+    )
+    return vim.vm.QuestionInfo(
+        id="_vmx1", text=text, choice=choices, message=[vim.vm.Message(id=message_id, text=text)]
+    )
+
+
+def test_cdrom_door_lock_question_is_answered_yes() -> None:
+    vm = QuestionVm(
+        _question(
+            "msg.cdromdisconnect.locked",
+            "The guest operating system has locked the CD-ROM door and is probably using the CD-ROM. "
+            "Disconnect anyway?",
+        )
+    )
+    task = FakeTask([info("running"), info("success")])
+    vms.wait_task(task, "ejecting the ISO", CancelToken(), vm=vm, poll=0.001)  # type: ignore[arg-type]
+    assert vm.answers == [("_vmx1", "0")]
+
+
+def test_any_other_question_stops_with_its_text() -> None:
+    vm = QuestionVm(_question("msg.uuid.altered", "This virtual machine might have been moved or copied."))
+    task = FakeTask([info("running"), info("success")])
+    with pytest.raises(WizardError) as raised:
+        vms.wait_task(task, "booting", CancelToken(), vm=vm, poll=0.001)  # type: ignore[arg-type]
+    assert raised.value.title == "The VM is waiting for an answer"
+    assert "moved or copied" in raised.value.message and "vSphere Client" in raised.value.remediation
+    assert vm.answers == []

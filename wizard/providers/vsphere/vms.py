@@ -55,10 +55,18 @@ def wait_task(
     *,
     poll: float = 0.1,
     max_poll: float = 1.0,
+    vm: vim.VirtualMachine | None = None,
 ) -> Any:
-    """Waits for a vCenter task; reports its progress, cancels it (when it can be) on cancel, translates failure."""
+    """Waits for a vCenter task; reports its progress, cancels it (when it can be) on cancel, translates failure.
+
+    With ``vm``, a question the VM asks meanwhile is handled: the guest's CD-ROM door lock (asked when an ISO is
+    disconnected from a running Linux guest) is overridden, since ejecting is the point; any other question stops
+    with its text, because only the operator can answer it.
+    """
     interval = poll
     while True:
+        if vm is not None:
+            answer_question(vm, doing)
         info = task.info
         state = str(info.state)
         if state == "success":
@@ -344,7 +352,32 @@ def validate(vm: vim.VirtualMachine, spec: VmSpec, network: vim.Network) -> list
 
 
 def reconfigure(vm: vim.VirtualMachine, spec: vim.vm.ConfigSpec, doing: str, cancel: CancelToken) -> None:
-    wait_task(vm.ReconfigVM_Task(spec=spec), doing, cancel)
+    wait_task(vm.ReconfigVM_Task(spec=spec), doing, cancel, vm=vm)
+
+
+#: The question vSphere asks when a running guest has locked the CD-ROM door ("msg.cdromdisconnect.locked").
+CDROM_LOCK_QUESTION = "cdromdisconnect.locked"
+
+
+def answer_question(vm: vim.VirtualMachine, doing: str) -> None:
+    """Answer the CD-ROM door-lock question with Yes; raise on any other pending question."""
+    runtime = vm.runtime
+    question = runtime.question if runtime is not None else None
+    if question is None:
+        return
+    messages = [str(m.id) for m in question.message or []]
+    text = str(question.text or "")
+    if any(CDROM_LOCK_QUESTION in m for m in messages) or "locked the CD-ROM door" in text:
+        choices = question.choice.choiceInfo if question.choice is not None else []
+        yes = next((c for c in choices if str(c.label).lower() in ("yes", "button.yes")), None)
+        if yes is not None:
+            vm.AnswerVM(questionId=question.id, answerChoice=str(yes.key))
+            return
+    raise VsphereError(
+        "The VM is waiting for an answer",
+        f"while {doing}, {vm.name} asks: {text or ', '.join(messages)}",
+        remediation="answer the question on the VM in the vSphere Client, then run again",
+    )
 
 
 def create_vm(
