@@ -94,13 +94,15 @@ def test_cli_run_writes_and_prints_no_secret(tmp_path: Path) -> None:
         appliance={"password": {"secret": "node-password"}},
     )
     for i, node in enumerate(doc["nodes"]):
-        node["bmc"] = {"address": f"bmc-{i}.example.com", "username": "root", "password": {"secret": "bmc-0"}}
+        # Nothing listens on port 9 here: the BMC checks try (with the password in hand) and are refused.
+        node["bmc"] = {"address": f"127.0.0.{i + 1}:9", "username": "root", "password": {"secret": "bmc-0"}}
     project_file = write_project(tmp_path, doc)
     home = tmp_path / "home"
     env = cli_env(home)
     for name in ("node-password", "bmc-0"):
         assert run_cli(["secret", "set", name, "--stdin"], env, stdin=SECRETS[name] + "\n").returncode == 0
     out = run_cli(["run", str(project_file), "--until", "preflight", "--json"], env)
-    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.returncode == 3, out.stdout + out.stderr  # the unreachable BMCs block the install
+    assert "redfish.reachable" in out.stdout
     assert not [v for v in SECRETS.values() if v in out.stdout + out.stderr]
     assert scan(home, {home / "keyring.json"}) == []
