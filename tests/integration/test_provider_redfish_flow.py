@@ -6,8 +6,7 @@ because, and only because, their BMC says so (wizard.lab.controlplane.RedfishWat
 from __future__ import annotations
 
 import ssl
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ import pytest
 import yaml
 
 from tests.integration.sushy_peer import SushyEmulator
+from tests.support.waiting import eventually
 from wizard.core.project import SecretRef
 from wizard.core.runner import Event, ExitCode, RunFinished
 from wizard.core.session import Session
@@ -30,16 +30,6 @@ BMC_REF = "bmc-password"
 def emulator() -> Iterator[SushyEmulator]:
     with SushyEmulator(tls=True, auth=True, systems=3) as emu:
         yield emu
-
-
-def _eventually(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
-    """The watcher polls its control plane, so what the wizard changed shows on the lab machine a moment later."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 def _point_at_bmcs(rehearsal: Rehearsal, emu: SushyEmulator) -> None:
@@ -89,7 +79,7 @@ def test_bmcs_boot_the_nodes_from_our_iso_server_and_eject_after_install(
                 assert boot["iso_bytes_read"] >= iso_size  # the emulator downloaded the whole ISO from us
                 assert journal.result(f"eject/{node.name}")["ejected"]
                 assert node.machine.installed and node.machine.powered_on
-                assert _eventually(
+                assert eventually(
                     lambda n=node: n.machine.media is None
                 )  # ejected through the BMC, seen by the watcher
             assert journal.result("preflight/bmc/" + rehearsal.lab.nodes[0].name)["results"]

@@ -7,8 +7,7 @@ test proves the provider really booted the node; nothing else powers a lab machi
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from tests.integration.vcsim_peer import (  # noqa: F401 - fixtures
     make_certificate,
     vcsim_binary_fixture,
 )
+from tests.support.waiting import eventually
 from wizard.core.project import SecretRef
 from wizard.core.runner import Event, ExitCode, RunFinished
 from wizard.core.session import Session
@@ -44,16 +44,6 @@ VCSIM_REF = "vcsim-password"
 def vcsim_tls(vcsim_binary: Path, tmp_path: Path) -> Iterator[VcsimServer]:
     with VcsimServer(vcsim_binary, tls=True, cert=make_certificate(tmp_path, "flow")) as server:
         yield server
-
-
-def _eventually(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
-    """The watcher polls its control plane, so what the wizard changed shows on the lab machine a moment later."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 def _vm_names(rehearsal: Rehearsal) -> list[str]:
@@ -107,7 +97,7 @@ def test_vms_created_booted_from_the_iso_installed_and_ejected(vcsim_tls: VcsimS
                 # The nodes installed from the ISO: each machine is installed and up, and was powered on by its VM.
                 for node in rehearsal.lab.nodes:
                     assert node.machine.installed and node.machine.powered_on
-                    assert _eventually(
+                    assert eventually(
                         lambda n=node: n.machine.media is None
                     )  # ejected through vSphere, seen by the watcher
                 content = session.si.RetrieveContent()

@@ -11,26 +11,14 @@ from pytestqt.qtbot import QtBot
 from tests.core.helpers import cli_env, run_cli
 from wizard.core.progress import TaskStatus
 from wizard.core.runner import ExitCode
+from wizard.core.steps import STEP_IDS
 from wizard.lab.rehearsal import BANNER, Rehearsal
 from wizard.ui.rehearsal import rehearsal_window
 from wizard.ui.shell import REHEARSAL_TITLE_SUFFIX, WINDOW_TITLE, MainWindow
 
 pytestmark = [pytest.mark.ui, pytest.mark.lab]
 
-STEPS = (
-    "credentials",
-    "verify",
-    "preflight",
-    "machines",
-    "media",
-    "boot",
-    "install",
-    "eject",
-    "password",
-    "link",
-    "content",
-    "cluster",
-)
+STEPS = STEP_IDS  # the rehearsal runs every step
 
 
 def _window(qtbot: QtBot, rehearsal: Rehearsal) -> MainWindow:
