@@ -28,6 +28,8 @@ from wizard.appliance.localui import (
     LocalUIUnreachable,
 )
 from wizard.appliance.localui_spec import SpecViolation, operation, validate_request_body, validate_response
+from wizard.core.cancel import CancelToken
+from wizard.core.errors import Cancelled
 from wizard.core.trust import TrustChanged, TrustRequest, TrustStore, same_fingerprint
 from wizard.lab import Lab, ManualClock
 
@@ -241,6 +243,22 @@ def test_server_errors_are_retried_when_asked(harness: Harness, lab: Lab) -> Non
     assert err.value.status == 500 and "cannot reach the leader" in err.value.message
     assert [e.status for e in harness.calls("POST", P_LINK)] == [500, 500, 500]
     assert len(harness.calls("POST", P_LINK_TOKEN)) == 1
+
+
+def test_cancel_during_a_retry_wait_takes_effect_at_once(harness: Harness, lab: Lab) -> None:
+    with harness.connector.open(harness.endpoint(1)) as leader:
+        token = leader.generate_link_token().token
+    lab.nodes[1].server.stop()  # every link attempt answers 500
+    harness.connector.retry_backoff = 600.0  # a wait that would outlast the test if the cancel were ignored
+    cancel = CancelToken()
+    timer = threading.Timer(0.2, cancel.cancel)
+    timer.start()
+    try:
+        with harness.connector.open(harness.endpoint(0), cancel) as c, pytest.raises(Cancelled):
+            c.request("POST", P_LINK, json={"token": token}, retries=3)
+    finally:
+        timer.cancel()
+    assert [e.status for e in harness.calls("POST", P_LINK)] == [500]
 
 
 def test_the_checker_rejects_bodies_outside_the_spec(node0: LocalUIClient) -> None:

@@ -169,7 +169,7 @@ class CreateClusterJob(Job):
     def run(self, report: Reporter, cancel: CancelToken) -> Mapping[str, Any] | None:
         for value in self.request.secrets.values():
             REDACTOR.add(value)
-        with self.connector.open(self.leader) as client:
+        with self.connector.open(self.leader, cancel) as client:
             existing = client.cluster_status()
             created = False
             if existing is not None:

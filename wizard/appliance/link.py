@@ -58,7 +58,7 @@ class LinkJob(Job):
         total = max(1, len(self.followers))
         clients: list[LocalUIClient] = []
         try:
-            leader = self.connector.open(self.leader)
+            leader = self.connector.open(self.leader, cancel)
             clients.append(leader)
             leader_uid = leader.host_info().uid
             status = leader.link_status()
@@ -67,7 +67,7 @@ class LinkJob(Job):
             skipped: list[str] = []
             for i, follower in enumerate(self.followers):
                 cancel.raise_if_cancelled()
-                client = self.connector.open(follower)
+                client = self.connector.open(follower, cancel)
                 clients.append(client)
                 uid = client.host_info().uid
                 uids[follower.name] = uid

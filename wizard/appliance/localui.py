@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 
+from wizard.core.cancel import CancelToken
 from wizard.core.errors import WizardError
 from wizard.core.trust import (
     Confirm,
@@ -211,6 +212,7 @@ class LocalUIClient:
         pinned: str = "",
         wrap_transport: TransportWrapper | None = None,
         retry_backoff: float = 1.0,
+        cancel: CancelToken | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -219,6 +221,7 @@ class LocalUIClient:
         self._clock = clock
         self._pinned = pinned
         self._retry_backoff = retry_backoff
+        self._cancel = cancel  # the job's token: a cancel during a retry wait takes effect at once
         self._token: str | None = None
         self._expires_at = 0.0
         self.first_login: bool | None = None
@@ -357,7 +360,11 @@ class LocalUIClient:
                 continue
             if r.status_code >= 500 and attempt < retries:
                 attempt += 1
-                time.sleep(self._retry_backoff * 2 ** (attempt - 1))
+                delay = self._retry_backoff * 2 ** (attempt - 1)
+                if self._cancel is not None:
+                    self._cancel.sleep(delay)
+                else:
+                    time.sleep(delay)
                 continue
             if r.status_code in ok:
                 return r
@@ -617,7 +624,7 @@ class Connector:
         self.wrap_transport = wrap_transport
         self.retry_backoff = retry_backoff
 
-    def open(self, endpoint: Endpoint) -> LocalUIClient:
+    def open(self, endpoint: Endpoint, cancel: CancelToken | None = None) -> LocalUIClient:
         ctx = trusted_tls_context(
             self.trust, self.confirm, endpoint.host, endpoint.port, expected=endpoint.fingerprint, timeout=self.timeout
         )
@@ -633,4 +640,5 @@ class Connector:
             pinned=str(entry["fingerprint"]) if entry else endpoint.fingerprint,
             wrap_transport=self.wrap_transport,
             retry_backoff=self.retry_backoff,
+            cancel=cancel,
         )
