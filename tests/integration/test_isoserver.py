@@ -287,3 +287,20 @@ def test_parse_range_edges() -> None:
     assert parse_range("bytes=3-4, 6-7", 10) is None
     assert parse_range("bytes=", 10) is None
     assert parse_range("bytes=-", 10) is None
+
+
+def test_a_restarted_server_with_the_last_token_and_port_serves_the_same_url(iso: Path) -> None:
+    with IsoServer() as first:
+        url = first.publish(iso, "node-1.iso")
+        token, port = first.token, first.port
+    assert curl("-o", "/dev/null", "-w", "%{http_code}", url).returncode != 0  # stopped: nothing listens
+    with IsoServer("127.0.0.1", port, token=token) as again:
+        assert again.publish(iso, "node-1.iso") == url
+        result = curl("-r", "0-99", url)
+        assert result.returncode == 0 and result.stdout == iso.read_bytes()[:100]
+
+
+@pytest.mark.parametrize("token", ["short", "has/slash-in-the-token", "spaces are not url safe!!"])
+def test_a_token_that_cannot_be_a_url_segment_is_refused(token: str) -> None:
+    with pytest.raises(ValueError, match="URL-safe"):
+        IsoServer(token=token)

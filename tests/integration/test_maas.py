@@ -31,7 +31,9 @@ from wizard.providers.maas import (
     RedfishTarget,
     ReleaseMachinesJob,
     boot_route,
+    read_boot_routes,
     resolve,
+    route_facts,
     run_checks,
     zone_labels,
 )
@@ -457,3 +459,43 @@ def test_checks_when_maas_is_unreachable_or_the_key_is_wrong(site: Site) -> None
     consumer, token, _ = site.admin.api_key.split(":")
     wrong = run_checks(site.server.url, f"{consumer}:{token}:nope", True, refs=["pma-1"])
     assert wrong[0].outcome is Outcome.FAIL and "refused the API key" in wrong[0].message
+
+
+def test_a_redfish_target_names_the_system_maas_gives_in_node_id(site: Site) -> None:
+    m = site.state.add_machine(
+        "rf",
+        power_type="redfish",
+        power_parameters={**REDFISH, "power_address": "bmc.example.com:8443", "node_id": "System.Embedded.1"},
+    )
+    plain = site.state.add_machine(
+        "rf2", power_type="redfish", power_parameters={**REDFISH, "power_address": "10.20.0.21", "node_id": ""}
+    )
+    with site.client() as c:
+        target = boot_route(c.machine(m.system_id), c.power_parameters(m.system_id))
+        other = boot_route(c.machine(plain.system_id), c.power_parameters(plain.system_id))
+    assert isinstance(target, RedfishTarget) and isinstance(other, RedfishTarget)
+    assert target.boot_bmc.address == "https://bmc.example.com:8443/redfish/v1/Systems/System.Embedded.1"
+    assert other.boot_bmc.address == "10.20.0.21"  # no node_id: the client discovers the only System
+    facts = route_facts(target)
+    assert facts["route"] == "redfish" and "Bmc-S3cret!" not in str(facts)
+
+
+def test_boot_routes_with_a_users_key_are_manual(site: Site) -> None:
+    m = site.state.add_machine("rf", power_type="redfish", power_parameters=dict(REDFISH))
+    with site.client(site.alice) as c:
+        routes = read_boot_routes(c, {"node-1": m.system_id}, iso_hint="/isos/pma.iso")
+    route = routes["node-1"]
+    assert isinstance(route, ManualInstruction) and "administrator" in route.text and "/isos/pma.iso" in route.text
+
+
+def test_release_with_an_agent_name_leaves_the_users_other_machines_alone(site: Site) -> None:
+    ids = seed_three(site)
+    with site.client() as c:
+        c.allocate(ids[0], "by the wizard", agent_name="palette-wizard/p")
+        c.allocate(ids[1], "by hand")
+    job = ReleaseMachinesJob(
+        site.server.url, site.admin.api_key, True, system_ids=ids[:2], comment="abort", agent_name="palette-wizard/p"
+    )
+    facts = job.run(Progress().root(), CancelToken())
+    assert facts is not None and facts["released"] == [ids[0]] and ids[1] in facts["skipped"]
+    assert site.state.machine(ids[1]).owner == "admin"

@@ -877,3 +877,11 @@ class MaasServer:
 def seed_site(state: MaasState, hostnames: Iterable[str], **fields: Any) -> list[MaasMachine]:
     """Seed Ready machines with the same ``fields`` (zone, pool, tags, power type …), one per host name."""
     return [state.add_machine(h, **fields) for h in hostnames]
+
+
+def redfish_power_parameters(base_url: str, system: str, username: str, password: str) -> dict[str, str]:
+    """Power parameters of a machine MAAS drives through a Redfish BMC at ``base_url`` (``https://host:port``, e.g.
+    a sushy-tools emulator), as MAAS's Redfish driver keeps them: the BMC's host and port in ``power_address``, the
+    System's member id in ``node_id`` (the driver then speaks to ``/redfish/v1/Systems/<node_id>``)."""
+    parts = urlsplit(base_url if "://" in base_url else f"https://{base_url}")
+    return {"power_address": parts.netloc, "power_user": username, "power_pass": password, "node_id": system}

@@ -21,6 +21,7 @@ import io
 import ipaddress
 import logging
 import os
+import re
 import secrets
 import socket
 import socketserver
@@ -354,6 +355,9 @@ class _Server(ThreadingHTTPServer):
                 conn.shutdown(socket.SHUT_RDWR)
 
 
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{16,128}")
+
+
 def _is_wildcard(host: str) -> bool:
     return host in ("", "0.0.0.0", "::")  # noqa: S104 - recognising a wildcard, not binding one
 
@@ -377,10 +381,14 @@ class IsoServer:
         *,
         ssl_context: ssl.SSLContext | None = None,
         advertise: str = "",
+        token: str | None = None,
     ) -> None:
         if _is_wildcard(bind) and not advertise:
             raise ValueError("binding a wildcard address needs an advertised host name or address for the URLs")
-        self._token = secrets.token_urlsafe(24)
+        if token is not None and not _TOKEN.fullmatch(token):
+            raise ValueError("an ISO server token is 16 or more URL-safe characters")
+        # A resumed run passes the token of the run it resumes, so URLs already handed to BMCs keep working.
+        self._token = token if token is not None else secrets.token_urlsafe(24)
         # The token is a credential for the files: mask it wherever the run's text is redacted.
         REDACTOR.add(self._token)
         self._lock = threading.Lock()
@@ -437,6 +445,11 @@ class IsoServer:
         self.stop()
 
     # -- publishing --------------------------------------------------------------------------------------------
+    @property
+    def token(self) -> str:
+        """The capability token in every URL; a resumed run gives it back to the constructor."""
+        return self._token
+
     @property
     def url_base(self) -> str:
         """``scheme://host:port`` without the token: safe to show and to log."""

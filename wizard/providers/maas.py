@@ -26,10 +26,10 @@ import re
 import ssl
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import IntEnum
-from typing import Any, Self
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any, Self
+from urllib.parse import quote, urlsplit
 
 import httpx
 from oauthlib import oauth1
@@ -50,6 +50,11 @@ from wizard.core.jobs import Job
 from wizard.core.progress import Reporter
 from wizard.core.project import Bmc, SecretRef
 from wizard.core.redact import REDACTOR, redact
+from wizard.core.trust import Confirm, TrustStore
+
+if TYPE_CHECKING:
+    from wizard.providers.isoserver import IsoServer
+    from wizard.providers.redfish.jobs import RedfishTimeouts
 
 log = logging.getLogger(__name__)
 
@@ -584,6 +589,20 @@ class RedfishTarget:
     #: MAAS's ``node_id``: the Redfish System member (e.g. "1", "System.Embedded.1"); empty = discover it.
     redfish_system: str = ""
 
+    @property
+    def boot_bmc(self) -> Bmc:
+        """The BMC as the Redfish jobs take it: MAAS keeps the host in ``power_address`` and the System in
+        ``node_id`` (its Redfish driver then uses ``/redfish/v1/Systems/<node_id>``), so the System path joins the
+        address unless the address already names one."""
+        address = self.bmc.address.strip().rstrip("/")
+        if not self.redfish_system or "/Systems/" in address:
+            return self.bmc
+        if "://" not in address:
+            address = f"https://{address}"
+        parts = urlsplit(address)
+        system = quote(self.redfish_system, safe="")
+        return replace(self.bmc, address=f"{parts.scheme}://{parts.netloc}/redfish/v1/Systems/{system}")
+
 
 @dataclass(frozen=True)
 class ManualInstruction:
@@ -672,6 +691,54 @@ def _manual(machine: Machine, power_type: str, address: str, iso_url: str, reaso
         )
     how += " Leave it Allocated in MAAS and do not Deploy it there: MAAS would network-boot and overwrite the disk."
     return ManualInstruction(machine.system_id, machine.hostname, power_type, address, how, reason)
+
+
+def route_facts(route: RedfishTarget | ManualInstruction) -> dict[str, str]:
+    """What the journal may keep of a boot route: everything but the BMC password."""
+    if isinstance(route, RedfishTarget):
+        return {
+            "route": "redfish",
+            "system_id": route.system_id,
+            "hostname": route.hostname,
+            "bmc": route.boot_bmc.address,
+        }
+    return {
+        "route": "manual",
+        "system_id": route.system_id,
+        "hostname": route.hostname,
+        "power_type": route.power_type,
+        "bmc": route.bmc_address,
+        "instruction": route.text,
+    }
+
+
+def read_boot_routes(
+    client: MaasClient, machines: Mapping[str, str], *, iso_hint: str = "", cancel: CancelToken | None = None
+) -> dict[str, RedfishTarget | ManualInstruction]:
+    """How each node boots, by node name, from its machine (``machines``: node name → system id).
+
+    Reading power parameters takes an administrator's key; with a user's key every machine is booted by hand (the
+    preflight check ``maas.power-type`` has said so).
+    """
+    admin = client.whoami().is_superuser
+    routes: dict[str, RedfishTarget | ManualInstruction] = {}
+    for node, system_id in machines.items():
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        machine = client.machine(system_id)
+        # Read for every power type: the BMC's address makes the manual instruction concrete.
+        params = client.power_parameters(system_id) if admin and machine.power_type not in ("", "manual") else {}
+        route = boot_route(machine, params, iso_url=iso_hint)
+        if not admin and machine.power_type == "redfish":
+            route = _manual(
+                machine,
+                machine.power_type,
+                "",
+                iso_hint,
+                "only a MAAS administrator's key can read its Redfish BMC credentials",
+            )
+        routes[node] = route
+    return routes
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -782,6 +849,7 @@ class ReleaseMachinesJob(Job):
         *,
         system_ids: Sequence[str],
         comment: str,
+        agent_name: str = "",
         timeout: float = 30,
     ) -> None:
         self.url = url
@@ -789,6 +857,9 @@ class ReleaseMachinesJob(Job):
         self.verify = verify
         self.system_ids = list(system_ids)
         self.comment = comment
+        #: When given, only machines MAAS lists under this agent name are released: the same user's machines
+        #: allocated by another project (or by hand) stay allocated.
+        self.agent_name = agent_name
         self.timeout = timeout
 
     def fingerprint(self) -> str:
@@ -799,6 +870,7 @@ class ReleaseMachinesJob(Job):
         skipped: dict[str, str] = {}
         with MaasClient(self.url, self.api_key, verify=self.verify, timeout=self.timeout) as client:
             me = client.whoami().username
+            ours = {m.system_id for m in client.machines(agent_name=self.agent_name)} if self.agent_name else None
             total = max(1, len(self.system_ids))
             for i, system_id in enumerate(self.system_ids):
                 cancel.raise_if_cancelled()
@@ -809,7 +881,7 @@ class ReleaseMachinesJob(Job):
                         raise
                     skipped[system_id] = "not visible to this user any more"
                     continue
-                if machine.owner != me:
+                if machine.owner != me or (ours is not None and system_id not in ours):
                     skipped[system_id] = f"{machine.status_name}, owner {machine.owner or 'none'}"
                     report.update((i + 1) / total, f"{machine.label} is not ours any more; left alone")
                     continue
@@ -819,6 +891,133 @@ class ReleaseMachinesJob(Job):
                 report.update((i + 1) / total, f"{machine.label} released")
         report.finish(f"{len(released)} MAAS machines released")
         return {"released": released, "skipped": skipped}
+
+
+def _redfish_target(client: MaasClient, node: str, system_id: str) -> RedfishTarget:
+    machine = client.machine(system_id)
+    route = boot_route(machine, client.power_parameters(system_id))
+    if isinstance(route, ManualInstruction):
+        raise WizardError(
+            "MAAS boot route changed",
+            f"MAAS no longer drives {machine.label} (node {node}) through Redfish: "
+            f"{route.reason or f'its power type is {route.power_type}'}",
+            remediation="run again: the wizard then reads the power settings afresh and says what to do by hand",
+        )
+    return route
+
+
+class MaasRedfishBootJob(Job):
+    """Boot a MAAS machine from the ISO through its Redfish BMC, with the BMC credentials MAAS keeps.
+
+    The credentials are read from MAAS when the job runs and handed to :class:`RedfishBootJob` in memory only: they
+    are never journaled or logged (the password is registered with the redactor as it arrives). The BMC's TLS
+    certificate is verified by the system store or pinned after the operator confirms, as for the Redfish provider.
+    """
+
+    weight = 3.0
+
+    def __init__(
+        self,
+        node: str,
+        url: str,
+        api_key: str,
+        verify: ssl.SSLContext | bool,
+        *,
+        system_id: str,
+        iso_url: str,
+        trust: TrustStore,
+        confirm: Confirm | None,
+        iso_server: IsoServer | None = None,
+        timeouts: RedfishTimeouts | None = None,
+        step: str = "boot",
+        timeout: float = 30,
+    ) -> None:
+        self.id = f"{step}/{node}"
+        self.name = node
+        self.node = node
+        self.url = url
+        self.api_key = api_key
+        self.verify = verify
+        self.system_id = system_id
+        self.iso_url = iso_url
+        self.trust = trust
+        self.confirm = confirm
+        self.iso_server = iso_server
+        self.timeouts = timeouts
+        self.timeout = timeout
+
+    def fingerprint(self) -> str:
+        # The whole URL (token included, hashed): a BMC holding a URL that no longer serves must get the new one.
+        return _fingerprint("maas-redfish-boot", self.node, self.url, self.system_id, self.iso_url)
+
+    def run(self, report: Reporter, cancel: CancelToken) -> Mapping[str, Any] | None:
+        from wizard.providers.redfish.jobs import RedfishBootJob
+
+        report.update(0.0, f"{self.node}: reading its BMC settings from MAAS")
+        with MaasClient(self.url, self.api_key, verify=self.verify, timeout=self.timeout) as client:
+            target = _redfish_target(client, self.node, self.system_id)
+        cancel.raise_if_cancelled()
+        boot = RedfishBootJob(
+            self.node,
+            target.boot_bmc,
+            target.password,
+            self.iso_url,
+            trust=self.trust,
+            confirm=self.confirm,
+            iso_server=self.iso_server,
+            timeouts=self.timeouts,
+        )
+        facts = dict(boot.run(report.child(0.05, 0.95), cancel) or {})
+        report.finish(f"{self.node}: booting from the ISO through its Redfish BMC")
+        return {**facts, "route": "redfish", "system_id": self.system_id, "bmc": target.boot_bmc.address}
+
+
+class MaasRedfishEjectJob(Job):
+    """Eject the ISO from a MAAS machine's Redfish BMC and clear the CD boot override (credentials from MAAS)."""
+
+    weight = 0.5
+
+    def __init__(
+        self,
+        node: str,
+        url: str,
+        api_key: str,
+        verify: ssl.SSLContext | bool,
+        *,
+        system_id: str,
+        trust: TrustStore,
+        confirm: Confirm | None,
+        timeouts: RedfishTimeouts | None = None,
+        step: str = "eject",
+        timeout: float = 30,
+    ) -> None:
+        self.id = f"{step}/{node}"
+        self.name = node
+        self.node = node
+        self.url = url
+        self.api_key = api_key
+        self.verify = verify
+        self.system_id = system_id
+        self.trust = trust
+        self.confirm = confirm
+        self.timeouts = timeouts
+        self.timeout = timeout
+
+    def fingerprint(self) -> str:
+        return _fingerprint("maas-redfish-eject", self.node, self.url, self.system_id)
+
+    def run(self, report: Reporter, cancel: CancelToken) -> Mapping[str, Any] | None:
+        from wizard.providers.redfish.jobs import RedfishEjectJob
+
+        report.update(0.0, f"{self.node}: reading its BMC settings from MAAS")
+        with MaasClient(self.url, self.api_key, verify=self.verify, timeout=self.timeout) as client:
+            target = _redfish_target(client, self.node, self.system_id)
+        cancel.raise_if_cancelled()
+        eject = RedfishEjectJob(
+            self.node, target.boot_bmc, target.password, trust=self.trust, confirm=self.confirm, timeouts=self.timeouts
+        )
+        facts = dict(eject.run(report.child(0.05, 0.95), cancel) or {})
+        return {**facts, "system_id": self.system_id}
 
 
 # ---------------------------------------------------------------------------------------------------------------

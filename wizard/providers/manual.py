@@ -60,6 +60,7 @@ class ManualBootJob(Job):
         pacing: ManualPacing | None = None,
         probe: Callable[[str, int, float], bool] = port_open,
         step: str = "boot",
+        how: str = "",
     ) -> None:
         self.id = f"{step}/{node}"
         self.name = node
@@ -70,12 +71,20 @@ class ManualBootJob(Job):
         self.iso_name = iso_name
         self.pacing = pacing or ManualPacing()
         self.probe = probe
+        #: What to do, when the provider knows better than the generic text (MAAS: per power type).
+        self.how = how
+
+    def text(self) -> str:
+        if not self.how:
+            return instruction(self.node, self.hostname, self.address, self.iso_name)
+        where = f"at {self.address}" if self.address else "(address from DHCP)"
+        return f"{self.how} The wizard watches {where} and carries on by itself once the node answers."
 
     def fingerprint(self) -> str:
         return f"manual|{self.address}|{','.join(map(str, self.ports))}"
 
     def run(self, report: Reporter, cancel: CancelToken) -> Mapping[str, Any] | None:
-        text = instruction(self.node, self.hostname, self.address, self.iso_name)
+        text = self.text()
         report.update(0.0, text)
         started = time.monotonic()
         reminded = started
@@ -87,7 +96,7 @@ class ManualBootJob(Job):
                 if self.probe(self.address, port, self.pacing.connect_timeout):
                     waited = time.monotonic() - started
                     report.finish(f"{self.node} answers on port {port}")
-                    return {"port": port, "waited_seconds": round(waited, 1)}
+                    return {"port": port, "waited_seconds": round(waited, 1), "booted_by": "operator"}
             now = time.monotonic()
             if now - started >= self.pacing.timeout:
                 ports = " or ".join(str(p) for p in self.ports)

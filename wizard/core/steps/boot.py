@@ -5,10 +5,21 @@ ISO where the nodes boot from (a datastore, or the wizard's ISO server for BMCs)
 (or, for the ``manual`` provider, says what to do and waits for the node to answer), and ``eject`` takes the ISO
 away after the install so a reboot never installs again. A provider without work in a step simply has no jobs
 there.
+
+MAAS machines boot by their power type: ``media`` reads each machine's power settings from MAAS (the route is
+journaled without the BMC password) and serves the ISO when any machine has a Redfish BMC; ``boot`` boots those
+through the BMC with the credentials MAAS keeps (read again when the job runs, never stored) and shows MAAS's
+instruction for the others, then waits for them to answer; ``eject`` ejects the Redfish ones.
+
+The ISO server's port and token are journaled, so a resumed run serves the URLs the BMCs already hold; a node that
+finished installing is never booted again.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import ssl
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -19,14 +30,17 @@ from wizard.core.errors import WizardError
 from wizard.core.jobs import Job, Step, StepContext
 from wizard.core.journal import JOB_DONE
 from wizard.core.progress import Reporter
-from wizard.core.project import ProviderType
+from wizard.core.project import MaasSettings, ProviderType, SecretRef
 from wizard.core.steps.nodes import Pacing
 from wizard.core.steps.providers import bmc_accesses, maas_access, vsphere_access
+from wizard.core.trust import TrustStore
 from wizard.providers.manual import ManualBootJob, ManualPacing
 from wizard.providers.redfish.client import parse_address
 
 if TYPE_CHECKING:
     from wizard.providers.isoserver import IsoServer
+
+log = logging.getLogger(__name__)
 
 
 def _iso_name(ctx: StepContext) -> str:
@@ -99,7 +113,36 @@ def _fact(ctx: StepContext, job_id: str, key: str) -> str:
     return str(value)
 
 
+def _done_result(ctx: StepContext, job_id: str) -> dict[str, Any]:
+    record = ctx.journal.job(job_id)
+    if not record or record.get("status") != JOB_DONE:
+        raise WizardError(
+            "Earlier step not finished",
+            f"{job_id} has not finished",
+            remediation="run the earlier steps first (resume the session)",
+        )
+    return dict(record.get("result") or {})
+
+
+def _maas_machines(ctx: StepContext) -> dict[str, str]:
+    """Node name → MAAS system id, as the machines step allocated them."""
+    allocated = _done_result(ctx, "machines/maas").get("machines") or {}
+    out: dict[str, str] = {}
+    for node in ctx.project.nodes:
+        system_id = allocated.get(node.maas)
+        if not system_id:
+            raise WizardError(
+                "Machine not allocated",
+                f"the machines step did not allocate a MAAS machine for {node.name} ({node.maas})",
+                remediation="run the machines step again (resume the session)",
+            )
+        out[node.name] = str(system_id)
+    return out
+
+
 ISO_SERVER = "iso-server"
+#: The journal fact that lets a resumed run serve the ISO at the very URLs the BMCs already hold.
+ISO_SERVER_FACT = "iso-server"
 
 
 def _external_iso(ctx: StepContext) -> str:
@@ -108,21 +151,85 @@ def _external_iso(ctx: StepContext) -> str:
     return redfish.iso_url if redfish is not None else ""
 
 
-def iso_server(ctx: StepContext) -> IsoServer:
+def _token_ref(ctx: StepContext) -> SecretRef:
+    return SecretRef(f"session-{ctx.journal.path.stem}-iso-token")
+
+
+def _previous_server(ctx: StepContext, bind: str) -> tuple[int, str | None]:
+    """The port and token of the last run's ISO server on ``bind`` (0 and None when there was none).
+
+    The token is a capability URL for the appliance ISO and the seed ISOs (which carry a password hash): it keeps
+    other hosts on the BMC network from fetching or enumerating the files while they are served. Like every secret it
+    lives in the OS keyring, never in the journal, so a resumed run can serve the same URLs. Without a persistent
+    keyring it is gone after the process, and the boot step re-inserts the new URL into nodes still installing.
+    """
+    fact = ctx.journal.fact(ISO_SERVER_FACT)
+    if not isinstance(fact, dict) or fact.get("bind") != bind:
+        return 0, None
+    try:
+        port = int(fact.get("port", 0))
+    except ValueError:
+        return 0, None
+    return port, ctx.secrets.get(_token_ref(ctx))
+
+
+def iso_server(ctx: StepContext, bmc_hosts: list[str] | None = None) -> IsoServer:
     """The run's ISO server, started on first use and stopped by the engine when the run ends (the BMCs read the
-    ISO for as long as the nodes install, so it outlives the boot step)."""
+    ISO for as long as the nodes install, so it outlives the boot step).
+
+    A resumed run listens on the last run's port with its token when it can, so the URL a BMC still streams from
+    keeps serving; when that port is taken the boot step re-inserts the new URL into nodes still installing.
+    ``bmc_hosts`` are the BMCs to route to when choosing the address (default: the project's BMCs).
+    """
     from wizard.providers.isoserver import IsoServer, choose_bind_address
 
     def start() -> IsoServer:
         redfish = ctx.project.provider.redfish
         bind = redfish.iso_server_bind if redfish is not None else ""
         if not bind:
-            bmcs = [parse_address(n.bmc.address).host for n in ctx.project.nodes if n.bmc is not None]
-            bind = choose_bind_address(bmcs)
+            hosts = bmc_hosts
+            if hosts is None:
+                hosts = [parse_address(n.bmc.address).host for n in ctx.project.nodes if n.bmc is not None]
+            bind = choose_bind_address(hosts)
         port = redfish.iso_server_port if redfish is not None else 0
-        return IsoServer(bind, port).start()
+        previous_port, token = _previous_server(ctx, bind)
+        server: IsoServer | None = None
+        if previous_port and port in (0, previous_port):
+            try:
+                server = IsoServer(bind, previous_port, token=token)
+            except WizardError as exc:
+                log.warning("ISO server: port %d of the last run is taken (%s); BMCs get new URLs", previous_port, exc)
+        if server is None:
+            server = IsoServer(bind, port, token=token)
+        ctx.secrets.set(_token_ref(ctx), server.token)
+        ctx.journal.set_fact(ISO_SERVER_FACT, {"bind": bind, "port": server.port, "scheme": server.scheme})
+        return server.start()
 
     return ctx.resources.get(ISO_SERVER, start, lambda server: server.stop())
+
+
+def _installed(ctx: StepContext, node: str) -> bool:
+    record = ctx.journal.job(f"install/{node}")
+    return record is not None and record.get("status") == JOB_DONE
+
+
+class _ServedBootJob(Job):
+    """A boot job whose identity includes the URL it gives the BMC: when a resumed run serves the ISO elsewhere (the
+    last port was taken), the node still installing is booted with the new URL."""
+
+    def __init__(self, inner: Job, url: str) -> None:
+        self.inner = inner
+        self.url = url
+        self.id = inner.id
+        self.name = inner.name
+        self.node = inner.node
+        self.weight = inner.weight
+
+    def fingerprint(self) -> str:
+        return hashlib.sha256(f"{self.inner.fingerprint()}\n{self.url}".encode()).hexdigest()[:16]
+
+    def run(self, report: Reporter, cancel: CancelToken) -> Mapping[str, Any] | None:
+        return self.inner.run(report, cancel)
 
 
 class ServeIsoJob(Job):
@@ -147,6 +254,54 @@ class ServeIsoJob(Job):
         server = self.server()
         report.finish(f"serving {self.iso.name} at {server.url_base} for {len(self.nodes)} BMC(s)")
         return {"url_base": server.url_base}
+
+
+class MaasMediaJob(Job):
+    """Reads how each MAAS machine boots (its power type and BMC) and, when any boots through Redfish, starts the
+    ISO server its BMC downloads from. Facts: ``routes`` (node → route, never a BMC password), ``url_base``."""
+
+    weight = 0.3
+
+    def __init__(
+        self,
+        url: str,
+        api_key: str,
+        verify: ssl.SSLContext | bool,
+        *,
+        machines: Mapping[str, str],
+        iso_hint: str,
+        server: Callable[[list[str]], IsoServer] | None,
+        step: str = "media",
+    ) -> None:
+        self.url = url
+        self.api_key = api_key
+        self.verify = verify
+        self.machines = dict(machines)
+        self.iso_hint = iso_hint
+        self.server = server
+        self.id = f"{step}/maas"
+        self.name = "Boot routes"
+
+    def fingerprint(self) -> str:
+        # MAAS's power settings may change between runs, and a resumed run needs its ISO server: never skipped.
+        return f"{self.url}|{sorted(self.machines.items())}|{time.time_ns()}"
+
+    def run(self, report: Reporter, cancel: CancelToken) -> Mapping[str, Any] | None:
+        from wizard.providers.maas import MaasClient, RedfishTarget, read_boot_routes, route_facts
+
+        report.update(0.05, f"Reading the power settings of {len(self.machines)} machine(s) from MAAS")
+        with MaasClient(self.url, self.api_key, verify=self.verify) as client:
+            routes = read_boot_routes(client, self.machines, iso_hint=self.iso_hint, cancel=cancel)
+        facts: dict[str, Any] = {"routes": {node: route_facts(r) for node, r in routes.items()}}
+        bmcs = [parse_address(r.boot_bmc.address).host for r in routes.values() if isinstance(r, RedfishTarget)]
+        manual = len(routes) - len(bmcs)
+        summary = f"{len(bmcs)} through Redfish, {manual} by hand"
+        if bmcs and self.server is not None:
+            server = self.server(bmcs)
+            facts["url_base"] = server.url_base
+            summary += f"; serving the ISO at {server.url_base}"
+        report.finish(summary)
+        return facts
 
 
 class MediaStep(Step):
@@ -176,6 +331,20 @@ class MediaStep(Step):
             return [upload]
         if provider.type is ProviderType.REDFISH and iso is not None and not _external_iso(ctx):
             return [ServeIsoJob(lambda: iso_server(ctx), iso.path, [n.name for n in project.nodes], step=self.id)]
+        if provider.type is ProviderType.MAAS and provider.maas is not None:
+            access = maas_access(ctx, provider.maas)
+            serve = iso is not None and not _external_iso(ctx)
+            return [
+                MaasMediaJob(
+                    access.url,
+                    access.api_key,
+                    access.verify(),
+                    machines=_maas_machines(ctx),
+                    iso_hint=_external_iso(ctx) or (str(iso.path) if iso is not None else ""),
+                    server=(lambda hosts: iso_server(ctx, hosts)) if serve else None,
+                    step=self.id,
+                )
+            ]
         return []
 
 
@@ -212,6 +381,8 @@ class BootStep(Step):
             iso = project.files.iso
             jobs = []
             for access in bmc_accesses(ctx):
+                if _installed(ctx, access.node):
+                    continue  # installed: it must never boot the ISO again, whatever URL is served now
                 if server is not None and iso is not None:
                     url = server.publish(iso.path, f"{access.node}-{iso.path.name}")
                 else:
@@ -227,9 +398,11 @@ class BootStep(Step):
                     timeouts=self.pacing.redfish,
                 )
                 boot_job.id = f"{self.id}/{access.node}"
-                jobs.append(boot_job)
+                jobs.append(_ServedBootJob(boot_job, url))
             self.parallel = max(1, len(jobs))
             return jobs
+        if project.provider.type is ProviderType.MAAS and project.provider.maas is not None:
+            return self._maas_jobs(ctx, project.provider.maas)
         if project.provider.type is ProviderType.VSPHERE and project.provider.vsphere is not None:
             from wizard.providers.vsphere.checks import vm_name_for
             from wizard.providers.vsphere.jobs import AntiAffinityJob, BootVmJob
@@ -260,6 +433,61 @@ class BootStep(Step):
             return jobs
         return []
 
+    def _maas_jobs(self, ctx: StepContext, settings: MaasSettings) -> list[Job]:
+        """Redfish routes boot through the BMC MAAS knows; the others get MAAS's instruction and are watched."""
+        from wizard.providers.maas import MaasRedfishBootJob
+
+        routes: dict[str, Any] = _done_result(ctx, "media/maas").get("routes") or {}
+        machines = _maas_machines(ctx)
+        access = maas_access(ctx, settings)
+        iso = ctx.project.files.iso
+        external = _external_iso(ctx)
+        redfish = [n for n in ctx.project.nodes if (routes.get(n.name) or {}).get("route") == "redfish"]
+        server = None
+        if redfish and not external:
+            server = iso_server(ctx, [parse_address(routes[n.name]["bmc"]).host for n in redfish])
+        trust = TrustStore(ctx.paths.config)
+        verify = access.verify()
+        jobs: list[Job] = []
+        for node in ctx.project.nodes:
+            route = routes.get(node.name) or {}
+            if route.get("route") == "redfish":
+                if _installed(ctx, node.name):
+                    continue  # installed: it must never boot the ISO again, whatever URL is served now
+                url = external
+                if server is not None and iso is not None:
+                    url = server.publish(iso.path, f"{node.name}-{iso.path.name}")
+                jobs.append(
+                    MaasRedfishBootJob(
+                        node.name,
+                        access.url,
+                        access.api_key,
+                        verify,
+                        system_id=machines[node.name],
+                        iso_url=url,
+                        trust=trust,
+                        confirm=ctx.confirm,
+                        iso_server=server,
+                        timeouts=self.pacing.redfish,
+                        step=self.id,
+                    )
+                )
+            else:
+                jobs.append(
+                    ManualBootJob(
+                        node.name,
+                        node.hostname,
+                        node.ip,
+                        ports=(node.ssh_port, node.localui_port),
+                        iso_name=_iso_name(ctx),
+                        pacing=self.pacing.manual,
+                        step=self.id,
+                        how=str(route.get("instruction") or ""),
+                    )
+                )
+        self.parallel = max(1, len(jobs))
+        return jobs
+
 
 class EjectStep(Step):
     id = "eject"
@@ -288,6 +516,31 @@ class EjectStep(Step):
                 ejects.append(eject_job)
             self.parallel = max(1, len(ejects))
             return ejects
+        if project.provider.type is ProviderType.MAAS and project.provider.maas is not None:
+            from wizard.providers.maas import MaasRedfishEjectJob
+
+            routes: dict[str, Any] = _done_result(ctx, "media/maas").get("routes") or {}
+            maas = maas_access(ctx, project.provider.maas)
+            verify = maas.verify()
+            trust = TrustStore(ctx.paths.config)
+            maas_ejects: list[Job] = [
+                MaasRedfishEjectJob(
+                    node.name,
+                    maas.url,
+                    maas.api_key,
+                    verify,
+                    system_id=str(routes[node.name]["system_id"]),
+                    trust=trust,
+                    confirm=ctx.confirm,
+                    timeouts=self.pacing.redfish,
+                    step=self.id,
+                )
+                for node in project.nodes
+                # nodes booted by hand had their ISO attached by the operator, who detaches it the same way
+                if (routes.get(node.name) or {}).get("route") == "redfish"
+            ]
+            self.parallel = max(1, len(maas_ejects))
+            return maas_ejects
         if project.provider.type is ProviderType.VSPHERE and project.provider.vsphere is not None:
             from wizard.providers.vsphere.checks import vm_name_for
             from wizard.providers.vsphere.jobs import EjectVmJob
@@ -303,4 +556,4 @@ class EjectStep(Step):
         return []
 
 
-__all__ = ["BootStep", "EjectStep", "MachinesStep", "ManualPacing", "MediaStep"]
+__all__ = ["ISO_SERVER_FACT", "BootStep", "EjectStep", "MaasMediaJob", "MachinesStep", "ManualPacing", "MediaStep"]
