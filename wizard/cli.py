@@ -33,11 +33,16 @@ RUN_STEPS = (
     "media",
     "boot",
     "install",
+    "postboot",
     "eject",
     "password",
     "link",
     "content",
     "cluster",
+    "console",
+    "activate",
+    "packs",
+    "validate",
 )
 
 
@@ -127,6 +132,14 @@ def _parser() -> argparse.ArgumentParser:
     ovr.add_argument("project", type=Path)
     ovr.add_argument("check", help="the check id, e.g. net.dns-reverse")
     ovr.add_argument("--reason", required=True, help="why it is safe to go ahead; shown in the report")
+
+    ab = sub.add_parser(
+        "abort",
+        help="abort an install: release the MAAS machines it allocated and eject the ISO it inserted through BMCs",
+    )
+    ab.add_argument("project", type=Path)
+    ab.add_argument("--session", default="", help="the session id (journal name) when it is not the project's own")
+    ab.add_argument("--json", action="store_true", help="print the outcome as one JSON object")
 
     tr = sub.add_parser("trust", help="list or forget pinned TLS certificates and SSH host keys")
     tr_sub = tr.add_subparsers(dest="trust_command", metavar="ACTION", required=True)
@@ -329,6 +342,10 @@ def main(argv: list[str] | None = None) -> int:
             return _override(args)
         if args.command == "trust":
             return _trust(args)
+        if args.command == "abort":
+            from wizard.headless import abort_headless
+
+            return abort_headless(args.project, session_id=args.session, json_mode=args.json)
     except WizardError as exc:
         print(exc.render(), file=sys.stderr)
         return int(ExitCode.INVALID_INPUT)

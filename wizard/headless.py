@@ -25,6 +25,7 @@ from wizard.core.logs import setup_logging
 from wizard.core.paths import AppPaths, app_paths
 from wizard.core.progress import Progress, ProgressSnapshot, TaskState, TaskStatus
 from wizard.core.redact import redact
+from wizard.core.report import SUMMARY_TEXT
 from wizard.core.runner import (
     Event,
     ExitCode,
@@ -170,6 +171,8 @@ class _Printer:
 
     @staticmethod
     def _result(result: dict[str, Any]) -> str:
+        if "headline" in result:
+            return f" — {result['headline']}"
         if "sha256" in result:
             extra = ", signature verified" if result.get("signature_verified") else ""
             return f" (sha256 {str(result['sha256'])[:16]}…{extra})"
@@ -339,6 +342,9 @@ def run_headless(
         printer.write(f"Done: every step up to {until!r} finished; stopped there as asked (--until {until}).")
     elif code is ExitCode.DONE:
         printer.write("Done: every step finished.")
+        summary = session.journal.path.with_suffix("") / SUMMARY_TEXT
+        if summary.is_file():  # written by the validate step: URLs, what was done, where things are
+            printer.write(summary.read_text(encoding="utf-8").rstrip())
     elif code is ExitCode.CANCELLED:
         printer.write("Cancelled. Run the same command again to resume where it stopped.")
     elif ev is not None and ev.error:
@@ -351,4 +357,74 @@ def run_headless(
             ).render()
         )
         printer.write("Run the same command again to resume once it is fixed.")
+    return int(code)
+
+
+def abort_headless(
+    project_file: Path,
+    *,
+    session_id: str = "",
+    json_mode: bool = False,
+    out: TextIO | None = None,
+    paths: AppPaths | None = None,
+    secrets: SecretStore | None = None,
+) -> int:
+    """``palette-wizard abort``: release what the session claimed (see :mod:`wizard.core.abort`).
+
+    Exit codes: 0 done (also when there was nothing left to undo), 2 invalid input (project, session, secrets),
+    4 something could not be undone (the rest was; run it again once the cause is fixed)."""
+    from wizard.core.abort import abort_session
+    from wizard.core.journal import Journal, journal_path
+
+    out = out or sys.stdout
+    printer = _Printer(out, json_mode)
+    paths = (paths or app_paths()).ensure()
+    setup_logging(paths.logs)
+    interactive = not json_mode and out.isatty() and sys.stdin.isatty()
+    try:
+        session = Session.open(
+            project_file,
+            paths=paths,
+            secrets=secrets,
+            confirm=_terminal_confirm(printer) if interactive else None,
+        )
+        if session_id and session_id != session.journal.path.stem:
+            path = journal_path(paths.state, session_id)
+            if not path.is_file():
+                raise WizardError(
+                    "No such session",
+                    f"there is no session {session_id!r} in {path.parent}",
+                    remediation="give a session id as listed in that folder (the journal's file name without .json)",
+                )
+            session = dataclasses.replace(session, journal=Journal.open(path, session_id))
+    except WizardError as exc:
+        if json_mode:
+            printer.emit("abort_finished", exit_code=int(ExitCode.INVALID_INPUT), error=exc.to_dict())
+        else:
+            printer.write(exc.render())
+        return int(ExitCode.INVALID_INPUT)
+    try:
+        result = abort_session(session.context)
+    except WizardError as exc:
+        if json_mode:
+            printer.emit("abort_finished", exit_code=int(ExitCode.INVALID_INPUT), error=exc.to_dict())
+        else:
+            printer.write(exc.render())
+        return int(ExitCode.INVALID_INPUT)
+    code = ExitCode.DONE if result.ok else ExitCode.INSTALL_FAILED
+    if json_mode:
+        printer.emit("abort_finished", exit_code=int(code), journal=str(session.journal.path), **result.to_dict())
+        return int(code)
+    for system_id in result.released:
+        printer.write(f"released MAAS machine {system_id}")
+    for system_id, why in result.skipped.items():
+        printer.write(f"left MAAS machine {system_id} alone: {why}")
+    for node in result.ejected:
+        printer.write(f"ejected the ISO from {node}")
+    for error in result.errors:
+        printer.write(redact(f"error: {error}"))
+    if result.ok:
+        printer.write(f"Session aborted ({session.journal.path}); a new run starts from the machines step.")
+    else:
+        printer.write("Some of the session could not be undone; fix the cause and run `palette-wizard abort` again.")
     return int(code)

@@ -340,3 +340,88 @@ def test_round_trip_keeps_ports_and_cluster(tmp_path: Path) -> None:
     assert second.nodes == first.nodes and second.cluster == first.cluster
     assert "secret: oci" in out.read_text() and "kubeconfig: kubeconfig" in out.read_text()
     assert "cluster" not in project_to_dict(parse_project(base_doc()).project)  # absent stays absent
+
+
+def test_console_and_activation_sections(tmp_path: Path) -> None:
+    fp = "ab" * 32
+    doc = base_doc(
+        console={
+            "email": "ops@example.com",
+            "password": {"secret": "palette-admin"},
+            "port": 8443,
+            "tls_fingerprint": fp,
+        },
+        activation={"key": {"secret": "palette-activation"}},
+    )
+    loaded = parse_project(doc)
+    p = loaded.project
+    assert p.console is not None
+    assert (p.console.email, p.console.port, p.console.tls_fingerprint) == ("ops@example.com", 8443, fp)
+    assert p.console.password is not None and p.console.password.key == "palette-admin"
+    assert p.activation.key is not None and p.activation.key.key == "palette-activation"
+    assert not p.activation.defer
+    refs = dict(p.secret_refs())
+    assert refs["console.password"].key == "palette-admin"
+    assert refs["activation.key"].key == "palette-activation"
+    path = tmp_path / "p.yaml"
+    save_project(p, path)
+    again = load_project(path).project
+    assert again.console == p.console and again.activation == p.activation
+    # Deferring round-trips too, and a default port is not written out.
+    deferred = parse_project(
+        base_doc(console={"email": "a@b.io", "password": {"secret": "x"}}, activation={"defer": True})
+    )
+    written = project_to_dict(deferred.project)
+    assert written["activation"] == {"defer": True}
+    assert written["console"] == {"email": "a@b.io", "password": {"secret": "x"}}
+    assert parse_project(written).project == deferred.project
+
+
+def test_no_console_section_keeps_the_old_behaviour() -> None:
+    p = parse_project(base_doc()).project
+    assert p.console is None
+    assert not p.activation.defer and p.activation.key is None
+    assert "console" not in project_to_dict(p) and "activation" not in project_to_dict(p)
+    # Without activation the trial is kept, said as a warning.
+    loaded = parse_project(base_doc(console={"email": "a@b.io", "password": {"secret": "x"}}))
+    assert any(w.path == "activation" and "trial" in w.message for w in loaded.warnings)
+
+
+@pytest.mark.parametrize(
+    ("extra", "path", "fragment"),
+    [
+        ({"console": {"email": "nobody", "password": {"secret": "x"}}}, "console.email", "not an email address"),
+        ({"console": {"password": {"secret": "x"}}}, "console.email", "is required"),
+        ({"console": {"email": "a@b.io"}}, "console.password", "is required"),
+        ({"console": {"email": "a@b.io", "password": "admin2"}}, "console.password", "secret value"),
+        ({"console": {"email": "a@b.io", "password": {"secret": "x"}, "port": 0}}, "console.port", "out of range"),
+        ({"console": {"email": "a@b.io", "password": {"secret": "x"}, "tls_fingerprint": "nope"}},
+         "console.tls_fingerprint", ""),
+        ({"console": {"email": "a@b.io", "pasword": {"secret": "x"}}}, "console.pasword", "did you mean `password`"),
+        ({"activation": {"defer": True}}, "activation", "needs the system console"),
+        ({"console": {"email": "a@b.io", "password": {"secret": "x"}}, "activation": {}}, "activation", "neither"),
+        ({"console": {"email": "a@b.io", "password": {"secret": "x"}},
+          "activation": {"defer": True, "key": {"secret": "k"}}}, "activation", "both"),
+        ({"console": {"email": "a@b.io", "password": {"secret": "x"}}, "activation": {"defer": "yes"}},
+         "activation.defer", "true or false"),
+        ({"console": {"email": "a@b.io", "password": {"secret": "x"}}, "activation": {"key": "ACT-123"}},
+         "activation.key", "secret value"),
+    ],
+)  # fmt: skip
+def test_console_rules_report_their_field(extra: dict[str, Any], path: str, fragment: str) -> None:
+    found = [s for s in problems_of(base_doc(**extra)) if s.startswith(f"{path}:")]
+    assert found, problems_of(base_doc(**extra))
+    assert any(fragment in s for s in found)
+
+
+def test_pack_bundles_need_distinct_names_and_the_console(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    for folder in ("a", "b"):
+        (tmp_path / folder / "ubuntu.zst").write_bytes(b"x")
+        (tmp_path / folder / "ubuntu.sig.bin").write_bytes(b"s")
+    _, key = make_key(tmp_path)
+    doc = base_doc(files={"pack_bundles": ["a/ubuntu.zst", "b/ubuntu.zst"], "public_key": key.name})
+    assert any(s.startswith("files.pack_bundles[1]:") and "same file name" in s for s in problems_of(doc, tmp_path))
+    alone = parse_project(base_doc(files={"pack_bundles": ["a/ubuntu.zst"], "public_key": key.name}), base=tmp_path)
+    assert any(w.path == "files.pack_bundles" and "not uploaded" in w.message for w in alone.warnings)

@@ -194,6 +194,24 @@ class ClusterSettings:
 
 
 @dataclass(frozen=True)
+class ConsoleSettings:
+    """The Palette system console at the VIP: the admin's email and the password that replaces admin/admin."""
+
+    email: str = ""
+    password: SecretRef | None = None
+    port: int = 443  # where the console answers on the VIP (a forwarded port in a lab or behind NAT)
+    tls_fingerprint: str = ""  # pins the console's self-signed certificate
+
+
+@dataclass(frozen=True)
+class ActivationSettings:
+    """Activate with a key from Spectro Cloud support, or defer (Palette runs a 30-day trial meanwhile)."""
+
+    key: SecretRef | None = None
+    defer: bool = False
+
+
+@dataclass(frozen=True)
 class Project:
     name: str
     provider: Provider
@@ -203,6 +221,8 @@ class Project:
     appliance: Appliance = field(default_factory=Appliance)
     cluster: ClusterSettings = field(default_factory=ClusterSettings)
     source: Path | None = None
+    console: ConsoleSettings | None = None  # None: the wizard stops after the cluster
+    activation: ActivationSettings = field(default_factory=ActivationSettings)
 
     def secret_refs(self) -> list[tuple[str, SecretRef]]:
         """Every keyring reference in the project with its field path."""
@@ -218,6 +238,10 @@ class Project:
         if self.appliance.password:
             refs.append(("appliance.password", self.appliance.password))
         refs.extend((_join("cluster.secret_variables", name), ref) for name, ref in self.cluster.secret_variables)
+        if self.console is not None and self.console.password is not None:
+            refs.append(("console.password", self.console.password))
+        if self.activation.key is not None:
+            refs.append(("activation.key", self.activation.key))
         return refs
 
     def node(self, name: str) -> Node:
@@ -485,7 +509,18 @@ def _url_problem(value: str, schemes: tuple[str, ...]) -> str | None:
 # ---------------------------------------------------------------------------------------------------------------
 # Document sections
 
-_TOP = ("schema_version", "name", "provider", "nodes", "network", "files", "appliance", "cluster")
+_TOP = (
+    "schema_version",
+    "name",
+    "provider",
+    "nodes",
+    "network",
+    "files",
+    "appliance",
+    "cluster",
+    "console",
+    "activation",
+)
 
 
 def _read_provider(r: _Reader, raw: object) -> Provider | None:
@@ -1054,6 +1089,44 @@ def _read_cluster(r: _Reader, raw: object) -> ClusterSettings | None:
     )
 
 
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+
+
+def _read_console(r: _Reader, raw: object) -> ConsoleSettings | None:
+    path = "console"
+    m = r.mapping(raw, path, ("email", "password", "port", "tls_fingerprint"))
+    if m is None:
+        return None
+    email = r.text(m, "email", path, required=True)
+    if email and not _EMAIL.fullmatch(email):
+        r.error("console.email", f"{_show(email)} is not an email address", "write the admin's address, name@domain")
+    password = r.secret(m, "password", path, required=True)
+    port = r.integer(m, "port", path, default=443, minimum=1, maximum=65535) or 443
+    return ConsoleSettings(email=email, password=password, port=port, tls_fingerprint=_read_fingerprint(r, m, path))
+
+
+def _read_activation(r: _Reader, raw: object) -> ActivationSettings | None:
+    path = "activation"
+    m = r.mapping(raw, path, ("key", "defer"))
+    if m is None:
+        return None
+    defer = m.get("defer", False)
+    if not isinstance(defer, bool):
+        r.error("activation.defer", f"expected true or false, got {_kind(defer)} {_show(defer)}", "write `defer: true`")
+        defer = False
+    key = r.secret(m, "key", path, required=False)
+    if key is not None and defer:
+        r.error("activation", "has both a key and `defer: true`", "keep the key to activate now, or defer to later")
+    elif "key" not in m and not defer:
+        r.error(
+            "activation",
+            "has neither a key nor `defer: true`",
+            "store the key from Spectro Cloud support (`palette-wizard secret set NAME`) and write "
+            "`key: {secret: NAME}`, or write `defer: true`",
+        )
+    return ActivationSettings(key=key, defer=bool(defer))
+
+
 def _cross_checks(r: _Reader, nodes: list[Node], network: Network | None, provider: ProviderType | None) -> None:
     count = len(nodes)
     if count == 1:
@@ -1242,9 +1315,44 @@ def parse_project(doc: object, *, base: Path | None = None, source: Path | None 
     files = _read_files(r, top.get("files"), ptype)
     appliance = _read_appliance(r, top.get("appliance"), [n.name for n in nodes if n.name])
     cluster = _read_cluster(r, top.get("cluster"))
+    console = _read_console(r, top["console"]) if top.get("console") is not None else None
+    activation = _read_activation(r, top["activation"]) if top.get("activation") is not None else ActivationSettings()
+    if console is None:
+        if top.get("activation") is not None:
+            r.error("activation", "needs the system console", "add `console: {email: …, password: {secret: NAME}}`")
+        if files is not None and files.pack_bundles:
+            r.warning(
+                "files.pack_bundles",
+                "are verified but not uploaded: uploading packs ends with the registry sync in the system console",
+                "add `console: {email: …, password: {secret: NAME}}`",
+            )
+    elif top.get("activation") is None:
+        r.warning(
+            "activation",
+            "is not set: Palette stays on its 30-day trial",
+            "write `activation: {defer: true}` to say so, or give the key as `activation: {key: {secret: NAME}}`",
+        )
+    if files is not None:
+        seen: dict[str, int] = {}
+        for i, ref in enumerate(files.pack_bundles):
+            if ref.path.name in seen:
+                r.error(
+                    f"files.pack_bundles[{i}]",
+                    f"has the same file name as files.pack_bundles[{seen[ref.path.name]}]",
+                    "the Local UI keeps packs by name; give each bundle a distinct file name",
+                )
+            seen.setdefault(ref.path.name, i)
     _cross_checks(r, nodes, network, ptype)
     errors = [p for p in r.problems if p.is_error]
-    if errors or provider is None or network is None or files is None or appliance is None or cluster is None:
+    if (
+        errors
+        or provider is None
+        or network is None
+        or files is None
+        or appliance is None
+        or cluster is None
+        or activation is None
+    ):
         raise ProjectInvalid(r.problems, str(source) if source else "")
     project = Project(
         name=name,
@@ -1255,6 +1363,8 @@ def parse_project(doc: object, *, base: Path | None = None, source: Path | None 
         appliance=appliance,
         cluster=cluster,
         source=source,
+        console=console,
+        activation=activation,
     )
     return LoadedProject(project, [p for p in r.problems if not p.is_error])
 
@@ -1422,6 +1532,21 @@ def project_to_dict(project: Project, base: Path | None = None) -> dict[str, Any
         if c.kubeconfig is not None:
             cluster["kubeconfig"] = str(_file_dict(FileRef(c.kubeconfig), base)["path"])  # type: ignore[index]
         doc["cluster"] = cluster
+    if project.console is not None:
+        con = project.console
+        console: dict[str, Any] = {"email": con.email}
+        if con.password is not None:
+            console["password"] = con.password.to_dict()
+        if con.port != 443:
+            console["port"] = con.port
+        if con.tls_fingerprint:
+            console["tls_fingerprint"] = con.tls_fingerprint
+        doc["console"] = console
+    act = project.activation
+    if act.key is not None:
+        doc["activation"] = {"key": act.key.to_dict()}
+    elif act.defer:
+        doc["activation"] = {"defer": True}
     return doc
 
 

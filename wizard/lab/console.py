@@ -4,6 +4,13 @@ Covers what the wizard drives after the cluster is up: the ``admin``/``admin`` f
 reset, activation (the lab plays Spectro support and hands out activation keys), the installed version and the
 in-cluster OCI registry (Zot) with its sync. Paths and field names follow palette-sdk-go as quoted in the reference
 (§4); where it is silent the choice is commented at the spot.
+
+The console exists only once the management cluster runs (``available``); before that its address answers 503, as
+the cluster's ingress does while Palette is not up. The registry's content is shared with the nodes' Local UI: pack
+bundles uploaded to a node's Local UI (reference §1.7, "Content → Upload Content") land in the Zot registry the
+cluster at the node's VIP serves, and the Local UI lists it (``/v1/edge-mgmt/cluster/registry/content/details``).
+The functions at the end of this module are that Local UI side; the lab finds the console of a VIP through
+:func:`serving`, the way a node reaches the registry at ``<vip>:30003``.
 """
 
 from __future__ import annotations
@@ -29,7 +36,9 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
+from wizard.lab import cluster as lab_cluster
 from wizard.lab.certs import NodeCertificate
+from wizard.lab.node import LocalUIError, NodeState, UploadedContent
 from wizard.lab.tlsserver import BackgroundServer, TLSHTTPServer
 
 log = logging.getLogger(__name__)
@@ -49,6 +58,7 @@ ACTIVE, PENDING, INACTIVE = "Active", "Pending", "Inactive"
 SYNC_IDLE, SYNC_IN_PROGRESS, SYNC_COMPLETED, SYNC_FAILED = "Idle", "InProgress", "Completed", "Failed"
 
 _KEY_PREFIX = "lab-act-"
+PACKS_DEPLOYED_AT = next(s.at for s in lab_cluster.STAGES if s.type == "PacksDeployed")
 
 
 class ConsoleError(Exception):
@@ -103,6 +113,17 @@ class _Sync:
     total: int = 0
 
 
+@dataclass(frozen=True)
+class PackContent:
+    """One pack bundle imported into the registry."""
+
+    name: str
+    version: str
+    size: int
+    sha256: str
+    added_at: float
+
+
 @dataclass
 class _Registry:
     uid: str
@@ -110,6 +131,7 @@ class _Registry:
     endpoint: str
     base_content_path: str
     sync: _Sync = field(default_factory=_Sync)
+    packs: dict[tuple[str, str], PackContent] = field(default_factory=dict)
 
 
 class SystemConsoleState:
@@ -124,8 +146,11 @@ class SystemConsoleState:
         version: str = DEFAULT_VERSION,
         sync_duration: float = DEFAULT_SYNC_DURATION,
         pack_count: int = DEFAULT_PACK_COUNT,
+        available: Callable[[], bool] | None = None,
     ) -> None:
         self.clock = clock
+        # False until the management cluster runs; the server then answers every request with 503.
+        self.available: Callable[[], bool] = available or (lambda: True)
         self.lock = threading.RLock()
         self.installed_at = clock()
         self.system_uid = system_uid or _object_id()  # shown in the console as the "Product Setup ID"
@@ -297,7 +322,8 @@ class SystemConsoleState:
             if sync.state == SYNC_IN_PROGRESS and not force:
                 return
             sync.state, sync.started_at, sync.last_run = SYNC_IN_PROGRESS, now, now
-            sync.fail_message, sync.total = self.sync_fault, self.pack_count
+            # The content bundle's own packs plus every pack bundle uploaded since.
+            sync.fail_message, sync.total = self.sync_fault, self.pack_count + len(self.registry.packs)
             sync.message = f"synced 0 of {sync.total} packs"
 
     def sync_status(self, uid: str) -> dict[str, Any]:
@@ -322,6 +348,17 @@ class SystemConsoleState:
         # Lab extension beyond the SDK's v1RegistrySyncStatus: the counts the console's progress shows.
         body["totalPacks"], body["syncedPacks"] = sync.total, synced
         return body
+
+    def import_pack(self, name: str, version: str, size: int, sha256: str) -> PackContent:
+        """Record a pack bundle in the registry (a re-upload of the same name and version replaces it)."""
+        with self.lock:
+            pack = PackContent(name, version, size, sha256, self.clock())
+            self.registry.packs[(name, version)] = pack
+            return pack
+
+    def packs(self) -> list[PackContent]:
+        with self.lock:
+            return sorted(self.registry.packs.values(), key=lambda p: p.added_at)
 
     def registries_summary(self) -> dict[str, Any]:
         with self.lock:
@@ -411,6 +448,16 @@ def _syslogin(req: _Request) -> _Reply:
 def _password_reset(req: _Request) -> _Reply:
     body = req.body()
     req.state.reset_password(_string(body, "email"), _string(body, "oldPassword"), _string(body, "newPassword"))
+    return _Reply(204)
+
+
+@_route("PATCH", r"/v1/system/admin/email")
+def _admin_email(req: _Request) -> _Reply:
+    email = _string(req.body(), "email")
+    with req.state.lock:
+        if "@" not in email.strip("@") or any(c.isspace() for c in email):
+            raise ConsoleError(400, "InvalidEmail", "a valid email address is required")
+        req.state.admin_email = email
     return _Reply(204)
 
 
@@ -553,6 +600,8 @@ class _Handler(BaseHTTPRequestHandler):
         path = url.path.rstrip("/") or "/"
         state = self.console.state
         try:
+            if not state.available():
+                raise ConsoleError(503, "ServiceUnavailable", "Palette is not running yet")
             found = [(r, m) for r in _ROUTES if (m := r[1].match(path))]
             if not found:
                 raise ConsoleError(404, "NotFound", f"no such path: {path}")
@@ -607,3 +656,124 @@ class SystemConsoleServer(BackgroundServer):
 
     def _make_server(self, address: tuple[str, int]) -> TLSHTTPServer:
         return _TLSServer(address, self.certificate.server_context(), self.state, self.socket_timeout)
+
+    def _started(self) -> None:
+        with _DIRECTORY_LOCK:
+            _DIRECTORY[self.host] = self.state
+
+    def _stopping(self) -> None:
+        with _DIRECTORY_LOCK:
+            if _DIRECTORY.get(self.host) is self.state:
+                del _DIRECTORY[self.host]
+
+
+# -- The Local UI's view of the registry -----------------------------------------------------------------------------
+
+# Which console (and so which Zot registry) answers at an address: the lab's stand-in for the network between a node
+# and its cluster's VIP. One console per address, registered while its server runs.
+_DIRECTORY: dict[str, SystemConsoleState] = {}
+_DIRECTORY_LOCK = threading.Lock()
+_PACK_VERSION = re.compile(r"(?P<name>.+?)[-_]v?(?P<version>\d[\w.+-]*)")
+
+
+def serving(host: str) -> SystemConsoleState | None:
+    """The console whose server runs at ``host`` (a cluster's VIP), if any."""
+    with _DIRECTORY_LOCK:
+        return _DIRECTORY.get(host)
+
+
+def pack_identity(file_name: str) -> tuple[str, str] | None:
+    """(name, version) of a pack bundle file, or None for anything else.
+
+    Artifact Studio names pack bundles ``<name>.zst`` (reference §1.3) while the content bundle is a ``.tar.zst``;
+    how the Local UI reads a pack's name and version is not published, so the lab takes them from the file name
+    (``ubuntu-22.04.zst`` → ``ubuntu``, ``22.04``).
+    """
+    if not file_name.endswith(".zst") or file_name.endswith(".tar.zst"):
+        return None
+    stem = file_name.removesuffix(".zst")
+    m = _PACK_VERSION.fullmatch(stem)
+    return (m["name"], m["version"]) if m else (stem, "")
+
+
+def _cluster_console(node: NodeState) -> SystemConsoleState | None:
+    deployment = node.cluster
+    if deployment is None or not deployment.running(node.clock()):
+        return None
+    return serving(deployment.vip)
+
+
+def import_upload(node: NodeState, content: UploadedContent) -> bool:
+    """After an upload to ``node``'s Local UI: a pack bundle goes into the running cluster's registry. True when
+    imported; a content bundle, or any upload before the cluster runs, stays the node's content only."""
+    identity = pack_identity(content.file_name)
+    console = _cluster_console(node)
+    if identity is None or console is None:
+        return False
+    console.import_pack(identity[0], identity[1], content.size, content.sha256)
+    return True
+
+
+def registry_content_details(node: NodeState) -> dict[str, Any]:
+    """v1HarborContentsDetails: the packs in the cluster's registry (none before the cluster runs)."""
+    console = _cluster_console(node)
+    packs = console.packs() if console is not None else []
+    return {
+        "status": [
+            {
+                "contentType": "pack",
+                "name": p.name,
+                "version": p.version,
+                "size": str(p.size),
+                "dateAdded": iso8601(p.added_at),
+            }
+            for p in packs
+        ]
+    }
+
+
+def registry_sync_status_details(node: NodeState) -> dict[str, Any]:
+    """v1HarborContentsSyncStatus: the lab imports an upload at once, so nothing is ever pending."""
+    console = _cluster_console(node)
+    return {"statusMessage": "" if console is not None else "registry not installed", "errors": {}, "pendingItems": []}
+
+
+def registry_health(node: NodeState) -> dict[str, Any]:
+    """v1HarborHealthDetails."""
+    console = _cluster_console(node)
+    if console is None:
+        return {"State": "NotInstalled", "Message": "the cluster registry runs once the cluster is up"}
+    used = sum(p.size for p in console.packs())
+    capacity = 100 * 1024**3  # the profile's default OCI Registry Storage Size (GiB)
+    return {
+        "State": "Healthy",
+        "DiskCapacity": str(capacity),
+        "DiskUsed": str(used),
+        "DiskAvailable": str(capacity - used),
+        "UsagePercentage": f"{100 * used / capacity:.2f}",
+        "Message": "",
+    }
+
+
+def cluster_applications(node: NodeState) -> dict[str, Any]:
+    """v1ClusterCurrentApplications: the profile's packs, Running once the cluster reports them deployed."""
+    deployment = node.cluster
+    if deployment is None:
+        raise LocalUIError(404, "NotFound", "no cluster on this host")
+    now = node.clock()
+    deployed_at = deployment.at(PACKS_DEPLOYED_AT)
+    running = now >= deployed_at
+    packs: list[dict[str, Any]] = [
+        {
+            "name": name,
+            "version": version,
+            "layer": layer,
+            "status": "Running" if running else "Deploying",
+            "startTime": iso8601(deployment.created_at),
+            **({"endTime": iso8601(deployed_at)} if running else {}),
+            "conditions": [],
+            "contents": [],
+        }
+        for (name, version), layer in zip(lab_cluster.PACKS, ("os", "k8s", "cni", "csi", "addon"), strict=False)
+    ]
+    return {"clusterProfileTemplates": [{"name": deployment.name, "type": "cluster", "packs": packs}]}

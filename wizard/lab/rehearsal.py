@@ -1,10 +1,12 @@
 """A whole install rehearsed against simulated appliance nodes on this machine: ``palette-wizard run --rehearse``.
 
-:class:`Rehearsal` starts a lab of nodes that are not installed yet, builds the files an operator would download (a
-small UEFI-bootable appliance ISO, a content bundle signed with a key made for the occasion), writes a project file
-that points at the lab's nodes and stores its secrets in memory. Then the very engine of ``run PROJECT`` runs on
-it; the rehearsal only plays the operator's part of the ``manual`` provider — when the boot step starts it
-inserts the ISO into every node and powers them on.
+:class:`Rehearsal` starts a lab of nodes that are not installed yet and Palette's system console at the VIP (it
+answers once the lab's cluster runs), builds the files an operator would download (a small UEFI-bootable appliance
+ISO, a content bundle and two pack bundles signed with a key made for the occasion), writes a project file that
+points at the lab's nodes and console and stores its secrets in memory — the activation key among them, issued by the
+lab for this console's Product Setup ID, so the run ends with "Palette activated, packs uploaded". Then the very
+engine of ``run PROJECT`` runs on it; the rehearsal only plays the operator's part of the ``manual`` provider — when
+the boot step starts it inserts the ISO into every node and powers them on.
 
 Everything lives in one folder (``<state>/rehearsal``) with its own journal, logs and trust store, so a rehearsal
 never touches the operator's sessions, keyring or pinned fingerprints. The project pins every node's SSH host key
@@ -34,6 +36,8 @@ from wizard.core.steps import pipeline
 from wizard.core.steps.nodes import Pacing
 from wizard.core.steps.preflight import PreflightSettings
 from wizard.lab.artifacts import appliance_iso, make_key, random_file, sign_file
+from wizard.lab.certs import create_node_certificate
+from wizard.lab.console import DEFAULT_SYNC_DURATION, SystemConsoleServer, SystemConsoleState
 from wizard.lab.lab import Lab
 from wizard.lab.node import DEFAULT_CLUSTER_TIMELINE
 from wizard.providers.manual import ManualPacing
@@ -45,7 +49,11 @@ PROJECT_NAME = "palette-rehearsal"
 VIP = "127.0.10.10"
 NODE_PASSWORD_KEY = "rehearsal-node-password"  # noqa: S105 - a keyring name, not a password
 OCI_PASSWORD_KEY = "rehearsal-oci-registry-password"  # noqa: S105 - a keyring name, not a password
+CONSOLE_PASSWORD_KEY = "rehearsal-console-password"  # noqa: S105 - a keyring name, not a password
+ACTIVATION_KEY_REF = "rehearsal-activation-key"
+CONSOLE_EMAIL = "admin@rehearsal.example"
 BUNDLE_SIZE = 4 * 1024 * 1024
+PACK_BUNDLES = (("ubuntu-22.04.5.zst", 1024 * 1024), ("pxk-e-1.30.6.zst", 2 * 1024 * 1024))
 
 
 def _node_address() -> str:
@@ -97,6 +105,7 @@ class Rehearsal:
         # The store keeps values in memory because the fail backend is not secure; say why in the rehearsal's words.
         self.secrets.notice = "Rehearsal: its secrets are generated for this run and kept in memory only."
         self.lab: Lab | None = None
+        self.console: SystemConsoleServer | None = None
         self.powered_on = False
 
     # -- setting up ----------------------------------------------------------------------------------------
@@ -135,8 +144,18 @@ class Rehearsal:
         bundle = random_file(files / "core-content-rehearsal.tar.zst", BUNDLE_SIZE)
         signature = files / "core-content-rehearsal.tar.sig.bin"
         sign_file(key, bundle, signature)
-        for ref in (NODE_PASSWORD_KEY, OCI_PASSWORD_KEY):
+        packs = []
+        for name, size in PACK_BUNDLES:
+            (files / "packs").mkdir(exist_ok=True)
+            pack = random_file(files / "packs" / name, size)
+            pack_signature = pack.with_name(name.removesuffix(".zst") + ".sig.bin")
+            sign_file(key, pack, pack_signature)
+            packs.append(
+                {"path": str(pack.relative_to(self.folder)), "signature": str(pack_signature.relative_to(self.folder))}
+            )
+        for ref in (NODE_PASSWORD_KEY, OCI_PASSWORD_KEY, CONSOLE_PASSWORD_KEY):
             self.secrets.set(SecretRef(ref), secrets.token_urlsafe(18))
+        console = self._start_console(ip)
         gateway = "127.0.0.254"
         doc: dict[str, Any] = {
             "schema_version": 1,
@@ -165,13 +184,44 @@ class Rehearsal:
                     "signature": str(signature.relative_to(self.folder)),
                 },
                 "public_key": str(public_key.relative_to(self.folder)),
+                "pack_bundles": packs,
             },
             "appliance": {"username": "kairos", "password": {"secret": NODE_PASSWORD_KEY}},
             "cluster": {"secret_variables": {"ociPackRegistryPassword": {"secret": OCI_PASSWORD_KEY}}},
         }
+        if console is not None:
+            # The lab plays Spectro support too: the key it issues is for this console's Product Setup ID.
+            self.secrets.set(SecretRef(ACTIVATION_KEY_REF), console.state.issue_activation_key().key)
+            doc["console"] = {
+                "email": CONSOLE_EMAIL,
+                "password": {"secret": CONSOLE_PASSWORD_KEY},
+                "port": console.port,
+                "tls_fingerprint": console.certificate.fingerprint,
+            }
+            doc["activation"] = {"key": {"secret": ACTIVATION_KEY_REF}}
         header = f"# {BANNER}\n# Written by `palette-wizard run --rehearse`; the lab it names is gone once it ends.\n"
         self.project_file.write_text(header + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
         log.info("rehearsal lab: %d node(s) on %s, speed %g, folder %s", self.n_nodes, ip, speed, self.folder)
+
+    def _start_console(self, node_ip: str) -> SystemConsoleServer | None:
+        """Palette's system console at the VIP, answering once the lab's cluster runs. Where only 127.0.0.1 is
+        loopback (macOS) the VIP cannot be served, and the rehearsal ends with the cluster."""
+        if node_ip == "127.0.0.1":
+            log.warning("rehearsal: %s is not a local address here; no system console at the VIP", VIP)
+            return None
+        lab = self.lab
+        assert lab is not None
+
+        def cluster_running() -> bool:
+            now = lab.clock()
+            return any(n.state.cluster is not None and n.state.cluster.running(now) for n in lab.nodes)
+
+        state = SystemConsoleState(
+            lab.clock, sync_duration=max(0.5, DEFAULT_SYNC_DURATION / self.speed), available=cluster_running
+        )
+        certificate = create_node_certificate(self.folder / "lab" / "system-console", ip=VIP, hostname=PROJECT_NAME)
+        self.console = SystemConsoleServer(state, certificate, host=VIP, socket_timeout=15.0).start()
+        return self.console
 
     def steps(self, until: str | None = None) -> list[Step]:
         settings = PreflightSettings(icmp=False, arp=False, connect_timeout=0.5, min_free=256 * 1024 * 1024)
@@ -194,6 +244,9 @@ class Rehearsal:
         log.info("rehearsal: the ISO is inserted and every node powered on")
 
     def close(self) -> None:
+        if self.console is not None:
+            self.console.stop()
+            self.console = None
         if self.lab is not None:
             self.lab.stop()
             self.lab = None

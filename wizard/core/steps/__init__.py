@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from wizard.core.jobs import Step
 from wizard.core.steps.boot import BootStep, EjectStep, MachinesStep, MediaStep
+from wizard.core.steps.console import ActivateStep, ConsoleStep, PacksStep, ValidateStep
 from wizard.core.steps.credentials import CredentialsStep
 from wizard.core.steps.install import InstallStep
 from wizard.core.steps.localui import ClusterStep, ContentStep, LinkStep, PasswordStep
 from wizard.core.steps.nodes import Pacing
+from wizard.core.steps.postboot import PostbootStep
 from wizard.core.steps.preflight import PreflightSettings, PreflightStep
 from wizard.core.steps.verify import VerifyFilesStep
 
@@ -20,11 +22,16 @@ STEP_IDS = (
     "media",
     "boot",
     "install",
+    "postboot",
     "eject",
     "password",
     "link",
     "content",
     "cluster",
+    "console",
+    "activate",
+    "packs",
+    "validate",
 )
 
 
@@ -45,11 +52,16 @@ def pipeline(
         MediaStep(pacing),
         BootStep(pacing),
         InstallStep(pacing),
+        PostbootStep(),
         EjectStep(pacing),
         PasswordStep(pacing),
         LinkStep(pacing),
         ContentStep(pacing),
         ClusterStep(pacing),
+        ConsoleStep(pacing),
+        ActivateStep(pacing),
+        PacksStep(pacing),
+        ValidateStep(pacing, STEP_IDS),
     ]
     assert tuple(s.id for s in steps) == STEP_IDS
     if until is None:

@@ -1,0 +1,298 @@
+"""The steps after the cluster: the system console's first login, activation, pack bundles, and the validation that
+ends with the run report."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from wizard.appliance.console import (
+    ActivateJob,
+    ConsoleConnector,
+    ConsoleEndpoint,
+    ConsoleSetupJob,
+    RegistrySyncJob,
+)
+from wizard.appliance.localui import Connector, Endpoint, LocalUIClient, LocalUIError
+from wizard.appliance.packs import UploadPackJob, packs_inputs
+from wizard.core.cancel import CancelToken
+from wizard.core.errors import WizardError
+from wizard.core.jobs import Job, Step, StepContext, StepKind
+from wizard.core.problems import Problem
+from wizard.core.progress import Reporter
+from wizard.core.report import read_journal_file, summarize, write_run_report
+from wizard.core.steps.nodes import Pacing, connector, endpoint, leader_and_followers, session_folder
+from wizard.core.trust import TrustStore
+
+P_APPLICATIONS = "/v1/edge-mgmt/cluster/applications"
+
+
+def console_endpoint(ctx: StepContext) -> ConsoleEndpoint:
+    settings = ctx.project.console
+    assert settings is not None
+    return ConsoleEndpoint(ctx.project.network.vip, settings.port, settings.tls_fingerprint)
+
+
+def console_connector(ctx: StepContext, pacing: Pacing) -> ConsoleConnector:
+    return ConsoleConnector(
+        TrustStore(ctx.paths.config), ctx.confirm, timeout=pacing.localui_timeout, retry_backoff=pacing.retry_backoff
+    )
+
+
+def console_password(ctx: StepContext) -> str:
+    """The operator's admin password; the steps after ``console`` run once it replaced admin/admin."""
+    settings = ctx.project.console
+    assert settings is not None and settings.password is not None
+    return ctx.secrets.require(settings.password, "console.password")
+
+
+class ConsoleStep(Step):
+    """First login to the system console and the forced change of the admin password; without a ``console``
+    section the wizard stops after the cluster."""
+
+    id = "console"
+    title = "Set up the system console"
+    kind = StepKind.INSTALL
+    weight = 0.5
+
+    def __init__(self, pacing: Pacing | None = None) -> None:
+        self.pacing = pacing or Pacing()
+
+    def jobs(self, ctx: StepContext) -> list[Job]:
+        settings = ctx.project.console
+        if settings is None:
+            return []
+        pace = self.pacing
+        return [
+            ConsoleSetupJob(
+                console_endpoint(ctx),
+                console_connector(ctx, pace),
+                settings.email,
+                console_password(ctx),
+                poll=pace.content_poll,
+                available_timeout=pace.cluster_outage_timeout,
+            )
+        ]
+
+
+class ActivateStep(Step):
+    """Activate with the key in the keyring, or (``defer``) record the Product Setup ID and when the trial ends."""
+
+    id = "activate"
+    title = "Activate Palette"
+    kind = StepKind.INSTALL
+    weight = 0.3
+
+    def __init__(self, pacing: Pacing | None = None) -> None:
+        self.pacing = pacing or Pacing()
+
+    def jobs(self, ctx: StepContext) -> list[Job]:
+        if ctx.project.console is None:
+            return []
+        ref = ctx.project.activation.key
+        key = ctx.secrets.require(ref, "activation.key") if ref is not None else None
+        return [ActivateJob(console_endpoint(ctx), console_connector(ctx, self.pacing), console_password(ctx), key=key)]
+
+
+class PacksStep(Step):
+    """Upload the pack bundles one at a time to the leader's Local UI, then sync the pack registry."""
+
+    id = "packs"
+    title = "Upload the pack bundles"
+    kind = StepKind.INSTALL
+    weight = 2.0
+    parallel = 1  # a queue: the leader keeps one "last upload", checked right after each file
+
+    def __init__(self, pacing: Pacing | None = None) -> None:
+        self.pacing = pacing or Pacing()
+
+    def jobs(self, ctx: StepContext) -> list[Job]:
+        files = ctx.project.files
+        if ctx.project.console is None or not files.pack_bundles:
+            return []
+        pace = self.pacing
+        leader, _ = leader_and_followers(ctx)
+        conn = connector(ctx, pace)
+        jobs: list[Job] = [
+            UploadPackJob(
+                endpoint(ctx, leader),
+                ref.path,
+                conn,
+                signature=ref.signature,
+                public_key=files.public_key,
+                retry_backoff=pace.retry_backoff,
+                poll_interval=pace.content_poll,
+                appear_timeout=min(pace.content_sync_timeout, 600.0),
+            )
+            for ref in files.pack_bundles
+        ]
+        jobs.append(
+            RegistrySyncJob(
+                console_endpoint(ctx),
+                console_connector(ctx, pace),
+                console_password(ctx),
+                inputs=packs_inputs([ref.path for ref in files.pack_bundles]),
+                poll=pace.content_poll,
+                timeout=pace.content_sync_timeout,
+            )
+        )
+        return jobs
+
+
+class ValidateJob(Job):
+    """What the docs' "Validate" asks (reference §1.6): the cluster Running and Healthy, its applications Running,
+    and the system console answering."""
+
+    id = "validate/palette"
+    name = "Validation"
+    weight = 1.0
+
+    def __init__(
+        self,
+        leader: Endpoint,
+        localui: Connector,
+        console: tuple[ConsoleEndpoint, ConsoleConnector, str] | None,
+    ) -> None:
+        self.leader = leader
+        self.localui = localui
+        self.console = console
+
+    def fingerprint(self) -> str:
+        return str(time.time())  # a check of the present: it runs again on every run
+
+    def run(self, report: Reporter, cancel: CancelToken) -> Mapping[str, Any] | None:
+        problems: list[str] = []
+        with self.localui.open(self.leader, cancel) as client:
+            report.update(0.1, f"Checking the cluster on {self.leader.name}")
+            status = client.cluster_status()
+            if status is None:
+                raise WizardError(
+                    "No cluster", f"{self.leader.name} has no cluster", remediation="run the cluster step"
+                )
+            if not status.done:
+                problems.append(f"the cluster is {status.state}/{status.health or 'unknown'}: {status.reason}")
+            report.update(0.4, "Checking the cluster's applications")
+            apps = _applications(client)
+        not_running = sorted(f"{n} ({s or 'no status'})" for n, s in apps.items() if s != "Running")
+        if not apps:
+            problems.append("the cluster lists no applications")
+        elif not_running:
+            problems.append("applications not Running: " + ", ".join(not_running))
+        version = activation = ""
+        if self.console is not None:
+            where, conn, password = self.console
+            report.update(0.7, f"Checking the system console at {where.url}/system")
+            with conn.open(where, password, cancel) as console:
+                console.login()
+                version = console.version()
+                activation = console.activation().state
+            if not version:
+                problems.append(f"{where.url}/system does not report its version")
+        if problems:
+            raise WizardError(
+                "Palette is not healthy",
+                "; ".join(problems),
+                remediation="check Cluster → Overview in the leader's Local UI and the system console, then run "
+                "again (only the validation repeats)",
+            )
+        report.finish(f"Cluster Running and Healthy, {len(apps)} applications Running, system console healthy")
+        return {
+            "cluster": status.name,
+            "state": status.state,
+            "health": status.health,
+            "applications": len(apps),
+            "console_version": version,
+            "activation": activation,
+        }
+
+
+def _applications(client: LocalUIClient) -> dict[str, str]:
+    """Pack name → status from the Local UI's ``cluster/applications``."""
+    r = client.request("GET", P_APPLICATIONS, retries=2)
+    assert r is not None
+    try:
+        data = r.json()
+    except ValueError as exc:
+        raise LocalUIError("Unexpected Local UI answer", f"{client.where}: applications are not JSON") from exc
+    out: dict[str, str] = {}
+    for template in (data.get("clusterProfileTemplates") if isinstance(data, dict) else None) or []:
+        for pack in template.get("packs") or []:
+            out[str(pack.get("name") or "")] = str(pack.get("status") or "")
+    return out
+
+
+class RunReportJob(Job):
+    """Write the run summary and the HTML run report into the session folder, from the journal."""
+
+    id = "validate/report"
+    name = "Run report"
+    weight = 0.1
+
+    def __init__(
+        self,
+        journal_path: Path,
+        folder: Path,
+        log_dir: Path,
+        *,
+        project: str,
+        vip: str,
+        step_order: Sequence[str],
+    ) -> None:
+        self.journal_path = journal_path
+        self.folder = folder
+        self.log_dir = log_dir
+        self.project = project
+        self.vip = vip
+        self.step_order = tuple(step_order)
+
+    def fingerprint(self) -> str:
+        return str(time.time())  # the report describes the latest run: always written again
+
+    def run(self, report: Reporter, cancel: CancelToken) -> Mapping[str, Any] | None:
+        summary = summarize(
+            read_journal_file(self.journal_path),
+            project=self.project,
+            vip=self.vip,
+            journal_path=self.journal_path,
+            log_dir=self.log_dir,
+            step_order=self.step_order,
+        )
+        html_path, text_path = write_run_report(summary, self.folder)
+        report.finish(summary.headline)
+        return {"report": str(html_path), "summary": str(text_path), "headline": summary.headline}
+
+
+class ValidateStep(Step):
+    """Validate the install, then write the run report (also when the validation fails)."""
+
+    id = "validate"
+    title = "Validate and summarise"
+    kind = StepKind.INSTALL
+    weight = 0.3
+    parallel = 1  # the report comes last and records the validation's outcome
+
+    def __init__(self, pacing: Pacing | None = None, step_order: Sequence[str] = ()) -> None:
+        self.pacing = pacing or Pacing()
+        self.step_order = tuple(step_order)
+
+    def problems(self, ctx: StepContext) -> list[Problem]:
+        return []
+
+    def jobs(self, ctx: StepContext) -> list[Job]:
+        leader, _ = leader_and_followers(ctx)
+        console = None
+        if ctx.project.console is not None:
+            console = (console_endpoint(ctx), console_connector(ctx, self.pacing), console_password(ctx))
+        return [
+            ValidateJob(endpoint(ctx, leader), connector(ctx, self.pacing), console),
+            RunReportJob(
+                ctx.journal.path,
+                session_folder(ctx),
+                ctx.paths.logs,
+                project=ctx.project.name,
+                vip=ctx.project.network.vip,
+                step_order=self.step_order,
+            ),
+        ]
