@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import struct
@@ -294,3 +295,21 @@ def test_headless_run_exits_3_with_a_busy_vip_and_0_when_clear(tmp_path: Path) -
     assert "net.vip-free" in out.stdout and "port 6443 accepted" in out.stdout
     clear = run_cli(["run", str(path), "--until", "preflight"], cli_env(tmp_path / "home"))
     assert clear.returncode == 0, clear.stdout + clear.stderr
+
+
+def test_preflight_reports_the_gateway_checks(tmp_path: Path) -> None:
+    # Project validation already refuses a gateway or VIP outside the nodes' subnet; preflight re-states it and
+    # says which probes of the gateway were possible (a loopback gateway has no router behind it: not probed).
+    appliance_iso(tmp_path / "appliance.iso", 64 * 1024)
+    doc = base_doc(files={"iso": "appliance.iso"})
+    settings = PreflightSettings(ports=(free_port(),), connect_timeout=0.3)
+    code, journal, events = _engine_run(tmp_path, doc, settings)
+    assert code is ExitCode.DONE, next(e for e in events if isinstance(e, RunFinished)).error
+    assert journal.result("preflight/gateway") is not None
+    json_path, _html = report_paths(journal.path)
+    report = json.loads(json_path.read_text())
+    gateway = [r for r in report["results"] if r["check"].startswith("net.gateway")]
+    assert {r["check"] for r in gateway} == {"net.gateway-consistent", "net.gateway-answers"}
+    assert all(r["outcome"] == "pass" for r in gateway)
+    answers = next(r for r in gateway if r["check"] == "net.gateway-answers")
+    assert answers["details"] == {"skipped": True} and "loopback" in answers["message"]

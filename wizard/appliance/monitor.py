@@ -7,8 +7,12 @@ the boot id changing, whether or not a poll caught SSH being down.
 
 Budgets are soft: when a stage takes longer than planned the monitor warns (``on_warning`` and the job's message)
 and keeps watching, because installs on slow disks legitimately take long. Only an install failure in the log, a
-login or host-key problem, a node that booted its old system instead of the installer, or the optional overall
-limit end the job with an error.
+login or host-key problem, a node that booted its old system instead of the installer, or the overall (hard) limit
+end the job with an error; the hard limit's error says where the node got stuck (a node that never answered SSH did
+not boot, which is a different fix from an install that hangs).
+
+A dropped session is not a reboot: only a node that stops accepting connections after its install finished, or a
+new boot id, counts as one, so a flaky network between the jump host and the node does not move the stages.
 
 Time comes from an injectable ``clock`` (stage timestamps and budgets) while waits between polls go through the
 :class:`~wizard.core.cancel.CancelToken`, so tests run the whole lifecycle in seconds and cancelling is prompt.
@@ -98,7 +102,8 @@ class Budgets:
     install: float = 40 * 60.0  # the installer itself; the docs say at least 15 minutes
     reboot: float = 10 * 60.0  # from the end of the install until the installed system answers
     local_ui: float = 15 * 60.0  # from the installed system up until the Local UI answers
-    overall: float | None = None
+    #: The hard limit: well past the sum of the soft budgets, so a slow install warns many times before it fails.
+    overall: float | None = 3 * 3600.0
 
 
 @dataclass(frozen=True)
@@ -234,7 +239,9 @@ class InstallMonitor(Job):
         sudo = "sudo -n " if self.poll.sudo else ""
         boot_id = c.run("cat /proc/sys/kernel/random/boot_id").stdout.strip()
         state = c.run(sudo + "kairos-agent state get boot").stdout.strip()
-        markers = set(c.run("ls /run/cos").stdout.split())
+        # The sentinel files only when the agent could not tell: every command is a chance for a flaky link to cut
+        # the poll, and a poll cut short must still have recorded what it learnt.
+        markers = set() if state in ("active_boot", "livecd_boot") else set(c.run("ls /run/cos").stdout.split())
         if "active_mode" in markers or state == "active_boot":
             return self._installed_system(boot_id, sudo)
         if "live_mode" in markers or state == "livecd_boot":
@@ -329,7 +336,8 @@ class InstallMonitor(Job):
 
     def _lost_contact(self, exc: WizardError) -> None:
         stage = self.stage
-        if stage is InstallStage.INSTALLING and self._install_finished_at is not None:
+        finished = stage is InstallStage.INSTALLING and self._install_finished_at is not None
+        if finished and isinstance(exc, SSHUnreachable):  # the node stopped listening: it went down to reboot
             self._reboot_seen_by = "ssh-drop"
             self._advance(InstallStage.REBOOTING, "SSH dropped after the install finished")
         elif stage is InstallStage.WAITING:
@@ -341,13 +349,6 @@ class InstallMonitor(Job):
     def _check_budgets(self) -> None:
         now = self.clock()
         b = self.budgets
-        if b.overall is not None and now - self._started > b.overall:
-            raise MonitorTimedOut(
-                "Install monitor timed out",
-                f"{self.node} did not finish within {b.overall / 60:g} min (now: {LABELS[self.stage].lower()})",
-                details="\n".join(self.tail()[-40:]),
-                remediation="check the node's console; rerun the step to keep watching",
-            )
         stage = self.stage
         since = self._entered(stage)
         if stage in (InstallStage.WAITING, InstallStage.BOOTING_INSTALLER) and now - self._started > b.boot:
@@ -378,6 +379,38 @@ class InstallMonitor(Job):
                 f"the Local UI of {self.node} does not answer on port {self.local_ui_port} after "
                 f"{(now - since) / 60:.0f} min; still watching",
             )
+        # Last, so the soft warning that applies is always given before the hard limit ends the job.
+        if b.overall is not None and now - self._started > b.overall:
+            self._timed_out(b.overall)
+
+    def _timed_out(self, limit: float) -> None:
+        stage = self.stage
+        minutes = f"{limit / 60:g} min"
+        tail = self.tail()[-40:]
+        if stage is InstallStage.WAITING:
+            message = (
+                f"{self.node} never answered SSH at {self.host}:{self.port} within {minutes}: it did not boot the "
+                "installer (or is not reachable from here)"
+            )
+            fix = (
+                "check on the node's console or BMC that it is powered on and boots from the ISO (UEFI, CD/DVD "
+                "first), and that this machine can reach its address on the SSH port; then run the step again"
+            )
+        elif stage is InstallStage.BOOTING_INSTALLER:
+            message = f"the installer on {self.node} never started within {minutes}"
+            fix = (
+                "look at the node's console: the interactive installer may be waiting for its questions (target "
+                "disk, post-install action); answer them, or attach a seed ISO that answers them, then run again"
+            )
+        else:
+            message = f"{self.node} did not finish within {minutes} (stuck at: {LABELS[stage].lower()})"
+            fix = "check the node's console and the log lines below; rerun the step to keep watching"
+        raise MonitorTimedOut(
+            "Install monitor timed out",
+            message,
+            details="\n".join([*self.warnings(), *tail]) or "no log lines were read from the node",
+            remediation=fix,
+        )
 
     # -- bookkeeping ---------------------------------------------------------------------------------------
     def _entered(self, stage: InstallStage) -> float:

@@ -247,6 +247,8 @@ class SSHClient:
                     transport.auth_publickey(creds.username, pkey)
                     return
                 except paramiko.AuthenticationException as exc:
+                    if not transport.is_active():
+                        raise paramiko.SSHException(f"the connection closed during key login: {exc}") from exc
                     reasons.append(f"key: {exc}")
             if creds.password is not None:
                 tried.append("password")
@@ -260,6 +262,16 @@ class SSHClient:
                 remediation="use a method the node allows (the appliance accepts password and key logins)",
             ) from exc
         except paramiko.AuthenticationException as exc:
+            if not transport.is_active():
+                # paramiko reports a connection that died during login as "Authentication failed"; a refused
+                # password leaves the session open. Calling a dropped link a wrong password would stop a monitor
+                # that should simply retry (and tempt an operator to change a correct password).
+                raise SSHUnreachable(
+                    "SSH session dropped",
+                    f"{self.where} closed the connection during login",
+                    details=str(exc),
+                    remediation="retry; if the node is rebooting, wait for it",
+                ) from exc
             reasons.append(f"password: {exc}")
         except (paramiko.SSHException, EOFError, OSError) as exc:
             raise SSHUnreachable(

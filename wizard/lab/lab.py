@@ -9,7 +9,7 @@ import ssl
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +17,7 @@ from wizard.lab.certs import NodeCertificate, create_node_certificate
 from wizard.lab.links import LinkRegistry
 from wizard.lab.localui import LocalUIServer
 from wizard.lab.machine import Machine, Timings
-from wizard.lab.node import DEFAULT_CLUSTER_TIMELINE, Clock, LoginPolicy, NodeState
+from wizard.lab.node import DEFAULT_CLUSTER_TIMELINE, Clock, Hardware, LoginPolicy, NodeState
 from wizard.lab.sshd import LabSSHServer, NodeShell, load_or_create_host_key
 
 log = logging.getLogger(__name__)
@@ -27,6 +27,47 @@ def _free_port(host: str) -> int:
     with socket.socket() as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
+
+
+GIB = 1024**3
+
+
+@dataclass(frozen=True)
+class NodeFaults:
+    """What is wrong with one lab node, as configuration; :meth:`LabNode.apply` sets the matching runtime knobs.
+
+    Each field maps to a plain attribute that may also be changed while the lab runs:
+
+    ============================  ===========================================================================
+    ``install_error``             ``machine.install_error``: the installer logs ``ERROR failed installing: …``
+    ``ssh_drop_every``            ``ssh.drop_every``: live SSH sessions are cut every N lab-clock seconds
+    ``localui_errors``            ``state.localui_errors``: the next N Local UI requests get a 500
+    ``localui_stall``             ``state.stall(S)``: Local UI requests are accepted, never answered, for S s
+    ``upload_rate``               ``state.upload_rate``: bytes per second on the upload-content body
+    ``token_ttl``                 ``state.token_ttl``: Local UI tokens expire after this many seconds
+    ``cpus`` / ``memory_mb``      ``machine.cpus`` / ``machine.memory_mb``: the facts SSH and the Local UI report
+    ``disks``                     ``machine.disks`` (name, bytes); a target disk too small fails the install
+    ``clock_skew``                ``machine.clock_offset``: seconds the node's clock is off (``date``, Local UI)
+    ``ntp_enabled``/``ntp_servers``  ``machine.ntp_enabled`` / ``machine.ntp_servers`` (``timedatectl``)
+    ``stale_partitions``          ``machine.stale_partitions``: disks with an earlier install's COS partitions
+    ``never_boots``               ``machine.never_boots``: power on does nothing
+    ============================  ===========================================================================
+    """
+
+    install_error: str = ""
+    ssh_drop_every: float | None = None
+    localui_errors: int = 0
+    localui_stall: float = 0.0
+    upload_rate: float | None = None
+    token_ttl: float | None = None
+    cpus: int | None = None
+    memory_mb: int | None = None
+    disks: tuple[tuple[str, int], ...] | None = None
+    clock_skew: float = 0.0
+    ntp_enabled: bool = True
+    ntp_servers: tuple[str, ...] | None = None
+    stale_partitions: tuple[str, ...] = ()
+    never_boots: bool = False
 
 
 @dataclass(frozen=True)
@@ -58,6 +99,45 @@ class LabNode:
         """Trusts this node's certificate only, the way a client that pinned it would."""
         return self.certificate.client_context()
 
+    def apply(self, faults: NodeFaults) -> None:
+        """Set this node's fault knobs from ``faults`` (a default ``NodeFaults()`` clears the ones it names)."""
+        m, st = self.machine, self.state
+        m.install_error = faults.install_error
+        m.never_boots = faults.never_boots
+        m.clock_offset = faults.clock_skew
+        m.ntp_enabled = faults.ntp_enabled
+        if faults.ntp_servers is not None:
+            m.ntp_servers = faults.ntp_servers
+        m.stale_partitions = faults.stale_partitions
+        if faults.cpus is not None:
+            m.cpus = faults.cpus
+        if faults.memory_mb is not None:
+            m.memory_mb = faults.memory_mb
+        if faults.disks is not None:
+            m.disks = faults.disks
+        self.ssh.drop_every = faults.ssh_drop_every
+        st.localui_errors = faults.localui_errors
+        st.stall(faults.localui_stall)
+        st.upload_rate = faults.upload_rate
+        st.token_ttl = faults.token_ttl
+
+
+def _skew_of(machine: Machine) -> Callable[[], float]:
+    return lambda: machine.clock_offset
+
+
+def machine_facts(machine: Machine) -> Callable[[], Hardware]:
+    """The Local UI's hardware facts read live from the machine, so SSH and the Local UI always agree."""
+
+    def facts() -> Hardware:
+        return Hardware(
+            cpu_cores=machine.cpus,
+            memory_mb=machine.memory_mb,
+            disks_gb=tuple(round(size / GIB) for _, size in machine.disks),
+        )
+
+    return facts
+
 
 class Lab:
     """N nodes sharing a :class:`LinkRegistry` (their "network") and one clock; use as a context manager.
@@ -86,7 +166,9 @@ class Lab:
         installed: bool = True,
         speed: float = 1.0,
         timings: Timings | None = None,
+        faults: NodeFaults | Mapping[int, NodeFaults] | None = None,
     ) -> None:
+        """``faults`` applies to every node (one :class:`NodeFaults`) or by node index (a mapping)."""
         if n_nodes < 1:
             raise ValueError("a lab needs at least one node")
         # Without a base_dir the lab keeps its node data in a temporary folder that leaving the context removes.
@@ -104,6 +186,7 @@ class Lab:
             for i in range(n_nodes):
                 name = f"{name_prefix}-{i + 1}"
                 folder = self.base_dir / name
+                machine = Machine(name, clock=clock, speed=speed, timings=timings or Timings(), preinstalled=installed)
                 state = NodeState(
                     name=name,
                     data_dir=folder / "data",
@@ -112,6 +195,8 @@ class Lab:
                     login_policy=login_policy,
                     content_sync_delay=content_sync_delay,
                     cluster_timeline=cluster_timeline,
+                    facts=machine_facts(machine),
+                    skew=_skew_of(machine),
                 )
                 cert = create_node_certificate(folder / "tls", ip=ip, hostname=name)
                 # The port is fixed up front: a node that is not installed yet still has a known Local UI address.
@@ -119,7 +204,6 @@ class Lab:
                 server = LocalUIServer(
                     state, cert, registry=self.registry, host=ip, port=state.port, socket_timeout=socket_timeout
                 )
-                machine = Machine(name, clock=clock, speed=speed, timings=timings or Timings(), preinstalled=installed)
                 shell = NodeShell(machine, self._hostname_of(state), {})
                 ssh = LabSSHServer(
                     machine,
@@ -129,7 +213,11 @@ class Lab:
                     host=ip,
                     offline=self._rebooting_for_cluster(state),
                 )
-                self.nodes.append(LabNode(i, state, cert, server, machine, ssh))
+                node = LabNode(i, state, cert, server, machine, ssh)
+                chosen = faults.get(i) if isinstance(faults, Mapping) else faults
+                if chosen is not None:
+                    node.apply(chosen)
+                self.nodes.append(node)
         except BaseException:
             self._remove_owned_dir()
             raise

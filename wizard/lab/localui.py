@@ -15,6 +15,7 @@ import math
 import os
 import ssl
 import tempfile
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
@@ -24,11 +25,19 @@ from urllib.parse import parse_qs, urlsplit
 
 from wizard.appliance import localui_spec
 from wizard.appliance.localui_spec import Operation, SpecViolation, UnknownOperation
-from wizard.lab import cluster
+from wizard.lab import cluster, console
 from wizard.lab.certs import NodeCertificate
 from wizard.lab.links import LinkRegistry
-from wizard.lab.multipart import MultipartError, PartInfo, PartSink, boundary_from_content_type, parse_multipart
-from wizard.lab.node import LocalUIError, NodeState, Session, UploadedContent
+from wizard.lab.multipart import (
+    MultipartError,
+    PartInfo,
+    PartSink,
+    Readable,
+    ThrottledReader,
+    boundary_from_content_type,
+    parse_multipart,
+)
+from wizard.lab.node import LocalUIError, NodeState, Session, UploadedContent, http_date
 from wizard.lab.tlsserver import BackgroundServer, TLSHTTPServer
 
 log = logging.getLogger(__name__)
@@ -214,8 +223,12 @@ def _upload_content(req: _Request) -> Reply:
     receiver = _UploadReceiver(req.node.content_dir)
     # From here the body is being consumed; only a complete parse leaves the connection reusable.
     handler.body_settled = True
+    body: Readable = handler.rfile
+    rate = req.node.upload_rate
+    if rate is not None and rate > 0:  # the slow-upload knob: a capped link between the client and the node
+        body = ThrottledReader(handler.rfile, rate, handler.lab_server.closing)
     try:
-        parse_multipart(handler.rfile, boundary, length, receiver.sink_for)
+        parse_multipart(body, boundary, length, receiver.sink_for)
     except MultipartError as exc:
         receiver.discard()
         handler.close_connection = True
@@ -229,6 +242,7 @@ def _upload_content(req: _Request) -> Reply:
         raise LocalUIError(400, "BadRequest", "the form field uploadFile is required")
     content = receiver.commit(req.node.clock())
     req.node.record_upload(content)
+    console.import_upload(req.node, content)  # a pack bundle lands in the running cluster's registry
     return Reply(201, {"message": UPLOAD_MESSAGE, "uploadPath": str(content.path)})
 
 
@@ -271,6 +285,26 @@ def _cluster_details(req: _Request) -> Reply:
 @_route("GET", "/v1/edge-mgmt/events/lifecycle")
 def _lifecycle_events(req: _Request) -> Reply:
     return Reply(200, cluster.lifecycle_events(req.node))
+
+
+@_route("GET", "/v1/edge-mgmt/cluster/applications")
+def _cluster_applications(req: _Request) -> Reply:
+    return Reply(200, console.cluster_applications(req.node))
+
+
+@_route("GET", "/v1/edge-mgmt/cluster/registry/content/details")
+def _registry_content(req: _Request) -> Reply:
+    return Reply(200, console.registry_content_details(req.node))
+
+
+@_route("GET", "/v1/edge-mgmt/cluster/registry/content/sync-status/details")
+def _registry_sync_status(req: _Request) -> Reply:
+    return Reply(200, console.registry_sync_status_details(req.node))
+
+
+@_route("GET", "/v1/edge-mgmt/cluster/registry/health")
+def _registry_health(req: _Request) -> Reply:
+    return Reply(200, console.registry_health(req.node))
 
 
 @_route("GET", "/v1/edge-mgmt/clusters/current/nodes")
@@ -400,6 +434,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = do_GET
 
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        # The Date header comes from the node's own (possibly skewed) clock, as a real server's does.
+        return http_date(self.lab_server.node.wall_time(timestamp))
+
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s %s", self.lab_server.node.name, format % args)
 
@@ -483,6 +521,21 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- Dispatch --
 
+    def _stalled(self) -> bool:
+        """The stall knob: hold the request unanswered until the stall ends (or the server stops), then hang up."""
+        server = self.lab_server
+        remaining = server.node.stall_remaining()
+        if remaining <= 0:
+            return False
+        log.debug("%s: stalling %s %s for %.1f s", server.node.name, self.command, self.path, remaining)
+        with server.node.lock:
+            server.node.stalled_requests += 1
+        # Short waits: the stall may be shortened or lifted (``stall(0)``) while a request is held.
+        while remaining > 0 and not server.closing.wait(min(remaining, 0.05)):
+            remaining = server.node.stall_remaining()
+        self.close_connection = True
+        return True
+
     def _dispatch(self) -> None:
         self.body_settled = False
         server = self.lab_server
@@ -498,7 +551,11 @@ class _Handler(BaseHTTPRequestHandler):
             return
         key = (op.method, op.template)
         req = _Request(self, op, url.path, {}, server.node, server.registry)
+        if self._stalled():
+            return
         try:
+            if server.node.take_error():  # the fault knob: this request fails as a broken server's would
+                raise LocalUIError(500, "InternalError", "internal server error (injected by the lab)")
             if key not in _PUBLIC:
                 req.session = server.node.authenticate(self.headers.get("Authorization"))
             route = _ROUTES.get(key)
@@ -530,6 +587,7 @@ class _TLSServer(TLSHTTPServer):
     ) -> None:
         self.node = node
         self.registry = registry
+        self.closing = threading.Event()  # set when the server stops: ends stalls and throttled reads at once
         super().__init__(address, context, _Handler, socket_timeout=socket_timeout, label=f"localui-{node.name}")
 
 
@@ -554,6 +612,12 @@ class LocalUIServer(BackgroundServer):
 
     def _make_server(self, address: tuple[str, int]) -> TLSHTTPServer:
         return _TLSServer(address, self.certificate.server_context(), self.node, self.registry, self.socket_timeout)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        server = self._server
+        if isinstance(server, _TLSServer):
+            server.closing.set()
+        super().stop(timeout)
 
     def _started(self) -> None:
         self.node.port = self._port

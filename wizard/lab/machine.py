@@ -7,6 +7,20 @@ hardware), then reboots into the installed system (``/run/cos/active_mode``, ``k
 duration is scaled by ``speed``, so a rehearsal can take minutes and a test seconds.
 
 Everything here is derived from the clock on demand: there is no background thread to race with.
+
+Fault knobs (plain attributes, settable at any time; :class:`~wizard.lab.lab.NodeFaults` sets them from the lab's
+configuration):
+
+- ``fail_install`` / ``install_error``: the installer fails and logs ``kairos-agent: ERROR failed installing: <reason>``
+  after partitioning; the live system stays up (SSH answers) so the log can be read;
+- ``disks`` and ``install_device``: a target disk smaller than :data:`INSTALLER_MIN_DISK` makes the installer fail
+  the same way, with the disk size as the reason; any disk is reported as is (``lsblk``, Local UI);
+- ``cpus``, ``memory_mb``: the facts the node reports;
+- ``never_boots``: power on (and reset) do nothing, like a machine stuck before its firmware;
+- ``clock_offset``: seconds the node's wall clock is ahead (negative: behind) of the lab clock; visible through
+  ``date``, log timestamps and the Local UI's time fields;
+- ``ntp_enabled``, ``ntp_servers``: what ``timedatectl`` reports; time syncs only when enabled with a server;
+- ``stale_partitions``: disks that still carry an earlier install's ``COS_*`` partitions.
 """
 
 from __future__ import annotations
@@ -62,7 +76,21 @@ INSTALL_MILESTONES: tuple[tuple[float, str], ...] = (
     (0.95, "kairos-agent: Running stage: kairos-install.after"),
     (1.00, "kairos-agent: Installation has finished"),
 )
-INSTALL_FAILURE_LINE = "kairos-agent: ERROR failed installing: could not partition device /dev/sda: device busy"
+INSTALL_FAILURE_PREFIX = "kairos-agent: ERROR failed installing: "
+DEFAULT_INSTALL_ERROR = "could not partition device /dev/sda: device busy"
+INSTALL_FAILURE_LINE = INSTALL_FAILURE_PREFIX + DEFAULT_INSTALL_ERROR
+#: The smallest target disk the installer accepts: room for the EFI, OEM, recovery, state and persistent partitions
+#: (the state and recovery partitions each hold a full system image). Below it the install fails; the documented
+#: requirement (300 GB) is checked by the wizard after boot, not by the installer.
+INSTALLER_MIN_DISK = 64 * 1024**3
+#: The Kairos partition labels an install writes on its target disk (and the installer's pre-check looks for).
+COS_PARTITIONS: tuple[tuple[str, str, int], ...] = (  # label, file system, size (0: the rest of the disk)
+    ("COS_GRUB", "vfat", 64 * 1024**2),
+    ("COS_OEM", "ext4", 64 * 1024**2),
+    ("COS_RECOVERY", "ext4", 8 * 1024**3),
+    ("COS_STATE", "ext4", 16 * 1024**3),
+    ("COS_PERSISTENT", "ext4", 0),
+)
 
 
 @dataclass
@@ -86,6 +114,13 @@ class Machine:
     fail_install: bool = False
     post_install: str = "reboot"  # reboot | poweroff | nothing, as chosen in the interactive installer
     preinstalled: bool = False  # already installed and running (a lab for the steps after the install)
+    install_error: str = ""  # a reason makes the install fail with it (``fail_install`` uses a default reason)
+    install_device: str = "sda"
+    never_boots: bool = False
+    clock_offset: float = 0.0
+    ntp_enabled: bool = True
+    ntp_servers: tuple[str, ...] = ("ntp.lab.internal",)
+    stale_partitions: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         self._lock = threading.RLock()
@@ -120,7 +155,7 @@ class Machine:
     def power_on(self) -> None:
         with self._lock:
             self._advance()
-            if self._powered_on_at is None:
+            if self._powered_on_at is None and not self.never_boots:
                 self._start_boot(self.clock())
 
     def power_off(self) -> None:
@@ -132,7 +167,8 @@ class Machine:
     def reset(self) -> None:
         with self._lock:
             self.power_off()
-            self._start_boot(self.clock())
+            if not self.never_boots:
+                self._start_boot(self.clock())
 
     @property
     def powered_on(self) -> bool:
@@ -150,6 +186,67 @@ class Machine:
     def _log(self, at: float, line: str) -> None:
         self._journal.append((at, line))
 
+    def local_time(self) -> float:
+        """The node's own wall clock (``date``): the lab clock plus the node's skew."""
+        return self.clock() + self.clock_offset
+
+    def install_failure(self) -> str | None:
+        """The reason the installer fails on this machine now, or None when it would succeed."""
+        if self.install_error:
+            return self.install_error
+        size = dict(self.disks).get(self.install_device)
+        if size is None:
+            return f"device /dev/{self.install_device} not found"
+        if size < INSTALLER_MIN_DISK:
+            return (
+                f"device /dev/{self.install_device} is too small: {size / 1024**3:.0f} GiB, "
+                f"the installation needs at least {INSTALLER_MIN_DISK / 1024**3:.0f} GiB"
+            )
+        return DEFAULT_INSTALL_ERROR if self.fail_install else None
+
+    def _failing(self) -> bool:
+        return self.install_failure() is not None and not self._installed
+
+    def block_devices(self) -> list[dict[str, object]]:
+        """The disks and their partitions as ``lsblk -J -b -o NAME,SIZE,TYPE,FSTYPE,LABEL,MOUNTPOINT`` lists them."""
+        with self._lock:
+            self._advance()
+            installed = self._installed
+            running = self._stage(self.clock()) in (Stage.RUNNING, Stage.BOOTING_OS)
+        out: list[dict[str, object]] = []
+        for name, size in self.disks:
+            layout = (installed and name == self.install_device) or name in self.stale_partitions
+            children: list[dict[str, object]] = []
+            if layout:
+                used = 0
+                for i, (label, fs, part) in enumerate(COS_PARTITIONS, start=1):
+                    part_size = part or max(0, size - used)
+                    used += part_size
+                    mounted = running and name == self.install_device
+                    mount = {"COS_OEM": "/oem", "COS_PERSISTENT": "/usr/local", "COS_STATE": "/run/initramfs/cos-state"}
+                    children.append(
+                        {
+                            "name": f"{name}{i}",
+                            "size": part_size,
+                            "type": "part",
+                            "fstype": fs,
+                            "label": label,
+                            "mountpoint": mount.get(label) if mounted else None,
+                        }
+                    )
+            disk: dict[str, object] = {
+                "name": name,
+                "size": size,
+                "type": "disk",
+                "fstype": None,
+                "label": None,
+                "mountpoint": None,
+            }
+            if children:
+                disk["children"] = children
+            out.append(disk)
+        return out
+
     def _advance(self) -> None:
         """Apply everything the clock says has happened since the last look (install end, reboot)."""
         boot = self._boot
@@ -160,18 +257,20 @@ class Machine:
         install_end = install_start + t.install
         now = self.clock()
         logged = {line for at, line in self._journal if at >= boot.started}
+        failure = None if self._installed else self.install_failure()
         if now >= install_start:
             for fraction, line in INSTALL_MILESTONES:
                 at = install_start + fraction * t.install
-                if self.fail_install and fraction >= 0.05:
-                    if line not in logged and INSTALL_FAILURE_LINE not in logged:
-                        self._log(install_start + 0.05 * t.install, INSTALL_FAILURE_LINE)
-                        logged.add(INSTALL_FAILURE_LINE)
+                if failure is not None and fraction >= 0.05:
+                    failed_at = install_start + 0.05 * t.install
+                    if failed_at <= now and not any(f.startswith(INSTALL_FAILURE_PREFIX) for f in logged):
+                        self._log(failed_at, INSTALL_FAILURE_PREFIX + failure)
+                        logged.add(INSTALL_FAILURE_PREFIX + failure)
                     break
                 if at <= now and line not in logged:
                     self._log(at, line)
                     logged.add(line)
-        if self.fail_install or now < install_end or self._installed:
+        if failure is not None or now < install_end or self._installed:
             return
         # The install finished: the disk now holds the OS; the machine follows the post-install action.
         self._installed = True
@@ -204,7 +303,8 @@ class Machine:
                 return Stage.BOOTING_INSTALLER
             if self._installed:
                 return Stage.INSTALL_DONE
-            return Stage.INSTALL_FAILED if self.fail_install else Stage.INSTALLING
+            failed_at = boot.started + t.firmware + t.installer_boot + 0.05 * t.install
+            return Stage.INSTALL_FAILED if self._failing() and now >= failed_at else Stage.INSTALLING
         if not self._installed:
             return Stage.NO_BOOT_MEDIA
         if now < boot.started + t.firmware + t.os_boot:
@@ -276,7 +376,9 @@ class Machine:
             start = self._boot.started if (this_boot and self._boot) else float("-inf")
             entries = [(at, line) for at, line in self._journal if start <= at <= now]
         entries.sort(key=lambda e: e[0])
-        text = [f"{time.strftime('%b %d %H:%M:%S', time.gmtime(at))} {self.name} {line}" for at, line in entries]
+        # Timestamps come from the node's own (possibly skewed) clock, as journald writes them.
+        skew = self.clock_offset
+        text = [f"{time.strftime('%b %d %H:%M:%S', time.gmtime(at + skew))} {self.name} {line}" for at, line in entries]
         return text[-lines:] if lines else text
 
     def service_log(self, lines: int | None = None) -> list[str]:
@@ -295,5 +397,6 @@ class Machine:
                 (up + self._t.services, "stylus-agent: local UI ready"),
             ]
         stamp = "%Y-%m-%dT%H:%M:%SZ"
-        out = [f"{time.strftime(stamp, time.gmtime(at))} {line}" for at, line in events if at <= now]
+        skew = self.clock_offset
+        out = [f"{time.strftime(stamp, time.gmtime(at + skew))} {line}" for at, line in events if at <= now]
         return out[-lines:] if lines else out

@@ -8,6 +8,8 @@ messages, hence this small state machine.
 from __future__ import annotations
 
 import re
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -188,3 +190,32 @@ def _read_part_headers(buf: bytearray, fill: Callable[[str], None]) -> PartInfo:
     if "name" not in params:
         raise MultipartError("a part without a name")
     return PartInfo(params["name"], params.get("filename"), headers.get("content-type"), headers)
+
+
+class ThrottledReader:
+    """Reads from ``raw`` at no more than ``rate`` bytes per second on average: a slow link on the upload path.
+
+    Waits go through ``stop`` (an event the server sets when it shuts down), so a throttled upload never holds up a
+    server that is stopping; the reader then returns what it has, and the parser sees a body that ended early.
+    """
+
+    def __init__(self, raw: Readable, rate: float, stop: threading.Event | None = None) -> None:
+        if rate <= 0:
+            raise ValueError("the rate must be positive")
+        self._read: Callable[[int], bytes] = getattr(raw, "read1", raw.read)
+        self.rate = rate
+        self.stop = stop or threading.Event()
+        self._started = time.monotonic()
+        self._count = 0
+        # Small pieces keep the pace smooth: about a tenth of a second's worth per read.
+        self._piece = max(1, int(rate / 10))
+
+    def read(self, size: int = -1, /) -> bytes:
+        want = self._piece if size < 0 else min(size, self._piece)
+        due = self._started + self._count / self.rate
+        delay = due - time.monotonic()
+        if delay > 0 and self.stop.wait(delay):
+            return b""
+        data = self._read(want)
+        self._count += len(data)
+        return data

@@ -4,6 +4,16 @@ All state sits behind one lock per node. Time comes from an injectable clock so 
 without sleeping. Behaviour follows the published Local UI documentation ("Access Local UI" and the Local
 Management API spec): tokens live 2 h (24 h with ``extendedSession``), failed logins are delayed after 3 attempts
 and locked after 5.
+
+Fault knobs for the Local UI (plain attributes, settable at any time, also from
+:class:`~wizard.lab.lab.NodeFaults`):
+
+- ``token_ttl``: the lifetime of new tokens in seconds (None: the documented 2 h / 24 h);
+- ``localui_errors``: the next N requests are answered ``500`` (each one counts it down);
+- :meth:`NodeState.stall`: for S seconds requests are accepted and read but never answered (the connection closes
+  when the stall ends), as a hung server behaves;
+- ``upload_rate``: a bytes-per-second cap on the upload-content body, as a slow link;
+- the node's wall clock (``skew``, from its machine) moves the time fields it reports (and the ``Date`` header).
 """
 
 from __future__ import annotations
@@ -150,6 +160,8 @@ class NodeState:
         agent_version: str = "4.7.16",
         mac: str | None = None,
         cluster_timeline: float = DEFAULT_CLUSTER_TIMELINE,
+        facts: Callable[[], Hardware] | None = None,
+        skew: Callable[[], float] | None = None,
     ) -> None:
         self.lock = threading.RLock()
         self.name = name
@@ -164,6 +176,13 @@ class NodeState:
         self.content_sync_delay = content_sync_delay
         self.cluster_timeline = cluster_timeline  # seconds from create to Running
         self.hardware = hardware or Hardware()
+        self._facts = facts  # the machine's live facts, when a machine backs this node
+        self._skew = skew
+        self.token_ttl: float | None = None
+        self.localui_errors = 0
+        self.upload_rate: float | None = None
+        self._stall_until = 0.0  # time.monotonic(): stalls are about real client timeouts, not the lab clock
+        self.stalled_requests = 0  # how many requests a stall has held (they are never answered)
         self.agent_version = agent_version
         # A QEMU-style MAC derived from the uid, so it is as stable as the uid.
         self.mac = mac or "52:54:00:" + ":".join(f"{b:02x}" for b in hashlib.sha256(self.uid.encode()).digest()[:3])
@@ -267,6 +286,8 @@ class NodeState:
 
     def _issue(self, username: str, extended: bool, now: float) -> Session:
         ttl = EXTENDED_TOKEN_TTL if extended else TOKEN_TTL
+        if self.token_ttl is not None:
+            ttl = self.token_ttl
         session = Session(self._make_token(username, now, now + ttl), username, now, now + ttl)
         self._sessions[session.token] = session
         return session
@@ -321,12 +342,39 @@ class NodeState:
             account = self._accounts.get(username)
             return bool(account and account.first_login)
 
+    # -- Faults and the node's own clock -------------------------------------------------------------------------
+
+    def wall_time(self, ts: float | None = None) -> float:
+        """``ts`` (default: now) on the node's own, possibly skewed, wall clock."""
+        return (self.clock() if ts is None else ts) + (self._skew() if self._skew is not None else 0.0)
+
+    def stall(self, seconds: float) -> None:
+        """Accept requests but answer none of them for ``seconds`` (real time) from now."""
+        with self.lock:
+            self._stall_until = time.monotonic() + seconds if seconds > 0 else 0.0
+
+    def stall_remaining(self) -> float:
+        with self.lock:
+            return max(0.0, self._stall_until - time.monotonic())
+
+    def take_error(self) -> bool:
+        """Whether this request is one of the ``localui_errors`` to answer with a 500."""
+        with self.lock:
+            if self.localui_errors > 0:
+                self.localui_errors -= 1
+                return True
+            return False
+
+    @property
+    def facts(self) -> Hardware:
+        return self._facts() if self._facts is not None else self.hardware
+
     # -- Host ------------------------------------------------------------------------------------------------------
 
     def host_info(self) -> dict[str, Any]:
         """v1EdgeHostInfo."""
         with self.lock:
-            hw = self.hardware
+            hw = self.facts
             disks: list[dict[str, Any]] = []
             for i, size in enumerate(hw.disks_gb):
                 partitions = (
@@ -339,7 +387,7 @@ class NodeState:
                 "metadata": {
                     "id": self.uid,
                     "name": self.hostname,
-                    "creationTimestamp": iso8601(self.created_at),
+                    "creationTimestamp": iso8601(self.wall_time(self.created_at)),
                     "labels": {},
                 },
                 "spec": {
@@ -411,8 +459,13 @@ class NodeState:
             "sizeInBytes": content.size,
             "sizeInMiB": round(content.size / 2**20, 2),
             "sizeInGiB": round(content.size / 2**30, 3),
-            "uploadDateTime": iso8601(content.uploaded_at),
+            "uploadDateTime": iso8601(self.wall_time(content.uploaded_at)),
         }
+
+
+def http_date(ts: float) -> str:
+    """An RFC 9110 ``Date`` header value."""
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%a, %d %b %Y %H:%M:%S GMT")
 
 
 def iso8601(ts: float) -> str:

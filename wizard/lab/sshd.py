@@ -3,12 +3,18 @@
 It listens only while the simulated machine has an OS up that runs sshd (the live installer after it has booted,
 the installed system after it has booted), so a client sees "connection refused" while the node is off or
 rebooting, and its session drops when the machine reboots. Commands are answered by :class:`NodeShell` from the
-machine's state: the handful of read-only commands the wizard's install monitor runs, as a node would print them.
+machine's state: the handful of read-only commands the wizard's install monitor and post-boot checks run, as a
+node would print them.
+
+Fault knob: ``drop_every`` (seconds on the lab clock, None: never) makes the server cut every live session that
+often, and :meth:`LabSSHServer.drop_sessions` cuts them once; the listener stays up, so clients can reconnect.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
+import json
 import logging
 import shlex
 import socket
@@ -68,6 +74,8 @@ class NodeShell:
         self.machine = machine
         self.hostname = hostname
         self.files = files  # extra readable files, e.g. /opt/spectrocloud/.upload-auth-token
+        # Commands added by lab add-ons, by name (staging adds sha256sum and curl: wizard.lab.sftp).
+        self.extra: dict[str, Callable[[list[str]], tuple[int, str, str]]] = {}
 
     def run(self, command: str) -> tuple[int, str, str]:
         try:
@@ -78,7 +86,7 @@ class NodeShell:
             argv = [a for a in argv[1:] if a not in ("-n", "--non-interactive")] if len(argv) > 1 else []
         if not argv:
             return 0, "", ""
-        handler = getattr(self, "_cmd_" + argv[0].replace("-", "_"), None)
+        handler = getattr(self, "_cmd_" + argv[0].replace("-", "_"), None) or self.extra.get(argv[0])
         if handler is None:
             return 127, "", f"bash: {argv[0]}: command not found\n"
         code, out, err = handler(argv[1:])
@@ -168,8 +176,61 @@ class NodeShell:
         return 0, f"{self.machine.cpus}\n", ""
 
     def _cmd_lsblk(self, args: list[str]) -> tuple[int, str, str]:
+        if "-J" in args or "--json" in args:
+            # lsblk -J -b -o NAME,SIZE,TYPE,FSTYPE,LABEL,MOUNTPOINT: disks with their partitions as children
+            return 0, json.dumps({"blockdevices": self.machine.block_devices()}, indent=3) + "\n", ""
         # lsblk -b -d -n -o NAME,SIZE,TYPE
         return 0, "".join(f"{name} {size} disk\n" for name, size in self.machine.disks), ""
+
+    def _cmd_date(self, args: list[str]) -> tuple[int, str, str]:
+        """GNU date for the formats a script uses: ``+%s``, ``+%s.%N``, ``-u``, ``-Iseconds`` and the default."""
+        now = self.machine.local_time()
+        when = dt.datetime.fromtimestamp(now, dt.UTC)
+        fmt = next((a[1:] for a in args if a.startswith("+")), None)
+        if fmt is not None:
+            nanos = f"{round((now % 1) * 1e9):09d}"
+            out = fmt.replace("%s", str(int(now))).replace("%N", nanos)
+            return 0, when.strftime(out) + "\n", ""
+        if any(a.startswith(("-I", "--iso-8601")) for a in args):
+            return 0, when.strftime("%Y-%m-%dT%H:%M:%S+00:00") + "\n", ""
+        return 0, when.strftime("%a %b %d %H:%M:%S UTC %Y") + "\n", ""
+
+    def _cmd_timedatectl(self, args: list[str]) -> tuple[int, str, str]:
+        """systemd-timesyncd's view, which the appliance OS uses for time sync (``show``, ``show-timesync``)."""
+        m = self.machine
+        synced = m.ntp_enabled and bool(m.ntp_servers)
+        now = dt.datetime.fromtimestamp(m.local_time(), dt.UTC).strftime("%a %Y-%m-%d %H:%M:%S UTC")
+        verb = next((a for a in args if not a.startswith("-")), "status")
+        yes = {True: "yes", False: "no"}
+        if verb == "show":
+            lines = [
+                "Timezone=Etc/UTC",
+                "LocalRTC=no",
+                "CanNTP=yes",
+                f"NTP={yes[m.ntp_enabled]}",
+                f"NTPSynchronized={yes[synced]}",
+                f"TimeUSec={now}",
+                f"RTCTimeUSec={now}",
+            ]
+        elif verb == "show-timesync":
+            lines = [
+                f"SystemNTPServers={' '.join(m.ntp_servers)}",
+                "FallbackNTPServers=",
+                f"ServerName={m.ntp_servers[0] if synced else ''}",
+                "PollIntervalUSec=32s" if synced else "PollIntervalUSec=0",
+            ]
+        elif verb == "status":
+            lines = [
+                f"               Local time: {now}",
+                f"           Universal time: {now}",
+                "                Time zone: Etc/UTC (UTC, +0000)",
+                f"System clock synchronized: {yes[synced]}",
+                f"              NTP service: {'active' if m.ntp_enabled else 'inactive'}",
+                "          RTC in local TZ: no",
+            ]
+        else:
+            return 1, "", f"Unknown command verb {verb}.\n"
+        return 0, "".join(line + "\n" for line in lines), ""
 
     def _cmd_true(self, args: list[str]) -> tuple[int, str, str]:
         return 0, "", ""
@@ -220,12 +281,16 @@ class LabSSHServer:
         self.host_key = host_key
         self.accounts = accounts
         self.shell = shell
+        self.sftp_root: Path | None = None  # set by wizard.lab.sftp.attach_staging: the SFTP subsystem's root
         self.host = host
         self.port = port or self._free_port(host)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._transports: list[paramiko.Transport] = []
         self._lock = threading.Lock()
+        self._drop_every: float | None = None
+        self.drops = 0  # how many times live sessions were cut by the knob or drop_sessions()
+        self._last_drop: float | None = None
 
     @property
     def fingerprint(self) -> str:
@@ -269,11 +334,41 @@ class LabSSHServer:
             with contextlib.suppress(Exception):
                 t.close()
 
+    def drop_sessions(self) -> int:
+        """Cut every live session now (the network dropped them); returns how many were cut."""
+        with self._lock:
+            live = sum(1 for t in self._transports if t.is_active())
+            self.drops += 1
+        self._drop_sessions()
+        return live
+
+    @property
+    def drop_every(self) -> float | None:
+        """Fault knob: cut live sessions every N seconds of the lab clock, counted from when it is set."""
+        return self._drop_every
+
+    @drop_every.setter
+    def drop_every(self, seconds: float | None) -> None:
+        with self._lock:
+            self._drop_every = seconds if seconds is not None and seconds > 0 else None
+            self._last_drop = self.machine.clock()
+
+    def _maybe_drop(self) -> None:
+        with self._lock:
+            every, last = self._drop_every, self._last_drop
+            now = self.machine.clock()
+            due = every is not None and last is not None and now - last >= every
+            if due:
+                self._last_drop = now
+        if due:
+            self.drop_sessions()
+
     def _serve(self) -> None:
         listener: socket.socket | None = None
         boot_id: str | None = None
         try:
             while not self._stop.is_set():
+                self._maybe_drop()
                 up = self.machine.ssh_up and not (self.offline is not None and self.offline())
                 current_boot = self.machine.boot_id
                 if boot_id is not None and current_boot != boot_id:
@@ -307,6 +402,10 @@ class LabSSHServer:
     def _session(self, conn: socket.socket) -> None:
         transport = paramiko.Transport(conn)
         transport.add_server_key(self.host_key)
+        if self.sftp_root is not None:
+            from wizard.lab.sftp import LabSFTPServer  # only nodes with staging attached load the SFTP add-on
+
+            transport.set_subsystem_handler("sftp", paramiko.SFTPServer, LabSFTPServer, root=self.sftp_root)
         with self._lock:
             self._transports.append(transport)
         try:

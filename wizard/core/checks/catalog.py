@@ -234,6 +234,8 @@ PROVIDER_CHECK_MODULES = (
     "wizard.providers.vsphere.checks",
     "wizard.providers.redfish.checks",
     "wizard.providers.maas",
+    "wizard.core.checks.gateway",
+    "wizard.core.checks.postboot",
 )
 
 

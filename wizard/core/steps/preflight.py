@@ -41,6 +41,7 @@ from wizard.core.checks import (
     not_applicable,
 )
 from wizard.core.checks.catalog import errored
+from wizard.core.checks.gateway import StaticAddress, check_gateways
 from wizard.core.errors import PreflightBlocked
 from wizard.core.fsutil import atomic_write_text
 from wizard.core.jobs import Job, Step, StepContext, StepKind
@@ -295,6 +296,21 @@ class PreflightStep(Step):
                 ],
                 f"{vip}|{probe}",
                 "net.vip-free",
+                "",
+            )
+        )
+        statics = [
+            StaticAddress(n.name, n.ip, n.prefix, n.gateway)
+            for n in project.nodes
+            if n.address_mode is AddressMode.STATIC and n.ip and n.prefix and n.gateway
+        ]
+        specs.append(
+            (
+                "preflight/gateway",
+                "Gateway",
+                lambda: check_gateways(statics, vip, ports=s.ports, timeout=s.connect_timeout, icmp=s.icmp, arp=s.arp),
+                f"{[(a.ip, a.prefix, a.gateway) for a in statics]}|{vip}|{probe}",
+                "net.gateway-consistent",
                 "",
             )
         )
