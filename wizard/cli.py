@@ -141,6 +141,13 @@ def _parser() -> argparse.ArgumentParser:
     ab.add_argument("--session", default="", help="the session id (journal name) when it is not the project's own")
     ab.add_argument("--json", action="store_true", help="print the outcome as one JSON object")
 
+    sb = sub.add_parser(
+        "support-bundle", help="write one zip of logs, journal, reports and node diagnostics, secrets redacted"
+    )
+    sb.add_argument("--session", metavar="ID", help="session id or journal path (default: the most recent)")
+    sb.add_argument("-o", "--output", type=Path, help="zip file or folder (default: ./palette-wizard-support-TIME.zip)")
+    sb.add_argument("--no-nodes", action="store_true", help="do not ask the nodes for their logs")
+
     tr = sub.add_parser("trust", help="list or forget pinned TLS certificates and SSH host keys")
     tr_sub = tr.add_subparsers(dest="trust_command", metavar="ACTION", required=True)
     tr_sub.add_parser("list", help="show every pinned fingerprint")
@@ -342,6 +349,12 @@ def main(argv: list[str] | None = None) -> int:
             return _override(args)
         if args.command == "trust":
             return _trust(args)
+        if args.command == "support-bundle":
+            from wizard.core.support import build_support_bundle
+
+            out = build_support_bundle(args.output, session=args.session, nodes=not args.no_nodes)
+            print(f"support bundle written: {out} (secrets redacted; check it before you send it)")
+            return 0
         if args.command == "abort":
             from wizard.headless import abort_headless
 
