@@ -229,13 +229,15 @@ _CHECKS = (
     ),
 )
 
-#: Modules that define provider checks next to the code that runs them, each as a ``CHECKS`` tuple.
-PROVIDER_CHECK_MODULES = (
+#: Modules that define checks next to the code that runs them (providers, gateway, post-boot, ports), each as a
+#: ``CHECKS`` tuple.
+CHECK_MODULES = (
     "wizard.providers.vsphere.checks",
     "wizard.providers.redfish.checks",
     "wizard.providers.maas",
     "wizard.core.checks.gateway",
     "wizard.core.checks.postboot",
+    "wizard.core.checks.ports",
 )
 
 
@@ -251,7 +253,7 @@ class _Catalog(Mapping[str, Check]):
         with self._lock:
             if self._all is None:
                 merged = {c.id: c for c in self._own}
-                for name in PROVIDER_CHECK_MODULES:
+                for name in CHECK_MODULES:
                     try:
                         module = importlib.import_module(name)
                     except ModuleNotFoundError as exc:
