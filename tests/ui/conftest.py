@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from PySide6.QtWidgets import QMessageBox
 from pytestqt.qtbot import QtBot
 
 from tests.support.projects import appliance_iso
@@ -39,6 +40,7 @@ def make_window(qtbot: QtBot) -> Iterator[Callable[..., MainWindow]]:
         window = MainWindow(steps=steps or (lambda: pipeline(until="preflight")))
         # No modal question in tests: a test that fails mid-run is closed by pytest-qt, and must not hang there.
         window.confirm_quit_while_running = lambda: True  # type: ignore[method-assign]
+        window.confirm_discard_edits = lambda: QMessageBox.StandardButton.Discard  # type: ignore[method-assign]
         qtbot.addWidget(window)
         window.show()
         window.activateWindow()  # mnemonics (Alt+N …) only fire in the active window

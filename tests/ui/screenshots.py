@@ -1,10 +1,12 @@
 """Screenshots of the desktop wizard for a visual check (not a test).
 
-    python tests/ui/screenshots.py OUTDIR
+    python tests/ui/screenshots.py [OUTDIR]      (default: docs/screenshots)
 
 Walks Welcome → Project (valid, then invalid) → the input pages (Provider, Credentials, Nodes, Network, Files; valid,
-with inline problems, and at the window's minimum size) → Run (in progress, finished, failed) → Welcome with the
-unfinished session, then a whole desktop rehearsal run on the lab, saving one PNG per state. Works offscreen or under
+with inline problems, and at the window's minimum size) → Preflight (passed, then with a blocker and an overridden
+warning) → Run (in progress, finished, failed) → the trust dialogs (first contact, changed certificate) → Welcome
+with the unfinished session, then desktop rehearsals on the lab: Install, Bundles, Cluster, Activation and Summary
+while and after the nodes install, and a whole run, saving one PNG per state. Works offscreen or under
 ``xvfb-run -a``. Everything it writes (journals, logs, the sample project and its ISO, the rehearsal) goes to a
 temporary folder; the OS keyring is not touched.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -34,14 +37,21 @@ from tests.ui.helpers import (
     valid_doc,
     write_project,
 )
+from wizard.core.checks.catalog import failed, passed
+from wizard.core.checks.report import CheckReport
+from wizard.core.journal import journal_path, project_id
 from wizard.core.logs import setup_logging
 from wizard.core.paths import app_paths
-from wizard.core.progress import TaskState
+from wizard.core.progress import TaskState, TaskStatus
 from wizard.core.project import SecretRef
+from wizard.core.runner import JobFinished
 from wizard.core.secrets import SecretStore
 from wizard.core.steps import pipeline
+from wizard.core.steps.preflight import report_paths
+from wizard.core.trust import TrustKind, TrustRequest
 from wizard.lab.rehearsal import Rehearsal
 from wizard.ui.app import application
+from wizard.ui.pages.cluster import Variable
 from wizard.ui.rehearsal import rehearsal_window
 from wizard.ui.shell import MainWindow
 
@@ -146,6 +156,105 @@ def input_pages(work: Path, window: MainWindow, shot: Callable[..., None]) -> No
     shot("03j-files-problems")
 
 
+def preflight_pages(valid: Path, window: MainWindow, shot: Callable[..., None]) -> None:
+    """The checks run for real, then a report with a blocker and an overridden warning."""
+    window.go_to(MainWindow.PREFLIGHT)
+    shot("04a-preflight-not-run")
+    window.preflight.run_checks()
+    wait_until(lambda: not window.controller.running)
+    shot("04b-preflight-passed")
+    journal = journal_path(app_paths().state, project_id(valid, "palette-mgmt"))
+    report, _ = report_paths(journal)
+    results = [
+        passed("host.free-space", "412 GiB free in the state, log and staging folders", "jump host"),
+        failed("files.signed", "appliance.iso has no signature file", "files.iso"),
+        failed("net.vip-free", "127.0.10.50 answers on TCP 443", "VIP (127.0.10.50)"),
+        passed("net.node-ip-free", "nothing answers", "node-1 (127.0.10.11)"),
+        failed("net.ntp-server", "ntp2.example.com does not answer", "ntp2.example.com"),
+    ]
+    report.write_text(CheckReport(tuple(results), (), "palette-mgmt").to_json())
+    window.go_to(MainWindow.NETWORK)
+    window.go_to(MainWindow.PREFLIGHT)
+    window.preflight.table.selectRow(1)
+    window.preflight.reason_edit.setText("the ISO comes from our signed internal mirror")
+    window.preflight.override_selected()
+    window.preflight.table.selectRow(0)
+    shot("04c-preflight-blocker")
+    report.unlink()  # the later runs write their own
+
+
+def trust_dialogs(window: MainWindow, shot_widget: Callable[[str, object], None]) -> None:
+    """Both trust questions, asked from a worker thread as a job asks them."""
+    requests = [
+        (
+            "11-trust-first-contact",
+            TrustRequest(TrustKind.TLS, "127.0.10.11", 5080, "3F:" * 31 + "A9", None, "CN=edge-node-1"),
+        ),
+        (
+            "12-trust-changed",
+            TrustRequest(TrustKind.SSH, "127.0.10.12", 22, "SHA256:" + "q" * 43, "SHA256:" + "Z" * 43, "ssh-ed25519"),
+        ),
+    ]
+    for name, request in requests:
+        answered = threading.Event()
+        threading.Thread(target=lambda r=request, done=answered: (window.trust.ask(r), done.set()), daemon=True).start()
+        wait_until(lambda: window.trust.dialog is not None)
+        dialog = window.trust.dialog
+        assert dialog is not None
+        if dialog.confirm_edit is not None:
+            dialog.confirm_edit.setText("127.0.10.1")
+        shot_widget(name, dialog)
+        dialog.reject()
+        wait_until(answered.is_set)
+
+
+def run_pages(work: Path, app: object, shot: Callable[..., None]) -> None:
+    """Install, Bundles, Cluster, Activation and Summary on the lab, up to the cluster step."""
+    with Rehearsal(work / "rehearsal-pages", nodes=3, speed=120) as rehearsal:
+        window = rehearsal_window(rehearsal)
+        window.show()
+        window.go_to(MainWindow.RUN)
+        window.controller.start(rehearsal.project_file, until="cluster")
+        window.go_to(MainWindow.INSTALL)
+        wait_until(lambda: any(t.step == "install" and 0.3 < t.fraction < 0.8 for t in snapshot_tasks(window)), 120)
+        window.install.table.selectRow(0)
+        shot("13-install-monitor", window)
+        window.go_to(MainWindow.BUNDLES)
+        wait_until(lambda: any(t.step == "content" and t.fraction > 0.2 for t in snapshot_tasks(window)), 120)
+        shot("14-bundles", window)
+        wait_until(lambda: not window.controller.running, 120)
+        window.go_to(MainWindow.INSTALL)
+        shot("15-install-finished", window)
+        window.go_to(MainWindow.CLUSTER)
+        window.cluster.set_variables(
+            [
+                Variable("domain", "Palette domain (domain)", required=True, regex=r"[a-z0-9.-]+"),
+                Variable("replicas", "Replicas", default="3"),
+                Variable("registry_password", "Registry password", required=True, sensitive=True),
+            ]
+        )
+        window.cluster.fields["domain"].edit.setText("palette.example.com")
+        window.document.set(("cluster", "variables", "domain"), "palette.example.com")
+        window.cluster.validate()
+        shot("16-cluster-variables", window)
+        window.go_to(MainWindow.ACTIVATION)
+        window.activation.event_received(
+            JobFinished(
+                "activate",
+                "activate/palette",
+                "Activation",
+                "",
+                TaskStatus.DONE,
+                result={"product_setup_id": "6731f0c2e4b5a9d8c7f61234", "deferred": True, "trial_ends": "in 30 days"},
+            )
+        )
+        shot("17-activation", window)
+        window.go_to(MainWindow.SUMMARY)
+        shot("18-summary", window)
+        window.document.load(window.document.path)  # type: ignore[arg-type]  # drop the example answers
+        window.close()
+
+
 def main(out: Path) -> int:
     out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="wizard-shots-"))
@@ -181,6 +290,7 @@ def main(out: Path) -> int:
     input_pages(work, window, shot)
     window.open_project(valid)
 
+    preflight_pages(valid, window, shot)
     window.go_to(MainWindow.RUN)
     shot("04-run-ready")
     window.run.start()
@@ -199,11 +309,22 @@ def main(out: Path) -> int:
     shot("08b-run-failed-details-minimum-size")
     window.resize(1100, 720)
 
+    def shot_widget(name: str, widget: object) -> None:
+        QTest.qWait(150)
+        path = out / f"{name}.png"
+        widget.grab().save(str(path))  # type: ignore[attr-defined]
+        shots.append(path)
+
+    trust_dialogs(window, shot_widget)
+
     (app_paths().state / "sessions" / "damaged-0123456789ab.json").write_text("{not json")
     window.go_to(MainWindow.WELCOME)
     shot("09-welcome-sessions")
 
     window.close()
+    app.processEvents()
+
+    run_pages(work, app, shot)
     app.processEvents()
 
     with Rehearsal(work / "rehearsal", nodes=3, speed=300) as rehearsal:
@@ -220,8 +341,10 @@ def main(out: Path) -> int:
     return 0
 
 
+DEFAULT_OUT = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
+    if len(sys.argv) > 2:
         print(__doc__, file=sys.stderr)
         raise SystemExit(2)
-    raise SystemExit(main(Path(sys.argv[1])))
+    raise SystemExit(main(Path(sys.argv[1]) if len(sys.argv) == 2 else DEFAULT_OUT))

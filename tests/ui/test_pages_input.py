@@ -35,6 +35,7 @@ from wizard.core.problems import Problem
 from wizard.core.project import Project, ProviderType, parse_project
 from wizard.core.secrets import SecretStore
 from wizard.ui.pages import credentials as credentials_module
+from wizard.ui.pages.credentials import ConnectionContext
 from wizard.ui.shell import MainWindow
 
 pytestmark = pytest.mark.ui
@@ -401,7 +402,7 @@ def test_files_are_picked_and_their_size_and_problems_shown(
     assert window.document.get(("files", "pack_bundles")) == ["b.zst"]
 
     qtbot.mouseClick(window.next_button, Qt.MouseButton.LeftButton)
-    assert window.current == MainWindow.RUN
+    assert window.current == MainWindow.PREFLIGHT
     assert read(project_file)["files"]["pack_bundles"] == ["b.zst"]
     assert window.run.start_button.isEnabled()
 
@@ -462,7 +463,7 @@ def test_connection_test_runs_off_the_gui_thread_and_shows_its_result(
     seen: dict[str, Any] = {}
     release = threading.Event()
 
-    def fake_test(project: Project, secrets: SecretStore) -> str:
+    def fake_test(project: Project, secrets: SecretStore, conn: ConnectionContext) -> str:
         seen["thread"] = threading.current_thread()
         seen["server"] = project.provider.vsphere.server if project.provider.vsphere else None
         release.wait(10)

@@ -52,6 +52,17 @@ def test_gui_rehearsal_installs_end_to_end(qtbot: QtBot, tmp_path: Path, wizard_
         # credentials is a check without jobs; the manual provider has no machines, media or eject work
         assert {t.key.split("/")[0] for t in snap.tasks} == set(STEPS) - {"credentials", "machines", "media", "eject"}
         assert all(t.status is TaskStatus.DONE for t in snap.tasks), [(t.key, t.status) for t in snap.tasks]
+        # The pages that follow a run saw it to the end.
+        assert window.install.is_done() and all(
+            (bar := window.install.bar(node)) is not None and bar.value() == bar.maximum()
+            for node in window.install.nodes
+        )
+        assert window.bundles.is_done() and window.bundles.overall.value() == window.bundles.overall.maximum()
+        assert any(t.step == "packs" for t in window.bundles.tasks)  # the pack bundles are in the queue too
+        assert window.activation.product_setup_id and window.activation.is_done()
+        assert window.cluster.cluster_created and window.summary.is_done()
+        for page in (MainWindow.INSTALL, MainWindow.BUNDLES, MainWindow.ACTIVATION, MainWindow.SUMMARY):
+            assert window.go_to(page)
         # The session lives in the rehearsal's folder, its secrets in memory: the operator's home is untouched.
         assert "Journal: " + str(folder) in window.run.session_label.text()
         assert not (wizard_home / "state" / "sessions").exists()
@@ -60,6 +71,38 @@ def test_gui_rehearsal_installs_end_to_end(qtbot: QtBot, tmp_path: Path, wizard_
         window.close()
         assert rehearsal.lab is None  # the lab stopped with the window
         assert not folder.exists()  # and a successful rehearsal leaves nothing behind
+    finally:
+        rehearsal.close()
+
+
+@pytest.mark.timeout(150)
+def test_gui_rehearsal_pages_follow_the_install_to_the_cluster(qtbot: QtBot, tmp_path: Path) -> None:
+    """The lab's nodes through the Install, Bundles and Summary pages: every node's bar reaches 100%, the content
+    bundle is uploaded, the kubeconfig is there to open."""
+    rehearsal = Rehearsal(tmp_path / "rehearsal", nodes=3, speed=300)
+    rehearsal.prepare()
+    try:
+        window = _window(qtbot, rehearsal)
+        assert window.go_to(MainWindow.RUN)
+        window.controller.start(rehearsal.project_file, until="cluster")
+        assert window.go_to(MainWindow.INSTALL)
+        page = window.install
+        qtbot.waitUntil(lambda: not window.controller.running, timeout=90_000)
+        result = window.run.last_result
+        assert result is not None and result.exit_code is ExitCode.DONE, result
+        nodes = [n.name for n in rehearsal.lab.nodes] if rehearsal.lab is not None else []
+        assert len(nodes) == 3 and sorted(page.nodes) == sorted(nodes)
+        for node in nodes:
+            bar = page.bar(node)
+            assert bar is not None and bar.value() == bar.maximum(), node
+        assert page.failed_nodes == set() and page.is_done()
+        assert "Installed" in page.log.toPlainText() or "Local UI" in page.log.toPlainText()
+        assert window.bundles.is_done() and window.bundles.overall.value() == window.bundles.overall.maximum()
+        assert window.go_to(MainWindow.SUMMARY)
+        kubeconfig = window.summary.kubeconfig_path()
+        assert kubeconfig is not None and kubeconfig.is_file() and window.summary.kubeconfig_button.isEnabled()
+        assert window.summary.urls_list()[0][1].startswith("https://")
+        window.close()
     finally:
         rehearsal.close()
 

@@ -50,6 +50,7 @@ PREFLIGHT_ROWS = {
     "Files and ISO",
     *(f"Address of node-{i} [node-{i}]" for i in (1, 2, 3)),
     "Virtual IP",
+    "Gateway",  # the nodes' gateway check
     "DNS",
     "NTP",
     "Preflight report",
@@ -106,7 +107,7 @@ def test_window_starts_on_welcome_with_accessible_controls(make_window: MakeWind
     window = make_window()
     assert window.windowTitle() == WINDOW_TITLE
     assert window.current == MainWindow.WELCOME
-    assert [window.sidebar.item(i).text().split()[-1] for i in range(8)] == [
+    assert [window.sidebar.item(i).text().split()[-1] for i in range(window.sidebar.count())] == [
         "Welcome",
         "Project",
         "Provider",
@@ -114,9 +115,15 @@ def test_window_starts_on_welcome_with_accessible_controls(make_window: MakeWind
         "Nodes",
         "Network",
         "Files",
+        "Preflight",
         "Run",
+        "Install",
+        "Cluster",
+        "Activation",
+        "Bundles",
+        "Summary",
     ]
-    assert [window.step_state(i) for i in range(8)] == [StepState.CURRENT] + [StepState.BLOCKED] * 7
+    assert [window.step_state(i) for i in range(14)] == [StepState.CURRENT] + [StepState.BLOCKED] * 13
     assert not window.next_button.isEnabled()  # no project yet
     assert not window.back_button.isEnabled()
     assert window.back_button.text() == "&Back" and window.next_button.text() == "&Next"

@@ -18,6 +18,7 @@ from wizard.core.secrets import SecretStore
 from wizard.ui.bridge import StepsFactory
 from wizard.ui.compat import binding_problem
 from wizard.ui.crash import CrashHandler
+from wizard.ui.resources import app_metadata, window_icon
 from wizard.ui.shell import WINDOW_TITLE, MainWindow
 
 if TYPE_CHECKING:
@@ -32,9 +33,18 @@ def application() -> QApplication:
     if isinstance(app, QApplication):
         return app
     app = QApplication(sys.argv[:1])
-    app.setApplicationName("palette-wizard")
-    app.setApplicationDisplayName(WINDOW_TITLE)
+    meta = app_metadata()
+    app.setApplicationName(str(meta.get("name") or "palette-wizard"))
+    app.setApplicationDisplayName(str(meta.get("display_name") or WINDOW_TITLE))
     app.setApplicationVersion(__version__)
+    if meta.get("organisation"):
+        app.setOrganizationName(str(meta["organisation"]))
+    if meta.get("organisation_domain"):
+        app.setOrganizationDomain(str(meta["organisation_domain"]))
+    app.setDesktopFileName(str(meta.get("name") or "palette-wizard"))  # Wayland matches the .desktop file by it
+    icon = window_icon()
+    if icon is not None:
+        app.setWindowIcon(icon)
     return app
 
 

@@ -26,11 +26,16 @@ from wizard.core.progress import Progress, ProgressSnapshot
 from wizard.core.runner import Event, ExitCode, RunFinished
 from wizard.core.secrets import SecretStore
 from wizard.core.session import Session
+from wizard.core.steps import pipeline
+from wizard.core.trust import TrustRequest
 
 log = logging.getLogger(__name__)
 
 #: Builds the steps of one run; ``None`` means the engine's standard pipeline.
 StepsFactory = Callable[[], Sequence[Step]]
+
+#: Asks the operator about a fingerprint from a worker thread; gets the run's cancel token (see wizard.ui.trust).
+TrustAsker = Callable[[TrustRequest, CancelToken | None], bool]
 
 CANCEL_REASON = "cancelled by the operator"
 
@@ -78,19 +83,24 @@ class RunController(QObject):
         paths: AppPaths | None = None,
         secrets: SecretStore | None = None,
         on_event: Callable[[Event], None] | None = None,
+        ask: TrustAsker | None = None,
     ) -> None:
         """``paths`` and ``secrets`` replace the operator's home and keyring for every session opened (the
         rehearsal's own folder and in-memory store); ``on_event`` is called with every engine event on engine and
-        job threads, so it must never touch a widget."""
+        job threads, so it must never touch a widget. ``ask`` answers first-contact and changed fingerprints (the
+        trust dialog); without it they are refused unless the project pins them."""
         super().__init__(parent)
         self._steps = steps
         self.paths = paths
         self._secrets = secrets
         self._observer = on_event
+        self.ask = ask
         self._thread: threading.Thread | None = None
         self._progress: Progress | None = None
         self._cancel: CancelToken | None = None
         self._running = False
+        #: The last step of the current (or last) run; None for the whole pipeline.
+        self.until: str | None = None
         self._posted.connect(self._dispatch, Qt.ConnectionType.QueuedConnection)
 
     # -- GUI-thread API ------------------------------------------------------------------------------------
@@ -106,15 +116,23 @@ class RunController(QObject):
         """The latest progress of the current (or last) run; cheap, safe to call every timer tick."""
         return self._progress.snapshot() if self._progress is not None else None
 
-    def start(self, project_file: Path) -> None:
-        """Run the engine for ``project_file`` in the background. Every run opens a fresh session, so a retry
-        sees an edited project file, and the journal makes it skip the jobs that already finished."""
+    def start(self, project_file: Path, *, until: str | None = None) -> None:
+        """Run the engine for ``project_file`` in the background, up to and including step ``until`` (all steps
+        when None). Every run opens a fresh session, so a retry sees an edited project file, and the journal makes
+        it skip the jobs that already finished."""
         if self._running:
             raise RuntimeError("a run is already in progress")
+        steps = list(self._steps()) if self._steps is not None else None
+        if until is not None:
+            steps = steps if steps is not None else pipeline()
+            ids = [s.id for s in steps]
+            if until not in ids:
+                raise ValueError(f"no step {until!r} in this run; its steps are {', '.join(ids)}")
+            steps = steps[: ids.index(until) + 1]
+        self.until = until
         self._progress = Progress()
         self._cancel = CancelToken()
         self._running = True
-        steps = list(self._steps()) if self._steps is not None else None
         self._thread = threading.Thread(
             target=self._work,
             args=(project_file, self._progress, self._cancel, steps),
@@ -159,7 +177,9 @@ class RunController(QObject):
             self._post(ev)
 
         try:
-            session = Session.open(project_file, paths=self.paths, secrets=self._secrets)
+            ask = self.ask
+            confirm = (lambda request: ask(request, cancel)) if ask is not None else None
+            session = Session.open(project_file, paths=self.paths, secrets=self._secrets, confirm=confirm)
             self._post(
                 SessionOpened(
                     project_file,

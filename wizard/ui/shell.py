@@ -27,21 +27,30 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from wizard.core.paths import AppPaths
+from wizard.core.paths import AppPaths, app_paths
 from wizard.core.problems import Problem
 from wizard.core.runner import Event, RunFinished
 from wizard.core.secrets import SecretStore
 from wizard.ui.bridge import RunController, StepsFactory
 from wizard.ui.forms import InputPage, ProjectDocument
 from wizard.ui.pages import WizardPage
+from wizard.ui.pages.activation import ActivationPage
+from wizard.ui.pages.bundles import BundlesPage
+from wizard.ui.pages.cluster import ClusterPage
 from wizard.ui.pages.credentials import CredentialsPage
 from wizard.ui.pages.files import FilesPage
+from wizard.ui.pages.install import InstallPage
 from wizard.ui.pages.network import NetworkPage
 from wizard.ui.pages.nodes import NodesPage
+from wizard.ui.pages.preflight import PreflightPage
 from wizard.ui.pages.project import ProjectPage
 from wizard.ui.pages.provider import ProviderPage
 from wizard.ui.pages.run import RunPage
+from wizard.ui.pages.summary import SummaryPage
 from wizard.ui.pages.welcome import WelcomePage
+from wizard.ui.resources import window_icon
+from wizard.ui.testers import register_all
+from wizard.ui.trust import TrustPrompter
 from wizard.ui.widgets import Banner, Tone, button
 
 log = logging.getLogger(__name__)
@@ -66,7 +75,22 @@ STEP_MARK: dict[StepState, str] = {
 
 
 class MainWindow(QMainWindow):
-    WELCOME, PROJECT, PROVIDER, CREDENTIALS, NODES, NETWORK, FILES, RUN = range(8)
+    (
+        WELCOME,
+        PROJECT,
+        PROVIDER,
+        CREDENTIALS,
+        NODES,
+        NETWORK,
+        FILES,
+        PREFLIGHT,
+        RUN,
+        INSTALL,
+        CLUSTER,
+        ACTIVATION,
+        BUNDLES,
+        SUMMARY,
+    ) = range(14)
 
     #: The window has accepted a close (no run is active any more).
     closed = Signal()
@@ -87,14 +111,22 @@ class MainWindow(QMainWindow):
         title = WINDOW_TITLE + (REHEARSAL_TITLE_SUFFIX if rehearsal else "")
         self.setWindowTitle(title)
         self.setAccessibleName(title)
+        icon = window_icon()
+        if icon is not None:
+            self.setWindowIcon(icon)
         self.resize(1100, 720)
         self.setMinimumSize(QSize(860, 560))
         self._close_after_run = False
 
         # One store for the Credentials page and every run, so secrets kept in memory (no secure keyring) reach the run.
         self.secrets = secrets if secrets is not None else SecretStore()
-        self.controller = RunController(steps, self, paths=paths, secrets=self.secrets, on_event=on_event)
         self.document = ProjectDocument(self)
+        # Fingerprints are confirmed in a dialog over this window, whichever thread asks.
+        self.trust = TrustPrompter(self, lambda: self.document.project or self.project.project)
+        self.controller = RunController(
+            steps, self, paths=paths, secrets=self.secrets, on_event=on_event, ask=self.trust.ask
+        )
+        register_all()
         self.save_banner = Banner(Tone.ERROR, self)
         self.rehearsal_banner = Banner(Tone.WARNING, self)
         if rehearsal:
@@ -113,11 +145,23 @@ class MainWindow(QMainWindow):
         self.welcome = WelcomePage(self.stack)
         self.project = ProjectPage(self.stack)
         self.provider = ProviderPage(self.document, self.stack)
-        self.credentials = CredentialsPage(self.document, self.secrets, self.stack)
+        self.credentials = CredentialsPage(
+            self.document,
+            self.secrets,
+            self.stack,
+            config_dir=lambda: (self.controller.paths or app_paths()).ensure().config,
+            ask=self.trust.ask,
+        )
         self.nodes = NodesPage(self.document, self.stack)
         self.network = NetworkPage(self.document, self.stack)
         self.files = FilesPage(self.document, self.stack)
+        self.preflight = PreflightPage(self.controller, self.stack)
         self.run = RunPage(self.controller, self.stack)
+        self.install = InstallPage(self.controller, self.stack)
+        self.cluster = ClusterPage(self.document, self.controller, self.secrets, self.stack, ask=self.trust.ask)
+        self.activation = ActivationPage(self.document, self.controller, self.secrets, self.stack)
+        self.bundles = BundlesPage(self.controller, self.stack)
+        self.summary = SummaryPage(self.controller, self.secrets, self.stack)
         self.pages: list[WizardPage] = [
             self.welcome,
             self.project,
@@ -126,7 +170,13 @@ class MainWindow(QMainWindow):
             self.nodes,
             self.network,
             self.files,
+            self.preflight,
             self.run,
+            self.install,
+            self.cluster,
+            self.activation,
+            self.bundles,
+            self.summary,
         ]
         self.input_pages: list[InputPage] = [
             self.provider,
@@ -157,6 +207,7 @@ class MainWindow(QMainWindow):
 
         self.welcome.open_requested.connect(self.open_project)
         self.welcome.resume_requested.connect(self.resume)
+        self.preflight.fix_requested.connect(self.go_to_title)
         self.project.changed.connect(self._project_changed)
         self.project.reload_button.clicked.connect(self._reload_document)
         self.document.validated.connect(self._document_validated)
@@ -234,6 +285,13 @@ class MainWindow(QMainWindow):
         self.pages[index].entered()
         self._refresh()
         return True
+
+    def go_to_title(self, title: str) -> bool:
+        """Show the page with this (untranslated) title; the Preflight page's "fix it" links use it."""
+        for i, page in enumerate(self.pages):
+            if type(page).title == title:
+                return self.go_to(i)
+        return False
 
     def next(self) -> None:
         if self.next_button.isEnabled():
@@ -346,10 +404,17 @@ class MainWindow(QMainWindow):
     def _project_changed(self) -> None:
         self.welcome.set_project_open(self.project.path is not None)
         project = self.project.project
-        if project is not None and self.project.path is not None:
-            self.run.set_project(self.project.path, project.name)
+        path = self.project.path
+        if project is not None and path is not None:
+            self.run.set_project(path, project.name)
+            self.preflight.set_project(path, project.name)
+            self.install.set_project(path, [n.name for n in project.nodes])
+            self.summary.set_project(path, project)
         else:
             self.run.set_project(None)
+            self.preflight.set_project(None)
+            self.install.set_project(None)
+            self.summary.set_project(None)
 
     # -- runs ----------------------------------------------------------------------------------------------
     def _running_changed(self, running: bool) -> None:
@@ -357,6 +422,7 @@ class MainWindow(QMainWindow):
         self.project.set_busy(running)
         for page in self.input_pages:
             page.set_busy(running)
+        self.cluster.set_busy(running)
         self._refresh()
 
     def _run_finished(self, ev: RunFinished) -> None:
@@ -375,8 +441,27 @@ class MainWindow(QMainWindow):
         )
         return answer == QMessageBox.StandardButton.Yes
 
+    def confirm_discard_edits(self) -> QMessageBox.StandardButton:
+        """Save, Discard or Cancel for edits not yet written to the project file."""
+        return QMessageBox.question(
+            self,
+            self.tr("Save your changes?"),
+            self.tr("The project has changes that are not saved to {path}.").format(path=self.document.path),
+            QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel,
+            QMessageBox.StandardButton.Save,
+        )
+
     def closeEvent(self, event: QCloseEvent) -> None:
         if not self.controller.running:
+            if self.document.dirty:
+                answer = self.confirm_discard_edits()
+                if answer == QMessageBox.StandardButton.Cancel or (
+                    answer == QMessageBox.StandardButton.Save and not self.save()
+                ):
+                    event.ignore()
+                    return
+            self.credentials.cancel_test()
+            self.summary.cancel_export()
             event.accept()
             self.closed.emit()
             return

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtWidgets import (
@@ -23,17 +24,35 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from wizard.core.cancel import CancelToken
 from wizard.core.errors import WizardError
+from wizard.core.paths import app_paths
 from wizard.core.project import Project, ProviderType, SecretRef
 from wizard.core.secrets import SecretStore
+from wizard.core.trust import Confirm, TrustChanged, TrustRequest, TrustStore
 from wizard.ui.forms import Background, InlineMessage, InputPage, Parts, ProjectDocument, field_path
+from wizard.ui.trust import trust_changed_certificate
 from wizard.ui.widgets import Banner, Tone, button, heading, paragraph
 
 log = logging.getLogger(__name__)
 
+
+@dataclass(frozen=True)
+class ConnectionContext:
+    """What a connection test needs besides the project and the secrets: TLS trust, the operator, cancellation."""
+
+    trust: TrustStore
+    confirm: Confirm | None
+    cancel: CancelToken
+    vsphere_scheme: str = "https"  # tests against a plain-HTTP simulator pass "http"
+
+
 #: Checks that the provider's endpoint answers and accepts the stored credentials; returns what it found, raises a
 #: WizardError otherwise. Runs on a worker thread.
-ConnectionTest = Callable[[Project, SecretStore], str]
+ConnectionTest = Callable[[Project, SecretStore, ConnectionContext], str]
+
+#: Asks the operator about a fingerprint (the trust dialog's ``TrustPrompter.ask``); safe from any thread.
+Asker = Callable[[TrustRequest, CancelToken | None], bool]
 
 #: One connection test per provider type; the manual provider has none.
 CONNECTION_TESTS: dict[ProviderType, ConnectionTest] = {}
@@ -88,10 +107,23 @@ class CredentialsPage(InputPage):
     title = "Credentials"
     prefixes = ()  # the reference names are edited (and checked) where they are used
 
-    def __init__(self, document: ProjectDocument, secrets: SecretStore, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        document: ProjectDocument,
+        secrets: SecretStore,
+        parent: QWidget | None = None,
+        *,
+        config_dir: Callable[[], Path] | None = None,
+        ask: Asker | None = None,
+    ) -> None:
+        """``config_dir`` gives the folder of the trust store the tests pin into (the runs' own); ``ask`` is the
+        trust dialog; without it a first-contact fingerprint fails the test unless the project pins it."""
         super().__init__(document, parent)
         self.title = self.tr("Credentials")
         self.store = secrets
+        self.config_dir = config_dir or (lambda: app_paths().ensure().config)
+        self.ask = ask
+        self._test_cancel: CancelToken | None = None
         self.background = Background(self)
         self.rows: dict[str, SecretRow] = {}
         self._refs: list[tuple[str, str]] | None = None
@@ -375,6 +407,13 @@ class CredentialsPage(InputPage):
         self.test_result.show_text(self.tr("Testing the connection…"), Tone.INFO)
         self._update_test()
         store = self.store
+        cancel = self._test_cancel = CancelToken()
+        ask = self.ask
+        conn = ConnectionContext(
+            TrustStore(self.config_dir()),
+            (lambda request: ask(request, cancel)) if ask is not None else None,
+            cancel,
+        )
 
         def done(result: Any, error: BaseException | None) -> None:
             self.testing = False
@@ -387,7 +426,29 @@ class CredentialsPage(InputPage):
                 self.test_result.show_text(f"✗ {_error_text(error)}", Tone.ERROR)
             self._update_test()
 
-        self.background.submit(lambda: test(project, store), done)
+        def work() -> str:
+            seen: set[tuple[str, int]] = set()
+            while True:
+                try:
+                    return test(project, store, conn)
+                except TrustChanged as exc:
+                    # A pinned certificate changed: show both fingerprints; test again only if the operator
+                    # deliberately trusts the new one (once per host, so a refusal cannot loop).
+                    where = (exc.request.host, exc.request.port)
+                    if (
+                        ask is None
+                        or where in seen
+                        or not trust_changed_certificate(conn.trust, exc.request, ask, cancel)
+                    ):
+                        raise
+                    seen.add(where)
+
+        self.background.submit(work, done)
+
+    def cancel_test(self) -> None:
+        """Stop waiting for a trust answer of a running test (the window is closing)."""
+        if self._test_cancel is not None:
+            self._test_cancel.cancel("the wizard is closing")
 
 
 def _error_text(error: object) -> str:

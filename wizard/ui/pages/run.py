@@ -122,6 +122,7 @@ class RunPage(WizardPage):
         self._version = -1
         self._started = 0.0
         self._journal: Path | None = None
+        self._starting = False
 
         self.project_label = paragraph("No project is open.", self)
         self.session_label = paragraph("", self)
@@ -205,6 +206,7 @@ class RunPage(WizardPage):
         controller.session_opened.connect(self._on_session)
         controller.event_received.connect(self._on_event)
         controller.finished.connect(self._on_finished)
+        controller.running_changed.connect(self._running_changed)
         self._update_buttons()
 
     # -- state ---------------------------------------------------------------------------------------------
@@ -212,7 +214,8 @@ class RunPage(WizardPage):
         return []  # the last page: nothing comes after it
 
     def is_done(self) -> bool:
-        return self.last_result is not None and self.last_result.exit_code is ExitCode.DONE
+        result = self.last_result
+        return result is not None and result.exit_code is ExitCode.DONE and self.controller.until is None
 
     def set_project(self, path: Path | None, name: str = "") -> None:
         """The project the next run uses; ``None`` while no valid project is open."""
@@ -257,10 +260,24 @@ class RunPage(WizardPage):
         self._reset()
         self._started = time.monotonic()
         self.overall_label.setText("Starting…")
-        self.controller.start(self.project_file)
+        self._starting = True
+        try:
+            self.controller.start(self.project_file)
+        finally:
+            self._starting = False
         self.poll_timer.start()
         self._update_buttons()
         self.changed.emit()
+
+    def _running_changed(self, running: bool) -> None:
+        # Another page (Preflight, Install's retry) started a run: follow it here too.
+        if running and not self._starting:
+            self._reset()
+            self._started = time.monotonic()
+            until = self.controller.until
+            self.overall_label.setText(f"Starting (up to the {until} step)…" if until else "Starting…")
+            self.poll_timer.start()
+        self._update_buttons()
 
     def cancel(self) -> None:
         self.controller.cancel()
@@ -378,7 +395,11 @@ class RunPage(WizardPage):
         took = human_duration(time.monotonic() - self._started)
         if ev.exit_code is ExitCode.DONE:
             self.overall_label.setText(f"Finished in {took}.")
-            self.outcome.show_text("✓ Every step finished.", Tone.SUCCESS)
+            until = self.controller.until
+            self.outcome.show_text(
+                f"✓ Every step up to {until} finished; press Start to go on." if until else "✓ Every step finished.",
+                Tone.SUCCESS,
+            )
         elif ev.exit_code is ExitCode.CANCELLED:
             self.overall_label.setText(f"Cancelled after {took}.")
             self.outcome.show_text(

@@ -1,0 +1,177 @@
+"""The Bundles page: the content bundle and pack bundles — the queue, each file's and the overall progress.
+
+Rows are the jobs of the bundle steps (``content``, ``packs``) from the progress snapshots: queued, uploading (bytes,
+throughput, ETA), syncing, done. The overall bar weighs files by their size once their sizes are known.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QProgressBar,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from wizard.core.progress import ProgressSnapshot, TaskState, TaskStatus
+from wizard.core.redact import redact
+from wizard.core.runner import RunFinished
+from wizard.headless import human_bytes, human_duration
+from wizard.ui.bridge import RunController
+from wizard.ui.pages.live import BAR_SCALE, LivePage, announce, eta_text, progress_bar
+from wizard.ui.widgets import heading, paragraph
+
+BUNDLE_STEPS: tuple[str, ...] = ("content", "packs")
+COLUMNS = ("Bundle", "Status", "Progress", "Transferred", "Throughput", "ETA", "Message")
+COL_NAME, COL_STATUS, COL_PROGRESS, COL_BYTES, COL_RATE, COL_ETA, COL_MESSAGE = range(len(COLUMNS))
+STATUS_TEXT: dict[TaskStatus, str] = {
+    TaskStatus.PENDING: "○ Queued",
+    TaskStatus.RUNNING: "● Working",
+    TaskStatus.DONE: "✓ Done",
+    TaskStatus.SKIPPED: "✓ Done before",
+    TaskStatus.FAILED: "✗ Failed",
+    TaskStatus.CANCELLED: "■ Cancelled",
+}
+
+
+def overall(tasks: list[TaskState]) -> float:
+    """Byte-weighted progress where sizes are known; each other job counts as an average file."""
+    if not tasks:
+        return 0.0
+    sized = [t for t in tasks if t.bytes_total]
+    average = (sum(t.bytes_total or 0 for t in sized) / len(sized)) if sized else 1.0
+    weights = [float(t.bytes_total) if t.bytes_total else average for t in tasks]
+    total = sum(weights) or 1.0
+    return sum(w * t.fraction for w, t in zip(weights, tasks, strict=True)) / total
+
+
+class BundlesPage(LivePage):
+    title = "Bundles"
+
+    def __init__(self, controller: RunController, parent: QWidget | None = None) -> None:
+        super().__init__(controller, parent)
+        self.title = self.tr("Bundles")
+        tr = self.tr
+        self._rows: dict[str, int] = {}
+        self._announced: dict[str, TaskStatus] = {}
+        self.tasks: list[TaskState] = []
+
+        self.overall = progress_bar(tr("Overall bundle progress"), self)
+        self.summary = QLabel("", self)
+        self.summary.setAccessibleName(tr("Bundle status"))
+        self.table = QTableWidget(0, len(COLUMNS), self)
+        self.table.setHorizontalHeaderLabels([tr(c) for c in COLUMNS])
+        self.table.setAccessibleName(tr("Bundle queue"))
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setTabKeyNavigation(False)
+        self.table.setWordWrap(False)
+        self.table.verticalHeader().hide()
+        header = self.table.horizontalHeader()
+        for col in range(len(COLUMNS)):
+            header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(COL_PROGRESS, QHeaderView.ResizeMode.Fixed)
+        header.resizeSection(COL_PROGRESS, 140)
+        header.setSectionResizeMode(COL_MESSAGE, QHeaderView.ResizeMode.Stretch)
+
+        top = QHBoxLayout()
+        top.addWidget(QLabel(tr("Overall:"), self))
+        top.addWidget(self.overall, 1)
+        layout = QVBoxLayout(self)
+        layout.addWidget(heading(tr("Content and pack bundles"), self))
+        layout.addWidget(
+            paragraph(
+                tr(
+                    "The content bundle goes to the leader's Local UI and is synced to every node; pack bundles go "
+                    "to the system console and its registry. Each is verified before it is sent."
+                ),
+                self,
+            )
+        )
+        layout.addLayout(top)
+        layout.addWidget(self.summary)
+        layout.addWidget(self.table, 1)
+
+    def blockers(self) -> list[str]:
+        return []
+
+    def is_done(self) -> bool:
+        return bool(self.tasks) and all(t.status in (TaskStatus.DONE, TaskStatus.SKIPPED) for t in self.tasks)
+
+    def run_started(self) -> None:
+        self.table.setRowCount(0)
+        self._rows.clear()
+        self._announced.clear()
+        self.tasks = []
+        self.overall.setValue(0)
+        self.summary.setText("")
+
+    def _row(self, t: TaskState) -> int:
+        row = self._rows.get(t.key)
+        if row is not None:
+            return row
+        row = self.table.rowCount()
+        self.table.insertRow(row)
+        self._rows[t.key] = row
+        for col in range(len(COLUMNS)):
+            if col != COL_PROGRESS:
+                item = QTableWidgetItem("")
+                if col in (COL_BYTES, COL_RATE, COL_ETA):
+                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                self.table.setItem(row, col, item)
+        name = t.label + (f" [{t.node}]" if t.node else "")
+        self.table.setCellWidget(row, COL_PROGRESS, progress_bar(self.tr("Progress of {name}").format(name=name)))
+        return row
+
+    def _set(self, row: int, col: int, text: str) -> None:
+        item = self.table.item(row, col)
+        text = redact(text)
+        if item is not None and item.text() != text:
+            item.setText(text)
+            item.setToolTip(text)
+
+    def bar(self, key: str) -> QProgressBar | None:
+        row = self._rows.get(key)
+        widget = self.table.cellWidget(row, COL_PROGRESS) if row is not None else None
+        return widget if isinstance(widget, QProgressBar) else None
+
+    def draw(self, snap: ProgressSnapshot) -> None:
+        self.tasks = [t for t in snap.tasks if t.step in BUNDLE_STEPS]
+        for t in self.tasks:
+            row = self._row(t)
+            running = t.status is TaskStatus.RUNNING
+            self._set(row, COL_NAME, t.label + (f" [{t.node}]" if t.node else ""))
+            self._set(row, COL_STATUS, self.tr(STATUS_TEXT[t.status]))
+            bar = self.bar(t.key)
+            if bar is not None:
+                bar.setValue(round(t.fraction * BAR_SCALE))
+            if t.bytes_total:
+                self._set(row, COL_BYTES, f"{human_bytes(t.bytes_done or 0)} / {human_bytes(t.bytes_total)}")
+            self._set(row, COL_RATE, f"{human_bytes(t.rate)}/s" if t.rate and running else "")
+            self._set(row, COL_ETA, eta_text(t))
+            self._set(row, COL_MESSAGE, t.message + (f" — warning: {t.warning}" if t.warning else ""))
+            if self._announced.get(t.key) is not t.status and t.status is not TaskStatus.PENDING:
+                self._announced[t.key] = t.status
+                announce(self.summary, f"{t.label}: {self.tr(STATUS_TEXT[t.status])[2:].lower()}")
+        self.overall.setValue(round(overall(self.tasks) * BAR_SCALE))
+        queued = sum(1 for t in self.tasks if t.status is TaskStatus.PENDING)
+        rate = sum(t.rate or 0 for t in self.tasks if t.status is TaskStatus.RUNNING)
+        if self.tasks:
+            self.overall.setToolTip(
+                self.tr("{q} queued · {r}/s").format(q=queued, r=human_bytes(rate))
+                if rate
+                else self.tr("{q} queued").format(q=queued)
+            )
+
+    def run_finished(self, ev: RunFinished) -> None:
+        if self.tasks and self.is_done():
+            announce(self.summary, self.tr("Every bundle is uploaded and synced."))
+
+
+__all__ = ["BUNDLE_STEPS", "BundlesPage", "human_duration", "overall"]

@@ -1,0 +1,318 @@
+"""The Cluster page: the management cluster's profile variables, as a form generated from the profile itself.
+
+The variables are defined by the cluster profile inside the content bundle, so they are known only once a node holds
+it: "Read the profile" asks the leader's Local UI (on a worker, with the trust dialog, never during a run) for the
+variables — name, label, default, required, sensitive, pattern — and builds one field per variable. Answers go to
+the project document (``cluster.variables``); a sensitive answer goes to the keyring and the document keeps only its
+reference (``cluster.secret_variables``). Before the profile is read, the answers the project already gives are
+shown, so they can be edited too.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtWidgets import (
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QVBoxLayout,
+    QWidget,
+)
+
+from wizard.core.cancel import CancelToken
+from wizard.core.errors import WizardError
+from wizard.core.paths import AppPaths
+from wizard.core.progress import TaskStatus
+from wizard.core.project import SecretRef
+from wizard.core.runner import JobFinished
+from wizard.core.secrets import SecretStore
+from wizard.core.session import Session
+from wizard.core.steps.nodes import Pacing, connector, endpoint, leader_and_followers
+from wizard.core.trust import TrustRequest
+from wizard.ui.bridge import RunController
+from wizard.ui.forms import Background, InlineMessage, ProjectDocument
+from wizard.ui.pages import WizardPage
+from wizard.ui.widgets import Banner, Tone, button, heading, paragraph
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One profile variable, as the form needs it (the appliance's ProfileVariable, or one the project names)."""
+
+    name: str
+    label: str
+    default: str = ""
+    required: bool = False
+    sensitive: bool = False
+    regex: str = ""
+
+
+def read_profile(
+    project_file: Path,
+    paths: AppPaths | None,
+    secrets: SecretStore,
+    ask: Callable[[TrustRequest, CancelToken | None], bool] | None,
+) -> list[Variable]:
+    """The profile variables the leader's content holds; raises a WizardError when they cannot be read."""
+    cancel = CancelToken()
+    confirm = (lambda request: ask(request, cancel)) if ask is not None else None
+    session = Session.open(project_file, paths=paths, secrets=secrets, confirm=confirm)
+    ctx = session.context
+    leader, _ = leader_and_followers(ctx)
+    with connector(ctx, Pacing()).open(endpoint(ctx, leader), cancel) as client:
+        archive = client.archive_details()
+    if archive is None:
+        raise WizardError(
+            "No cluster profile yet",
+            f"{leader.name} holds no content bundle yet",
+            remediation="run the install up to the content step (it uploads the bundle), then read the profile",
+        )
+    return [Variable(v.name, v.label, v.default or "", v.required, v.sensitive, v.regex) for v in archive.variables]
+
+
+def secret_name(variable: str) -> str:
+    """The keyring name a sensitive answer is stored under when the project does not name one."""
+    return "cluster-" + re.sub(r"[^A-Za-z0-9_.-]+", "-", variable).strip("-").lower()
+
+
+@dataclass
+class VariableField:
+    variable: Variable
+    edit: QLineEdit
+    message: InlineMessage
+
+
+class ClusterPage(WizardPage):
+    title = "Cluster"
+
+    def __init__(
+        self,
+        document: ProjectDocument,
+        controller: RunController,
+        secrets: SecretStore,
+        parent: QWidget | None = None,
+        *,
+        ask: Callable[[TrustRequest, CancelToken | None], bool] | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.title = self.tr("Cluster")
+        tr = self.tr
+        self.document = document
+        self.controller = controller
+        self.store = secrets
+        self.ask = ask
+        self.background = Background(self)
+        self.variables: list[Variable] = []
+        self.from_profile = False
+        self.fields: dict[str, VariableField] = {}
+        self.reading = False
+        #: The cluster step finished in this window's runs.
+        self.cluster_created = False
+
+        self.read_button = button(tr("&Read the profile from the leader"), tr("Read the cluster profile"), self)
+        self.read_button.clicked.connect(self.read)
+        self.read_result = Banner(Tone.INFO, self)
+        self.box = QGroupBox(tr("Profile variables"), self)
+        self.form = QFormLayout(self.box)
+        self.empty = paragraph("", self.box)
+        self.form.addRow(self.empty)
+
+        row = QHBoxLayout()
+        row.addWidget(self.read_button)
+        row.addStretch(1)
+        layout = QVBoxLayout(self)
+        layout.addWidget(heading(tr("Management cluster"), self))
+        layout.addWidget(
+            paragraph(
+                tr(
+                    "The cluster profile in the content bundle defines these variables. Required ones without a "
+                    "default need an answer before the cluster is created; sensitive answers go to the keyring."
+                ),
+                self,
+            )
+        )
+        layout.addLayout(row)
+        layout.addWidget(self.read_result)
+        layout.addWidget(self.box)
+        layout.addStretch(1)
+        document.loaded.connect(self._from_project)
+        controller.running_changed.connect(lambda _r: self._update_buttons())
+        controller.event_received.connect(self._event)
+        self._from_project()
+
+    # -- variables -----------------------------------------------------------------------------------------
+    def _from_project(self) -> None:
+        if self.from_profile and self.document.doc is not None:
+            self.set_variables(self.variables, from_profile=True)
+            return
+        plain = self.document.get(("cluster", "variables")) or {}
+        secret = self.document.get(("cluster", "secret_variables")) or {}
+        found = [Variable(str(k), str(k)) for k in plain if isinstance(plain, dict)]
+        found += [Variable(str(k), str(k), sensitive=True) for k in secret if isinstance(secret, dict)]
+        self.set_variables(found, from_profile=False)
+
+    def set_variables(self, variables: Sequence[Variable], *, from_profile: bool = True) -> None:
+        """Build one field per variable; ``from_profile`` says they came from the profile (so all are known)."""
+        self.variables = list(variables)
+        self.from_profile = from_profile
+        while self.form.rowCount():
+            self.form.removeRow(0)
+        self.fields.clear()
+        self.empty = paragraph(
+            self.tr("The profile has no variables.")
+            if from_profile
+            else self.tr("The project answers no variables yet. Read the profile from the leader to see them all."),
+            self.box,
+        )
+        self.empty.setVisible(not self.variables or not from_profile)
+        self.form.addRow(self.empty)
+        for var in self.variables:
+            edit = QLineEdit(self.box)
+            edit.setAccessibleName(self.tr("Cluster variable {label}").format(label=var.label))
+            edit.setClearButtonEnabled(False)
+            message = InlineMessage(Tone.ERROR, self.box)
+            if var.sensitive:
+                edit.setEchoMode(QLineEdit.EchoMode.Password)
+                stored = self.document.get(("cluster", "secret_variables", var.name))
+                edit.setPlaceholderText(
+                    self.tr("stored in the keyring as {name}; type to replace it").format(name=stored.get("secret"))
+                    if isinstance(stored, dict) and stored.get("secret")
+                    else self.tr("kept in the keyring, never in the project file")
+                )
+                edit.editingFinished.connect(lambda v=var, e=edit: self._store_secret(v, e))
+            else:
+                value = self.document.get(("cluster", "variables", var.name))
+                edit.setText("" if value is None else str(value))
+                edit.setPlaceholderText(self.tr("default: {d}").format(d=var.default) if var.default else "")
+                edit.textEdited.connect(lambda text, v=var: self._edited(v, text))
+            caption = QLabel(var.label + (" *" if var.required else "") + ":", self.box)
+            caption.setBuddy(edit)
+            column = QVBoxLayout()
+            column.setSpacing(2)
+            column.addWidget(edit)
+            column.addWidget(message)
+            self.form.addRow(caption, column)
+            self.fields[var.name] = VariableField(var, edit, message)
+        self.validate()
+
+    def answered(self, var: Variable) -> bool:
+        if var.sensitive:
+            return isinstance(self.document.get(("cluster", "secret_variables", var.name)), dict)
+        value = self.document.get(("cluster", "variables", var.name))
+        return value not in (None, "")
+
+    def problem(self, var: Variable) -> str:
+        """What is wrong with the variable's answer, or ''."""
+        if var.sensitive:
+            if var.required and not var.default and not self.answered(var):
+                return self.tr("required: type it to store it in the keyring")
+            return ""
+        value = self.document.get(("cluster", "variables", var.name))
+        text = "" if value is None else str(value)
+        if not text:
+            return self.tr("required and has no default") if var.required and not var.default else ""
+        if var.regex:
+            try:
+                if re.fullmatch(var.regex, text) is None:
+                    return self.tr("does not match the profile's pattern {p}").format(p=var.regex)
+            except re.error:
+                return ""  # a pattern Python cannot read: the node validates the answer itself
+        return ""
+
+    def validate(self) -> None:
+        for f in self.fields.values():
+            problem = self.problem(f.variable)
+            if problem:
+                f.message.show_text(problem, Tone.ERROR)
+            else:
+                f.message.hide()
+            f.edit.setAccessibleDescription(problem)
+        self._update_buttons()
+        self.changed.emit()
+
+    def _edited(self, var: Variable, text: str) -> None:
+        self.document.set(("cluster", "variables", var.name), text if text else None, prune=2)
+        self.validate()
+
+    def _store_secret(self, var: Variable, edit: QLineEdit) -> None:
+        value = edit.text()
+        if not value:
+            return
+        ref = self.document.get(("cluster", "secret_variables", var.name))
+        name = str(ref["secret"]) if isinstance(ref, dict) and ref.get("secret") else secret_name(var.name)
+        store = self.store
+
+        def done(_result: Any, error: BaseException | None) -> None:
+            field = self.fields.get(var.name)
+            if error is not None:
+                if field is not None:
+                    field.message.show_text(f"✗ {error}", Tone.ERROR)
+                return
+            if field is not None:
+                field.edit.clear()  # stored: the value leaves the window
+                field.edit.setPlaceholderText(self.tr("stored in the keyring as {name}").format(name=name))
+            self.document.set(("cluster", "secret_variables", var.name), {"secret": name})
+            self.validate()
+
+        self.background.submit(lambda: store.set(SecretRef(name), value), done)
+
+    # -- reading the profile -------------------------------------------------------------------------------
+    def _update_buttons(self) -> None:
+        self.read_button.setEnabled(not self.reading and not self.controller.running and self.document.path is not None)
+
+    def read(self) -> None:
+        path = self.document.path
+        if path is None or self.reading or self.controller.running:
+            return
+        self.reading = True
+        self.read_result.show_text(self.tr("Reading the cluster profile from the leader…"), Tone.INFO)
+        self._update_buttons()
+        paths, store, ask = self.controller.paths, self.store, self.ask
+
+        def done(result: Any, error: BaseException | None) -> None:
+            self.reading = False
+            if error is None:
+                self.set_variables(result, from_profile=True)
+                self.read_result.show_text(
+                    self.tr("✓ The profile has {n} variable(s).").format(n=len(result)), Tone.SUCCESS
+                )
+            elif isinstance(error, WizardError):
+                self.read_result.show_text(f"✗ {error.title}: {error.message} — {error.remediation}", Tone.ERROR)
+            else:
+                log.error("reading the cluster profile failed", exc_info=error)
+                self.read_result.show_text(f"✗ {type(error).__name__}: {error}", Tone.ERROR)
+            self._update_buttons()
+
+        self.background.submit(lambda: read_profile(path, paths, store, ask), done)
+
+    # -- state ---------------------------------------------------------------------------------------------
+    def blockers(self) -> list[str]:
+        if self.cluster_created:
+            return []  # the answers were used; what is typed now matters only for a new cluster
+        return [f"{f.variable.label}: {p}" for f in self.fields.values() if (p := self.problem(f.variable))]
+
+    def _event(self, ev: object) -> None:
+        if isinstance(ev, JobFinished) and ev.step == "cluster" and ev.status in (TaskStatus.DONE, TaskStatus.SKIPPED):
+            self.cluster_created = True
+            self.changed.emit()
+
+    def is_done(self) -> bool:
+        return self.cluster_created or (self.from_profile and not self.blockers())
+
+    def entered(self) -> None:
+        self._update_buttons()
+        self.validate()
+
+    def set_busy(self, busy: bool) -> None:
+        self.box.setEnabled(not busy)
+        self._update_buttons()
