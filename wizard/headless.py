@@ -232,6 +232,9 @@ def _terminal_confirm(printer: _Printer) -> Confirm:
 
     def confirm(request: TrustRequest) -> bool:
         with one_at_a_time:
+            if request.changed:  # a deliberate act, not a reflexive "y": the operator types the host
+                answer = printer.ask(request.describe(), f"To trust the new one, type {request.host}: ")
+                return answer.strip() == request.host
             answer = printer.ask(request.describe(), "Trust it? [y/N] ")
         return answer.strip().lower() in ("y", "yes")
 

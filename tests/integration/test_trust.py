@@ -207,3 +207,47 @@ def test_system_store_verification_needs_no_pin(tmp_path: Path) -> None:
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+def test_a_pinned_certificate_that_changed_is_put_to_the_operator_as_a_change(lab: Lab, tmp_path: Path) -> None:
+    node = lab.nodes[0]
+    port = node.server.port
+    store = TrustStore(tmp_path / "config")
+    trusted_tls_context(store, lambda r: True, "127.0.0.1", port)
+    node.server.stop()
+    new_cert = create_node_certificate(tmp_path / "new-tls", ip="127.0.0.1", hostname=node.name)
+    replacement = LocalUIServer(node.state, new_cert, host="127.0.0.1", port=port).start()
+    try:
+        asked: list[TrustRequest] = []
+
+        def answer(yes: bool) -> Callable[[TrustRequest], bool]:
+            def confirm(request: TrustRequest) -> bool:
+                asked.append(request)
+                return yes
+
+            return confirm
+
+        # Declined, or no one to ask: a change stops, and the old pin stays.
+        with pytest.raises(TrustChanged):
+            trusted_tls_context(store, answer(False), "127.0.0.1", port)
+        with pytest.raises(TrustChanged):
+            trusted_tls_context(store, None, "127.0.0.1", port)
+        assert len(asked) == 1 and asked[0].changed
+        assert same_fingerprint(asked[0].presented, new_cert.fingerprint)
+        assert same_fingerprint(str(asked[0].pinned), node.fingerprint)
+        # Accepted: the new certificate is pinned and used.
+        ctx = trusted_tls_context(store, answer(True), "127.0.0.1", port)
+        with httpx.Client(verify=ctx, timeout=5) as http:
+            assert http.get(f"https://127.0.0.1:{port}/v1/ping").status_code == 200
+        entry = store.pinned(TrustKind.TLS, "127.0.0.1", port)
+        assert entry is not None and same_fingerprint(str(entry["fingerprint"]), new_cert.fingerprint)
+    finally:
+        replacement.stop()
+
+
+def test_a_pinned_server_not_answering_yet_gets_its_pinned_context(lab: Lab, tmp_path: Path) -> None:
+    node = lab.nodes[0]
+    store = TrustStore(tmp_path / "config")
+    trusted_tls_context(store, lambda r: True, "127.0.0.1", node.server.port)
+    node.server.stop()  # rebooting: the client, not the context, reports it unreachable
+    trusted_tls_context(store, lambda r: pytest.fail("asked while the node was down"), "127.0.0.1", node.server.port)

@@ -271,11 +271,23 @@ def trusted_tls_context(
     expected: str = "",
     timeout: float = 10.0,
 ) -> ssl.SSLContext:
-    """An SSL context for ``host:port`` that accepts only its pinned certificate (pinning it first if confirmed)."""
+    """An SSL context for ``host:port`` that accepts only its pinned certificate (pinning it first if confirmed).
+
+    With a pin, the certificate presented now is compared first, so a change is put to the operator as a change
+    (both fingerprints, an explicit choice) before any request is sent; declined or unanswerable, it stops with
+    :class:`TrustChanged`. A server not answering yet (a node still rebooting) gets the pinned context, and the
+    client reports it as unreachable as usual.
+    """
     entry = store.pinned(TrustKind.TLS, host, port)
     if entry and entry.get("pem") and not expected:
-        return pinned_ssl_context(str(entry["pem"]))
-    presented = fetch_certificate(host, port, timeout)
+        try:
+            presented = fetch_certificate(host, port, timeout)
+        except WizardError:
+            return pinned_ssl_context(str(entry["pem"]))
+        if same_fingerprint(str(entry["fingerprint"]), presented.fingerprint):
+            return pinned_ssl_context(str(entry["pem"]))
+    else:
+        presented = fetch_certificate(host, port, timeout)
     decide(
         store, confirm, TrustKind.TLS, host, port, presented=presented.fingerprint, expected=expected, pem=presented.pem
     )
