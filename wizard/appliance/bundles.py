@@ -5,6 +5,10 @@ streamed as ``multipart/form-data`` — built here as a generator with a precomp
 are many gigabytes and neither httpx's ``files=`` nor the lab may hold them in memory, and the node wants a length
 rather than chunked encoding. The node's own sha256 of what it stored must equal ours, then the leader syncs the
 content to its followers.
+
+With an :class:`SftpTransfer` the bytes take the other road: staged onto the leader over SFTP (resumable, sha256
+checked there) and submitted from the leader itself (:mod:`wizard.appliance.staging`); confirming and syncing are
+the same for both.
 """
 
 from __future__ import annotations
@@ -14,11 +18,12 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from wizard.appliance.localui import Clock, Connector, Endpoint, LocalUIClient
+from wizard.appliance.staging import SSHTarget, StageAndSubmit, StagingPlan, Tuning
 from wizard.core.cancel import CancelToken
 from wizard.core.errors import WizardError
 from wizard.core.integrity import hash_file, load_public_key, verify_signature
@@ -98,6 +103,20 @@ def _quote(name: str) -> str:
     return "".join("_" if ch in '"\\' or ord(ch) < 32 else ch for ch in name)
 
 
+TRANSFER_DIRECT = "direct"
+TRANSFER_SFTP = "sftp"
+TRANSFER_MODES = (TRANSFER_DIRECT, TRANSFER_SFTP)
+
+
+@dataclass(frozen=True)
+class SftpTransfer:
+    """Stage over SFTP to the leader (``target``) and submit from there, instead of a direct HTTPS upload."""
+
+    target: SSHTarget
+    plan: StagingPlan = field(default_factory=StagingPlan)
+    tuning: Tuning = field(default_factory=Tuning)
+
+
 class UploadContentJob(Job):
     """Verify, upload, confirm and sync one content bundle through the leader's Local UI."""
 
@@ -116,8 +135,10 @@ class UploadContentJob(Job):
         poll_interval: float = 10.0,
         sync_timeout: float = 60 * 60.0,
         clock: Clock = time.time,
+        transfer: SftpTransfer | None = None,
     ) -> None:
         self.leader = leader
+        self.transfer = transfer
         self.bundle = bundle
         self.signature = signature
         self.public_key = public_key
@@ -130,22 +151,59 @@ class UploadContentJob(Job):
     def fingerprint(self) -> str:
         st = self.bundle.stat() if self.bundle.exists() else None
         parts = [self.leader.where, str(self.bundle), str(st.st_size if st else -1), str(st.st_mtime_ns if st else -1)]
+        if self.transfer is not None:  # the direct mode keeps its fingerprint, so existing journals stay valid
+            parts.append(TRANSFER_SFTP)
         return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
     def run(self, report: Reporter, cancel: CancelToken) -> Mapping[str, Any] | None:
         digest = self._verify(report.child(0.0, 0.15), cancel)
+        staged: dict[str, Any] = {}
         with self.connector.open(self.leader) as client:
             existing = client.uploaded_content()
             if existing is not None and existing.sha256 == digest:
                 report.update(0.8, f"{self.bundle.name} is already on {self.leader.name}")
                 uploaded = False
             else:
-                self._upload(client, report.child(0.15, 0.65), cancel)
+                if self.transfer is None:
+                    self._upload(client, report.child(0.15, 0.65), cancel)
+                else:
+                    staged = self._stage(digest, report.child(0.15, 0.65), cancel)
                 uploaded = True
             self._confirm(client, digest)
             peers = self._wait_synced(client, report.child(0.8, 0.2), cancel)
         report.finish(f"{self.bundle.name} uploaded and synced to {peers} host(s)")
-        return {"sha256": digest, "size": self.bundle.stat().st_size, "uploaded": uploaded, "synced_hosts": peers}
+        facts: dict[str, Any] = {
+            "sha256": digest,
+            "size": self.bundle.stat().st_size,
+            "uploaded": uploaded,
+            "synced_hosts": peers,
+        }
+        if self.transfer is not None:
+            facts["transfer"] = TRANSFER_SFTP
+            facts.update(staged)
+        return facts
+
+    def _stage(self, digest: str, report: Reporter, cancel: CancelToken) -> dict[str, Any]:
+        assert self.transfer is not None
+        t = self.transfer
+        staging = StageAndSubmit(
+            t.target,
+            self.leader,
+            self.bundle,
+            digest,
+            trust=self.connector.trust,
+            confirm=self.connector.confirm,
+            signature=self.signature,
+            plan=t.plan,
+            tuning=t.tuning,
+        )
+        log.info("staging %s on %s over SFTP", self.bundle.name, t.target.where)
+        staging.run(report, cancel)
+        last = staging.last
+        return {
+            "staging_drops": last.drops if last else 0,
+            "staging_resumed_from": list(last.resumed_from) if last else [],
+        }
 
     def _verify(self, report: Reporter, cancel: CancelToken) -> str:
         if self.public_key is not None and self.signature is None:

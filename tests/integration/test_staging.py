@@ -1,0 +1,401 @@
+"""SFTP staging: resumable uploads against a real OpenSSH sshd (``-m ssh``), and the whole staging path — stage,
+sha256 on the node, on-node submit into the Local UI — against the lab (``-m lab``)."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.test_localui_client import Harness, make_harness
+from tests.reliability.transfer_peers import CuttingProxy, SftpOpenSSHServer
+from tests.support.projects import make_key, random_file, sign_file
+from wizard.appliance import staging
+from wizard.appliance.bundles import SftpTransfer, UploadContentJob
+from wizard.appliance.localui import Endpoint
+from wizard.appliance.ssh import SSHAuthFailed, SSHCredentials
+from wizard.appliance.staging import (
+    ResumableUpload,
+    SSHTarget,
+    StageAndSubmit,
+    StagedFileDamaged,
+    StagingError,
+    StagingPlan,
+    Tuning,
+    remote_sha256,
+)
+from wizard.core.cancel import CancelToken
+from wizard.core.errors import Cancelled
+from wizard.core.progress import Progress, Reporter
+from wizard.core.trust import TrustStore
+from wizard.lab import Lab, ManualClock
+from wizard.lab.node import LocalUIError
+from wizard.lab.sftp import StagingCommands, attach_staging
+
+MiB = 1024 * 1024
+# Small blocks so a test file spans many blocks and channels; quick retries so drops cost little time.
+FAST = Tuning(channels=3, block=256 * 1024, outstanding=16, backoff_initial=0.02, backoff_max=0.1, io_timeout=10)
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def progress_for(on_change: Callable[[Progress], None] | None = None) -> Progress:
+    progress = Progress(on_change=(lambda: on_change(progress)) if on_change else None)
+    progress.add_task("t", "staging", "content")
+    return progress
+
+
+def reporter(progress: Progress | None = None) -> Reporter:
+    """A reporter on task "t", so byte counts are recorded in the snapshot."""
+    return (progress or progress_for()).root().child(0.0, 1.0, task="t")
+
+
+# -- OpenSSH -------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sshd() -> Iterator[SftpOpenSSHServer]:
+    with SftpOpenSSHServer() as server:
+        yield server
+
+
+@pytest.fixture
+def remote_dir(sshd: SftpOpenSSHServer) -> Iterator[Path]:
+    """A folder the sshd's test account writes to (its home is /tmp), removed afterwards."""
+    folder = Path(tempfile.mkdtemp(prefix="wizard-staging-", dir="/tmp"))
+    folder.chmod(0o777)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def openssh_target(server: SftpOpenSSHServer, tmp_path: Path, port: int | None = None) -> SSHTarget:
+    return SSHTarget(
+        "127.0.0.1",
+        port or server.port,
+        SSHCredentials(server.user, key_path=server.client_key),
+        TrustStore(tmp_path / "config"),
+        expected_fingerprint=server.fingerprint,
+        connect_timeout=5,
+    )
+
+
+@pytest.mark.ssh
+def test_upload_then_node_sha256_matches(sshd: SftpOpenSSHServer, remote_dir: Path, tmp_path: Path) -> None:
+    local = random_file(tmp_path / "bundle.tar.zst", 5 * MiB + 4321)
+    remote = str(remote_dir / "staged" / local.name)
+    target = openssh_target(sshd, tmp_path)
+    result = ResumableUpload(target, local, remote, tuning=FAST).run(reporter(), CancelToken())
+    assert result.resumed_from == [0] and result.drops == 0 and result.sent == local.stat().st_size
+    assert result.cipher.startswith("aes128-gcm")  # the faster cipher is negotiated with OpenSSH
+    assert not Path(remote + ".part").exists()
+    with target.client() as ssh:
+        assert remote_sha256(ssh, remote, timeout=30) == sha256(local)
+    again = ResumableUpload(target, local, remote, tuning=FAST).run(reporter(), CancelToken())
+    assert again.already_there and again.sent == 0
+
+
+@pytest.mark.ssh
+def test_wrong_password_and_unwritable_folder_are_not_retried(
+    sshd: SftpOpenSSHServer, remote_dir: Path, tmp_path: Path
+) -> None:
+    local = random_file(tmp_path / "bundle.bin", 1 * MiB)
+    good = openssh_target(sshd, tmp_path)
+    bad = SSHTarget(good.host, good.port, SSHCredentials(sshd.user, password="wrong"), good.trust,
+                    expected_fingerprint=sshd.fingerprint, connect_timeout=5)  # fmt: skip
+    slow = Tuning(backoff_initial=30, backoff_max=30)  # a retry would make this test time out
+    with pytest.raises(SSHAuthFailed):
+        ResumableUpload(bad, local, str(remote_dir / "x.bin"), tuning=slow).run(reporter(), CancelToken())
+    with pytest.raises(StagingError, match="Cannot write the staging folder"):
+        ResumableUpload(good, local, "/proc/x.bin", tuning=slow).run(reporter(), CancelToken())
+
+
+@pytest.mark.ssh
+def test_resume_after_a_drop_mid_transfer(sshd: SftpOpenSSHServer, remote_dir: Path, tmp_path: Path) -> None:
+    local = random_file(tmp_path / "bundle.bin", 8 * MiB + 17)
+    remote = str(remote_dir / local.name)
+    with CuttingProxy((sshd.host, sshd.port), cuts=[5 * MiB]) as proxy:
+        target = openssh_target(sshd, tmp_path, proxy.port)
+        result = ResumableUpload(target, local, remote, tuning=FAST).run(reporter(), CancelToken())
+        assert proxy.cut_count == 1 and proxy.connections == 2
+    assert result.drops == 1 and len(result.resumed_from) == 2
+    resumed = result.resumed_from[1]
+    # It resumed from what the node had, less the in-flight window, not from the start.
+    assert 3 * MiB < resumed < 5 * MiB
+    assert sha256(Path(remote)) == sha256(local)
+
+
+@pytest.mark.ssh
+def test_cancel_keeps_the_part_and_a_later_run_resumes(
+    sshd: SftpOpenSSHServer, remote_dir: Path, tmp_path: Path
+) -> None:
+    local = random_file(tmp_path / "bundle.bin", 12 * MiB)
+    remote = str(remote_dir / local.name)
+    target = openssh_target(sshd, tmp_path)
+    cancel = CancelToken()
+
+    def cancel_at_half(progress: Progress) -> None:
+        task = progress.snapshot().task("t")
+        if task is not None and (task.bytes_done or 0) >= FAST.block:  # the first report after a block
+            cancel.cancel("test")
+
+    with pytest.raises(Cancelled):
+        ResumableUpload(target, local, remote, tuning=FAST).run(reporter(progress_for(cancel_at_half)), cancel)
+    part = Path(remote + ".part")
+    assert part.exists() and not Path(remote).exists()
+    have = part.stat().st_size
+    assert 0 < have < local.stat().st_size
+
+    result = ResumableUpload(target, local, remote, tuning=FAST).run(reporter(), CancelToken())
+    assert result.resumed_from == [max(0, have - FAST.window)]
+    assert sha256(Path(remote)) == sha256(local)
+
+
+@pytest.mark.ssh
+def test_wrong_remote_sha256_is_detected_and_the_copy_removed(
+    sshd: SftpOpenSSHServer, remote_dir: Path, tmp_path: Path
+) -> None:
+    local = random_file(tmp_path / "bundle.bin", 3 * MiB)
+    target = openssh_target(sshd, tmp_path)
+    plan = StagingPlan(remote_dir=str(remote_dir))
+    unused = Endpoint("node", "127.0.0.1", "user", "unused")
+    job = StageAndSubmit(target, unused, local, sha256(local), trust=target.trust, plan=plan, tuning=FAST)
+    with target.client() as ssh:
+        assert job.stage(reporter(), CancelToken(), ssh) == str(remote_dir / local.name)
+        staged = remote_dir / local.name
+        with staged.open("r+b") as fh:  # the node's disk flips a byte
+            fh.seek(1234)
+            fh.write(b"\x00" if fh.read(1) != b"\x00" else b"\x01")
+        with pytest.raises(StagedFileDamaged, match="Staged file damaged") as info:
+            job.stage(reporter(), CancelToken(), ssh)
+        assert sha256(local) in info.value.message
+        assert not staged.exists()  # removed, so the next run sends it again
+        job.stage(reporter(), CancelToken(), ssh)
+    assert sha256(staged) == sha256(local)
+
+
+# -- The lab: the whole staging path -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def lab(tmp_path: Path, clock: ManualClock) -> Iterator[Lab]:
+    with Lab(1, tmp_path / "lab", clock, socket_timeout=10.0, tick_interval=None) as started:
+        yield started
+
+
+@pytest.fixture
+def harness(lab: Lab, clock: ManualClock, tmp_path: Path) -> Harness:
+    return make_harness(lab, clock, tmp_path / "config")
+
+
+@pytest.fixture
+def commands(lab: Lab) -> StagingCommands:
+    return attach_staging(lab.nodes[0])
+
+
+@pytest.fixture
+def bundle(tmp_path: Path) -> tuple[Path, Path, Path]:
+    key, public = make_key(tmp_path)
+    path = random_file(tmp_path / "core-content-4.7.16.tar.zst", 6 * MiB + 999)
+    signature = tmp_path / "core-content-4.7.16.tar.zst.sig.bin"
+    sign_file(key, path, signature)
+    return path, signature, public
+
+
+def lab_transfer(lab: Lab, harness: Harness, tuning: Tuning = FAST) -> SftpTransfer:
+    node = lab.nodes[0]
+    target = SSHTarget(
+        "127.0.0.1",
+        node.ssh.port,
+        SSHCredentials("kairos", password="kairos"),
+        harness.connector.trust,
+        expected_fingerprint=node.ssh.fingerprint,
+        connect_timeout=5,
+    )
+    return SftpTransfer(target, StagingPlan(), tuning)
+
+
+def staged_job(harness: Harness, lab: Lab, bundle: tuple[Path, Path, Path], **kw: Any) -> UploadContentJob:
+    path, signature, public = bundle
+    return UploadContentJob(
+        harness.endpoint(0),
+        path,
+        harness.connector,
+        signature=signature,
+        public_key=public,
+        poll_interval=0.01,
+        clock=harness.clock,
+        transfer=lab_transfer(lab, harness),
+        **kw,
+    )
+
+
+def run_job(job: UploadContentJob, cancel: CancelToken | None = None, progress: Progress | None = None) -> Any:
+    return job.run(reporter(progress), cancel or CancelToken())
+
+
+class Spy:
+    """Records the node commands and, on curl, the token the header file carries (read as the node would)."""
+
+    def __init__(self, lab: Lab, commands: StagingCommands) -> None:
+        self.node = lab.nodes[0]
+        self.commands: list[str] = []
+        self.tokens: list[str] = []
+        self.before_curl: Callable[[str], None] | None = None
+        shell = self.node.ssh.shell
+        original_run = shell.run
+        original_curl = commands.curl
+
+        def run(command: str) -> tuple[int, str, str]:
+            self.commands.append(command)
+            return original_run(command)
+
+        def curl(args: list[str]) -> tuple[int, str, str]:
+            header = args[args.index("--header") + 1].removeprefix("@")
+            path = commands.root / header
+            assert oct(path.stat().st_mode & 0o777) == oct(0o600)
+            token = path.read_text().split(":", 1)[1].strip()
+            self.tokens.append(token)
+            if self.before_curl is not None:
+                self.before_curl(token)
+            return original_curl(args)
+
+        shell.run = run  # type: ignore[method-assign]
+        shell.extra["curl"] = curl
+
+
+@pytest.mark.lab
+def test_stage_verify_and_submit_from_the_node(
+    harness: Harness, lab: Lab, commands: StagingCommands, bundle: tuple[Path, Path, Path]
+) -> None:
+    spy = Spy(lab, commands)
+    path, signature, _ = bundle
+    facts = run_job(staged_job(harness, lab, bundle))
+    digest = sha256(path)
+    assert facts["transfer"] == "sftp" and facts["uploaded"] is True and facts["sha256"] == digest
+    stored = lab.nodes[0].state.uploaded
+    assert stored is not None and stored.sha256 == digest and stored.file_name == path.name
+    assert stored.signature_path is not None and stored.signature_path.read_bytes() == signature.read_bytes()
+    assert commands.submits == 1
+    assert any(c.startswith(f"sha256sum -- palette-wizard-staging/{path.name}") for c in spy.commands)
+    # The token never shows on a command line, its header file is gone, and the session was logged out.
+    (token,) = spy.tokens
+    assert token and not any(token in c for c in spy.commands)
+    assert [c for c in spy.commands if c.startswith("curl")] and "--pinnedpubkey" in spy.commands[-1]
+    leftovers = list((commands.root / "palette-wizard-staging").iterdir())
+    assert leftovers == []  # the staged copies were removed once the node confirmed them
+    with pytest.raises(LocalUIError):
+        lab.nodes[0].state.authenticate(token)
+
+    again = run_job(staged_job(harness, lab, bundle))
+    assert again["uploaded"] is False and commands.submits == 1  # already on the node: nothing is sent
+
+
+@pytest.mark.lab
+def test_a_token_the_node_no_longer_accepts_is_reported(
+    harness: Harness, lab: Lab, commands: StagingCommands, bundle: tuple[Path, Path, Path]
+) -> None:
+    spy = Spy(lab, commands)
+    state = lab.nodes[0].state
+
+    def revoke(token: str) -> None:
+        state.logout(state.authenticate(token))
+
+    spy.before_curl = revoke
+    with pytest.raises(StagingError, match="refused the bundle") as info:
+        run_job(staged_job(harness, lab, bundle))
+    assert "401" in info.value.message
+    assert state.uploaded is None
+
+
+@pytest.mark.lab
+def test_a_changed_node_key_stops_the_submit(
+    harness: Harness,
+    lab: Lab,
+    commands: StagingCommands,
+    bundle: tuple[Path, Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(staging, "spki_pin", lambda pem: "sha256//" + "A" * 43 + "=")
+    with pytest.raises(StagingError, match="On-node submit failed") as info:
+        run_job(staged_job(harness, lab, bundle))
+    assert "exit 90" in info.value.message and "public key does not match" in info.value.details
+    assert lab.nodes[0].state.uploaded is None and commands.submits == 0
+
+
+@pytest.mark.lab
+def test_cancel_while_staging(
+    harness: Harness, lab: Lab, commands: StagingCommands, bundle: tuple[Path, Path, Path]
+) -> None:
+    cancel = CancelToken()
+
+    def cancel_mid(progress: Progress) -> None:
+        task = progress.snapshot().task("t")
+        if task is not None and task.message.startswith("Staging") and (task.bytes_done or 0) >= FAST.block:
+            cancel.cancel("test")
+
+    with pytest.raises(Cancelled):
+        run_job(staged_job(harness, lab, bundle), cancel, progress_for(cancel_mid))
+    assert lab.nodes[0].state.uploaded is None and commands.submits == 0
+    part = commands.root / "palette-wizard-staging" / (bundle[0].name + ".part")
+    assert part.exists() and 0 < part.stat().st_size < bundle[0].stat().st_size
+
+
+@pytest.mark.lab
+def test_drop_mid_staging_resumes_on_the_lab(
+    harness: Harness, lab: Lab, commands: StagingCommands, bundle: tuple[Path, Path, Path]
+) -> None:
+    node = lab.nodes[0]
+    with CuttingProxy(("127.0.0.1", node.ssh.port), cuts=[3 * MiB]) as proxy:
+        transfer = lab_transfer(lab, harness)
+        target = SSHTarget(
+            "127.0.0.1",
+            proxy.port,
+            transfer.target.credentials,
+            transfer.target.trust,
+            expected_fingerprint=node.ssh.fingerprint,
+            connect_timeout=5,
+        )
+        path, signature, public = bundle
+        job = UploadContentJob(
+            harness.endpoint(0),
+            path,
+            harness.connector,
+            signature=signature,
+            public_key=public,
+            poll_interval=0.01,
+            clock=harness.clock,
+            transfer=SftpTransfer(target, StagingPlan(), FAST),
+        )
+        facts = run_job(job)
+        assert proxy.cut_count == 1
+    assert facts["staging_drops"] == 1 and facts["staging_resumed_from"][-1] > 0
+    stored = node.state.uploaded
+    assert stored is not None and stored.sha256 == sha256(path)
+
+
+# -- The project option --------------------------------------------------------------------------------------------
+
+
+def test_transfer_mode_is_read_from_the_project() -> None:
+    from types import SimpleNamespace
+
+    from wizard.core.steps.localui import ContentStep, staging_dir, transfer_mode
+
+    def project(**files: Any) -> Any:
+        return SimpleNamespace(files=SimpleNamespace(**files))
+
+    assert transfer_mode(project()) == "direct"  # until the project model has the field, the direct upload
+    assert transfer_mode(project(transfer="SFTP")) == "sftp"
+    assert staging_dir(project()) == "palette-wizard-staging"
+    assert staging_dir(project(staging_dir="/usr/local/staging")) == "/usr/local/staging"
+    ctx: Any = SimpleNamespace(project=project(transfer="ftp"))
+    (problem,) = ContentStep().problems(ctx)
+    assert problem.path == "files.transfer" and "ftp" in problem.message
+    assert ContentStep().problems(SimpleNamespace(project=project(transfer="sftp"))) == []  # type: ignore[arg-type]
