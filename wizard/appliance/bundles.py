@@ -158,7 +158,7 @@ class UploadContentJob(Job):
     def run(self, report: Reporter, cancel: CancelToken) -> Mapping[str, Any] | None:
         digest = self._verify(report.child(0.0, 0.15), cancel)
         staged: dict[str, Any] = {}
-        with self.connector.open(self.leader) as client:
+        with self.connector.open(self.leader, cancel) as client:
             existing = client.uploaded_content()
             if existing is not None and existing.sha256 == digest:
                 report.update(0.8, f"{self.bundle.name} is already on {self.leader.name}")
