@@ -8,7 +8,7 @@ import pytest
 
 from wizard.core.cancel import CancelToken
 from wizard.core.errors import Cancelled
-from wizard.core.progress import Progress, TaskStatus
+from wizard.core.progress import LOG_LINES, Progress, TaskStatus
 
 
 def test_children_add_up_and_never_go_backwards() -> None:
@@ -108,3 +108,22 @@ def test_cancel_token_sleep_wakes_early() -> None:
     assert time.monotonic() - start < 2
     with pytest.raises(Cancelled):
         token.raise_if_cancelled()
+
+
+def test_live_log_keeps_the_newest_lines_masked_and_reaches_the_jobs_row() -> None:
+    from wizard.core.redact import REDACTOR
+
+    REDACTOR.add("s3cret-node-pw")
+    progress = Progress()
+    progress.add_task("install/n1", "Install", "install", "n1")
+    job = progress.root().child(0.0, 1.0, task="install/n1")
+    job.child(0.0, 0.5).log(["installer: start\n", "login with s3cret-node-pw"])  # a sub-task logs to its job
+    job.log([f"line {i}" for i in range(LOG_LINES + 5)])
+    t = progress.snapshot().task("install/n1")
+    assert t is not None and len(t.log) == LOG_LINES
+    assert t.log[-1] == f"line {LOG_LINES + 4}" and t.log[0] == "line 5"
+    progress2 = Progress()
+    progress2.add_task("k", "K", "s")
+    progress2.root().child(0.0, 1.0, task="k").log(["installer: start\n", "login with s3cret-node-pw"])
+    t2 = progress2.snapshot().task("k")
+    assert t2 is not None and t2.log[0] == "installer: start" and "s3cret-node-pw" not in t2.log[1]

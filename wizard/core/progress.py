@@ -12,9 +12,14 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+
+from wizard.core.redact import redact
+
+#: How many live log lines a task keeps for display.
+LOG_LINES = 200
 
 
 class TaskStatus(StrEnum):
@@ -44,6 +49,8 @@ class TaskState:
     started: float | None = None
     finished: float | None = None
     warning: str = ""
+    #: The newest lines of the job's live log (a node's installer log tail), oldest first, secrets masked.
+    log: tuple[str, ...] = ()
 
     @property
     def elapsed(self) -> float | None:
@@ -132,6 +139,19 @@ class Progress:
     def warn(self, key: str, warning: str) -> None:
         with self._lock:
             self._tasks[key] = replace(self._tasks[key], warning=warning)
+            self._version += 1
+        self._changed()
+
+    def log(self, key: str, lines: Sequence[str], keep: int = LOG_LINES) -> None:
+        """Append ``lines`` to the task's live log, keeping the newest ``keep``."""
+        if not lines:
+            return
+        masked = tuple(redact(line.rstrip("\n")) for line in lines)
+        with self._lock:
+            t = self._tasks.get(key)
+            if t is None:
+                return
+            self._tasks[key] = replace(t, log=(t.log + masked)[-keep:])
             self._version += 1
         self._changed()
 
@@ -245,6 +265,11 @@ class Reporter:
         """Show ``warning`` on this reporter's job row (kept apart from the changing progress message)."""
         if self._task is not None:
             self._progress.warn(self._task, warning)
+
+    def log(self, lines: Sequence[str]) -> None:
+        """Add lines to this reporter's job's live log (shown beside the job, e.g. a node's installer log)."""
+        if self._task is not None:
+            self._progress.log(self._task, lines)
 
     def child(self, start: float, span: float, task: str | None = None) -> Reporter:
         """A reporter for a sub-task covering ``span`` of this reporter's scale.
