@@ -114,6 +114,17 @@ def _parser() -> argparse.ArgumentParser:
         help="how much faster than real the nodes are (default 60: a 15-minute install takes 15 s)",
     )
     reh.add_argument("--keep", action="store_true", help="keep the rehearsal's folder (project, journal, logs)")
+    reh.add_argument(
+        "--provider",
+        dest="rehearse_provider",
+        choices=("manual", "redfish", "vsphere"),
+        default="manual",
+        help="who boots the simulated nodes: manual (the rehearsal plays the operator, default), redfish (BMCs in "
+        "sushy-tools' emulator: pip install 'palette-appliance-wizard[rehearsal]'), vsphere (VMs in govmomi's vcsim)",
+    )
+    reh.add_argument(
+        "--vcsim", type=Path, metavar="PATH", help="with --provider vsphere: the vcsim binary (default: vcsim on PATH)"
+    )
 
     val = sub.add_parser("validate", help="check a project file and list every problem")
     val.add_argument("project", type=Path)
@@ -268,14 +279,23 @@ def _rehearse(args: argparse.Namespace) -> int:
         else:
             print(f"*** {BANNER} ***\n{text}", flush=True)
 
-    with Rehearsal(folder, nodes=args.nodes, speed=args.speed, keep=args.keep) as rehearsal:
+    provider = args.rehearse_provider
+    with Rehearsal(
+        folder, nodes=args.nodes, speed=args.speed, keep=args.keep, provider=provider, vcsim=args.vcsim
+    ) as rehearsal:
+        booted_by = {
+            "manual": "powered on by the rehearsal (manual provider)",
+            "redfish": "booted through simulated BMCs (sushy-emulator)",
+            "vsphere": "VMs in a simulated vCenter (vcsim)",
+        }[provider]
         say(
             "start",
-            f"{args.nodes} simulated node(s), {args.speed:g}x real time; project {rehearsal.project_file}",
+            f"{args.nodes} simulated node(s), {booted_by}, {args.speed:g}x real time; project {rehearsal.project_file}",
             folder=str(folder),
             project=str(rehearsal.project_file),
             nodes=args.nodes,
             speed=args.speed,
+            provider=provider,
         )
         code = run_headless(
             rehearsal.project_file,

@@ -1,17 +1,91 @@
-"""Run every benchmark (or the ones named) and print one ratio line each."""
+"""Run every benchmark (or the ones named): one ratio line each as it finishes, then a table of ratios and goals.
+
+Each benchmark module has ``run() -> str`` returning its ``bench NAME: ratio X.XX (ours A, reference B)`` line and
+may set ``GOAL``, the highest ratio it should reach (ours / reference, lower is better). Modules are imported only
+when chosen, so one that cannot start (a missing reference tool) fails its own row, not the suite.
+
+Exit status: 0 when every chosen benchmark ran and met its goal, 1 when one failed or missed its goal, 2 for an
+unknown name.
+"""
 
 from __future__ import annotations
 
+import importlib
+import re
 import sys
-from collections.abc import Callable
+import traceback
+from dataclasses import dataclass
 
-from tests.bench import bench_iso_server, bench_iso_upload, bench_verify
-
-BENCHMARKS: dict[str, Callable[[], str]] = {
-    "verify-sha256": bench_verify.run,
-    "iso-upload": bench_iso_upload.run,
-    "iso-server": bench_iso_server.run,
+# name → module under tests.bench (the table keeps this order)
+BENCHMARKS: dict[str, str] = {
+    "verify-sha256": "bench_verify",
+    "iso-upload": "bench_iso_upload",
+    "iso-server": "bench_iso_server",
+    "upload": "bench_upload",
+    "sftp": "bench_sftp",
+    "lab-flow": "bench_lab_flow",
 }
+
+_RATIO = re.compile(r"^bench (?P<name>\S+): ratio (?P<ratio>\d+(?:\.\d+)?) \((?P<detail>.*)\)$")
+
+
+@dataclass
+class Row:
+    name: str
+    ratio: float | None = None
+    goal: float | None = None
+    detail: str = ""
+    error: str = ""
+
+    @property
+    def verdict(self) -> str:
+        if self.error:
+            return "FAILED"
+        if self.goal is None or self.ratio is None:
+            return "no goal"
+        return "met" if self.ratio <= self.goal else "MISSED"
+
+
+def run_one(name: str) -> Row:
+    row = Row(name)
+    try:
+        module = importlib.import_module(f"tests.bench.{BENCHMARKS[name]}")
+        goal = getattr(module, "GOAL", None)
+        row.goal = float(goal) if goal is not None else None
+        line = str(module.run())
+    except Exception as exc:  # one broken benchmark must not hide the others' results
+        traceback.print_exc()
+        row.error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        print(f"bench {name}: failed ({row.error})", flush=True)
+        return row
+    print(line, flush=True)
+    m = _RATIO.match(line.strip())
+    if m is None:
+        row.error = f"unexpected output: {line.strip()[:80]}"
+    else:
+        row.ratio, row.detail = float(m["ratio"]), m["detail"]
+    return row
+
+
+def table(rows: list[Row]) -> str:
+    head = ("benchmark", "ratio", "goal", "result", "ours vs reference")
+    cells = [
+        (
+            r.name,
+            "—" if r.ratio is None else f"{r.ratio:.2f}",
+            "—" if r.goal is None else f"≤ {r.goal:.2f}",
+            r.verdict,
+            r.error or r.detail,
+        )
+        for r in rows
+    ]
+    widths = [max(len(c[i]) for c in [head, *cells]) for i in range(len(head) - 1)]
+
+    def fmt(c: tuple[str, ...]) -> str:
+        return "  ".join(v.ljust(w) for v, w in zip(c[:-1], widths, strict=True)) + "  " + c[-1]
+
+    rule = "  ".join("-" * w for w in widths) + "  " + "-" * len(head[-1])
+    return "\n".join([fmt(head), rule, *(fmt(c) for c in cells)])
 
 
 def main(names: list[str]) -> int:
@@ -20,9 +94,10 @@ def main(names: list[str]) -> int:
     if unknown:
         print(f"unknown benchmark(s): {', '.join(unknown)}; known: {', '.join(BENCHMARKS)}", file=sys.stderr)
         return 2
-    for name in chosen:
-        print(BENCHMARKS[name](), flush=True)
-    return 0
+    rows = [run_one(name) for name in chosen]
+    print()
+    print(table(rows), flush=True)
+    return 0 if all(r.verdict in ("met", "no goal") for r in rows) else 1
 
 
 if __name__ == "__main__":

@@ -3,26 +3,34 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import gc
 import hashlib
 import io
 import json
+import re
 import socket
+import tarfile
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
+from tests.integration.conftest import CONTENT_SYNC_DELAY
 from tests.integration.localui_client import SpecCheckedClient, random_file
 from wizard.appliance import localui_spec
 from wizard.appliance.localui_spec import SpecViolation, UnknownOperation
-from wizard.lab import Lab, LocalUIServer, ManualClock, NodeState
+from wizard.core.errors import WizardError
+from wizard.lab import Lab, LabNode, LocalUIServer, ManualClock, NodeState
 from wizard.lab.certs import create_node_certificate, fingerprint_der, fingerprint_pem_file
+from wizard.lab.lab import NodeFaults
 from wizard.lab.links import LinkClaims, decode_link_token, encode_link_token
-from wizard.lab.localui import implemented_operations
+from wizard.lab.localui import LOG_COLLECT_SECONDS, implemented_operations
 from wizard.lab.multipart import MultipartError, parse_multipart
 from wizard.lab.node import EXTENDED_TOKEN_TTL, TOKEN_TTL, iso8601
 
@@ -467,8 +475,9 @@ def test_every_implemented_operation_is_in_the_spec() -> None:
     spec_ops = set(localui_spec.operations())
     implemented = implemented_operations()
     assert implemented <= spec_ops, implemented - spec_ops
-    # 14 host, link and content operations + 8 cluster ones + applications and the 3 registry operations
-    assert len(implemented) == 26
+    # 14 host, link and content operations + 8 cluster ones + applications, the 3 registry operations and the 4
+    # log operations
+    assert len(implemented) == 30
 
 
 def test_validator_rejects_wrong_bodies() -> None:
@@ -592,3 +601,294 @@ def test_multipart_parser_rejects_truncated_bodies() -> None:
     with pytest.raises(MultipartError):
         bad = b"--xyz\r\nX-Nothing: 1\r\n\r\ndata\r\n--xyz--\r\n"
         parse_multipart(io.BytesIO(bad), boundary, len(bad), lambda _: _ByteSink(bytearray()))
+
+
+# -- Logs: generate, status, download, error events ----------------------------------------------------------------
+
+GEN_LOGS = "/v1/edge-mgmt/edgehosts/current/generate-logs"
+GEN_STATUS = "/v1/edge-mgmt/edgehosts/current/generate-logs-status"
+DOWNLOAD_LOGS = "/v1/edge-mgmt/edgehosts/current/download-logs"
+ERROR_LOGS = "/v1/edge-mgmt/edgehosts/current/error-logs"
+
+
+def _tar_members(data: bytes) -> dict[str, str]:
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        out = {}
+        for m in tar:
+            f = tar.extractfile(m)
+            assert f is not None
+            out[m.name] = f.read().decode()
+        return out
+
+
+def test_log_collection_and_download(lab: Lab, client: Clients, clock: ManualClock) -> None:
+    c = logged_in(client, 0)
+    node = lab.nodes[0]
+    for path in (GEN_STATUS, DOWNLOAD_LOGS):
+        c.get(path, token=None, expect=401)
+    c.post(GEN_LOGS, token=None, expect=401)
+    assert c.get(GEN_STATUS, expect=200).json()["status"] == "Unknown"
+    r = c.get(DOWNLOAD_LOGS, expect=404)
+    assert "no logs" in r.json()["message"]
+    assert c.post(GEN_LOGS, expect=202).json()["message"] == "log collection started"
+    assert c.get(GEN_STATUS, expect=200).json()["status"] == "InProgress"
+    c.get(DOWNLOAD_LOGS, expect=404)  # not ready yet
+    assert "already" in c.post(GEN_LOGS, expect=202).json()["message"]  # one collection at a time
+    clock.advance(LOG_COLLECT_SECONDS)
+    assert c.get(GEN_STATUS, expect=200).json()["status"] == "Completed"
+    r = c.get(DOWNLOAD_LOGS, expect=200)
+    assert r.headers["content-type"] == "application/x-tar"
+    assert r.headers["content-disposition"] == 'attachment; filename="edge-node-1-logs.tar"'
+    members = _tar_members(r.content)
+    root = "edge-node-1-logs/"
+    assert set(members) == {
+        root + "journalctl.log",
+        root + "usr/local/installer.log",
+        root + "var/log/stylus-agent.log",
+        root + "var/log/stylus-audit.log",
+    }
+    # The files are the node's own: the same journal SSH shows, the same agent log.
+    assert members[root + "journalctl.log"].splitlines() == node.machine.journal()
+    assert members[root + "var/log/stylus-agent.log"].splitlines() == node.machine.service_log()
+    audit = members[root + "var/log/stylus-audit.log"]
+    assert "user=- POST /v1/users/default/login 200" in audit
+    assert f"user=kairos POST {GEN_LOGS} 202" in audit
+    assert f"user=- GET {GEN_STATUS} 401" in audit
+    assert c.token is not None and c.token not in audit and "kairos\n" not in audit
+    # A later collection sees later lines; the archive is made when the collection completes.
+    c.get(HOST, expect=200)
+    c.post(GEN_LOGS, expect=202)
+    clock.advance(LOG_COLLECT_SECONDS)
+    again = _tar_members(c.get(DOWNLOAD_LOGS, expect=200).content)[root + "var/log/stylus-audit.log"]
+    assert f"user=kairos GET {HOST} 200\n" in again and f"GET {HOST} 200\n" not in audit
+    assert node.logs.collections == 2
+
+
+def test_log_collection_failure_knob(lab: Lab, client: Clients, clock: ManualClock) -> None:
+    node = lab.nodes[1]
+    node.apply(NodeFaults(log_collection_error="no space left on /usr/local"))
+    c = logged_in(client, 1)
+    c.post(GEN_LOGS, expect=202)
+    clock.advance(LOG_COLLECT_SECONDS)
+    status = c.get(GEN_STATUS, expect=200).json()
+    assert status == {"status": "Failed", "msg": "log collection failed: no space left on /usr/local"}
+    c.get(DOWNLOAD_LOGS, expect=404)
+    node.apply(NodeFaults())
+    c.post(GEN_LOGS, expect=202)
+    clock.advance(LOG_COLLECT_SECONDS)
+    assert c.get(GEN_STATUS, expect=200).json()["status"] == "Completed"
+    c.get(DOWNLOAD_LOGS, expect=200)
+
+
+def test_error_logs(lab: Lab, client: Clients) -> None:
+    node = lab.nodes[0]
+    c = logged_in(client, 0)
+    c.get(ERROR_LOGS, params={"logCount": "5"}, token=None, expect=401)
+    c.get(ERROR_LOGS, expect=400)  # logCount is required
+    c.get(ERROR_LOGS, params={"logCount": "many"}, expect=400)
+    c.get(ERROR_LOGS, params={"logCount": "0"}, expect=400)
+    assert c.get(ERROR_LOGS, params={"logCount": "5"}, expect=200).json() == {"items": []}
+    lines = [f"2026-11-23T10:00:0{i}Z stylus-operator: ERROR pack {i} failed to apply" for i in range(4)]
+    text = "\n".join(["2026-11-23T09:59:59Z stylus-operator: ok", *lines])
+    node.logs.sources["var/log/stylus-operator.log"] = lambda: text
+    items = c.get(ERROR_LOGS, params={"logCount": "3"}, expect=200).json()["items"]
+    assert [i["message"] for i in items] == [f"ERROR pack {i} failed to apply" for i in (1, 2, 3)]
+    first = items[0]
+    assert first["severity"] == "Error" and first["source"] == {"component": "stylus-operator", "host": "edge-node-1"}
+    assert first["involvedObject"] == {"kind": "EdgeHost", "name": "edge-node-1", "uid": node.state.uid}
+    assert len({i["metadata"]["uid"] for i in items}) == 3
+
+
+def test_error_logs_report_a_failed_install(tmp_path: Path, clock: ManualClock) -> None:
+    """The installer's failure line in the journal is an ``InstallFailed`` event (read here straight from the
+    node's log sources: a node whose install failed has no Local UI to ask)."""
+    with Lab(1, tmp_path / "lab", clock, installed=False, tick_interval=None, speed=60.0) as lab:
+        node = lab.nodes[0]
+        node.apply(NodeFaults(install_error="target disk /dev/sda is too small"))
+        node.machine.insert_media("file:///tmp/installer.iso")
+        node.machine.power_on()
+        for _ in range(200):
+            clock.advance(5)
+            if node.machine.install_failure() is not None and any(
+                "failed installing" in line for line in node.machine.journal()
+            ):
+                break
+        items = node.logs.error_events(10)["items"]
+        localui_spec.validate_definition("v1Events", {"items": items})
+        failed = [i for i in items if i["reason"] == "InstallFailed"]
+        assert len(failed) == 1, items  # in the journal and the installer log, reported once
+        assert "target disk /dev/sda is too small" in failed[0]["message"]
+        assert failed[0]["source"]["component"] == "kairos-agent"
+
+
+# -- Conformance: every operation the lab simulates, every call our clients make -----------------------------------
+
+
+class _RecordingClient(SpecCheckedClient):
+    """Spec-checked (by the parent) and remembering which spec operations it exercised."""
+
+    def __init__(self, node: LabNode, seen: set[tuple[str, str]]) -> None:
+        super().__init__(node)
+        self.seen = seen
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        op = localui_spec.operation(method, urlsplit(path).path)
+        self.seen.add((op.method, op.template))
+        return super().request(method, path, **kwargs)
+
+
+def test_every_simulated_operation_answers_within_the_spec(lab: Lab, clock: ManualClock) -> None:
+    """A tour through every operation the lab simulates — each refused without a token and answered with one, every
+    answer validated against the spec — so no simulated operation escapes the conformance check."""
+    from tests.integration.test_lab_cluster import cluster_body
+    from wizard.lab.cluster import EMBEDDED_ARCHIVE_PATH, PROFILE_UID
+
+    seen: set[tuple[str, str]] = set()
+    clients = [_RecordingClient(node, seen) for node in lab.nodes]
+    try:
+        for method, template in sorted(implemented_operations()):
+            if (method, template) not in {("GET", "/v1/ping"), ("POST", LOGIN)}:
+                clients[0].request(method, template, token=None, expect=401)
+        leader, f1, f2 = clients
+        leader.get("/v1/ping", token=None, expect=200)
+        for c in clients:
+            c.login()
+        leader.post(f"{LOGIN}?extendedSession=true", json={"username": "kairos", "password": "kairos"}, expect=200)
+        leader.post("/v1/users/default/token/renewal", expect=200)
+        f2.post("/v1/users/default/password/reset", json={"oldPassword": "kairos", "newPassword": "n3w!"}, expect=204)
+        leader.get("/v1/users/current", expect=200)
+        leader.get(HOST, expect=200)
+        leader.get("/v1/edge-mgmt/settings", expect=200)
+        leader.get(LINK_STATUS, expect=404)
+        for follower in (f1, f2):
+            follower.post(LINK, json={"token": generate(leader)}, expect=200)
+        leader.get(LINK_STATUS, expect=200)
+        leader.post(UNLINK, params={"peerId": lab.nodes[2].state.uid}, expect=200)
+        f2.post(LINK, json={"token": generate(leader)}, expect=200)
+        leader.get(DETAILS, expect=404)
+        leader.get("/v1/edge-mgmt/clusters/archive/embedded/details", expect=404)
+        leader.post(UPLOAD, files={"uploadFile": ("bundle.tar.zst", b"x" * 4096)}, expect=201)
+        leader.get(DETAILS, expect=200)
+        leader.get("/v1/edge-mgmt/clusters/archive/embedded/details", expect=200)
+        leader.get("/v1/edge-mgmt/clusters/archive/overridden/details", expect=404)
+        variables = [{"name": "podCidr", "profileUid": PROFILE_UID, "value": "10.0.0.0/33"}]
+        body = {"archiveUploadPath": EMBEDDED_ARCHIVE_PATH, "variables": variables}
+        leader.post("/v1/edge-mgmt/cluster/profiles/variables/validate", json=body, expect=200)
+        clock.advance(CONTENT_SYNC_DELAY)
+        cluster_get = ("/v1/edge-mgmt/cluster", "/v1/edge-mgmt/cluster/details", "/v1/edge-mgmt/events/lifecycle")
+        leader.get(cluster_get[0], expect=404)
+        leader.post("/v1/edge-mgmt/cluster", json=cluster_body(lab), expect=202)
+        for path in cluster_get:
+            leader.get(path, expect=200)
+        leader.get("/v1/edge-mgmt/clusters/current/nodes", expect=200)
+        for path in (
+            "/v1/edge-mgmt/cluster/applications",
+            "/v1/edge-mgmt/cluster/registry/content/details",
+            "/v1/edge-mgmt/cluster/registry/content/sync-status/details",
+            "/v1/edge-mgmt/cluster/registry/health",
+        ):
+            r = leader.get(path)  # the cluster still deploys: an answer or a documented refusal, never a 5xx
+            assert r.status_code < 500, (path, r.status_code, r.text)
+        leader.post(GEN_LOGS, expect=202)
+        leader.get(GEN_STATUS, expect=200)
+        clock.advance(LOG_COLLECT_SECONDS)
+        leader.get(DOWNLOAD_LOGS, expect=200)
+        leader.get(ERROR_LOGS, params={"logCount": "10"}, expect=200)
+        leader.post("/v1/users/default/logout", expect=200)
+        leader.get(HOST, expect=401)
+    finally:
+        for c in clients:
+            c.close()
+    assert seen >= implemented_operations(), sorted(implemented_operations() - seen)
+
+
+def _local_ui_paths_in_the_wizard() -> set[str]:
+    """Every Local UI spec template that a ``P_… = "/v1/…"`` constant of the wizard names: its client calls."""
+    import wizard
+
+    root = Path(wizard.__file__).parent
+    found: set[str] = set()
+    for source in root.rglob("*.py"):
+        if "lab" in source.relative_to(root).parts or "ui" in source.relative_to(root).parts[:1]:
+            continue
+        for path in re.findall(r'^P_[A-Z_]+ = "(/v1/[^"]+)"', source.read_text(encoding="utf-8"), re.M):
+            with contextlib.suppress(UnknownOperation):
+                found.add(localui_spec.operation("GET", path).template)
+            with contextlib.suppress(UnknownOperation):
+                found.add(localui_spec.operation("POST", path).template)
+    return found
+
+
+def test_every_client_call_is_within_the_spec(lab: Lab, clock: ManualClock, tmp_path: Path) -> None:
+    """The wizard's own Local UI calls — every method of its client and the calls other modules make through it —
+    against the lab with every request and response checked by the spec, until every Local UI path the wizard
+    names (``P_…`` constants anywhere in the package) has been exercised."""
+    from tests.integration.test_lab_cluster import cluster_body
+    from tests.integration.test_localui_client import make_harness
+    from wizard.appliance.bundles import MultipartBody
+    from wizard.appliance.localui import P_LOGIN as CLIENT_LOGIN
+    from wizard.appliance.localui import P_SETTINGS, P_USER
+    from wizard.appliance.packs import registry_content
+    from wizard.appliance.staging import P_LOGOUT
+    from wizard.core.cancel import CancelToken
+    from wizard.core.steps.console import P_APPLICATIONS
+    from wizard.core.support import collect_node_diagnostics
+    from wizard.lab.cluster import EMBEDDED_ARCHIVE_PATH, PROFILE_UID
+
+    harness = make_harness(lab, clock, tmp_path / "config")
+    cancel = CancelToken()
+    bundle = tmp_path / "bundle.tar.zst"
+    bundle.write_bytes(b"z" * 8192)
+    signature = tmp_path / "bundle.tar.sig.bin"
+    signature.write_bytes(b"s" * 64)
+    with (
+        harness.connector.open(harness.endpoint(0), cancel) as leader,
+        harness.connector.open(harness.endpoint(1), cancel) as follower,
+        harness.connector.open(harness.endpoint(2), cancel) as third,
+    ):
+        assert leader.ping()
+        assert leader.host_info()
+        assert leader.link_status() is None
+        assert leader.uploaded_content() is None and leader.archive_details() is None
+        assert leader.cluster_configuration() is None and leader.cluster_status() is None
+        follower.link(leader.generate_link_token().token)
+        third.link(leader.generate_link_token().token)
+        body = MultipartBody({"uploadFile": bundle, "signature": signature})
+        leader.upload_content(body.stream(cancel), content_type=body.content_type, length=len(body))
+        assert leader.uploaded_content() is not None
+        details = leader.archive_details()
+        assert details is not None and details.path == EMBEDDED_ARCHIVE_PATH
+        checks = leader.validate_variables(
+            EMBEDDED_ARCHIVE_PATH, [{"name": "podCidr", "profileUid": PROFILE_UID, "value": "10.1.0.0/16"}]
+        )
+        assert any(c.name == "podCidr" and c.valid for c in checks)
+        clock.advance(CONTENT_SYNC_DELAY)
+        assert leader.create_cluster(cluster_body(lab))
+        assert leader.cluster_configuration() is not None
+        assert leader.cluster_status() is not None
+        assert leader.lifecycle_events().expected
+        for path in (P_APPLICATIONS, P_USER, P_SETTINGS):  # the client's plain GETs (no typed method)
+            leader.request("GET", path, ok=(200, 404), missing_ok=True)
+        with contextlib.suppress(WizardError):  # the registry answers once the cluster runs; the call is what counts
+            registry_content(leader)
+        clock.advance(TOKEN_TTL - 60)
+        leader.renew()
+        third.reset_password("An0ther-pass")
+        diag = collect_node_diagnostics(leader, "edge-node-1", cancel, poll=0.01, clock=_advancing(clock))
+        assert diag.logs is not None and diag.error_logs == {"items": []}, diag.problems
+        leader.request("POST", P_LOGOUT)  # as the staging session ends its token (no body, bare token)
+    seen = {localui_spec.operation(e.method, e.path).template for e in harness.seen}
+    assert CLIENT_LOGIN in seen
+    wizard_paths = _local_ui_paths_in_the_wizard()
+    assert len(wizard_paths) >= 20, wizard_paths
+    assert wizard_paths <= seen, sorted(wizard_paths - seen)
+
+
+def _advancing(clock: ManualClock) -> Callable[[], float]:
+    """A monotonic clock for a poll loop that also moves the lab's manual clock, so a log collection completes."""
+
+    def now() -> float:
+        clock.advance(1.0)
+        return clock()
+
+    return now

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from wizard.lab.certs import NodeCertificate, create_node_certificate
 from wizard.lab.links import LinkRegistry
-from wizard.lab.localui import LocalUIServer
+from wizard.lab.localui import LOG_COLLECT_SECONDS, LocalUIServer, LogSource, NodeLogs
 from wizard.lab.machine import Machine, Timings
 from wizard.lab.node import DEFAULT_CLUSTER_TIMELINE, Clock, Hardware, LoginPolicy, NodeState
 from wizard.lab.sshd import LabSSHServer, NodeShell, load_or_create_host_key
@@ -51,6 +51,7 @@ class NodeFaults:
     ``ntp_enabled``/``ntp_servers``  ``machine.ntp_enabled`` / ``machine.ntp_servers`` (``timedatectl``)
     ``stale_partitions``          ``machine.stale_partitions``: disks with an earlier install's COS partitions
     ``never_boots``               ``machine.never_boots``: power on does nothing
+    ``log_collection_error``      ``logs.fail_reason``: the Local UI's generate-logs ends ``Failed``
     ============================  ===========================================================================
     """
 
@@ -68,6 +69,7 @@ class NodeFaults:
     ntp_servers: tuple[str, ...] | None = None
     stale_partitions: tuple[str, ...] = ()
     never_boots: bool = False
+    log_collection_error: str = ""
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,7 @@ class LabNode:
     server: LocalUIServer
     machine: Machine
     ssh: LabSSHServer
+    logs: NodeLogs
 
     @property
     def name(self) -> str:
@@ -120,10 +123,30 @@ class LabNode:
         st.stall(faults.localui_stall)
         st.upload_rate = faults.upload_rate
         st.token_ttl = faults.token_ttl
+        self.logs.fail_reason = faults.log_collection_error
 
 
 def _skew_of(machine: Machine) -> Callable[[], float]:
     return lambda: machine.clock_offset
+
+
+def _lines(read: Callable[[], list[str]]) -> LogSource:
+    def text() -> str | None:
+        lines = read()
+        return "".join(line + "\n" for line in lines) if lines else None
+
+    return text
+
+
+def node_log_sources(machine: Machine) -> dict[str, LogSource]:
+    """The files a node's log collection archives, read live from its machine (paths as on the appliance):
+    the journal of the running boot, the whole journal since the first boot (as the after-reset stage saves it to
+    ``/usr/local/installer.log``) and the stylus agent's log."""
+    return {
+        "journalctl.log": _lines(machine.journal),
+        "usr/local/installer.log": _lines(lambda: machine.journal(this_boot=False)),
+        "var/log/stylus-agent.log": _lines(machine.service_log),
+    }
 
 
 def machine_facts(machine: Machine) -> Callable[[], Hardware]:
@@ -167,8 +190,10 @@ class Lab:
         speed: float = 1.0,
         timings: Timings | None = None,
         faults: NodeFaults | Mapping[int, NodeFaults] | None = None,
+        log_collect_seconds: float = LOG_COLLECT_SECONDS,
     ) -> None:
-        """``faults`` applies to every node (one :class:`NodeFaults`) or by node index (a mapping)."""
+        """``faults`` applies to every node (one :class:`NodeFaults`) or by node index (a mapping);
+        ``log_collect_seconds`` is how long (lab clock) a Local UI log collection takes."""
         if n_nodes < 1:
             raise ValueError("a lab needs at least one node")
         # Without a base_dir the lab keeps its node data in a temporary folder that leaving the context removes.
@@ -201,8 +226,15 @@ class Lab:
                 cert = create_node_certificate(folder / "tls", ip=ip, hostname=name)
                 # The port is fixed up front: a node that is not installed yet still has a known Local UI address.
                 state.port = _free_port(ip)
+                logs = NodeLogs(state, node_log_sources(machine), collect_seconds=log_collect_seconds)
                 server = LocalUIServer(
-                    state, cert, registry=self.registry, host=ip, port=state.port, socket_timeout=socket_timeout
+                    state,
+                    cert,
+                    registry=self.registry,
+                    host=ip,
+                    port=state.port,
+                    socket_timeout=socket_timeout,
+                    logs=logs,
                 )
                 shell = NodeShell(machine, self._hostname_of(state), {})
                 ssh = LabSSHServer(
@@ -213,7 +245,7 @@ class Lab:
                     host=ip,
                     offline=self._rebooting_for_cluster(state),
                 )
-                node = LabNode(i, state, cert, server, machine, ssh)
+                node = LabNode(i, state, cert, server, machine, ssh, logs)
                 chosen = faults.get(i) if isinstance(faults, Mapping) else faults
                 if chosen is not None:
                     node.apply(chosen)

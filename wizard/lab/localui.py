@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import logging
 import math
 import os
+import re
 import ssl
+import tarfile
 import tempfile
 import threading
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path, PurePosixPath
@@ -37,7 +41,7 @@ from wizard.lab.multipart import (
     boundary_from_content_type,
     parse_multipart,
 )
-from wizard.lab.node import LocalUIError, NodeState, Session, UploadedContent, http_date
+from wizard.lab.node import LocalUIError, NodeState, Session, UploadedContent, http_date, iso8601
 from wizard.lab.tlsserver import BackgroundServer, TLSHTTPServer
 
 log = logging.getLogger(__name__)
@@ -47,13 +51,171 @@ log = logging.getLogger(__name__)
 DRAIN_LIMIT = 256 * 1024
 MAX_JSON_BODY = 1 << 20
 UPLOAD_MESSAGE = "Uploaded content successfully"
+LOG_COLLECT_SECONDS = 3.0  # lab-clock seconds a generate-logs run takes
+AUDIT_LINES = 2000  # the audit log is a ring: a long rehearsal must not grow it without bound
 
 
 @dataclass
 class Reply:
     status: int
-    body: Any = None  # None: no body at all
+    body: Any = None  # None: no body at all; bytes: sent as is with ``content_type``
     headers: dict[str, str] = field(default_factory=dict)
+    content_type: str = "application/json"
+
+
+# -- Log collection ------------------------------------------------------------------------------------------------
+
+LogSource = Callable[[], str | None]  # a file's content now, or None when the node has no such file (yet)
+
+_ERROR_LINE = re.compile(r"\b(ERROR|FATAL|error|failed)\b")
+# ``Nov 23 23:40:10 edge-node-1 kairos-agent: message`` (journal) or ``2026-11-23T23:40:10Z stylus-agent: message``.
+_JOURNAL_LINE = re.compile(r"^(?:\w{3} +\d+ [\d:]{8} \S+ |\S+Z )(?P<component>[\w.@-]+)(?:\[\d+\])?: (?P<message>.*)$")
+
+
+class NodeLogs:
+    """What the Local UI's log endpoints serve for one node: ``generate-logs`` starts a collection that completes
+    ``collect_seconds`` later on the node's clock, ``download-logs`` returns the tar it made (the files of
+    :attr:`sources` at completion time, under ``<hostname>-logs/``), and ``error-logs`` lists the latest error lines
+    of those files as ``v1Event`` items. Every Local UI request is also appended to ``var/log/stylus-audit.log``.
+
+    Knob: ``fail_reason`` (non-empty) makes the next collection end ``Failed`` with that message.
+    Thread-safe; it outlives the node's Local UI server, as the files outlive a reboot.
+    """
+
+    def __init__(
+        self,
+        node: NodeState,
+        sources: Mapping[str, LogSource] | None = None,
+        *,
+        collect_seconds: float = LOG_COLLECT_SECONDS,
+    ) -> None:
+        self.node = node
+        self.collect_seconds = collect_seconds
+        self.fail_reason = ""
+        self.lock = threading.Lock()
+        self._audit: deque[str] = deque(maxlen=AUDIT_LINES)
+        # Archive path (relative, POSIX) → content; tests and lab add-ons may add files, e.g. under ``oem/``.
+        self.sources: dict[str, LogSource] = {"var/log/stylus-audit.log": self.audit_log}
+        self.sources.update(sources or {})
+        self._started_at: float | None = None
+        self._outcome: tuple[str, str] | None = None  # (status, msg) once finished
+        self._archive: bytes | None = None
+        self.collections = 0  # how many collections were requested
+
+    # -- audit --
+    def audit(self, user: str | None, method: str, path: str, status: int) -> None:
+        line = f"{iso8601(self.node.wall_time())} user={user or '-'} {method} {path} {status}"
+        with self.lock:
+            self._audit.append(line)
+
+    def audit_log(self) -> str:
+        with self.lock:
+            return "".join(line + "\n" for line in self._audit)
+
+    # -- collection --
+    def generate(self) -> dict[str, Any]:
+        """Start a collection (v1AcceptedResponseWithMessage); one already running is not restarted."""
+        now = self.node.clock()
+        self._finish_due(now)
+        with self.lock:
+            if self._started_at is not None and self._outcome is None:
+                return {"message": "log collection is already in progress"}
+            self._started_at, self._outcome = now, None
+            self.collections += 1
+        return {"message": "log collection started"}
+
+    def status(self) -> dict[str, Any]:
+        """v1EdgeHostGenerateLogsStatus."""
+        self._finish_due(self.node.clock())
+        with self.lock:
+            if self._started_at is None:
+                return {"status": "Unknown", "msg": "no log collection has been requested"}
+            if self._outcome is None:
+                return {"status": "InProgress", "msg": "collecting logs"}
+            status, msg = self._outcome
+            return {"status": status, "msg": msg}
+
+    def download(self) -> tuple[str, bytes]:
+        """The last completed archive (file name, tar bytes); 404 when there is none."""
+        self._finish_due(self.node.clock())
+        with self.lock:
+            if self._archive is None:
+                running = self._started_at is not None and self._outcome is None
+                why = "log collection is still in progress" if running else "no logs have been generated"
+                raise LocalUIError(404, "NotFound", why)
+            return f"{self.node.hostname}-logs.tar", self._archive
+
+    def _finish_due(self, now: float) -> None:
+        with self.lock:
+            started = self._started_at
+            if started is None or self._outcome is not None or now < started + self.collect_seconds:
+                return
+            reason = self.fail_reason
+        if reason:
+            outcome, archive = ("Failed", f"log collection failed: {reason}"), None
+        else:
+            # Built outside the lock: the sources take their own locks (the machine's, the audit's).
+            archive = self._build_archive(started + self.collect_seconds)
+            outcome = ("Completed", "logs are ready to download")
+        with self.lock:
+            if self._started_at == started and self._outcome is None:
+                self._outcome = outcome
+                if archive is not None:
+                    self._archive = archive
+
+    def _build_archive(self, at: float) -> bytes:
+        root = f"{self.node.hostname}-logs"
+        mtime = int(self.node.wall_time(at))
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            for name, source in sorted(self.sources.items()):
+                try:
+                    text = source()
+                except Exception:  # a broken source must not cost the other files
+                    log.exception("%s: log source %s failed", self.node.name, name)
+                    continue
+                if text is None:
+                    continue
+                data = text.encode("utf-8")
+                info = tarfile.TarInfo(f"{root}/{name}")
+                info.size, info.mtime, info.mode = len(data), mtime, 0o640
+                tar.addfile(info, io.BytesIO(data))
+        return buf.getvalue()
+
+    # -- error events --
+    def error_events(self, count: int) -> dict[str, Any]:
+        """v1Events: the last ``count`` error lines of the node's logs (the audit log excluded), oldest first."""
+        if count <= 0:
+            raise LocalUIError(400, "BadRequest", "logCount must be a positive integer")
+        node = self.node
+        found: list[tuple[str, str]] = []  # (component, message)
+        for name, source in sorted(self.sources.items()):
+            if name.endswith("stylus-audit.log"):
+                continue
+            with contextlib.suppress(Exception):
+                for line in (source() or "").splitlines():
+                    if _ERROR_LINE.search(line):
+                        m = _JOURNAL_LINE.match(line)
+                        component, message = (m["component"], m["message"]) if m else (name, line)
+                        found.append((component, message))
+        items = []
+        seen: set[tuple[str, str]] = set()
+        for index, (component, message) in enumerate(found):
+            if (component, message) in seen:  # the same line in two files (journal and installer log) is one event
+                continue
+            seen.add((component, message))
+            digest = hashlib.sha256(f"{node.uid}/{index}/{message}".encode()).hexdigest()[:16]
+            items.append(
+                {
+                    "metadata": {"name": f"{node.hostname}.{digest}", "uid": digest},
+                    "involvedObject": {"kind": "EdgeHost", "name": node.hostname, "uid": node.uid},
+                    "reason": "InstallFailed" if "failed installing" in message else "Error",
+                    "message": message,
+                    "severity": "Error",
+                    "source": {"component": component, "host": node.hostname},
+                }
+            )
+        return {"items": items[-count:]}
 
 
 @dataclass
@@ -64,6 +226,7 @@ class _Request:
     query: dict[str, Any]
     node: NodeState
     registry: LinkRegistry
+    logs: NodeLogs
     session: Session | None = None
 
     def json_body(self) -> Any:
@@ -307,6 +470,29 @@ def _registry_health(req: _Request) -> Reply:
     return Reply(200, console.registry_health(req.node))
 
 
+@_route("POST", "/v1/edge-mgmt/edgehosts/current/generate-logs")
+def _generate_logs(req: _Request) -> Reply:
+    return Reply(202, req.logs.generate())
+
+
+@_route("GET", "/v1/edge-mgmt/edgehosts/current/generate-logs-status")
+def _generate_logs_status(req: _Request) -> Reply:
+    return Reply(200, req.logs.status())
+
+
+@_route("GET", "/v1/edge-mgmt/edgehosts/current/download-logs")
+def _download_logs(req: _Request) -> Reply:
+    name, archive = req.logs.download()
+    return Reply(
+        200, archive, {"Content-Disposition": f'attachment; filename="{name}"'}, content_type="application/x-tar"
+    )
+
+
+@_route("GET", "/v1/edge-mgmt/edgehosts/current/error-logs")
+def _error_logs(req: _Request) -> Reply:
+    return Reply(200, req.logs.error_events(int(req.query["logCount"])))
+
+
 @_route("GET", "/v1/edge-mgmt/clusters/current/nodes")
 def _cluster_nodes(req: _Request) -> Reply:
     return Reply(200, cluster.cluster_nodes(req.node))
@@ -424,6 +610,7 @@ class _Handler(BaseHTTPRequestHandler):
     sys_version = ""
 
     body_settled = False
+    reply_status = 0
 
     @property
     def lab_server(self) -> _TLSServer:
@@ -496,10 +683,16 @@ class _Handler(BaseHTTPRequestHandler):
 
     def send_reply(self, reply: Reply) -> None:
         self._settle_body()
-        payload = b"" if reply.body is None else json.dumps(reply.body).encode("utf-8")
+        if reply.body is None:
+            payload = b""
+        elif isinstance(reply.body, bytes):
+            payload = reply.body
+        else:
+            payload = json.dumps(reply.body).encode("utf-8")
+        self.reply_status = reply.status
         self.send_response(reply.status)
         if reply.body is not None:
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", reply.content_type)
         if reply.status not in (204, 304):
             self.send_header("Content-Length", str(len(payload)))
         for name, value in reply.headers.items():
@@ -550,9 +743,19 @@ class _Handler(BaseHTTPRequestHandler):
                 self.send_error_reply(None, LocalUIError(404, "NotFound", f"no such path: {url.path}"))
             return
         key = (op.method, op.template)
-        req = _Request(self, op, url.path, {}, server.node, server.registry)
+        req = _Request(self, op, url.path, {}, server.node, server.registry, server.logs)
         if self._stalled():
             return
+        self.reply_status = 0
+        try:
+            self._answer(req, key, url.query)
+        finally:
+            # The audit trail names who did what, never a credential (no query string, no body).
+            user = req.session.username if req.session is not None else None
+            server.logs.audit(user, op.method, url.path, self.reply_status)
+
+    def _answer(self, req: _Request, key: tuple[str, str], query: str) -> None:
+        server, op, url_path = self.lab_server, req.op, req.path
         try:
             if server.node.take_error():  # the fault knob: this request fails as a broken server's would
                 raise LocalUIError(500, "InternalError", "internal server error (injected by the lab)")
@@ -561,15 +764,15 @@ class _Handler(BaseHTTPRequestHandler):
             route = _ROUTES.get(key)
             if route is None:
                 raise LocalUIError(501, "NotImplemented", f"{op.method} {op.template} is not simulated yet")
-            req.query = _parse_query(op, url.query)
+            req.query = _parse_query(op, query)
             reply = route(req)
         except LocalUIError as err:
             self.send_error_reply(op, err)
         except (ConnectionError, TimeoutError, ssl.SSLError) as exc:
-            log.debug("%s: connection lost during %s %s: %s", server.node.name, op.method, url.path, exc)
+            log.debug("%s: connection lost during %s %s: %s", server.node.name, op.method, url_path, exc)
             self.close_connection = True
         except Exception:
-            log.exception("%s: %s %s failed", server.node.name, op.method, url.path)
+            log.exception("%s: %s %s failed", server.node.name, op.method, url_path)
             self.close_connection = True
             self.send_error_reply(op, LocalUIError(500, "InternalError", "internal error in the simulated node"))
         else:
@@ -583,10 +786,13 @@ class _TLSServer(TLSHTTPServer):
         context: ssl.SSLContext,
         node: NodeState,
         registry: LinkRegistry,
+        logs: NodeLogs,
+        *,
         socket_timeout: float,
     ) -> None:
         self.node = node
         self.registry = registry
+        self.logs = logs
         self.closing = threading.Event()  # set when the server stops: ends stalls and throttled reads at once
         super().__init__(address, context, _Handler, socket_timeout=socket_timeout, label=f"localui-{node.name}")
 
@@ -603,15 +809,24 @@ class LocalUIServer(BackgroundServer):
         host: str = "127.0.0.1",
         port: int = 0,
         socket_timeout: float = 30.0,
+        logs: NodeLogs | None = None,
     ) -> None:
         super().__init__(host=host, port=port, label=f"localui-{node.name}")
         self.node = node
         self.certificate = certificate
         self.registry = registry or LinkRegistry()
+        self.logs = logs or NodeLogs(node)
         self.socket_timeout = socket_timeout
 
     def _make_server(self, address: tuple[str, int]) -> TLSHTTPServer:
-        return _TLSServer(address, self.certificate.server_context(), self.node, self.registry, self.socket_timeout)
+        return _TLSServer(
+            address,
+            self.certificate.server_context(),
+            self.node,
+            self.registry,
+            self.logs,
+            socket_timeout=self.socket_timeout,
+        )
 
     def stop(self, timeout: float = 10.0) -> None:
         server = self._server

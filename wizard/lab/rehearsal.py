@@ -8,6 +8,14 @@ lab for this console's Product Setup ID, so the run ends with "Palette activated
 engine of ``run PROJECT`` runs on it; the rehearsal only plays the operator's part of the ``manual`` provider — when
 the boot step starts it inserts the ISO into every node and powers them on.
 
+``provider`` picks who powers the nodes on. ``manual`` (the default): the rehearsal plays the operator. ``redfish``:
+each node gets a BMC in sushy-tools' Redfish emulator (the optional ``rehearsal`` extra) and the wizard's bare-metal
+provider serves the ISO, inserts it as virtual media and boots each node through its BMC. ``vsphere``: a vCenter
+simulator (govmomi's ``vcsim``, on PATH or given) and the wizard's vSphere provider creates the VMs, uploads the ISO
+and boots them. In both, a lab node starts only when its control plane says so (:mod:`wizard.lab.controlplane`),
+so the rehearsal goes through the provider's real protocol. A missing emulator or simulator is a clear error naming
+what to install.
+
 Everything lives in one folder (``<state>/rehearsal``) with its own journal, logs and trust store, so a rehearsal
 never touches the operator's sessions, keyring or pinned fingerprints. The project pins every node's SSH host key
 and TLS certificate, so nothing is asked. ``speed`` scales the lab's clock-driven durations (a 15-minute install
@@ -16,12 +24,13 @@ takes 15/speed minutes) and the steps' polling with it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
 import shutil
 import socket
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import keyring.backends.fail
 import yaml
@@ -38,6 +47,7 @@ from wizard.core.steps.preflight import PreflightSettings
 from wizard.lab.artifacts import appliance_iso, make_key, random_file, sign_file
 from wizard.lab.certs import create_node_certificate
 from wizard.lab.console import DEFAULT_SYNC_DURATION, SystemConsoleServer, SystemConsoleState
+from wizard.lab.controlplane import RedfishWatcher, VSphereWatcher, Watcher
 from wizard.lab.lab import Lab
 from wizard.lab.node import DEFAULT_CLUSTER_TIMELINE
 from wizard.providers.manual import ManualPacing
@@ -54,6 +64,11 @@ ACTIVATION_KEY_REF = "rehearsal-activation-key"
 CONSOLE_EMAIL = "admin@rehearsal.example"
 BUNDLE_SIZE = 4 * 1024 * 1024
 PACK_BUNDLES = (("ubuntu-22.04.5.zst", 1024 * 1024), ("pxk-e-1.30.6.zst", 2 * 1024 * 1024))
+BMC_PASSWORD_KEY = "rehearsal-bmc-password"  # noqa: S105 - a keyring name, not a password
+VCENTER_PASSWORD_KEY = "rehearsal-vcenter-password"  # noqa: S105 - a keyring name, not a password
+PROVIDERS = ("manual", "redfish", "vsphere")
+Provider = Literal["manual", "redfish", "vsphere"]
+WATCH_INTERVAL = 0.1
 
 
 def _node_address() -> str:
@@ -91,9 +106,23 @@ class Rehearsal:
     """The lab, the files and the project of one rehearsal; a context manager that stops the lab on exit and removes
     the folder unless :attr:`keep` is set."""
 
-    def __init__(self, folder: Path, *, nodes: int = 3, speed: float = 60.0, keep: bool = False) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        nodes: int = 3,
+        speed: float = 60.0,
+        keep: bool = False,
+        provider: Provider = "manual",
+        vcsim: Path | None = None,
+    ) -> None:
+        """``vcsim``: the simulator binary for ``provider="vsphere"`` (default: ``vcsim`` on PATH)."""
         if speed <= 0:
             raise ValueError("speed must be positive")
+        if provider not in PROVIDERS:
+            raise ValueError(f"unknown rehearsal provider {provider!r} (one of {', '.join(PROVIDERS)})")
+        self.provider = provider
+        self.vcsim_binary = vcsim
         self.folder = folder
         self.n_nodes = nodes
         self.speed = speed
@@ -107,6 +136,8 @@ class Rehearsal:
         self.lab: Lab | None = None
         self.console: SystemConsoleServer | None = None
         self.powered_on = False
+        self.watchers: list[Watcher] = []
+        self._peers = contextlib.ExitStack()  # the control plane's processes and sessions, closed last-in first-out
 
     # -- setting up ----------------------------------------------------------------------------------------
     def __enter__(self) -> Rehearsal:
@@ -121,6 +152,15 @@ class Rehearsal:
         self.close()
 
     def prepare(self) -> None:
+        # Before anything is started: a missing emulator or simulator is the first thing the operator hears.
+        if self.provider == "redfish":
+            from wizard.lab.sushy import emulator_binary
+
+            emulator_binary()
+        elif self.provider == "vsphere":
+            from wizard.lab.vcsim import find_vcsim
+
+            self.vcsim_binary = find_vcsim(self.vcsim_binary)
         if self.folder.exists():
             shutil.rmtree(self.folder)  # the last rehearsal's lab is gone; its files would only confuse
         files = self.folder / "files"
@@ -138,6 +178,7 @@ class Rehearsal:
             content_sync_delay=max(0.2, 300 / speed),
             tick_interval=0.1,
             socket_timeout=15.0,
+            log_collect_seconds=max(0.2, 120 / speed),  # a couple of minutes on a real node
         ).start()
         iso = appliance_iso(files / "palette-edge-installer.iso")
         key, public_key = make_key(files)
@@ -199,9 +240,108 @@ class Rehearsal:
                 "tls_fingerprint": console.certificate.fingerprint,
             }
             doc["activation"] = {"key": {"secret": ACTIVATION_KEY_REF}}
+        if self.provider == "redfish":
+            self._with_bmcs(doc)
+        elif self.provider == "vsphere":
+            self._with_vcenter(doc)
         header = f"# {BANNER}\n# Written by `palette-wizard run --rehearse`; the lab it names is gone once it ends.\n"
         self.project_file.write_text(header + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
-        log.info("rehearsal lab: %d node(s) on %s, speed %g, folder %s", self.n_nodes, ip, speed, self.folder)
+        log.info(
+            "rehearsal lab: %d node(s) on %s, provider %s, speed %g, folder %s",
+            self.n_nodes,
+            ip,
+            self.provider,
+            speed,
+            self.folder,
+        )
+
+    # -- control planes ----------------------------------------------------------------------------------------
+    def _with_bmcs(self, doc: dict[str, Any]) -> None:
+        """One sushy-emulator with a System per node; each node's BMC in the project, each machine watched."""
+        from wizard.lab.sushy import SushyEmulator
+
+        lab = self.lab
+        assert lab is not None
+        emulator = SushyEmulator(systems=self.n_nodes, folder=self.folder / "bmc")
+        self._peers.callback(emulator.stop)
+        emulator.start()
+        self.secrets.set(SecretRef(BMC_PASSWORD_KEY), emulator.password)
+        # The ISO server listens where the emulator (on loopback) can fetch from.
+        doc["provider"] = {"type": "redfish", "redfish": {"iso_server_bind": emulator.host}}
+        for i, node in enumerate(doc["nodes"]):
+            node["bmc"] = {
+                "address": emulator.address(i),
+                "username": emulator.username,
+                "password": {"secret": BMC_PASSWORD_KEY},
+                "tls_fingerprint": emulator.fingerprint,
+            }
+        for i, node in enumerate(lab.nodes):
+            watcher = RedfishWatcher(
+                node.machine,
+                emulator.base_url,
+                f"/redfish/v1/Systems/{emulator.systems[i]}",
+                auth=(emulator.username, emulator.password),
+                verify=emulator.client_context(),
+                interval=WATCH_INTERVAL,
+            )
+            self._watch(watcher)
+
+    def _with_vcenter(self, doc: dict[str, Any]) -> None:
+        """vcsim as the vCenter; the wizard creates one VM per node (``pma-<node>``), each watched by its machine."""
+        from wizard.core.project import VmMode, VmSpec, VsphereSettings
+        from wizard.core.trust import TrustStore
+        from wizard.lab import vcsim
+        from wizard.providers.vsphere.session import connect
+
+        lab = self.lab
+        assert lab is not None and self.vcsim_binary is not None
+        server = vcsim.VcsimProcess(self.vcsim_binary, self.folder / "vcenter")
+        self._peers.callback(server.stop)
+        server.start()
+        fingerprint = server.fingerprint  # the certificate made for it: pinned, nothing to confirm
+        password = secrets.token_urlsafe(12)  # vcsim takes any non-empty credentials
+        self.secrets.set(SecretRef(VCENTER_PASSWORD_KEY), password)
+        vm = VmSpec(cpus=2, memory_gb=1, os_disk_gb=1, data_disk_gb=1)  # what the simulated hosts can hold
+        doc["provider"] = {
+            "type": "vsphere",
+            "vsphere": {
+                "server": server.host,
+                "port": server.port,
+                "username": vcsim.USER,
+                "password": {"secret": VCENTER_PASSWORD_KEY},
+                "datacenter": vcsim.DATACENTER,
+                "cluster": vcsim.CLUSTER,
+                "datastore": vcsim.DATASTORE,
+                "network": vcsim.NETWORK,
+                "tls_fingerprint": fingerprint,
+                "vm": {"cpus": vm.cpus, "memory_gb": vm.memory_gb, "os_disk_gb": 1, "data_disk_gb": 1},
+            },
+        }
+        names = [f"pma-{node.name}" for node in lab.nodes]
+        for entry, name in zip(doc["nodes"], names, strict=True):
+            entry["vm"] = name
+        settings = VsphereSettings(
+            server=server.host,
+            username=vcsim.USER,
+            password=SecretRef(VCENTER_PASSWORD_KEY),
+            datacenter=vcsim.DATACENTER,
+            datastore=vcsim.DATASTORE,
+            network=vcsim.NETWORK,
+            port=server.port,
+            cluster=vcsim.CLUSTER,
+            vm_mode=VmMode.CREATE,
+            vm=vm,
+            tls_fingerprint=fingerprint,
+        )
+        trust = TrustStore(self.folder / "watcher-trust")
+        session = self._peers.enter_context(connect(settings, password, trust, None))
+        for node, name in zip(lab.nodes, names, strict=True):
+            self._watch(VSphereWatcher(node.machine, session.si, name, interval=WATCH_INTERVAL))
+
+    def _watch(self, watcher: Watcher) -> None:
+        self.watchers.append(watcher)
+        self._peers.callback(watcher.stop)
+        watcher.start()
 
     def _start_console(self, node_ip: str) -> SystemConsoleServer | None:
         """Palette's system console at the VIP, answering once the lab's cluster runs. Where only 127.0.0.1 is
@@ -229,8 +369,9 @@ class Rehearsal:
 
     # -- the operator ----------------------------------------------------------------------------------------
     def on_event(self, event: Event) -> None:
-        """Plays the operator of the ``manual`` provider: when the boot step asks, boot every node from the ISO."""
-        if isinstance(event, StepStarted) and event.step == "boot":
+        """Plays the operator of the ``manual`` provider: when the boot step asks, boot every node from the ISO.
+        With a control plane, the wizard's provider does that through it."""
+        if self.provider == "manual" and isinstance(event, StepStarted) and event.step == "boot":
             self.power_on()
 
     def power_on(self) -> None:
@@ -244,6 +385,8 @@ class Rehearsal:
         log.info("rehearsal: the ISO is inserted and every node powered on")
 
     def close(self) -> None:
+        self._peers.close()  # watchers first (they read the control plane), then sessions and processes
+        self.watchers = []
         if self.console is not None:
             self.console.stop()
             self.console = None

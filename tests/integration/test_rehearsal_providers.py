@@ -1,0 +1,96 @@
+"""``palette-wizard run --rehearse --provider redfish|vsphere``: the lab's nodes booted through a real control plane
+(sushy-tools' Redfish emulator, govmomi's vcsim) by the wizard's own providers, labelled as a rehearsal."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.core.helpers import cli_env, json_events, run_cli
+from tests.integration.vcsim_peer import vcsim_binary_fixture  # noqa: F401 - fixture
+from wizard.lab import sushy
+from wizard.lab.rehearsal import BANNER, VCENTER_PASSWORD_KEY, Rehearsal
+from wizard.lab.vcsim import SimulatorMissing, find_vcsim
+
+pytestmark = [pytest.mark.flow, pytest.mark.lab]
+
+
+def _rehearse(home: Path, *extra: str) -> tuple[int, list[dict[str, object]], str]:
+    out = run_cli(
+        ["run", "--rehearse", "--json", "--nodes", "1", "--until", "password", "--keep", *extra],
+        cli_env(home),
+        timeout=200,
+    )
+    return out.returncode, json_events(out.stdout), out.stdout[-4000:] + out.stderr[-4000:]
+
+
+def _check_labelled_and_booted(events: list[dict[str, object]], provider: str) -> dict[str, dict[str, object]]:
+    rehearsal = [e for e in events if e["event"] == "rehearsal"]
+    assert [e["stage"] for e in rehearsal] == ["start", "end"] and all(e["message"] == BANNER for e in rehearsal)
+    assert rehearsal[0]["provider"] == provider
+    finished = [e["step"] for e in events if e["event"] == "step_finished"]
+    assert finished[-1] == "password" and all(e["ok"] for e in events if e["event"] == "step_finished")
+    done = {str(e["job"]): e for e in events if e["event"] == "job_finished"}
+    assert all(e["status"] == "done" for e in done.values()), [j for j, e in done.items() if e["status"] != "done"]
+    install = done["install/edge-node-1"]["result"]
+    assert isinstance(install, dict)
+    stages = [s["stage"] for s in install["stages"]]
+    assert "installing" in stages and stages[-1] == "done", stages
+    return done
+
+
+@pytest.mark.redfish
+@pytest.mark.timeout(240)
+def test_rehearsal_through_redfish_bmcs(tmp_path: Path) -> None:
+    code, events, output = _rehearse(tmp_path / "home", "--provider", "redfish", "--speed", "60")
+    assert code == 0, output
+    done = _check_labelled_and_booted(events, "redfish")
+    # The node was booted by the wizard's bare-metal provider: its BMC fetched the ISO from our ISO server.
+    boot = done["boot/edge-node-1"]["result"]
+    assert isinstance(boot, dict) and int(boot["iso_bytes_read"]) > 0
+    project = (tmp_path / "home" / "state" / "rehearsal" / "project.yaml").read_text()
+    assert project.startswith(f"# {BANNER}") and "type: redfish" in project and "/redfish/v1/Systems/" in project
+    assert ("S3cret" not in project and "password: {secret:" not in project.replace("\n", " ")) or "secret:" in project
+
+
+@pytest.mark.vsphere
+@pytest.mark.timeout(240)
+def test_rehearsal_through_vcsim(tmp_path: Path, vcsim_binary: Path) -> None:
+    code, events, output = _rehearse(
+        tmp_path / "home", "--provider", "vsphere", "--vcsim", str(vcsim_binary), "--speed", "120"
+    )
+    assert code == 0, output
+    done = _check_labelled_and_booted(events, "vsphere")
+    # The wizard's vSphere provider uploaded the ISO to the simulated datastore and booted the VM from it.
+    media = done["media/iso"]["result"]
+    assert isinstance(media, dict) and str(media["datastore_path"]).startswith("[LocalDS_0] palette-iso/")
+    text = (tmp_path / "home" / "state" / "rehearsal" / "project.yaml").read_text()
+    doc = yaml.safe_load(text)
+    assert text.startswith(f"# {BANNER}") and doc["provider"]["type"] == "vsphere"
+    assert doc["nodes"][0]["vm"] == "pma-edge-node-1"
+    assert doc["provider"]["vsphere"]["password"] == {"secret": VCENTER_PASSWORD_KEY}
+
+
+def test_missing_simulator_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = run_cli(
+        ["run", "--rehearse", "--provider", "vsphere", "--vcsim", str(tmp_path / "no-vcsim")], cli_env(tmp_path)
+    )
+    assert out.returncode == 2
+    assert "vCenter simulator not found" in out.stderr and "vcsim" in out.stderr
+    monkeypatch.setenv("PATH", str(tmp_path))  # no vcsim on this PATH
+    with pytest.raises(SimulatorMissing) as err:
+        find_vcsim()
+    assert "not on PATH" in err.value.message
+    assert not (tmp_path / "state" / "rehearsal").exists()  # nothing was started or written
+
+
+def test_missing_emulator_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))  # no sushy-emulator beside it
+    monkeypatch.setenv("PATH", str(tmp_path))  # nor on PATH
+    with pytest.raises(sushy.EmulatorMissing) as err:
+        Rehearsal(tmp_path / "rehearsal", nodes=1, provider="redfish").prepare()
+    assert "sushy-emulator" in err.value.message and "[rehearsal]" in (err.value.remediation or "")
+    assert not (tmp_path / "rehearsal").exists()
