@@ -23,6 +23,8 @@ from pathlib import Path
 
 from tests.reliability.transfer_peers import SftpOpenSSHServer
 
+GOAL_MIN = 0.9  # ours / reference throughput, at least
+
 SIZE = 512 * 1024 * 1024
 SMALL = 100 * 1024 * 1024
 RUNS = 3

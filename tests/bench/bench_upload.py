@@ -26,6 +26,8 @@ from wizard.appliance.localui import P_LOGIN, P_UPLOAD
 from wizard.lab import Lab
 from wizard.lab.lab import LabNode
 
+GOAL_MIN = 0.9  # ours / reference throughput, at least
+
 SIZE = 256 * 1024 * 1024
 SMALL = 100 * 1024 * 1024
 RUNS = 5

@@ -1,7 +1,8 @@
 """Run every benchmark (or the ones named): one ratio line each as it finishes, then a table of ratios and goals.
 
 Each benchmark module has ``run() -> str`` returning its ``bench NAME: ratio X.XX (ours A, reference B)`` line and
-may set ``GOAL``, the highest ratio it should reach (ours / reference, lower is better). Modules are imported only
+may set a goal: ``GOAL``, the highest ratio allowed where the ratio compares times (lower is better), or
+``GOAL_MIN``, the lowest ratio allowed where it compares throughput (higher is better). Modules are imported only
 when chosen, so one that cannot start (a missing reference tool) fails its own row, not the suite.
 
 Exit status: 0 when every chosen benchmark ran and met its goal, 1 when one failed or missed its goal, 2 for an
@@ -34,6 +35,7 @@ class Row:
     name: str
     ratio: float | None = None
     goal: float | None = None
+    higher_is_better: bool = False
     detail: str = ""
     error: str = ""
 
@@ -43,15 +45,19 @@ class Row:
             return "FAILED"
         if self.goal is None or self.ratio is None:
             return "no goal"
-        return "met" if self.ratio <= self.goal else "MISSED"
+        met = self.ratio >= self.goal if self.higher_is_better else self.ratio <= self.goal
+        return "met" if met else "MISSED"
 
 
 def run_one(name: str) -> Row:
     row = Row(name)
     try:
         module = importlib.import_module(f"tests.bench.{BENCHMARKS[name]}")
-        goal = getattr(module, "GOAL", None)
-        row.goal = float(goal) if goal is not None else None
+        goal, floor = getattr(module, "GOAL", None), getattr(module, "GOAL_MIN", None)
+        if floor is not None:
+            row.goal, row.higher_is_better = float(floor), True
+        elif goal is not None:
+            row.goal = float(goal)
         line = str(module.run())
     except Exception as exc:  # one broken benchmark must not hide the others' results
         traceback.print_exc()
@@ -73,7 +79,7 @@ def table(rows: list[Row]) -> str:
         (
             r.name,
             "—" if r.ratio is None else f"{r.ratio:.2f}",
-            "—" if r.goal is None else f"≤ {r.goal:.2f}",
+            "—" if r.goal is None else f"{'≥' if r.higher_is_better else '≤'} {r.goal:.2f}",
             r.verdict,
             r.error or r.detail,
         )
