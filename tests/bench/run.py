@@ -25,6 +25,7 @@ BENCHMARKS: dict[str, str] = {
     "upload": "bench_upload",
     "sftp": "bench_sftp",
     "lab-flow": "bench_lab_flow",
+    "lab-start": "bench_lab_start",
 }
 
 _RATIO = re.compile(r"^bench (?P<name>\S+): ratio (?P<ratio>\d+(?:\.\d+)?) \((?P<detail>.*)\)$")
