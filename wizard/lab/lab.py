@@ -18,6 +18,7 @@ from wizard.lab.links import LinkRegistry
 from wizard.lab.localui import LOG_COLLECT_SECONDS, LocalUIServer, LogSource, NodeLogs
 from wizard.lab.machine import Machine, Timings
 from wizard.lab.node import DEFAULT_CLUSTER_TIMELINE, Clock, Hardware, LoginPolicy, NodeState
+from wizard.lab.sftp import attach_staging
 from wizard.lab.sshd import LabSSHServer, NodeShell, load_or_create_host_key
 
 log = logging.getLogger(__name__)
@@ -249,6 +250,7 @@ class Lab:
                 chosen = faults.get(i) if isinstance(faults, Mapping) else faults
                 if chosen is not None:
                     node.apply(chosen)
+                attach_staging(node)  # SFTP and the on-node commands the staging transfer mode uses
                 self.nodes.append(node)
         except BaseException:
             self._remove_owned_dir()
