@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from wizard.appliance.bundles import UploadContentJob
+from wizard.appliance.bundles import TRANSFER_SFTP, SftpTransfer, UploadContentJob
 from wizard.appliance.localui import (
     Clock,
     Connector,
@@ -113,6 +113,7 @@ class UploadPackJob(UploadContentJob):
         poll_interval: float = 5.0,
         appear_timeout: float = 600.0,
         clock: Clock = time.time,
+        transfer: SftpTransfer | None = None,
     ) -> None:
         super().__init__(
             leader,
@@ -122,6 +123,7 @@ class UploadPackJob(UploadContentJob):
             public_key=public_key,
             poll_interval=poll_interval,
             clock=clock,
+            transfer=transfer,
         )
         self.id = f"packs/{bundle.name}"
         self.name = bundle.name
@@ -140,24 +142,32 @@ class UploadPackJob(UploadContentJob):
         digest = self._verify(report.child(0.0, 0.1), cancel)
         upload = report.child(0.1, 0.8)
         uploaded = False
+        staged: dict[str, Any] = {}
         with self.connector.open(self.leader, cancel) as client:
             listed = find_pack(registry_content(client), self.bundle)
             stored = client.uploaded_content()
             # Idempotent: the last upload is this very file and the registry already lists it.
             if listed is None or stored is None or stored.sha256 != digest:
-                self._upload_with_retries(client, upload, cancel)
+                if self.transfer is None:
+                    self._upload_with_retries(client, upload, cancel)
+                else:  # staged over SFTP: resumes after drops by itself, then submitted from the node
+                    staged = self._stage(digest, upload, cancel)
                 self._confirm(client, digest)
                 uploaded = True
             upload.finish()
             entry = self._wait_listed(client, report.child(0.9, 0.1), cancel)
         report.finish(f"{self.bundle.name} is in the pack registry as {entry.name} {entry.version}".rstrip())
-        return {
+        facts: dict[str, Any] = {
             "sha256": digest,
             "size": self.bundle.stat().st_size,
             "uploaded": uploaded,
             "registry_name": entry.name,
             "registry_version": entry.version,
         }
+        if self.transfer is not None:
+            facts["transfer"] = TRANSFER_SFTP
+            facts.update(staged)
+        return facts
 
     def _upload_with_retries(self, client: LocalUIClient, report: Reporter, cancel: CancelToken) -> None:
         for attempt in range(1, self.attempts + 1):

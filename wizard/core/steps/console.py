@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from wizard.appliance.bundles import TRANSFER_SFTP
 from wizard.appliance.console import (
     ActivateJob,
     ConsoleConnector,
@@ -23,6 +24,7 @@ from wizard.core.jobs import Job, Step, StepContext, StepKind
 from wizard.core.problems import Problem
 from wizard.core.progress import Reporter
 from wizard.core.report import read_journal_file, summarize, write_run_report
+from wizard.core.steps.localui import sftp_transfer, transfer_mode
 from wizard.core.steps.nodes import Pacing, connector, endpoint, leader_and_followers, session_folder
 from wizard.core.trust import TrustStore
 
@@ -115,6 +117,7 @@ class PacksStep(Step):
         pace = self.pacing
         leader, _ = leader_and_followers(ctx)
         conn = connector(ctx, pace)
+        transfer = sftp_transfer(ctx, leader) if transfer_mode(ctx.project) == TRANSFER_SFTP else None
         jobs: list[Job] = [
             UploadPackJob(
                 endpoint(ctx, leader),
@@ -125,6 +128,7 @@ class PacksStep(Step):
                 retry_backoff=pace.retry_backoff,
                 poll_interval=pace.content_poll,
                 appear_timeout=min(pace.content_sync_timeout, 600.0),
+                transfer=transfer,
             )
             for ref in files.pack_bundles
         ]
