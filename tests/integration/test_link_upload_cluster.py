@@ -365,3 +365,53 @@ def test_cluster_needs_content_first(harness: Harness, tmp_path: Path) -> None:
     with pytest.raises(WizardError) as err:
         run(cluster_job(harness, tmp_path / "kc"))
     assert err.value.title == "No cluster profile" and "upload the content bundle" in err.value.remediation
+
+
+def _after_create(h: Harness, lab: Lab, errors: int) -> threading.Thread:
+    """Once the cluster is created, the leader answers the next ``errors`` requests with 500 (a lab fault knob)."""
+
+    def watch() -> None:
+        deadline = time.monotonic() + 60
+        while not h.calls("POST", P_CLUSTER) and time.monotonic() < deadline:
+            time.sleep(0.001)
+        lab.nodes[0].state.localui_errors = errors
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_server_errors_while_the_cluster_deploys_are_ridden_out(
+    harness: Harness, lab: Lab, clock: ManualClock, tmp_path: Path
+) -> None:
+    prepare(harness, lab, clock, tmp_path)
+    harness.seen.clear()
+    watcher = _after_create(harness, lab, errors=4)
+    with ClockDriver(lab, clock, harness.seen, step=10.0, lockstep=True):
+        facts, task = run(cluster_job(harness, tmp_path / "kubeconfig"))
+    watcher.join(5)
+    assert facts["created"] is True and "Running and Healthy" in task.message
+    create = next(i for i, e in enumerate(harness.seen) if e.method == "POST" and e.path == P_CLUSTER)
+    after_create = [e.status for e in harness.seen[create + 1 :]]
+    assert after_create.count(500) == 4 and after_create[-1] == 200
+
+
+def test_a_leader_failing_for_too_long_is_a_specific_error(
+    harness: Harness, lab: Lab, clock: ManualClock, tmp_path: Path
+) -> None:
+    prepare(harness, lab, clock, tmp_path)
+    harness.seen.clear()
+    watcher = _after_create(harness, lab, errors=10**6)
+    job = cluster_job(harness, tmp_path / "kubeconfig")
+    job.outage_timeout = 120.0
+    with ClockDriver(lab, clock, harness.seen, step=10.0, lockstep=True), pytest.raises(WizardError) as err:
+        run(job)
+    watcher.join(5)
+    assert err.value.title == "Leader unreachable" and "during cluster deployment" in err.value.message
+    assert "500" in (err.value.details or "") or "error" in (err.value.details or "").lower()
+    lab.nodes[0].state.localui_errors = 0
+    # The cluster was created once; running again follows it instead of creating another.
+    harness.seen.clear()
+    with ClockDriver(lab, clock, harness.seen, step=10.0, lockstep=True):
+        facts, _ = run(cluster_job(harness, tmp_path / "kubeconfig"))
+    assert facts["created"] is False and not harness.calls("POST", P_CLUSTER)
