@@ -255,3 +255,29 @@ def test_run_report_of_a_failed_run(tmp_path: Path) -> None:
     text = text_path.read_text()
     assert "Failed:      console/admin: Palette did not come up" in text
     assert str(tmp_path / "logs" / "wizard.log") in text
+
+
+def test_run_report_says_which_default_credentials_were_replaced(tmp_path: Path) -> None:
+    def done(result: dict[str, object]) -> dict[str, object]:
+        return {"status": "done", "runs": 1, "started": 1.0, "finished": 2.0, "result": result}
+
+    journal = {
+        "status": "done",
+        "jobs": {
+            "password/node-1": done({"replaced": True, "first_login": True}),
+            "password/node-2": done({"replaced": True, "earlier": True}),
+            "console/admin": done({"url": "https://10.0.0.5", "password_changed": True}),
+        },
+    }
+    summary = summarize(journal, project="p", vip="10.0.0.5", journal_path=tmp_path / "j", log_dir=tmp_path)
+    assert summary.credentials == (
+        "the default node password was replaced on node-1, node-2; the new one is in the OS keyring",
+        "the console's default admin password was changed; the new one is in the OS keyring",
+    )
+    html_path, text_path = write_run_report(summary, tmp_path / "session")
+    assert "replaced on node-1, node-2" in html_path.read_text()
+    assert "Credentials: the console's default admin password was changed" in text_path.read_text()
+    untouched = summarize({"jobs": {}}, project="p", vip="v", journal_path=tmp_path / "j", log_dir=tmp_path)
+    assert (
+        untouched.credentials == () and "not replaced yet" in write_run_report(untouched, tmp_path / "u")[0].read_text()
+    )

@@ -46,6 +46,8 @@ class RunSummary:
     packs: tuple[str, ...]
     jobs: tuple[JobLine, ...]
     headline: str
+    #: What happened to the default credentials (nodes' kairos/kairos, the console's admin/admin).
+    credentials: tuple[str, ...] = ()
 
     def lines(self) -> list[str]:
         """The terminal summary."""
@@ -56,6 +58,7 @@ class RunSummary:
             out.append(f"  Activation:  {self.activation}")
         if self.packs:
             out.append(f"  Packs:       {', '.join(self.packs)}")
+        out.extend(f"  Credentials: {line}" for line in self.credentials)
         out.append(f"  Kubeconfig:  {self.kubeconfig or '(not saved yet)'}")
         out.append(f"  Logs:        {self.logs}")
         out.append(f"  Journal:     {self.journal}")
@@ -119,6 +122,14 @@ def summarize(
         for j in jobs
         if j.step == "packs" and j.status == "done" and "registry_name" in j.result
     )
+    credentials: list[str] = []
+    replaced = sorted(j.id.split("/", 1)[1] for j in jobs if j.step == "password" and j.result.get("replaced"))
+    if replaced:
+        credentials.append(
+            f"the default node password was replaced on {', '.join(replaced)}; the new one is in the OS keyring"
+        )
+    if result("console/admin").get("password_changed"):
+        credentials.append("the console's default admin password was changed; the new one is in the OS keyring")
     synced = bool(result("packs/registry-sync"))
     status = str(journal.get("status") or "")
     failed = any(j.status == "failed" for j in jobs)
@@ -143,6 +154,7 @@ def summarize(
         packs=packs,
         jobs=tuple(jobs),
         headline=headline,
+        credentials=tuple(credentials),
     )
 
 
@@ -181,6 +193,7 @@ def render_html(summary: RunSummary) -> str:
         ("System console", f'<a href="{e(url)}/system">{e(url)}/system</a>' if url else "—"),
         ("Activation", e(summary.activation or "—")),
         ("Packs in the registry", e(", ".join(summary.packs) or "—")),
+        ("Default credentials", "<br>".join(e(c) for c in summary.credentials) or "not replaced yet"),
         ("Kubeconfig", f"<code>{e(summary.kubeconfig)}</code>" if summary.kubeconfig else "not saved yet"),
         ("Logs", f"<code>{e(summary.logs)}</code>"),
         ("Session journal", f"<code>{e(summary.journal)}</code>"),
