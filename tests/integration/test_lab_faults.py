@@ -27,7 +27,7 @@ from wizard.lab.machine import INSTALLER_MIN_DISK, Stage
 pytestmark = pytest.mark.lab
 
 GIB = 1024**3
-INSTALLED = T.firmware + T.installer_boot + T.install + T.reboot + T.firmware + T.os_boot + T.services + 1
+INSTALLED = T.firmware + T.installer_boot + T.install + T.finish + T.reboot + T.firmware + T.os_boot + T.services + 1
 
 
 @pytest.fixture

@@ -82,8 +82,11 @@ def test_install_lifecycle_seen_over_ssh(node: tuple[Machine, LabSSHServer, Node
     code, journal = run(client, "sudo journalctl -b -n 50 --no-pager")
     assert code == 0 and "Copying image to COS_STATE (50%)" in journal and "70%" not in journal
     assert run(client, "test -e /run/cos/active_mode")[0] == 1
-    # The install finishes and the machine reboots: the session drops, the port closes.
+    # The install finishes; the live system stays up until the installer reboots it (``finish`` later), then the
+    # session drops and the port closes.
     clock.advance(T.install * 0.5)
+    assert machine.stage is Stage.INSTALL_DONE
+    clock.advance(T.finish)
     assert machine.stage is Stage.REBOOTING
     wait_port(server.port, up=False)
     with pytest.raises((EOFError, OSError, paramiko.SSHException)):

@@ -148,7 +148,7 @@ def test_node_goes_through_every_stage_to_local_ui(lab: Lab, clock: ManualClock,
     at = dict(zip(stages, times, strict=True))
     install_start = start + T.firmware + T.installer_boot
     assert at["installing"] >= install_start
-    assert at["os-up"] >= install_start + T.install + T.reboot + T.firmware + T.os_boot * 0.8
+    assert at["os-up"] >= install_start + T.install + T.finish + T.reboot + T.firmware + T.os_boot * 0.8
     assert at["local-ui-ready"] >= at["os-up"]
     # The reboot is proven by the boot id, live installer and installed system have different ones.
     assert facts["installer_boot_id"] and facts["os_boot_id"]

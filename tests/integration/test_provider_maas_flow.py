@@ -208,7 +208,9 @@ def test_maas_machines_boot_through_their_redfish_bmcs_and_the_install_completes
                 assert boot["route"] == "redfish" and boot["system_id"] == f"rf{i + 1}aa"
                 assert boot["system"] == f"/redfish/v1/Systems/{emulator.systems[i]}"
                 assert boot["iso_bytes_read"] >= iso_size  # the emulator downloaded the whole ISO from us
-                assert journal.result(f"eject/{node.name}")["ejected"]
+                # Ejected by the install monitor as soon as the node's installer finished; the eject step confirms.
+                assert journal.result(f"install/{node.name}")["eject"]["ejected"]
+                assert not journal.result(f"eject/{node.name}")["ejected"]
                 assert node.machine.installed and node.machine.powered_on
                 assert eventually(lambda n=node: n.machine.media is None)  # ejected through the BMC
                 assert journal.job(f"password/{node.name}")["status"] == "done"

@@ -94,7 +94,14 @@ def test_bare_metal_from_empty_project_to_palette_activated_with_packs(emulator:
             iso_size = (rehearsal.folder / "files" / "palette-edge-installer.iso").stat().st_size
             for node in lab.nodes:
                 assert journal.result(f"boot/{node.name}")["iso_bytes_read"] >= iso_size
-                assert journal.result(f"eject/{node.name}")["ejected"]
+                # Ejected by the install monitor as soon as the node's installer finished; the eject step confirms.
+                early = journal.result(f"install/{node.name}")["eject"]
+                assert early["ejected"] and early["seeds_ejected"] == 1, early
+                assert not journal.result(f"eject/{node.name}")["ejected"]
+                # The seed went into the BMC's second medium (sushy's USB stick), and the node took it.
+                assert journal.result(f"boot/{node.name}")["seed"].endswith("/Floppy")
+                assert node.machine.seeded_with is not None
+                assert node.machine.seeded_with.hostname == node.state.hostname
                 assert node.machine.installed and node.machine.powered_on
                 assert eventually(_ejected(node))  # through the BMC, seen by the watcher
             assert journal.result("media/iso-server")["url_base"].startswith("http://127.0.0.1:")

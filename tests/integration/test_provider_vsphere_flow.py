@@ -31,7 +31,7 @@ from wizard.core.project import SecretRef
 from wizard.core.runner import Event, ExitCode, RunFinished
 from wizard.core.session import Session
 from wizard.core.trust import TrustStore, fetch_certificate
-from wizard.lab.controlplane import VSphereWatcher
+from wizard.lab.controlplane import VSphereWatcher, datastore_fetcher
 from wizard.lab.rehearsal import Rehearsal
 from wizard.providers.vsphere.session import connect
 
@@ -82,7 +82,7 @@ def test_vms_created_booted_from_the_iso_installed_and_ejected(vcsim_tls: VcsimS
         settings = vcsim_tls.settings(tls_fingerprint=fingerprint)
         with connect(settings, PASSWORD, TrustStore(tmp_path / "watcher-trust"), None) as session:
             watchers = [
-                VSphereWatcher(node.machine, session.si, vm, interval=0.05).start()
+                VSphereWatcher(node.machine, session.si, vm, interval=0.05, fetch=datastore_fetcher(session)).start()
                 for node, vm in zip(rehearsal.lab.nodes, _vm_names(rehearsal), strict=True)
             ]
             try:
@@ -109,6 +109,14 @@ def test_vms_created_booted_from_the_iso_installed_and_ejected(vcsim_tls: VcsimS
                     assert vm.config.firmware == "efi" and str(vm.runtime.powerState) == "poweredOn"
                     order = list(vm.config.bootOptions.bootOrder or [])
                     assert order and isinstance(order[0], vim.vm.BootOptions.BootableDiskDevice)
+                # Each VM had its own seed ISO on CD drive 2 (uploaded beside the ISO); the node took it, and the
+                # install monitor ejected both drives as soon as the node's installer finished.
+                for node, vm_name in zip(rehearsal.lab.nodes, _vm_names(rehearsal), strict=True):
+                    seed = journal.result(f"media/seed/{node.name}")
+                    assert seed["datastore_path"] == f"[{DATASTORE}] palette-iso/{vm_name}-seed.iso"
+                    assert node.machine.seeded_with is not None
+                    assert node.machine.seeded_with.hostname == node.state.hostname
+                    assert journal.result(f"install/{node.name}")["eject"]["ejected"]
                 # Passwords were replaced after the install, through the Local UI.
                 assert all(journal.result(f"password/{n.name}")["replaced"] for n in rehearsal.lab.nodes)
 

@@ -31,9 +31,12 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+import paramiko
+
 from wizard.appliance import milestones
 from wizard.appliance.ssh import (
     Backoff,
+    SSHAuthFailed,
     SSHClient,
     SSHCommandTimeout,
     SSHCredentials,
@@ -44,7 +47,15 @@ from wizard.core.cancel import CancelToken
 from wizard.core.errors import WizardError
 from wizard.core.jobs import Job
 from wizard.core.progress import Reporter
-from wizard.core.trust import Confirm, TrustStore
+from wizard.core.trust import (
+    Confirm,
+    TrustChanged,
+    TrustKind,
+    TrustRequest,
+    TrustStore,
+    decide,
+    same_fingerprint,
+)
 
 
 class InstallStage(StrEnum):
@@ -148,7 +159,19 @@ class InstallMonitor(Job):
         on_warning: Callable[[str, str], None] | None = None,
         allow_installed: bool = False,
         step: str = "install",
+        on_installed: Callable[[Reporter, CancelToken], Mapping[str, Any] | None] | None = None,
+        installer_fingerprint: str = "",
+        probe_credentials: SSHCredentials | None = None,
     ) -> None:
+        """``on_installed`` runs once, as soon as the installer has finished (the provider's eject for this node, so
+        the reboot comes up from disk); its failure is a warning, the eject step tries again.
+
+        Host keys: the live installer and the installed system present different keys. The installer's key is
+        pinned for the install (``installer_fingerprint`` or the operator's confirmation, kept in the trust store
+        as ``installer@<host>``); a new key is taken for the installed system only once the install finished and
+        a login with ``probe_credentials`` (the wizard's key, or the public default password; never a secret) shows
+        a new boot id in the installed system — then ``expected_fingerprint`` or the operator's confirmation pins
+        it. A key change without a reboot stops with "host key changed"."""
         self.id = f"{step}/{node}"
         self.name = node
         self.node = node
@@ -162,6 +185,16 @@ class InstallMonitor(Job):
         # A node that answers from its installed system at first contact either was installed already (a resumed
         # run may accept that) or did not boot the ISO (the default: say so rather than report a success).
         self.allow_installed = allow_installed
+        self.trust = trust
+        self.confirm = confirm
+        self.expected_fingerprint = expected_fingerprint
+        self.installer_fingerprint = installer_fingerprint
+        self.probe_credentials = probe_credentials
+        self.on_installed = on_installed
+        self._installer_key: str | None = None
+        self._os_key: str | None = None
+        self._key_change: dict[str, str] = {}
+        self._eject: dict[str, Any] | None = None
         self._client = SSHClient(
             host,
             port,
@@ -171,6 +204,7 @@ class InstallMonitor(Job):
             expected_fingerprint=expected_fingerprint,
             connect_timeout=self.poll.connect_timeout,
             command_timeout=self.poll.command_timeout,
+            verify_host=self._verify_host,
         )
         self._lock = threading.Lock()
         self._history: list[StageEvent] = []
@@ -184,6 +218,7 @@ class InstallMonitor(Job):
         self._reboot_seen_by = ""
         self._started = 0.0
         self._report: Reporter | None = None
+        self._cancel = CancelToken()
 
     def fingerprint(self) -> str:
         return f"{self.host}:{self.port}:{self.local_ui_port}"
@@ -207,9 +242,164 @@ class InstallMonitor(Job):
         with self._lock:
             return list(self._warnings)
 
+    # -- host keys across the reboot -------------------------------------------------------------------------
+    @property
+    def _installer_host(self) -> str:
+        return f"installer@{self.host}"
+
+    def _verify_host(self, key: paramiko.PKey, presented: str) -> None:
+        if presented in (self._os_key, self._installer_key):
+            return
+        subject = key.get_name()
+        os_pin = self.trust.pinned(TrustKind.SSH, self.host, self.port)
+        live_pin = self.trust.pinned(TrustKind.SSH, self._installer_host, self.port)
+        known_os = [f for f in (self.expected_fingerprint, os_pin and str(os_pin["fingerprint"])) if f]
+        known_live = [f for f in (self.installer_fingerprint, live_pin and str(live_pin["fingerprint"])) if f]
+        if self._os_key is None and self._installer_key is not None:
+            self._installed_key(presented, subject)  # after the installer: only across a proven reboot
+            return
+        if self._os_key is None and any(same_fingerprint(f, presented) for f in known_os):
+            # The installed system's known key (or one key for both phases, as some images have).
+            decide(
+                self.trust,
+                self.confirm,
+                TrustKind.SSH,
+                self.host,
+                self.port,
+                presented=presented,
+                expected=self.expected_fingerprint,
+                subject=subject,
+            )
+            self._os_key = presented
+            return
+        if self._os_key is None and any(same_fingerprint(f, presented) for f in known_live):
+            self._pin_installer(presented, subject)
+            return
+        if self._installer_key is None and self._os_key is None:  # first contact with an unknown key
+            if self.allow_installed:
+                decide(
+                    self.trust,
+                    self.confirm,
+                    TrustKind.SSH,
+                    self.host,
+                    self.port,
+                    presented=presented,
+                    expected=self.expected_fingerprint,
+                    subject=subject,
+                )
+                self._os_key = presented
+            else:
+                self._pin_installer(presented, subject)
+            return
+        # The installed system's key changed: the usual pinned-key rule (a change stops unless confirmed).
+        decide(
+            self.trust,
+            self.confirm,
+            TrustKind.SSH,
+            self.host,
+            self.port,
+            presented=presented,
+            expected=self.expected_fingerprint,
+            subject=subject,
+        )
+        self._os_key = presented
+
+    def _pin_installer(self, presented: str, subject: str) -> None:
+        decide(
+            self.trust,
+            self.confirm,
+            TrustKind.SSH,
+            self._installer_host,
+            self.port,
+            presented=presented,
+            expected=self.installer_fingerprint,
+            subject=subject,
+        )
+        self._installer_key = presented
+
+    def _installed_key(self, presented: str, subject: str) -> None:
+        """A key other than the installer's after the installer ran: the installed system's, once proven."""
+        assert self._installer_key is not None
+        changed = TrustChanged(
+            TrustRequest(TrustKind.SSH, self.host, self.port, presented, self._installer_key, subject)
+        )
+        finished = self._install_finished_at is not None or STAGES.index(self.stage) >= STAGES.index(
+            InstallStage.REBOOTING
+        )
+        if not finished or self._live_boot is None:
+            raise changed  # mid-install: nothing explains a new key
+        boot_id, state = self._probe()
+        if boot_id is None:
+            raise SSHUnreachable(
+                "Reboot not proven yet",
+                f"{self.node} presents a new host key but the wizard could not yet read its boot id",
+                remediation="the node may still be starting; the monitor retries",
+            )
+        if boot_id == self._live_boot or state != "active_boot":
+            changed.message += f" (boot id {boot_id} is still the installer's: the key changed without a reboot)"
+            raise changed
+        decide(
+            self.trust,
+            self.confirm,
+            TrustKind.SSH,
+            self.host,
+            self.port,
+            presented=presented,
+            expected=self.expected_fingerprint,
+            subject=subject,
+        )
+        self._os_key = presented
+        self._key_change = {
+            "installer": self._installer_key,
+            "installed": presented,
+            "proven_by": "boot-id",
+            "installer_boot_id": self._live_boot,
+            "os_boot_id": boot_id,
+        }
+        self._say(f"{self.node}: the installed system's host key is pinned (new boot id {boot_id})")
+
+    def _probe(self) -> tuple[str | None, str]:
+        """Boot id and Kairos boot state read through a session whose key is not trusted yet: only the wizard's
+        key or the public default password are offered, so nothing secret reaches a host that is not proven."""
+        creds = self.probe_credentials
+        if creds is None or (creds.pkey is None and creds.key_path is None and creds.password is None):
+            return None, ""
+        probe = SSHClient(
+            self.host,
+            self.port,
+            creds,
+            trust=self.trust,
+            connect_timeout=self.poll.connect_timeout,
+            command_timeout=self.poll.command_timeout,
+            verify_host=lambda key, fp: None,
+            keepalive=0,
+        )
+        sudo = "sudo -n " if self.poll.sudo else ""
+        try:
+            boot_id = probe.run("cat /proc/sys/kernel/random/boot_id").stdout.strip()
+            state = probe.run(sudo + "kairos-agent state get boot").stdout.strip()
+            return (boot_id or None), state
+        except (SSHUnreachable, SSHDisconnected, SSHCommandTimeout, SSHAuthFailed):
+            return None, ""
+        finally:
+            probe.close()
+
+    # -- eject as soon as the install finished ----------------------------------------------------------------
+    def _installed_hook(self, cancel: CancelToken) -> None:
+        if self.on_installed is None or self._eject is not None or self._report is None:
+            return
+        self._say(f"{self.node}: install finished; ejecting its media so the reboot comes up from disk")
+        try:
+            facts = self.on_installed(self._report.child(INSTALL_END, 0.0), cancel)
+            self._eject = {"at": self.clock(), **dict(facts or {})}
+        except WizardError as exc:
+            self._eject = {"at": self.clock(), "error": exc.message}
+            self._warn("eject", f"could not eject the media of {self.node} yet ({exc.message}); the eject step retries")
+
     # -- the job -------------------------------------------------------------------------------------------
     def run(self, report: Reporter, cancel: CancelToken) -> Mapping[str, Any] | None:
         self._report = report
+        self._cancel = cancel
         self._started = self.clock()
         self._enter(InstallStage.WAITING, f"waiting for {self.host}:{self.port} to answer SSH")
         backoff = Backoff(self.poll.interval, max(self.poll.interval, self.poll.max_backoff))
@@ -290,6 +480,8 @@ class InstallMonitor(Job):
         if reading.finished and self._install_finished_at is None:
             self._install_finished_at = self.clock()
             self._say(f"{self.node}: install finished; waiting for the reboot")
+        if reading.finished:
+            self._installed_hook(self._cancel)
 
     def _installed_system(self, boot_id: str, sudo: str) -> bool:
         if self._live_boot is None and self.stage is InstallStage.WAITING:
@@ -311,6 +503,8 @@ class InstallMonitor(Job):
             self._say(f"{self.node}: the installed system rebooted")
         self._os_boot = boot_id
         self._advance(InstallStage.OS_UP, f"boot id {boot_id}")
+        if self._live_boot is not None:
+            self._installed_hook(self._cancel)  # the finish line was missed between two polls
         lines = self._read_lines(f"{sudo}tail -n {self.poll.tail_lines} /var/log/stylus-agent.log")
         if self._local_ui_answers() or milestones.local_ui_ready(lines):
             self._advance(InstallStage.LOCAL_UI_READY, f"https://{self.host}:{self.local_ui_port}")
@@ -463,6 +657,9 @@ class InstallMonitor(Job):
             if self._install_finished_at is not None
             else None,
             "host_fingerprint": self._client.host_fingerprint,
+            "installer_fingerprint": self._installer_key or "",
+            "host_key_change": dict(self._key_change),
+            "eject": dict(self._eject) if self._eject is not None else None,
             "local_ui": f"https://{self.host}:{self.local_ui_port}",
             "warnings": self.warnings(),
         }

@@ -21,13 +21,17 @@ import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import bcrypt
+import paramiko
 import pycdlib
 import yaml
 
 from wizard.core.fsutil import atomic_write_bytes
+
+if TYPE_CHECKING:
+    from wizard.core.project import Node, Project
 
 VOLUME_ID = "cidata"
 USER_DATA = "user-data"
@@ -164,3 +168,124 @@ def read_seed_iso(path: Path) -> tuple[str, dict[str, str]]:
         return volume, files
     finally:
         iso.close()
+
+
+# -- the wizard's own SSH key ------------------------------------------------------------------------------------
+#: Where the wizard keeps its login key for the nodes it seeds, under the app's config folder (owner-only).
+WIZARD_KEY_FILE = Path("ssh") / "wizard_ed25519"
+
+
+def wizard_key(config_dir: Path) -> paramiko.PKey:
+    """The wizard's own SSH private key (Ed25519), created once, kept owner-only (0600) as OpenSSH writes it.
+
+    Only its public half goes into seed ISOs; the install monitor and the post-boot checks log in with it, so a
+    seeded node never needs its password over SSH."""
+    path = config_dir / WIZARD_KEY_FILE
+    if not path.exists():
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+        pem = Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
+        )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.chmod(0o700)
+        atomic_write_bytes(path, pem)
+        path.chmod(0o600)
+    return paramiko.Ed25519Key.from_private_key_file(str(path))
+
+
+def public_key_line(key: paramiko.PKey, comment: str = "palette-wizard") -> str:
+    """The ``authorized_keys`` line for ``key``."""
+    return f"{key.get_name()} {key.get_base64()} {comment}".strip()
+
+
+def seed_for_node(
+    project: Project, node: Node, *, password_hash: str, ssh_keys: Sequence[str], instance_id: str = ""
+) -> NodeSeed:
+    """The seed for ``node`` from the project: its host name and address, the network's DNS, NTP and proxy, the
+    operator's password hash and the wizard's key (plus the cluster's operator keys)."""
+    from wizard.core.project import AddressMode
+
+    static = node.address_mode is AddressMode.STATIC
+    net = project.network
+    keys = tuple(dict.fromkeys([*ssh_keys, *project.cluster.ssh_keys]))
+    return NodeSeed(
+        hostname=node.hostname or node.name,
+        instance_id=instance_id or f"{project.name}-{node.name}",
+        username=project.appliance.username,
+        password_hash=password_hash,
+        ssh_keys=keys,
+        install_device=project.appliance.install_disk,
+        address=node.ip if static else "",
+        prefix=node.prefix if static else None,
+        gateway=node.gateway if static else "",
+        dns=net.dns,
+        search_domains=net.search_domains,
+        ntp=net.ntp,
+        http_proxy=net.proxy.http,
+        https_proxy=net.proxy.https,
+        no_proxy=net.proxy.no_proxy,
+    )
+
+
+# -- reading a seed back (the lab's nodes, and checks) -----------------------------------------------------------
+@dataclass(frozen=True)
+class SeedUser:
+    name: str
+    password_hash: str
+    ssh_keys: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class SeedConfig:
+    """What a node takes from an attached seed: its host name and accounts."""
+
+    hostname: str
+    users: tuple[SeedUser, ...]
+    post_install: str = "reboot"
+
+
+def read_seed_bytes(data: bytes) -> dict[str, str]:
+    """The files of a seed ISO image held in memory (by Rock Ridge name); raises ValueError if it is not one."""
+    iso = pycdlib.PyCdlib()
+    try:
+        iso.open_fp(io.BytesIO(data))
+    except pycdlib.pycdlibexception.PyCdlibException as exc:
+        raise ValueError(f"not an ISO 9660 image: {exc}") from exc
+    try:
+        if iso.pvd.volume_identifier.decode().strip().lower() != VOLUME_ID:
+            raise ValueError("the volume id is not cidata")
+        files: dict[str, str] = {}
+        for name in (USER_DATA, META_DATA):
+            buf = io.BytesIO()
+            try:
+                iso.get_file_from_iso_fp(buf, rr_path="/" + name)
+            except pycdlib.pycdlibexception.PyCdlibException:
+                continue
+            files[name] = buf.getvalue().decode()
+        return files
+    finally:
+        iso.close()
+
+
+def parse_seed(data: bytes) -> SeedConfig:
+    """The host name, accounts and post-install action a seed ISO image sets (ValueError if it sets none)."""
+    files = read_seed_bytes(data)
+    doc = yaml.safe_load(files.get(USER_DATA, "")) or {}
+    meta = yaml.safe_load(files.get(META_DATA, "")) or {}
+    if not isinstance(doc, dict):
+        raise ValueError("user-data is not a cloud-config mapping")
+    site = ((doc.get("stylus") or {}).get("site") or {}) if isinstance(doc.get("stylus"), dict) else {}
+    hostname = str(site.get("hostName") or (meta.get("local-hostname") if isinstance(meta, dict) else "") or "")
+    users = tuple(
+        SeedUser(str(u.get("name") or "kairos"), str(u.get("passwd") or ""), tuple(u.get("ssh_authorized_keys") or ()))
+        for u in site.get("users") or []
+        if isinstance(u, dict)
+    )
+    install = doc.get("install") if isinstance(doc.get("install"), dict) else {}
+    assert isinstance(install, dict)
+    action = "poweroff" if install.get("poweroff") else "reboot" if install.get("reboot", True) else "nothing"
+    if not hostname and not users:
+        raise ValueError("the seed sets neither a host name nor an account")
+    return SeedConfig(hostname, users, action)

@@ -14,6 +14,7 @@ import select
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -123,8 +124,12 @@ class SSHClient:
         connect_timeout: float = 10.0,
         command_timeout: float = 30.0,
         keepalive: float = 15.0,
+        verify_host: Callable[[paramiko.PKey, str], None] | None = None,
     ) -> None:
+        """``verify_host(key, fingerprint)`` replaces the trust store's check (it must raise to refuse the key);
+        the install monitor uses it to follow a node from its live installer's key to its installed system's."""
         self.host = host
+        self.verify_host = verify_host
         self.port = port
         self.credentials = credentials
         self.trust = trust
@@ -218,6 +223,10 @@ class SSHClient:
         # Checked before any credential is sent, so a password never goes to an impostor.
         key = transport.get_remote_server_key()
         presented = ssh_fingerprint(key.asbytes())
+        if self.verify_host is not None:
+            self.verify_host(key, presented)
+            self._fingerprint = presented
+            return
         decide(
             self.trust,
             self.confirm,

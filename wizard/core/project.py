@@ -42,6 +42,14 @@ class AddressMode(StrEnum):
     STATIC = "static"
 
 
+class ConfigureMode(StrEnum):
+    """How each node gets its host name, account and network: a seed ISO attached beside the appliance ISO (no one
+    at a console), or the installer's console screens, typed by the operator as the wizard shows them."""
+
+    SEED = "seed"
+    CONSOLE = "console"
+
+
 class VmMode(StrEnum):
     CREATE = "create"
     EXISTING = "existing"
@@ -124,7 +132,9 @@ class Node:
     bmc: Bmc | None = None
     vm: str = ""
     maas: str = ""  # MAAS system id or hostname
-    ssh_host_key: str = ""  # pinned ``SHA256:…`` fingerprint, if known in advance
+    ssh_host_key: str = ""  # pinned ``SHA256:…`` fingerprint of the installed system, if known in advance
+    # The live installer's host key differs from the installed system's; pinned when known in advance.
+    ssh_installer_host_key: str = ""
     # Where the wizard reaches the node's SSH and Local UI; other than 22/5080 only behind port forwarding (a NAT'd
     # jump host) or in the rehearsal lab, whose nodes share one loopback address.
     ssh_port: int = 22
@@ -181,6 +191,7 @@ class Appliance:
     data_disk: str = "/dev/sdb"
     install_timeout_minutes: int = 30
     leader: str = ""
+    configure: ConfigureMode = ConfigureMode.SEED
 
 
 @dataclass(frozen=True)
@@ -691,6 +702,7 @@ _NODE_FIELDS = (
     "vm",
     "maas",
     "ssh_host_key",
+    "ssh_installer_host_key",
     "ssh_port",
     "localui_port",
     "localui_fingerprint",
@@ -777,6 +789,14 @@ def _read_node(r: _Reader, raw: object, i: int, provider: ProviderType | None) -
             "copy it from `ssh-keygen -lf` (SHA256:…), or leave it out to confirm on first contact",
         )
         ssh_key = ""
+    installer_key = r.text(m, "ssh_installer_host_key", path)
+    if installer_key and not re.fullmatch(r"SHA256:[A-Za-z0-9+/]{43}=?", installer_key):
+        r.error(
+            f"{path}.ssh_installer_host_key",
+            f"{_show(installer_key)} is not an SSH SHA256 fingerprint",
+            "copy it from the installer's console (SHA256:…), or leave it out to confirm on first contact",
+        )
+        installer_key = ""
     ssh_port = r.integer(m, "ssh_port", path, default=22, minimum=1, maximum=65535) or 22
     localui_port = r.integer(m, "localui_port", path, default=5080, minimum=1, maximum=65535) or 5080
     localui_fingerprint = _read_fingerprint(r, m, path, "localui_fingerprint")
@@ -791,6 +811,7 @@ def _read_node(r: _Reader, raw: object, i: int, provider: ProviderType | None) -
         vm=vm,
         maas=maas,
         ssh_host_key=ssh_key,
+        ssh_installer_host_key=installer_key,
         ssh_port=ssh_port,
         localui_port=localui_port,
         localui_fingerprint=localui_fingerprint,
@@ -960,7 +981,7 @@ def _read_files(r: _Reader, raw: object, provider: ProviderType | None) -> Files
 
 def _read_appliance(r: _Reader, raw: object, node_names: list[str]) -> Appliance | None:
     path = "appliance"
-    allowed = ("username", "password", "install_disk", "data_disk", "install_timeout_minutes", "leader")
+    allowed = ("username", "password", "install_disk", "data_disk", "install_timeout_minutes", "leader", "configure")
     m = r.mapping(raw if raw is not None else {}, path, allowed)
     if m is None:
         return None
@@ -998,6 +1019,7 @@ def _read_appliance(r: _Reader, raw: object, node_names: list[str]) -> Appliance
         r.error("appliance.data_disk", "is the same disk as install_disk", "the storage pool needs a second disk")
     timeout = r.integer(m, "install_timeout_minutes", path, default=30, minimum=15, maximum=24 * 60) or 30
     leader = r.text(m, "leader", path)
+    configure: ConfigureMode = r.choice(m, "configure", path, ConfigureMode, ConfigureMode.SEED)
     if leader and node_names and leader not in node_names:
         r.error(
             "appliance.leader",
@@ -1011,6 +1033,7 @@ def _read_appliance(r: _Reader, raw: object, node_names: list[str]) -> Appliance
         data_disk=disks["data_disk"],
         install_timeout_minutes=timeout,
         leader=leader,
+        configure=configure,
     )
 
 
@@ -1459,7 +1482,7 @@ def project_to_dict(project: Project, base: Path | None = None) -> dict[str, Any
     nodes = []
     for n in project.nodes:
         nd: dict[str, Any] = {"name": n.name, "hostname": n.hostname, "address_mode": n.address_mode.value}
-        for key in ("ip", "gateway", "vm", "maas", "ssh_host_key", "localui_fingerprint"):
+        for key in ("ip", "gateway", "vm", "maas", "ssh_host_key", "ssh_installer_host_key", "localui_fingerprint"):
             if getattr(n, key):
                 nd[key] = getattr(n, key)
         if n.ssh_port != 22:
@@ -1507,6 +1530,8 @@ def project_to_dict(project: Project, base: Path | None = None) -> dict[str, Any
         "data_disk": a.data_disk,
         "install_timeout_minutes": a.install_timeout_minutes,
     }
+    if a.configure is not ConfigureMode.SEED:
+        appliance["configure"] = a.configure.value
     if a.password:
         appliance["password"] = a.password.to_dict()
     if a.leader:

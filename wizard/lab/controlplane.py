@@ -15,11 +15,13 @@ from __future__ import annotations
 import logging
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
+from wizard.core.redact import redact
 from wizard.lab.machine import Machine
 
 log = logging.getLogger(__name__)
@@ -32,6 +34,7 @@ class Observed:
     powered_on: bool
     media: str | None  # the inserted image's URL or datastore path; None when nothing is inserted
     boot_from_media: bool  # the next boot goes to the CD (boot override or boot order)
+    seed: str | None = None  # the second drive's image (a NoCloud seed): URL or datastore path
 
 
 class Watcher(ABC):
@@ -48,6 +51,10 @@ class Watcher(ABC):
     @abstractmethod
     def observe(self) -> Observed: ...
 
+    def fetch_seed(self, source: str) -> bytes | None:
+        """The second drive's image as the firmware reads it; None when it cannot be read."""
+        return None
+
     def close(self) -> None:  # noqa: B027 - an optional hook
         """Release the watcher's connection."""
 
@@ -61,6 +68,11 @@ class Watcher(ABC):
                 machine.eject_media()
             else:
                 machine.insert_media(wanted_media)
+        if seen.seed != machine.seed_source:
+            if seen.seed is None:
+                machine.eject_seed()
+            else:
+                machine.insert_seed(seen.seed, self.fetch_seed(seen.seed))
         if last is None:
             if seen.powered_on and not machine.powered_on:
                 machine.power_on()
@@ -118,7 +130,9 @@ class RedfishWatcher(Watcher):
         super().__init__(machine, interval=interval)
         self.system_path = system_path
         self._http = httpx.Client(base_url=base_url, auth=auth, verify=verify, timeout=5.0)
+        self._verify = verify
         self._media_path: str | None = None
+        self._other_media: list[str] = []
 
     def _get(self, path: str) -> dict[str, Any]:
         response = self._http.get(path)
@@ -127,6 +141,8 @@ class RedfishWatcher(Watcher):
         return data
 
     def _find_media(self, system: dict[str, Any]) -> str | None:
+        """The boot CD's path; the other drives that take an image (CD, DVD or USB stick) are remembered as the
+        places a seed may be inserted."""
         collections = []
         if "VirtualMedia" in system:
             collections.append(system["VirtualMedia"]["@odata.id"])
@@ -139,10 +155,18 @@ class RedfishWatcher(Watcher):
                 members = self._get(collection).get("Members", [])
             except httpx.HTTPStatusError:
                 continue
+            cds: list[str] = []
+            others: list[str] = []
             for member in members:
                 media = self._get(member["@odata.id"])
-                if {"CD", "DVD"} & set(media.get("MediaTypes", [])):
-                    return str(member["@odata.id"])
+                types = set(media.get("MediaTypes", []))
+                if {"CD", "DVD"} & types:
+                    cds.append(str(member["@odata.id"]))
+                elif "USBStick" in types:
+                    others.append(str(member["@odata.id"]))
+            if cds:
+                self._other_media = cds[1:] + others
+                return cds[0]
         return None
 
     def observe(self) -> Observed:
@@ -154,12 +178,29 @@ class RedfishWatcher(Watcher):
             vm = self._get(self._media_path)
             if vm.get("Inserted") and vm.get("Image"):
                 media = str(vm["Image"])
+        seed: str | None = None
+        for path in self._other_media:
+            other = self._get(path)
+            if other.get("Inserted") and other.get("Image"):
+                seed = str(other["Image"])
+                break
         boot = system.get("Boot", {})
         to_cd = boot.get("BootSourceOverrideTarget") == "Cd" and boot.get("BootSourceOverrideEnabled") in (
             "Once",
             "Continuous",
         )
-        return Observed(system.get("PowerState") == "On", media, to_cd)
+        return Observed(system.get("PowerState") == "On", media, to_cd, seed)
+
+    def fetch_seed(self, source: str) -> bytes | None:
+        """Download the image from its URL, as the BMC streams it to the machine's virtual drive."""
+        try:
+            with httpx.Client(verify=self._verify, timeout=10.0) as http:
+                response = http.get(source)
+                response.raise_for_status()
+                return response.content
+        except httpx.HTTPError as exc:
+            log.warning("seed image %s could not be read: %s", redact(source), exc)
+            return None
 
     def close(self) -> None:
         self._http.close()
@@ -170,10 +211,21 @@ class VSphereWatcher(Watcher):
     ISO, and whether the boot order puts the CD first (an empty boot order lets the firmware try the CD when the disk
     has nothing to boot). Until the VM exists (the wizard creates it), the machine stays off."""
 
-    def __init__(self, machine: Machine, service_instance: Any, vm_name: str, *, interval: float = 0.2) -> None:
+    def __init__(
+        self,
+        machine: Machine,
+        service_instance: Any,
+        vm_name: str,
+        *,
+        interval: float = 0.2,
+        fetch: Callable[[str], bytes | None] | None = None,
+    ) -> None:
+        """``fetch`` reads a datastore file (``[ds] folder/name``) for the second CD drive's seed; without it a
+        seed is seen but cannot be read, so the machine ignores it."""
         super().__init__(machine, interval=interval)
         self.si = service_instance
         self.vm_name = vm_name
+        self.fetch = fetch
         self._vm: Any = None
 
     def _find(self) -> Any:
@@ -195,16 +247,40 @@ class VSphereWatcher(Watcher):
                 return Observed(False, None, False)
         config = self._vm.config
         powered_on = str(self._vm.runtime.powerState) == "poweredOn"
-        media: str | None = None
-        for device in config.hardware.device:
-            if isinstance(device, vim.vm.device.VirtualCdrom) and isinstance(
-                device.backing, vim.vm.device.VirtualCdrom.IsoBackingInfo
-            ):
+        isos: list[str] = []
+        drives = sorted(
+            (d for d in config.hardware.device if isinstance(d, vim.vm.device.VirtualCdrom)), key=lambda d: d.key
+        )
+        for device in drives:
+            if isinstance(device.backing, vim.vm.device.VirtualCdrom.IsoBackingInfo):
                 connectable = device.connectable
                 # vcsim leaves ``connected`` False on a powered-off VM; what boots is what starts connected.
                 if connectable is not None and (connectable.connected or connectable.startConnected):
-                    media = str(device.backing.fileName)
-                    break
+                    isos.append(str(device.backing.fileName))
+        media = isos[0] if isos else None
+        seed = isos[1] if len(isos) > 1 else None
         order = list(config.bootOptions.bootOrder or []) if config.bootOptions else []
         cd_first = not order or isinstance(order[0], vim.vm.BootOptions.BootableCdromDevice)
-        return Observed(powered_on, media, cd_first)
+        return Observed(powered_on, media, cd_first, seed)
+
+    def fetch_seed(self, source: str) -> bytes | None:
+        if self.fetch is None:
+            return None
+        try:
+            return self.fetch(source)
+        except Exception as exc:  # the datastore may be busy; the machine then ignores the seed, like firmware
+            log.warning("seed image %s could not be read: %s", source, exc)
+            return None
+
+
+def datastore_fetcher(session: Any) -> Callable[[str], bytes | None]:
+    """Reads ``[datastore] path`` files through a vSphere session's ``/folder`` transfers (for
+    :class:`VSphereWatcher`'s ``fetch``)."""
+    from wizard.providers.vsphere.datastore import DatastoreClient, DatastoreFile
+
+    def fetch(source: str) -> bytes | None:
+        name, _, path = source.partition("] ")
+        with DatastoreClient(session) as client:
+            return client.read_small(DatastoreFile(name.lstrip("["), path.strip()))
+
+    return fetch

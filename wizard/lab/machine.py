@@ -31,6 +31,10 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from wizard.appliance.seed import SeedConfig
 
 
 class Stage(StrEnum):
@@ -55,6 +59,7 @@ class Timings:
     reboot: float = 30.0
     os_boot: float = 60.0
     services: float = 90.0  # from OS up until the Local UI answers
+    finish: float = 10.0  # from the installer's last line until it reboots or powers off
 
     def scaled(self, speed: float) -> Timings:
         s = 1.0 / max(speed, 1e-6)
@@ -121,12 +126,23 @@ class Machine:
     ntp_enabled: bool = True
     ntp_servers: tuple[str, ...] = ("ntp.lab.internal",)
     stale_partitions: tuple[str, ...] = ()
+    #: The boot order puts the CD first: a reboot while the ISO is still inserted boots the installer again
+    #: (False: the firmware falls through to the installed disk, as with a one-time CD boot).
+    media_first: bool = False
 
     def __post_init__(self) -> None:
         self._lock = threading.RLock()
         self._powered_on_at: float | None = None
         self._media: str | None = None
+        self._seed_source: str | None = None
+        self._seed: SeedConfig | None = None
+        self.seed_error = ""  # why the last attached seed was ignored (not a cidata ISO, no settings)
+        self.seeded_with: SeedConfig | None = None  # the seed the last boot from media applied
+        #: Called with the seed when the machine boots with one attached: the node's accounts take it
+        #: (:class:`~wizard.lab.sshd.LabSSHServer` registers its accounts here).
+        self.seed_listeners: list[Callable[[SeedConfig], None]] = []
         self._installed = False
+        self._post_action_due = False  # the install finished; its reboot or power-off has not happened yet
         self._boot: _Boot | None = None
         self._journal: list[tuple[float, str]] = []
         self._t = self.timings.scaled(self.speed)
@@ -151,6 +167,31 @@ class Machine:
     def media(self) -> str | None:
         with self._lock:
             return self._media
+
+    def insert_seed(self, source: str, image: bytes | None) -> None:
+        """A NoCloud seed on the second drive: ``source`` names it (URL or datastore path), ``image`` is the ISO
+        as the drive would read it (None when it could not be read). An image that is no seed is ignored, as
+        cloud-init ignores a drive without a ``cidata`` volume."""
+        from wizard.appliance.seed import parse_seed
+
+        seed: SeedConfig | None = None
+        error = "the image could not be read" if image is None else ""
+        if image is not None:
+            try:
+                seed = parse_seed(image)
+            except ValueError as exc:
+                error = str(exc)
+        with self._lock:
+            self._seed_source, self._seed, self.seed_error = source, seed, error
+
+    def eject_seed(self) -> None:
+        with self._lock:
+            self._seed_source, self._seed = None, None
+
+    @property
+    def seed_source(self) -> str | None:
+        with self._lock:
+            return self._seed_source
 
     def power_on(self) -> None:
         with self._lock:
@@ -182,6 +223,14 @@ class Machine:
         from_media = self._media is not None and not self._installed
         self._boot = _Boot(str(uuid.uuid4()), now, from_media)
         self._log(now, "kernel: Linux version 6.8.0 (Palette eXtended Kubernetes Edge)")
+        seed = self._seed
+        if from_media and seed is not None:
+            # The installer reads the seed at boot: its accounts serve the live system and are installed with it.
+            self.seeded_with = seed
+            self.post_install = seed.post_install
+            self._log(now, f"cloud-init: NoCloud datasource cidata: host name {seed.hostname or '(unchanged)'}")
+            for listener in list(self.seed_listeners):
+                listener(seed)
 
     def _log(self, at: float, line: str) -> None:
         self._journal.append((at, line))
@@ -252,6 +301,8 @@ class Machine:
         boot = self._boot
         if boot is None or not boot.from_media:
             return
+        if self._installed and not self._post_action_due:
+            return  # the installer booted again on an installed machine: it waits in its menu
         t = self._t
         install_start = boot.started + t.firmware + t.installer_boot
         install_end = install_start + t.install
@@ -270,20 +321,28 @@ class Machine:
                 if at <= now and line not in logged:
                     self._log(at, line)
                     logged.add(line)
-        if failure is not None or now < install_end or self._installed:
+        if failure is not None or now < install_end:
             return
-        # The install finished: the disk now holds the OS; the machine follows the post-install action.
-        self._installed = True
+        if not self._installed:
+            # The install finished: the disk now holds the OS; the machine follows the post-install action.
+            self._installed = True
+            self._post_action_due = self.post_install in ("poweroff", "reboot")
+            if not self._post_action_due:  # "nothing": stays in the live system until someone reboots it
+                self._log(install_end, "kairos-agent: Installation finished; reboot to start the installed system")
+        act_at = install_end + t.finish
+        if not self._post_action_due or now < act_at:
+            return
+        self._post_action_due = False
         if self.post_install == "poweroff":
-            self._log(install_end, "systemd-shutdown: Powering off.")
+            self._log(act_at, "systemd-shutdown: Powering off.")
             self._powered_on_at = None
             self._boot = None
-        elif self.post_install == "reboot":
-            self._log(install_end, "systemd-shutdown: Rebooting.")
-            self._boot = _Boot(str(uuid.uuid4()), install_end + t.reboot, from_media=False)
-            self._log(install_end + t.reboot, "kernel: Linux version 6.8.0 (Palette eXtended Kubernetes Edge)")
-        else:  # "nothing": stays in the live system until someone reboots it
-            self._log(install_end, "kairos-agent: Installation finished; reboot to start the installed system")
+        else:
+            self._log(act_at, "systemd-shutdown: Rebooting.")
+            # With the CD first in the boot order and the ISO still inserted, the firmware boots the installer again.
+            again = self.media_first and self._media is not None
+            self._boot = _Boot(str(uuid.uuid4()), act_at + t.reboot, from_media=again)
+            self._log(act_at + t.reboot, "kernel: Linux version 6.8.0 (Palette eXtended Kubernetes Edge)")
 
     @property
     def stage(self) -> Stage:

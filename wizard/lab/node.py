@@ -34,7 +34,10 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import bcrypt
+
 if TYPE_CHECKING:
+    from wizard.appliance.seed import SeedConfig
     from wizard.lab.cluster import ClusterDeployment
 
 DEFAULT_USERNAME = "kairos"
@@ -87,8 +90,14 @@ class _Account:
     digest: bytes
     first_login: bool = True
     ssh_keys: list[str] = field(default_factory=list)
+    crypt: str = ""  # a crypt(3) bcrypt hash, as a seed's ``passwd`` sets it (then salt and digest are unused)
 
     def check(self, password: str) -> bool:
+        if self.crypt:
+            try:
+                return bcrypt.checkpw(password.encode(), self.crypt.encode())
+            except ValueError:
+                return False
         return hmac.compare_digest(self.digest, _hash_password(password, self.salt))
 
 
@@ -227,6 +236,27 @@ class NodeState:
             previous = self._accounts.get(username)
             keys = previous.ssh_keys if previous else []
             self._accounts[username] = _Account(username, salt, _hash_password(password, salt), first_login, keys)
+
+    def set_password_hash(self, username: str, crypt_hash: str, *, first_login: bool = True) -> None:
+        """Create or change an OS account from a crypt(3) hash, as the installer does with a seed's ``passwd``."""
+        with self.lock:
+            previous = self._accounts.get(username)
+            keys = previous.ssh_keys if previous else []
+            self._accounts[username] = _Account(username, b"", b"", first_login, keys, crypt=crypt_hash)
+
+    def apply_seed(self, seed: SeedConfig) -> None:
+        """Take the host name, accounts and authorised keys of a seed the machine booted with (``stylus.site``):
+        the seed's password replaces the default one, and its keys are the account's authorised keys."""
+        with self.lock:
+            if seed.hostname:
+                self.hostname = seed.hostname
+            for user in seed.users:
+                if user.password_hash:
+                    self.set_password_hash(user.name, user.password_hash)
+                elif user.name not in self._accounts:
+                    continue
+                account = self._accounts[user.name]
+                account.ssh_keys = [k.strip() for k in user.ssh_keys]
 
     def check_password(self, username: str, password: str) -> bool:
         """The OS account check sshd does (the Local UI's login throttling does not apply to SSH)."""

@@ -275,10 +275,18 @@ class LabSSHServer:
         host: str = "127.0.0.1",
         port: int = 0,
         offline: Callable[[], bool] | None = None,
+        live_host_key: paramiko.PKey | None = None,
     ) -> None:
         self.machine = machine
         self.offline = offline  # extra downtime the machine model does not know of (cluster deployment reboots)
         self.host_key = host_key
+        #: The live installer's own host key, when it differs from the installed system's (as on real nodes: the
+        #: ISO's live system generates its keys at boot). None: both present ``host_key``.
+        self.live_host_key = live_host_key
+        # A seed the machine boots with sets the accounts this server checks (the node's OS accounts).
+        apply_seed = getattr(accounts, "apply_seed", None)
+        if callable(apply_seed) and apply_seed not in machine.seed_listeners:
+            machine.seed_listeners.append(apply_seed)
         self.accounts = accounts
         self.shell = shell
         self.sftp_root: Path | None = None  # set by wizard.lab.sftp.attach_staging: the SFTP subsystem's root
@@ -294,7 +302,19 @@ class LabSSHServer:
 
     @property
     def fingerprint(self) -> str:
+        """The installed system's host key fingerprint."""
         return ssh_fingerprint(self.host_key)
+
+    @property
+    def live_fingerprint(self) -> str:
+        """The live installer's host key fingerprint."""
+        return ssh_fingerprint(self.live_host_key or self.host_key)
+
+    def presented_key(self) -> paramiko.PKey:
+        """The key the system running now presents: the live installer's while it runs, else the installed one's."""
+        if self.live_host_key is not None and self.machine.kairos_boot_state() == "livecd_boot":
+            return self.live_host_key
+        return self.host_key
 
     @staticmethod
     def _free_port(host: str) -> int:
@@ -401,7 +421,7 @@ class LabSSHServer:
 
     def _session(self, conn: socket.socket) -> None:
         transport = paramiko.Transport(conn)
-        transport.add_server_key(self.host_key)
+        transport.add_server_key(self.presented_key())
         if self.sftp_root is not None:
             from wizard.lab.sftp import LabSFTPServer  # only nodes with staging attached load the SFTP add-on
 

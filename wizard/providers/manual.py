@@ -36,6 +36,49 @@ def instruction(node: str, hostname: str, address: str, iso_name: str) -> str:
     )
 
 
+def seed_instruction(seed: str) -> str:
+    return (
+        f" Attach its seed ISO {seed} as a second CD/DVD drive (or a USB stick) before powering on: it answers the "
+        "installer and sets the node's host name, network and account, so nothing needs typing on its console."
+    )
+
+
+def console_instruction(
+    hostname: str,
+    *,
+    username: str,
+    address: str = "",
+    prefix: int | None = None,
+    gateway: str = "",
+    dns: tuple[str, ...] = (),
+    search: tuple[str, ...] = (),
+) -> str:
+    """What to type in the node's Palette TUI after the install (reference §3), field by field."""
+    if address and prefix is not None:
+        import ipaddress
+
+        mask = str(ipaddress.IPv4Network(f"0.0.0.0/{prefix}").netmask)
+        net = f"Network Adapter: Static IP, IP {address}, mask {mask}, gateway {gateway or '(none)'}"
+    else:
+        net = "Network Adapter: DHCP"
+    steps = [
+        "press F2 to customise",
+        f"User Login (or Create User): username {username!r}, password 'kairos' (the wizard replaces it with yours "
+        "right after, through the Local UI)",
+        f"Hostname: {hostname}",
+        net,
+    ]
+    if dns:
+        steps.append(
+            "DNS Configuration: primary "
+            + dns[0]
+            + (f", alternate {dns[1]}" if len(dns) > 1 else "")
+            + (f", search domain {search[0]}" if search else "")
+        )
+    steps.append("Quit, ENTER, confirm")
+    return "On the node's console (Palette TUI): " + "; ".join(f"{i}. {t}" for i, t in enumerate(steps, 1)) + "."
+
+
 def port_open(host: str, port: int, timeout: float) -> bool:
     try:
         with socket.create_connection((host, port), timeout=timeout):
@@ -61,6 +104,7 @@ class ManualBootJob(Job):
         probe: Callable[[str, int, float], bool] = port_open,
         step: str = "boot",
         how: str = "",
+        seed: str = "",
     ) -> None:
         self.id = f"{step}/{node}"
         self.name = node
@@ -73,12 +117,14 @@ class ManualBootJob(Job):
         self.probe = probe
         #: What to do, when the provider knows better than the generic text (MAAS: per power type).
         self.how = how
+        self.seed = seed  # the node's seed ISO to attach beside the appliance ISO ("" when none)
 
     def text(self) -> str:
+        extra = seed_instruction(self.seed) if self.seed else ""
         if not self.how:
-            return instruction(self.node, self.hostname, self.address, self.iso_name)
+            return instruction(self.node, self.hostname, self.address, self.iso_name) + extra
         where = f"at {self.address}" if self.address else "(address from DHCP)"
-        return f"{self.how} The wizard watches {where} and carries on by itself once the node answers."
+        return f"{self.how}{extra} The wizard watches {where} and carries on by itself once the node answers."
 
     def fingerprint(self) -> str:
         return f"manual|{self.address}|{','.join(map(str, self.ports))}"
@@ -112,4 +158,63 @@ class ManualBootJob(Job):
             if now - reminded >= self.pacing.remind_every:
                 reminded = now
                 report.warn(f"still waiting for {self.node} after {int((now - started) // 60)} min — {text}")
+            cancel.sleep(self.pacing.interval)
+
+
+class ConsoleConfigJob(Job):
+    """The guided console step for one node whose settings no seed brought: shows exactly what to type in its
+    Palette TUI and waits until the node answers SSH with the expected host name (the TUI's last step applies it).
+
+    ``hostname_of`` logs in and returns the node's host name; it raises (any :class:`WizardError`) while the node
+    is not reachable or the account is not set up yet, which simply means "not done yet". Facts: ``hostname``,
+    ``waited_seconds``."""
+
+    weight = 1.0
+
+    def __init__(
+        self,
+        node: str,
+        hostname: str,
+        text: str,
+        hostname_of: Callable[[], str],
+        *,
+        pacing: ManualPacing | None = None,
+        step: str = "install",
+    ) -> None:
+        self.id = f"{step}/{node}/console"
+        self.name = f"{node}: console settings"
+        self.node = node
+        self.hostname = hostname
+        self.text = text
+        self.hostname_of = hostname_of
+        self.pacing = pacing or ManualPacing()
+
+    def fingerprint(self) -> str:
+        return f"console|{self.node}|{self.hostname}"
+
+    def run(self, report: Reporter, cancel: CancelToken) -> Mapping[str, Any] | None:
+        report.update(0.0, self.text)
+        started = time.monotonic()
+        reminded = started
+        last = ""
+        while True:
+            cancel.raise_if_cancelled()
+            try:
+                last = self.hostname_of().strip()
+            except WizardError as exc:
+                last = f"({exc.title.lower()})"
+            if last.split(".")[0] == self.hostname.split(".")[0]:
+                report.finish(f"{self.node} is configured: host name {last}")
+                return {"hostname": last, "waited_seconds": round(time.monotonic() - started, 1)}
+            now = time.monotonic()
+            if now - started >= self.pacing.timeout:
+                raise WizardError(
+                    f"{self.node} not configured",
+                    f"{self.node} still answers with host name {last or '(nothing)'}, not {self.hostname}, after "
+                    f"{int(self.pacing.timeout // 60)} minutes",
+                    remediation=self.text + " Then run again: the wizard picks up where it stopped.",
+                )
+            if now - reminded >= self.pacing.remind_every:
+                reminded = now
+                report.warn(f"{self.node} not configured yet (host name {last or 'unknown'}) — {self.text}")
             cancel.sleep(self.pacing.interval)

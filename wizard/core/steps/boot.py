@@ -25,17 +25,27 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from wizard.appliance.seed import (
+    NodeSeed,
+    build_seed_iso,
+    hash_password,
+    public_key_line,
+    render_user_data,
+    seed_for_node,
+    wizard_key,
+)
 from wizard.core.cancel import CancelToken
 from wizard.core.errors import WizardError
 from wizard.core.jobs import Job, Step, StepContext
 from wizard.core.journal import JOB_DONE
 from wizard.core.progress import Reporter
-from wizard.core.project import MaasSettings, ProviderType, SecretRef
-from wizard.core.steps.nodes import Pacing
+from wizard.core.project import ConfigureMode, MaasSettings, Node, Project, ProviderType, SecretRef
+from wizard.core.steps.nodes import DEFAULT_PASSWORD, Pacing, session_folder
 from wizard.core.steps.providers import bmc_accesses, maas_access, vsphere_access
 from wizard.core.trust import TrustStore
 from wizard.providers.manual import ManualBootJob, ManualPacing
 from wizard.providers.redfish.client import parse_address
+from wizard.providers.redfish.jobs import SEED_SUFFIX
 
 if TYPE_CHECKING:
     from wizard.providers.isoserver import IsoServer
@@ -304,6 +314,102 @@ class MaasMediaJob(Job):
         return facts
 
 
+SEED_FOLDER = "seeds"
+
+
+def seeding(ctx: StepContext) -> bool:
+    """Whether this run attaches a seed ISO to each node (``appliance.configure: seed``; MAAS boots nodes by its
+    own means, so it has no second drive the wizard controls)."""
+    return ctx.project.appliance.configure is ConfigureMode.SEED and ctx.project.provider.type is not ProviderType.MAAS
+
+
+def seed_name(node: str) -> str:
+    return f"{node}{SEED_SUFFIX}"
+
+
+class BuildSeedJob(Job):
+    """Writes one node's NoCloud seed ISO (host name, address, DNS, NTP, proxy, the operator's password as a bcrypt
+    hash, the wizard's public key) into the session folder. Facts: ``path``, ``sha256``, ``size``."""
+
+    weight = 0.2
+
+    def __init__(
+        self, project: Project, node: Node, password: str, public_key: str, folder: Path, *, step: str
+    ) -> None:
+        self.project = project
+        self.node_settings = node
+        self._password = password
+        self.public_key = public_key
+        self.path = folder / SEED_FOLDER / seed_name(node.name)
+        self.id = f"{step}/seed/{node.name}"
+        self.name = f"Seed ISO for {node.name}"
+        self.node = node.name
+
+    def _seed(self, password_hash: str) -> NodeSeed:
+        return seed_for_node(self.project, self.node_settings, password_hash=password_hash, ssh_keys=[self.public_key])
+
+    def fingerprint(self) -> str:
+        # Everything the seed says, with the password as a digest (the hash itself is salted anew on every build).
+        digest = hashlib.sha256(self._password.encode()).hexdigest()[:16]
+        return hashlib.sha256(f"{render_user_data(self._seed(digest))}|{self.path}".encode()).hexdigest()[:16]
+
+    def run(self, report: Reporter, cancel: CancelToken) -> Mapping[str, Any] | None:
+        report.update(0.1, f"{self.node}: hashing the password and writing its seed ISO")
+        build_seed_iso(self._seed(hash_password(self._password)), self.path)
+        data = self.path.read_bytes()
+        report.finish(f"{self.node}: seed ISO {self.path.name} ({len(data)} bytes)")
+        return {"path": str(self.path), "sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+
+
+class SeedUploadJob(Job):
+    """Builds a node's seed ISO, then uploads it beside the appliance ISO (vSphere) with the provider's upload job.
+    Facts: the upload's (``datastore_path`` …) plus ``seed``."""
+
+    weight = 0.5
+
+    def __init__(self, build: BuildSeedJob, upload: Callable[[Path, str], Job]) -> None:
+        self.build = build
+        self.upload = upload
+        self.id = build.id
+        self.name = build.name
+        self.node = build.node
+
+    def fingerprint(self) -> str:
+        return self.build.fingerprint()
+
+    def run(self, report: Reporter, cancel: CancelToken) -> Mapping[str, Any] | None:
+        built = dict(self.build.run(report.child(0.0, 0.3), cancel) or {})
+        cancel.raise_if_cancelled()
+        facts = dict(self.upload(Path(built["path"]), str(built["sha256"])).run(report.child(0.3, 0.7), cancel) or {})
+        facts["seed"] = built
+        report.finish(f"{self.node}: seed ISO at {facts.get('datastore_path', '?')}")
+        return facts
+
+
+def seed_jobs(ctx: StepContext, *, step: str) -> list[BuildSeedJob]:
+    """One seed build per node, with the operator's password (the default one when the project sets none: the
+    seed then still brings the host name, network and the wizard's key) and the wizard's own public key."""
+    project = ctx.project
+    ref = project.appliance.password
+    password = ctx.secrets.require(ref, "appliance.password") if ref is not None else DEFAULT_PASSWORD
+    public = public_key_line(wizard_key(ctx.paths.config), f"palette-wizard@{project.name}")
+    folder = session_folder(ctx)
+    return [BuildSeedJob(project, node, password, public, folder, step=step) for node in project.nodes]
+
+
+def _seed_file(ctx: StepContext, node: str) -> Path | None:
+    """The node's seed ISO as the media step built it, or None when this run attaches none."""
+    if not seeding(ctx):
+        return None
+    record = ctx.journal.job(f"media/seed/{node}")
+    if not record or record.get("status") != JOB_DONE:
+        return None
+    result = record.get("result") or {}
+    built = result.get("seed", result)
+    path = Path(str(built.get("path", "")))
+    return path if path.is_file() else None
+
+
 class MediaStep(Step):
     id = "media"
     title = "Provide the ISO"
@@ -328,9 +434,32 @@ class MediaStep(Step):
                 scheme=vs.scheme,
             )
             upload.id = f"{self.id}/iso"
-            return [upload]
+            jobs: list[Job] = [upload]
+            if seeding(ctx):
+                from wizard.providers.vsphere.checks import vm_name_for
+
+                for build in seed_jobs(ctx, step=self.id):
+                    node = next(n for n in project.nodes if n.name == build.node)
+
+                    def upload_seed(path: Path, sha256: str, node: Node = node) -> Job:
+                        return UploadIsoJob(
+                            *vs.args(),
+                            local_path=path,
+                            sha256=sha256,
+                            remote_name=f"{vm_name_for(project, node)}{SEED_SUFFIX}",
+                            node=node.name,
+                            scheme=vs.scheme,
+                        )
+
+                    jobs.append(SeedUploadJob(build, upload_seed))
+            return jobs
         if provider.type is ProviderType.REDFISH and iso is not None and not _external_iso(ctx):
-            return [ServeIsoJob(lambda: iso_server(ctx), iso.path, [n.name for n in project.nodes], step=self.id)]
+            serving: list[Job] = [
+                ServeIsoJob(lambda: iso_server(ctx), iso.path, [n.name for n in project.nodes], step=self.id)
+            ]
+            return serving + (list(seed_jobs(ctx, step=self.id)) if seeding(ctx) else [])
+        if provider.type is ProviderType.MANUAL and seeding(ctx):
+            return list(seed_jobs(ctx, step=self.id))
         if provider.type is ProviderType.MAAS and provider.maas is not None:
             access = maas_access(ctx, provider.maas)
             serve = iso is not None and not _external_iso(ctx)
@@ -368,6 +497,7 @@ class BootStep(Step):
                     iso_name=_iso_name(ctx),
                     pacing=self.pacing.manual,
                     step=self.id,
+                    seed=str(_seed_file(ctx, node.name) or ""),
                 )
                 for node in project.nodes
             ]
@@ -383,8 +513,12 @@ class BootStep(Step):
             for access in bmc_accesses(ctx):
                 if _installed(ctx, access.node):
                     continue  # installed: it must never boot the ISO again, whatever URL is served now
+                seed_url = ""
                 if server is not None and iso is not None:
                     url = server.publish(iso.path, f"{access.node}-{iso.path.name}")
+                    seed = _seed_file(ctx, access.node)
+                    if seed is not None:  # the BMC reads the seed from the same server, by its own URL
+                        seed_url = server.publish(seed, seed_name(access.node))
                 else:
                     url = external
                 boot_job = RedfishBootJob(
@@ -396,6 +530,7 @@ class BootStep(Step):
                     confirm=access.confirm,
                     iso_server=server,
                     timeouts=self.pacing.redfish,
+                    seed_url=seed_url,
                 )
                 boot_job.id = f"{self.id}/{access.node}"
                 jobs.append(_ServedBootJob(boot_job, url))
@@ -411,11 +546,13 @@ class BootStep(Step):
             iso_path = _fact(ctx, "media/iso", "datastore_path")
             jobs = []
             for node in project.nodes:
+                seed_path = _fact(ctx, f"media/seed/{node.name}", "datastore_path") if seeding(ctx) else ""
                 boot = BootVmJob(
                     *vs.args(),
                     node=node.name,
                     vm_name=vm_name_for(project, node),
                     iso_datastore_path=iso_path,
+                    seed_datastore_path=seed_path,
                     scheme=vs.scheme,
                 )
                 boot.id = f"{self.id}/{node.name}"
@@ -489,7 +626,67 @@ class BootStep(Step):
         return jobs
 
 
+def eject_jobs(ctx: StepContext, pacing: Pacing, *, step: str = "eject") -> list[Job]:
+    """The provider's eject job for each node it booted (each with ``.node``): the install monitor runs a node's as
+    soon as its installer finished, and the eject step runs them all again to confirm (they are idempotent)."""
+    project = ctx.project
+    if project.provider.type is ProviderType.REDFISH:
+        from wizard.providers.redfish.jobs import RedfishEjectJob
+
+        ejects: list[Job] = []
+        for access in bmc_accesses(ctx):
+            eject_job = RedfishEjectJob(
+                access.node,
+                access.bmc,
+                access.password,
+                trust=access.trust,
+                confirm=access.confirm,
+                timeouts=pacing.redfish,
+            )
+            eject_job.id = f"{step}/{access.node}"
+            ejects.append(eject_job)
+        return ejects
+    if project.provider.type is ProviderType.MAAS and project.provider.maas is not None:
+        from wizard.providers.maas import MaasRedfishEjectJob
+
+        routes: dict[str, Any] = _done_result(ctx, "media/maas").get("routes") or {}
+        maas = maas_access(ctx, project.provider.maas)
+        verify = maas.verify()
+        trust = TrustStore(ctx.paths.config)
+        return [
+            MaasRedfishEjectJob(
+                node.name,
+                maas.url,
+                maas.api_key,
+                verify,
+                system_id=str(routes[node.name]["system_id"]),
+                trust=trust,
+                confirm=ctx.confirm,
+                timeouts=pacing.redfish,
+                step=step,
+            )
+            for node in project.nodes
+            # nodes booted by hand had their ISO attached by the operator, who detaches it the same way
+            if (routes.get(node.name) or {}).get("route") == "redfish"
+        ]
+    if project.provider.type is ProviderType.VSPHERE and project.provider.vsphere is not None:
+        from wizard.providers.vsphere.checks import vm_name_for
+        from wizard.providers.vsphere.jobs import EjectVmJob
+
+        vs = vsphere_access(ctx, project.provider.vsphere)
+        jobs: list[Job] = []
+        for node in project.nodes:
+            eject = EjectVmJob(*vs.args(), node=node.name, vm_name=vm_name_for(project, node), scheme=vs.scheme)
+            eject.id = f"{step}/{node.name}"
+            jobs.append(eject)
+        return jobs
+    return []
+
+
 class EjectStep(Step):
+    """Confirms every node's media is ejected: the install monitor ejected each node's as soon as its installer
+    finished; this runs the same idempotent jobs once more (and catches an eject that failed then)."""
+
     id = "eject"
     title = "Eject the ISO"
     weight = 0.3
@@ -498,62 +695,20 @@ class EjectStep(Step):
         self.pacing = pacing or Pacing()
 
     def jobs(self, ctx: StepContext) -> list[Job]:
-        project = ctx.project
-        if project.provider.type is ProviderType.REDFISH:
-            from wizard.providers.redfish.jobs import RedfishEjectJob
-
-            ejects: list[Job] = []
-            for access in bmc_accesses(ctx):
-                eject_job = RedfishEjectJob(
-                    access.node,
-                    access.bmc,
-                    access.password,
-                    trust=access.trust,
-                    confirm=access.confirm,
-                    timeouts=self.pacing.redfish,
-                )
-                eject_job.id = f"{self.id}/{access.node}"
-                ejects.append(eject_job)
-            self.parallel = max(1, len(ejects))
-            return ejects
-        if project.provider.type is ProviderType.MAAS and project.provider.maas is not None:
-            from wizard.providers.maas import MaasRedfishEjectJob
-
-            routes: dict[str, Any] = _done_result(ctx, "media/maas").get("routes") or {}
-            maas = maas_access(ctx, project.provider.maas)
-            verify = maas.verify()
-            trust = TrustStore(ctx.paths.config)
-            maas_ejects: list[Job] = [
-                MaasRedfishEjectJob(
-                    node.name,
-                    maas.url,
-                    maas.api_key,
-                    verify,
-                    system_id=str(routes[node.name]["system_id"]),
-                    trust=trust,
-                    confirm=ctx.confirm,
-                    timeouts=self.pacing.redfish,
-                    step=self.id,
-                )
-                for node in project.nodes
-                # nodes booted by hand had their ISO attached by the operator, who detaches it the same way
-                if (routes.get(node.name) or {}).get("route") == "redfish"
-            ]
-            self.parallel = max(1, len(maas_ejects))
-            return maas_ejects
-        if project.provider.type is ProviderType.VSPHERE and project.provider.vsphere is not None:
-            from wizard.providers.vsphere.checks import vm_name_for
-            from wizard.providers.vsphere.jobs import EjectVmJob
-
-            vs = vsphere_access(ctx, project.provider.vsphere)
-            jobs: list[Job] = []
-            for node in project.nodes:
-                eject = EjectVmJob(*vs.args(), node=node.name, vm_name=vm_name_for(project, node), scheme=vs.scheme)
-                eject.id = f"{self.id}/{node.name}"
-                jobs.append(eject)
-            self.parallel = max(1, len(jobs))
-            return jobs
-        return []
+        jobs = eject_jobs(ctx, self.pacing, step=self.id)
+        self.parallel = max(1, len(jobs))
+        return jobs
 
 
-__all__ = ["ISO_SERVER_FACT", "BootStep", "EjectStep", "MaasMediaJob", "MachinesStep", "ManualPacing", "MediaStep"]
+__all__ = [
+    "ISO_SERVER_FACT",
+    "BootStep",
+    "BuildSeedJob",
+    "EjectStep",
+    "MaasMediaJob",
+    "MachinesStep",
+    "ManualPacing",
+    "MediaStep",
+    "eject_jobs",
+    "seeding",
+]

@@ -1,5 +1,9 @@
 """Watch every node install itself from the appliance ISO, in parallel, until its Local UI answers.
 
+With a seed ISO attached (``appliance.configure: seed``) the nodes authorise the wizard's own key, which the monitor
+offers first. As soon as a node's installer finished, the monitor has the provider eject that node's media (not
+waiting for the others), so its reboot comes up from disk; the eject step then only confirms.
+
 Booting the nodes belongs to the provider (vSphere, Redfish, MAAS); until those boot steps exist, and always for
 the ``manual`` provider, the operator boots each node from the ISO and this step watches. For ``manual`` a node that
 already runs its installed system at first contact is accepted (the operator may have installed it by hand before
@@ -13,14 +17,17 @@ from collections.abc import Mapping
 from typing import Any
 
 from wizard.appliance.monitor import InstallMonitor
-from wizard.appliance.ssh import SSHCredentials
+from wizard.appliance.seed import wizard_key
+from wizard.appliance.ssh import SSHClient, SSHCredentials
 from wizard.core.cancel import CancelToken
 from wizard.core.jobs import Job, Step, StepContext, StepKind
 from wizard.core.problems import Problem
 from wizard.core.progress import Reporter
-from wizard.core.project import ProviderType
-from wizard.core.steps.nodes import Pacing, login_password
+from wizard.core.project import AddressMode, ConfigureMode, Node, ProviderType
+from wizard.core.steps.boot import eject_jobs, seeding
+from wizard.core.steps.nodes import DEFAULT_PASSWORD, Pacing, login_password
 from wizard.core.trust import TrustStore
+from wizard.providers.manual import ConsoleConfigJob, console_instruction
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +42,33 @@ class _Monitor(InstallMonitor):
 
         self.on_warning = warn
         return super().run(report, cancel)
+
+
+class _ThenConsole(Job):
+    """A node's install monitor, then its guided console step (``appliance.configure: console``)."""
+
+    def __init__(self, monitor: Job, console: ConsoleConfigJob) -> None:
+        self.monitor = monitor
+        self.console = console
+        self.id = monitor.id
+        self.name = monitor.name
+        self.node = monitor.node
+        self.weight = monitor.weight + console.weight
+
+    def fingerprint(self) -> str:
+        return f"{self.monitor.fingerprint()}|{self.console.fingerprint()}"
+
+    def run(self, report: Reporter, cancel: CancelToken) -> Mapping[str, Any] | None:
+        facts = dict(self.monitor.run(report.child(0.0, 0.8), cancel) or {})
+        facts["console"] = dict(self.console.run(report.child(0.8, 0.2), cancel) or {})
+        return facts
+
+
+def ssh_credentials(ctx: StepContext, node: Node) -> SSHCredentials:
+    """How the wizard logs in to ``node`` over SSH: its own key when the node was seeded with it (tried first),
+    then the account's current password."""
+    pkey = wizard_key(ctx.paths.config) if seeding(ctx) else None
+    return SSHCredentials(ctx.project.appliance.username, password=login_password(ctx, node), pkey=pkey)
 
 
 class InstallStep(Step):
@@ -57,25 +91,71 @@ class InstallStep(Step):
             if not n.ip
         ]
 
+    def _console_job(self, ctx: StepContext, node: Node, trust: TrustStore) -> ConsoleConfigJob:
+        static = node.address_mode is AddressMode.STATIC
+        net = ctx.project.network
+        text = console_instruction(
+            node.hostname,
+            username=ctx.project.appliance.username,
+            address=node.ip if static else "",
+            prefix=node.prefix if static else None,
+            gateway=node.gateway if static else "",
+            dns=net.dns,
+            search=net.search_domains,
+        )
+        client = SSHClient(
+            node.ip,
+            node.ssh_port,
+            ssh_credentials(ctx, node),
+            trust=trust,
+            confirm=ctx.confirm,
+            expected_fingerprint=node.ssh_host_key,
+            connect_timeout=self.pacing.monitor.connect_timeout,
+            command_timeout=self.pacing.monitor.command_timeout,
+        )
+
+        def hostname_of() -> str:
+            try:
+                return client.run("hostname").stdout
+            finally:
+                client.close()
+
+        return ConsoleConfigJob(
+            node.name, node.hostname, f"{node.name}: {text}", hostname_of, pacing=self.pacing.manual
+        )
+
     def jobs(self, ctx: StepContext) -> list[Job]:
         project = ctx.project
         trust = TrustStore(ctx.paths.config)
-        jobs: list[Job] = [
-            _Monitor(
-                node.name,
-                node.ip,
-                node.ssh_port,
-                SSHCredentials(project.appliance.username, password=login_password(ctx, node)),
-                trust=trust,
-                confirm=ctx.confirm,
-                expected_fingerprint=node.ssh_host_key,
-                local_ui_port=node.localui_port,
-                budgets=self.pacing.budgets,
-                poll=self.pacing.monitor,
-                allow_installed=project.provider.type is ProviderType.MANUAL,
-                step=self.id,
+        ejects = {job.node: job for job in eject_jobs(ctx, self.pacing, step="eject")}
+        jobs: list[Job] = []
+        for node in project.nodes:
+            creds = ssh_credentials(ctx, node)
+            public = creds.password if creds.password == DEFAULT_PASSWORD else None
+            eject = ejects.get(node.name)
+            jobs.append(
+                _Monitor(
+                    node.name,
+                    node.ip,
+                    node.ssh_port,
+                    creds,
+                    trust=trust,
+                    confirm=ctx.confirm,
+                    expected_fingerprint=node.ssh_host_key,
+                    installer_fingerprint=node.ssh_installer_host_key,
+                    # Proving the reboot logs in before the new key is trusted: only the wizard's key and the
+                    # public default password may be offered then.
+                    probe_credentials=SSHCredentials(creds.username, password=public, pkey=creds.pkey),
+                    local_ui_port=node.localui_port,
+                    budgets=self.pacing.budgets,
+                    poll=self.pacing.monitor,
+                    allow_installed=project.provider.type is ProviderType.MANUAL,
+                    step=self.id,
+                    on_installed=eject.run if eject is not None else None,
+                )
             )
-            for node in project.nodes
-        ]
+        if project.appliance.configure is ConfigureMode.CONSOLE:
+            consoles = [self._console_job(ctx, node, trust) for node in project.nodes]
+            jobs = [_ThenConsole(job, console) for job, console in zip(jobs, consoles, strict=True)]
         self.parallel = max(1, len(jobs))  # every node installs at once; each monitor mostly waits
         return jobs

@@ -23,7 +23,7 @@ from wizard.core.checks.catalog import CheckResult
 from wizard.core.checks.postboot import Requirements, check_node
 from wizard.core.jobs import Job, Step, StepContext, StepKind
 from wizard.core.project import Node
-from wizard.core.steps.nodes import login_password
+from wizard.core.steps.install import ssh_credentials
 
 # The preflight step's board and jobs are reused as they are: the two steps differ only in what they check.
 from wizard.core.steps.preflight import CheckJob, ReportJob, _Board, _has_blocker
@@ -74,11 +74,10 @@ class PostbootStep(Step):
         project = ctx.project
         trust = TrustStore(ctx.paths.config)
         confirm = ctx.confirm
-        username = project.appliance.username
         specs: list[tuple[str, Node, Callable[[], list[CheckResult]], str]] = []
         for node in project.nodes:
             job_id = f"{self.id}/{node.name}"
-            creds = SSHCredentials(username, password=login_password(ctx, node))
+            creds = ssh_credentials(ctx, node)
             expected = _fingerprint(ctx, node)
 
             def run(node: Node = node, creds: SSHCredentials = creds, expected: str = expected) -> list[CheckResult]:

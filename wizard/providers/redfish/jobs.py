@@ -9,6 +9,11 @@ already inserted), set a one-time boot from the CD in UEFI mode, power on or res
 on and its BMC has asked the ISO server for the image. The BMC's reads are the job's byte progress. A BMC that never
 requests the image within ``fetch`` seconds cannot reach the URL: that is reported as such rather than leaving the
 node to sit in a boot menu.
+
+Seed: with a ``seed_url`` (the node's NoCloud seed ISO) the boot job inserts it into a second virtual medium, chosen
+by ``MediaTypes`` (another CD/DVD drive first, else a USB stick; the installer finds the ``cidata`` volume on either).
+A BMC with a single image drive cannot take it: the job says so in a warning and the node is configured another way
+(the Local UI or its console), which the install monitor copes with since it logs in with the default account then.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from wizard.core.project import Bmc
 from wizard.core.redact import redact
 from wizard.core.trust import Confirm, TrustStore
 from wizard.providers.isoserver import IsoServer
-from wizard.providers.redfish.client import RedfishClient, parse_address
+from wizard.providers.redfish.client import RedfishClient, VirtualMedia, members, parse_address
 from wizard.providers.redfish.errors import InsertMediaRefused, IsoNotFetched, PowerTimeout
 
 log = logging.getLogger(__name__)
@@ -73,6 +78,36 @@ def resolve_addresses(host: str) -> frozenset[str]:
         return frozenset(str(info[4][0]) for info in socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP))
     except OSError:
         return frozenset({host})
+
+
+SEED_SUFFIX = "-seed.iso"  # how the wizard names seed images, so ejecting takes exactly its own
+
+
+def image_media(client: RedfishClient, system: Mapping[str, Any]) -> list[VirtualMedia]:
+    """Every virtual medium of the system that takes an image (CD, DVD or USB stick), in the BMC's order."""
+    found: list[VirtualMedia] = []
+    for collection, under in client.virtual_media_collections(system):
+        doc = client.get_optional(collection)
+        if doc is None:
+            continue
+        for path in members(doc):
+            media = client.refresh_media(VirtualMedia(path, "", (), "", None, "", "", under))
+            types = {t.upper() for t in media.media_types}
+            if types & {"CD", "DVD", "USBSTICK"}:
+                found.append(media)
+        if found:
+            break
+    return found
+
+
+def seed_medium(client: RedfishClient, system: Mapping[str, Any], boot: VirtualMedia) -> VirtualMedia | None:
+    """A second medium for the seed: another CD/DVD drive, else a USB stick; None when the BMC has only one."""
+    others = [m for m in image_media(client, system) if m.path != boot.path]
+
+    def rank(m: VirtualMedia) -> int:
+        return 0 if {t.upper() for t in m.media_types} & {"CD", "DVD"} else 1
+
+    return sorted(others, key=rank)[0] if others else None
 
 
 class _RedfishJob(Job):
@@ -125,6 +160,7 @@ class RedfishBootJob(_RedfishJob):
         timeouts: RedfishTimeouts | None = None,
         fetch_addresses: Sequence[str] | None = None,
         transport: httpx.BaseTransport | None = None,
+        seed_url: str = "",
     ) -> None:
         super().__init__(
             node,
@@ -138,6 +174,7 @@ class RedfishBootJob(_RedfishJob):
         self.id = f"redfish/boot/{node}"
         self.name = node
         self.iso_url = iso_url
+        self.seed_url = seed_url
         self.iso_server = iso_server
         #: Where the BMC's downloads come from; None: the addresses its host name resolves to. Give them when the
         #: BMC reaches the jump host through NAT or from another interface than the one Redfish answers on.
@@ -153,6 +190,10 @@ class RedfishBootJob(_RedfishJob):
         # The ISO server's token changes every run: the file name identifies the image, not the URL.
         image = self._iso_name or self.iso_url
         parts = [self.node, self.bmc.address, self.bmc.username, image]
+        if self.seed_url and self.iso_server is not None:
+            parts.append(self.iso_server.name_for_url(self.seed_url) or "")
+        elif self.seed_url:
+            parts.append(self.seed_url)
         return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
     def _watch(self) -> _FetchWatch | None:
@@ -182,6 +223,7 @@ class RedfishBootJob(_RedfishJob):
                 if watch is not None and not watch.seen():
                     raise self._not_fetched(watch, shown, after="InsertMedia", cause=exc.message) from exc
                 raise
+            seed = self._insert_seed(client, system, media, report, cancel) if self.seed_url else "not used"
             report.update(0.25, f"{self.node}: ISO inserted; setting a one-time boot from the CD")
             cancel.raise_if_cancelled()
             override = client.boot_once_from_cd(system_path)
@@ -206,10 +248,34 @@ class RedfishBootJob(_RedfishJob):
             "reset": reset,
             "boot_override": override.enabled,
             "quirks": client.quirks.name,
+            "seed": seed,
         }
         if watch is not None:
             facts["iso_bytes_read"] = read
         return facts
+
+    def _insert_seed(
+        self,
+        client: RedfishClient,
+        system: Mapping[str, Any],
+        boot: VirtualMedia,
+        report: Reporter,
+        cancel: CancelToken,
+    ) -> str:
+        """Insert the seed into a second medium; returns that medium's path, or "" (with a warning) without one."""
+        target = seed_medium(client, system, boot)
+        if target is None:
+            report.warn(
+                f"{self.node}: its BMC offers a single virtual drive ({boot.id}), so the seed ISO cannot be attached "
+                "beside the appliance ISO; the node keeps its default account after the install and is configured "
+                "through its Local UI (or by hand on its console)"
+            )
+            return ""
+        report.update(0.2, f"{self.node}: inserting its seed ISO into {target.id}")
+        cancel.raise_if_cancelled()
+        t = self.timeouts
+        inserted = client.insert_media(target, self.seed_url, cancel=cancel, timeout=t.insert, poll=t.poll)
+        return inserted.path
 
     def _wait(
         self,
@@ -314,9 +380,21 @@ class RedfishEjectJob(_RedfishJob):
                 report.update(0.3, f"{self.node}: ejecting the ISO from {media.id}")
                 media = client.eject_media(media, cancel=cancel, timeout=t.insert, poll=t.poll)
                 ejected = True
+            seeds = 0
+            for other in image_media(client, system):
+                if other.path != media.path and other.inserted and other.image.split("?")[0].endswith(SEED_SUFFIX):
+                    report.update(0.5, f"{self.node}: ejecting the seed ISO from {other.id}")
+                    client.eject_media(other, cancel=cancel, timeout=t.insert, poll=t.poll)
+                    seeds += 1
             cleared = False
             if self.clear_override:
                 report.update(0.7, f"{self.node}: clearing the CD boot override")
                 cleared = client.clear_boot_override(system_path)
         report.finish(f"{self.node}: ISO ejected" if ejected else f"{self.node}: no ISO was inserted")
-        return {"system": system_path, "virtual_media": media.path, "ejected": ejected, "override_cleared": cleared}
+        return {
+            "system": system_path,
+            "virtual_media": media.path,
+            "ejected": ejected,
+            "seeds_ejected": seeds,
+            "override_cleared": cleared,
+        }
