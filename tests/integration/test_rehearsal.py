@@ -25,10 +25,8 @@ SPEED = "600"  # a 15-minute install in 1.5 s, a 25-minute cluster deployment in
 @pytest.mark.timeout(120)
 def test_rehearsal_installs_end_to_end(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    began = time.monotonic()
     out = run_cli(["run", "--rehearse", "--json", "--speed", SPEED, "--keep"], cli_env(home), timeout=90)
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
-    assert time.monotonic() - began < 60
     events = json_events(out.stdout)
     rehearsal = [e for e in events if e["event"] == "rehearsal"]
     assert [e["stage"] for e in rehearsal] == ["start", "end"] and all(e["message"] == BANNER for e in rehearsal)

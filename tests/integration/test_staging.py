@@ -383,19 +383,31 @@ def test_drop_mid_staging_resumes_on_the_lab(
 # -- The project option --------------------------------------------------------------------------------------------
 
 
-def test_transfer_mode_is_read_from_the_project() -> None:
-    from types import SimpleNamespace
+def test_transfer_mode_is_read_from_the_project(tmp_path: Path) -> None:
+    from tests.support.projects import base_doc
+    from wizard.core.errors import ProjectInvalid
+    from wizard.core.project import TransferMode, parse_project, project_to_dict
+    from wizard.core.steps.localui import staging_dir, transfer_mode
 
-    from wizard.core.steps.localui import ContentStep, staging_dir, transfer_mode
+    def files(**extra: Any) -> dict[str, Any]:
+        doc = base_doc()
+        doc["network"]["ntp"] = ["pool.ntp.org"]
+        doc["appliance"] = {"password": {"secret": "node-pw"}}
+        doc["files"] = dict(extra)
+        return doc
 
-    def project(**files: Any) -> Any:
-        return SimpleNamespace(files=SimpleNamespace(**files))
-
-    assert transfer_mode(project()) == "direct"  # until the project model has the field, the direct upload
-    assert transfer_mode(project(transfer="SFTP")) == "sftp"
-    assert staging_dir(project()) == "palette-wizard-staging"
-    assert staging_dir(project(staging_dir="/usr/local/staging")) == "/usr/local/staging"
-    ctx: Any = SimpleNamespace(project=project(transfer="ftp"))
-    (problem,) = ContentStep().problems(ctx)
-    assert problem.path == "files.transfer" and "ftp" in problem.message
-    assert ContentStep().problems(SimpleNamespace(project=project(transfer="sftp"))) == []  # type: ignore[arg-type]
+    default = parse_project(files(), base=tmp_path).project
+    assert transfer_mode(default) == "direct" and staging_dir(default) == "palette-wizard-staging"
+    staged = parse_project(files(transfer="SFTP", staging_dir="/usr/local/staging"), base=tmp_path).project
+    assert staged.files.transfer is TransferMode.SFTP and transfer_mode(staged) == "sftp"
+    assert staging_dir(staged) == "/usr/local/staging"
+    saved = project_to_dict(staged, tmp_path)["files"]
+    assert saved["transfer"] == "sftp" and saved["staging_dir"] == "/usr/local/staging"
+    assert "transfer" not in project_to_dict(default, tmp_path)["files"]
+    for bad, path in (({"transfer": "ftp"}, "files.transfer"), ({"staging_dir": "x"}, "files.staging_dir")):
+        with pytest.raises(ProjectInvalid) as err:
+            parse_project(files(**bad), base=tmp_path)
+        assert path in {p.path for p in err.value.problems}, err.value.problems
+    with pytest.raises(ProjectInvalid) as err:
+        parse_project(files(transfer="sftp", staging_dir="a;rm -rf ~"), base=tmp_path)
+    assert "not a plain folder path" in str(err.value.problems)

@@ -42,6 +42,14 @@ class AddressMode(StrEnum):
     STATIC = "static"
 
 
+class TransferMode(StrEnum):
+    """How bundles reach the leader: streamed straight to its Local UI over HTTPS, or staged onto the node over SFTP
+    (resumable after a drop, for slow or flaky links) and submitted to the Local UI from the node itself."""
+
+    DIRECT = "direct"
+    SFTP = "sftp"
+
+
 class ConfigureMode(StrEnum):
     """How each node gets its host name, account and network: a seed ISO attached beside the appliance ISO (no one
     at a console), or the installer's console screens, typed by the operator as the wizard shows them."""
@@ -171,6 +179,9 @@ class Files:
     content_bundle: FileRef | None = None
     pack_bundles: tuple[FileRef, ...] = ()
     public_key: Path | None = None
+    transfer: TransferMode = TransferMode.DIRECT
+    #: Where SFTP staging puts bundles on a node (relative to the login's home unless absolute); "" is the default.
+    staging_dir: str = ""
 
     def all(self) -> list[tuple[str, FileRef]]:
         """Every file with its field path, in a stable order."""
@@ -927,7 +938,11 @@ def _read_file(r: _Reader, raw: object, path: str, *, must_exist: bool = True) -
 
 
 def _read_files(r: _Reader, raw: object, provider: ProviderType | None) -> Files | None:
-    m = r.mapping(raw if raw is not None else {}, "files", ("iso", "content_bundle", "pack_bundles", "public_key"))
+    m = r.mapping(
+        raw if raw is not None else {},
+        "files",
+        ("iso", "content_bundle", "pack_bundles", "public_key", "transfer", "staging_dir"),
+    )
     if m is None:
         return None
     iso = None
@@ -976,7 +991,22 @@ def _read_files(r: _Reader, raw: object, provider: ProviderType | None) -> Files
                     f"no signature file next to {ref.path.name} (looked for {looked})",
                     f"download the .sig.bin with it, or set {fp}.signature",
                 )
-    return Files(iso=iso, content_bundle=content, pack_bundles=tuple(packs), public_key=public_key)
+    transfer = r.choice(m, "transfer", "files", TransferMode, TransferMode.DIRECT)
+    staging_dir = r.text(m, "staging_dir", "files")
+    if staging_dir and transfer is not TransferMode.SFTP:
+        r.error("files.staging_dir", "is only used with `transfer: sftp`", "remove it, or set files.transfer: sftp")
+    if staging_dir and any(c in staging_dir for c in "\n\0'\"$`;|&"):
+        r.error(
+            "files.staging_dir", f"{_show(staging_dir)} is not a plain folder path", "use a plain POSIX folder path"
+        )
+    return Files(
+        iso=iso,
+        content_bundle=content,
+        pack_bundles=tuple(packs),
+        public_key=public_key,
+        transfer=transfer,
+        staging_dir=staging_dir,
+    )
 
 
 def _read_appliance(r: _Reader, raw: object, node_names: list[str]) -> Appliance | None:
@@ -1523,6 +1553,10 @@ def project_to_dict(project: Project, base: Path | None = None) -> dict[str, Any
         files["pack_bundles"] = [_file_dict(ref, base) for ref in f.pack_bundles]
     if f.public_key:
         files["public_key"] = str(_file_dict(FileRef(f.public_key), base)["path"])  # type: ignore[index]
+    if f.transfer is not TransferMode.DIRECT:
+        files["transfer"] = f.transfer.value
+    if f.staging_dir:
+        files["staging_dir"] = f.staging_dir
     a = project.appliance
     appliance: dict[str, Any] = {
         "username": a.username,

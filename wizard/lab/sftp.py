@@ -196,9 +196,14 @@ def spki_sha256(der_cert: bytes) -> str:
 class StagingCommands:
     """``sha256sum`` and ``curl`` on a lab node, over the node's home folder and its own Local UI port."""
 
-    def __init__(self, root: Path, localui_port: Callable[[], int | None]) -> None:
+    def __init__(
+        self, root: Path, localui_port: Callable[[], int | None], own_address: Callable[[], str] = lambda: "127.0.0.1"
+    ) -> None:
         self.root = root
         self.localui_port = localui_port
+        # Where "localhost" on this node is: every lab node shares the jump host's loopback, each on its own
+        # address, so the node's own 127.0.0.1 is the address its servers listen on.
+        self.own_address = own_address
         self.submits = 0  # how many uploads the node's curl posted (tests read it)
 
     def commands(self) -> dict[str, Command]:
@@ -247,7 +252,7 @@ class StagingCommands:
         ctx.verify_mode = ssl.CERT_NONE if req.insecure else ssl.CERT_REQUIRED
         if not req.insecure:
             ctx.load_default_certs()
-        conn = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=req.max_time or 600)
+        conn = http.client.HTTPSConnection(self.own_address(), port, context=ctx, timeout=req.max_time or 600)
         try:
             try:
                 conn.connect()
@@ -344,7 +349,7 @@ def attach_staging(node: LabNode) -> StagingCommands:
     """Give a lab node an SFTP server and the staging commands, both over ``<node folder>/home``."""
     root = node.state.data_dir.parent / HOME_FOLDER
     root.mkdir(parents=True, exist_ok=True)
-    commands = StagingCommands(root, lambda: node.state.port)
+    commands = StagingCommands(root, lambda: node.state.port, lambda: node.state.ip)
     node.ssh.sftp_root = root
     node.ssh.shell.extra.update(commands.commands())
     return commands

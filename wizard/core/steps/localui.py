@@ -5,14 +5,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from wizard.appliance.bundles import TRANSFER_DIRECT, TRANSFER_MODES, TRANSFER_SFTP, SftpTransfer, UploadContentJob
+from wizard.appliance.bundles import TRANSFER_SFTP, SftpTransfer, UploadContentJob
 from wizard.appliance.cluster import ClusterRequest, CreateClusterJob
 from wizard.appliance.link import LinkJob
 from wizard.appliance.password import ReplacePasswordJob
-from wizard.appliance.ssh import SSHCredentials
 from wizard.appliance.staging import DEFAULT_REMOTE_DIR, SSHTarget, StagingPlan
 from wizard.core.jobs import Job, Step, StepContext, StepKind
-from wizard.core.problems import Problem
 from wizard.core.project import Node, Project, join_path
 from wizard.core.steps.nodes import (
     DEFAULT_PASSWORD,
@@ -20,7 +18,6 @@ from wizard.core.steps.nodes import (
     connector,
     endpoint,
     leader_and_followers,
-    login_password,
     session_folder,
 )
 from wizard.core.trust import TrustStore
@@ -29,22 +26,24 @@ KUBECONFIG = "kubeconfig"
 
 
 def transfer_mode(project: Project) -> str:
-    """How bundles reach the nodes: ``files.transfer`` (``direct`` | ``sftp``), ``direct`` when not set."""
-    value = getattr(project.files, "transfer", None) or TRANSFER_DIRECT
-    return str(getattr(value, "value", value)).lower()
+    """How bundles reach the nodes: ``files.transfer`` (``direct`` | ``sftp``)."""
+    return project.files.transfer.value
 
 
 def staging_dir(project: Project) -> str:
     """Where SFTP staging puts bundles on a node: ``files.staging_dir``, else a folder in the login's home."""
-    return str(getattr(project.files, "staging_dir", "") or DEFAULT_REMOTE_DIR)
+    return project.files.staging_dir or DEFAULT_REMOTE_DIR
 
 
 def sftp_transfer(ctx: StepContext, node: Node) -> SftpTransfer:
-    """Plain values for staging onto ``node``: its SSH address, login and pinned host key."""
+    """Plain values for staging onto ``node``: its SSH address, login (the wizard's key on a seeded node) and pinned
+    host key."""
+    from wizard.core.steps.install import ssh_credentials  # install imports the boot step; keep this module light
+
     target = SSHTarget(
         node.ip,
         node.ssh_port,
-        SSHCredentials(ctx.project.appliance.username, password=login_password(ctx, node)),
+        ssh_credentials(ctx, node),
         TrustStore(ctx.paths.config),
         ctx.confirm,
         expected_fingerprint=node.ssh_host_key,
@@ -84,12 +83,6 @@ class ContentStep(Step):
 
     def __init__(self, pacing: Pacing | None = None) -> None:
         self.pacing = pacing or Pacing()
-
-    def problems(self, ctx: StepContext) -> list[Problem]:
-        mode = transfer_mode(ctx.project)
-        if mode not in TRANSFER_MODES:
-            return [Problem("files.transfer", f"unknown transfer mode {mode!r}", "use direct or sftp")]
-        return []
 
     def jobs(self, ctx: StepContext) -> list[Job]:
         files = ctx.project.files
