@@ -5,7 +5,7 @@ set -euo pipefail
 source "$(dirname "$0")/setup-env.sh"
 cd "$WIZARD_ROOT"
 
-ensure_debs "${QT_DEBS[@]}" xvfb xauth openssh-client openssh-server dnsmasq-base iputils-ping curl \
+ensure_debs "${QT_DEBS[@]}" xvfb xauth openssh-client openssh-server dnsmasq-base iputils-ping curl iproute2 \
   golang-go golang-github-vmware-govmomi-dev
 ensure_venv test
 

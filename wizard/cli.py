@@ -125,6 +125,11 @@ def _parser() -> argparse.ArgumentParser:
     reh.add_argument(
         "--vcsim", type=Path, metavar="PATH", help="with --provider vsphere: the vcsim binary (default: vcsim on PATH)"
     )
+    reh.add_argument(
+        "--netns",
+        action="store_true",
+        help="put each simulated node in its own network namespace at its own address (Linux, as root, iproute2)",
+    )
 
     val = sub.add_parser("validate", help="check a project file and list every problem")
     val.add_argument("project", type=Path)
@@ -281,7 +286,13 @@ def _rehearse(args: argparse.Namespace) -> int:
 
     provider = args.rehearse_provider
     with Rehearsal(
-        folder, nodes=args.nodes, speed=args.speed, keep=args.keep, provider=provider, vcsim=args.vcsim
+        folder,
+        nodes=args.nodes,
+        speed=args.speed,
+        keep=args.keep,
+        provider=provider,
+        vcsim=args.vcsim,
+        netns=args.netns,
     ) as rehearsal:
         booted_by = {
             "manual": "powered on by the rehearsal (manual provider)",

@@ -648,8 +648,11 @@ class SystemConsoleServer(BackgroundServer):
         host: str = "127.0.0.1",
         port: int = 0,
         socket_timeout: float = 30.0,
+        netns: str | None = None,
     ) -> None:
-        super().__init__(host=host, port=port, label="system-console")
+        """``netns``: the namespace holding the VIP (the leader's, with the lab on network namespaces); may be
+        set later, before :meth:`start`, once the VIP has a holder."""
+        super().__init__(host=host, port=port, label="system-console", netns=netns)
         self.state = state
         self.certificate = certificate
         self.socket_timeout = socket_timeout

@@ -1,7 +1,9 @@
-"""The rehearsal lab: N simulated appliance nodes, each with its own Local UI server on loopback."""
+"""The rehearsal lab: N simulated appliance nodes, each with its own Local UI and SSH servers, on loopback or (as
+root on Linux, ``netns=True``) each in its own network namespace at its own address (:mod:`wizard.lab.netns`)."""
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import shutil
 import socket
@@ -12,6 +14,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from wizard.lab.certs import NodeCertificate, create_node_certificate
 from wizard.lab.links import LinkRegistry
@@ -20,6 +23,10 @@ from wizard.lab.machine import Machine, Timings
 from wizard.lab.node import DEFAULT_CLUSTER_TIMELINE, Clock, Hardware, LoginPolicy, NodeState
 from wizard.lab.sftp import attach_staging
 from wizard.lab.sshd import LabSSHServer, NodeShell, load_or_create_host_key
+from wizard.lab.tlsserver import BackgroundServer
+
+if TYPE_CHECKING:
+    from wizard.lab.netns import LabNetwork
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +38,9 @@ def _free_port(host: str) -> int:
 
 
 GIB = 1024**3
+# In its own namespace a node listens where an appliance does (reference §1.5): nothing else shares its ports.
+NODE_SSH_PORT = 22
+NODE_LOCALUI_PORT = 5080
 
 
 @dataclass(frozen=True)
@@ -82,6 +92,7 @@ class LabNode:
     machine: Machine
     ssh: LabSSHServer
     logs: NodeLogs
+    namespace: str | None = None  # the node's network namespace, when the lab runs on namespaces
 
     @property
     def name(self) -> str:
@@ -172,6 +183,11 @@ class Lab:
     deployment, and coming back) happen in :meth:`tick`. With ``tick_interval`` set, a background thread calls it
     for real-time rehearsals; tests on a manual clock pass ``tick_interval=None`` and call :meth:`tick` after
     moving the clock, so the outcome does not depend on thread timing.
+
+    With ``netns=True`` (root on Linux, iproute2) every node lives in its own network namespace behind a host bridge
+    in ``subnet`` (node i at host number 11 + i, the bridge at .1 as the gateway), listening on the appliance's real
+    ports (SSH 22, Local UI 5080); ``ip`` is then unused. A node's NIC is up only while its OS runs, and a cluster's
+    VIP is added to the leader's namespace once the cluster runs, where :meth:`serve_at_vip` servers then listen.
     """
 
     def __init__(
@@ -192,6 +208,8 @@ class Lab:
         timings: Timings | None = None,
         faults: NodeFaults | Mapping[int, NodeFaults] | None = None,
         log_collect_seconds: float = LOG_COLLECT_SECONDS,
+        netns: bool = False,
+        subnet: str | None = None,
     ) -> None:
         """``faults`` applies to every node (one :class:`NodeFaults`) or by node index (a mapping);
         ``log_collect_seconds`` is how long (lab clock) a Local UI log collection takes."""
@@ -208,15 +226,26 @@ class Lab:
         self._started = False
         self._stop_ticker = threading.Event()
         self._ticker: threading.Thread | None = None
+        self._vip_services: dict[str, list[BackgroundServer]] = {}
+        self._vips: set[str] = set()  # cluster VIPs already placed on the network
+        self.network: LabNetwork | None = None
+        if netns:
+            from wizard.lab.netns import DEFAULT_SUBNET, LabNetwork, require_support
+
+            require_support()  # not root, not Linux or no `ip`: say so before anything is made
+            self.network = LabNetwork(n_nodes, subnet=subnet or DEFAULT_SUBNET)
         try:
             for i in range(n_nodes):
                 name = f"{name_prefix}-{i + 1}"
                 folder = self.base_dir / name
+                iface = self.network.nodes[i] if self.network is not None else None
+                node_ip = iface.address if iface is not None else ip
+                namespace = iface.namespace if iface is not None else None
                 machine = Machine(name, clock=clock, speed=speed, timings=timings or Timings(), preinstalled=installed)
                 state = NodeState(
                     name=name,
                     data_dir=folder / "data",
-                    ip=ip,
+                    ip=node_ip,
                     clock=clock,
                     login_policy=login_policy,
                     content_sync_delay=content_sync_delay,
@@ -224,18 +253,19 @@ class Lab:
                     facts=machine_facts(machine),
                     skew=_skew_of(machine),
                 )
-                cert = create_node_certificate(folder / "tls", ip=ip, hostname=name)
+                cert = create_node_certificate(folder / "tls", ip=node_ip, hostname=name)
                 # The port is fixed up front: a node that is not installed yet still has a known Local UI address.
-                state.port = _free_port(ip)
+                state.port = NODE_LOCALUI_PORT if iface is not None else _free_port(ip)
                 logs = NodeLogs(state, node_log_sources(machine), collect_seconds=log_collect_seconds)
                 server = LocalUIServer(
                     state,
                     cert,
                     registry=self.registry,
-                    host=ip,
+                    host=node_ip,
                     port=state.port,
                     socket_timeout=socket_timeout,
                     logs=logs,
+                    netns=namespace,
                 )
                 shell = NodeShell(machine, self._hostname_of(state), {})
                 ssh = LabSSHServer(
@@ -243,10 +273,11 @@ class Lab:
                     load_or_create_host_key(folder / "ssh" / "ssh_host_ecdsa_key"),
                     state,
                     shell,
-                    host=ip,
+                    host=node_ip,
+                    port=NODE_SSH_PORT if iface is not None else 0,
                     offline=self._rebooting_for_cluster(state),
                 )
-                node = LabNode(i, state, cert, server, machine, ssh, logs)
+                node = LabNode(i, state, cert, server, machine, ssh, logs, namespace)
                 chosen = faults.get(i) if isinstance(faults, Mapping) else faults
                 if chosen is not None:
                     node.apply(chosen)
@@ -268,8 +299,16 @@ class Lab:
 
     def start(self) -> Lab:
         try:
+            network = self.network
+            if network is not None:
+                network.up()
             for node in self.nodes:
-                node.ssh.start()  # its own thread follows the machine: it listens only while sshd would run
+                # Its own thread follows the machine: it listens only while sshd would run. Started from a thread in
+                # the node's namespace, that thread (and every socket it binds) lives there.
+                if network is not None:
+                    network.run_in(node.index, node.ssh.start)
+                else:
+                    node.ssh.start()
             with self._tick_lock:
                 self._started = True
             self.tick()
@@ -293,6 +332,24 @@ class Lab:
                 node.server.stop()
         for node in self.nodes:
             node.ssh.stop()
+        with self._tick_lock:
+            services = [s for group in self._vip_services.values() for s in group]
+        for service in services:
+            service.stop()
+        if self.network is not None and self.network.is_up:
+            self.network.down()  # after every server: nothing of the lab is left on the machine
+
+    def serve_at_vip(self, server: BackgroundServer) -> None:
+        """Serve ``server`` at its ``host``, a cluster VIP. On loopback it starts now; on namespaces it starts in the
+        leader's namespace once the cluster runs and the VIP is up there (before that nothing holds the address),
+        and the lab stops it when it stops."""
+        if self.network is None:
+            if not server.running:
+                server.start()
+            return
+        with self._tick_lock:
+            self._vip_services.setdefault(server.host, []).append(server)
+        self.tick()
 
     def tick(self) -> None:
         """Apply the clock to the network: a node's Local UI answers only once its installed OS runs the stylus
@@ -302,6 +359,8 @@ class Lab:
             if not self._started:
                 return
             now = self.clock()
+            if self.network is not None:
+                self._tick_network(self.network, now)
             for node in self.nodes:
                 deployment = node.state.cluster
                 down = (deployment is not None and deployment.rebooting(now)) or not node.machine.local_ui_up
@@ -309,6 +368,27 @@ class Lab:
                     node.server.stop()
                 elif not down and not node.server.running:
                     node.server.start()
+
+    def _tick_network(self, network: LabNetwork, now: float) -> None:
+        """A node's NIC answers only while an OS runs on it (a machine that is off or rebooting is silent, not
+        refusing); the VIP goes to the leader's namespace once its cluster runs, as kube-vip puts it there."""
+        for node in self.nodes:
+            network.set_link_up(node.index, node.machine.boot_id is not None)
+        for node in self.nodes:
+            deployment = node.state.cluster
+            if deployment is None or not deployment.running(now) or deployment.vip in self._vips:
+                continue
+            vip = deployment.vip
+            self._vips.add(vip)
+            if ipaddress.IPv4Address(vip) not in network.subnet:
+                log.warning("lab: VIP %s is outside the lab subnet %s; nothing holds it", vip, network.subnet)
+                continue
+            leader = self.node(deployment.leader_uid)
+            network.add_address(leader.index, vip)
+            for service in self._vip_services.get(vip, []):
+                if not service.running:
+                    service.netns = leader.namespace
+                    service.start()
 
     def _tick_loop(self) -> None:
         assert self.tick_interval is not None

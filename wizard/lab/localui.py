@@ -810,8 +810,10 @@ class LocalUIServer(BackgroundServer):
         port: int = 0,
         socket_timeout: float = 30.0,
         logs: NodeLogs | None = None,
+        netns: str | None = None,
     ) -> None:
-        super().__init__(host=host, port=port, label=f"localui-{node.name}")
+        """``netns``: the node's network namespace, when the lab gives nodes their own network."""
+        super().__init__(host=host, port=port, label=f"localui-{node.name}", netns=netns)
         self.node = node
         self.certificate = certificate
         self.registry = registry or LinkRegistry()

@@ -20,6 +20,10 @@ Everything lives in one folder (``<state>/rehearsal``) with its own journal, log
 never touches the operator's sessions, keyring or pinned fingerprints. The project pins every node's SSH host key
 and TLS certificate, so nothing is asked. ``speed`` scales the lab's clock-driven durations (a 15-minute install
 takes 15/speed minutes) and the steps' polling with it.
+
+``netns=True`` (root on Linux) puts each node in its own network namespace at its own address in a private subnet,
+listening on the appliance's real ports, with the cluster's VIP added to the leader's namespace once the cluster
+runs (:mod:`wizard.lab.netns`): the wizard then reaches the nodes through a real network path, not loopback.
 """
 
 from __future__ import annotations
@@ -57,6 +61,8 @@ log = logging.getLogger(__name__)
 BANNER = "REHEARSAL — simulated appliance nodes on this machine, nothing real is touched"
 PROJECT_NAME = "palette-rehearsal"
 VIP = "127.0.10.10"
+NETNS_VIP_HOST = 10  # with namespaces the VIP is this host number of the lab's subnet (10.213.0.10)
+CONSOLE_PORT = 443  # the system console's port on a real install, used where nothing else shares the VIP
 NODE_PASSWORD_KEY = "rehearsal-node-password"  # noqa: S105 - a keyring name, not a password
 OCI_PASSWORD_KEY = "rehearsal-oci-registry-password"  # noqa: S105 - a keyring name, not a password
 CONSOLE_PASSWORD_KEY = "rehearsal-console-password"  # noqa: S105 - a keyring name, not a password
@@ -115,8 +121,10 @@ class Rehearsal:
         keep: bool = False,
         provider: Provider = "manual",
         vcsim: Path | None = None,
+        netns: bool = False,
     ) -> None:
-        """``vcsim``: the simulator binary for ``provider="vsphere"`` (default: ``vcsim`` on PATH)."""
+        """``vcsim``: the simulator binary for ``provider="vsphere"`` (default: ``vcsim`` on PATH); ``netns``: nodes
+        in their own network namespaces (root on Linux)."""
         if speed <= 0:
             raise ValueError("speed must be positive")
         if provider not in PROVIDERS:
@@ -127,6 +135,7 @@ class Rehearsal:
         self.n_nodes = nodes
         self.speed = speed
         self.keep = keep
+        self.netns = netns
         home = folder / "home"
         self.paths = AppPaths(home / "state", home / "logs", home / "config", home / "cache")
         self.project_file = folder / "project.yaml"
@@ -153,6 +162,10 @@ class Rehearsal:
 
     def prepare(self) -> None:
         # Before anything is started: a missing emulator or simulator is the first thing the operator hears.
+        if self.netns:
+            from wizard.lab.netns import require_support
+
+            require_support()
         if self.provider == "redfish":
             from wizard.lab.sushy import emulator_binary
 
@@ -166,12 +179,13 @@ class Rehearsal:
         files = self.folder / "files"
         files.mkdir(parents=True)
         self.paths.ensure()
-        ip = _node_address()
+        ip = "" if self.netns else _node_address()
         speed = self.speed
         self.lab = Lab(
             self.n_nodes,
             self.folder / "lab",
-            ip=ip,
+            ip=ip or "127.0.0.1",
+            netns=self.netns,
             installed=False,
             speed=speed,
             cluster_timeline=DEFAULT_CLUSTER_TIMELINE / speed,
@@ -196,8 +210,12 @@ class Rehearsal:
             )
         for ref in (NODE_PASSWORD_KEY, OCI_PASSWORD_KEY, CONSOLE_PASSWORD_KEY):
             self.secrets.set(SecretRef(ref), secrets.token_urlsafe(18))
-        console = self._start_console(ip)
-        gateway = "127.0.0.254"
+        network = self.lab.network
+        if network is not None:
+            vip, prefix, gateway = network.host_address(NETNS_VIP_HOST), network.prefixlen, network.gateway
+        else:
+            vip, prefix, gateway = VIP, 8, "127.0.0.254"
+        console = self._start_console(ip, vip)
         doc: dict[str, Any] = {
             "schema_version": 1,
             "name": PROJECT_NAME,
@@ -206,8 +224,8 @@ class Rehearsal:
                 {
                     "name": node.name,
                     "hostname": node.name,
-                    "ip": ip,
-                    "prefix": 8,
+                    "ip": node.state.ip,
+                    "prefix": prefix,
                     "gateway": gateway,
                     "ssh_port": node.ssh.port,
                     "localui_port": node.server.port,
@@ -217,7 +235,7 @@ class Rehearsal:
                 for node in self.lab.nodes
             ],
             # No DNS or NTP servers: the preflight probes must stay on this machine.
-            "network": {"vip": VIP},
+            "network": {"vip": vip},
             "files": {
                 "iso": str(iso.relative_to(self.folder)),
                 "content_bundle": {
@@ -249,7 +267,7 @@ class Rehearsal:
         log.info(
             "rehearsal lab: %d node(s) on %s, provider %s, speed %g, folder %s",
             self.n_nodes,
-            ip,
+            ip or f"their own network namespaces ({', '.join(n.state.ip for n in self.lab.nodes)})",
             self.provider,
             speed,
             self.folder,
@@ -343,9 +361,10 @@ class Rehearsal:
         self._peers.callback(watcher.stop)
         watcher.start()
 
-    def _start_console(self, node_ip: str) -> SystemConsoleServer | None:
-        """Palette's system console at the VIP, answering once the lab's cluster runs. Where only 127.0.0.1 is
-        loopback (macOS) the VIP cannot be served, and the rehearsal ends with the cluster."""
+    def _start_console(self, node_ip: str, vip: str) -> SystemConsoleServer | None:
+        """Palette's system console at the VIP, answering once the lab's cluster runs (on namespaces, the VIP exists
+        only from then on). Where only 127.0.0.1 is loopback (macOS) the VIP cannot be served, and the rehearsal ends
+        with the cluster."""
         if node_ip == "127.0.0.1":
             log.warning("rehearsal: %s is not a local address here; no system console at the VIP", VIP)
             return None
@@ -359,8 +378,11 @@ class Rehearsal:
         state = SystemConsoleState(
             lab.clock, sync_duration=max(0.5, DEFAULT_SYNC_DURATION / self.speed), available=cluster_running
         )
-        certificate = create_node_certificate(self.folder / "lab" / "system-console", ip=VIP, hostname=PROJECT_NAME)
-        self.console = SystemConsoleServer(state, certificate, host=VIP, socket_timeout=15.0).start()
+        certificate = create_node_certificate(self.folder / "lab" / "system-console", ip=vip, hostname=PROJECT_NAME)
+        # On namespaces the lab starts it at the VIP later, so its port is fixed now: the project names it.
+        port = CONSOLE_PORT if lab.network is not None else 0
+        self.console = SystemConsoleServer(state, certificate, host=vip, port=port, socket_timeout=15.0)
+        lab.serve_at_vip(self.console)
         return self.console
 
     def steps(self, until: str | None = None) -> list[Step]:

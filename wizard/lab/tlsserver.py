@@ -87,10 +87,15 @@ class TLSHTTPServer(ThreadingHTTPServer):
 
 
 class BackgroundServer(ABC):
-    """Runs a :class:`TLSHTTPServer` on a thread; ``port=0`` picks a free port, kept across restarts."""
+    """Runs a :class:`TLSHTTPServer` on a thread; ``port=0`` picks a free port, kept across restarts.
 
-    def __init__(self, *, host: str, port: int, label: str) -> None:
+    ``netns``: the Linux network namespace to listen in (a lab node's own network); the listening socket is made
+    there, so ``host`` is an address of that namespace.
+    """
+
+    def __init__(self, *, host: str, port: int, label: str, netns: str | None = None) -> None:
         self.host = host
+        self.netns = netns
         self._port = port
         self.label = label
         self._server: TLSHTTPServer | None = None
@@ -124,7 +129,13 @@ class BackgroundServer(ABC):
         with self._lock:
             if self._server is not None:
                 raise RuntimeError(f"{self.label} is already running")
-            server = self._make_server((self.host, self._port))
+            address = (self.host, self._port)
+            if self.netns is None:
+                server = self._make_server(address)
+            else:
+                from wizard.lab.netns import run_in  # Linux only; loaded by labs that use namespaces
+
+                server = run_in(self.netns, lambda: self._make_server(address))
             self._port = int(server.server_address[1])
             thread = threading.Thread(
                 target=server.serve_forever, kwargs={"poll_interval": POLL_INTERVAL}, name=self.label, daemon=True
