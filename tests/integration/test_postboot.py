@@ -3,6 +3,7 @@ step through the engine (blockers exit 3, warnings overridden with a reason), an
 
 from __future__ import annotations
 
+import json
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -197,6 +198,24 @@ def test_postboot_step_blocks_then_passes_with_an_override(tmp_path: Path, clock
     report = json_path.read_text()
     assert '"blockers": 0' in report and '"warnings": 0' in report and '"overridden": 1' in report
     assert "CHG-12" in html_path.read_text()
+
+
+@pytest.mark.lab
+def test_a_node_whose_local_ui_does_not_answer_is_a_blocker(tmp_path: Path, clock: ManualClock) -> None:
+    with Lab(1, tmp_path / "lab", clock, installed=True, tick_interval=None) as lab:
+        lab.nodes[0].server.stop()  # the OS is up (SSH answers) but port 5080 is closed from here
+        code, journal, events = _run(tmp_path, lab, clock)
+        assert code is ExitCode.PREFLIGHT_BLOCKED
+        error = next(e for e in events if isinstance(e, RunFinished)).error or {}
+        assert "node.ports" in error["message"], error
+        json_path, _ = report_paths(journal.path)
+        ports = [r for r in json.loads(json_path.read_text())["results"] if r["check"] == "node.ports"]
+        assert len(ports) == 1 and ports[0]["outcome"] == "fail"
+        assert f"Local UI ({lab.nodes[0].server.port}): refused" in ports[0]["message"]
+        assert "SSH" not in ports[0]["message"].split("not reachable:")[1]
+        lab.nodes[0].server.start()
+        code, _journal, _events = _run(tmp_path, lab, clock)
+        assert code is ExitCode.DONE
 
 
 # -- the gateway check ---------------------------------------------------------------------------------------------

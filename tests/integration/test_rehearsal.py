@@ -46,7 +46,12 @@ def test_rehearsal_installs_end_to_end(tmp_path: Path) -> None:
     kubeconfig = Path(done["cluster/create"]["result"]["kubeconfig"])
     assert kubeconfig.is_file() and stat.S_IMODE(kubeconfig.stat().st_mode) == 0o600
     assert kubeconfig.is_relative_to(home / "state" / "rehearsal")
-    assert "server: https://127.0.10.10:6443" in kubeconfig.read_text()
+    # The API at the VIP (a free port on the shared loopback), reachable from here like the console (cluster.ports).
+    server = next(line.split()[-1] for line in kubeconfig.read_text().splitlines() if "server:" in line)
+    assert server.startswith("https://127.0.10.10:")
+    reach = {c["target"]: c for c in done["validate/palette"]["result"]["checks"]}
+    assert set(reach) == {"VIP 127.0.10.10"} and reach["VIP 127.0.10.10"]["outcome"] == "pass"
+    assert f"Kubernetes API {server.rsplit(':', 1)[1]}" in reach["VIP 127.0.10.10"]["message"]
     # The rehearsal never touches the operator's own sessions or pinned fingerprints.
     assert not (home / "config" / "trust.json").exists() and not (home / "state" / "sessions").exists()
 

@@ -599,7 +599,9 @@ def cluster_nodes(node: NodeState) -> dict[str, Any]:
 
 
 def kubeconfig(d: ClusterDeployment) -> str:
-    """An admin kubeconfig shaped like kubeadm's admin.conf, pointing at the VIP."""
+    """An admin kubeconfig shaped like kubeadm's admin.conf, pointing at the API on the VIP."""
+    from wizard.lab.kubeapi import api_port  # the API server imports the lab's TLS plumbing; keep this light
+
     ca = base64.b64encode(f"lab CA for {d.name} {d.uid}".encode()).decode()
     cert = base64.b64encode(f"lab admin certificate {d.uid}".encode()).decode()
     key = base64.b64encode(f"lab admin key {d.uid}".encode()).decode()
@@ -610,7 +612,7 @@ def kubeconfig(d: ClusterDeployment) -> str:
         clusters:
         - cluster:
             certificate-authority-data: {ca}
-            server: https://{d.vip}:6443
+            server: https://{d.vip}:{api_port(d.vip)}
           name: {d.name}
         contexts:
         - context:

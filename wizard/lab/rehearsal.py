@@ -52,6 +52,7 @@ from wizard.lab.artifacts import appliance_iso, make_key, random_file, sign_file
 from wizard.lab.certs import create_node_certificate
 from wizard.lab.console import DEFAULT_SYNC_DURATION, SystemConsoleServer, SystemConsoleState
 from wizard.lab.controlplane import RedfishWatcher, VSphereWatcher, Watcher
+from wizard.lab.kubeapi import KUBE_API_PORT, KubeAPIServer
 from wizard.lab.lab import Lab
 from wizard.lab.node import DEFAULT_CLUSTER_TIMELINE
 from wizard.providers.manual import ManualPacing
@@ -144,6 +145,7 @@ class Rehearsal:
         self.secrets.notice = "Rehearsal: its secrets are generated for this run and kept in memory only."
         self.lab: Lab | None = None
         self.console: SystemConsoleServer | None = None
+        self.kube_api: KubeAPIServer | None = None
         self.powered_on = False
         self.watchers: list[Watcher] = []
         self._peers = contextlib.ExitStack()  # the control plane's processes and sessions, closed last-in first-out
@@ -383,6 +385,12 @@ class Rehearsal:
         port = CONSOLE_PORT if lab.network is not None else 0
         self.console = SystemConsoleServer(state, certificate, host=vip, port=port, socket_timeout=15.0)
         lab.serve_at_vip(self.console)
+        # The cluster's Kubernetes API beside it: 6443 as on a real VIP, a free port on the shared loopback (two
+        # rehearsals may run at once there; the kubeconfig names the port).
+        self.kube_api = KubeAPIServer(
+            certificate, cluster_running, host=vip, port=KUBE_API_PORT if lab.network is not None else 0
+        )
+        lab.serve_at_vip(self.kube_api)
         return self.console
 
     def steps(self, until: str | None = None) -> list[Step]:
@@ -412,6 +420,9 @@ class Rehearsal:
         if self.console is not None:
             self.console.stop()
             self.console = None
+        if self.kube_api is not None:
+            self.kube_api.stop()
+            self.kube_api = None
         if self.lab is not None:
             self.lab.stop()
             self.lab = None

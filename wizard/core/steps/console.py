@@ -3,10 +3,12 @@ ends with the run report."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from wizard.appliance.bundles import TRANSFER_SFTP
 from wizard.appliance.console import (
@@ -19,6 +21,8 @@ from wizard.appliance.console import (
 from wizard.appliance.localui import Connector, Endpoint, LocalUIClient, LocalUIError
 from wizard.appliance.packs import UploadPackJob, packs_inputs
 from wizard.core.cancel import CancelToken
+from wizard.core.checks.catalog import CheckResult
+from wizard.core.checks.ports import check_ports
 from wizard.core.errors import WizardError
 from wizard.core.jobs import Job, Step, StepContext, StepKind
 from wizard.core.problems import Problem
@@ -158,10 +162,14 @@ class ValidateJob(Job):
         leader: Endpoint,
         localui: Connector,
         console: tuple[ConsoleEndpoint, ConsoleConnector, str] | None,
+        api: tuple[str, int] | None = None,
+        port_timeout: float = 3.0,
     ) -> None:
         self.leader = leader
         self.localui = localui
         self.console = console
+        self.api = api  # where the kubeconfig says the Kubernetes API answers
+        self.port_timeout = port_timeout
 
     def fingerprint(self) -> str:
         return str(time.time())  # a check of the present: it runs again on every run
@@ -194,6 +202,8 @@ class ValidateJob(Job):
                 activation = console.activation().state
             if not version:
                 problems.append(f"{where.url}/system does not report its version")
+        reach = self._reachable()
+        problems.extend(r.message for r in reach if r.failed)
         if problems:
             raise WizardError(
                 "Palette is not healthy",
@@ -209,7 +219,34 @@ class ValidateJob(Job):
             "applications": len(apps),
             "console_version": version,
             "activation": activation,
+            "checks": [r.to_dict() for r in reach],
         }
+
+    def _reachable(self) -> list[CheckResult]:
+        """``cluster.ports``: the console and the Kubernetes API answer at the VIP from this machine (what operators
+        and kubectl use next), one result per address."""
+        wanted: dict[str, list[tuple[str, int]]] = {}
+        if self.console is not None:
+            wanted.setdefault(self.console[0].host, []).append(("Palette system console", self.console[0].port))
+        if self.api is not None:
+            wanted.setdefault(self.api[0], []).append(("Kubernetes API", self.api[1]))
+        return [
+            check_ports("cluster.ports", f"VIP {host}", host, ports, timeout=self.port_timeout)
+            for host, ports in wanted.items()
+        ]
+
+
+def kube_api_address(kubeconfig: Path, vip: str) -> tuple[str, int]:
+    """The API's address from the saved admin kubeconfig's ``server:``; the VIP and 6443 when it cannot be read."""
+    try:
+        text = kubeconfig.read_text(encoding="utf-8")
+    except OSError:
+        return vip, 6443
+    match = re.search(r"^\s*server:\s*(\S+)", text, re.MULTILINE)
+    if match is None:
+        return vip, 6443
+    url = urlsplit(match.group(1))
+    return url.hostname or vip, url.port or 443
 
 
 def _applications(client: LocalUIClient) -> dict[str, str]:
@@ -289,8 +326,11 @@ class ValidateStep(Step):
         console = None
         if ctx.project.console is not None:
             console = (console_endpoint(ctx), console_connector(ctx, self.pacing), console_password(ctx))
+        created = ctx.journal.result("cluster/create") or {}
+        vip = ctx.project.network.vip
+        api = kube_api_address(Path(str(created["kubeconfig"])), vip) if created.get("kubeconfig") else (vip, 6443)
         return [
-            ValidateJob(endpoint(ctx, leader), connector(ctx, self.pacing), console),
+            ValidateJob(endpoint(ctx, leader), connector(ctx, self.pacing), console, api),
             RunReportJob(
                 ctx.journal.path,
                 session_folder(ctx),

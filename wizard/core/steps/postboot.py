@@ -20,6 +20,7 @@ from pathlib import Path
 
 from wizard.appliance.ssh import SSHCredentials
 from wizard.core.checks.catalog import CheckResult
+from wizard.core.checks.ports import check_ports
 from wizard.core.checks.postboot import Requirements, check_node
 from wizard.core.jobs import Job, Step, StepContext, StepKind
 from wizard.core.project import Node
@@ -81,21 +82,27 @@ class PostbootStep(Step):
             expected = _fingerprint(ctx, node)
 
             def run(node: Node = node, creds: SSHCredentials = creds, expected: str = expected) -> list[CheckResult]:
-                return check_node(
-                    node.name,
-                    node.ip,
-                    node.ssh_port,
-                    creds,
-                    trust=trust,
-                    confirm=confirm,
-                    expected_fingerprint=expected,
-                    requirements=s.requirements,
-                    clock=s.clock,
-                    connect_timeout=s.connect_timeout,
-                    command_timeout=s.command_timeout,
-                )
+                # The service ports first, from this machine: what the next steps and the operator connect to.
+                ports = [("SSH", node.ssh_port), ("Local UI", node.localui_port)]
+                reach = check_ports("node.ports", node.name, node.ip, ports, timeout=s.connect_timeout)
+                return [
+                    reach,
+                    *check_node(
+                        node.name,
+                        node.ip,
+                        node.ssh_port,
+                        creds,
+                        trust=trust,
+                        confirm=confirm,
+                        expected_fingerprint=expected,
+                        requirements=s.requirements,
+                        clock=s.clock,
+                        connect_timeout=s.connect_timeout,
+                        command_timeout=s.command_timeout,
+                    ),
+                ]
 
-            inputs = f"{node.ip}|{node.ssh_port}|{s.requirements}"
+            inputs = f"{node.ip}|{node.ssh_port}|{node.localui_port}|{s.requirements}"
             if _has_blocker(ctx.journal.job(job_id)):
                 inputs += f"|recheck:{time.time_ns()}"
             specs.append((job_id, node, run, inputs))
