@@ -36,6 +36,7 @@ RUN_STEPS = (
     "postboot",
     "eject",
     "password",
+    "configure",
     "link",
     "content",
     "cluster",

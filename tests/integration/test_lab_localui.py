@@ -46,6 +46,8 @@ LINK_STATUS = "/v1/edge-mgmt/edgehosts/current/link/status"
 UNLINK = "/v1/edge-mgmt/edgehosts/current/unlink"
 UPLOAD = "/v1/edge-mgmt/edgehosts/current/actions/upload-content"
 DETAILS = "/v1/edge-mgmt/edgehosts/current/uploaded-content/details"
+USERDATA = "/v1/edge-mgmt/edgehosts/current/userdata"
+CONFIGURATIONS = "/v1/edge-mgmt/edgehosts/current/configurations"
 
 
 def logged_in(client: Clients, index: int) -> SpecCheckedClient:
@@ -475,9 +477,9 @@ def test_every_implemented_operation_is_in_the_spec() -> None:
     spec_ops = set(localui_spec.operations())
     implemented = implemented_operations()
     assert implemented <= spec_ops, implemented - spec_ops
-    # 14 host, link and content operations + 8 cluster ones + applications, the 3 registry operations and the 4
-    # log operations
-    assert len(implemented) == 30
+    # 14 host, link and content operations + 8 cluster ones + applications, the 3 registry operations, the 4
+    # log operations and the 6 post-install configuration ones (userdata GET/PUT/POST, configurations GET/PUT, status)
+    assert len(implemented) == 36
 
 
 def test_validator_rejects_wrong_bodies() -> None:
@@ -794,6 +796,17 @@ def test_every_simulated_operation_answers_within_the_spec(lab: Lab, clock: Manu
         clock.advance(LOG_COLLECT_SECONDS)
         leader.get(DOWNLOAD_LOGS, expect=200)
         leader.get(ERROR_LOGS, params={"logCount": "10"}, expect=200)
+        for path in (USERDATA, CONFIGURATIONS, CONFIGURATIONS + "/status"):
+            f1.get(path, expect=200)
+        proxy = {"httpProxy": "http://proxy.lab:3128", "httpsProxy": "", "noProxy": "localhost", "caCerts": []}
+        f1.request("PUT", CONFIGURATIONS, json=proxy, expect=200)
+        f1.request(
+            "PUT",
+            USERDATA,
+            json={"hostName": "edge-a", "network": {"interfaces": {"eth0": {"type": "dhcp"}}}},
+            expect=200,
+        )
+        f2.post(USERDATA, json={"hostName": "edge-b"}, expect=201)
         leader.post("/v1/users/default/logout", expect=200)
         leader.get(HOST, expect=401)
     finally:
@@ -826,6 +839,7 @@ def test_every_client_call_is_within_the_spec(lab: Lab, clock: ManualClock, tmp_
     from tests.integration.test_lab_cluster import cluster_body
     from tests.integration.test_localui_client import make_harness
     from wizard.appliance.bundles import MultipartBody
+    from wizard.appliance.configure import P_CONFIGURATIONS, P_CONFIGURATIONS_STATUS, P_USERDATA, NodeConfiguration
     from wizard.appliance.localui import P_LOGIN as CLIENT_LOGIN
     from wizard.appliance.localui import P_SETTINGS, P_USER
     from wizard.appliance.packs import registry_content
@@ -876,6 +890,11 @@ def test_every_client_call_is_within_the_spec(lab: Lab, clock: ManualClock, tmp_
         third.reset_password("An0ther-pass")
         diag = collect_node_diagnostics(leader, "edge-node-1", cancel, poll=0.01, clock=_advancing(clock))
         assert diag.logs is not None and diag.error_logs == {"items": []}, diag.problems
+        # The post-install configuration calls (the reboot it starts comes after this test's last request).
+        for path in (P_USERDATA, P_CONFIGURATIONS, P_CONFIGURATIONS_STATUS):
+            assert follower.request("GET", path) is not None
+        follower.request("PUT", P_CONFIGURATIONS, json=NodeConfiguration("edge-node-2").configurations())
+        follower.request("PUT", P_USERDATA, json=NodeConfiguration("edge-node-2b").user_data("eth0", {}))
         leader.request("POST", P_LOGOUT)  # as the staging session ends its token (no body, bare token)
     seen = {localui_spec.operation(e.method, e.path).template for e in harness.seen}
     assert CLIENT_LOGIN in seen

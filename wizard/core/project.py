@@ -52,10 +52,13 @@ class TransferMode(StrEnum):
 
 class ConfigureMode(StrEnum):
     """How each node gets its host name, account and network: a seed ISO attached beside the appliance ISO (no one
-    at a console), or the installer's console screens, typed by the operator as the wizard shows them."""
+    at a console), the installer's console screens, typed by the operator as the wizard shows them, or, once the
+    node is installed, its Local UI's ``userdata`` and ``configurations`` endpoints (host name, address, proxy and
+    CA certificates; the node reboots to apply them)."""
 
     SEED = "seed"
     CONSOLE = "console"
+    LOCALUI = "localui"
 
 
 class VmMode(StrEnum):
@@ -155,6 +158,8 @@ class Proxy:
     http: str = ""
     https: str = ""
     no_proxy: tuple[str, ...] = ()
+    #: PEM files of CA certificates the nodes must trust (a TLS-inspecting proxy's own CA, typically).
+    ca_certs: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -847,6 +852,26 @@ def _read_bmc(r: _Reader, raw: object, path: str) -> Bmc | None:
     return Bmc(address=address, username=username, password=password, tls_fingerprint=fingerprint)
 
 
+def _ca_cert_problem(path: Path) -> str | None:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    return None if "-----BEGIN CERTIFICATE-----" in text else "holds no PEM certificate"
+
+
+def read_ca_certs(proxy: Proxy) -> tuple[str, ...]:
+    """Every certificate of ``proxy.ca_certs`` as one PEM block each (a file may hold a chain)."""
+    blocks: list[str] = []
+    for path in proxy.ca_certs:
+        text = path.read_text(encoding="utf-8")
+        blocks += [
+            "-----BEGIN CERTIFICATE-----" + body.split("-----END CERTIFICATE-----")[0] + "-----END CERTIFICATE-----\n"
+            for body in text.split("-----BEGIN CERTIFICATE-----")[1:]
+        ]
+    return tuple(blocks)
+
+
 def _read_network(r: _Reader, raw: object) -> Network | None:
     path = "network"
     m = r.mapping(raw, path, ("vip", "dns", "search_domains", "ntp", "proxy"))
@@ -876,7 +901,7 @@ def _read_network(r: _Reader, raw: object) -> Network | None:
         )
     proxy = Proxy()
     if m.get("proxy") is not None:
-        pm = r.mapping(m["proxy"], "network.proxy", ("http", "https", "no_proxy"))
+        pm = r.mapping(m["proxy"], "network.proxy", ("http", "https", "no_proxy", "ca_certs"))
         if pm is not None:
             values = {}
             for key in ("http", "https"):
@@ -884,7 +909,11 @@ def _read_network(r: _Reader, raw: object) -> Network | None:
                 if url and (why := _url_problem(url, ("http", "https"))) is not None:
                     r.error(f"network.proxy.{key}", why, "for example http://proxy.example.com:3128")
                 values[key] = url
-            proxy = Proxy(values["http"], values["https"], r.text_list(pm, "no_proxy", "network.proxy"))
+            certs = tuple(r.path(p) for p in r.text_list(pm, "ca_certs", "network.proxy") if p)
+            for i, cert in enumerate(certs):
+                if (why := _ca_cert_problem(cert)) is not None:
+                    r.error(f"network.proxy.ca_certs[{i}]", why, "give a PEM certificate file")
+            proxy = Proxy(values["http"], values["https"], r.text_list(pm, "no_proxy", "network.proxy"), certs)
     return Network(vip=vip, dns=dns, search_domains=search, ntp=ntp, proxy=proxy)
 
 
@@ -1180,6 +1209,25 @@ def _read_activation(r: _Reader, raw: object) -> ActivationSettings | None:
     return ActivationSettings(key=key, defer=bool(defer))
 
 
+def _configure_checks(r: _Reader, appliance: Appliance, nodes: list[Node], network: Network) -> None:
+    """What each ``appliance.configure`` mode can and cannot set."""
+    if appliance.configure is ConfigureMode.LOCALUI:
+        for i, n in enumerate(nodes):
+            if n.address_mode is AddressMode.STATIC and n.ip:
+                # The Local UI is reached before the address is made static: the node must already answer there.
+                r.warning(
+                    f"nodes[{i}].ip",
+                    f"with configure: localui the node must already answer at {n.ip} before the wizard makes it static",
+                    "reserve that address for the node in DHCP, or use configure: seed",
+                )
+    elif network.proxy.ca_certs:
+        r.warning(
+            "network.proxy.ca_certs",
+            f"only configure: localui installs CA certificates on the nodes (this project uses {appliance.configure})",
+            "use appliance.configure: localui, or add the certificates in each node's Local UI",
+        )
+
+
 def _cross_checks(r: _Reader, nodes: list[Node], network: Network | None, provider: ProviderType | None) -> None:
     count = len(nodes)
     if count == 1:
@@ -1396,6 +1444,8 @@ def parse_project(doc: object, *, base: Path | None = None, source: Path | None 
                 )
             seen.setdefault(ref.path.name, i)
     _cross_checks(r, nodes, network, ptype)
+    if appliance is not None and network is not None:
+        _configure_checks(r, appliance, nodes, network)
     errors = [p for p in r.problems if p.is_error]
     if (
         errors
@@ -1543,6 +1593,8 @@ def project_to_dict(project: Project, base: Path | None = None) -> dict[str, Any
             "https": net.proxy.https,
             "no_proxy": list(net.proxy.no_proxy),
         }
+        if net.proxy.ca_certs:
+            network["proxy"]["ca_certs"] = [_file_dict(FileRef(p), base)["path"] for p in net.proxy.ca_certs]  # type: ignore[index]
     files: dict[str, Any] = {}
     f = project.files
     if f.iso:

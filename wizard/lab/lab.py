@@ -253,6 +253,7 @@ class Lab:
                     facts=machine_facts(machine),
                     skew=_skew_of(machine),
                 )
+                state.reboot = machine.reboot  # a user-data change through the Local UI reboots the machine
                 cert = create_node_certificate(folder / "tls", ip=node_ip, hostname=name)
                 # The port is fixed up front: a node that is not installed yet still has a known Local UI address.
                 state.port = NODE_LOCALUI_PORT if iface is not None else _free_port(ip)

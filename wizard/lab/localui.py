@@ -344,6 +344,37 @@ def _host_info(req: _Request) -> Reply:
     return Reply(200, req.node.host_info())
 
 
+@_route("GET", "/v1/edge-mgmt/edgehosts/current/userdata")
+def _get_user_data(req: _Request) -> Reply:
+    return Reply(200, req.node.get_user_data())
+
+
+@_route("PUT", "/v1/edge-mgmt/edgehosts/current/userdata")
+def _put_user_data(req: _Request) -> Reply:
+    return Reply(200, req.node.put_user_data(req.json_body() or {}))
+
+
+@_route("POST", "/v1/edge-mgmt/edgehosts/current/userdata")
+def _post_user_data(req: _Request) -> Reply:
+    # The spec gives POST the same body and meaning as PUT, answered 201.
+    return Reply(201, req.node.put_user_data(req.json_body() or {}))
+
+
+@_route("GET", "/v1/edge-mgmt/edgehosts/current/configurations")
+def _get_configurations(req: _Request) -> Reply:
+    return Reply(200, req.node.get_configurations())
+
+
+@_route("PUT", "/v1/edge-mgmt/edgehosts/current/configurations")
+def _put_configurations(req: _Request) -> Reply:
+    return Reply(200, req.node.put_configurations(req.json_body() or {}))
+
+
+@_route("GET", "/v1/edge-mgmt/edgehosts/current/configurations/status")
+def _configuration_status(req: _Request) -> Reply:
+    return Reply(200, req.node.configuration_state())
+
+
 @_route("GET", "/v1/edge-mgmt/settings")
 def _settings(req: _Request) -> Reply:
     return Reply(200, req.node.settings())
@@ -745,6 +776,10 @@ class _Handler(BaseHTTPRequestHandler):
         key = (op.method, op.template)
         req = _Request(self, op, url.path, {}, server.node, server.registry, server.logs)
         if self._stalled():
+            return
+        if server.node.rebooting_now():
+            # Down to apply user data: the lab's tick closes the listener soon; until then, hang up unanswered.
+            self.close_connection = True
             return
         self.reply_status = 0
         try:

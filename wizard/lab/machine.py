@@ -21,6 +21,9 @@ configuration):
   ``date``, log timestamps and the Local UI's time fields;
 - ``ntp_enabled``, ``ntp_servers``: what ``timedatectl`` reports; time syncs only when enabled with a server;
 - ``stale_partitions``: disks that still carry an earlier install's ``COS_*`` partitions.
+
+:meth:`Machine.reboot` is the installed system rebooting itself (as the agent does to apply changed user data): the
+OS, SSH and the Local UI go down and come back after the scaled reboot, OS boot and service timings.
 """
 
 from __future__ import annotations
@@ -144,6 +147,7 @@ class Machine:
         self._installed = False
         self._post_action_due = False  # the install finished; its reboot or power-off has not happened yet
         self._boot: _Boot | None = None
+        self._reboot_at: float | None = None  # a reboot the running system has scheduled for itself
         self._journal: list[tuple[float, str]] = []
         self._t = self.timings.scaled(self.speed)
         if self.preinstalled:
@@ -204,12 +208,26 @@ class Machine:
             self._advance()
             self._powered_on_at = None
             self._boot = None
+            self._reboot_at = None
 
     def reset(self) -> None:
         with self._lock:
             self.power_off()
             if not self.never_boots:
                 self._start_boot(self.clock())
+
+    def reboot(self) -> tuple[float, float]:
+        """Schedule a reboot of the running system once the agent has finished its work (the scaled ``finish``
+        time); returns when it goes down and when its Local UI answers again."""
+        with self._lock:
+            self._advance()
+            now = self.clock()
+            if self._stage(now) is not Stage.RUNNING:
+                raise RuntimeError(f"{self.name} is not running its installed system ({self._stage(now)})")
+            t = self._t
+            at = now + t.finish
+            self._reboot_at = at
+            return at, at + t.reboot + t.firmware + t.os_boot + t.services
 
     @property
     def powered_on(self) -> bool:
@@ -298,6 +316,7 @@ class Machine:
 
     def _advance(self) -> None:
         """Apply everything the clock says has happened since the last look (install end, reboot)."""
+        self._apply_scheduled_reboot()
         boot = self._boot
         if boot is None or not boot.from_media:
             return
@@ -343,6 +362,22 @@ class Machine:
             again = self.media_first and self._media is not None
             self._boot = _Boot(str(uuid.uuid4()), act_at + t.reboot, from_media=again)
             self._log(act_at + t.reboot, "kernel: Linux version 6.8.0 (Palette eXtended Kubernetes Edge)")
+
+    def _apply_scheduled_reboot(self) -> None:
+        at = self._reboot_at
+        if at is None or self.clock() < at:
+            return
+        self._reboot_at = None
+        if self._boot is None:
+            return  # powered off meanwhile
+        self._log(at, "systemd-shutdown: Rebooting.")
+        if self.never_boots:  # the firmware never gets going again: the machine stays dark
+            self._powered_on_at, self._boot = None, None
+            return
+        # As after the install: with the CD first and the ISO still inserted, the firmware boots the installer.
+        again = self.media_first and self._media is not None
+        self._boot = _Boot(str(uuid.uuid4()), at + self._t.reboot, from_media=again)
+        self._log(at + self._t.reboot, "kernel: Linux version 6.8.0 (Palette eXtended Kubernetes Edge)")
 
     @property
     def stage(self) -> Stage:

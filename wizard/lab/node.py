@@ -13,7 +13,18 @@ Fault knobs for the Local UI (plain attributes, settable at any time, also from
 - :meth:`NodeState.stall`: for S seconds requests are accepted and read but never answered (the connection closes
   when the stall ends), as a hung server behaves;
 - ``upload_rate``: a bytes-per-second cap on the upload-content body, as a slow link;
-- the node's wall clock (``skew``, from its machine) moves the time fields it reports (and the ``Date`` header).
+- the node's wall clock (``skew``, from its machine) moves the time fields it reports (and the ``Date`` header);
+- ``configure_error``: the next configuration applied through ``userdata``/``configurations`` ends ``Failed`` with
+  this message (and leaves the node's settings as they were).
+
+Post-install configuration (Local UI ``userdata`` and ``configurations``, reference §3 "Post-install edit"): a PUT is
+accepted at once (status ``In Progress``). Changed user data takes effect on the next boot, as the agent regenerates
+its configuration from ``/oem`` at boot: the node reboots through ``reboot`` (its machine's
+:meth:`~wizard.lab.machine.Machine.reboot`, wired by the lab, with the machine's scaled timings), or, for a node
+without a machine, is unreachable for ``reboot_seconds`` after ``configure_seconds``; it comes back with the new host
+name, addresses and proxy and the status ``Configured``. Changed configurations alone (proxy, CA certificates) apply
+``configure_seconds`` later without a reboot. The lab cannot move a node to another address: a static address other
+than the one the node answers on ends ``Failed``, as does the ``configure_error`` knob.
 """
 
 from __future__ import annotations
@@ -23,8 +34,10 @@ import contextlib
 import datetime as dt
 import hashlib
 import hmac
+import ipaddress
 import json
 import math
+import re
 import secrets
 import threading
 import time
@@ -46,6 +59,11 @@ TOKEN_TTL = 2 * 3600.0
 EXTENDED_TOKEN_TTL = 24 * 3600.0
 UID_FILE = "machine-uid"
 DEFAULT_CLUSTER_TIMELINE = 25 * 60.0  # "20–30 min" for a management cluster to reach Running
+DEFAULT_NIC = "eth0"
+CONFIGURE_SECONDS = 5.0  # lab-clock seconds from accepted configurations (proxy, CA) until they are applied
+REBOOT_SECONDS = 60.0  # lab-clock seconds a node without a machine is down to apply user data
+#: v1EdgeHostConfigurationStatus states.
+NOT_CONFIGURED, CONFIG_IN_PROGRESS, CONFIGURED, CONFIG_FAILED = "Not Configured", "In Progress", "Configured", "Failed"
 
 Clock = Callable[[], float]
 
@@ -202,6 +220,22 @@ class NodeState:
         self.disable_password_update = False
         self.nameservers: list[str] = ["127.0.0.53"]
         self.created_at = clock()
+        # Post-install configuration: the stored v1CloudInit and v1EdgeHostConfigurations, and what is pending.
+        self.user_data: dict[str, Any] = {"hostName": name, "network": {"interfaces": {DEFAULT_NIC: {"type": "dhcp"}}}}
+        self.host_configurations: dict[str, Any] = {"httpProxy": "", "httpsProxy": "", "noProxy": "", "caCerts": []}
+        self.config_state = NOT_CONFIGURED
+        self.config_error = ""
+        self.configure_error = ""  # the fault knob (see the module docstring)
+        self.configure_seconds = CONFIGURE_SECONDS
+        self.reboot_seconds = REBOOT_SECONDS
+        #: Schedules a reboot of the node's machine; returns (goes down at, Local UI answers again at) on the lab
+        #: clock. None: the node simulates the outage itself.
+        self.reboot: Callable[[], tuple[float, float]] | None = None
+        self.reboots = 0  # how many reboots applied configurations have caused
+        self.gateway = ""
+        self.subnet = ""
+        self._pending: _PendingConfiguration | None = None
+        self._down: tuple[float, float] | None = None  # (from, until): the Local UI is down while it reboots
         self.link = LinkState()
         self._accounts: dict[str, _Account] = {}
         self._attempts: dict[str, _Attempts] = {}
@@ -250,6 +284,7 @@ class NodeState:
         with self.lock:
             if seed.hostname:
                 self.hostname = seed.hostname
+                self.user_data["hostName"] = seed.hostname
             for user in seed.users:
                 if user.password_hash:
                     self.set_password_hash(user.name, user.password_hash)
@@ -427,9 +462,10 @@ class NodeState:
                     "hostInfo": {"hostState": "Ready", "hostType": "appliance", "secureBoot": False},
                     "networkInfo": [
                         {
-                            "nicName": "eth0",
+                            "nicName": DEFAULT_NIC,
                             "ip": self.ip,
-                            "subnet": "255.0.0.0" if self.ip.startswith("127.") else "255.255.255.0",
+                            "subnet": self.subnet or ("255.0.0.0" if self.ip.startswith("127.") else "255.255.255.0"),
+                            **({"gateway": self.gateway} if self.gateway else {}),
                             "dns": list(self.nameservers),
                             "macAddr": self.mac,
                             "isDefault": True,
@@ -456,6 +492,136 @@ class NodeState:
     def settings(self) -> dict[str, Any]:
         """v1Settings: the appliance ISO installs air-gapped and locally managed."""
         return {"installationMode": "airgap", "managementMode": "local", "featureFlags": {}}
+
+    # -- Post-install configuration (userdata, configurations) -----------------------------------------------------
+
+    def get_user_data(self) -> dict[str, Any]:
+        """v1CloudInit as the node keeps it (a pending change shows once accepted, as a stored file would)."""
+        self.settle_configuration()
+        with self.lock:
+            data: dict[str, Any] = json.loads(json.dumps(self.user_data))
+        credentials = data.get("registryCredentials")
+        if isinstance(credentials, dict) and credentials.get("password"):
+            credentials["password"] = "********"  # noqa: S105 - "masked in response", as the spec says
+        return data
+
+    def get_configurations(self) -> dict[str, Any]:
+        self.settle_configuration()
+        with self.lock:
+            out: dict[str, Any] = json.loads(json.dumps(self.host_configurations))
+            return out
+
+    def configuration_state(self) -> dict[str, Any]:
+        """v1EdgeHostConfigurationStatus."""
+        self.settle_configuration()
+        with self.lock:
+            status: dict[str, Any] = {"state": self.config_state}
+            if self.config_error:
+                status["errorMessage"] = self.config_error
+            return status
+
+    def put_user_data(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Accept a v1CloudInit (already spec-checked); 400 for values a node would refuse."""
+        self.settle_configuration()
+        merged = _check_user_data(body)
+        with self.lock:
+            if self._pending is not None and self._pending.user_data is not None:
+                raise LocalUIError(409, "Conflict", "a user data change is already being applied")
+            self._accept(user_data=merged)
+        return {"message": "user data accepted; the host reboots to apply it"}
+
+    def put_configurations(self, body: dict[str, Any]) -> dict[str, Any]:
+        self.settle_configuration()
+        certs = body.get("caCerts") or []
+        for i, cert in enumerate(certs):
+            if "-----BEGIN CERTIFICATE-----" not in cert:
+                raise LocalUIError(400, "BadRequest", f"caCerts[{i}] is not a PEM certificate")
+        wanted = {
+            "httpProxy": str(body.get("httpProxy") or ""),
+            "httpsProxy": str(body.get("httpsProxy") or ""),
+            "noProxy": str(body.get("noProxy") or ""),
+            "caCerts": [str(c) for c in certs],
+        }
+        with self.lock:
+            self._accept(configurations=wanted)
+        return {"message": "configurations accepted"}
+
+    def _accept(self, *, user_data: dict[str, Any] | None = None, configurations: dict[str, Any] | None = None) -> None:
+        now = self.clock()
+        pending = self._pending or _PendingConfiguration(now + self.configure_seconds)
+        if configurations is not None:
+            pending.configurations = configurations
+            self.host_configurations = configurations
+        if user_data is not None:
+            pending.user_data = user_data
+            self.user_data = user_data
+            pending.failure = pending.failure or self.configure_error or self._unmovable(user_data)
+            self.configure_error = ""
+            if not pending.failure:
+                if self.reboot is not None:
+                    down, back = self.reboot()
+                else:
+                    down = now + self.configure_seconds
+                    back = down + self.reboot_seconds
+                pending.apply_at, pending.back_at = down, back
+                self._down = (down, back)
+                self.reboots += 1
+        self._pending = pending
+        self.config_state, self.config_error = CONFIG_IN_PROGRESS, ""
+
+    def _unmovable(self, user_data: dict[str, Any]) -> str:
+        for iface in ((user_data.get("network") or {}).get("interfaces") or {}).values():
+            if iface.get("type") == "static":
+                address = ipaddress.IPv4Interface(str(iface["ipAddress"])).ip
+                if str(address) != self.ip:
+                    return f"cannot move this lab node from {self.ip} to {address}"
+        return ""
+
+    def settle_configuration(self) -> None:
+        """Apply what the clock says has happened: a pending configuration reaching its apply time, or the node
+        coming back from the reboot that applies user data."""
+        with self.lock:
+            pending = self._pending
+            now = self.clock()
+            if pending is None:
+                return
+            due = pending.back_at if pending.back_at is not None else pending.apply_at
+            if now < due:
+                return
+            if pending.user_data is None and self.configure_error:
+                pending.failure, self.configure_error = self.configure_error, ""
+            self._pending = None
+            self._down = None
+            if pending.failure:
+                self.config_state, self.config_error = CONFIG_FAILED, pending.failure
+                return
+            if pending.user_data is not None:
+                self._apply_user_data(pending.user_data)
+                self._sessions.clear()  # the reboot ended every session
+            self.config_state = CONFIGURED
+
+    def rebooting_now(self) -> bool:
+        """Whether the node is down applying user data (its Local UI must not answer)."""
+        self.settle_configuration()
+        with self.lock:
+            return self._down is not None and self._down[0] <= self.clock() < self._down[1]
+
+    def _apply_user_data(self, data: dict[str, Any]) -> None:
+        if data.get("hostName"):
+            self.hostname = str(data["hostName"])
+        network = data.get("network") or {}
+        for iface in (network.get("interfaces") or {}).values():
+            if iface.get("type") == "static":
+                address = ipaddress.IPv4Interface(str(iface["ipAddress"]))
+                self.subnet = str(address.netmask)
+                self.gateway = str(iface.get("gateway") or "")
+            else:
+                self.subnet, self.gateway = "", ""
+            if iface.get("nameserver"):
+                self.nameservers = [str(n) for n in iface["nameserver"]]
+        proxy = {k: str(network.get(k) or "") for k in ("httpProxy", "httpsProxy", "noProxy")}
+        if any(proxy.values()) or network.get("caCerts"):
+            self.host_configurations = {**proxy, "caCerts": [str(c) for c in network.get("caCerts") or []]}
 
     # -- Content ---------------------------------------------------------------------------------------------------
 
@@ -491,6 +657,48 @@ class NodeState:
             "sizeInGiB": round(content.size / 2**30, 3),
             "uploadDateTime": iso8601(self.wall_time(content.uploaded_at)),
         }
+
+
+@dataclass
+class _PendingConfiguration:
+    apply_at: float
+    user_data: dict[str, Any] | None = None
+    configurations: dict[str, Any] | None = None
+    back_at: float | None = None  # when the reboot that applies the user data is over
+    failure: str = ""  # why applying it will fail
+
+
+_HOSTNAME = re.compile(r"(?=.{1,63}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?", re.IGNORECASE)
+
+
+def _check_user_data(body: dict[str, Any]) -> dict[str, Any]:
+    """What a node refuses beyond the spec's types: a bad host name, a static interface without a usable address,
+    a NIC the host does not have."""
+    data: dict[str, Any] = json.loads(json.dumps(body))
+    name = data.get("hostName")
+    if name is not None and not _HOSTNAME.fullmatch(str(name)):
+        raise LocalUIError(400, "BadRequest", f"hostName {name!r} is not a valid host name")
+    interfaces = (data.get("network") or {}).get("interfaces") or {}
+    for nic, iface in interfaces.items():
+        if nic != DEFAULT_NIC:
+            raise LocalUIError(400, "BadRequest", f"the host has no network interface {nic!r}")
+        if iface.get("type") == "static":
+            try:
+                address = ipaddress.IPv4Interface(str(iface.get("ipAddress") or ""))
+            except ValueError:
+                raise LocalUIError(
+                    400, "BadRequest", f"{nic}: ipAddress must be an IPv4 address with its prefix (a.b.c.d/n)"
+                ) from None
+            if "/" not in str(iface.get("ipAddress")):
+                raise LocalUIError(400, "BadRequest", f"{nic}: ipAddress needs its prefix (a.b.c.d/n)")
+            gateway = str(iface.get("gateway") or "")
+            try:
+                outside = bool(gateway) and ipaddress.IPv4Address(gateway) not in address.network
+            except ValueError:
+                raise LocalUIError(400, "BadRequest", f"{nic}: gateway {gateway!r} is not an IPv4 address") from None
+            if outside:
+                raise LocalUIError(400, "BadRequest", f"{nic}: gateway {gateway} is not in {address.network}")
+    return data
 
 
 def http_date(ts: float) -> str:

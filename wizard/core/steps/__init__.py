@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from wizard.core.jobs import Step
 from wizard.core.steps.boot import BootStep, EjectStep, MachinesStep, MediaStep
+from wizard.core.steps.configure import ConfigureStep
 from wizard.core.steps.console import ActivateStep, ConsoleStep, PacksStep, ValidateStep
 from wizard.core.steps.credentials import CredentialsStep
 from wizard.core.steps.install import InstallStep
@@ -25,6 +26,7 @@ STEP_IDS = (
     "postboot",
     "eject",
     "password",
+    "configure",
     "link",
     "content",
     "cluster",
@@ -55,6 +57,7 @@ def pipeline(
         PostbootStep(),
         EjectStep(pacing),
         PasswordStep(pacing),
+        ConfigureStep(pacing),
         LinkStep(pacing),
         ContentStep(pacing),
         ClusterStep(pacing),
