@@ -25,6 +25,7 @@ import httpx
 
 from wizard.core.cancel import CancelToken
 from wizard.core.errors import WizardError
+from wizard.core.http import AnswerDeadline, retry_after
 from wizard.core.jobs import Job
 from wizard.core.progress import Reporter
 from wizard.core.trust import (
@@ -44,6 +45,7 @@ DEFAULT_PORT = 443
 DEFAULT_USERNAME = "admin"
 DEFAULT_PASSWORD = "admin"  # noqa: S105 - the documented first-login default (reference §1.5)
 TOKEN_LIFETIME = 15 * 60.0  # reference §4
+THROTTLE_WAITS = 3  # 429 answers waited out (as Retry-After asks) before the request fails
 RENEW_MARGIN = 60.0  # log in again when less than this is left, so a request never races the expiry
 
 P_LOGIN = "/v1/auth/syslogin"
@@ -151,7 +153,8 @@ class ConsoleClient:
         self.password_reset_required: bool | None = None
         self._http = httpx.Client(
             base_url=f"https://{host}:{port}",
-            transport=httpx.HTTPTransport(verify=ssl_context),
+            # Bounds a whole answer, not each read: a dripping peer must not hold the job forever.
+            transport=AnswerDeadline(httpx.HTTPTransport(verify=ssl_context), base=4 * timeout),
             timeout=timeout,
             follow_redirects=False,
         )
@@ -247,7 +250,7 @@ class ConsoleClient:
     ) -> httpx.Response:
         """An authenticated request. A 401 logs in again once (the 15-minute token ran out, or Palette restarted);
         5xx answers are retried ``retries`` times with backoff; a 400 is returned to the caller to explain."""
-        attempt = 0
+        attempt = throttled = 0
         relogged = False
         while True:
             self.ensure_session()
@@ -255,6 +258,10 @@ class ConsoleClient:
             if r.status_code == 401 and not relogged:
                 relogged = True
                 self.login()
+                continue
+            if r.status_code == 429 and throttled < THROTTLE_WAITS:
+                throttled += 1  # not processed: safe to send again once the wait asked for has passed
+                self._wait(retry_after(r, self._retry_backoff * 2 ** (throttled - 1)))
                 continue
             if r.status_code >= 500 and attempt < retries:
                 attempt += 1

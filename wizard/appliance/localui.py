@@ -22,6 +22,7 @@ import httpx
 
 from wizard.core.cancel import CancelToken
 from wizard.core.errors import WizardError
+from wizard.core.http import AnswerDeadline, retry_after
 from wizard.core.trust import (
     Confirm,
     TrustChanged,
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 DEFAULT_PORT = 5080
 TOKEN_LIFETIME = 2 * 3600.0  # documented lifetime without extendedSession
 RENEW_MARGIN = 10 * 60.0
+THROTTLE_WAITS = 3  # 429 answers waited out (as Retry-After asks) before the request fails
 
 P_LOGIN = "/v1/users/default/login"
 P_RENEW = "/v1/users/default/token/renewal"
@@ -225,7 +227,9 @@ class LocalUIClient:
         self._token: str | None = None
         self._expires_at = 0.0
         self.first_login: bool | None = None
-        transport: httpx.BaseTransport = httpx.HTTPTransport(verify=ssl_context)
+        # An answer must arrive within 4 read timeouts plus its size at a slow link's rate: a peer that drips
+        # bytes just faster than the read timeout would otherwise hold the job forever.
+        transport: httpx.BaseTransport = AnswerDeadline(httpx.HTTPTransport(verify=ssl_context), base=4 * timeout)
         if wrap_transport is not None:
             transport = wrap_transport(transport)
         self._http = httpx.Client(
@@ -349,7 +353,7 @@ class LocalUIClient:
     ) -> httpx.Response | None:
         """An authenticated request; returns the response for a status in ``ok``, None for 404 when
         ``missing_ok``, and raises otherwise. 5xx answers are retried ``retries`` times with backoff."""
-        attempt = 0
+        attempt = throttled = 0
         relogged = False
         while True:
             self.ensure_session()
@@ -358,19 +362,26 @@ class LocalUIClient:
                 relogged = True  # the node forgot the session (reboot, logout): one fresh login, then give up
                 self.login()
                 continue
+            if r.status_code == 429 and throttled < THROTTLE_WAITS:
+                # Throttled: the request was not processed, so any method may be sent again after the wait asked.
+                throttled += 1
+                self._wait(retry_after(r, self._retry_backoff * 2 ** (throttled - 1)))
+                continue
             if r.status_code >= 500 and attempt < retries:
                 attempt += 1
-                delay = self._retry_backoff * 2 ** (attempt - 1)
-                if self._cancel is not None:
-                    self._cancel.sleep(delay)
-                else:
-                    time.sleep(delay)
+                self._wait(self._retry_backoff * 2 ** (attempt - 1))
                 continue
             if r.status_code in ok:
                 return r
             if r.status_code == 404 and missing_ok:
                 return None
             raise self.http_error(r, f"{method} {path}")
+
+    def _wait(self, seconds: float) -> None:
+        if self._cancel is not None:
+            self._cancel.sleep(seconds)
+        else:
+            time.sleep(seconds)
 
     def http_error(self, r: httpx.Response, what: str) -> LocalUIError:
         message = _message(r)
@@ -384,6 +395,15 @@ class LocalUIClient:
             )
         if r.status_code == 401:
             return LocalUILoginFailed("Local UI session refused", f"{self.where}: {message}", status=401, code=_code(r))
+        if 300 <= r.status_code < 400:
+            # Redirects are not followed (a loop would never end, and a token must not go elsewhere).
+            return LocalUIError(
+                "Local UI redirected the request",
+                f"{self.where} answered {r.status_code} to {what}, pointing at {r.headers.get('Location') or '?'}",
+                status=r.status_code,
+                remediation="the Local UI API never redirects: check the node's address and port (another service "
+                "or a proxy may be answering there)",
+            )
         return LocalUIError(
             "Local UI refused the request", f"{self.where}: {message}", status=r.status_code, code=_code(r)
         )

@@ -46,6 +46,7 @@ from wizard.core.checks.catalog import (
     passed,
 )
 from wizard.core.errors import WizardError
+from wizard.core.http import AnswerDeadline, retry_after
 from wizard.core.jobs import Job
 from wizard.core.progress import Reporter
 from wizard.core.project import Bmc, SecretRef
@@ -60,6 +61,7 @@ log = logging.getLogger(__name__)
 
 API_PATH = "api/2.0/"
 #: The appliance's minimum per node (Palette Management Appliance requirements).
+BUSY_WAITS = 3  # 503/429 answers to a read waited out (as Retry-After asks) before the request fails
 MIN_CPUS = 8
 MIN_MEMORY_MIB = 16 * 1024
 # Power parameters whose values are secrets in every MAAS power driver (power_pass, power_key, …).
@@ -187,7 +189,15 @@ def api_base(url: str) -> str:
 class MaasClient:
     """A synchronous client of the MAAS 2.0 API. Every request is OAuth-signed afresh."""
 
-    def __init__(self, url: str, api_key: str, *, verify: ssl.SSLContext | bool, timeout: float = 30) -> None:
+    def __init__(
+        self,
+        url: str,
+        api_key: str,
+        *,
+        verify: ssl.SSLContext | bool,
+        timeout: float = 30,
+        cancel: CancelToken | None = None,
+    ) -> None:
         consumer_key, token_key, token_secret = parse_api_key(api_key)
         REDACTOR.add(api_key.strip())
         REDACTOR.add(token_secret)
@@ -207,7 +217,10 @@ class MaasClient:
             resource_owner_secret=token_secret,
             signature_method=oauth1.SIGNATURE_PLAINTEXT,
         )
-        self._http = httpx.Client(verify=verify, timeout=timeout, follow_redirects=False)
+        # Bounds a whole answer, not each read: a region controller dripping bytes must not hold the job forever.
+        transport = AnswerDeadline(httpx.HTTPTransport(verify=verify), base=4 * timeout)
+        self._http = httpx.Client(transport=transport, timeout=timeout, follow_redirects=False)
+        self._cancel = cancel
 
     def close(self) -> None:
         self._http.close()
@@ -241,10 +254,40 @@ class MaasClient:
             # multipart/form-data with plain fields (no file names), as MAAS documents for POST
             files=[(k, (None, v)) for k, v in form] if form else None,
         )
-        if signed:
-            request.headers.update(self._sign(method, str(request.url)))
+        for busy in range(BUSY_WAITS + 1):
+            if signed:  # a fresh nonce and timestamp for every attempt
+                request.headers.update(self._sign(method, str(request.url)))
+            response = self._send(request)
+            # MAAS answers 503 (or a proxy 429) with Retry-After while the region is busy; a read is safe to repeat.
+            if method != "GET" or response.status_code not in (429, 503) or busy == BUSY_WAITS:
+                break
+            wait = retry_after(response, 2.0**busy, cap=30.0)
+            log.info("MAAS %s busy (%s); asking again in %.0f s", self.url, response.status_code, wait)
+            if self._cancel is not None:
+                self._cancel.sleep(wait)
+            else:
+                time.sleep(wait)
+        log.debug(
+            "MAAS %s %s -> %s",
+            method,
+            request.url.path + ("?" + request.url.query.decode() if request.url.query else ""),
+            response.status_code,
+        )
+        if response.status_code >= 400:
+            raise self._error(response, what)
         try:
-            response = self._http.send(request)
+            return response.json()
+        except ValueError as exc:
+            raise WizardError(
+                "Unexpected MAAS answer",
+                f"{method} {path} did not return JSON",
+                details=redact(response.text[:500]),
+                remediation="check that the URL points at a MAAS region controller (…:5240/MAAS)",
+            ) from exc
+
+    def _send(self, request: httpx.Request) -> httpx.Response:
+        try:
+            return self._http.send(request)
         except httpx.TimeoutException as exc:
             raise WizardError(
                 "MAAS not answering",
@@ -264,23 +307,6 @@ class MaasClient:
                 "MAAS unreachable",
                 f"cannot connect to {self.url}: {redact(text) or type(exc).__name__}",
                 remediation="check the MAAS URL (e.g. http://maas.example.com:5240/MAAS), the network and firewalls",
-            ) from exc
-        log.debug(
-            "MAAS %s %s -> %s",
-            method,
-            request.url.path + ("?" + request.url.query.decode() if request.url.query else ""),
-            response.status_code,
-        )
-        if response.status_code >= 400:
-            raise self._error(response, what)
-        try:
-            return response.json()
-        except ValueError as exc:
-            raise WizardError(
-                "Unexpected MAAS answer",
-                f"{method} {path} did not return JSON",
-                details=redact(response.text[:500]),
-                remediation="check that the URL points at a MAAS region controller (…:5240/MAAS)",
             ) from exc
 
     def _error(self, response: httpx.Response, what: str) -> WizardError:
@@ -784,7 +810,7 @@ class AllocateMachinesJob(Job):
         return _fingerprint(self.url, *self.refs, self.agent_name)
 
     def run(self, report: Reporter, cancel: CancelToken) -> Mapping[str, Any] | None:
-        with MaasClient(self.url, self.api_key, verify=self.verify, timeout=self.timeout) as client:
+        with MaasClient(self.url, self.api_key, verify=self.verify, timeout=self.timeout, cancel=cancel) as client:
             report.update(0.02, f"Connecting to MAAS at {self.url}…")
             me = client.whoami().username
             machines = resolve(client, self.refs, me=me)
@@ -868,7 +894,7 @@ class ReleaseMachinesJob(Job):
     def run(self, report: Reporter, cancel: CancelToken) -> Mapping[str, Any] | None:
         released: list[str] = []
         skipped: dict[str, str] = {}
-        with MaasClient(self.url, self.api_key, verify=self.verify, timeout=self.timeout) as client:
+        with MaasClient(self.url, self.api_key, verify=self.verify, timeout=self.timeout, cancel=cancel) as client:
             me = client.whoami().username
             ours = {m.system_id for m in client.machines(agent_name=self.agent_name)} if self.agent_name else None
             total = max(1, len(self.system_ids))
@@ -954,7 +980,7 @@ class MaasRedfishBootJob(Job):
         from wizard.providers.redfish.jobs import RedfishBootJob
 
         report.update(0.0, f"{self.node}: reading its BMC settings from MAAS")
-        with MaasClient(self.url, self.api_key, verify=self.verify, timeout=self.timeout) as client:
+        with MaasClient(self.url, self.api_key, verify=self.verify, timeout=self.timeout, cancel=cancel) as client:
             target = _redfish_target(client, self.node, self.system_id)
         cancel.raise_if_cancelled()
         boot = RedfishBootJob(
@@ -1010,7 +1036,7 @@ class MaasRedfishEjectJob(Job):
         from wizard.providers.redfish.jobs import RedfishEjectJob
 
         report.update(0.0, f"{self.node}: reading its BMC settings from MAAS")
-        with MaasClient(self.url, self.api_key, verify=self.verify, timeout=self.timeout) as client:
+        with MaasClient(self.url, self.api_key, verify=self.verify, timeout=self.timeout, cancel=cancel) as client:
             target = _redfish_target(client, self.node, self.system_id)
         cancel.raise_if_cancelled()
         eject = RedfishEjectJob(

@@ -26,6 +26,7 @@ import httpx
 
 from wizard.core.cancel import CancelToken
 from wizard.core.errors import WizardError
+from wizard.core.http import AnswerDeadline
 from wizard.core.project import Bmc
 from wizard.core.redact import REDACTOR, redact
 from wizard.core.trust import (
@@ -169,9 +170,9 @@ class RedfishClient:
         self._pinned = pinned
         self._http = httpx.Client(
             base_url=self.address.base_url,
-            verify=verify,
             timeout=timeout,
-            transport=transport,
+            # Bounds a whole answer, not each read: a BMC dripping bytes must not hold the job forever.
+            transport=AnswerDeadline(transport or httpx.HTTPTransport(verify=verify), base=4 * timeout),
             headers={"Accept": "application/json", "OData-Version": "4.0"},
             follow_redirects=False,
         )
@@ -582,7 +583,15 @@ class RedfishClient:
             with contextlib.suppress(ValueError):
                 delay = min(max(poll, float(accepted.headers.get("Retry-After", poll))), 30.0)
             cancel.sleep(delay)
-            r = self.request("GET", monitor)
+            try:
+                r = self.request("GET", monitor)
+            except BmcUnreachable:
+                # A BMC may restart its own web service while the task runs (a firmware or power action):
+                # keep polling until the task's own deadline instead of failing on the first refused connection.
+                if time.monotonic() >= deadline:
+                    raise
+                log.info("Redfish: %s unreachable while %s runs; polling again", self.address.where, what)
+                continue
             body: dict[str, Any] = {}
             with contextlib.suppress(ValueError):
                 parsed = r.json()
@@ -591,6 +600,8 @@ class RedfishClient:
             if r.status_code == 202 or state in TASK_RUNNING:
                 pct = body.get("PercentComplete")
                 log.debug("Redfish: %s task %s%s", what, state or "running", f" {pct}%" if pct is not None else "")
+            elif r.status_code in (502, 503, 504):
+                log.debug("Redfish: %s answered %s while %s runs", self.address.where, r.status_code, what)
             elif r.status_code == 404:
                 # Some BMCs delete a task monitor once the task completed; the caller reads the result back.
                 return httpx.Response(204, request=r.request)
