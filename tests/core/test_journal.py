@@ -63,3 +63,15 @@ def test_project_id_is_stable_and_distinct(tmp_path: Path) -> None:
     a = project_id(tmp_path / "a.yaml", "palette")
     assert a == project_id(tmp_path / "a.yaml", "palette")
     assert a != project_id(tmp_path / "b.yaml", "palette")
+
+
+def test_run_started_at_is_the_latest_run(tmp_path: Path) -> None:
+    journal = Journal.open(tmp_path / "s.json", "s")
+    assert journal.run_started_at() is None
+    journal.start_run()
+    first = journal.run_started_at()
+    journal.finish_run("done")
+    journal.start_run()
+    second = journal.run_started_at()
+    assert first is not None and second is not None and second >= first
+    assert Journal.open(tmp_path / "s.json", "s").run_started_at() == second  # read back from the file

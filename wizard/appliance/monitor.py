@@ -162,6 +162,7 @@ class InstallMonitor(Job):
         on_installed: Callable[[Reporter, CancelToken], Mapping[str, Any] | None] | None = None,
         installer_fingerprint: str = "",
         probe_credentials: SSHCredentials | None = None,
+        on_installer_seen: Callable[[str], None] | None = None,
     ) -> None:
         """``on_installed`` runs once, as soon as the installer has finished (the provider's eject for this node, so
         the reboot comes up from disk); its failure is a warning, the eject step tries again.
@@ -191,6 +192,9 @@ class InstallMonitor(Job):
         self.installer_fingerprint = installer_fingerprint
         self.probe_credentials = probe_credentials
         self.on_installed = on_installed
+        # Told the live installer's boot id the first time it answers, so a run that stops after that point and is
+        # resumed knows an installed system at first contact is this install's result, not a missed ISO boot.
+        self.on_installer_seen = on_installer_seen
         self._installer_key: str | None = None
         self._os_key: str | None = None
         self._key_change: dict[str, str] = {}
@@ -450,6 +454,8 @@ class InstallMonitor(Job):
                 )
             else:
                 self._warn("installer-restarted", f"{self.node} rebooted during the install; the installer restarted")
+        if self._live_boot is None and self.on_installer_seen is not None:
+            self.on_installer_seen(boot_id)
         self._live_boot = boot_id
         if STAGES.index(self.stage) > STAGES.index(InstallStage.INSTALLING):
             return  # the install is over; whatever this live boot logs is not the install being watched

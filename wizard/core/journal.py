@@ -243,6 +243,12 @@ class Journal:
         with self._lock:
             return copy.deepcopy(self._data)
 
+    def run_started_at(self) -> float | None:
+        """When the current (most recent) run of this session started."""
+        with self._lock:
+            starts = [float(h["t"]) for h in self._data["history"] if h.get("event") == "run-started"]
+        return starts[-1] if starts else None
+
 
 class Facts:
     """A job's handle for recording facts as they happen, scoped under the job's id; plain, no session."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 from wizard.appliance.monitor import InstallMonitor
@@ -21,6 +22,7 @@ from wizard.appliance.seed import wizard_key
 from wizard.appliance.ssh import SSHClient, SSHCredentials
 from wizard.core.cancel import CancelToken
 from wizard.core.jobs import Job, Step, StepContext, StepKind
+from wizard.core.journal import JOB_DONE, Journal
 from wizard.core.problems import Problem
 from wizard.core.progress import Reporter
 from wizard.core.project import AddressMode, ConfigureMode, Node, ProviderType
@@ -62,6 +64,25 @@ class _ThenConsole(Job):
         facts = dict(self.monitor.run(report.child(0.0, 0.8), cancel) or {})
         facts["console"] = dict(self.console.run(report.child(0.8, 0.2), cancel) or {})
         return facts
+
+
+def _record_installer(journal: Journal, node: str, boot_id: str) -> None:
+    journal.set_fact(installer_seen_fact(node), boot_id)
+
+
+def _booted_in_an_earlier_run(ctx: StepContext, node: str) -> bool:
+    """True when this session booted ``node`` from the ISO in a run before this one: the wizard stopped (a crash, a
+    kill) while the node went on installing, so an installed system at first contact is that install's result."""
+    booted = ctx.journal.job(f"boot/{node}")
+    started = ctx.journal.run_started_at()
+    if booted is None or booted.get("status") != JOB_DONE or started is None:
+        return False
+    return float(booted.get("finished") or started) < started
+
+
+def installer_seen_fact(node: str) -> str:
+    """The journal fact holding the boot id of ``node``'s live installer, once the install monitor has seen it."""
+    return f"install.{node}.installer_seen"
 
 
 def ssh_credentials(ctx: StepContext, node: Node) -> SSHCredentials:
@@ -149,7 +170,12 @@ class InstallStep(Step):
                     local_ui_port=node.localui_port,
                     budgets=self.pacing.budgets,
                     poll=self.pacing.monitor,
-                    allow_installed=project.provider.type is ProviderType.MANUAL,
+                    # Manual boots are the operator's; otherwise only a node this session saw in its installer
+                    # (a run stopped mid-install and resumed) may answer from an installed system at first contact.
+                    allow_installed=project.provider.type is ProviderType.MANUAL
+                    or ctx.journal.fact(installer_seen_fact(node.name)) is not None
+                    or _booted_in_an_earlier_run(ctx, node.name),
+                    on_installer_seen=partial(_record_installer, ctx.journal, node.name),
                     step=self.id,
                     on_installed=eject.run if eject is not None else None,
                 )
