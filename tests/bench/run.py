@@ -17,7 +17,7 @@ import sys
 import traceback
 from dataclasses import dataclass
 
-# name → module under tests.bench (the table keeps this order)
+# name → module under tests.bench, or "module:function" (default ``run``); the table keeps this order
 BENCHMARKS: dict[str, str] = {
     "verify-sha256": "bench_verify",
     "iso-upload": "bench_iso_upload",
@@ -26,6 +26,8 @@ BENCHMARKS: dict[str, str] = {
     "sftp": "bench_sftp",
     "lab-flow": "bench_lab_flow",
     "lab-start": "bench_lab_start",
+    "ui-stall": "bench_ui:run_stall",
+    "cold-start": "bench_ui:run_cold",
 }
 
 _RATIO = re.compile(r"^bench (?P<name>\S+): ratio (?P<ratio>\d+(?:\.\d+)?) \((?P<detail>.*)\)$")
@@ -53,20 +55,21 @@ class Row:
 def run_one(name: str) -> Row:
     row = Row(name)
     try:
-        module = importlib.import_module(f"tests.bench.{BENCHMARKS[name]}")
+        mod_name, _, func = BENCHMARKS[name].partition(":")
+        module = importlib.import_module(f"tests.bench.{mod_name}")
         goal, floor = getattr(module, "GOAL", None), getattr(module, "GOAL_MIN", None)
         if floor is not None:
             row.goal, row.higher_is_better = float(floor), True
         elif goal is not None:
             row.goal = float(goal)
-        line = str(module.run())
+        line = str(getattr(module, func or "run")())
     except Exception as exc:  # one broken benchmark must not hide the others' results
         traceback.print_exc()
         row.error = f"{type(exc).__name__}: {exc}".splitlines()[0]
         print(f"bench {name}: failed ({row.error})", flush=True)
         return row
     print(line, flush=True)
-    m = _RATIO.match(line.strip())
+    m = next((m for m in map(_RATIO.match, line.strip().splitlines()) if m), None)
     if m is None:
         row.error = f"unexpected output: {line.strip()[:80]}"
     else:

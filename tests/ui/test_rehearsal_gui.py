@@ -10,7 +10,7 @@ from pytestqt.qtbot import QtBot
 
 from tests.core.helpers import cli_env, run_cli
 from wizard.core.progress import TaskStatus
-from wizard.core.runner import ExitCode
+from wizard.core.runner import ExitCode, RunStarted, StepFinished, StepStarted
 from wizard.core.steps import STEP_IDS
 from wizard.lab.rehearsal import BANNER, Rehearsal
 from wizard.ui.rehearsal import rehearsal_window
@@ -42,6 +42,8 @@ def test_gui_rehearsal_installs_end_to_end(qtbot: QtBot, tmp_path: Path, wizard_
             assert window.go_to(page)
             assert window.rehearsal_banner.isVisible() and BANNER in window.rehearsal_banner.text()
 
+        events: list[object] = []
+        window.controller.event_received.connect(events.append)
         qtbot.mouseClick(window.run.start_button, Qt.MouseButton.LeftButton)
         qtbot.waitUntil(lambda: window.run.last_result is not None and not window.controller.running, timeout=90_000)
         result = window.run.last_result
@@ -49,9 +51,19 @@ def test_gui_rehearsal_installs_end_to_end(qtbot: QtBot, tmp_path: Path, wizard_
         assert rehearsal.powered_on  # the operator's hook saw the boot step start
         snap = window.controller.snapshot()
         assert snap is not None and snap.tasks
-        # credentials is a check without jobs; the manual provider has no machines, media or eject work
-        assert {t.key.split("/")[0] for t in snap.tasks} == set(STEPS) - {"credentials", "machines", "media", "eject"}
+        # Every step ran, in order, and finished.
+        started = [ev for ev in events if isinstance(ev, RunStarted)]
+        assert len(started) == 1 and [step for step, _ in started[0].steps] == list(STEPS)
+        assert [ev.step for ev in events if isinstance(ev, StepFinished) and ev.ok] == list(STEPS)
+        # The GUI's task list holds exactly the jobs the engine announced for each step, every one of them done.
+        announced = {job for ev in events if isinstance(ev, StepStarted) for job, _name, _node in ev.jobs}
+        assert {t.key for t in snap.tasks} == announced
         assert all(t.status is TaskStatus.DONE for t in snap.tasks), [(t.key, t.status) for t in snap.tasks]
+        with_tasks = {t.key.split("/")[0] for t in snap.tasks}
+        # credentials is a check without jobs and the manual provider allocates no machines; every step that does
+        # the install's work on the nodes or the console shows up.
+        assert not with_tasks & {"credentials", "machines"}, with_tasks
+        assert with_tasks >= {"verify", "preflight", "boot", "install", "link", "content", "cluster", "packs"}
         # The pages that follow a run saw it to the end.
         assert window.install.is_done() and all(
             (bar := window.install.bar(node)) is not None and bar.value() == bar.maximum()

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtWidgets import QApplication
+from PySide6.QtCore import QEvent, QObject, QTimer
+from PySide6.QtWidgets import QApplication, QWidget
 
 from wizard import __version__
 from wizard.core.logs import setup_logging
@@ -25,6 +29,49 @@ if TYPE_CHECKING:
     from wizard.lab.rehearsal import Rehearsal
 
 log = logging.getLogger(__name__)
+
+#: Set (to anything) to print :data:`SHOWN_MARKER` once the main window has painted, then quit: how the cold-start
+#: benchmark and build smoke tests time a start from process spawn to a window on screen.
+EXIT_WHEN_SHOWN_ENV = "PALETTE_WIZARD_EXIT_WHEN_SHOWN"
+SHOWN_MARKER = "palette-wizard: main window shown"
+
+# What a run needs but the first window does not; imported on a worker once the window is up (see _warm_up).
+ENGINE_MODULES = ("wizard.core.session", "wizard.core.steps", "wizard.core.abort")
+
+
+class _FirstPaint(QObject):
+    """Calls ``then`` once, on the event-loop pass after ``widget`` first painted."""
+
+    def __init__(self, widget: QWidget, then: Callable[[], object]) -> None:
+        super().__init__(widget)
+        self._then: Callable[[], object] | None = then
+        widget.installEventFilter(self)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.Paint and self._then is not None:
+            then, self._then = self._then, None
+            QTimer.singleShot(0, then)  # after the paint has been flushed to the screen
+        return False
+
+
+def _warm_up(modules: tuple[str, ...] = ENGINE_MODULES) -> threading.Thread:
+    """Import the engine on a worker, so neither the first window nor the first Start waits for it on the GUI
+    thread (a Start before it is done waits only for what is still loading)."""
+
+    def load() -> None:
+        import importlib
+
+        started = time.perf_counter()
+        for name in modules:
+            try:
+                importlib.import_module(name)
+            except Exception:  # the run that needs it reports the same error where the operator sees it
+                log.exception("loading %s in the background failed", name)
+        log.debug("engine modules loaded in %.2f s", time.perf_counter() - started)
+
+    thread = threading.Thread(target=load, name="warm-up", daemon=True)
+    thread.start()
+    return thread
 
 
 def application() -> QApplication:
@@ -81,6 +128,15 @@ def main(
         window = MainWindow(steps=steps, paths=paths, secrets=secrets, on_event=on_event)
     crash = CrashHandler(paths.logs, lambda: window).install()
     try:
+        if os.environ.get(EXIT_WHEN_SHOWN_ENV):
+
+            def shown() -> None:
+                print(SHOWN_MARKER, flush=True)
+                app.quit()
+
+            _FirstPaint(window, shown)
+        else:
+            _FirstPaint(window, _warm_up)
         window.show()
         if project is not None and rehearsal is None:
             window.open_project(project)

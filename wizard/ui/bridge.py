@@ -14,25 +14,27 @@ import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Qt, Signal
 
 from wizard.core.cancel import CancelToken
 from wizard.core.errors import WizardError
-from wizard.core.jobs import Step
 from wizard.core.paths import AppPaths
 from wizard.core.problems import Problem
 from wizard.core.progress import Progress, ProgressSnapshot
 from wizard.core.runner import Event, ExitCode, RunFinished
 from wizard.core.secrets import SecretStore
-from wizard.core.session import Session
-from wizard.core.steps import pipeline
 from wizard.core.trust import TrustRequest
+
+if TYPE_CHECKING:
+    from wizard.core.abort import AbortResult
+    from wizard.core.jobs import Step
 
 log = logging.getLogger(__name__)
 
 #: Builds the steps of one run; ``None`` means the engine's standard pipeline.
-StepsFactory = Callable[[], Sequence[Step]]
+StepsFactory = Callable[[], Sequence["Step"]]
 
 #: Asks the operator about a fingerprint from a worker thread; gets the run's cancel token (see wizard.ui.trust).
 TrustAsker = Callable[[TrustRequest, CancelToken | None], bool]
@@ -49,6 +51,18 @@ class SessionOpened:
     journal: Path
     secrets_notice: str
     warnings: tuple[Problem, ...]
+
+
+@dataclass(frozen=True)
+class AbortFinished:
+    """The end of an abort ("give back the machines"): what was undone, or why nothing could be attempted."""
+
+    result: AbortResult | None
+    error: dict[str, str] | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.result is not None and self.result.ok
 
 
 def _unexpected(exc: BaseException) -> dict[str, str]:
@@ -71,6 +85,10 @@ class RunController(QObject):
     finished = Signal(object)
     #: True when a run starts, false when it has ended; on the GUI thread.
     running_changed = Signal(bool)
+    #: True when an abort starts, false when it has ended (then ``abort_finished``); on the GUI thread.
+    aborting_changed = Signal(bool)
+    #: The :class:`AbortFinished` of an abort, after ``aborting`` has turned false; on the GUI thread.
+    abort_finished = Signal(object)
 
     # Emitted from worker threads only; the queued connection below hops to the GUI thread.
     _posted = Signal(object)
@@ -99,6 +117,8 @@ class RunController(QObject):
         self._progress: Progress | None = None
         self._cancel: CancelToken | None = None
         self._running = False
+        self._aborting = False
+        self._abort_progress: Progress | None = None
         #: The last step of the current (or last) run; None for the whole pipeline.
         self.until: str | None = None
         self._posted.connect(self._dispatch, Qt.ConnectionType.QueuedConnection)
@@ -106,24 +126,35 @@ class RunController(QObject):
     # -- GUI-thread API ------------------------------------------------------------------------------------
     @property
     def running(self) -> bool:
-        return self._running
+        """A run or an abort is under way: nothing else may start."""
+        return self._running or self._aborting
+
+    @property
+    def aborting(self) -> bool:
+        return self._aborting
 
     @property
     def cancelling(self) -> bool:
-        return self._running and self._cancel is not None and self._cancel.cancelled
+        return self.running and self._cancel is not None and self._cancel.cancelled
 
     def snapshot(self) -> ProgressSnapshot | None:
         """The latest progress of the current (or last) run; cheap, safe to call every timer tick."""
         return self._progress.snapshot() if self._progress is not None else None
 
+    def abort_snapshot(self) -> ProgressSnapshot | None:
+        """The progress of the current (or last) abort."""
+        return self._abort_progress.snapshot() if self._abort_progress is not None else None
+
     def start(self, project_file: Path, *, until: str | None = None) -> None:
         """Run the engine for ``project_file`` in the background, up to and including step ``until`` (all steps
         when None). Every run opens a fresh session, so a retry sees an edited project file, and the journal makes
         it skip the jobs that already finished."""
-        if self._running:
-            raise RuntimeError("a run is already in progress")
+        if self.running:
+            raise RuntimeError("a run or an abort is already in progress")
         steps = list(self._steps()) if self._steps is not None else None
         if until is not None:
+            from wizard.core.steps import pipeline  # the engine loads after the first window (see app.py)
+
             steps = steps if steps is not None else pipeline()
             ids = [s.id for s in steps]
             if until not in ids:
@@ -143,8 +174,27 @@ class RunController(QObject):
         self.running_changed.emit(True)
         self._thread.start()
 
+    def abort(self, project_file: Path) -> None:
+        """Give back what the project's session took (:func:`wizard.core.abort.abort_session`: release the MAAS
+        machines it allocated, eject the ISO it inserted through BMCs) on a worker; ``abort_finished`` tells the
+        outcome. Cancellable like a run, between machines."""
+        if self.running:
+            raise RuntimeError("a run or an abort is already in progress")
+        self._abort_progress = Progress()
+        self._cancel = CancelToken()
+        self._aborting = True
+        self._thread = threading.Thread(
+            target=self._abort_work,
+            args=(project_file, self._abort_progress, self._cancel),
+            name="abort",
+            daemon=True,
+        )
+        log.info("abort of %s starting", project_file)
+        self.aborting_changed.emit(True)
+        self._thread.start()
+
     def cancel(self, reason: str = CANCEL_REASON) -> None:
-        if self._running and self._cancel is not None:
+        if self.running and self._cancel is not None:
             log.info("run cancel requested: %s", reason)
             self._cancel.cancel(reason)
 
@@ -177,6 +227,8 @@ class RunController(QObject):
             self._post(ev)
 
         try:
+            from wizard.core.session import Session  # on this worker: the GUI thread never waits for it
+
             ask = self.ask
             confirm = (lambda request: ask(request, cancel)) if ask is not None else None
             session = Session.open(project_file, paths=self.paths, secrets=self._secrets, confirm=confirm)
@@ -201,10 +253,38 @@ class RunController(QObject):
             if not ended.is_set():
                 self._post(RunFinished(ExitCode.INSTALL_FAILED, _unexpected(exc)))
 
+    def _abort_work(self, project_file: Path, progress: Progress, cancel: CancelToken) -> None:
+        from wizard.core.errors import Cancelled
+
+        try:
+            from wizard.core.abort import abort_session
+            from wizard.core.session import Session
+
+            ask = self.ask
+            confirm = (lambda request: ask(request, cancel)) if ask is not None else None
+            session = Session.open(project_file, paths=self.paths, secrets=self._secrets, confirm=confirm)
+            result = abort_session(session.context, progress=progress, cancel=cancel)
+            log.info("abort finished: %s", result.to_dict())
+            self._post(AbortFinished(result))
+        except Cancelled as exc:
+            reason = str(exc) or CANCEL_REASON
+            self._post(AbortFinished(None, {"title": "Abort cancelled", "message": reason, "remediation": ""}))
+        except WizardError as exc:
+            log.warning("abort could not be done: %s", exc)
+            self._post(AbortFinished(None, exc.to_dict()))
+        except BaseException as exc:
+            log.exception("abort crashed")
+            self._post(AbortFinished(None, _unexpected(exc)))
+
     # -- back on the GUI thread ----------------------------------------------------------------------------
     def _dispatch(self, item: object) -> None:
         if isinstance(item, SessionOpened):
             self.session_opened.emit(item)
+            return
+        if isinstance(item, AbortFinished):
+            self._aborting = False
+            self.aborting_changed.emit(False)
+            self.abort_finished.emit(item)
             return
         self.event_received.emit(item)
         if isinstance(item, RunFinished):

@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 
 from wizard.core.paths import AppPaths, app_paths
 from wizard.core.problems import Problem
-from wizard.core.runner import Event, RunFinished
+from wizard.core.runner import Event
 from wizard.core.secrets import SecretStore
 from wizard.ui.bridge import RunController, StepsFactory
 from wizard.ui.forms import InputPage, ProjectDocument
@@ -214,6 +214,8 @@ class MainWindow(QMainWindow):
         self.document.saved.connect(self._document_saved)
         self.controller.running_changed.connect(self._running_changed)
         self.controller.finished.connect(self._run_finished)
+        self.controller.aborting_changed.connect(self._running_changed)
+        self.controller.abort_finished.connect(self._run_finished)
         self.sidebar.currentRowChanged.connect(self._sidebar_clicked)
         QShortcut(QKeySequence.StandardKey.Open, self, self.welcome.choose_project)
         QShortcut(QKeySequence.StandardKey.Save, self, self.save)
@@ -406,7 +408,7 @@ class MainWindow(QMainWindow):
         project = self.project.project
         path = self.project.path
         if project is not None and path is not None:
-            self.run.set_project(path, project.name)
+            self.run.set_project(path, project.name, project.provider.type.value)
             self.preflight.set_project(path, project.name)
             self.install.set_project(path, [n.name for n in project.nodes])
             self.summary.set_project(path, project)
@@ -425,7 +427,8 @@ class MainWindow(QMainWindow):
         self.cluster.set_busy(running)
         self._refresh()
 
-    def _run_finished(self, ev: RunFinished) -> None:
+    def _run_finished(self, ev: object) -> None:
+        """After a run (:class:`RunFinished`) or an abort."""
         self.welcome.refresh_sessions()  # a failed or cancelled run is now an unfinished session
         if self._close_after_run:
             self.close()

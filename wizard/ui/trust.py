@@ -35,7 +35,6 @@ from PySide6.QtWidgets import (
 from wizard.core.cancel import CancelToken
 from wizard.core.project import Project
 from wizard.core.trust import TrustKind, TrustRequest, TrustStore, fetch_certificate, normalize
-from wizard.providers.redfish.client import parse_address
 from wizard.ui.widgets import Banner, Tone, heading, paragraph
 
 log = logging.getLogger(__name__)
@@ -68,6 +67,9 @@ def what_is(request: TrustRequest, project: Project | None) -> str:
             parts = urlsplit(maas.url)
             if (parts.hostname or "").lower() == host:
                 return _tr("MAAS region certificate")
+        # Loaded only when a BMC is involved: the Redfish provider is not needed for the first window.
+        from wizard.providers.redfish.client import parse_address
+
         for node in nodes:
             if node.bmc is not None:
                 try:

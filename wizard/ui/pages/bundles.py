@@ -22,9 +22,9 @@ from PySide6.QtWidgets import (
 from wizard.core.progress import ProgressSnapshot, TaskState, TaskStatus
 from wizard.core.redact import redact
 from wizard.core.runner import RunFinished
-from wizard.headless import human_bytes, human_duration
 from wizard.ui.bridge import RunController
 from wizard.ui.pages.live import BAR_SCALE, LivePage, announce, eta_text, progress_bar
+from wizard.ui.units import human_bytes, human_duration
 from wizard.ui.widgets import heading, paragraph
 
 BUNDLE_STEPS: tuple[str, ...] = ("content", "packs")

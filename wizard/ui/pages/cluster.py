@@ -34,8 +34,6 @@ from wizard.core.progress import TaskStatus
 from wizard.core.project import SecretRef
 from wizard.core.runner import JobFinished
 from wizard.core.secrets import SecretStore
-from wizard.core.session import Session
-from wizard.core.steps.nodes import Pacing, connector, endpoint, leader_and_followers
 from wizard.core.trust import TrustRequest
 from wizard.ui.bridge import RunController
 from wizard.ui.forms import Background, InlineMessage, ProjectDocument
@@ -64,6 +62,10 @@ def read_profile(
     ask: Callable[[TrustRequest, CancelToken | None], bool] | None,
 ) -> list[Variable]:
     """The profile variables the leader's content holds; raises a WizardError when they cannot be read."""
+    # The engine is imported here, on the worker, not when the window is built.
+    from wizard.core.session import Session
+    from wizard.core.steps.nodes import Pacing, connector, endpoint, leader_and_followers
+
     cancel = CancelToken()
     confirm = (lambda request: ask(request, cancel)) if ask is not None else None
     session = Session.open(project_file, paths=paths, secrets=secrets, confirm=confirm)

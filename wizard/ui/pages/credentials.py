@@ -409,11 +409,16 @@ class CredentialsPage(InputPage):
         store = self.store
         cancel = self._test_cancel = CancelToken()
         ask = self.ask
-        conn = ConnectionContext(
-            TrustStore(self.config_dir()),
-            (lambda request: ask(request, cancel)) if ask is not None else None,
-            cancel,
-        )
+        # Changes the core already put to the operator (and they declined), so the test does not ask twice.
+        asked_changes: set[tuple[str, int]] = set()
+
+        def confirm(request: TrustRequest) -> bool:
+            assert ask is not None
+            if request.changed:
+                asked_changes.add((request.host, request.port))
+            return ask(request, cancel)
+
+        conn = ConnectionContext(TrustStore(self.config_dir()), confirm if ask is not None else None, cancel)
 
         def done(result: Any, error: BaseException | None) -> None:
             self.testing = False
@@ -427,7 +432,7 @@ class CredentialsPage(InputPage):
             self._update_test()
 
         def work() -> str:
-            seen: set[tuple[str, int]] = set()
+            seen = asked_changes
             while True:
                 try:
                     return test(project, store, conn)

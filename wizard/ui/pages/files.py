@@ -23,8 +23,8 @@ from PySide6.QtWidgets import (
 )
 
 from wizard.core.problems import Problem
-from wizard.headless import human_bytes
 from wizard.ui.forms import Field, InlineMessage, InputPage, Parts, ProjectDocument, claim, describe, field_path
+from wizard.ui.units import human_bytes
 from wizard.ui.widgets import Tone, button, heading, paragraph
 
 

@@ -16,9 +16,9 @@ from PySide6.QtWidgets import QLabel, QProgressBar, QWidget
 
 from wizard.core.progress import ProgressSnapshot, TaskState, TaskStatus
 from wizard.core.runner import RunFinished
-from wizard.headless import human_duration
 from wizard.ui.bridge import RunController, SessionOpened
 from wizard.ui.pages import WizardPage
+from wizard.ui.units import human_duration
 
 POLL_MS = 100
 BAR_SCALE = 1000  # progress bars count in tenths of a percent

@@ -29,16 +29,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from wizard.core.checks.report import override
 from wizard.core.errors import WizardError
 from wizard.core.journal import Journal, journal_path, project_id
 from wizard.core.paths import app_paths
 from wizard.core.progress import ProgressSnapshot
 from wizard.core.redact import redact
 from wizard.core.runner import ExitCode, RunFinished
-from wizard.core.steps.preflight import report_paths
 from wizard.ui.bridge import RunController, SessionOpened
 from wizard.ui.pages.live import BAR_SCALE, LivePage, announce, progress_bar
+from wizard.ui.units import preflight_report_paths as report_paths
 from wizard.ui.widgets import Banner, Tone, button, heading, paragraph
 
 log = logging.getLogger(__name__)
@@ -352,6 +351,8 @@ class PreflightPage(LivePage):
         reason = self.reason_edit.text().strip()
         if row is None or journal_file is None or not row.open_warning or self.controller.running or not reason:
             return
+        from wizard.core.checks.report import override  # the checks load with the engine, after the first window
+
         try:
             pid = project_id(self.project_file, self.project_name)
             journal = Journal.open(journal_file, pid, str(self.project_file))

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QMessageBox,
     QPlainTextEdit,
     QProgressBar,
     QSplitter,
@@ -38,12 +39,14 @@ from wizard.core.runner import (
     StepFinished,
     StepStarted,
 )
-from wizard.headless import human_bytes, human_duration
-from wizard.ui.bridge import RunController, SessionOpened
+from wizard.ui.bridge import AbortFinished, RunController, SessionOpened
 from wizard.ui.pages import WizardPage
+from wizard.ui.units import human_bytes, human_duration
 from wizard.ui.widgets import Banner, ErrorPanel, Tone, button, heading, paragraph
 
 POLL_MS = 100
+#: Providers whose install takes something an abort can give back (MAAS machines, BMC virtual media).
+ABORTABLE_PROVIDERS = frozenset({"maas", "redfish"})
 BAR_SCALE = 1000  # progress bars count in tenths of a percent
 
 COLUMNS = ("Job", "Node", "Status", "Progress", "Transferred", "Throughput", "ETA", "Message")
@@ -117,7 +120,9 @@ class RunPage(WizardPage):
         self.controller = controller
         self.project_file: Path | None = None
         self.project_name = ""
+        self.provider = ""
         self.last_result: RunFinished | None = None
+        self.last_abort: AbortFinished | None = None
         self._rows: dict[str, int] = {}
         self._version = -1
         self._started = 0.0
@@ -136,6 +141,18 @@ class RunPage(WizardPage):
         self.cancel_button = button("Cancel &run", "Cancel the run", self)
         self.cancel_button.setToolTip("Stop after the current chunk of work; a later run resumes from there")
         self.cancel_button.clicked.connect(self.cancel)
+
+        self.abort_button = button(
+            self.tr("&Give back the machines"), self.tr("Give back the machines this install took"), self
+        )
+        self.abort_button.setToolTip(
+            self.tr(
+                "Release the MAAS machines this session allocated and eject the ISO it inserted through BMCs; "
+                "a later run starts again from the machines step"
+            )
+        )
+        self.abort_button.clicked.connect(self.abort)
+        self.abort_outcome = Banner(Tone.INFO, self)
 
         self.overall = _bar("Overall progress", self)
         self.overall.setMinimumWidth(300)
@@ -201,12 +218,19 @@ class RunPage(WizardPage):
         layout.addLayout(status_row)
         layout.addWidget(self.outcome)
         layout.addWidget(self.error_panel)
+        abort_row = QHBoxLayout()
+        abort_row.addWidget(self.abort_button)
+        abort_row.addStretch(1)
+        layout.addLayout(abort_row)
+        layout.addWidget(self.abort_outcome)
         layout.addWidget(split, 1)
 
         controller.session_opened.connect(self._on_session)
         controller.event_received.connect(self._on_event)
         controller.finished.connect(self._on_finished)
         controller.running_changed.connect(self._running_changed)
+        controller.aborting_changed.connect(lambda _aborting: self._update_buttons())
+        controller.abort_finished.connect(self._on_abort_finished)
         self._update_buttons()
 
     # -- state ---------------------------------------------------------------------------------------------
@@ -217,14 +241,16 @@ class RunPage(WizardPage):
         result = self.last_result
         return result is not None and result.exit_code is ExitCode.DONE and self.controller.until is None
 
-    def set_project(self, path: Path | None, name: str = "") -> None:
-        """The project the next run uses; ``None`` while no valid project is open."""
+    def set_project(self, path: Path | None, name: str = "", provider: str = "") -> None:
+        """The project the next run uses; ``None`` while no valid project is open. ``provider`` (the project's
+        provider type) decides whether a failed or cancelled run offers to give the machines back."""
         if self.controller.running:
             return
         if path != self.project_file:
             self._reset()
         self.project_file = path
         self.project_name = name
+        self.provider = provider
         self.project_label.setText(
             f"Project “{name}” from {path}" if path else "Open a valid project file before starting."
         )
@@ -243,12 +269,26 @@ class RunPage(WizardPage):
         self.session_label.hide()
         self.secrets_notice.hide()
         self.warnings_banner.hide()
+        self.abort_outcome.hide()
+        self.last_abort = None
         self.activity.clear()
         self.changed.emit()
+
+    def can_abort(self) -> bool:
+        """After a failed or cancelled run of a project whose provider took machines or inserted media."""
+        result = self.last_result
+        return (
+            self.provider in ABORTABLE_PROVIDERS
+            and self.project_file is not None
+            and result is not None
+            and result.exit_code is not ExitCode.DONE
+        )
 
     def _update_buttons(self) -> None:
         running = self.controller.running
         self.start_button.setEnabled(not running and self.project_file is not None)
+        self.abort_button.setVisible(self.can_abort() or self.controller.aborting)
+        self.abort_button.setEnabled(not running and self.can_abort())
         self.cancel_button.setEnabled(running and not self.controller.cancelling)
         self.cancel_button.setText("Cancelling…" if self.controller.cancelling else "Cancel &run")
         self.error_panel.retry_button.setEnabled(not running and self.project_file is not None)
@@ -279,6 +319,68 @@ class RunPage(WizardPage):
             self.poll_timer.start()
         self._update_buttons()
 
+    def confirm_abort(self) -> bool:
+        answer = QMessageBox.question(
+            self,
+            self.tr("Give back the machines?"),
+            self.tr(
+                "This releases the MAAS machines this session allocated and ejects the installer ISO it inserted "
+                "through BMCs. Machines allocated before the wizard ran, and anyone else's, are left alone.\n\n"
+                "A later run starts again from the machines step."
+            ),
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No,
+        )
+        return answer == QMessageBox.StandardButton.Yes
+
+    def abort(self) -> None:
+        """Give back what the session took, on a worker (see :meth:`RunController.abort`)."""
+        if not self.can_abort() or self.controller.running or self.project_file is None:
+            return
+        if not self.confirm_abort():
+            return
+        self.last_abort = None
+        self.abort_outcome.hide()
+        self.overall_label.setText(self.tr("Giving back the machines…"))
+        self.activity.appendPlainText(f"{time.strftime('%H:%M:%S')}  Giving back what this session took…")
+        self.controller.abort(self.project_file)
+        self.poll_timer.start()
+        self._update_buttons()
+
+    def _on_abort_finished(self, ev: AbortFinished) -> None:
+        self.poll_timer.stop()
+        self.last_abort = ev
+        lines: list[str] = []
+        if ev.result is None:
+            error = ev.error or {}
+            self.overall_label.setText(self.tr("Nothing was given back."))
+            text = f"✗ {error.get('title', 'Abort failed')}: {error.get('message', '')}"
+            if error.get("remediation"):
+                text += f"\n{error['remediation']}"
+            self.abort_outcome.show_text(redact(text), Tone.ERROR)
+        else:
+            result = ev.result
+            lines += [f"released MAAS machine {s}" for s in result.released]
+            lines += [f"ejected the ISO from {n}" for n in result.ejected]
+            lines += [f"left {s} alone: {why}" for s, why in result.skipped.items()]
+            lines += [f"could not undo: {e}" for e in result.errors]
+            head = (
+                "✓ Everything this session took is given back."
+                if result.ok
+                else "⚠ Some of what this session took could not be given back; fix the cause and press again."
+            )
+            body = "\n".join(f"• {line}" for line in lines) or "• nothing was left to give back"
+            self.overall_label.setText(self.tr("Machines given back.") if result.ok else self.tr("Abort incomplete."))
+            self.abort_outcome.show_text(redact(f"{head}\n{body}"), Tone.SUCCESS if result.ok else Tone.WARNING)
+            # Until the next run, the abort is what happened last: nothing to give back twice.
+            if result.ok:
+                self.last_result = None
+        stamp = time.strftime("%H:%M:%S")
+        for line in lines or ["abort ended: " + ((ev.error or {}).get("title") or "nothing to give back")]:
+            self.activity.appendPlainText(f"{stamp}  {redact(line)}")
+        self._update_buttons()
+        self.changed.emit()
+
     def cancel(self) -> None:
         self.controller.cancel()
         self.overall_label.setText("Cancelling… the jobs stop at their next checkpoint.")
@@ -286,6 +388,11 @@ class RunPage(WizardPage):
 
     # -- progress ------------------------------------------------------------------------------------------
     def poll(self) -> None:
+        if self.controller.aborting:
+            abort = self.controller.abort_snapshot()
+            if abort is not None and abort.message:
+                self.overall_label.setText(redact(abort.message))
+            return
         snap = self.controller.snapshot()
         if snap is None:
             return

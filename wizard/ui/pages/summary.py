@@ -31,10 +31,10 @@ from wizard.core.paths import app_paths
 from wizard.core.project import Project
 from wizard.core.runner import ExitCode, JobFinished, RunFinished
 from wizard.core.secrets import SecretStore
-from wizard.core.steps.localui import KUBECONFIG
 from wizard.ui.bridge import RunController, SessionOpened
 from wizard.ui.forms import Background
 from wizard.ui.pages import WizardPage
+from wizard.ui.units import KUBECONFIG
 from wizard.ui.widgets import Banner, Tone, button, heading, paragraph
 
 log = logging.getLogger(__name__)
