@@ -209,7 +209,12 @@ def test_maas_machines_boot_through_their_redfish_bmcs_and_the_install_completes
                 assert boot["system"] == f"/redfish/v1/Systems/{emulator.systems[i]}"
                 assert boot["iso_bytes_read"] >= iso_size  # the emulator downloaded the whole ISO from us
                 # Ejected by the install monitor as soon as the node's installer finished; the eject step confirms.
-                assert journal.result(f"install/{node.name}")["eject"]["ejected"]
+                early = journal.result(f"install/{node.name}")["eject"]
+                assert early["ejected"] and early["seeds_ejected"] == 1, early
+                # The seed went in as the BMC's second medium and the node took it (zero-touch, as on Redfish).
+                assert boot["seed"].endswith("/Floppy")
+                assert node.machine.seeded_with is not None
+                assert node.machine.seeded_with.hostname == node.state.hostname
                 assert not journal.result(f"eject/{node.name}")["ejected"]
                 assert node.machine.installed and node.machine.powered_on
                 assert eventually(lambda n=node: n.machine.media is None)  # ejected through the BMC

@@ -957,6 +957,7 @@ class MaasRedfishBootJob(Job):
         timeouts: RedfishTimeouts | None = None,
         step: str = "boot",
         timeout: float = 30,
+        seed_url: str = "",
     ) -> None:
         self.id = f"{step}/{node}"
         self.name = node
@@ -966,6 +967,7 @@ class MaasRedfishBootJob(Job):
         self.verify = verify
         self.system_id = system_id
         self.iso_url = iso_url
+        self.seed_url = seed_url  # the node's NoCloud seed, inserted as a second medium like the Redfish provider
         self.trust = trust
         self.confirm = confirm
         self.iso_server = iso_server
@@ -974,7 +976,7 @@ class MaasRedfishBootJob(Job):
 
     def fingerprint(self) -> str:
         # The whole URL (token included, hashed): a BMC holding a URL that no longer serves must get the new one.
-        return _fingerprint("maas-redfish-boot", self.node, self.url, self.system_id, self.iso_url)
+        return _fingerprint("maas-redfish-boot", self.node, self.url, self.system_id, self.iso_url, self.seed_url)
 
     def run(self, report: Reporter, cancel: CancelToken) -> Mapping[str, Any] | None:
         from wizard.providers.redfish.jobs import RedfishBootJob
@@ -992,6 +994,7 @@ class MaasRedfishBootJob(Job):
             confirm=self.confirm,
             iso_server=self.iso_server,
             timeouts=self.timeouts,
+            seed_url=self.seed_url,
         )
         facts = dict(boot.run(report.child(0.05, 0.95), cancel) or {})
         report.finish(f"{self.node}: booting from the ISO through its Redfish BMC")

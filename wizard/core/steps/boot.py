@@ -318,9 +318,9 @@ SEED_FOLDER = "seeds"
 
 
 def seeding(ctx: StepContext) -> bool:
-    """Whether this run attaches a seed ISO to each node (``appliance.configure: seed``; MAAS boots nodes by its
-    own means, so it has no second drive the wizard controls)."""
-    return ctx.project.appliance.configure is ConfigureMode.SEED and ctx.project.provider.type is not ProviderType.MAAS
+    """Whether this run attaches a seed ISO to each node (``appliance.configure: seed``): the provider inserts it
+    beside the ISO (MAAS machines through their Redfish BMC; for the others MAAS's instruction names it)."""
+    return ctx.project.appliance.configure is ConfigureMode.SEED
 
 
 def seed_name(node: str) -> str:
@@ -472,7 +472,8 @@ class MediaStep(Step):
                     iso_hint=_external_iso(ctx) or (str(iso.path) if iso is not None else ""),
                     server=(lambda hosts: iso_server(ctx, hosts)) if serve else None,
                     step=self.id,
-                )
+                ),
+                *(seed_jobs(ctx, step=self.id) if seeding(ctx) else []),
             ]
         return []
 
@@ -592,8 +593,12 @@ class BootStep(Step):
                 if _installed(ctx, node.name):
                     continue  # installed: it must never boot the ISO again, whatever URL is served now
                 url = external
+                seed_url = ""
                 if server is not None and iso is not None:
                     url = server.publish(iso.path, f"{node.name}-{iso.path.name}")
+                    seed = _seed_file(ctx, node.name)
+                    if seed is not None:  # the BMC reads the seed from the same server, by its own URL
+                        seed_url = server.publish(seed, seed_name(node.name))
                 jobs.append(
                     MaasRedfishBootJob(
                         node.name,
@@ -607,6 +612,7 @@ class BootStep(Step):
                         iso_server=server,
                         timeouts=self.pacing.redfish,
                         step=self.id,
+                        seed_url=seed_url,
                     )
                 )
             else:
@@ -620,6 +626,7 @@ class BootStep(Step):
                         pacing=self.pacing.manual,
                         step=self.id,
                         how=str(route.get("instruction") or ""),
+                        seed=str(_seed_file(ctx, node.name) or ""),
                     )
                 )
         self.parallel = max(1, len(jobs))
