@@ -55,6 +55,7 @@ class NodeFaults:
     ``localui_errors``            ``state.localui_errors``: the next N Local UI requests get a 500
     ``localui_stall``             ``state.stall(S)``: Local UI requests are accepted, never answered, for S s
     ``upload_rate``               ``state.upload_rate``: bytes per second on the upload-content body
+    ``upload_errors``             ``state.upload_errors``: the next N uploads fail with a 500 once received
     ``token_ttl``                 ``state.token_ttl``: Local UI tokens expire after this many seconds
     ``cpus`` / ``memory_mb``      ``machine.cpus`` / ``machine.memory_mb``: the facts SSH and the Local UI report
     ``disks``                     ``machine.disks`` (name, bytes); a target disk too small fails the install
@@ -71,6 +72,7 @@ class NodeFaults:
     localui_errors: int = 0
     localui_stall: float = 0.0
     upload_rate: float | None = None
+    upload_errors: int = 0
     token_ttl: float | None = None
     cpus: int | None = None
     memory_mb: int | None = None
@@ -134,6 +136,7 @@ class LabNode:
         st.localui_errors = faults.localui_errors
         st.stall(faults.localui_stall)
         st.upload_rate = faults.upload_rate
+        st.upload_errors = faults.upload_errors
         st.token_ttl = faults.token_ttl
         self.logs.fail_reason = faults.log_collection_error
 

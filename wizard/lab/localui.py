@@ -434,6 +434,9 @@ def _upload_content(req: _Request) -> Reply:
     if "uploadFile" not in receiver.sinks:
         receiver.discard()
         raise LocalUIError(400, "BadRequest", "the form field uploadFile is required")
+    if req.node.take_upload_error():  # fault knob: the body arrived, storing it failed
+        receiver.discard()
+        raise LocalUIError(500, "InternalServerError", "failed to store the uploaded content: no space left on device")
     content = receiver.commit(req.node.clock())
     req.node.record_upload(content)
     console.import_upload(req.node, content)  # a pack bundle lands in the running cluster's registry

@@ -13,6 +13,7 @@ Fault knobs for the Local UI (plain attributes, settable at any time, also from
 - :meth:`NodeState.stall`: for S seconds requests are accepted and read but never answered (the connection closes
   when the stall ends), as a hung server behaves;
 - ``upload_rate``: a bytes-per-second cap on the upload-content body, as a slow link;
+- ``upload_errors``: the next N uploads are received whole, then fail with a ``500`` (the node could not store them);
 - the node's wall clock (``skew``, from its machine) moves the time fields it reports (and the ``Date`` header);
 - ``configure_error``: the next configuration applied through ``userdata``/``configurations`` ends ``Failed`` with
   this message (and leaves the node's settings as they were).
@@ -207,6 +208,7 @@ class NodeState:
         self._skew = skew
         self.token_ttl: float | None = None
         self.localui_errors = 0
+        self.upload_errors = 0
         self.upload_rate: float | None = None
         self._stall_until = 0.0  # time.monotonic(): stalls are about real client timeouts, not the lab clock
         self.stalled_requests = 0  # how many requests a stall has held (they are never answered)
@@ -421,6 +423,14 @@ class NodeState:
     def stall_remaining(self) -> float:
         with self.lock:
             return max(0.0, self._stall_until - time.monotonic())
+
+    def take_upload_error(self) -> bool:
+        """Whether this upload is one of the ``upload_errors`` to fail after its body arrived."""
+        with self.lock:
+            if self.upload_errors > 0:
+                self.upload_errors -= 1
+                return True
+            return False
 
     def take_error(self) -> bool:
         """Whether this request is one of the ``localui_errors`` to answer with a 500."""
