@@ -97,7 +97,14 @@ def pacing_for(speed: float) -> Pacing:
         manual=ManualPacing(
             interval=interval, connect_timeout=2.0, remind_every=300 / speed, timeout=max(120.0, 3600 / speed)
         ),
-        budgets=Budgets(boot=600 / speed, install=2400 / speed, reboot=600 / speed, local_ui=900 / speed),
+        # The hard limit scaled too (a real install gets 3 h): a node that never comes up fails its job in minutes.
+        budgets=Budgets(
+            boot=600 / speed,
+            install=2400 / speed,
+            reboot=600 / speed,
+            local_ui=900 / speed,
+            overall=max(180.0, 3 * 4500 / speed),
+        ),
         localui_timeout=15.0,
         retry_backoff=min(1.0, interval),
         link_poll=interval,
