@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -172,7 +173,18 @@ def _seeded_power_on(lab: Lab, tmp_path: Path, key: paramiko.PKey) -> None:
     machine.power_on()
 
 
-def test_media_ejected_per_node_as_soon_as_its_installer_finished(lab: Lab, clock: ManualClock, tmp_path: Path) -> None:
+@pytest.fixture
+def slow_to_reboot(tmp_path: Path, clock: ManualClock) -> Iterator[Lab]:
+    """The installer waits 4 lab minutes (8 s here) before it reboots: time enough for the monitor to see it finish
+    and eject however loaded the machine is, so the test proves the order, not a race."""
+    with Lab(1, tmp_path / "lab", clock, installed=False, timings=replace(T, finish=240.0), tick_interval=None) as lab:
+        yield lab
+
+
+def test_media_ejected_per_node_as_soon_as_its_installer_finished(
+    slow_to_reboot: Lab, clock: ManualClock, tmp_path: Path
+) -> None:
+    lab = slow_to_reboot
     node = lab.nodes[0]
     node.machine.media_first = True  # CD first in the boot order: only an eject in time makes it boot the disk
     key = wizard_key(tmp_path / "config")
