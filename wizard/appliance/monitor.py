@@ -264,38 +264,32 @@ class InstallMonitor(Job):
             return
         if self._os_key is None and any(same_fingerprint(f, presented) for f in known_os):
             # The installed system's known key (or one key for both phases, as some images have).
-            decide(
-                self.trust,
-                self.confirm,
-                TrustKind.SSH,
-                self.host,
-                self.port,
-                presented=presented,
-                expected=self.expected_fingerprint,
-                subject=subject,
-            )
-            self._os_key = presented
+            self._pin_os(presented, subject)
             return
         if self._os_key is None and any(same_fingerprint(f, presented) for f in known_live):
             self._pin_installer(presented, subject)
             return
         if self._installer_key is None and self._os_key is None:  # first contact with an unknown key
             if self.allow_installed:
-                decide(
-                    self.trust,
-                    self.confirm,
-                    TrustKind.SSH,
-                    self.host,
-                    self.port,
-                    presented=presented,
-                    expected=self.expected_fingerprint,
-                    subject=subject,
-                )
-                self._os_key = presented
+                self._pin_os(presented, subject)
             else:
                 self._pin_installer(presented, subject)
             return
         # The installed system's key changed: the usual pinned-key rule (a change stops unless confirmed).
+        decide(
+            self.trust,
+            self.confirm,
+            TrustKind.SSH,
+            self.host,
+            self.port,
+            presented=presented,
+            expected=self.expected_fingerprint,
+            subject=subject,
+        )
+        self._os_key = presented
+
+    def _pin_os(self, presented: str, subject: str) -> None:
+        """Trust ``presented`` as the installed system's key (the project's pin, else the operator's confirmation)."""
         decide(
             self.trust,
             self.confirm,
