@@ -292,8 +292,9 @@ class RedfishBootJob(_RedfishJob):
         t = self.timeouts
         while True:
             state = client.power_state(system_path)
-            read = watch.bytes_read() if watch is not None else 0
+            # Seen is read first: a request can be seen before its first bytes are counted, never the other way.
             seen = watch is None or watch.seen()
+            read = watch.bytes_read() if watch is not None else 0
             if watch is not None:
                 report.transfer(read, watch.size, f"{self.node}: {state or 'power unknown'}, ISO read by its BMC")
             if state == "On" and seen:
