@@ -81,6 +81,26 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--keep", dest="rehearse_keep", action="store_true", help="with --rehearse: keep the rehearsal's folder"
     )
+    p.add_argument(
+        "--provider",
+        dest="gui_rehearse_provider",
+        choices=("manual", "redfish", "vsphere"),
+        default="manual",
+        help="with --rehearse: who boots the simulated nodes (as for `run --rehearse`; default manual)",
+    )
+    p.add_argument(
+        "--vcsim",
+        dest="gui_rehearse_vcsim",
+        type=Path,
+        metavar="PATH",
+        help="with --rehearse --provider vsphere: the vcsim binary (default: vcsim on PATH)",
+    )
+    p.add_argument(
+        "--netns",
+        dest="gui_rehearse_netns",
+        action="store_true",
+        help="with --rehearse: each simulated node in its own network namespace (Linux, as root, iproute2)",
+    )
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     gui = sub.add_parser("gui", help="open the desktop wizard (the default)")
@@ -333,7 +353,15 @@ def _gui_rehearse(args: argparse.Namespace) -> int:
         print("error: --speed must be positive", file=sys.stderr)
         return int(ExitCode.INVALID_INPUT)
     folder = app_paths().ensure().state / "rehearsal"
-    with Rehearsal(folder, nodes=args.rehearse_nodes, speed=args.rehearse_speed, keep=args.rehearse_keep) as rehearsal:
+    with Rehearsal(
+        folder,
+        nodes=args.rehearse_nodes,
+        speed=args.rehearse_speed,
+        keep=args.rehearse_keep,
+        provider=args.gui_rehearse_provider,
+        vcsim=args.gui_rehearse_vcsim,
+        netns=args.gui_rehearse_netns,
+    ) as rehearsal:
         return _gui(None, rehearsal=rehearsal)
 
 
@@ -362,6 +390,19 @@ def main(argv: list[str] | None = None) -> int:
             return int(ExitCode.INVALID_INPUT)
         if args.gui_rehearse:
             return _gui_rehearse(args)
+        rehearsal_only = [
+            flag
+            for flag, given in (
+                ("--provider", args.gui_rehearse_provider != "manual"),
+                ("--vcsim", args.gui_rehearse_vcsim is not None),
+                ("--netns", args.gui_rehearse_netns),
+            )
+            if given
+        ]
+        if rehearsal_only:
+            where = f"after `{args.command}`" if args.command == "run" else "with --rehearse"
+            print(f"error: {', '.join(rehearsal_only)} only goes {where}", file=sys.stderr)
+            return int(ExitCode.INVALID_INPUT)
         if args.command in (None, "gui"):
             return _gui(getattr(args, "project", None))
         if args.command == "run":

@@ -134,3 +134,44 @@ def test_closing_before_a_run_stops_the_lab(qtbot: QtBot, tmp_path: Path) -> Non
 def test_rehearse_refuses_a_command(tmp_path: Path) -> None:
     out = run_cli(["--rehearse", "validate", str(tmp_path / "p.yaml")], cli_env(tmp_path / "home"))
     assert out.returncode == int(ExitCode.INVALID_INPUT) and "--rehearse" in out.stderr
+
+
+@pytest.mark.redfish
+@pytest.mark.timeout(120)
+def test_rehearse_with_a_provider_opens_on_that_providers_lab(
+    tmp_path: Path, wizard_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``palette-wizard --rehearse --provider redfish``: the window opens on a project whose nodes boot through the
+    simulated BMCs, which answer (with the certificate the project pins) while the window is open."""
+    from urllib.parse import urlsplit
+
+    import yaml
+
+    from wizard import cli
+    from wizard.core.trust import fetch_certificate
+
+    seen: dict[str, object] = {}
+
+    def fake_gui(project: Path | None, rehearsal: Rehearsal | None = None) -> int:
+        assert project is None and rehearsal is not None
+        seen["provider"] = rehearsal.provider
+        text = rehearsal.project_file.read_text()
+        seen["project"] = text
+        bmc = yaml.safe_load(text)["nodes"][0]["bmc"]
+        where = urlsplit(bmc["address"])
+        # The emulator answers TLS with the certificate the project pins.
+        presented = fetch_certificate(where.hostname or "", where.port or 443)
+        seen["pinned"] = presented.fingerprint == bmc["tls_fingerprint"]
+        return 0
+
+    monkeypatch.setattr(cli, "_gui", fake_gui)
+    assert cli.main(["--rehearse", "--provider", "redfish", "--nodes", "1"]) == 0
+    assert seen["provider"] == "redfish" and "type: redfish" in str(seen["project"])
+    assert seen["pinned"] is True
+
+
+def test_rehearsal_flags_need_rehearse(tmp_path: Path) -> None:
+    out = run_cli(["--provider", "redfish"], cli_env(tmp_path / "home"))
+    assert out.returncode == int(ExitCode.INVALID_INPUT) and "--provider only goes with --rehearse" in out.stderr
+    out = run_cli(["--netns", "validate", str(tmp_path / "p.yaml")], cli_env(tmp_path / "home"))
+    assert out.returncode == int(ExitCode.INVALID_INPUT) and "--netns only goes with --rehearse" in out.stderr
