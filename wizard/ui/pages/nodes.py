@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import csv
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,8 +34,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from wizard.core.errors import WizardError
+from wizard.core.paths import app_paths
 from wizard.core.problems import Problem
 from wizard.core.project import AddressMode, ProviderType
+from wizard.core.secrets import SecretStore
+from wizard.core.trust import TrustStore
+from wizard.providers.discovery import Candidate, discover, provider_settings, taken_by
 from wizard.ui.forms import (
     InlineMessage,
     InputPage,
@@ -47,6 +53,8 @@ from wizard.ui.forms import (
     name_widget,
     to_text,
 )
+from wizard.ui.pages.discover import DiscoverDialog, DiscoverFunction
+from wizard.ui.trust import Asker
 from wizard.ui.widgets import Banner, Tone, button, heading, paragraph
 
 #: Where a cell keeps the text of its problems (also its tooltip and accessible description).
@@ -201,10 +209,27 @@ class NodesPage(InputPage):
     title = "Nodes"
     prefixes = ("nodes",)
 
-    def __init__(self, document: ProjectDocument, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        document: ProjectDocument,
+        parent: QWidget | None = None,
+        *,
+        secrets: SecretStore | None = None,
+        ask: Asker | None = None,
+        config_dir: Callable[[], Path] | None = None,
+    ) -> None:
+        """``secrets``, ``ask`` (the trust dialog) and ``config_dir`` (the trust store's folder) serve discovery;
+        left out, the window's own are used when the discovery dialog opens."""
         super().__init__(document, parent)
         self.title = self.tr("Nodes")
         tr = self.tr
+        self.secrets = secrets
+        self.ask = ask
+        self.config_dir = config_dir
+        #: Replaced in tests; "http" reaches a plain-HTTP vCenter simulator.
+        self.discover_function: DiscoverFunction = discover
+        self.vsphere_scheme = "https"
+        self.discover_dialog: DiscoverDialog | None = None
         self.columns: list[Column] = []
         self._filling = False
         self.import_lines: list[str] = []
@@ -240,6 +265,10 @@ class NodesPage(InputPage):
                 columns=", ".join(c.key for c in (*COLUMNS, *CSV_EXTRA))
             )
         )
+        self.discover_button = button(
+            self.mnemonics(tr("Discover…")), tr("Discover nodes from the provider's inventory"), self
+        )
+        self.discover_button.clicked.connect(self.open_discovery)
         self.add_button.clicked.connect(self.add_node)
         self.duplicate_button.clicked.connect(self.duplicate_node)
         self.remove_button.clicked.connect(self.remove_node)
@@ -261,6 +290,7 @@ class NodesPage(InputPage):
             buttons.addWidget(b)
         buttons.addStretch(1)
         buttons.addWidget(self.import_button)
+        buttons.addWidget(self.discover_button)
 
         layout = QVBoxLayout(self)
         layout.addWidget(heading(tr("Nodes"), self))
@@ -384,6 +414,94 @@ class NodesPage(InputPage):
         self.remove_button.setEnabled(has_row)
         self.add_button.setEnabled(self.document.doc is not None)
         self.import_button.setEnabled(self.document.doc is not None)
+        discoverable = self.provider_type() in (ProviderType.VSPHERE, ProviderType.REDFISH, ProviderType.MAAS)
+        self.discover_button.setEnabled(self.document.doc is not None and discoverable)
+        self.discover_button.setToolTip(
+            self.tr("Pick nodes from the provider's VMs, machines or BMC systems")
+            if discoverable
+            else self.tr("Only vSphere, MAAS and Redfish have an inventory to discover nodes in")
+        )
+
+    # -- discovery -----------------------------------------------------------------------------------------
+    def _discovery_context(self) -> tuple[SecretStore, Asker | None, Path]:
+        # The main window owns the keyring store, the trust dialog and the runs' trust store; a page built
+        # without them (the window predates discovery) borrows the window's.
+        window = self.window()
+        secrets = self.secrets or getattr(window, "secrets", None)
+        if not isinstance(secrets, SecretStore):
+            secrets = self.secrets = SecretStore()
+        ask = self.ask or getattr(getattr(window, "trust", None), "ask", None)
+        config_dir = self.config_dir or getattr(getattr(window, "credentials", None), "config_dir", None)
+        folder = config_dir() if callable(config_dir) else app_paths().ensure().config
+        return secrets, ask, Path(folder)
+
+    def open_discovery(self) -> DiscoverDialog | None:
+        """Open the discovery dialog (window-modal); the candidates checked in it are added as nodes."""
+        if self.document.doc is None or (self.discover_dialog is not None and self.discover_dialog.isVisible()):
+            return None
+        try:
+            provider = provider_settings(self.document.doc)
+        except WizardError as exc:
+            lines = [f"{exc.title}: {exc.message}", *exc.details.splitlines()]
+            self._report([*lines, self.tr("What to do: {fix}").format(fix=exc.remediation)], Tone.ERROR)
+            return None
+        secrets, ask, folder = self._discovery_context()
+        row = self.table.currentRow()
+        bmc = self.document.get(("nodes", row, "bmc")) if row >= 0 else None
+        if not isinstance(bmc, dict):  # the first row with a BMC: its user and keyring name are likely shared
+            bmc = next((n["bmc"] for n in self.nodes() if isinstance(n, dict) and isinstance(n.get("bmc"), dict)), None)
+        dialog = DiscoverDialog(
+            provider,
+            secrets,
+            TrustStore(folder),
+            ask,
+            self,
+            bmc=bmc,
+            discover_function=self.discover_function,
+            vsphere_scheme=self.vsphere_scheme,
+        )
+        dialog.setWindowModality(Qt.WindowModality.WindowModal)
+        dialog.accepted.connect(lambda: self.add_discovered(dialog.chosen(), dialog.source()))
+        if self.discover_dialog is not None:
+            self.discover_dialog.deleteLater()  # the previous one, closed: one dialog at a time
+        self.discover_dialog = dialog
+        dialog.open()
+        if provider.type is not ProviderType.REDFISH or all(
+            e.text().strip() for e in (dialog.address_edit, dialog.user_edit, dialog.secret_edit)
+        ):
+            dialog.start()
+        return dialog
+
+    def add_discovered(self, candidates: list[Candidate], source: str = "") -> int:
+        """Append a node for each candidate (a free name, its fields filled); rows already in the table are left
+        as they are, and a candidate one of them already is, is skipped with a message. Returns how many were
+        added."""
+        nodes = self.nodes()
+        first = len(nodes)
+        lines: list[str] = []
+        for candidate in candidates:
+            who = taken_by(candidate, nodes)
+            if who is not None:
+                lines.append(
+                    self.tr("{candidate} skipped: it is already node {node}").format(
+                        candidate=candidate.label, node=who
+                    )
+                )
+                continue
+            fields = copy.deepcopy(candidate.fields)
+            hostnames = {n.get("hostname") for n in nodes if isinstance(n, dict) and n.get("hostname")}
+            if fields.get("hostname") in hostnames:
+                del fields["hostname"]  # a host name already taken would only be a conflict to fix
+            nodes.append({"name": self._free_name(nodes), **fields})
+        added = len(nodes) - first
+        if added:
+            self._set_nodes(nodes, first)
+        where = f" ({source})" if source else ""
+        head = self.tr("Added {count} node(s) from discovery{where}.").format(count=added, where=where)
+        if added:
+            head += " " + self.tr("Fill in each new node's host name and address.")
+        self._report([head, *lines], Tone.WARNING if lines else Tone.SUCCESS)
+        return added
 
     # -- CSV -----------------------------------------------------------------------------------------------
     def choose_csv(self) -> None:
