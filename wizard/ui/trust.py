@@ -17,6 +17,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 from PySide6.QtCore import QCoreApplication, QObject, Qt, QThread, Signal
@@ -34,7 +35,7 @@ from PySide6.QtWidgets import (
 
 from wizard.core.cancel import CancelToken
 from wizard.core.project import Project
-from wizard.core.trust import TrustKind, TrustRequest, TrustStore, fetch_certificate, normalize
+from wizard.core.trust import TrustChanged, TrustKind, TrustRequest, TrustStore, fetch_certificate, normalize
 from wizard.ui.widgets import Banner, Tone, heading, paragraph
 
 log = logging.getLogger(__name__)
@@ -315,3 +316,23 @@ def trust_changed_certificate(
     store.pin(TrustKind.TLS, request.host, request.port, presented.fingerprint, pem=presented.pem)
     log.warning("TLS certificate of %s:%s re-pinned by the operator", request.host, request.port)
     return True
+
+
+T = TypeVar("T")
+
+
+def retrying_changed_certificates(
+    work: Callable[[], T], store: TrustStore, ask: Asker | None, cancel: CancelToken, asked: set[tuple[str, int]]
+) -> T:
+    """``work()``, again after each pinned certificate that changed and that the operator deliberately trusts anew.
+
+    Each host is asked at most once (``asked`` also holds the changes the core already put to the operator), so a
+    refusal cannot loop. Worker threads only."""
+    while True:
+        try:
+            return work()
+        except TrustChanged as exc:
+            where = (exc.request.host, exc.request.port)
+            if ask is None or where in asked or not trust_changed_certificate(store, exc.request, ask, cancel):
+                raise
+            asked.add(where)

@@ -29,9 +29,9 @@ from wizard.core.errors import WizardError
 from wizard.core.paths import app_paths
 from wizard.core.project import Project, ProviderType, SecretRef
 from wizard.core.secrets import SecretStore
-from wizard.core.trust import Confirm, TrustChanged, TrustRequest, TrustStore
+from wizard.core.trust import Confirm, TrustRequest, TrustStore
 from wizard.ui.forms import Background, InlineMessage, InputPage, Parts, ProjectDocument, field_path
-from wizard.ui.trust import trust_changed_certificate
+from wizard.ui.trust import retrying_changed_certificates
 from wizard.ui.widgets import Banner, Tone, button, heading, paragraph
 
 log = logging.getLogger(__name__)
@@ -432,21 +432,9 @@ class CredentialsPage(InputPage):
             self._update_test()
 
         def work() -> str:
-            seen = asked_changes
-            while True:
-                try:
-                    return test(project, store, conn)
-                except TrustChanged as exc:
-                    # A pinned certificate changed: show both fingerprints; test again only if the operator
-                    # deliberately trusts the new one (once per host, so a refusal cannot loop).
-                    where = (exc.request.host, exc.request.port)
-                    if (
-                        ask is None
-                        or where in seen
-                        or not trust_changed_certificate(conn.trust, exc.request, ask, cancel)
-                    ):
-                        raise
-                    seen.add(where)
+            return retrying_changed_certificates(
+                lambda: test(project, store, conn), conn.trust, ask, cancel, asked_changes
+            )
 
         self.background.submit(work, done)
 
