@@ -550,6 +550,14 @@ _TOP = (
 )
 
 
+def read_provider(raw: object) -> tuple[Provider | None, list[Problem]]:
+    """The ``provider`` section of a raw project document on its own, by the same rules as a whole project (the
+    node table is filled by discovery while the rest of the document may not be valid yet)."""
+    reader = _Reader(None)
+    provider = _read_provider(reader, raw)
+    return provider, reader.problems
+
+
 def _read_provider(r: _Reader, raw: object) -> Provider | None:
     m = r.mapping(raw, "provider", ("type", "vsphere", "redfish", "maas", "manual"))
     if m is None:

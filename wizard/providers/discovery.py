@@ -36,6 +36,7 @@ from wizard.core.project import (
     VmMode,
     VsphereSettings,
     hostname_problem,
+    read_provider,
 )
 from wizard.core.secrets import SecretStore
 from wizard.core.trust import Confirm, TrustStore, system_or_pinned_tls_context
@@ -414,12 +415,8 @@ def provider_settings(doc: Mapping[str, Any] | None) -> Provider:
     """The provider section of a raw project document, read by the core's own rules, whether or not the rest of
     the document is valid yet (discovery is how the node table gets filled). Raises WizardError naming what is
     wrong with the provider settings themselves."""
-    # The core reads the provider section on its own only inside parse_project; these two are its own reader.
-    from wizard.core.project import _read_provider, _Reader
-
-    reader = _Reader(None)
-    provider = _read_provider(reader, (doc or {}).get("provider")) if doc else None
-    errors = [p for p in reader.problems if p.is_error and p.path.startswith("provider")]
+    provider, problems = read_provider((doc or {}).get("provider")) if doc else (None, [])
+    errors = [p for p in problems if p.is_error and p.path.startswith("provider")]
     if provider is None or errors:
         raise WizardError(
             "Provider settings incomplete",
