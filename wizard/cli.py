@@ -21,6 +21,7 @@ EXIT_CODES = """exit codes:
   2    invalid input (project file, missing secrets)
   3    preflight blocked (a blocking check failed; nothing was touched)
   4    install failed (the journal keeps what was done; run again to resume)
+  5    incomplete: --only-node retried some nodes; the others still need a run
   130  cancelled
 """
 
@@ -120,6 +121,14 @@ def _parser() -> argparse.ArgumentParser:
         choices=RUN_STEPS,
         help=f"stop after this step ({', '.join(RUN_STEPS)}); `--until preflight` checks everything and touches "
         "nothing; run again without it to go on",
+    )
+    run.add_argument(
+        "--only-node",
+        metavar="NAME",
+        action="append",
+        dest="only_nodes",
+        help="retry only this node's jobs (repeatable); the other nodes' unfinished jobs wait, and the run stops "
+        "after the step that held them (exit code 5); jobs of no node run as usual",
     )
     reh = run.add_argument_group("rehearsal (instead of a project file)")
     reh.add_argument(
@@ -409,11 +418,14 @@ def main(argv: list[str] | None = None) -> int:
             if args.rehearse == (args.project is not None):
                 print("error: give a project file or --rehearse (one of them)", file=sys.stderr)
                 return int(ExitCode.INVALID_INPUT)
+            if args.rehearse and args.only_nodes:
+                print("error: --only-node goes with a project file, not with --rehearse", file=sys.stderr)
+                return int(ExitCode.INVALID_INPUT)
             if args.rehearse:
                 return _rehearse(args)
             from wizard.headless import run_headless
 
-            return run_headless(args.project, json_mode=args.json, until=args.until)
+            return run_headless(args.project, json_mode=args.json, until=args.until, only_nodes=args.only_nodes)
         if args.command == "validate":
             return _validate(args.project, args.json)
         if args.command == "secret":

@@ -12,7 +12,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
@@ -157,6 +157,8 @@ class _Printer:
                 self.write(f"  ↷ {who}: already done{self._result(ev.result)}")
             elif ev.status is TaskStatus.CANCELLED:
                 self.write(f"  ■ {who}: cancelled")
+            elif ev.status is TaskStatus.HELD:
+                self.write(f"  ◌ {who}: {(ev.error or {}).get('message', 'not retried in this run')}")
             else:
                 err = ev.error or {}
                 self.write(f"  ✗ {who}: {err.get('title', 'failed')}: {err.get('message', '')}")
@@ -251,8 +253,11 @@ def run_headless(
     paths: AppPaths | None = None,
     secrets: SecretStore | None = None,
     on_event: Callable[[Event], None] | None = None,
+    only_nodes: Iterable[str] | None = None,
 ) -> int:
     """Run the project's steps (``steps``, else the pipeline up to ``until``) with terminal progress or JSON events.
+    ``only_nodes`` retries those nodes only: the others' unfinished jobs are held and the run stops after the step
+    that held them (exit code 5, "incomplete").
 
     First-contact fingerprints are asked on the terminal when there is one (and no JSON); otherwise they are refused
     unless the project pins them. ``on_event`` also sees every engine event (the rehearsal's operator uses it)."""
@@ -313,7 +318,9 @@ def run_headless(
             observer(ev)
 
     run_steps = list(steps) if steps is not None else pipeline(until=until)
-    engine = session.engine(steps=run_steps, progress=progress, cancel=cancel, on_event=on_engine_event)
+    engine = session.engine(
+        steps=run_steps, progress=progress, cancel=cancel, on_event=on_engine_event, only_nodes=only_nodes
+    )
 
     def work() -> None:
         result["code"] = engine.run()
@@ -350,6 +357,8 @@ def run_headless(
             printer.write(summary.read_text(encoding="utf-8").rstrip())
     elif code is ExitCode.CANCELLED:
         printer.write("Cancelled. Run the same command again to resume where it stopped.")
+    elif code is ExitCode.INCOMPLETE and ev is not None and ev.error:
+        printer.write(f"Stopped: {ev.error['title']}.\n{ev.error['message']}.\nNext: {ev.error['remediation']}.")
     elif ev is not None and ev.error:
         printer.write(
             WizardError(

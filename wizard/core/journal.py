@@ -35,6 +35,7 @@ RUN_RUNNING = "running"
 RUN_FINISHED = "finished"
 RUN_FAILED = "failed"
 RUN_CANCELLED = "cancelled"
+RUN_INCOMPLETE = "incomplete"  # a retry of some nodes stopped after the step it held others in
 
 
 def project_id(source: Path | None, name: str) -> str:

@@ -29,6 +29,8 @@ class TaskStatus(StrEnum):
     SKIPPED = "skipped"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    #: Not run: the run was limited to other nodes (a retry of one node); a later run picks it up.
+    HELD = "held"
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,16 @@ class TaskState:
     warning: str = ""
     #: The newest lines of the job's live log (a node's installer log tail), oldest first, secrets masked.
     log: tuple[str, ...] = ()
+    #: How many log lines the task has received in all (``log`` keeps only the newest): a reader that remembers
+    #: the count it last drew appends just the lines after it, without comparing texts.
+    log_total: int = 0
+
+    def log_since(self, seen: int) -> tuple[str, ...]:
+        """The lines received after the first ``seen`` (as many of them as are still kept)."""
+        new = self.log_total - seen
+        if new <= 0:
+            return ()
+        return self.log[-new:] if new < len(self.log) else self.log
 
     @property
     def elapsed(self) -> float | None:
@@ -151,7 +163,7 @@ class Progress:
             t = self._tasks.get(key)
             if t is None:
                 return
-            self._tasks[key] = replace(t, log=(t.log + masked)[-keep:])
+            self._tasks[key] = replace(t, log=(t.log + masked)[-keep:], log_total=t.log_total + len(masked))
             self._version += 1
         self._changed()
 

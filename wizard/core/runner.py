@@ -4,6 +4,11 @@ Jobs of a step run in parallel worker threads. Progress goes to a :class:`~wizar
 readers poll; lifecycle events go to a callback as plain dataclasses (the GUI forwards them through a queued
 signal, the terminal prints them). Every job is recorded in the journal before and after it runs, so a run killed
 anywhere resumes without repeating finished work.
+
+A run may retry some nodes only (``only_nodes``): the pending jobs of other nodes are *held* — not run, not
+journaled — and the run stops cleanly after the first step that held any, because no later step can run on an
+incomplete one. The held nodes keep their journal state for a later run. Check steps (input and preflight kinds) are
+never limited: they touch nothing, and a check step's report waits for every check, so a limited run checks all nodes.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -20,7 +25,7 @@ from typing import Any
 from wizard.core.cancel import CancelToken
 from wizard.core.errors import Cancelled, PreflightBlocked, ProjectInvalid, WizardError
 from wizard.core.jobs import Job, Step, StepContext, StepKind
-from wizard.core.journal import RUN_CANCELLED, RUN_FAILED, RUN_FINISHED
+from wizard.core.journal import RUN_CANCELLED, RUN_FAILED, RUN_FINISHED, RUN_INCOMPLETE
 from wizard.core.problems import Problem
 from wizard.core.progress import Progress, Reporter, TaskStatus
 
@@ -34,6 +39,8 @@ class ExitCode(IntEnum):
     INVALID_INPUT = 2
     PREFLIGHT_BLOCKED = 3
     INSTALL_FAILED = 4
+    #: Only some nodes were retried (``only_nodes``); the others were held back and still need a run.
+    INCOMPLETE = 5
     CANCELLED = 130
 
 
@@ -86,6 +93,10 @@ class StepBlocked:
 class RunFinished:
     exit_code: ExitCode
     error: dict[str, str] | None = None
+    #: The nodes this run was limited to (``only_nodes``), sorted; empty for a run of every node.
+    retried: tuple[str, ...] = ()
+    #: Nodes whose pending jobs were held back because the run was limited to others; they still need a run.
+    held: tuple[str, ...] = ()
 
 
 Event = RunStarted | StepStarted | JobStarted | JobFinished | StepFinished | StepBlocked | RunFinished
@@ -113,13 +124,18 @@ class Engine:
         progress: Progress | None = None,
         cancel: CancelToken | None = None,
         on_event: Callable[[Event], None] | None = None,
+        only_nodes: Iterable[str] | None = None,
     ) -> None:
+        """``only_nodes`` limits the run to those nodes' jobs (plus every job that belongs to no node); None runs
+        every node's."""
         self.ctx = ctx
         self.steps = list(steps)
         self.progress = progress or Progress()
         self.cancel = cancel or CancelToken()
+        self.only_nodes: frozenset[str] | None = frozenset(only_nodes) if only_nodes is not None else None
         self._on_event = on_event
         self._event_lock = threading.Lock()
+        self._held: set[str] = set()
 
     def _emit(self, event: Event) -> None:
         log.debug("event %s", event)
@@ -136,12 +152,17 @@ class Engine:
         start = 0.0
         code = ExitCode.DONE
         error: dict[str, str] | None = None
+        self._held.clear()
         try:
+            self._check_only_nodes()
             for step in self.steps:
                 self.cancel.raise_if_cancelled()
                 span = step.weight / total
                 self._run_step(step, root.child(min(start, 1.0), min(span, 1.0 - min(start, 1.0))))
                 start += span
+                if self._held:
+                    code, error = ExitCode.INCOMPLETE, self._incomplete(step)
+                    break
         except Cancelled:
             code = ExitCode.CANCELLED
         except ProjectInvalid as exc:
@@ -152,12 +173,57 @@ class Engine:
             code, error = ExitCode.INSTALL_FAILED, exc.to_dict()
         finally:
             self.ctx.resources.close()
-        status = {ExitCode.DONE: RUN_FINISHED, ExitCode.CANCELLED: RUN_CANCELLED}.get(code, RUN_FAILED)
-        journal.finish_run(status)
+        statuses = {ExitCode.DONE: RUN_FINISHED, ExitCode.CANCELLED: RUN_CANCELLED, ExitCode.INCOMPLETE: RUN_INCOMPLETE}
+        journal.finish_run(statuses.get(code, RUN_FAILED))
         if code is ExitCode.DONE:
             self.progress.finish("All steps finished")
-        self._emit(RunFinished(code, error))
+        self._emit(RunFinished(code, error, tuple(sorted(self.only_nodes or ())), tuple(sorted(self._held))))
         return code
+
+    def _check_only_nodes(self) -> None:
+        if self.only_nodes is None:
+            return
+        known = {n.name for n in self.ctx.project.nodes}
+        unknown = sorted(self.only_nodes - known)
+        if unknown or not self.only_nodes:
+            raise ProjectInvalid(
+                [
+                    Problem(
+                        "only_nodes",
+                        f"no node named {name!r} in this project (its nodes: {', '.join(sorted(known))})"
+                        if name
+                        else "no node was named to retry",
+                    )
+                    for name in (unknown or [""])
+                ]
+            )
+
+    def _incomplete(self, step: Step) -> dict[str, str]:
+        """What a run limited to some nodes says when it stops because others were held back."""
+        retried = ", ".join(sorted(self.only_nodes or ()))
+        held = ", ".join(sorted(self._held))
+        needs = "needs" if len(self._held) == 1 else "need"
+        return {
+            "title": f"{retried} retried; {held} still {needs} a retry",
+            "message": (
+                f"this run was limited to {retried}; the {step.title.lower()} step is not finished for {held}, so "
+                "the steps after it did not run"
+            ),
+            "details": "",
+            "remediation": f"retry {held} (or every failed node) to go on from the {step.title.lower()} step",
+        }
+
+    def _hold(self, step: Step, job: Job) -> None:
+        """Leaves ``job`` alone in a run limited to other nodes: no journal entry, shown as held."""
+        retried = ", ".join(sorted(self.only_nodes or ()))
+        message = f"not retried in this run (limited to {retried})"
+        self._held.add(job.node)
+        self.progress.set_status(job.id, TaskStatus.HELD, message)
+        self._emit(
+            JobFinished(
+                step.id, job.id, job.name, job.node, TaskStatus.HELD, {"title": "Held back", "message": message}
+            )
+        )
 
     def _run_step(self, step: Step, report: Reporter) -> None:
         ctx = self.ctx
@@ -189,6 +255,8 @@ class Engine:
         weights = sum(j.weight for j in jobs) or 1.0
         reporters = {j.id: report.child(0.0, j.weight / weights, task=j.id) for j in jobs}
         pending: list[Job] = []
+        held: list[Job] = []
+        limited = self.only_nodes is not None and step.kind is StepKind.INSTALL
         for job in jobs:
             if ctx.journal.is_done(job.id, job.fingerprint()):
                 self.progress.set_status(job.id, TaskStatus.SKIPPED, "already done")
@@ -204,6 +272,9 @@ class Engine:
                         ctx.journal.result(job.id),
                     )
                 )
+            elif limited and job.node and job.node not in (self.only_nodes or ()):
+                self._hold(step, job)
+                held.append(job)
             else:
                 pending.append(job)
         failures: list[tuple[Job, BaseException]] = []
@@ -231,9 +302,9 @@ class Engine:
         if cancelled or self.cancel.cancelled:
             self._emit(StepFinished(step.id, False))
             raise Cancelled(self.cancel.reason or "cancelled")
-        if not failures:
+        if not failures and not held:
             report.finish()  # a step without jobs (or with skipped ones) still fills its share of the bar
-        self._emit(StepFinished(step.id, not failures))
+        self._emit(StepFinished(step.id, not failures and not held))
         if failures:
             job, exc = failures[0]
             err = _error_dict(exc)

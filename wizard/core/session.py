@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,6 +56,7 @@ class Session:
         progress: Progress | None = None,
         cancel: CancelToken | None = None,
         on_event: Callable[[Event], None] | None = None,
+        only_nodes: Iterable[str] | None = None,
     ) -> Engine:
         return Engine(
             self.context,
@@ -63,4 +64,5 @@ class Session:
             progress=progress,
             cancel=cancel,
             on_event=on_event,
+            only_nodes=only_nodes,
         )

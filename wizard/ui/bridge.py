@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -121,6 +121,8 @@ class RunController(QObject):
         self._abort_progress: Progress | None = None
         #: The last step of the current (or last) run; None for the whole pipeline.
         self.until: str | None = None
+        #: The nodes the current (or last) run was limited to; None for every node.
+        self.only_nodes: frozenset[str] | None = None
         self._posted.connect(self._dispatch, Qt.ConnectionType.QueuedConnection)
 
     # -- GUI-thread API ------------------------------------------------------------------------------------
@@ -145,10 +147,11 @@ class RunController(QObject):
         """The progress of the current (or last) abort."""
         return self._abort_progress.snapshot() if self._abort_progress is not None else None
 
-    def start(self, project_file: Path, *, until: str | None = None) -> None:
+    def start(self, project_file: Path, *, until: str | None = None, only_nodes: Iterable[str] | None = None) -> None:
         """Run the engine for ``project_file`` in the background, up to and including step ``until`` (all steps
         when None). Every run opens a fresh session, so a retry sees an edited project file, and the journal makes
-        it skip the jobs that already finished."""
+        it skip the jobs that already finished. ``only_nodes`` retries those nodes only: the engine holds the other
+        nodes' unfinished jobs and stops after the step that held them (``RunFinished.held`` names them)."""
         if self.running:
             raise RuntimeError("a run or an abort is already in progress")
         steps = list(self._steps()) if self._steps is not None else None
@@ -161,16 +164,18 @@ class RunController(QObject):
                 raise ValueError(f"no step {until!r} in this run; its steps are {', '.join(ids)}")
             steps = steps[: ids.index(until) + 1]
         self.until = until
+        self.only_nodes = frozenset(only_nodes) if only_nodes is not None else None
         self._progress = Progress()
         self._cancel = CancelToken()
         self._running = True
         self._thread = threading.Thread(
             target=self._work,
-            args=(project_file, self._progress, self._cancel, steps),
+            args=(project_file, self._progress, self._cancel, steps, self.only_nodes),
             name="engine",
             daemon=True,  # a wedged job must not keep the process alive after the window has gone
         )
-        log.info("run of %s starting", project_file)
+        limited = f" for {', '.join(sorted(self.only_nodes))} only" if self.only_nodes is not None else ""
+        log.info("run of %s starting%s", project_file, limited)
         self.running_changed.emit(True)
         self._thread.start()
 
@@ -213,7 +218,14 @@ class RunController(QObject):
             # The window (and this controller with it) is gone; nobody is left to tell.
             log.debug("run update dropped after the window closed: %r", item)
 
-    def _work(self, project_file: Path, progress: Progress, cancel: CancelToken, steps: list[Step] | None) -> None:
+    def _work(
+        self,
+        project_file: Path,
+        progress: Progress,
+        cancel: CancelToken,
+        steps: list[Step] | None,
+        only_nodes: frozenset[str] | None = None,
+    ) -> None:
         ended = threading.Event()
 
         def on_event(ev: Event) -> None:  # called on engine and job threads
@@ -242,6 +254,7 @@ class RunController(QObject):
                 )
             )
             engine = session.engine(steps=steps, progress=progress, cancel=cancel, on_event=on_event)
+            engine.only_nodes = only_nodes
             engine.run()
         except WizardError as exc:
             # Opening the session failed: the project or its journal is unusable, nothing has run.

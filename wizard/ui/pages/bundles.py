@@ -37,6 +37,7 @@ STATUS_TEXT: dict[TaskStatus, str] = {
     TaskStatus.SKIPPED: "✓ Done before",
     TaskStatus.FAILED: "✗ Failed",
     TaskStatus.CANCELLED: "■ Cancelled",
+    TaskStatus.HELD: "◌ Not retried",
 }
 
 

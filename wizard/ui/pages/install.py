@@ -2,14 +2,19 @@
 
 One row per node, showing the node's current job across the node steps (machines, media, boot, install, eject,
 password): which step, what stage the job reports, its progress, how long it has taken and how long it should still
-take. Selecting a node shows its log: every distinct stage message in order, plus the node's own log lines when the
-job publishes them in its progress. Stage changes are announced once each, not every tick.
+take. Selecting a node shows its log: every distinct stage message in order, plus the node's own log lines (its
+installer's journal, then its agent's log) as the job publishes them in its progress. Only the lines added since the
+last tick are appended, so following a long log costs no more than its new lines. Stage changes are announced once
+each, not every tick.
 
-"Retry" reruns the install: the journal skips every job that finished, so only the failed nodes' jobs run again.
+"Retry selected node" reruns the install for the selected node only: the other nodes' unfinished jobs are held (not
+run, not journaled) and the run stops after the step that held them, saying which nodes still need a retry. "Retry
+all failed" reruns the whole install: the journal skips every job that finished, so every failed node runs again.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -31,7 +36,7 @@ from PySide6.QtWidgets import (
 
 from wizard.core.progress import ProgressSnapshot, TaskState, TaskStatus
 from wizard.core.redact import redact
-from wizard.core.runner import RunFinished, StepStarted
+from wizard.core.runner import ExitCode, RunFinished, StepStarted
 from wizard.ui.bridge import RunController
 from wizard.ui.pages.live import BAR_SCALE, LivePage, announce, elapsed_text, eta_text, now_stamp, progress_bar
 from wizard.ui.widgets import button, heading, paragraph
@@ -57,19 +62,23 @@ STATUS_TEXT: dict[TaskStatus, str] = {
     TaskStatus.SKIPPED: "✓ Done before",
     TaskStatus.FAILED: "✗ Failed",
     TaskStatus.CANCELLED: "■ Cancelled",
+    TaskStatus.HELD: "◌ Needs a retry",
 }
+#: A node with a task in one of these still needs a retry.
+NEEDS_RETRY = (TaskStatus.FAILED, TaskStatus.HELD)
 STATUS_COLOUR: dict[TaskStatus, str] = {
     TaskStatus.DONE: "#1d6b22",
     TaskStatus.SKIPPED: "#1d6b22",
     TaskStatus.FAILED: "#a31515",
     TaskStatus.CANCELLED: "#8a5a00",
+    TaskStatus.HELD: "#8a5a00",
 }
 LOG_LINES = 400
 
 
 def current_task(tasks: Sequence[TaskState]) -> TaskState | None:
-    """The task that says where a node is: a failed or running one, else the latest step's that has started."""
-    for wanted in (TaskStatus.FAILED, TaskStatus.RUNNING):
+    """The task that says where a node is: a failed, running or held one, else the latest step's that has started."""
+    for wanted in (TaskStatus.FAILED, TaskStatus.RUNNING, TaskStatus.HELD):
         for t in tasks:
             if t.status is wanted:
                 return t
@@ -89,9 +98,15 @@ class InstallPage(LivePage):
         self.project_file: Path | None = None
         self.nodes: list[str] = []
         self._rows: dict[str, int] = {}
-        self._logs: dict[str, list[str]] = {}
+        # Each node's log (newest LOG_LINES) and how many lines it has received in all; the widget shows one node's
+        # and remembers up to which count, so a tick appends only what came since.
+        self._logs: dict[str, deque[str]] = {}
+        self._log_count: dict[str, int] = {}
+        self._shown: tuple[str | None, int] = (None, 0)
+        self._published: dict[str, int] = {}  # task key -> how many of its published log lines were taken
         self._last_message: dict[str, str] = {}
         self._stage: dict[str, str] = {}
+        #: Nodes that still need a retry: a job failed, or a run limited to other nodes held it back.
         self.failed_nodes: set[str] = set()
 
         self.announcer = QLabel("", self)
@@ -114,7 +129,7 @@ class InstallPage(LivePage):
         header.resizeSection(COL_PROGRESS, 140)
         header.setSectionResizeMode(COL_STAGE, QHeaderView.ResizeMode.Stretch)
         self.table.setMinimumHeight(120)
-        self.table.itemSelectionChanged.connect(self._show_log)
+        self.table.itemSelectionChanged.connect(self._selection_changed)
 
         self.log_title = QLabel(tr("Log"), self)
         self.log = QPlainTextEdit(self)
@@ -124,11 +139,16 @@ class InstallPage(LivePage):
         self.log.setPlaceholderText(tr("Select a node to follow its log."))
         self.log.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
 
-        self.retry_button = button(tr("&Retry failed node"), tr("Retry the failed node"), self)
+        self.retry_button = button(tr("&Retry selected node"), tr("Retry the selected failed node"), self)
         self.retry_button.setToolTip(
-            tr("Run the install again; finished jobs are skipped, so only the failed node's jobs run")
+            tr("Run the install again for the selected node only; the other nodes wait for a later retry")
         )
         self.retry_button.clicked.connect(self.retry)
+        self.retry_all_button = button(tr("Retry &all failed"), tr("Retry every failed node"), self)
+        self.retry_all_button.setToolTip(
+            tr("Run the install again; finished jobs are skipped, so every failed node's jobs run again")
+        )
+        self.retry_all_button.clicked.connect(self.retry_all)
         self.cancel_button = button(tr("Cancel r&un"), tr("Cancel the install run"), self)
         self.cancel_button.clicked.connect(self._cancel)
 
@@ -147,6 +167,7 @@ class InstallPage(LivePage):
         buttons = QHBoxLayout()
         buttons.addWidget(self.announcer, 1)
         buttons.addWidget(self.retry_button)
+        buttons.addWidget(self.retry_all_button)
         buttons.addWidget(self.cancel_button)
 
         layout = QVBoxLayout(self)
@@ -183,6 +204,9 @@ class InstallPage(LivePage):
         self.table.setRowCount(0)
         self._rows.clear()
         self._logs.clear()
+        self._log_count.clear()
+        self._published.clear()
+        self._shown = (None, 0)
         self._last_message.clear()
         self._stage.clear()
         self.failed_nodes.clear()
@@ -193,7 +217,13 @@ class InstallPage(LivePage):
 
     def _update_buttons(self) -> None:
         running = self.controller.running
-        self.retry_button.setEnabled(not running and self.project_file is not None and bool(self.failed_nodes))
+        can = not running and self.project_file is not None
+        selected = self.selected_node()
+        self.retry_button.setEnabled(can and selected in self.failed_nodes)
+        self.retry_button.setAccessibleName(
+            self.tr("Retry {node}").format(node=selected) if selected else self.tr("Retry the selected failed node")
+        )
+        self.retry_all_button.setEnabled(can and bool(self.failed_nodes))
         self.cancel_button.setEnabled(running and not self.controller.cancelling)
 
     # -- drawing -------------------------------------------------------------------------------------------
@@ -254,7 +284,7 @@ class InstallPage(LivePage):
             if status is not None:
                 colour = STATUS_COLOUR.get(task.status)
                 status.setForeground(QBrush(QColor(colour)) if colour else QBrush())
-            if any(t.status is TaskStatus.FAILED for t in tasks):
+            if any(t.status in NEEDS_RETRY for t in tasks):
                 self.failed_nodes.add(node)
             else:
                 self.failed_nodes.discard(node)
@@ -267,18 +297,24 @@ class InstallPage(LivePage):
         self._update_buttons()
 
     def _log_task(self, node: str, t: TaskState) -> None:
-        """Adds the task's new message (and any log lines its job publishes) to the node's log."""
-        lines = self._logs.setdefault(node, [])
+        """Adds the task's new message, and the log lines its job published since the last tick, to the node's log."""
+        new: list[str] = []
         key = f"{node}/{t.key}"
         if t.message and self._last_message.get(key) != t.message:
             self._last_message[key] = t.message
-            lines.append(f"{now_stamp()}  [{STEP_TITLES.get(t.step, t.step)}] {redact(t.message)}")
-        published = getattr(t, "log", None)  # jobs that stream their node's log lines publish them here
-        if isinstance(published, (tuple, list)):
-            seen = set(lines)
-            lines.extend(f"    {redact(str(line))}" for line in published if f"    {redact(str(line))}" not in seen)
-        if len(lines) > LOG_LINES:
-            del lines[: len(lines) - LOG_LINES]
+            new.append(f"{now_stamp()}  [{STEP_TITLES.get(t.step, t.step)}] {redact(t.message)}")
+        taken = self._published.get(t.key, 0)
+        if t.log_total != taken:
+            # Progress masks secrets already; the page masks again because it must never rely on a writer for that.
+            new.extend(f"    {redact(line)}" for line in t.log_since(taken))
+            self._published[t.key] = t.log_total
+        if new:
+            self._logs.setdefault(node, deque(maxlen=LOG_LINES)).extend(new)
+            self._log_count[node] = self._log_count.get(node, 0) + len(new)
+
+    def log_lines(self, node: str) -> list[str]:
+        """The node's log as the page keeps it (the newest lines)."""
+        return list(self._logs.get(node, ()))
 
     def _stage_changed(self, node: str, stage: str, task: TaskState) -> None:
         if self._stage.get(node) == stage:
@@ -302,16 +338,30 @@ class InstallPage(LivePage):
                 return node
         return None
 
+    def _selection_changed(self) -> None:
+        self._show_log()
+        self._update_buttons()  # "Retry selected node" follows the selection
+
     def _show_log(self) -> None:
+        """Shows the selected node's log: all of it when the selection changed, else only the lines added since."""
         node = self.selected_node()
-        self.log_title.setText(self.tr("Log of {node}").format(node=node) if node else self.tr("Log"))
-        lines = self._logs.get(node or "", [])
-        text = "\n".join(lines)
-        if self.log.toPlainText() != text:
-            at_end = self.log.verticalScrollBar().value() == self.log.verticalScrollBar().maximum()
-            self.log.setPlainText(text)
-            if at_end:
-                self.log.verticalScrollBar().setValue(self.log.verticalScrollBar().maximum())
+        count = self._log_count.get(node or "", 0)
+        shown_node, shown = self._shown
+        if node == shown_node and count == shown:
+            return
+        lines = self._logs.get(node or "", deque())
+        bar = self.log.verticalScrollBar()
+        at_end = bar.value() == bar.maximum()
+        if node != shown_node or count < shown:
+            self.log_title.setText(self.tr("Log of {node}").format(node=node) if node else self.tr("Log"))
+            self.log.setPlainText("\n".join(lines))
+            at_end = True  # a node just selected shows its newest lines
+        else:
+            new = min(count - shown, len(lines))
+            self.log.appendPlainText("\n".join(list(lines)[-new:]))
+        self._shown = (node, count)
+        if at_end:
+            bar.setValue(bar.maximum())
 
     # -- runs ----------------------------------------------------------------------------------------------
     def event_received(self, ev: object) -> None:
@@ -320,10 +370,22 @@ class InstallPage(LivePage):
                 if node:
                     self._row(node)
 
+    def run_started(self) -> None:
+        # Every run has a fresh progress whose tasks count their log lines from zero again.
+        self._published.clear()
+
     def running_changed(self, running: bool) -> None:
         self._update_buttons()
 
     def run_finished(self, ev: RunFinished) -> None:
+        if ev.held:
+            retried, held = ", ".join(ev.retried), ", ".join(ev.held)
+            if ev.exit_code is ExitCode.INCOMPLETE:
+                text = self.tr("{retried} retried; {held} still {needs} a retry")
+            else:
+                text = self.tr("{retried} failed again; {held} still {needs} a retry")
+            needs = self.tr("needs") if len(ev.held) == 1 else self.tr("need")
+            announce(self.announcer, text.format(retried=retried, held=held, needs=needs))
         self._update_buttons()
 
     def _cancel(self) -> None:
@@ -331,6 +393,16 @@ class InstallPage(LivePage):
         self._update_buttons()
 
     def retry(self) -> None:
+        """Retry the selected node only (it must need a retry); the other nodes wait for a later retry."""
+        node = self.selected_node()
+        if self.project_file is None or self.controller.running or node not in self.failed_nodes:
+            return
+        assert node is not None
+        announce(self.announcer, self.tr("Retrying {node}…").format(node=node))
+        self.controller.start(self.project_file, only_nodes=frozenset({node}))
+
+    def retry_all(self) -> None:
+        """Rerun the whole install: every node that needs a retry runs again, finished jobs are skipped."""
         if self.project_file is not None and not self.controller.running and self.failed_nodes:
             nodes = ", ".join(sorted(self.failed_nodes))
             announce(self.announcer, self.tr("Retrying {nodes}…").format(nodes=nodes))

@@ -59,12 +59,14 @@ STATUS_TEXT: dict[TaskStatus, str] = {
     TaskStatus.SKIPPED: "↷ Skipped",
     TaskStatus.FAILED: "✗ Failed",
     TaskStatus.CANCELLED: "■ Cancelled",
+    TaskStatus.HELD: "◌ Not retried",
 }
 STATUS_COLOUR: dict[TaskStatus, str] = {
     TaskStatus.DONE: "#1d6b22",
     TaskStatus.SKIPPED: "#1d6b22",
     TaskStatus.FAILED: "#a31515",
     TaskStatus.CANCELLED: "#8a5a00",
+    TaskStatus.HELD: "#8a5a00",
 }
 
 
@@ -90,6 +92,8 @@ def describe(ev: object) -> str | None:
             return f"  ↷ {who}: already done"
         if ev.status is TaskStatus.CANCELLED:
             return f"  ■ {who}: cancelled"
+        if ev.status is TaskStatus.HELD:
+            return f"  ◌ {who}: {(ev.error or {}).get('message', 'not retried in this run')}"
         err = ev.error or {}
         return f"  ✗ {who}: {err.get('title', 'failed')}: {err.get('message', '')}"
     if isinstance(ev, StepBlocked):
@@ -99,8 +103,19 @@ def describe(ev: object) -> str | None:
     if isinstance(ev, StepFinished):
         return None
     if isinstance(ev, RunFinished):
-        return f"Run ended: {ev.exit_code.name.lower().replace('_', ' ')} (exit code {int(ev.exit_code)})"
+        ended = f"Run ended: {ev.exit_code.name.lower().replace('_', ' ')} (exit code {int(ev.exit_code)})"
+        if ev.held:
+            ended += f"; {held_text(ev)}"
+        return ended
     return None
+
+
+def held_text(ev: RunFinished) -> str:
+    """What a run limited to some nodes says about the others: "node-2 retried; node-3 still needs a retry"."""
+    needs = "needs" if len(ev.held) == 1 else "need"
+    retried = ", ".join(ev.retried)
+    done = "retried" if ev.exit_code is ExitCode.INCOMPLETE else "failed again"
+    return f"{retried} {done}; {', '.join(ev.held)} still {needs} a retry"
 
 
 def _bar(name: str, parent: QWidget | None = None) -> QProgressBar:
@@ -507,6 +522,14 @@ class RunPage(WizardPage):
                 f"✓ Every step up to {until} finished; press Start to go on." if until else "✓ Every step finished.",
                 Tone.SUCCESS,
             )
+        elif ev.exit_code is ExitCode.INCOMPLETE:
+            # Not a failure: the run did what it was asked (retry some nodes) and stopped where the others wait.
+            self.overall_label.setText(f"Stopped after {took}: {held_text(ev)}.")
+            self.outcome.show_text(
+                f"⚠ {held_text(ev)}. Retry them on the Install page, or press Start to retry every failed node; "
+                "finished jobs are not repeated.",
+                Tone.WARNING,
+            )
         elif ev.exit_code is ExitCode.CANCELLED:
             self.overall_label.setText(f"Cancelled after {took}.")
             self.outcome.show_text(
@@ -515,5 +538,7 @@ class RunPage(WizardPage):
         else:
             self.overall_label.setText(f"Stopped after {took} (exit code {int(ev.exit_code)}).")
             self.error_panel.show_error(self._error_for(ev))
+            if ev.held:
+                self.outcome.show_text(f"⚠ {held_text(ev)}.", Tone.WARNING)
         self._update_buttons()
         self.changed.emit()
