@@ -14,6 +14,9 @@ not boot, which is a different fix from an install that hangs).
 A dropped session is not a reboot: only a node that stops accepting connections after its install finished, or a
 new boot id, counts as one, so a flaky network between the jump host and the node does not move the stages.
 
+Each poll's log lines that no earlier poll saw (the reads overlap: each is the log's last lines) go to the job's live
+log through ``Reporter.log``, so the GUI can follow a node's installer and agent logs as they are written.
+
 Time comes from an injectable ``clock`` (stage timestamps and budgets) while waits between polls go through the
 :class:`~wizard.core.cancel.CancelToken`, so tests run the whole lifecycle in seconds and cancelling is prompt.
 Each monitor owns its SSH client and state; several run in parallel as separate jobs, sharing only the (locked)
@@ -26,7 +29,7 @@ import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -139,6 +142,20 @@ class StageEvent:
         return {"stage": self.stage.value, "at": self.at, "note": self.note}
 
 
+def new_lines(previous: Sequence[str], lines: Sequence[str]) -> list[str]:
+    """The lines of ``lines`` that follow ``previous``: both are tails of one growing log, so the new read starts
+    with the longest suffix of the previous one it repeats. Without any overlap (the log restarted with a new boot,
+    or more lines came than one read returns) every line is new. Comparisons happen only where the new read's first
+    line occurs in the previous one, so a poll costs about one pass over a bounded tail."""
+    if not previous or not lines:
+        return list(lines)
+    first, n = lines[0], len(previous)
+    for start in range(max(0, n - len(lines)), n):  # the longest overlap first
+        if previous[start] == first and all(previous[start + i] == lines[i] for i in range(1, n - start)):
+            return list(lines[n - start :])
+    return list(lines)
+
+
 class InstallMonitor(Job):
     """A job that follows one node from power-on to a ready Local UI; returns the stage history as facts."""
 
@@ -213,6 +230,8 @@ class InstallMonitor(Job):
         self._lock = threading.Lock()
         self._history: list[StageEvent] = []
         self._tail: deque[str] = deque(maxlen=self.poll.tail_lines)
+        # The last lines each log command returned, to tell the new ones apart in the next (overlapping) read.
+        self._last_read: dict[str, tuple[str, ...]] = {}
         self._warnings: list[str] = []
         self._warned: set[str] = set()
         self._install_fraction = 0.0
@@ -514,11 +533,15 @@ class InstallMonitor(Job):
         return False
 
     def _read_lines(self, command: str) -> list[str]:
+        """The log's last lines; the ones no earlier poll of the same log saw go to the tail and the job's live log."""
         result = self._client.run(command)
         lines = result.stdout.splitlines() if result.ok else []
         with self._lock:
-            known = set(self._tail)
-            self._tail.extend(line for line in lines if line not in known)
+            new = new_lines(self._last_read.get(command, ()), lines)
+            self._last_read[command] = tuple(lines)
+            self._tail.extend(new)
+        if new and self._report is not None:
+            self._report.log(new)
         return lines
 
     def _local_ui_answers(self) -> bool:
