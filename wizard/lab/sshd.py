@@ -83,7 +83,10 @@ class NodeShell:
         except ValueError as exc:
             return 2, "", f"bash: syntax error: {exc}\n"
         while argv and argv[0] == "sudo":  # accounts on the appliance may sudo without a password
-            argv = [a for a in argv[1:] if a not in ("-n", "--non-interactive")] if len(argv) > 1 else []
+            # Only sudo's own options go (those before the command): `sudo -n tail -n 200 …` keeps tail's -n.
+            argv = argv[1:]
+            while argv and argv[0] in ("-n", "--non-interactive"):
+                argv = argv[1:]
         if not argv:
             return 0, "", ""
         handler = getattr(self, "_cmd_" + argv[0].replace("-", "_"), None) or self.extra.get(argv[0])
