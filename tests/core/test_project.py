@@ -425,3 +425,15 @@ def test_pack_bundles_need_distinct_names_and_the_console(tmp_path: Path) -> Non
     assert any(s.startswith("files.pack_bundles[1]:") and "same file name" in s for s in problems_of(doc, tmp_path))
     alone = parse_project(base_doc(files={"pack_bundles": ["a/ubuntu.zst"], "public_key": key.name}), base=tmp_path)
     assert any(w.path == "files.pack_bundles" and "not uploaded" in w.message for w in alone.warnings)
+
+
+def test_maas_filters_round_trip(tmp_path: Path) -> None:
+    (tmp_path / "appliance.iso").write_bytes(b"iso")
+    maas = {"url": "http://maas:5240/MAAS", "api_key": {"secret": "maas"}, "tags": ["palette"], "zone": "rack-1"}
+    doc = base_doc(provider={"type": "maas", "maas": maas}, files={"iso": "appliance.iso"})
+    for i, n in enumerate(doc["nodes"]):
+        n["maas"] = f"abc{i}de"
+    first = parse_project(doc, base=tmp_path).project
+    written = project_to_dict(first, tmp_path)["provider"]["maas"]
+    assert written["tags"] == ["palette"] and written["zone"] == "rack-1" and "pool" not in written
+    assert parse_project({**doc, "provider": {"type": "maas", "maas": written}}, base=tmp_path).project == first

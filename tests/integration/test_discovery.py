@@ -234,8 +234,8 @@ def maas() -> Iterator[tuple[MaasState, MaasServer, str]]:
         yield state, server, admin.api_key
 
 
-def _maas_provider(url: str) -> Provider:
-    doc = {"provider": {"type": "maas", "maas": {"url": url, "api_key": {"secret": "maas-key"}}}}
+def _maas_provider(url: str, **filters: object) -> Provider:
+    doc = {"provider": {"type": "maas", "maas": {"url": url, "api_key": {"secret": "maas-key"}, **filters}}}
     return provider_settings(doc)
 
 
@@ -257,6 +257,38 @@ def test_maas_lists_the_machines_with_why_each_cannot_be_used(
     assert not by_id["abc4de"].usable and "needs 8 CPUs" in by_id["abc4de"].why_not
     assert not by_id["abc5de"].usable and "commission it" in by_id["abc5de"].why_not
     assert {c.key for c in found.usable} == {"abc1de", "abc3de"}
+
+
+@pytest.mark.maas
+def test_maas_lists_only_the_machines_the_projects_filters_match(
+    maas: tuple[MaasState, MaasServer, str], trust: TrustStore
+) -> None:
+    state, server, key = maas
+    state.machine("abc1de").tags = ["palette", "gpu"]
+    state.machine("abc3de").tags = ["palette"]
+    secrets = _secrets(**{"maas-key": key})
+
+    def keys(**filters: object) -> set[str]:
+        found = discover(_maas_provider(server.url, **filters), secrets, trust, None, CancelToken())
+        return {c.key for c in found.candidates}
+
+    assert keys(pool="palette") == {"abc1de", "abc2de", "abc3de"}
+    assert keys(pool="palette", zone="rack-3") == {"abc3de"}
+    assert keys(tags=["palette"]) == {"abc1de", "abc3de"}
+    assert keys(tags=["palette", "gpu"]) == {"abc1de"}
+    assert keys(tags="gpu", zone="rack-2") == set()
+
+
+def test_maas_filters_are_checked_and_kept() -> None:
+    with pytest.raises(WizardError) as err:
+        _maas_provider("http://maas:5240/MAAS", tags=["rack 1"])
+    assert "provider.maas.tags[0]" in err.value.details and "not a MAAS tag name" in err.value.details
+    provider = _maas_provider("http://maas:5240/MAAS", tags=["a", "b"], pool="p", zone="z")
+    assert (
+        provider.maas is not None
+        and provider.maas.tags == ("a", "b")
+        and (provider.maas.pool, provider.maas.zone) == ("p", "z")
+    )
 
 
 @pytest.mark.maas

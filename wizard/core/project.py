@@ -114,6 +114,10 @@ class MaasSettings:
     url: str
     api_key: SecretRef
     tls_fingerprint: str = ""
+    # Which machines the Nodes page's Discover lists (MAAS's own filters; all must match). Empty: every machine.
+    tags: tuple[str, ...] = ()
+    pool: str = ""
+    zone: str = ""
 
 
 @dataclass(frozen=True)
@@ -700,7 +704,7 @@ def _read_maas(r: _Reader, raw: object) -> MaasSettings | None:
     if raw is None:
         r.error(path, "is required when provider.type is maas", "add the MAAS url and api_key")
         return None
-    m = r.mapping(raw, path, ("url", "api_key", "tls_fingerprint"))
+    m = r.mapping(raw, path, ("url", "api_key", "tls_fingerprint", "tags", "pool", "zone"))
     if m is None:
         return None
     url = r.text(m, "url", path, required=True)
@@ -710,9 +714,14 @@ def _read_maas(r: _Reader, raw: object) -> MaasSettings | None:
             r.error(f"{path}.url", why, "for example http://maas.example.com:5240/MAAS")
     key = r.secret(m, "api_key", path, required=True)
     fingerprint = _read_fingerprint(r, m, path)
+    tags = r.text_list(m, "tags", path)
+    for i, tag in enumerate(tags):
+        if not tag.strip() or any(c.isspace() or c == "," for c in tag):
+            r.error(f"{path}.tags[{i}]", f"{tag!r} is not a MAAS tag name", "one tag per entry, no spaces or commas")
+    pool, zone = r.text(m, "pool", path), r.text(m, "zone", path)
     if key is None:
         return None
-    return MaasSettings(url=url, api_key=key, tls_fingerprint=fingerprint)
+    return MaasSettings(url=url, api_key=key, tls_fingerprint=fingerprint, tags=tags, pool=pool, zone=zone)
 
 
 _NODE_FIELDS = (
@@ -1567,6 +1576,11 @@ def project_to_dict(project: Project, base: Path | None = None) -> dict[str, Any
             "api_key": p.maas.api_key.to_dict(),
             "tls_fingerprint": p.maas.tls_fingerprint,
         }
+        if p.maas.tags:
+            provider["maas"]["tags"] = list(p.maas.tags)
+        for key in ("pool", "zone"):
+            if getattr(p.maas, key):
+                provider["maas"][key] = getattr(p.maas, key)
     nodes = []
     for n in project.nodes:
         nd: dict[str, Any] = {"name": n.name, "hostname": n.hostname, "address_mode": n.address_mode.value}

@@ -245,8 +245,8 @@ def discover_maas(
     cancel.raise_if_cancelled()
     with MaasClient(settings.url, api_key, verify=verify, timeout=timeout, cancel=cancel) as client:
         me = client.whoami().username
-        # The project has no MAAS tag, pool or zone setting to narrow the list: every machine the user can see.
-        machines = client.machines()
+        # The project's tags, pool and zone narrow the list the way MAAS filters it (all must match).
+        machines = client.machines(tags=settings.tags, pool=settings.pool, zone=settings.zone)
     candidates: list[Candidate] = []
     for m in sorted(machines, key=lambda m: (m.hostname, m.system_id)):
         memory_gib = m.memory_mib / 1024

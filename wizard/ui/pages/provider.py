@@ -222,10 +222,26 @@ class ProviderPage(InputPage):
         self.add_field(
             form, tr("TLS fingerprint"), (*base, "tls_fingerprint"), placeholder=_FINGERPRINT_HINT, mnemonics=mn
         )
+        narrow = tr("Narrows what Discover on the Nodes page lists; empty lists every machine you can see.")
+        self.add_field(
+            form,
+            tr("Machine tags"),
+            (*base, "tags"),
+            kind=Kind.LIST,
+            placeholder=tr("palette, appliance (all must match)"),
+            mnemonics=mn,
+            help_text=narrow,
+        )
+        for label, key in ((tr("Resource pool"), "pool"), (tr("Zone"), "zone")):
+            self.add_field(form, label, (*base, key), placeholder="default", mnemonics=mn, help_text=narrow)
         layout = QVBoxLayout(panel)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(box)
-        layout.addWidget(paragraph(tr("Each node's MAAS system id or host name is entered on the Nodes page."), panel))
+        layout.addWidget(
+            paragraph(
+                tr("Each node's MAAS system id or host name is entered (or discovered) on the Nodes page."), panel
+            )
+        )
         return panel
 
     def _manual_panel(self) -> QWidget:
