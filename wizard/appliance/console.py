@@ -13,7 +13,6 @@ worker thread; a client is thread-confined.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import ssl
 import time
@@ -25,16 +24,14 @@ import httpx
 
 from wizard.core.cancel import CancelToken
 from wizard.core.errors import WizardError
-from wizard.core.http import AnswerDeadline, retry_after
+from wizard.core.http import AnswerDeadline, error_code, error_message, retry_after
 from wizard.core.jobs import Job
 from wizard.core.progress import Reporter
 from wizard.core.trust import (
     Confirm,
-    TrustChanged,
     TrustKind,
-    TrustRequest,
     TrustStore,
-    fetch_certificate,
+    certificate_changed,
     is_certificate_change,
     system_or_pinned_tls_context,
 )
@@ -179,9 +176,9 @@ class ConsoleClient:
         if r.status_code in (401, 403):
             raise ConsoleLoginFailed(
                 "System console login failed",
-                f"{self.where} refused the password of {self.username!r}: {_message(r)}",
+                f"{self.where} refused the password of {self.username!r}: {error_message(r)}",
                 status=r.status_code,
-                code=_code(r),
+                code=error_code(r),
                 remediation=(
                     "a fresh install accepts admin/admin once; after the first login the password is the one in "
                     "console.password — store the current one under that keyring name"
@@ -206,9 +203,9 @@ class ConsoleClient:
         if r.status_code == 400:
             raise ConsoleError(
                 "New console password refused",
-                f"{self.where}: {_message(r)}",
+                f"{self.where}: {error_message(r)}",
                 status=400,
-                code=_code(r),
+                code=error_code(r),
                 remediation="store a stronger password (and a valid console.email), then run again",
             )
         self._password = new_password
@@ -225,10 +222,7 @@ class ConsoleClient:
 
     def _transport_error(self, exc: httpx.TransportError) -> WizardError:
         if is_certificate_change(exc):
-            presented = "unknown"
-            with contextlib.suppress(WizardError):  # only to show both values; the change is the error
-                presented = fetch_certificate(self.host, self.port, timeout=5.0).fingerprint
-            return TrustChanged(TrustRequest(TrustKind.TLS, self.host, self.port, presented, self._pinned or "unknown"))
+            return certificate_changed(self.host, self.port, self._pinned or "")
         what = "did not answer in time" if isinstance(exc, httpx.TimeoutException) else f"cannot be reached ({exc})"
         return ConsoleUnreachable(
             "System console unreachable",
@@ -269,12 +263,12 @@ class ConsoleClient:
                 continue
             if r.status_code in ok or r.status_code == 400:
                 return r
-            if r.status_code == 403 and _code(r) == "PasswordResetRequired" and not reset_allowed:
+            if r.status_code == 403 and error_code(r) == "PasswordResetRequired" and not reset_allowed:
                 raise ConsoleError(
                     "Console password not changed yet",
                     f"{self.where} insists on the first-login password change before {method} {path}",
                     status=403,
-                    code=_code(r),
+                    code=error_code(r),
                     remediation="run the console step first (it changes the admin password)",
                 )
             raise self.http_error(r, f"{method} {path}")
@@ -286,24 +280,24 @@ class ConsoleClient:
             time.sleep(seconds)
 
     def http_error(self, r: httpx.Response, what: str) -> ConsoleError:
-        message = _message(r)
+        message = error_message(r)
         if r.status_code in (502, 503, 504):
             return ConsoleUnreachable(
                 "Palette not available",
                 f"{self.where} answered {r.status_code} to {what}: {message}",
                 status=r.status_code,
-                code=_code(r),
+                code=error_code(r),
                 remediation="Palette starts a few minutes after the cluster is Running; wait and retry",
             )
         if r.status_code == 401:
             return ConsoleLoginFailed(
-                "System console session refused", f"{self.where}: {message}", status=401, code=_code(r)
+                "System console session refused", f"{self.where}: {message}", status=401, code=error_code(r)
             )
         return ConsoleError(
             "System console refused the request",
             f"{self.where} failed to {what}: {message}",
             status=r.status_code,
-            code=_code(r),
+            code=error_code(r),
             remediation="retry; if it keeps failing, check the system console in a browser"
             if r.status_code >= 500
             else "",
@@ -346,9 +340,9 @@ class ConsoleClient:
         if r.status_code == 400:
             raise ActivationKeyRejected(
                 "Activation key rejected",
-                f"{self.where}: {_message(r)}",
+                f"{self.where}: {error_message(r)}",
                 status=400,
-                code=_code(r),
+                code=error_code(r),
                 remediation=(
                     "keys are single-use and issued for this install's Product Setup ID: check the key from Spectro "
                     "Cloud support, store the right one under activation.key and run again (or defer activation)"
@@ -427,26 +421,6 @@ def _sync(data: Mapping[str, Any]) -> RegistrySync:
         total=count("totalPacks"),
         synced=count("syncedPacks"),
     )
-
-
-def _message(r: httpx.Response) -> str:
-    try:
-        data = r.json()
-    except ValueError:
-        data = None
-    if isinstance(data, dict) and data.get("message"):
-        return str(data["message"])
-    if isinstance(data, str) and data:
-        return data
-    return f"HTTP {r.status_code} {r.reason_phrase}".strip()
-
-
-def _code(r: httpx.Response) -> str:
-    try:
-        data = r.json()
-    except ValueError:
-        return ""
-    return str(data.get("code") or "") if isinstance(data, dict) else ""
 
 
 # -- Opening clients from plain values ------------------------------------------------------------------------------

@@ -10,7 +10,6 @@ is a :class:`~wizard.core.trust.TrustChanged`. Every method is synchronous and m
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import ssl
 import time
@@ -22,14 +21,12 @@ import httpx
 
 from wizard.core.cancel import CancelToken
 from wizard.core.errors import WizardError
-from wizard.core.http import AnswerDeadline, retry_after
+from wizard.core.http import AnswerDeadline, error_code, error_message, retry_after
 from wizard.core.trust import (
     Confirm,
-    TrustChanged,
     TrustKind,
-    TrustRequest,
     TrustStore,
-    fetch_certificate,
+    certificate_changed,
     is_certificate_change,
     trusted_tls_context,
 )
@@ -265,7 +262,7 @@ class LocalUIClient:
         if r.status_code == 429:
             raise LocalUILoginFailed(
                 "Local UI login throttled",
-                f"{self.where}: {_message(r)}",
+                f"{self.where}: {error_message(r)}",
                 status=429,
                 remediation="too many failed logins: wait as asked (a lock lasts 15 minutes), then retry",
             )
@@ -321,10 +318,7 @@ class LocalUIClient:
 
     def _transport_error(self, exc: httpx.TransportError) -> WizardError:
         if is_certificate_change(exc):
-            presented = "unknown"
-            with contextlib.suppress(WizardError):  # only to show both values; the change is the error
-                presented = fetch_certificate(self.host, self.port, timeout=5.0).fingerprint
-            return TrustChanged(TrustRequest(TrustKind.TLS, self.host, self.port, presented, self._pinned or "unknown"))
+            return certificate_changed(self.host, self.port, self._pinned or "")
         if isinstance(exc, httpx.TimeoutException):
             what = "did not answer in time"
         elif isinstance(exc, httpx.ConnectError):
@@ -384,17 +378,19 @@ class LocalUIClient:
             time.sleep(seconds)
 
     def http_error(self, r: httpx.Response, what: str) -> LocalUIError:
-        message = _message(r)
+        message = error_message(r)
         if r.status_code >= 500:
             return LocalUIServerError(
                 "Local UI error",
                 f"{self.where} failed to {what}: {message}",
                 status=r.status_code,
-                code=_code(r),
+                code=error_code(r),
                 remediation="retry; if it keeps failing, download the node's logs from its Local UI",
             )
         if r.status_code == 401:
-            return LocalUILoginFailed("Local UI session refused", f"{self.where}: {message}", status=401, code=_code(r))
+            return LocalUILoginFailed(
+                "Local UI session refused", f"{self.where}: {message}", status=401, code=error_code(r)
+            )
         if 300 <= r.status_code < 400:
             # Redirects are not followed (a loop would never end, and a token must not go elsewhere).
             return LocalUIError(
@@ -405,7 +401,7 @@ class LocalUIClient:
                 "or a proxy may be answering there)",
             )
         return LocalUIError(
-            "Local UI refused the request", f"{self.where}: {message}", status=r.status_code, code=_code(r)
+            "Local UI refused the request", f"{self.where}: {message}", status=r.status_code, code=error_code(r)
         )
 
     def _json(self, r: httpx.Response, what: str) -> dict[str, Any]:
@@ -582,27 +578,6 @@ def _link_status(data: Mapping[str, Any]) -> LinkStatus:
             )
         )
     return LinkStatus(str(data.get("status") or ""), tuple(peers), str(data.get("errorMessage") or ""))
-
-
-def _message(r: httpx.Response) -> str:
-    """The server's own words: v1Error.message, an apiError string, or the status line."""
-    try:
-        data = r.json()
-    except ValueError:
-        data = None
-    if isinstance(data, dict) and data.get("message"):
-        return str(data["message"])
-    if isinstance(data, str) and data:
-        return data
-    return f"HTTP {r.status_code} {r.reason_phrase}".strip()
-
-
-def _code(r: httpx.Response) -> str:
-    try:
-        data = r.json()
-    except ValueError:
-        return ""
-    return str(data.get("code") or "") if isinstance(data, dict) else ""
 
 
 # -- Opening clients from plain values ------------------------------------------------------------------------------

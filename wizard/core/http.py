@@ -1,5 +1,6 @@
-"""What every HTTP client of the wizard shares: a bound on a whole answer (:class:`AnswerDeadline`) and how long a
-busy server asks to be left alone (:func:`retry_after`)."""
+"""What every HTTP client of the wizard shares: a bound on a whole answer (:class:`AnswerDeadline`), how long a
+busy server asks to be left alone (:func:`retry_after`), and a refusal in the server's own words
+(:func:`error_message`, :func:`error_code`)."""
 
 from __future__ import annotations
 
@@ -76,3 +77,27 @@ def retry_after(response: httpx.Response, default: float, cap: float = 60.0) -> 
         except (TypeError, ValueError):
             wait = default
     return min(max(wait, 0.0), cap)
+
+
+# -- A refusal in the server's own words --------------------------------------------------------------------------
+def error_message(r: httpx.Response) -> str:
+    """The server's own words: a JSON ``message`` (the Local UI's v1Error, Palette's errors), a bare JSON string,
+    else the status line."""
+    try:
+        data = r.json()
+    except ValueError:
+        data = None
+    if isinstance(data, dict) and data.get("message"):
+        return str(data["message"])
+    if isinstance(data, str) and data:
+        return data
+    return f"HTTP {r.status_code} {r.reason_phrase}".strip()
+
+
+def error_code(r: httpx.Response) -> str:
+    """A JSON error body's ``code`` (e.g. ``PasswordResetRequired``), or ""."""
+    try:
+        data = r.json()
+    except ValueError:
+        return ""
+    return str(data.get("code") or "") if isinstance(data, dict) else ""

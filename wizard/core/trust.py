@@ -10,6 +10,7 @@ never a silent re-pin. Pins live in ``trust.json`` in the config folder, written
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import re
@@ -304,6 +305,15 @@ def is_certificate_change(exc: BaseException) -> bool:
             return True
         current = current.__cause__ or current.__context__
     return False
+
+
+def certificate_changed(host: str, port: int, pinned: str) -> TrustChanged:
+    """The error for a pinned TLS certificate the server no longer presents, showing both fingerprints (the
+    presented one fetched only to show it: "unknown" when that fails too)."""
+    presented = "unknown"
+    with contextlib.suppress(WizardError):  # only to show both values; the change is the error
+        presented = fetch_certificate(host, port, timeout=5.0).fingerprint
+    return TrustChanged(TrustRequest(TrustKind.TLS, host, port, presented, pinned or "unknown"))
 
 
 def system_or_pinned_tls_context(

@@ -34,9 +34,8 @@ from wizard.core.trust import (
     TrustChanged,
     TrustKind,
     TrustRefused,
-    TrustRequest,
     TrustStore,
-    fetch_certificate,
+    certificate_changed,
     is_certificate_change,
     system_or_pinned_tls_context,
 )
@@ -415,12 +414,7 @@ class RedfishClient:
 
     def _transport_error(self, exc: httpx.TransportError) -> WizardError:
         if is_certificate_change(exc):
-            presented = "unknown"
-            with contextlib.suppress(WizardError):  # only to show both values; the change is the error
-                presented = fetch_certificate(self.address.host, self.address.port, timeout=5.0).fingerprint
-            return TrustChanged(
-                TrustRequest(TrustKind.TLS, self.address.host, self.address.port, presented, self._pinned or "unknown")
-            )
+            return certificate_changed(self.address.host, self.address.port, self._pinned or "")
         if isinstance(exc, httpx.TimeoutException):
             what = "did not answer in time"
         elif isinstance(exc, httpx.ConnectError):

@@ -11,7 +11,6 @@ object concerned, and the fix.
 
 from __future__ import annotations
 
-import contextlib
 import socket
 import ssl
 from typing import Any
@@ -20,11 +19,9 @@ from pyVmomi import vim, vmodl
 
 from wizard.core.errors import Cancelled, WizardError
 from wizard.core.trust import (
-    TrustChanged,
     TrustKind,
-    TrustRequest,
     TrustStore,
-    fetch_certificate,
+    certificate_changed,
     is_certificate_change,
 )
 
@@ -154,10 +151,7 @@ def translate_transport(exc: BaseException, host: str, port: int, trust: TrustSt
     if is_certificate_change(exc):
         entry = trust.pinned(TrustKind.TLS, host, port) if trust is not None else None
         if entry is not None:
-            presented = "unknown"
-            with contextlib.suppress(WizardError):  # only to show both values; the change is the error
-                presented = fetch_certificate(host, port, timeout=5.0).fingerprint
-            return TrustChanged(TrustRequest(TrustKind.TLS, host, port, presented, str(entry["fingerprint"])))
+            return certificate_changed(host, port, str(entry["fingerprint"]))
         return VsphereError(
             "Certificate not trusted",
             f"the certificate of {where} could not be verified: {exc}",
