@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from wizard import __version__
 from wizard.core.errors import ProjectInvalid, WizardError
 from wizard.core.runner import ExitCode
+from wizard.core.stepids import STEP_IDS
 
 if TYPE_CHECKING:
     from wizard.lab.rehearsal import Rehearsal
@@ -25,27 +26,8 @@ EXIT_CODES = """exit codes:
   130  cancelled
 """
 
-#: The pipeline's step ids (``wizard.core.steps.STEP_IDS``), spelled out so the parser does not load the engine.
-RUN_STEPS = (
-    "credentials",
-    "verify",
-    "preflight",
-    "machines",
-    "media",
-    "boot",
-    "install",
-    "postboot",
-    "eject",
-    "password",
-    "configure",
-    "link",
-    "content",
-    "cluster",
-    "console",
-    "activate",
-    "packs",
-    "validate",
-)
+#: The pipeline's step ids (a module without imports: the parser does not load the engine).
+RUN_STEPS = STEP_IDS
 
 
 def _parser() -> argparse.ArgumentParser:

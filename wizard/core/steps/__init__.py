@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from wizard.core.jobs import Step
+from wizard.core.stepids import STEP_IDS
 from wizard.core.steps.boot import BootStep, EjectStep, MachinesStep, MediaStep
 from wizard.core.steps.configure import ConfigureStep
 from wizard.core.steps.console import ActivateStep, ConsoleStep, PacksStep, ValidateStep
@@ -14,27 +15,8 @@ from wizard.core.steps.postboot import PostbootStep
 from wizard.core.steps.preflight import PreflightSettings, PreflightStep
 from wizard.core.steps.verify import VerifyFilesStep
 
-#: Every step id in run order; ``pipeline(until=…)`` and ``palette-wizard run --until`` take one of these.
-STEP_IDS = (
-    "credentials",
-    "verify",
-    "preflight",
-    "machines",
-    "media",
-    "boot",
-    "install",
-    "postboot",
-    "eject",
-    "password",
-    "configure",
-    "link",
-    "content",
-    "cluster",
-    "console",
-    "activate",
-    "packs",
-    "validate",
-)
+# STEP_IDS: every step id in run order; ``pipeline(until=…)`` and ``palette-wizard run --until`` take one of these.
+__all__ = ["STEP_IDS", "pipeline"]
 
 
 def pipeline(

@@ -1,0 +1,23 @@
+"""The pipeline's step ids in run order, alone in a module with no imports: the command-line parser offers them
+for ``--until`` without loading the engine, and :func:`wizard.core.steps.pipeline` builds exactly these steps."""
+
+STEP_IDS = (
+    "credentials",
+    "verify",
+    "preflight",
+    "machines",
+    "media",
+    "boot",
+    "install",
+    "postboot",
+    "eject",
+    "password",
+    "configure",
+    "link",
+    "content",
+    "cluster",
+    "console",
+    "activate",
+    "packs",
+    "validate",
+)
