@@ -55,6 +55,29 @@ def test_the_window_module_loads_without_the_engine(tmp_path: Path) -> None:
     assert out.stdout.strip() == "[]", out.stdout
 
 
+def test_the_first_window_builds_only_what_it_shows(tmp_path: Path) -> None:
+    """The first window has the Welcome and Project pages; the others, and the keyring's backends, load later."""
+    probe = (
+        "import sys\n"
+        "from wizard.ui.app import application\n"
+        "from wizard.ui.shell import MainWindow\n"
+        "app = application()\n"
+        "window = MainWindow()\n"
+        "def loaded():\n"
+        "    return sorted(m for m in sys.modules if m.startswith(('wizard.ui.pages.', 'keyring.backends.')))\n"
+        "print(loaded())\n"
+        "window.credentials\n"
+        "print('keyring.backends.chainer' in loaded(), 'wizard.ui.pages.summary' in loaded())\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], env=_env(tmp_path), cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    first, later = out.stdout.splitlines()
+    assert first == str(["keyring.backends.fail", "wizard.ui.pages.project", "wizard.ui.pages.welcome"]), first
+    assert later == "True True", later
+
+
 def test_the_wizard_says_when_its_window_is_shown(tmp_path: Path) -> None:
     out = subprocess.run(
         [sys.executable, "-m", "wizard", "gui"],
@@ -69,15 +92,18 @@ def test_the_wizard_says_when_its_window_is_shown(tmp_path: Path) -> None:
 
 
 def test_the_engine_loads_in_the_background(tmp_path: Path) -> None:
-    """After the first paint the engine is imported on a worker, so Start does not wait for it."""
+    """After the first paint the engine is imported on a worker, the check modules the first preflight reads too,
+    so Start does not wait for them and the run does not load them under the window."""
     probe = (
         "import sys, wizard.ui.app as app\n"
-        "thread = app._warm_up()\n"
+        "thread = app.warm_up()\n"
         "thread.join(60)\n"
-        "print(thread.name, not thread.is_alive(), all(m in sys.modules for m in app.ENGINE_MODULES))\n"
+        "from wizard.core.checks.catalog import CHECK_MODULES\n"
+        "print(thread.name, not thread.is_alive(), all(m in sys.modules for m in app.ENGINE_MODULES),\n"
+        "      all(m in sys.modules for m in CHECK_MODULES))\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", probe], env=_env(tmp_path), cwd=REPO, capture_output=True, text=True, timeout=120
     )
     assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["warm-up", "True", "True"], out.stdout
+    assert out.stdout.split() == ["warm-up", "True", "True", "True"], out.stdout

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QPlainTextEdit,
     QProgressBar,
+    QScrollArea,
     QTableWidget,
     QTextEdit,
     QWidget,
@@ -127,6 +128,7 @@ def test_window_starts_on_welcome_with_accessible_controls(make_window: MakeWind
     assert not window.next_button.isEnabled()  # no project yet
     assert not window.back_button.isEnabled()
     assert window.back_button.text() == "&Back" and window.next_button.text() == "&Next"
+    assert len(window.pages) == 14  # every page built, so every page's controls are checked below
     # Every control the operator can reach has a name for screen readers. Qt's private helpers (the tables'
     # corner buttons) show up as bare QAbstractButton and are not ours to name.
     interactive = (QAbstractButton, QAbstractItemView, QTextEdit, QPlainTextEdit, QProgressBar)
@@ -152,6 +154,66 @@ def test_window_starts_on_welcome_with_accessible_controls(make_window: MakeWind
     ]
     positions = [chain.index(w) for w in order]
     assert positions == sorted(positions)
+
+
+def _built(window: MainWindow) -> list[int]:
+    """The pages that exist (each page's place in the stack is a scroll area; an empty one has no page yet)."""
+    places = [window.stack.widget(i) for i in range(window.stack.count())]
+    return [i for i, place in enumerate(places) if isinstance(place, QScrollArea) and place.widget() is not None]
+
+
+def test_the_first_window_builds_only_the_pages_it_shows(qtbot: QtBot) -> None:
+    window = MainWindow()
+    qtbot.addWidget(window)
+    assert _built(window) == [MainWindow.WELCOME, MainWindow.PROJECT]
+    # The sidebar names every step all the same, and the states do not need the missing pages.
+    assert window.sidebar.item(MainWindow.SUMMARY).text() == "⊘  Summary"
+    assert window.sidebar.item(MainWindow.NODES).toolTip() == "Nodes: blocked"
+    assert [window.step_state(i) for i in range(14)] == [StepState.CURRENT] + [StepState.BLOCKED] * 13
+    assert not window.go_to(MainWindow.NODES) and _built(window) == [MainWindow.WELCOME, MainWindow.PROJECT]
+    # Asking for any missing page builds all of them, each in its own place in the stack.
+    nodes = window.nodes
+    assert _built(window) == list(range(14))
+    assert window.stack.widget(MainWindow.NODES).widget() is nodes  # type: ignore[attr-defined]
+    assert [window.sidebar.item(i).text() for i in range(14)] == [
+        f"{'▶' if i == 0 else '⊘'}  {page.title}" for i, page in enumerate(window.pages)
+    ]
+
+
+def test_the_other_pages_are_built_once_the_window_has_painted(make_window: MakeWindow, qtbot: QtBot) -> None:
+    window = make_window()
+    qtbot.waitUntil(lambda: _built(window) == list(range(14)), timeout=10_000)
+    assert window.secrets is window.credentials.store  # one store, found off the GUI thread meanwhile
+
+
+def test_a_late_page_takes_its_place_in_the_tab_order(qtbot: QtBot, project_file: Path) -> None:
+    window = MainWindow()
+    qtbot.addWidget(window)
+    assert window.open_project(project_file)  # loading builds every page first
+    assert window.go_to(MainWindow.NETWORK)
+    chain: list[QWidget] = []
+    widget: QWidget = window.sidebar
+    while widget not in chain:
+        chain.append(widget)
+        widget = widget.nextInFocusChain()
+    fields = [f.widget for f in window.network.fields]
+    order = [window.sidebar, *fields, window.save_button, window.back_button, window.next_button]
+    positions = [chain.index(w) for w in order]
+    assert positions == sorted(positions)
+
+
+def test_a_run_started_without_the_pages_builds_them_first(qtbot: QtBot, project_file: Path) -> None:
+    """Whoever starts a run, every page sees it from its first event."""
+    window = MainWindow(steps=lambda: pipeline(until="preflight"))
+    qtbot.addWidget(window)
+    assert _built(window) == [MainWindow.WELCOME, MainWindow.PROJECT]
+    with qtbot.waitSignal(window.controller.finished, timeout=RUN_TIMEOUT_MS):
+        window.controller.start(project_file)
+    assert _built(window) == list(range(14))
+    result = window.run.last_result
+    assert result is not None and result.exit_code is ExitCode.DONE
+    assert set(_statuses(window.run)) == {"Appliance ISO", *PREFLIGHT_ROWS}  # the Run page followed it all
+    assert window.controller.wait(15.0)
 
 
 def test_opening_a_valid_project_shows_its_nodes_and_enables_next(

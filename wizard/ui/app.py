@@ -17,16 +17,16 @@ from PySide6.QtWidgets import QApplication, QWidget
 from wizard import __version__
 from wizard.core.logs import setup_logging
 from wizard.core.paths import AppPaths, app_paths
-from wizard.core.runner import Event
-from wizard.core.secrets import SecretStore
-from wizard.ui.bridge import StepsFactory
 from wizard.ui.compat import binding_problem
 from wizard.ui.crash import CrashHandler
 from wizard.ui.resources import app_metadata, window_icon
 from wizard.ui.shell import WINDOW_TITLE, MainWindow
 
 if TYPE_CHECKING:
+    from wizard.core.runner import Event
+    from wizard.core.secrets import SecretStore
     from wizard.lab.rehearsal import Rehearsal
+    from wizard.ui.bridge import StepsFactory
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +35,16 @@ log = logging.getLogger(__name__)
 EXIT_WHEN_SHOWN_ENV = "PALETTE_WIZARD_EXIT_WHEN_SHOWN"
 SHOWN_MARKER = "palette-wizard: main window shown"
 
-# What a run needs but the first window does not; imported on a worker once the window is up (see _warm_up).
-ENGINE_MODULES = ("wizard.core.session", "wizard.core.steps", "wizard.core.abort")
+# What a run needs but the first window does not; imported on a worker once the window is up (see warm_up). The
+# check catalog imports every provider's checks (pyVmomi among them) the first time a preflight reads it: half a
+# second of interpreter time that would otherwise compete with the window at the start of the first run.
+ENGINE_MODULES = ("wizard.core.session", "wizard.core.steps", "wizard.core.abort", "wizard.core.checks.catalog")
+
+#: The interpreter's thread switch interval while the window is up (the default is 5 ms). The GUI thread gives up
+#: the interpreter around Qt calls and waits for it again each time; with engine and job threads busy, every wait
+#: could last a whole interval, and a slot making a few dozen Qt calls would then stall the window for a frame or
+#: more. A shorter interval hands it back sooner, at the price of a little more switching on the workers.
+SWITCH_INTERVAL_S = 0.001
 
 
 class _FirstPaint(QObject):
@@ -54,7 +62,7 @@ class _FirstPaint(QObject):
         return False
 
 
-def _warm_up(modules: tuple[str, ...] = ENGINE_MODULES) -> threading.Thread:
+def warm_up(modules: tuple[str, ...] = ENGINE_MODULES) -> threading.Thread:
     """Import the engine on a worker, so neither the first window nor the first Start waits for it on the GUI
     thread (a Start before it is done waits only for what is still loading)."""
 
@@ -64,7 +72,10 @@ def _warm_up(modules: tuple[str, ...] = ENGINE_MODULES) -> threading.Thread:
         started = time.perf_counter()
         for name in modules:
             try:
-                importlib.import_module(name)
+                module = importlib.import_module(name)
+                catalog = getattr(module, "CATALOG", None)
+                if catalog is not None:
+                    len(catalog)  # loads the check modules it lists
             except Exception:  # the run that needs it reports the same error where the operator sees it
                 log.exception("loading %s in the background failed", name)
         log.debug("engine modules loaded in %.2f s", time.perf_counter() - started)
@@ -80,6 +91,7 @@ def application() -> QApplication:
     if isinstance(app, QApplication):
         return app
     app = QApplication(sys.argv[:1])
+    sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
     meta = app_metadata()
     app.setApplicationName(str(meta.get("name") or "palette-wizard"))
     app.setApplicationDisplayName(str(meta.get("display_name") or WINDOW_TITLE))
@@ -136,7 +148,7 @@ def main(
 
             _FirstPaint(window, shown)
         else:
-            _FirstPaint(window, _warm_up)
+            _FirstPaint(window, warm_up)
         window.show()
         if project is not None and rehearsal is None:
             window.open_project(project)

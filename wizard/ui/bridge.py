@@ -110,7 +110,7 @@ class RunController(QObject):
         super().__init__(parent)
         self._steps = steps
         self.paths = paths
-        self._secrets = secrets
+        self.secrets = secrets
         self._observer = on_event
         self.ask = ask
         self._thread: threading.Thread | None = None
@@ -243,7 +243,7 @@ class RunController(QObject):
 
             ask = self.ask
             confirm = (lambda request: ask(request, cancel)) if ask is not None else None
-            session = Session.open(project_file, paths=self.paths, secrets=self._secrets, confirm=confirm)
+            session = Session.open(project_file, paths=self.paths, secrets=self.secrets, confirm=confirm)
             self._post(
                 SessionOpened(
                     project_file,
@@ -275,7 +275,7 @@ class RunController(QObject):
 
             ask = self.ask
             confirm = (lambda request: ask(request, cancel)) if ask is not None else None
-            session = Session.open(project_file, paths=self.paths, secrets=self._secrets, confirm=confirm)
+            session = Session.open(project_file, paths=self.paths, secrets=self.secrets, confirm=confirm)
             result = abort_session(session.context, progress=progress, cancel=cancel)
             log.info("abort finished: %s", result.to_dict())
             self._post(AbortFinished(result))

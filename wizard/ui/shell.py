@@ -7,12 +7,16 @@ current, blocked or still ahead. Edits live in the document until Next (or Save)
 
 from __future__ import annotations
 
+import importlib
 import logging
+import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
-from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtCore import QCoreApplication, QEvent, QObject, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QBrush, QCloseEvent, QColor, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QFrame,
@@ -29,29 +33,30 @@ from PySide6.QtWidgets import (
 
 from wizard.core.paths import AppPaths, app_paths
 from wizard.core.problems import Problem
-from wizard.core.runner import Event
 from wizard.core.secrets import SecretStore
 from wizard.ui.bridge import RunController, StepsFactory
 from wizard.ui.forms import InputPage, ProjectDocument
 from wizard.ui.pages import WizardPage
-from wizard.ui.pages.activation import ActivationPage
-from wizard.ui.pages.bundles import BundlesPage
-from wizard.ui.pages.cluster import ClusterPage
-from wizard.ui.pages.credentials import CredentialsPage
-from wizard.ui.pages.files import FilesPage
-from wizard.ui.pages.install import InstallPage
-from wizard.ui.pages.network import NetworkPage
-from wizard.ui.pages.nodes import NodesPage
-from wizard.ui.pages.preflight import PreflightPage
 from wizard.ui.pages.project import ProjectPage
-from wizard.ui.pages.provider import ProviderPage
-from wizard.ui.pages.run import RunPage
-from wizard.ui.pages.summary import SummaryPage
 from wizard.ui.pages.welcome import WelcomePage
 from wizard.ui.resources import window_icon
-from wizard.ui.testers import register_all
 from wizard.ui.trust import TrustPrompter
 from wizard.ui.widgets import Banner, Tone, button
+
+if TYPE_CHECKING:
+    from wizard.core.runner import Event
+    from wizard.ui.pages.activation import ActivationPage
+    from wizard.ui.pages.bundles import BundlesPage
+    from wizard.ui.pages.cluster import ClusterPage
+    from wizard.ui.pages.credentials import CredentialsPage
+    from wizard.ui.pages.files import FilesPage
+    from wizard.ui.pages.install import InstallPage
+    from wizard.ui.pages.network import NetworkPage
+    from wizard.ui.pages.nodes import NodesPage
+    from wizard.ui.pages.preflight import PreflightPage
+    from wizard.ui.pages.provider import ProviderPage
+    from wizard.ui.pages.run import RunPage
+    from wizard.ui.pages.summary import SummaryPage
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +79,135 @@ STEP_MARK: dict[StepState, str] = {
 }
 
 
+@dataclass(frozen=True)
+class PageSpec:
+    """A page as the sidebar names it before the page exists: its class (module, name) and untranslated title."""
+
+    module: str
+    cls: str
+    title: str
+    #: The page is built with the window's secret store (so its build waits for the keyring).
+    secrets: bool = False
+
+    @property
+    def display_title(self) -> str:
+        return QCoreApplication.translate(self.cls, self.title)  # what the page's own self.tr(title) gives
+
+
+#: Every page in wizard order (the index is the page's number, MainWindow.WELCOME … SUMMARY).
+PAGES: tuple[PageSpec, ...] = (
+    PageSpec("wizard.ui.pages.welcome", "WelcomePage", "Welcome"),
+    PageSpec("wizard.ui.pages.project", "ProjectPage", "Project"),
+    PageSpec("wizard.ui.pages.provider", "ProviderPage", "Provider"),
+    PageSpec("wizard.ui.pages.credentials", "CredentialsPage", "Credentials", secrets=True),
+    PageSpec("wizard.ui.pages.nodes", "NodesPage", "Nodes"),
+    PageSpec("wizard.ui.pages.network", "NetworkPage", "Network"),
+    PageSpec("wizard.ui.pages.files", "FilesPage", "Files"),
+    PageSpec("wizard.ui.pages.preflight", "PreflightPage", "Preflight"),
+    PageSpec("wizard.ui.pages.run", "RunPage", "Run"),
+    PageSpec("wizard.ui.pages.install", "InstallPage", "Install"),
+    PageSpec("wizard.ui.pages.cluster", "ClusterPage", "Cluster", secrets=True),
+    PageSpec("wizard.ui.pages.activation", "ActivationPage", "Activation", secrets=True),
+    PageSpec("wizard.ui.pages.bundles", "BundlesPage", "Bundles"),
+    PageSpec("wizard.ui.pages.summary", "SummaryPage", "Summary", secrets=True),
+)
+#: The pages the first window is built with; the others are built after it has painted, or when first needed.
+FIRST_PAGES = (0, 1)
+
+P = TypeVar("P", bound=WizardPage)
+
+
+class _Page(Generic[P]):
+    """``window.run`` and friends: the page, built (with every other page) the first time it is asked for."""
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+
+    @overload
+    def __get__(self, window: None, owner: type) -> _Page[P]: ...
+    @overload
+    def __get__(self, window: MainWindow, owner: type) -> P: ...
+    def __get__(self, window: MainWindow | None, owner: type) -> P | _Page[P]:
+        if window is None:
+            return self
+        return window.page(self.index)  # type: ignore[return-value]
+
+
+class _Keyring:
+    """The window's secret store, made on first use: asking the OS for its keyring backend (loading every backend
+    keyring knows, a D-Bus round trip) is a large share of a cold start, and the first window shows no secret."""
+
+    def __init__(self, store: SecretStore | None) -> None:
+        self._store = store
+        self._lock = threading.Lock()
+
+    @property
+    def ready(self) -> bool:
+        return self._store is not None
+
+    def get(self) -> SecretStore:
+        with self._lock:
+            if self._store is None:
+                self._store = SecretStore()
+            return self._store
+
+    def warm_up(self) -> None:
+        """Make the store on a worker, so no page build on the GUI thread waits for the keyring."""
+        if self._store is not None:
+            return
+
+        def make() -> None:
+            try:
+                self.get()
+            except Exception:  # the page or run that needs the store asks again and reports it where it is seen
+                log.debug("the keyring could not be opened in the background", exc_info=True)
+
+        threading.Thread(target=make, name="keyring", daemon=True).start()
+
+
+class _WindowController(RunController):
+    """The window's run controller: before a run or an abort starts (whoever starts it) every page exists, so each
+    sees the run from its first event, and the run uses the window's secret store."""
+
+    def __init__(self, prepare: Callable[[], SecretStore], *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._prepare = prepare
+
+    def start(self, project_file: Path, **options: Any) -> None:
+        if not self.running:
+            self.secrets = self._prepare()
+        super().start(project_file, **options)
+
+    def abort(self, project_file: Path, **options: Any) -> None:
+        if not self.running:
+            self.secrets = self._prepare()
+        super().abort(project_file, **options)
+
+
+class _WindowDocument(ProjectDocument):
+    """The window's project document: every page exists before a file is loaded, so each sees it."""
+
+    def __init__(self, prepare: Callable[[], object], parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._prepare = prepare
+
+    def load(self, path: Path) -> None:
+        self._prepare()
+        super().load(path)
+
+
+def _focus_chain(window: QWidget) -> list[QWidget]:
+    """The window's widgets in tab order."""
+    out: list[QWidget] = []
+    seen: set[QWidget] = set()
+    widget = window.nextInFocusChain()
+    while widget is not None and widget is not window and widget not in seen:
+        out.append(widget)
+        seen.add(widget)
+        widget = widget.nextInFocusChain()
+    return out
+
+
 class MainWindow(QMainWindow):
     (
         WELCOME,
@@ -92,6 +226,21 @@ class MainWindow(QMainWindow):
         SUMMARY,
     ) = range(14)
 
+    welcome: _Page[WelcomePage] = _Page(WELCOME)
+    project: _Page[ProjectPage] = _Page(PROJECT)
+    provider: _Page[ProviderPage] = _Page(PROVIDER)
+    credentials: _Page[CredentialsPage] = _Page(CREDENTIALS)
+    nodes: _Page[NodesPage] = _Page(NODES)
+    network: _Page[NetworkPage] = _Page(NETWORK)
+    files: _Page[FilesPage] = _Page(FILES)
+    preflight: _Page[PreflightPage] = _Page(PREFLIGHT)
+    run: _Page[RunPage] = _Page(RUN)
+    install: _Page[InstallPage] = _Page(INSTALL)
+    cluster: _Page[ClusterPage] = _Page(CLUSTER)
+    activation: _Page[ActivationPage] = _Page(ACTIVATION)
+    bundles: _Page[BundlesPage] = _Page(BUNDLES)
+    summary: _Page[SummaryPage] = _Page(SUMMARY)
+
     #: The window has accepted a close (no run is active any more).
     closed = Signal()
 
@@ -106,7 +255,12 @@ class MainWindow(QMainWindow):
         parent: QWidget | None = None,
     ) -> None:
         """``paths``, ``secrets`` and ``on_event`` go to the :class:`RunController`; ``rehearsal`` is the banner
-        text of a rehearsal, shown above every page, with the window title saying so too."""
+        text of a rehearsal, shown above every page, with the window title saying so too.
+
+        The first window holds the sidebar, the Welcome and Project pages and empty places for the others: those
+        are built one per event-loop turn once the window has painted, or all at once when one is first needed
+        (a page asked for, a project loaded, a run started) — before any of them could have seen a project or a
+        run, so a late page misses nothing."""
         super().__init__(parent)
         title = WINDOW_TITLE + (REHEARSAL_TITLE_SUFFIX if rehearsal else "")
         self.setWindowTitle(title)
@@ -117,22 +271,27 @@ class MainWindow(QMainWindow):
         self.resize(1100, 720)
         self.setMinimumSize(QSize(860, 560))
         self._close_after_run = False
+        self._all_built = False
+        # Builds the pages not needed yet after the first paint; a child of the window, so it dies with it.
+        self._builder = QTimer(self)
+        self._builder.setSingleShot(True)
+        self._builder.timeout.connect(self._build_next)
 
         # One store for the Credentials page and every run, so secrets kept in memory (no secure keyring) reach the run.
-        self.secrets = secrets if secrets is not None else SecretStore()
-        self.document = ProjectDocument(self)
+        self._keyring = _Keyring(secrets)
+        self.document: ProjectDocument = _WindowDocument(self._build_all, self)
         # Fingerprints are confirmed in a dialog over this window, whichever thread asks.
         self.trust = TrustPrompter(self, lambda: self.document.project or self.project.project)
-        self.controller = RunController(
-            steps, self, paths=paths, secrets=self.secrets, on_event=on_event, ask=self.trust.ask
+        self.controller: RunController = _WindowController(
+            self._before_run, steps, self, paths=paths, secrets=secrets, on_event=on_event, ask=self.trust.ask
         )
-        register_all()
         self.save_banner = Banner(Tone.ERROR, self)
         self.rehearsal_banner = Banner(Tone.WARNING, self)
         if rehearsal:
             self.rehearsal_banner.show_text(f"⚠ {rehearsal}")
 
-        # Created in visual order, so the default tab order runs sidebar → page → Back → Next → Cancel.
+        # Created in visual order, so the default tab order runs sidebar → page → Back → Next → Cancel (a page
+        # built later is put back in that place, see _install).
         self.sidebar = QListWidget(self)
         self.sidebar.setAccessibleName("Wizard steps")
         self.sidebar.setFixedWidth(190)
@@ -142,58 +301,18 @@ class MainWindow(QMainWindow):
 
         self.stack = QStackedWidget(self)
         self.stack.setAccessibleName("Wizard page")
-        self.welcome = WelcomePage(self.stack)
-        self.project = ProjectPage(self.stack)
-        self.provider = ProviderPage(self.document, self.stack)
-        self.credentials = CredentialsPage(
-            self.document,
-            self.secrets,
-            self.stack,
-            config_dir=lambda: (self.controller.paths or app_paths()).ensure().config,
-            ask=self.trust.ask,
-        )
-        self.nodes = NodesPage(self.document, self.stack)
-        self.network = NetworkPage(self.document, self.stack)
-        self.files = FilesPage(self.document, self.stack)
-        self.preflight = PreflightPage(self.controller, self.stack)
-        self.run = RunPage(self.controller, self.stack)
-        self.install = InstallPage(self.controller, self.stack)
-        self.cluster = ClusterPage(self.document, self.controller, self.secrets, self.stack, ask=self.trust.ask)
-        self.activation = ActivationPage(self.document, self.controller, self.secrets, self.stack)
-        self.bundles = BundlesPage(self.controller, self.stack)
-        self.summary = SummaryPage(self.controller, self.secrets, self.stack)
-        self.pages: list[WizardPage] = [
-            self.welcome,
-            self.project,
-            self.provider,
-            self.credentials,
-            self.nodes,
-            self.network,
-            self.files,
-            self.preflight,
-            self.run,
-            self.install,
-            self.cluster,
-            self.activation,
-            self.bundles,
-            self.summary,
-        ]
-        self.input_pages: list[InputPage] = [
-            self.provider,
-            self.credentials,
-            self.nodes,
-            self.network,
-            self.files,
-        ]
-        for page in self.pages:
+        self._pages: list[WizardPage | None] = [None] * len(PAGES)
+        self._scrollers: list[QScrollArea] = []
+        for spec in PAGES:
             # A window smaller than a page's content scrolls instead of squeezing text until it is cut off.
             scroller = QScrollArea(self.stack)
             scroller.setWidgetResizable(True)
             scroller.setFrameShape(QFrame.Shape.NoFrame)
-            scroller.setWidget(page)
             self.stack.addWidget(scroller)
-            self.sidebar.addItem(QListWidgetItem(page.title))
-            page.changed.connect(self._refresh)
+            self._scrollers.append(scroller)
+            self.sidebar.addItem(QListWidgetItem(spec.display_title))
+        for index in FIRST_PAGES:
+            self._install(index)
 
         self.save_button = button(self.tr("Sa&ve"), self.tr("Save the project file"), self)
         self.save_button.setToolTip(self.tr("Write your changes to the project file (Ctrl+S); Next saves them too"))
@@ -205,17 +324,6 @@ class MainWindow(QMainWindow):
         self.next_button.clicked.connect(self.next)
         self.cancel_button.clicked.connect(self.close)
 
-        self.welcome.open_requested.connect(self.open_project)
-        self.welcome.resume_requested.connect(self.resume)
-        self.preflight.fix_requested.connect(self.go_to_title)
-        self.project.changed.connect(self._project_changed)
-        self.project.reload_button.clicked.connect(self._reload_document)
-        self.document.validated.connect(self._document_validated)
-        self.document.saved.connect(self._document_saved)
-        self.controller.running_changed.connect(self._running_changed)
-        self.controller.finished.connect(self._run_finished)
-        self.controller.aborting_changed.connect(self._running_changed)
-        self.controller.abort_finished.connect(self._run_finished)
         self.sidebar.currentRowChanged.connect(self._sidebar_clicked)
         QShortcut(QKeySequence.StandardKey.Open, self, self.welcome.choose_project)
         QShortcut(QKeySequence.StandardKey.Save, self, self.save)
@@ -244,7 +352,145 @@ class MainWindow(QMainWindow):
         layout.addWidget(line)
         layout.addLayout(nav)
         self.setCentralWidget(central)
+        self.installEventFilter(self)  # for the first paint, see eventFilter
         self.go_to(self.WELCOME)
+
+    # -- pages ---------------------------------------------------------------------------------------------
+    @property
+    def secrets(self) -> SecretStore:
+        """The store the Credentials page and every run share (made on first use)."""
+        return self._keyring.get()
+
+    @property
+    def pages(self) -> list[WizardPage]:
+        """Every page, in wizard order (all are built)."""
+        self._build_all()
+        return [p for p in self._pages if p is not None]
+
+    @property
+    def input_pages(self) -> list[InputPage]:
+        """The pages that edit the project document (all are built)."""
+        self._build_all()
+        return [self.provider, self.credentials, self.nodes, self.network, self.files]
+
+    def page(self, index: int) -> WizardPage:
+        """Page ``index``; asking for one not built yet builds every page still missing."""
+        page = self._pages[index]
+        if page is None:
+            self._build_all()
+            page = self._pages[index]
+            assert page is not None
+        return page
+
+    def _built(self, index: int) -> WizardPage | None:
+        return self._pages[index]
+
+    def _build_all(self) -> None:
+        if self._all_built:
+            return
+        for index in range(len(PAGES)):
+            if self._pages[index] is None:
+                self._install(index)
+        self._all_built = True
+        self._connect_shell()
+        self._refresh()  # the pages' own titles and states
+
+    def _before_run(self) -> SecretStore:
+        self._build_all()
+        return self.secrets
+
+    def _make(self, index: int, parent: QWidget) -> WizardPage:
+        spec = PAGES[index]
+        cls: Any = getattr(importlib.import_module(spec.module), spec.cls)
+        if index in (self.WELCOME, self.PROJECT):
+            return cls(parent)  # type: ignore[no-any-return]
+        if index in (self.PROVIDER, self.NODES, self.NETWORK, self.FILES):
+            return cls(self.document, parent)  # type: ignore[no-any-return]
+        if index in (self.PREFLIGHT, self.RUN, self.INSTALL, self.BUNDLES):
+            return cls(self.controller, parent)  # type: ignore[no-any-return]
+        if index == self.CREDENTIALS:
+            from wizard.ui.testers import register_all
+
+            register_all()
+            return cls(  # type: ignore[no-any-return]
+                self.document,
+                self.secrets,
+                parent,
+                config_dir=lambda: (self.controller.paths or app_paths()).ensure().config,
+                ask=self.trust.ask,
+            )
+        if index == self.CLUSTER:
+            return cls(self.document, self.controller, self.secrets, parent, ask=self.trust.ask)  # type: ignore[no-any-return]
+        if index == self.ACTIVATION:
+            return cls(self.document, self.controller, self.secrets, parent)  # type: ignore[no-any-return]
+        if index == self.SUMMARY:
+            return cls(self.controller, self.secrets, parent)  # type: ignore[no-any-return]
+        raise IndexError(index)
+
+    def _install(self, index: int) -> None:
+        """Build page ``index`` into its place in the stack and wire it to the shell."""
+        scroller = self._scrollers[index]
+        page = self._make(index, scroller)
+        scroller.setWidget(page)
+        self._pages[index] = page
+        page.changed.connect(self._refresh)
+        if index == self.WELCOME:
+            assert isinstance(page, WelcomePage)
+            page.open_requested.connect(self.open_project)
+            page.resume_requested.connect(self.resume)
+        elif index == self.PROJECT:
+            assert isinstance(page, ProjectPage)
+            page.changed.connect(self._project_changed)
+            page.reload_button.clicked.connect(self._reload_document)
+        elif index == self.PREFLIGHT:
+            page.fix_requested.connect(self.go_to_title)  # type: ignore[attr-defined]
+        if hasattr(self, "save_button"):
+            # Built after the buttons: its controls would come after Cancel in the tab order. Only the shown page
+            # takes focus, so right after the sidebar is its place whichever page it is.
+            focusable = [
+                w for w in _focus_chain(self) if page.isAncestorOf(w) and w.focusPolicy() != Qt.FocusPolicy.NoFocus
+            ]
+            previous: QWidget = self.sidebar
+            for widget in focusable:
+                QWidget.setTabOrder(previous, widget)
+                previous = widget
+
+    def _connect_shell(self) -> None:
+        # After every page has connected its own slots, as the pages' state is what the shell's slots read.
+        self.document.validated.connect(self._document_validated)
+        self.document.saved.connect(self._document_saved)
+        self.controller.running_changed.connect(self._running_changed)
+        self.controller.finished.connect(self._run_finished)
+        self.controller.aborting_changed.connect(self._running_changed)
+        self.controller.abort_finished.connect(self._run_finished)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self and event.type() == QEvent.Type.Paint:
+            # The first window is on screen: make the rest while the operator reads it. (A filter, removed now,
+            # rather than an event() override every later event of the window would pass through.)
+            self.removeEventFilter(self)
+            self._keyring.warm_up()
+            self._builder.start(0)
+        return False
+
+    def _build_next(self) -> None:
+        """Build one more page (one per event-loop turn keeps the window responsive meanwhile)."""
+        if self._all_built:
+            return
+        missing = [i for i, p in enumerate(self._pages) if p is None]
+        # A page that needs the secret store waits for the keyring worker rather than blocking the GUI thread.
+        ready = [i for i in missing if not PAGES[i].secrets or self._keyring.ready]
+        if not missing:
+            self._build_all()  # only connects the shell
+        elif ready:
+            self._install(ready[0])
+            self._refresh()
+            if len(missing) == 1:
+                self._build_all()
+            else:
+                self._builder.start(0)
+        else:
+            self._builder.start(20)
 
     # -- navigation ----------------------------------------------------------------------------------------
     @property
@@ -255,7 +501,10 @@ class MainWindow(QMainWindow):
         """Why the operator cannot move past page ``index`` yet."""
         if index == self.PROJECT:
             return self._project_blockers()
-        return self.pages[index].blockers()
+        page = self._pages[index]
+        # A page not built yet has seen no project and no run (those build every page first): nothing of its own
+        # blocks; the Welcome page before it does.
+        return page.blockers() if page is not None else []
 
     def _project_blockers(self) -> list[str]:
         # The Project page stops only what no later page can fix: an unreadable file, the name, the appliance and
@@ -277,21 +526,22 @@ class MainWindow(QMainWindow):
         return all(not self.blockers(i) for i in range(index))
 
     def go_to(self, index: int) -> bool:
-        if not 0 <= index < len(self.pages) or not self.reachable(index):
+        if not 0 <= index < len(PAGES) or not self.reachable(index):
             self._refresh()
             return False
         # Moving on writes what was typed; going back keeps it in the document, unsaved.
         if index > self.current and self.document.dirty and not self.save():
             return False
+        page = self.page(index)
         self.stack.setCurrentIndex(index)
-        self.pages[index].entered()
+        page.entered()
         self._refresh()
         return True
 
     def go_to_title(self, title: str) -> bool:
         """Show the page with this (untranslated) title; the Preflight page's "fix it" links use it."""
-        for i, page in enumerate(self.pages):
-            if type(page).title == title:
+        for i, spec in enumerate(PAGES):
+            if spec.title == title:
                 return self.go_to(i)
         return False
 
@@ -314,26 +564,47 @@ class MainWindow(QMainWindow):
             return StepState.BLOCKED
         if index == self.PROJECT:
             return StepState.AHEAD if self.blockers(index) else StepState.DONE
-        return StepState.DONE if self.pages[index].is_done() else StepState.AHEAD
+        return StepState.DONE if self.page(index).is_done() else StepState.AHEAD
+
+    def _states(self) -> list[tuple[StepState, list[str]]]:
+        """Every page's state and blockers, each asked once (step_state() for each page asks the pages before it
+        again: this runs on every page change, during runs too)."""
+        out: list[tuple[StepState, list[str]]] = []
+        current, reachable = self.current, True
+        for index in range(len(PAGES)):
+            blockers = self.blockers(index)
+            if index == current:
+                state = StepState.CURRENT
+            elif not reachable:
+                state = StepState.BLOCKED
+            elif index == self.PROJECT:
+                state = StepState.AHEAD if blockers else StepState.DONE
+            else:
+                state = StepState.DONE if self.page(index).is_done() else StepState.AHEAD
+            out.append((state, blockers))
+            reachable = reachable and not blockers
+        return out
 
     def _refresh(self) -> None:
         current = self.current
-        for i, page in enumerate(self.pages):
-            state = self.step_state(i)
+        states = self._states()
+        for i, spec in enumerate(PAGES):
+            state, blockers = states[i]
+            page = self._pages[i]
+            title = page.title if page is not None else spec.display_title
             item = self.sidebar.item(i)
-            item.setText(f"{STEP_MARK[state]}  {page.title}")
-            item.setData(Qt.ItemDataRole.AccessibleTextRole, f"{page.title}, {state.value}")
+            item.setText(f"{STEP_MARK[state]}  {title}")
+            item.setData(Qt.ItemDataRole.AccessibleTextRole, f"{title}, {state.value}")
             item.setData(Qt.ItemDataRole.UserRole, state)
-            blockers = self.blockers(i)
-            item.setToolTip(f"{page.title}: {state.value}" + (f" — {'; '.join(blockers)}" if blockers else ""))
+            item.setToolTip(f"{title}: {state.value}" + (f" — {'; '.join(blockers)}" if blockers else ""))
             flags = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
             item.setFlags(flags if state is not StepState.BLOCKED else Qt.ItemFlag.NoItemFlags)
             item.setForeground(QBrush(QColor("#1d6b22")) if state is StepState.DONE else QBrush())
         self.sidebar.blockSignals(True)
         self.sidebar.setCurrentRow(current)
         self.sidebar.blockSignals(False)
-        blockers = self.blockers(current)
-        last = current == len(self.pages) - 1
+        blockers = states[current][1]
+        last = current == len(PAGES) - 1
         self.back_button.setEnabled(current > 0)
         self.save_button.setEnabled(self.document.dirty and not self.controller.running)
         self.next_button.setEnabled(not last and not blockers)
@@ -463,8 +734,12 @@ class MainWindow(QMainWindow):
                 ):
                     event.ignore()
                     return
-            self.credentials.cancel_test()
-            self.summary.cancel_export()
+            # Only a built page can have a test or an export going.
+            credentials, summary = self._pages[self.CREDENTIALS], self._pages[self.SUMMARY]
+            if credentials is not None:
+                credentials.cancel_test()  # type: ignore[attr-defined]
+            if summary is not None:
+                summary.cancel_export()  # type: ignore[attr-defined]
             event.accept()
             self.closed.emit()
             return
