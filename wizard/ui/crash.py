@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QCoreApplication, Qt
 from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
 from wizard.core.logs import LOG_NAME
@@ -24,6 +24,10 @@ from wizard.core.redact import redact
 log = logging.getLogger("wizard.ui.crash")
 
 ExceptHook = Callable[[type[BaseException], BaseException, TracebackType | None], object]
+
+
+def _tr(text: str) -> str:
+    return QCoreApplication.translate("CrashHandler", text)
 
 
 class CrashHandler:
@@ -83,16 +87,20 @@ class CrashHandler:
             return  # one dialog at a time; an error repeating on every tick must not stack windows
         box = QMessageBox(self._parent())
         box.setIcon(QMessageBox.Icon.Critical)
-        box.setWindowTitle("Unexpected error")
-        box.setText(redact(f"Something went wrong inside the wizard: {exc_type.__name__}: {exc}"))
+        box.setWindowTitle(_tr("Unexpected error"))
+        box.setText(
+            redact(_tr("Something went wrong inside the wizard: {error}").format(error=f"{exc_type.__name__}: {exc}"))
+        )
         box.setInformativeText(
-            "The wizard is still running; you can carry on or close it. The full report is in the log:\n"
-            f"{self.log_file}\n\nPlease include that file when you report this problem."
+            _tr(
+                "The wizard is still running; you can carry on or close it. The full report is in the log:\n"
+                "{log}\n\nPlease include that file when you report this problem."
+            ).format(log=self.log_file)
         )
         box.setDetailedText(redact("".join(traceback.format_exception(exc_type, exc, tb))))
         box.setStandardButtons(QMessageBox.StandardButton.Ok)
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        box.setAccessibleName("Unexpected error")
+        box.setAccessibleName(_tr("Unexpected error"))
         box.finished.connect(self._dialog_closed)
         self.dialog = box
         box.open()

@@ -293,14 +293,14 @@ class MainWindow(QMainWindow):
         # Created in visual order, so the default tab order runs sidebar → page → Back → Next → Cancel (a page
         # built later is put back in that place, see _install).
         self.sidebar = QListWidget(self)
-        self.sidebar.setAccessibleName("Wizard steps")
+        self.sidebar.setAccessibleName(self.tr("Wizard steps"))
         self.sidebar.setFixedWidth(190)
         self.sidebar.setSpacing(2)
         self.sidebar.setFrameShape(QFrame.Shape.NoFrame)
         self.sidebar.setStyleSheet("QListWidget { font-size: 11pt; padding-top: 8px; }")
 
         self.stack = QStackedWidget(self)
-        self.stack.setAccessibleName("Wizard page")
+        self.stack.setAccessibleName(self.tr("Wizard page"))
         self._pages: list[WizardPage | None] = [None] * len(PAGES)
         self._scrollers: list[QScrollArea] = []
         for spec in PAGES:
@@ -316,9 +316,9 @@ class MainWindow(QMainWindow):
 
         self.save_button = button(self.tr("Sa&ve"), self.tr("Save the project file"), self)
         self.save_button.setToolTip(self.tr("Write your changes to the project file (Ctrl+S); Next saves them too"))
-        self.back_button = button("&Back", "Back", self)
-        self.next_button = button("&Next", "Next", self)
-        self.cancel_button = button("&Cancel", "Cancel and close the wizard", self)
+        self.back_button = button(self.tr("&Back"), self.tr("Back"), self)
+        self.next_button = button(self.tr("&Next"), self.tr("Next"), self)
+        self.cancel_button = button(self.tr("&Cancel"), self.tr("Cancel and close the wizard"), self)
         self.save_button.clicked.connect(self.save)
         self.back_button.clicked.connect(self.back)
         self.next_button.clicked.connect(self.next)
@@ -748,4 +748,4 @@ class MainWindow(QMainWindow):
         if self._close_after_run or self.confirm_quit_while_running():
             self._close_after_run = True
             self.controller.cancel("cancelled: the wizard was closed")
-            self.run.overall_label.setText("Cancelling… the wizard closes when the jobs have stopped.")
+            self.run.overall_label.setText(self.tr("Cancelling… the wizard closes when the jobs have stopped."))

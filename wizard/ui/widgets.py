@@ -118,20 +118,20 @@ class ErrorPanel(QFrame):
         self.remediation_label = paragraph("", self)
 
         self.details_toggle = QToolButton(self)
-        self.details_toggle.setText("Show &details")
-        self.details_toggle.setAccessibleName("Show error details")
+        self.details_toggle.setText(self.tr("Show &details"))
+        self.details_toggle.setAccessibleName(self.tr("Show error details"))
         self.details_toggle.setCheckable(True)
         self.details_toggle.setArrowType(Qt.ArrowType.RightArrow)
         self.details_toggle.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         self.details_toggle.toggled.connect(self._toggle_details)
 
-        self.retry_button = button("Re&try", "Retry the run", self)
-        self.retry_button.setToolTip("Run again; the steps that already finished are skipped")
+        self.retry_button = button(self.tr("Re&try"), self.tr("Retry the run"), self)
+        self.retry_button.setToolTip(self.tr("Run again; the steps that already finished are skipped"))
         self.retry_button.clicked.connect(self.retry_requested)
 
         self.details = QTextEdit(self)
         self.details.setReadOnly(True)
-        self.details.setAccessibleName("Error details")
+        self.details.setAccessibleName(self.tr("Error details"))
         self.details.setLineWrapMode(QTextEdit.LineWrapMode.NoWrap)
         self.details.setMaximumHeight(130)
         self.details.hide()
@@ -152,18 +152,20 @@ class ErrorPanel(QFrame):
         self.hide()
 
     def show_error(self, error: Mapping[str, str]) -> None:
-        title = redact(error.get("title", "") or "The run failed")
+        title = redact(error.get("title", "") or self.tr("The run failed"))
         self.title_label.setText(title)
         self.message_label.setText(redact(error.get("message", "")))
         self.message_label.setVisible(bool(error.get("message")))
         remediation = error.get("remediation", "")
-        self.remediation_label.setText(f"What to do: {redact(remediation)}" if remediation else "")
+        self.remediation_label.setText(
+            self.tr("What to do: {text}").format(text=redact(remediation)) if remediation else ""
+        )
         self.remediation_label.setVisible(bool(remediation))
         details = redact(error.get("details", ""))
         self.details.setPlainText(details)
         self.details_toggle.setVisible(bool(details))
         self.details_toggle.setChecked(False)  # collapsed by default, every time
-        self.setAccessibleName(f"Error: {title}")
+        self.setAccessibleName(self.tr("Error: {title}").format(title=title))
         self.show()
 
     def _toggle_details(self, shown: bool) -> None:

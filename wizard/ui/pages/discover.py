@@ -95,7 +95,7 @@ class DiscoverDialog(QDialog):
         raw = dict(bmc or {})
         secret = raw.get("password")
         self.address_edit = self._line(form, mnemonics, tr("BMC address"), _bare_address(str(raw.get("address") or "")))
-        self.address_edit.setPlaceholderText("https://10.0.0.5 or 10.0.0.5:8443")
+        self.address_edit.setPlaceholderText(tr("https://10.0.0.5 or 10.0.0.5:8443"))
         self.user_edit = self._line(form, mnemonics, tr("BMC user"), str(raw.get("username") or ""))
         self.secret_edit = self._line(
             form,

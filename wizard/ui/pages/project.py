@@ -57,9 +57,9 @@ class ProjectPage(WizardPage):
         self.problems: list[Problem] = []
         self._busy = False
 
-        self.file_label = paragraph("No project file is open.", self)
-        self.reload_button = button("&Reload", "Reload the project file", self)
-        self.reload_button.setToolTip("Read the project file again after editing it")
+        self.file_label = paragraph(self.tr("No project file is open."), self)
+        self.reload_button = button(self.tr("&Reload"), self.tr("Reload the project file"), self)
+        self.reload_button.setToolTip(self.tr("Read the project file again after editing it"))
         self.reload_button.clicked.connect(self.reload)
         self.reload_button.setEnabled(False)
         self.status = Banner(Tone.INFO, self)
@@ -68,16 +68,16 @@ class ProjectPage(WizardPage):
         self.provider_value = QLabel(_NONE, self)
         self.vip_value = QLabel(_NONE, self)
         for value, name in (
-            (self.name_value, "Project name"),
-            (self.provider_value, "Provider"),
-            (self.vip_value, "Virtual IP"),
+            (self.name_value, self.tr("Project name")),
+            (self.provider_value, self.tr("Provider")),
+            (self.vip_value, self.tr("Virtual IP")),
         ):
             value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             value.setAccessibleName(name)
         summary = QFormLayout()
-        summary.addRow("Name:", self.name_value)
-        summary.addRow("Provider:", self.provider_value)
-        summary.addRow("Virtual IP (VIP):", self.vip_value)
+        summary.addRow(self.tr("Name:"), self.name_value)
+        summary.addRow(self.tr("Provider:"), self.provider_value)
+        summary.addRow(self.tr("Virtual IP (VIP):"), self.vip_value)
 
         self.nodes = _table(NODE_COLUMNS, "Nodes", self)
         nh = self.nodes.horizontalHeader()
@@ -97,13 +97,13 @@ class ProjectPage(WizardPage):
         file_row.addWidget(self.file_label, 1)
         file_row.addWidget(self.reload_button, 0, Qt.AlignmentFlag.AlignTop)
 
-        self.nodes_label = QLabel("<b>Nodes</b>", self)
+        self.nodes_label = QLabel("<b>{}</b>".format(self.tr("Nodes")), self)
         self.nodes_label.setBuddy(self.nodes)
-        self.problems_label = QLabel("<b>Problems</b>", self)
+        self.problems_label = QLabel("<b>{}</b>".format(self.tr("Problems")), self)
         self.problems_label.setBuddy(self.problem_table)
 
         layout = QVBoxLayout(self)
-        layout.addWidget(heading("Project", self))
+        layout.addWidget(heading(self.tr("Project"), self))
         layout.addLayout(file_row)
         layout.addWidget(self.status)
         layout.addLayout(summary)
@@ -197,15 +197,29 @@ class ProjectPage(WizardPage):
             self.status.hide()
         elif errors:
             self.status.show_text(
-                f"✗ {len(errors)} problem{'s' if len(errors) != 1 else ''} must be fixed before you can continue. "
-                "Edit the project file, then press Reload.",
+                (
+                    self.tr("✗ 1 problem must be fixed before you can continue.")
+                    if len(errors) == 1
+                    else self.tr("✗ {count} problems must be fixed before you can continue.").format(count=len(errors))
+                )
+                + " "
+                + self.tr("Edit the project file, then press Reload."),
                 Tone.ERROR,
             )
         elif project is not None:
             warned = len(self.problems)
-            extra = f" — {warned} warning{'s' if warned != 1 else ''} below" if warned else ""
+            extra = (
+                ""
+                if not warned
+                else self.tr(" — 1 warning below")
+                if warned == 1
+                else self.tr(" — {count} warnings below").format(count=warned)
+            )
+            n = len(project.nodes)
+            nodes = self.tr("1 node") if n == 1 else self.tr("{count} nodes").format(count=n)
             self.status.show_text(
-                f"✓ The project is valid: {len(project.nodes)} node{'s' if len(project.nodes) != 1 else ''}, "
-                f"provider {project.provider.type.value}{extra}.",
+                self.tr("✓ The project is valid: {nodes}, provider {provider}{extra}.").format(
+                    nodes=nodes, provider=project.provider.type.value, extra=extra
+                ),
                 Tone.SUCCESS,
             )

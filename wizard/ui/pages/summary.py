@@ -7,6 +7,7 @@ run's events (the cluster job's result names the kubeconfig it wrote). Exporting
 
 from __future__ import annotations
 
+import html
 import importlib
 import logging
 from collections.abc import Callable
@@ -54,7 +55,7 @@ def support_bundle_builder() -> Callable[..., Any] | None:
 
 
 def _link(url: str, parent: QWidget) -> QLabel:
-    label = QLabel(f'<a href="{url}">{url}</a>', parent)
+    label = QLabel(f'<a href="{html.escape(url)}">{html.escape(url)}</a>', parent)  # not translated: a link
     label.setOpenExternalLinks(True)
     label.setAccessibleName(url)
     return label

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import html
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QT_TRANSLATE_NOOP, Qt, Signal
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -27,14 +28,41 @@ from wizard.ui.widgets import button, heading, paragraph
 
 PROJECT_FILTER = "Project (*.yaml *.yml *.json)"
 
-INTRO = (
-    "This wizard installs self-hosted Palette from the Palette Management Appliance ISO. It boots your nodes "
-    "from the appliance ISO, monitors the operating system install, forms the cluster through Local UI, "
-    "activates Palette and uploads the content and pack bundles."
-)
-HOW = (
-    "Everything it needs comes from a project file (YAML or JSON) that names the nodes, the network and the "
-    "files to use. Progress is recorded as it happens, so an interrupted install resumes where it stopped."
+# What an install needs, from Spectro Cloud's appliance installation prerequisites and port list (source:
+# docs.spectrocloud.com, enterprise-version/install-palette/appliance-framework, as summarised in the project's
+# reference notes palette-appliance.md §1.4 and §6). The preflight step checks each of these before anything is
+# touched; this list is what to gather first.
+PREREQUISITES: tuple[str, ...] = tuple(
+    str(text)  # QT_TRANSLATE_NOOP only marks the text for the catalogue; its stubs say object
+    for text in (
+        QT_TRANSLATE_NOOP(
+            "WelcomePage",
+            "The appliance ISO on this machine, and for an air-gapped install its content bundle and pack bundles.",
+        ),
+        QT_TRANSLATE_NOOP(
+            "WelcomePage",
+            "1 or 3 nodes (3 for production), each with 8 CPUs, 16 GB of memory and two disks: 300 GB or more for the "
+            "operating system (500 GB recommended) and 500 GB or more for the storage pool, which the install wipes.",
+        ),
+        QT_TRANSLATE_NOOP(
+            "WelcomePage",
+            "UEFI boot on every node (Secure Boot only where the docs support it).",
+        ),
+        QT_TRANSLATE_NOOP(
+            "WelcomePage",
+            "A free virtual IP (VIP) in the nodes' subnet, and DNS and NTP servers the nodes can reach.",
+        ),
+        QT_TRANSLATE_NOOP(
+            "WelcomePage",
+            "From this machine to each node: TCP 22 (SSH) and 5080 (Local UI); between the nodes and from users: "
+            "TCP 443; from the nodes to workload clusters: TCP 6443.",
+        ),
+        QT_TRANSLATE_NOOP(
+            "WelcomePage",
+            "A way to boot the nodes: vCenter credentials, each server's BMC (Redfish) address and account, or a "
+            "MAAS API key — or hands on each console for a manual boot.",
+        ),
+    )
 )
 
 
@@ -54,23 +82,23 @@ class WelcomePage(WizardPage):
         super().__init__(parent)
         self.has_project = False
 
-        self.open_button = button("&Open project file…", "Open project file", self)
-        self.open_button.setToolTip("Choose a project file (YAML or JSON)")
+        self.open_button = button(self.tr("&Open project file…"), self.tr("Open project file"), self)
+        self.open_button.setToolTip(self.tr("Choose a project file (YAML or JSON)"))
         self.open_button.clicked.connect(self.choose_project)
 
         self.sessions = QListWidget(self)
-        self.sessions.setAccessibleName("Unfinished sessions")
-        self.sessions.setAccessibleDescription("Double-click a session, or select it and press Resume")
+        self.sessions.setAccessibleName(self.tr("Unfinished sessions"))
+        self.sessions.setAccessibleDescription(self.tr("Double-click a session, or select it and press Resume"))
         self.sessions.setAlternatingRowColors(True)
         self.sessions.setWordWrap(True)
         self.sessions.itemDoubleClicked.connect(self._resume_item)
         self.sessions.currentItemChanged.connect(lambda *_: self._update_buttons())
 
-        self.refresh_button = button("Re&fresh", "Refresh the session list", self)
+        self.refresh_button = button(self.tr("Re&fresh"), self.tr("Refresh the session list"), self)
         self.refresh_button.clicked.connect(self.refresh_sessions)
-        self.resume_button = button("Res&ume", "Resume the selected session", self)
+        self.resume_button = button(self.tr("Res&ume"), self.tr("Resume the selected session"), self)
         self.resume_button.clicked.connect(self.resume_selected)
-        self.empty_label = paragraph("No unfinished sessions.", self)
+        self.empty_label = paragraph(self.tr("No unfinished sessions."), self)
         self.empty_label.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         # The list and its empty state share one slot, so the page keeps its shape either way.
         self.sessions_slot = QStackedWidget(self)
@@ -86,13 +114,33 @@ class WelcomePage(WizardPage):
         session_buttons.addWidget(self.refresh_button)
         session_buttons.addWidget(self.resume_button)
 
-        sessions_heading = QLabel("<b>Unfinished sessions</b>", self)
+        sessions_heading = QLabel("<b>{}</b>".format(self.tr("Unfinished sessions")), self)
         sessions_heading.setBuddy(self.sessions)
 
+        intro = self.tr(
+            "This wizard installs self-hosted Palette from the Palette Management Appliance ISO. It boots your nodes "
+            "from the appliance ISO, monitors the operating system install, forms the cluster through Local UI, "
+            "activates Palette and uploads the content and pack bundles."
+        )
+        how = self.tr(
+            "Everything it needs comes from a project file (YAML or JSON) that names the nodes, the network and the "
+            "files to use. Progress is recorded as it happens, so an interrupted install resumes where it stopped."
+        )
+        needs_heading = QLabel("<b>{}</b>".format(self.tr("What you need")), self)
+        items = "".join(f"<li>{html.escape(self.tr(text))}</li>" for text in PREREQUISITES)
+        self.prerequisites = QLabel(f"<ul style='margin-left: -20px'>{items}</ul>", self)
+        self.prerequisites.setWordWrap(True)
+        self.prerequisites.setTextFormat(Qt.TextFormat.RichText)
+        self.prerequisites.setAccessibleName(self.tr("What you need"))
+        self.prerequisites.setAccessibleDescription(" ".join(self.tr(text) for text in PREREQUISITES))
+        needs_heading.setBuddy(self.prerequisites)
+
         layout = QVBoxLayout(self)
-        layout.addWidget(heading("Welcome", self))
-        layout.addWidget(paragraph(INTRO, self))
-        layout.addWidget(paragraph(HOW, self))
+        layout.addWidget(heading(self.tr("Welcome"), self))
+        layout.addWidget(paragraph(intro, self))
+        layout.addWidget(paragraph(how, self))
+        layout.addWidget(needs_heading)
+        layout.addWidget(self.prerequisites)
         layout.addSpacing(8)
         layout.addLayout(top)
         layout.addSpacing(12)
@@ -181,6 +229,6 @@ class WelcomePage(WizardPage):
 
     # -- opening -------------------------------------------------------------------------------------------
     def choose_project(self) -> None:
-        name, _ = QFileDialog.getOpenFileName(self, "Open project file", str(Path.home()), PROJECT_FILTER)
+        name, _ = QFileDialog.getOpenFileName(self, self.tr("Open project file"), str(Path.home()), PROJECT_FILTER)
         if name:
             self.open_requested.emit(Path(name))
