@@ -2,13 +2,13 @@
 
     python tests/ui/screenshots.py [OUTDIR]      (default: docs/screenshots)
 
-Walks Welcome → Project (valid, then invalid) → the input pages (Provider, Credentials, Nodes, Network, Files; valid,
-with inline problems, and at the window's minimum size) → Preflight (passed, then with a blocker and an overridden
-warning) → Run (in progress, finished, failed) → the trust dialogs (first contact, changed certificate) → Welcome
-with the unfinished session, then desktop rehearsals on the lab: Install, Bundles, Cluster, Activation and Summary
-while and after the nodes install, and a whole run, saving one PNG per state. Works offscreen or under
-``xvfb-run -a``. Everything it writes (journals, logs, the sample project and its ISO, the rehearsal) goes to a
-temporary folder; the OS keyring is not touched.
+Walks Welcome → Project (valid, then invalid) → the input pages (Provider, Credentials, Nodes and its Discover dialog,
+Network, Files; valid, with inline problems, and at the window's minimum size) → Preflight (passed, then with a
+blocker and an overridden warning) → Run (in progress, finished, failed) → the trust dialogs (first contact, changed
+certificate) → Welcome with the unfinished session, then desktop rehearsals on the lab: Install, Bundles, Cluster,
+Activation and Summary while and after the nodes install, a node whose install fails, and a whole run, saving one
+PNG per state. Works offscreen or under ``xvfb-run -a``. Everything it writes (journals, logs, the sample project
+and its ISO, the rehearsal, a MAAS region) goes to a temporary folder; the OS keyring is not touched.
 """
 
 from __future__ import annotations
@@ -49,6 +49,8 @@ from wizard.core.secrets import SecretStore
 from wizard.core.steps import pipeline
 from wizard.core.steps.preflight import report_paths
 from wizard.core.trust import TrustKind, TrustRequest
+from wizard.lab.lab import NodeFaults
+from wizard.lab.maas import MaasServer, MaasState, Status
 from wizard.lab.rehearsal import Rehearsal
 from wizard.ui.app import application
 from wizard.ui.pages.cluster import Variable
@@ -154,6 +156,50 @@ def input_pages(work: Path, window: MainWindow, shot: Callable[..., None]) -> No
     window.document.set(("network", "dns"), ["127.0.0.53"])
     window.go_to(MainWindow.FILES)
     shot("03j-files-problems")
+
+
+def discover_dialog(work: Path, window: MainWindow, shot_widget: Callable[[str, object], None]) -> None:
+    """The Nodes page's Discover on a MAAS region (the lab's MAAS API): one machine taken, one too small."""
+    state = MaasState()
+    admin = state.add_user("admin", admin=True)
+    state.add_user("bob")
+    big = {"cpu_count": 16, "memory": 32768, "power_type": "redfish", "pool": "palette"}
+    for i in (1, 2, 3):
+        state.add_machine(f"pma-{i}", system_id=f"k{i}a7fe", zone=f"rack-{i}", **big)
+    state.add_machine("pma-4", system_id="k4a7fe", zone="rack-1", **big)
+    state.machine("k4a7fe").status = Status.ALLOCATED
+    state.machine("k4a7fe").owner = "bob"
+    state.add_machine("lab-5", system_id="k5a7fe", cpu_count=4, memory=8192, power_type="ipmi")
+    with MaasServer(state) as server:
+        SecretStore().set(SecretRef("maas-api-key"), admin.api_key)
+        doc = valid_doc()
+        doc["provider"] = {"type": "maas", "maas": {"url": server.url, "api_key": {"secret": "maas-api-key"}}}
+        doc["nodes"] = doc["nodes"][:1]
+        doc["nodes"][0]["maas"] = "pma-1"
+        window.open_project(write_project(work, doc, "maas.yaml"), goto=MainWindow.NODES)
+        window.nodes.open_discovery()
+        dialog = window.nodes.discover_dialog
+        assert dialog is not None
+        wait_until(lambda: not dialog.running)
+        dialog.set_checked(1)
+        dialog.set_checked(2)
+        shot_widget("03k-nodes-discover-maas", dialog)
+        dialog.reject()
+
+
+def install_failed(work: Path, app: object, shot: Callable[..., None]) -> None:
+    """A node whose installer fails on the lab: the Install page with its log and the per-node retry."""
+    with Rehearsal(work / "rehearsal-failed", nodes=3, speed=300) as rehearsal:
+        assert rehearsal.lab is not None
+        rehearsal.lab.nodes[1].apply(NodeFaults(install_error="no disk matched the install target /dev/sda"))
+        window = rehearsal_window(rehearsal)
+        window.show()
+        window.controller.start(rehearsal.project_file, until="install")
+        window.go_to(MainWindow.INSTALL)
+        wait_until(lambda: not window.controller.running, 120)
+        window.install.table.selectRow(1)
+        shot("15b-install-node-failed", window)
+        window.close()
 
 
 def preflight_pages(valid: Path, window: MainWindow, shot: Callable[..., None]) -> None:
@@ -279,6 +325,12 @@ def main(out: Path) -> int:
         (of or window).grab().save(str(path))
         shots.append(path)
 
+    def shot_widget(name: str, widget: object) -> None:
+        QTest.qWait(150)
+        path = out / f"{name}.png"
+        widget.grab().save(str(path))  # type: ignore[attr-defined]
+        shots.append(path)
+
     shot("01-welcome")
 
     window.open_project(invalid)
@@ -288,6 +340,7 @@ def main(out: Path) -> int:
     shot("03-project-valid")
 
     input_pages(work, window, shot)
+    discover_dialog(work, window, shot_widget)
     window.open_project(valid)
 
     preflight_pages(valid, window, shot)
@@ -309,12 +362,6 @@ def main(out: Path) -> int:
     shot("08b-run-failed-details-minimum-size")
     window.resize(1100, 720)
 
-    def shot_widget(name: str, widget: object) -> None:
-        QTest.qWait(150)
-        path = out / f"{name}.png"
-        widget.grab().save(str(path))  # type: ignore[attr-defined]
-        shots.append(path)
-
     trust_dialogs(window, shot_widget)
 
     (app_paths().state / "sessions" / "damaged-0123456789ab.json").write_text("{not json")
@@ -325,6 +372,8 @@ def main(out: Path) -> int:
     app.processEvents()
 
     run_pages(work, app, shot)
+    app.processEvents()
+    install_failed(work, app, shot)
     app.processEvents()
 
     with Rehearsal(work / "rehearsal", nodes=3, speed=300) as rehearsal:
