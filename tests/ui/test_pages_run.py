@@ -222,6 +222,7 @@ def test_bundles_queue_progress_and_the_summary_after_a_finished_run(
     window.go_to(MainWindow.RUN)
     qtbot.mouseClick(window.run.start_button, Qt.MouseButton.LeftButton)
     page = window.bundles
+    assert window.go_to(MainWindow.BUNDLES)  # a hidden page draws nothing until it is shown
     qtbot.waitUntil(lambda: page.table.rowCount() == 2 and (page.bar("content/bundle") or page.overall).value() > 0)
     assert page.table.item(1, 1).text() == "○ Queued"  # one at a time: the second waits
     assert _finished(qtbot, window) is ExitCode.DONE

@@ -1,12 +1,14 @@
 """The Bundles page: the content bundle and pack bundles — the queue, each file's and the overall progress.
 
 Rows are the jobs of the bundle steps (``content``, ``packs``) from the progress snapshots: queued, uploading (bytes,
-throughput, ETA), syncing, done. The overall bar weighs files by their size once their sizes are known.
+throughput, ETA), syncing, done. The overall bar weighs files by their size once their sizes are known. A row is
+redrawn only when its job changed (its ETA goes on while it runs), and nothing is drawn while the page is hidden: it
+catches up when shown, and the end of a run is always drawn.
 """
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -14,15 +16,14 @@ from PySide6.QtWidgets import (
     QLabel,
     QProgressBar,
     QTableWidget,
-    QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
 from wizard.core.progress import ProgressSnapshot, TaskState, TaskStatus
-from wizard.core.redact import redact
 from wizard.core.runner import RunFinished
 from wizard.ui.bridge import RunController
+from wizard.ui.pages.cells import LiveCells
 from wizard.ui.pages.live import BAR_SCALE, LivePage, announce, eta_text, progress_bar
 from wizard.ui.units import human_bytes, human_duration
 from wizard.ui.widgets import heading, paragraph
@@ -61,6 +62,7 @@ class BundlesPage(LivePage):
         tr = self.tr
         self._rows: dict[str, int] = {}
         self._announced: dict[str, TaskStatus] = {}
+        self._drawn: dict[str, TaskState] = {}  # the state each row shows
         self.tasks: list[TaskState] = []
 
         self.overall = progress_bar(tr("Overall bundle progress"), self)
@@ -75,11 +77,10 @@ class BundlesPage(LivePage):
         self.table.setWordWrap(False)
         self.table.verticalHeader().hide()
         header = self.table.horizontalHeader()
-        for col in range(len(COLUMNS)):
-            header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(COL_PROGRESS, QHeaderView.ResizeMode.Fixed)
         header.resizeSection(COL_PROGRESS, 140)
         header.setSectionResizeMode(COL_MESSAGE, QHeaderView.ResizeMode.Stretch)
+        self.cells = LiveCells(self.table, (c for c in range(len(COLUMNS)) if c not in (COL_PROGRESS, COL_MESSAGE)))
 
         top = QHBoxLayout()
         top.addWidget(QLabel(tr("Overall:"), self))
@@ -107,8 +108,10 @@ class BundlesPage(LivePage):
 
     def run_started(self) -> None:
         self.table.setRowCount(0)
+        self.cells.clear()
         self._rows.clear()
         self._announced.clear()
+        self._drawn.clear()
         self.tasks = []
         self.overall.setValue(0)
         self.summary.setText("")
@@ -122,36 +125,46 @@ class BundlesPage(LivePage):
         self._rows[t.key] = row
         for col in range(len(COLUMNS)):
             if col != COL_PROGRESS:
-                item = QTableWidgetItem("")
-                if col in (COL_BYTES, COL_RATE, COL_ETA):
-                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-                self.table.setItem(row, col, item)
+                self.table.setItem(row, col, self.cells.new_item(right=col in (COL_BYTES, COL_RATE, COL_ETA)))
         name = t.label + (f" [{t.node}]" if t.node else "")
         self.table.setCellWidget(row, COL_PROGRESS, progress_bar(self.tr("Progress of {name}").format(name=name)))
+        self.cells.row_added()
         return row
 
     def _set(self, row: int, col: int, text: str) -> None:
-        item = self.table.item(row, col)
-        text = redact(text)
-        if item is not None and item.text() != text:
-            item.setText(text)
-            item.setToolTip(text)
+        self.cells.set(row, col, text)
 
     def bar(self, key: str) -> QProgressBar | None:
         row = self._rows.get(key)
         widget = self.table.cellWidget(row, COL_PROGRESS) if row is not None else None
         return widget if isinstance(widget, QProgressBar) else None
 
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        if self.poll_timer.isActive():
+            self.poll()  # hidden, the page drew nothing: catch up now rather than at the next tick
+
+    def poll(self) -> None:
+        if self.isVisible():  # nobody sees a hidden page: drawn when shown, and the end of a run always is
+            super().poll()
+
     def draw(self, snap: ProgressSnapshot) -> None:
         self.tasks = [t for t in snap.tasks if t.step in BUNDLE_STEPS]
         for t in self.tasks:
             row = self._row(t)
             running = t.status is TaskStatus.RUNNING
+            drawn = self._drawn.get(t.key)
+            if drawn is t or drawn == t:
+                if running:
+                    self._set(row, COL_ETA, eta_text(t))  # an estimate from its pace moves with time alone
+                continue
+            self._drawn[t.key] = t
             self._set(row, COL_NAME, t.label + (f" [{t.node}]" if t.node else ""))
             self._set(row, COL_STATUS, self.tr(STATUS_TEXT[t.status]))
             bar = self.bar(t.key)
-            if bar is not None:
-                bar.setValue(round(t.fraction * BAR_SCALE))
+            value = round(t.fraction * BAR_SCALE)
+            if bar is not None and bar.value() != value:
+                bar.setValue(value)
             if t.bytes_total:
                 self._set(row, COL_BYTES, f"{human_bytes(t.bytes_done or 0)} / {human_bytes(t.bytes_total)}")
             self._set(row, COL_RATE, f"{human_bytes(t.rate)}/s" if t.rate and running else "")
@@ -160,15 +173,20 @@ class BundlesPage(LivePage):
             if self._announced.get(t.key) is not t.status and t.status is not TaskStatus.PENDING:
                 self._announced[t.key] = t.status
                 announce(self.summary, f"{t.label}: {self.tr(STATUS_TEXT[t.status])[2:].lower()}")
-        self.overall.setValue(round(overall(self.tasks) * BAR_SCALE))
+        self.cells.fit()
+        value = round(overall(self.tasks) * BAR_SCALE)
+        if self.overall.value() != value:
+            self.overall.setValue(value)
         queued = sum(1 for t in self.tasks if t.status is TaskStatus.PENDING)
         rate = sum(t.rate or 0 for t in self.tasks if t.status is TaskStatus.RUNNING)
         if self.tasks:
-            self.overall.setToolTip(
+            tip = (
                 self.tr("{q} queued · {r}/s").format(q=queued, r=human_bytes(rate))
                 if rate
                 else self.tr("{q} queued").format(q=queued)
             )
+            if self.overall.toolTip() != tip:
+                self.overall.setToolTip(tip)
 
     def run_finished(self, ev: RunFinished) -> None:
         if self.tasks and self.is_done():

@@ -1,16 +1,20 @@
 """The run page: starts the engine in the background and shows its progress, outcome and errors.
 
 Nothing here waits on the engine. A 100 ms timer reads progress snapshots; events arrive through the
-controller's queued signals; the only blocking thing on this page is drawing.
+controller's queued signals; the only blocking thing on this page is drawing, so it draws as little as it can: only
+the jobs whose state changed since they were last drawn, nothing while the page is hidden (it catches up when shown,
+and the end of a run is always drawn), and new rows a batch per event-loop turn, so a step that adds dozens of jobs
+at once does not hold the GUI thread for all of them.
 """
 
 from __future__ import annotations
 
 import time
+from collections import deque
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtGui import QBrush, QColor
+from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -41,6 +45,7 @@ from wizard.core.runner import (
 )
 from wizard.ui.bridge import AbortFinished, RunController, SessionOpened
 from wizard.ui.pages import WizardPage
+from wizard.ui.pages.cells import LiveCells
 from wizard.ui.units import human_bytes, human_duration
 from wizard.ui.widgets import Banner, ErrorPanel, Tone, button, heading, paragraph
 
@@ -48,6 +53,9 @@ POLL_MS = 100
 #: Providers whose install takes something an abort can give back (MAAS machines, BMC virtual media).
 ABORTABLE_PROVIDERS = frozenset({"maas", "redfish"})
 BAR_SCALE = 1000  # progress bars count in tenths of a percent
+#: New job rows created per event-loop turn while a run is followed live (each has a progress bar widget).
+ROW_BATCH = 8
+ACTIVITY_LINES = 2000
 
 COLUMNS = ("Job", "Node", "Status", "Progress", "Transferred", "Throughput", "ETA", "Message")
 COL_JOB, COL_NODE, COL_STATUS, COL_PROGRESS, COL_BYTES, COL_RATE, COL_ETA, COL_MESSAGE = range(len(COLUMNS))
@@ -118,6 +126,12 @@ def held_text(ev: RunFinished) -> str:
     return f"{retried} {done}; {', '.join(ev.held)} still {needs} a retry"
 
 
+def _set_bar(bar: QProgressBar, fraction: float) -> None:
+    value = round(fraction * BAR_SCALE)
+    if bar.value() != value:  # the same value still costs a trip through the binding and its signal
+        bar.setValue(value)
+
+
 def _bar(name: str, parent: QWidget | None = None) -> QProgressBar:
     bar = QProgressBar(parent)
     bar.setRange(0, BAR_SCALE)
@@ -139,22 +153,28 @@ class RunPage(WizardPage):
         self.last_result: RunFinished | None = None
         self.last_abort: AbortFinished | None = None
         self._rows: dict[str, int] = {}
+        #: The state each row shows: a job whose state is the same object (or equal) is not drawn again.
+        self._drawn: dict[str, TaskState] = {}
+        self._latest: ProgressSnapshot | None = None  # the newest snapshot drawn, maybe not all its rows yet
+        # Activity lines that came while the page was hidden (the log keeps no more than these either).
+        self._activity_backlog: deque[str] = deque(maxlen=ACTIVITY_LINES)
+        self._barless: list[tuple[int, str, str]] = []  # (row, task key, bar name) of rows without their bar yet
         self._version = -1
         self._started = 0.0
         self._journal: Path | None = None
         self._starting = False
 
-        self.project_label = paragraph("No project is open.", self)
+        self.project_label = paragraph(self.tr("No project is open."), self)
         self.session_label = paragraph("", self)
         self.session_label.hide()
         self.secrets_notice = Banner(Tone.WARNING, self)
         self.warnings_banner = Banner(Tone.WARNING, self)
 
-        self.start_button = button("&Start", "Start the install", self)
-        self.start_button.setToolTip("Run every step; steps that already finished are skipped")
+        self.start_button = button(self.tr("&Start"), self.tr("Start the install"), self)
+        self.start_button.setToolTip(self.tr("Run every step; steps that already finished are skipped"))
         self.start_button.clicked.connect(self.start)
-        self.cancel_button = button("Cancel &run", "Cancel the run", self)
-        self.cancel_button.setToolTip("Stop after the current chunk of work; a later run resumes from there")
+        self.cancel_button = button(self.tr("Cancel &run"), self.tr("Cancel the run"), self)
+        self.cancel_button.setToolTip(self.tr("Stop after the current chunk of work; a later run resumes from there"))
         self.cancel_button.clicked.connect(self.cancel)
 
         self.abort_button = button(
@@ -172,7 +192,7 @@ class RunPage(WizardPage):
         self.overall = _bar("Overall progress", self)
         self.overall.setMinimumWidth(300)
         self.overall_label = QLabel("", self)
-        self.overall_label.setAccessibleName("Overall status")
+        self.overall_label.setAccessibleName(self.tr("Overall status"))
         self.overall_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
         self.outcome = Banner(Tone.SUCCESS, self)
@@ -181,7 +201,7 @@ class RunPage(WizardPage):
 
         self.jobs = QTableWidget(0, len(COLUMNS), self)
         self.jobs.setHorizontalHeaderLabels(list(COLUMNS))
-        self.jobs.setAccessibleName("Jobs")
+        self.jobs.setAccessibleName(self.tr("Jobs"))
         self.jobs.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.jobs.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.jobs.setAlternatingRowColors(True)
@@ -189,17 +209,16 @@ class RunPage(WizardPage):
         self.jobs.setWordWrap(False)  # one line per job; the full message is in the tooltip and the log
         self.jobs.verticalHeader().hide()
         header = self.jobs.horizontalHeader()
-        for col in range(len(COLUMNS)):
-            header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(COL_PROGRESS, QHeaderView.ResizeMode.Fixed)
         header.resizeSection(COL_PROGRESS, 130)
         header.setSectionResizeMode(COL_MESSAGE, QHeaderView.ResizeMode.Stretch)
+        self.cells = LiveCells(self.jobs, (c for c in range(len(COLUMNS)) if c not in (COL_PROGRESS, COL_MESSAGE)))
 
         self.activity = QPlainTextEdit(self)
         self.activity.setReadOnly(True)
-        self.activity.setAccessibleName("Activity log")
-        self.activity.setMaximumBlockCount(2000)
-        self.activity.setPlaceholderText("What the run does appears here.")
+        self.activity.setAccessibleName(self.tr("Activity log"))
+        self.activity.setMaximumBlockCount(ACTIVITY_LINES)
+        self.activity.setPlaceholderText(self.tr("What the run does appears here."))
 
         split = QSplitter(Qt.Orientation.Vertical, self)
         split.addWidget(self.jobs)
@@ -214,6 +233,11 @@ class RunPage(WizardPage):
         self.poll_timer = QTimer(self)
         self.poll_timer.setInterval(POLL_MS)
         self.poll_timer.timeout.connect(self.poll)
+        # The rows a draw left for later (ROW_BATCH at a time), on the next event-loop turn.
+        self._more_rows = QTimer(self)
+        self._more_rows.setSingleShot(True)
+        self._more_rows.setInterval(0)
+        self._more_rows.timeout.connect(self._draw_more)
 
         buttons = QHBoxLayout()
         buttons.addWidget(self.start_button)
@@ -224,7 +248,7 @@ class RunPage(WizardPage):
         status_row.addWidget(self.overall_label, 1)
 
         layout = QVBoxLayout(self)
-        layout.addWidget(heading("Run", self))
+        layout.addWidget(heading(self.tr("Run"), self))
         layout.addWidget(self.project_label)
         layout.addWidget(self.session_label)
         layout.addWidget(self.secrets_notice)
@@ -275,7 +299,12 @@ class RunPage(WizardPage):
         self.last_result = None
         self._journal = None
         self.jobs.setRowCount(0)
+        self.cells.clear()
         self._rows.clear()
+        self._drawn.clear()
+        self._latest = None
+        self._barless.clear()
+        self._more_rows.stop()
         self._version = -1
         self.overall.setValue(0)
         self.overall_label.setText("")
@@ -287,6 +316,7 @@ class RunPage(WizardPage):
         self.abort_outcome.hide()
         self.last_abort = None
         self.activity.clear()
+        self._activity_backlog.clear()
         self.changed.emit()
 
     def can_abort(self) -> bool:
@@ -314,7 +344,7 @@ class RunPage(WizardPage):
             return
         self._reset()
         self._started = time.monotonic()
-        self.overall_label.setText("Starting…")
+        self.overall_label.setText(self.tr("Starting…"))
         self._starting = True
         try:
             self.controller.start(self.project_file)
@@ -357,7 +387,7 @@ class RunPage(WizardPage):
         self.last_abort = None
         self.abort_outcome.hide()
         self.overall_label.setText(self.tr("Giving back the machines…"))
-        self.activity.appendPlainText(f"{time.strftime('%H:%M:%S')}  Giving back what this session took…")
+        self._log_activity([f"{time.strftime('%H:%M:%S')}  Giving back what this session took…"])
         self.controller.abort(self.project_file)
         self.poll_timer.start()
         self._update_buttons()
@@ -391,18 +421,31 @@ class RunPage(WizardPage):
             if result.ok:
                 self.last_result = None
         stamp = time.strftime("%H:%M:%S")
-        for line in lines or ["abort ended: " + ((ev.error or {}).get("title") or "nothing to give back")]:
-            self.activity.appendPlainText(f"{stamp}  {redact(line)}")
+        ended = lines or ["abort ended: " + ((ev.error or {}).get("title") or "nothing to give back")]
+        self._log_activity([f"{stamp}  {redact(line)}" for line in ended])
+        self._flush_activity()
         self._update_buttons()
         self.changed.emit()
 
     def cancel(self) -> None:
         self.controller.cancel()
-        self.overall_label.setText("Cancelling… the jobs stop at their next checkpoint.")
+        self.overall_label.setText(self.tr("Cancelling… the jobs stop at their next checkpoint."))
         self._update_buttons()
 
     # -- progress ------------------------------------------------------------------------------------------
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        # Hidden, the page drew nothing: catch up at once rather than at the next tick.
+        self._add_bars()
+        self._flush_activity()
+        if self.poll_timer.isActive():
+            self.poll()
+        if self._latest is not None and len(self._rows) < len(self._latest.tasks):
+            self._more_rows.start()  # rows a batched draw left while the page was hidden
+
     def poll(self) -> None:
+        if not self.isVisible():
+            return  # nobody sees it: drawn when shown (showEvent), and the end of a run always is
         if self.controller.aborting:
             abort = self.controller.abort_snapshot()
             if abort is not None and abort.message:
@@ -420,13 +463,36 @@ class RunPage(WizardPage):
         self._version = snap.version
         self._draw(snap)
 
-    def _draw(self, snap: ProgressSnapshot) -> None:
-        self.overall.setValue(round(snap.fraction * BAR_SCALE))
+    def _draw(self, snap: ProgressSnapshot, *, batch: int | None = ROW_BATCH) -> None:
+        """Draws the jobs that changed since they were last drawn; creates at most ``batch`` new rows (all when
+        None) and leaves the rest to the next event-loop turns."""
+        self._latest = snap
+        self._more_rows.stop()
+        _set_bar(self.overall, snap.fraction)
+        budget = batch
+        left = False
         for task in snap.tasks:
             row = self._rows.get(task.key)
             if row is None:
+                if budget is not None:
+                    if budget <= 0:
+                        left = True
+                        continue
+                    budget -= 1
                 row = self._add_row(task)
+            else:
+                drawn = self._drawn.get(task.key)
+                if drawn is task or drawn == task:
+                    continue
             self._draw_row(row, task)
+            self._drawn[task.key] = task
+        self.cells.fit()
+        if left:
+            self._more_rows.start()
+
+    def _draw_more(self) -> None:
+        if self._latest is not None and self.isVisible():
+            self._draw(self._latest)
 
     def _add_row(self, task: TaskState) -> int:
         row = self.jobs.rowCount()
@@ -434,13 +500,25 @@ class RunPage(WizardPage):
         self._rows[task.key] = row
         for col in range(len(COLUMNS)):
             if col != COL_PROGRESS:
-                item = QTableWidgetItem("")
-                if col in (COL_BYTES, COL_RATE, COL_ETA):
-                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-                self.jobs.setItem(row, col, item)
+                self.jobs.setItem(row, col, self.cells.new_item(right=col in (COL_BYTES, COL_RATE, COL_ETA)))
         self._cell(row, COL_JOB).setData(Qt.ItemDataRole.UserRole, task.key)
-        self.jobs.setCellWidget(row, COL_PROGRESS, _bar(f"Progress of {_who(task.label, task.node)}"))
+        name = f"Progress of {_who(task.label, task.node)}"
+        if self.isVisible():
+            self.jobs.setCellWidget(row, COL_PROGRESS, _bar(name))
+        else:  # the end of a run drawn on a hidden page: bars (widgets, slow to make) wait until it is shown
+            self._barless.append((row, task.key, name))
+        self.cells.row_added()
         return row
+
+    def _add_bars(self) -> None:
+        """The progress bars of the rows made while the page was hidden."""
+        for row, key, name in self._barless:
+            bar = _bar(name)
+            drawn = self._drawn.get(key)
+            if drawn is not None:
+                _set_bar(bar, drawn.fraction)
+            self.jobs.setCellWidget(row, COL_PROGRESS, bar)
+        self._barless.clear()
 
     def _cell(self, row: int, col: int) -> QTableWidgetItem:
         item = self.jobs.item(row, col)
@@ -448,23 +526,18 @@ class RunPage(WizardPage):
         return item
 
     def _set(self, row: int, col: int, text: str) -> None:
-        item = self._cell(row, col)
-        text = redact(text)
-        if item.text() != text:  # untouched cells keep the table from re-laying out every tick
-            item.setText(text)
-            item.setToolTip(text)
+        self.cells.set(row, col, text)
 
     def _draw_row(self, row: int, t: TaskState) -> None:
         running = t.status is TaskStatus.RUNNING
         self._set(row, COL_JOB, t.label)
         self._set(row, COL_NODE, t.node)
         self._set(row, COL_STATUS, STATUS_TEXT[t.status])
-        status = self._cell(row, COL_STATUS)
-        status.setData(Qt.ItemDataRole.UserRole, t.status)
-        status.setForeground(QBrush(QColor(STATUS_COLOUR[t.status])) if t.status in STATUS_COLOUR else QBrush())
+        self.cells.set_data(row, COL_STATUS, t.status)
+        self.cells.set_colour(row, COL_STATUS, STATUS_COLOUR.get(t.status))
         bar = self.jobs.cellWidget(row, COL_PROGRESS)
         if isinstance(bar, QProgressBar):
-            bar.setValue(round(t.fraction * BAR_SCALE))
+            _set_bar(bar, t.fraction)
         if t.bytes_total:
             self._set(row, COL_BYTES, f"{human_bytes(t.bytes_done or 0)} / {human_bytes(t.bytes_total)}")
         self._set(row, COL_RATE, f"{human_bytes(t.rate)}/s" if t.rate and running else "")
@@ -477,19 +550,34 @@ class RunPage(WizardPage):
     # -- controller signals (GUI thread) -------------------------------------------------------------------
     def _on_session(self, info: SessionOpened) -> None:
         self._journal = info.journal
-        self.session_label.setText(f"Journal: {info.journal}   ·   Log: {(self.controller.paths or app_paths()).logs}")
+        logs = (self.controller.paths or app_paths()).logs
+        self.session_label.setText(
+            self.tr("Journal: {journal}   ·   Log: {logs}").format(journal=info.journal, logs=logs)
+        )
         self.session_label.show()
         if info.secrets_notice:
             self.secrets_notice.show_text(f"⚠ {info.secrets_notice}")
         if info.warnings:
             lines = "\n".join(f"• {p}" for p in info.warnings)
             count = len(info.warnings)
-            self.warnings_banner.show_text(f"{count} warning{'s' if count != 1 else ''}:\n{lines}")
+            head = self.tr("1 warning:") if count == 1 else self.tr("{count} warnings:").format(count=count)
+            self.warnings_banner.show_text(f"{head}\n{lines}")
 
     def _on_event(self, ev: object) -> None:
         line = describe(ev)
         if line:
-            self.activity.appendPlainText(f"{time.strftime('%H:%M:%S')}  {redact(line)}")
+            self._log_activity([f"{time.strftime('%H:%M:%S')}  {redact(line)}"])
+
+    def _log_activity(self, lines: list[str]) -> None:
+        """Appends to the activity log; while the page is hidden the lines wait, to be appended in one go."""
+        self._activity_backlog.extend(lines)
+        if self.isVisible():
+            self._flush_activity()
+
+    def _flush_activity(self) -> None:
+        if self._activity_backlog:
+            self.activity.appendPlainText("\n".join(self._activity_backlog))
+            self._activity_backlog.clear()
 
     def _error_for(self, ev: RunFinished) -> dict[str, str]:
         """The engine's error, with the details support asks for first: outcome, journal and log."""
@@ -512,31 +600,38 @@ class RunPage(WizardPage):
         snap = self.controller.snapshot()
         if snap is not None:
             self._version = snap.version
-            self._draw(snap)  # the final state, even if it changed after the last tick
+            self._draw(snap, batch=None)  # the final state, whole, even if it changed after the last tick
+        self._flush_activity()
         self.last_result = ev
         took = human_duration(time.monotonic() - self._started)
         if ev.exit_code is ExitCode.DONE:
-            self.overall_label.setText(f"Finished in {took}.")
+            self.overall_label.setText(self.tr("Finished in {took}.").format(took=took))
             until = self.controller.until
             self.outcome.show_text(
-                f"✓ Every step up to {until} finished; press Start to go on." if until else "✓ Every step finished.",
+                self.tr("✓ Every step up to {until} finished; press Start to go on.").format(until=until)
+                if until
+                else self.tr("✓ Every step finished."),
                 Tone.SUCCESS,
             )
         elif ev.exit_code is ExitCode.INCOMPLETE:
             # Not a failure: the run did what it was asked (retry some nodes) and stopped where the others wait.
-            self.overall_label.setText(f"Stopped after {took}: {held_text(ev)}.")
+            self.overall_label.setText(self.tr("Stopped after {took}: {held}.").format(took=took, held=held_text(ev)))
             self.outcome.show_text(
-                f"⚠ {held_text(ev)}. Retry them on the Install page, or press Start to retry every failed node; "
-                "finished jobs are not repeated.",
+                self.tr(
+                    "⚠ {held}. Retry them on the Install page, or press Start to retry every failed node; "
+                    "finished jobs are not repeated."
+                ).format(held=held_text(ev)),
                 Tone.WARNING,
             )
         elif ev.exit_code is ExitCode.CANCELLED:
-            self.overall_label.setText(f"Cancelled after {took}.")
+            self.overall_label.setText(self.tr("Cancelled after {took}.").format(took=took))
             self.outcome.show_text(
-                "■ The run was cancelled. Press Start to resume; finished jobs are not repeated.", Tone.INFO
+                self.tr("■ The run was cancelled. Press Start to resume; finished jobs are not repeated."), Tone.INFO
             )
         else:
-            self.overall_label.setText(f"Stopped after {took} (exit code {int(ev.exit_code)}).")
+            self.overall_label.setText(
+                self.tr("Stopped after {took} (exit code {code}).").format(took=took, code=int(ev.exit_code))
+            )
             self.error_panel.show_error(self._error_for(ev))
             if ev.held:
                 self.outcome.show_text(f"⚠ {held_text(ev)}.", Tone.WARNING)

@@ -1,0 +1,329 @@
+"""How much the pages that follow a run draw: only what changed, nothing while hidden, new rows a batch at a time.
+
+The pages are driven with a progress store of the test's (no engine) and their drawing is counted through the
+methods that draw one row or one cell, so nothing here depends on timing.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QBrush, QColor
+from PySide6.QtWidgets import QProgressBar, QStackedWidget, QWidget
+from pytestqt.qtbot import QtBot
+
+from wizard.core.progress import Progress, ProgressSnapshot, TaskState, TaskStatus
+from wizard.core.redact import REDACTOR
+from wizard.core.runner import ExitCode, RunFinished
+from wizard.ui.bridge import RunController
+from wizard.ui.pages.bundles import BundlesPage
+from wizard.ui.pages.install import COL_STAGE, InstallPage
+from wizard.ui.pages.live import LivePage
+from wizard.ui.pages.run import BAR_SCALE, COL_JOB, COL_MESSAGE, COL_PROGRESS, ROW_BATCH, RunPage
+
+pytestmark = pytest.mark.ui
+
+
+class _Controller(RunController):
+    """A controller whose progress the test drives; no run, no engine."""
+
+    def __init__(self, progress: Progress) -> None:
+        super().__init__()
+        self.progress = progress
+
+    def snapshot(self) -> ProgressSnapshot | None:
+        return self.progress.snapshot()
+
+
+class _Stack:
+    """A page in a shown stack, behind a blank page (hidden) until ``show_page``."""
+
+    def __init__(self, qtbot: QtBot, page: QWidget) -> None:
+        self.stack = QStackedWidget()
+        qtbot.addWidget(self.stack)
+        self.blank = QWidget()
+        self.stack.addWidget(self.blank)
+        self.stack.addWidget(page)
+        self.page = page
+        self.stack.resize(1000, 600)
+        self.stack.show()
+        qtbot.waitExposed(self.stack)
+        assert not page.isVisible()
+
+    def show_page(self) -> None:
+        self.stack.setCurrentWidget(self.page)
+        assert self.page.isVisible()
+
+    def hide_page(self) -> None:
+        self.stack.setCurrentWidget(self.blank)
+
+
+def _tasks(progress: Progress, count: int, step: str = "work", node: str = "") -> list[str]:
+    keys = [f"{step}/job-{i:02d}" for i in range(count)]
+    for i, key in enumerate(keys):
+        progress.add_task(key, f"Job {i:02d}", step, node)
+    return keys
+
+
+def _count_rows(page: RunPage, monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+    """Counts RunPage row draws by task key."""
+    drawn: Counter[str] = Counter()
+    original = page._draw_row
+
+    def counting(row: int, task: TaskState) -> None:
+        drawn[task.key] += 1
+        original(row, task)
+
+    monkeypatch.setattr(page, "_draw_row", counting)
+    return drawn
+
+
+def _count_cells(page: InstallPage | BundlesPage, monkeypatch: pytest.MonkeyPatch) -> Counter[int]:
+    """Counts cell writes of a live page by row."""
+    written: Counter[int] = Counter()
+    original = page._set
+
+    def counting(row: int, col: int, text: str) -> None:
+        written[row] += 1
+        original(row, col, text)
+
+    monkeypatch.setattr(page, "_set", counting)
+    return written
+
+
+def _row_keys(page: RunPage) -> list[str]:
+    out = []
+    for r in range(page.jobs.rowCount()):
+        item = page.jobs.item(r, COL_JOB)
+        assert item is not None
+        out.append(item.data(Qt.ItemDataRole.UserRole))
+    return out
+
+
+def _start_polling(page: RunPage | LivePage) -> None:
+    page.poll_timer.start()  # as when a run starts: showEvent catches up only while a run is followed
+
+
+# -- the Run page --------------------------------------------------------------------------------------------------
+
+
+def test_a_hidden_run_page_draws_nothing_and_catches_up_when_shown(
+    qtbot: QtBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    progress = Progress()
+    page = RunPage(_Controller(progress))
+    stack = _Stack(qtbot, page)
+    drawn = _count_rows(page, monkeypatch)
+    keys = _tasks(progress, 5)
+    _start_polling(page)
+    for i in range(3):
+        progress.set_status(keys[i], TaskStatus.RUNNING, f"step {i}")
+        page.poll()
+    assert page.jobs.rowCount() == 0 and not drawn
+
+    stack.show_page()  # showEvent draws the newest state at once, not at the next tick
+    assert _row_keys(page) == keys and set(drawn) == set(keys) and set(drawn.values()) == {1}
+    message = page.jobs.item(0, COL_MESSAGE)
+    assert message is not None and message.text() == "step 0"
+
+    stack.hide_page()
+    progress.set_status(keys[0], TaskStatus.DONE, "finished")
+    page.poll()
+    assert drawn[keys[0]] == 1 and message.text() == "step 0"
+    page.poll_timer.stop()
+
+
+def test_only_the_jobs_that_changed_are_redrawn(qtbot: QtBot, monkeypatch: pytest.MonkeyPatch) -> None:
+    progress = Progress()
+    page = RunPage(_Controller(progress))
+    stack = _Stack(qtbot, page)
+    stack.show_page()
+    keys = _tasks(progress, 6)
+    page._draw(progress.snapshot(), batch=None)
+    drawn = _count_rows(page, monkeypatch)
+
+    REDACTOR.add("hunter2-secret")
+    progress.set_status(keys[1], TaskStatus.RUNNING, "logging in with hunter2-secret")
+    progress.set_status(keys[4], TaskStatus.FAILED, "password=swordfish")
+    page.poll()
+    assert drawn == Counter({keys[1]: 1, keys[4]: 1})
+    texts = [item.text() for r in (1, 4) if (item := page.jobs.item(r, COL_MESSAGE)) is not None]
+    assert texts == ["logging in with «redacted»", "password=«redacted»"]
+
+    page.poll()  # nothing new: nothing drawn
+    page._draw(progress.snapshot())  # the same states again: nothing drawn either
+    assert drawn == Counter({keys[1]: 1, keys[4]: 1})
+
+
+def test_new_rows_are_added_a_batch_per_event_loop_turn_and_the_end_of_a_run_whole(
+    qtbot: QtBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    progress = Progress()
+    controller = _Controller(progress)
+    page = RunPage(controller)
+    stack = _Stack(qtbot, page)
+    stack.show_page()
+    keys = _tasks(progress, 3 * ROW_BATCH + 2)
+    page.poll()
+    assert page.jobs.rowCount() == ROW_BATCH  # the rest on the next turns
+    qtbot.waitUntil(lambda: page.jobs.rowCount() == len(keys))
+    assert _row_keys(page) == keys  # in the run's order
+
+    # The end of a run is drawn whole at once, visible or not: what a test or the operator reads next is complete.
+    stack.hide_page()
+    more = _tasks(progress, 2 * ROW_BATCH, step="late")
+    for key in more:
+        progress.set_status(key, TaskStatus.DONE)
+    controller.finished.emit(RunFinished(ExitCode.DONE))
+    assert _row_keys(page) == keys + more
+    # Their progress bars (widgets, slow to make) wait until the page is shown, and then show where the jobs got.
+    assert [page.jobs.cellWidget(r, COL_PROGRESS) is None for r in range(page.jobs.rowCount())] == [False] * len(
+        keys
+    ) + [True] * len(more)
+    stack.show_page()
+    bars = [page.jobs.cellWidget(r, COL_PROGRESS) for r in range(page.jobs.rowCount())]
+    assert all(isinstance(b, QProgressBar) for b in bars)
+    assert [b.value() for b in bars if isinstance(b, QProgressBar)] == [0] * len(keys) + [BAR_SCALE] * len(more)
+
+
+# -- the Install page ------------------------------------------------------------------------------------------------
+
+
+def _install_page(qtbot: QtBot, tmp_path: Path, progress: Progress, nodes: list[str]) -> tuple[InstallPage, _Stack]:
+    page = InstallPage(_Controller(progress))
+    stack = _Stack(qtbot, page)
+    page.set_project(tmp_path / "project.yaml", nodes)
+    for node in nodes:
+        progress.add_task(f"install/{node}", node, "install", node)
+    return page, stack
+
+
+def test_a_hidden_install_page_keeps_every_log_line_but_draws_no_cell(
+    qtbot: QtBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    progress = Progress()
+    page, stack = _install_page(qtbot, tmp_path, progress, ["node-1"])
+    written = _count_cells(page, monkeypatch)
+    _start_polling(page)
+    progress.set_status("install/node-1", TaskStatus.RUNNING, "Partitioning")
+    for batch in range(3):  # more lines in all than progress keeps: the hidden page takes them as they come
+        progress.log("install/node-1", [f"line {batch}.{i}" for i in range(8)], keep=10)
+        page.poll()
+    progress.set_status("install/node-1", TaskStatus.RUNNING, "Copying the image")
+    page.poll()
+    assert not written
+    lines = page.log_lines("node-1")
+    assert [line.strip() for line in lines if line.startswith("    ")] == [
+        f"line {b}.{i}" for b in range(3) for i in range(8)
+    ]
+    assert [line.split("] ")[1] for line in lines if "[Install]" in line] == ["Partitioning", "Copying the image"]
+
+    stack.show_page()
+    stage = page.table.item(0, COL_STAGE)
+    assert written[0] > 0 and stage is not None and stage.text() == "Copying the image"
+    assert "line 2.7" in page.log.toPlainText()
+    page.poll_timer.stop()
+
+
+def test_install_rows_whose_jobs_did_not_change_are_not_redrawn(
+    qtbot: QtBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    progress = Progress()
+    page, stack = _install_page(qtbot, tmp_path, progress, ["node-1", "node-2", "node-3"])
+    stack.show_page()
+    page.draw(progress.snapshot())
+    written = _count_cells(page, monkeypatch)
+    progress.set_status("install/node-2", TaskStatus.FAILED, "the installer stopped")
+    page.draw(progress.snapshot())
+    assert set(written) == {1} and page.failed_nodes == {"node-2"}
+
+    # A running node's clock moves with time alone: only its elapsed and ETA cells are written again.
+    progress.set_status("install/node-3", TaskStatus.RUNNING, "Installing")
+    page.draw(progress.snapshot())
+    written.clear()
+    page.draw(progress.snapshot())
+    assert written == Counter({2: 2})
+
+
+# -- the Bundles page ------------------------------------------------------------------------------------------------
+
+
+def test_a_hidden_bundles_page_draws_nothing_until_shown(qtbot: QtBot, monkeypatch: pytest.MonkeyPatch) -> None:
+    progress = Progress()
+    page = BundlesPage(_Controller(progress))
+    stack = _Stack(qtbot, page)
+    written = _count_cells(page, monkeypatch)
+    keys = _tasks(progress, 2, step="content")
+    _start_polling(page)
+    progress.set_status(keys[0], TaskStatus.RUNNING, "uploading")
+    page.poll()
+    assert page.table.rowCount() == 0 and not written and page.tasks == []
+
+    stack.show_page()
+    assert page.table.rowCount() == 2 and written[0] > 0
+    assert [t.key for t in page.tasks] == keys
+    before = Counter(written)
+    progress.set_status(keys[1], TaskStatus.RUNNING, "queued next")
+    page.poll()
+    changed = written - before
+    assert changed[1] > 1 and changed[0] == 1  # row 0 only for its ETA, which moves with time
+    page.poll_timer.stop()
+
+
+def test_a_hidden_run_pages_activity_lines_wait_and_arrive_in_order_when_shown(qtbot: QtBot) -> None:
+    progress = Progress()
+    controller = _Controller(progress)
+    page = RunPage(controller)
+    stack = _Stack(qtbot, page)
+    for i in range(3):
+        controller.event_received.emit(RunFinished(ExitCode.INCOMPLETE, retried=(f"node-{i}",), held=("node-9",)))
+    assert page.activity.toPlainText() == ""
+    stack.show_page()
+    lines = page.activity.toPlainText().splitlines()
+    assert len(lines) == 3
+    for i, line in enumerate(lines):
+        assert line.endswith(f"node-{i} retried; node-9 still needs a retry"), line
+    controller.event_received.emit(RunFinished(ExitCode.DONE))
+    assert page.activity.toPlainText().splitlines()[-1].endswith("Run ended: done (exit code 0)")
+
+
+# -- the cells helper ------------------------------------------------------------------------------------------------
+
+
+def test_cells_refit_a_column_only_when_a_text_changes_shape_and_write_colours_once(
+    qtbot: QtBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from PySide6.QtWidgets import QTableWidget, QTableWidgetItem
+
+    from wizard.ui.pages.cells import LiveCells
+
+    table = QTableWidget(2, 2)
+    qtbot.addWidget(table)
+    for r in range(2):
+        for c in range(2):
+            table.setItem(r, c, QTableWidgetItem(""))
+    cells = LiveCells(table, [0])
+    fitted: list[int] = []
+    monkeypatch.setattr(table, "resizeColumnToContents", fitted.append)
+    assert cells.set(0, 0, "1m 05s") and cells.set(0, 1, "other column")
+    cells.fit()
+    assert fitted == [0]
+    assert cells.set(0, 0, "1m 06s") and not cells.set(0, 0, "1m 06s")  # digits only: same width
+    cells.fit()
+    assert fitted == [0]
+    assert cells.set(0, 0, "10m 06s")
+    cells.fit()
+    assert fitted == [0, 0]
+
+    item = table.item(0, 1)
+    assert item is not None
+    cells.set_colour(0, 1, "#a31515")
+    assert item.foreground().color().name() == "#a31515"
+    item.setForeground(QBrush(QColor("#000001")))  # written behind its back: proves the next call writes nothing
+    cells.set_colour(0, 1, "#a31515")
+    assert item.foreground().color().name() == "#000001"
+    cells.set_colour(0, 1, None)
+    assert item.foreground().style() == Qt.BrushStyle.NoBrush
