@@ -181,6 +181,7 @@ def test_retry_selected_runs_only_that_nodes_job(
     window.go_to(MainWindow.INSTALL)
     assert _finished(qtbot, window) is ExitCode.INSTALL_FAILED
     assert page.failed_nodes == {"node-2", "node-3"} and linked == []
+    assert page.announcer.text() == "node-2, node-3: failed — select a node for its log, then retry it"
     assert page.retry_all_button.isEnabled()
     page.table.selectRow(0)  # node-1 installed: nothing to retry there
     assert not page.retry_button.isEnabled()

@@ -5,7 +5,8 @@ password): which step, what stage the job reports, its progress, how long it has
 take. Selecting a node shows its log: every distinct stage message in order, plus the node's own log lines (its
 installer's journal, then its agent's log) as the job publishes them in its progress. Only the lines added since the
 last tick are appended, so following a long log costs no more than its new lines. Stage changes are announced once
-each, not every tick.
+each, not every tick. A node's row is redrawn only when one of its jobs changed (its clock and ETA go on while it
+runs); while the page is hidden it only takes the nodes' new log lines, and draws the rest when shown.
 
 "Retry selected node" reruns the install for the selected node only: the other nodes' unfinished jobs are held (not
 run, not journaled) and the run stops after the step that held them, saying which nodes still need a retry. "Retry
@@ -19,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QBrush, QColor
+from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -29,7 +30,6 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QSplitter,
     QTableWidget,
-    QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
@@ -38,6 +38,7 @@ from wizard.core.progress import ProgressSnapshot, TaskState, TaskStatus
 from wizard.core.redact import redact
 from wizard.core.runner import ExitCode, RunFinished, StepStarted
 from wizard.ui.bridge import RunController
+from wizard.ui.pages.cells import LiveCells
 from wizard.ui.pages.live import BAR_SCALE, LivePage, announce, elapsed_text, eta_text, now_stamp, progress_bar
 from wizard.ui.widgets import button, heading, paragraph
 
@@ -106,6 +107,10 @@ class InstallPage(LivePage):
         self._published: dict[str, int] = {}  # task key -> how many of its published log lines were taken
         self._last_message: dict[str, str] = {}
         self._stage: dict[str, str] = {}
+        #: Each node's jobs as its row last showed them, and the one the row shows: unchanged, only the clock moves.
+        self._drawn: dict[str, tuple[TaskState, ...]] = {}
+        self._current: dict[str, TaskState] = {}
+        self._logged_version = -1  # the newest snapshot whose log lines a hidden page took
         #: Nodes that still need a retry: a job failed, or a run limited to other nodes held it back.
         self.failed_nodes: set[str] = set()
 
@@ -123,11 +128,10 @@ class InstallPage(LivePage):
         self.table.setWordWrap(False)
         self.table.verticalHeader().hide()
         header = self.table.horizontalHeader()
-        for col in range(len(COLUMNS)):
-            header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(COL_PROGRESS, QHeaderView.ResizeMode.Fixed)
         header.resizeSection(COL_PROGRESS, 140)
         header.setSectionResizeMode(COL_STAGE, QHeaderView.ResizeMode.Stretch)
+        self.cells = LiveCells(self.table, (c for c in range(len(COLUMNS)) if c not in (COL_PROGRESS, COL_STAGE)))
         self.table.setMinimumHeight(120)
         self.table.itemSelectionChanged.connect(self._selection_changed)
 
@@ -202,6 +206,7 @@ class InstallPage(LivePage):
 
     def _reset(self) -> None:
         self.table.setRowCount(0)
+        self.cells.clear()
         self._rows.clear()
         self._logs.clear()
         self._log_count.clear()
@@ -209,10 +214,13 @@ class InstallPage(LivePage):
         self._shown = (None, 0)
         self._last_message.clear()
         self._stage.clear()
+        self._drawn.clear()
+        self._current.clear()
         self.failed_nodes.clear()
         self.log.clear()
         for node in self.nodes:
             self._row(node)
+        self.cells.fit()
         self._update_buttons()
 
     def _update_buttons(self) -> None:
@@ -236,30 +244,41 @@ class InstallPage(LivePage):
         self._rows[node] = row
         for col in range(len(COLUMNS)):
             if col != COL_PROGRESS:
-                item = QTableWidgetItem("")
-                if col in (COL_ELAPSED, COL_ETA):
-                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-                self.table.setItem(row, col, item)
+                self.table.setItem(row, col, self.cells.new_item(right=col in (COL_ELAPSED, COL_ETA)))
         self._set(row, COL_NODE, node)
         self._set(row, COL_STATUS, self.tr(STATUS_TEXT[TaskStatus.PENDING]))
         self.table.setCellWidget(row, COL_PROGRESS, progress_bar(self.tr("Progress of node {node}").format(node=node)))
+        self.cells.row_added()
         if self.table.currentRow() < 0:
             self.table.selectRow(0)
         return row
 
     def _set(self, row: int, col: int, text: str) -> None:
-        item = self.table.item(row, col)
-        if item is None:
-            return
-        text = redact(text)
-        if item.text() != text:
-            item.setText(text)
-            item.setToolTip(text)
+        self.cells.set(row, col, text)
 
     def bar(self, node: str) -> QProgressBar | None:
         row = self._rows.get(node)
         widget = self.table.cellWidget(row, COL_PROGRESS) if row is not None else None
         return widget if isinstance(widget, QProgressBar) else None
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        if self.poll_timer.isActive():
+            self.poll()  # hidden, the page drew nothing: catch up now rather than at the next tick
+
+    def poll(self) -> None:
+        if self.isVisible():
+            super().poll()
+            return
+        # Hidden: no drawing, but the nodes' logs keep every stage message and line (progress keeps only the
+        # newest lines, and a message replaced before the page is shown again would be lost).
+        snap = self.controller.snapshot()
+        if snap is None or snap.version == self._logged_version:
+            return
+        self._logged_version = snap.version
+        for t in snap.tasks:
+            if t.node and t.step in NODE_STEPS:
+                self._log_task(t.node, t)
 
     def draw(self, snap: ProgressSnapshot) -> None:
         by_node: dict[str, list[TaskState]] = {}
@@ -268,22 +287,27 @@ class InstallPage(LivePage):
                 by_node.setdefault(t.node, []).append(t)
         for node, tasks in by_node.items():
             row = self._row(node)
+            drawn = tuple(tasks)
+            if self._drawn.get(node) == drawn:  # compares each job by identity first: cheap when unchanged
+                shown = self._current.get(node)
+                if shown is not None and shown.status is TaskStatus.RUNNING:
+                    self._draw_clock(row, shown)
+                continue
             task = current_task(tasks)
             if task is None:
                 continue
+            self._drawn[node] = drawn
+            self._current[node] = task
             self._set(row, COL_STEP, self.tr(STEP_TITLES.get(task.step, task.step)))
             message = task.message + (f" — warning: {task.warning}" if task.warning else "")
             self._set(row, COL_STAGE, message)
             bar = self.bar(node)
-            if bar is not None:
-                bar.setValue(round(task.fraction * BAR_SCALE))
-            self._set(row, COL_ELAPSED, elapsed_text(task))
-            self._set(row, COL_ETA, eta_text(task))
+            value = round(task.fraction * BAR_SCALE)
+            if bar is not None and bar.value() != value:
+                bar.setValue(value)
+            self._draw_clock(row, task)
             self._set(row, COL_STATUS, self.tr(STATUS_TEXT[task.status]))
-            status = self.table.item(row, COL_STATUS)
-            if status is not None:
-                colour = STATUS_COLOUR.get(task.status)
-                status.setForeground(QBrush(QColor(colour)) if colour else QBrush())
+            self.cells.set_colour(row, COL_STATUS, STATUS_COLOUR.get(task.status))
             if any(t.status in NEEDS_RETRY for t in tasks):
                 self.failed_nodes.add(node)
             else:
@@ -293,8 +317,14 @@ class InstallPage(LivePage):
             finished = all(t.status in (TaskStatus.DONE, TaskStatus.SKIPPED) for t in tasks)
             stage = "done" if finished and any(t.step == "install" for t in tasks) else f"{task.step}:{task.status}"
             self._stage_changed(node, stage, task)
+        self.cells.fit()
         self._show_log()
         self._update_buttons()
+
+    def _draw_clock(self, row: int, task: TaskState) -> None:
+        """The cells that change with time alone."""
+        self._set(row, COL_ELAPSED, elapsed_text(task))
+        self._set(row, COL_ETA, eta_text(task))
 
     def _log_task(self, node: str, t: TaskState) -> None:
         """Adds the task's new message, and the log lines its job published since the last tick, to the node's log."""
@@ -373,6 +403,7 @@ class InstallPage(LivePage):
     def run_started(self) -> None:
         # Every run has a fresh progress whose tasks count their log lines from zero again.
         self._published.clear()
+        self._logged_version = -1
 
     def running_changed(self, running: bool) -> None:
         self._update_buttons()
@@ -386,6 +417,13 @@ class InstallPage(LivePage):
                 text = self.tr("{retried} failed again; {held} still {needs} a retry")
             needs = self.tr("needs") if len(ev.held) == 1 else self.tr("need")
             announce(self.announcer, text.format(retried=retried, held=held, needs=needs))
+        elif ev.exit_code is ExitCode.INSTALL_FAILED and self.failed_nodes:
+            # The last stage change may be another node finishing: say which nodes need the operator.
+            nodes = ", ".join(sorted(self.failed_nodes))
+            announce(
+                self.announcer,
+                self.tr("{nodes}: failed — select a node for its log, then retry it").format(nodes=nodes),
+            )
         self._update_buttons()
 
     def _cancel(self) -> None:
