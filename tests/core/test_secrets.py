@@ -50,3 +50,17 @@ def test_missing_lists_field_paths() -> None:
     store.set(SecretRef("present"), "value-1")
     refs = [("a.b", SecretRef("present")), ("c.d", SecretRef("absent"))]
     assert store.missing(refs) == [("c.d", SecretRef("absent"))]
+
+
+def test_the_engine_modules_load_without_keyring() -> None:
+    """keyring (with jaraco, urllib.request, http.client, email) loads when a store is first made, not at import:
+    the first window of the desktop wizard does not wait for it."""
+    import subprocess
+    import sys
+
+    probe = "import sys, wizard.core.jobs, wizard.core.secrets\nprint(sorted(m for m in sys.modules if 'keyring' in m))"
+    repo = Path(__file__).resolve().parents[2]
+    out = subprocess.run(
+        [sys.executable, "-c", probe], cwd=repo, capture_output=True, text=True, timeout=120, check=True
+    )
+    assert out.stdout.strip() == "[]", out.stdout

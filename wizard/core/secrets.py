@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import contextlib
 import threading
-
-import keyring
-import keyring.backend
-import keyring.errors
+from typing import TYPE_CHECKING
 
 from wizard import APP_NAME
 from wizard.core.errors import SecretError
 from wizard.core.project import SecretRef
 from wizard.core.redact import REDACTOR
+
+if TYPE_CHECKING:
+    import keyring.backend
+
+# keyring is imported where a store first uses it, not with this module: with its backends it pulls in jaraco,
+# urllib.request, http.client and email, a tenth of a second that the first window would otherwise wait for.
 
 SERVICE = APP_NAME
 
@@ -42,7 +45,11 @@ class SecretStore:
     """Reads and writes the wizard's secrets through keyring; redacts every value it handles."""
 
     def __init__(self, backend: keyring.backend.KeyringBackend | None = None) -> None:
-        self._backend = backend or keyring.get_keyring()
+        if backend is None:
+            import keyring
+
+            backend = keyring.get_keyring()
+        self._backend = backend
         self.persistent = _is_secure(self._backend)
         self._memory: dict[str, str] = {}
         self._lock = threading.Lock()
@@ -65,6 +72,8 @@ class SecretStore:
                 return self._memory[ref.key]
         if not self.persistent:
             return None
+        import keyring.errors
+
         try:
             value = self._backend.get_password(SERVICE, ref.key)
         except keyring.errors.KeyringError as exc:
@@ -99,6 +108,8 @@ class SecretStore:
             with self._lock:
                 self._memory[ref.key] = value
             return
+        import keyring.errors
+
         try:
             self._backend.set_password(SERVICE, ref.key, value)
         except keyring.errors.KeyringError as exc:
@@ -114,6 +125,8 @@ class SecretStore:
         with self._lock:
             self._memory.pop(ref.key, None)
         if self.persistent:
+            import keyring.errors
+
             with contextlib.suppress(keyring.errors.PasswordDeleteError):
                 self._backend.delete_password(SERVICE, ref.key)
 
