@@ -60,13 +60,16 @@ class Driver:
 
     def __init__(self, lab: Lab, clock: ManualClock, step: float = 0.3, every: float = 0.01) -> None:
         self.lab, self.clock, self.step, self.every = lab, clock, step, every
+        self.network = threading.Event()  # cleared: the clock moves, but listeners do not follow it
+        self.network.set()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True, name="lab-driver")
 
     def _loop(self) -> None:
         while not self._stop.wait(self.every):
             self.clock.advance(self.step)
-            self.lab.tick()
+            if self.network.is_set():
+                self.lab.tick()
 
     def __enter__(self) -> Driver:
         self._thread.start()
@@ -164,6 +167,32 @@ def test_node_goes_through_every_stage_to_local_ui(lab: Lab, clock: ManualClock,
     assert job.stage is InstallStage.DONE
     assert any("kairos-agent" in line for line in job.tail())
     assert progress.snapshot().task("install/edge-node-1").fraction == 1.0  # type: ignore[union-attr]
+
+
+def test_local_ui_ready_means_its_port_answers(lab: Lab, clock: ManualClock, store: TrustStore) -> None:
+    """The agent's "Local UI ready" line is not enough: every later step talks to the port, so the monitor waits
+    until it answers from here (and says why it is still waiting)."""
+    progress = Progress()
+    report = reporter(progress, "install/edge-node-1")
+    job = monitor(lab, 0, store, clock)
+    node = lab.nodes[0]
+    power_on(lab, 0)
+    result: dict[str, Any] = {}
+    with Driver(lab, clock) as driver:
+        driver.network.clear()  # the node's listeners stay as they are: its Local UI is not listening yet
+        node.server.stop()
+        runner = threading.Thread(target=lambda: result.update(facts=job.run(report, CancelToken())), daemon=True)
+        runner.start()
+        deadline = time.monotonic() + 60
+        while not any(m and "reports the Local UI ready, but port" in m for _, m in report.sent):
+            assert runner.is_alive() and time.monotonic() < deadline, report.sent[-5:]
+            time.sleep(0.02)
+        assert node.machine.local_ui_up and not node.server.running
+        assert job.stage is InstallStage.OS_UP  # the log says ready; the port does not answer: not done
+        driver.network.set()  # the listener comes up with the next tick
+        runner.join(60)
+    assert not runner.is_alive() and result["facts"] is not None
+    assert job.stage is InstallStage.DONE and node.server.running
 
 
 def test_failed_install_is_an_error_with_the_log_line(lab: Lab, clock: ManualClock, store: TrustStore) -> None:

@@ -525,11 +525,19 @@ class InstallMonitor(Job):
         if self._live_boot is not None:
             self._installed_hook(self._cancel)  # the finish line was missed between two polls
         lines = self._read_lines(f"{sudo}tail -n {self.poll.tail_lines} /var/log/stylus-agent.log")
-        if self._local_ui_answers() or milestones.local_ui_ready(lines):
+        # Ready means reachable from here: every later step talks to that port. The agent's own "ready" line
+        # can come before the listener (or a firewall may hide it), so it only changes what the operator is told.
+        if self._local_ui_answers():
             self._advance(InstallStage.LOCAL_UI_READY, f"https://{self.host}:{self.local_ui_port}")
             self._advance(InstallStage.DONE)
             return True
-        self._say(f"{self.node}: installed system up; waiting for the Local UI")
+        if milestones.local_ui_ready(lines):
+            self._say(
+                f"{self.node}: its agent reports the Local UI ready, but port {self.local_ui_port} does not answer "
+                "from this machine yet"
+            )
+        else:
+            self._say(f"{self.node}: installed system up; waiting for the Local UI")
         return False
 
     def _read_lines(self, command: str) -> list[str]:
