@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.test_monitor import Driver
 from tests.support.waiting import eventually
 from wizard.appliance.monitor import InstallMonitor, InstallStage, PollSettings, new_lines
 from wizard.appliance.ssh import SSHCredentials
@@ -45,28 +46,6 @@ def test_new_lines_prefer_the_longest_overlap() -> None:
 
 
 # -- against a lab node --------------------------------------------------------------------------------------------
-class Driver:
-    """Moves the lab's clock in small steps in real time until stopped (a real install takes minutes)."""
-
-    def __init__(self, lab: Lab, clock: ManualClock, step: float = 0.2, every: float = 0.01) -> None:
-        self.lab, self.clock, self.step, self.every = lab, clock, step, every
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True, name="lab-driver")
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.every):
-            self.clock.advance(self.step)
-            self.lab.tick()
-
-    def __enter__(self) -> Driver:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(5)
-
-
 @pytest.fixture
 def clock() -> ManualClock:
     return ManualClock()
@@ -112,7 +91,7 @@ def test_the_installing_nodes_task_receives_its_real_log_lines(tmp_path: Path, l
     node.machine.insert_media("https://127.0.0.1/appliance.iso")
     node.machine.power_on()
     worker = threading.Thread(target=work, name="monitor", daemon=True)
-    with Driver(lab, clock):
+    with Driver(lab, clock, step=0.2):
         worker.start()
         # Live: the installer's lines arrive while the node is still installing.
         assert eventually(lambda: any("Copying image" in line for line in task_log()), timeout=60)
