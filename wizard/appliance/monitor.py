@@ -295,17 +295,7 @@ class InstallMonitor(Job):
                 self._pin_installer(presented, subject)
             return
         # The installed system's key changed: the usual pinned-key rule (a change stops unless confirmed).
-        decide(
-            self.trust,
-            self.confirm,
-            TrustKind.SSH,
-            self.host,
-            self.port,
-            presented=presented,
-            expected=self.expected_fingerprint,
-            subject=subject,
-        )
-        self._os_key = presented
+        self._pin_os(presented, subject)
 
     def _pin_os(self, presented: str, subject: str) -> None:
         """Trust ``presented`` as the installed system's key (the project's pin, else the operator's confirmation)."""
