@@ -415,3 +415,31 @@ def test_a_leader_failing_for_too_long_is_a_specific_error(
     with ClockDriver(lab, clock, harness.seen, step=10.0, lockstep=True):
         facts, _ = run(cluster_job(harness, tmp_path / "kubeconfig"))
     assert facts["created"] is False and not harness.calls("POST", P_CLUSTER)
+
+
+def test_a_rerun_waits_for_a_leader_that_is_rebooting(
+    harness: Harness, lab: Lab, clock: ManualClock, tmp_path: Path
+) -> None:
+    """A run resumed while the leader reboots for the deployment an earlier run started: its Local UI refuses
+    connections, so the job waits for it (as while following a deployment) instead of failing at once."""
+    prepare(harness, lab, clock, tmp_path)
+    with ClockDriver(lab, clock, harness.seen, step=10.0, lockstep=True):
+        run(cluster_job(harness, tmp_path / "kubeconfig"))
+    leader = lab.nodes[0].server
+    leader.stop()
+    progress = Progress()
+    result: dict[str, Any] = {}
+    rerun = threading.Thread(
+        target=lambda: result.update(done=run(cluster_job(harness, tmp_path / "kubeconfig"), progress=progress)),
+        daemon=True,
+    )
+    rerun.start()
+    deadline = time.monotonic() + 60
+    while "it may be rebooting" not in progress.snapshot().message:
+        assert rerun.is_alive() and time.monotonic() < deadline, result
+        time.sleep(0.01)
+    leader.start()
+    rerun.join(60)
+    assert not rerun.is_alive()
+    facts, task = result["done"]
+    assert facts["created"] is False and "Running and Healthy" in task.message

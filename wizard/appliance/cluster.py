@@ -169,8 +169,8 @@ class CreateClusterJob(Job):
     def run(self, report: Reporter, cancel: CancelToken) -> Mapping[str, Any] | None:
         for value in self.request.secrets.values():
             REDACTOR.add(value)
-        with self.connector.open(self.leader, cancel) as client:
-            existing = client.cluster_status()
+        client, existing = self._connect(report, cancel)
+        with client:
             created = False
             if existing is not None:
                 if existing.name != self.request.name:
@@ -193,6 +193,34 @@ class CreateClusterJob(Job):
             "kubeconfig": str(self.kubeconfig_path),
             "created": created,
         }
+
+    def _connect(self, report: Reporter, cancel: CancelToken) -> tuple[LocalUIClient, ClusterStatus | None]:
+        """The leader's session and its cluster, if any. A rerun can meet the leader rebooting for a deployment an
+        earlier run started, so an unreachable leader is waited for, as while following a deployment."""
+        down_since: float | None = None
+        delay = self.poll_interval
+        while True:
+            now = self.clock()
+            client: LocalUIClient | None = None
+            try:
+                client = self.connector.open(self.leader, cancel)
+                return client, client.cluster_status()
+            except (LocalUIUnreachable, LocalUIServerError) as exc:
+                if client is not None:
+                    client.close()
+                down_since = now if down_since is None else down_since
+                outage = now - down_since
+                if outage > self.outage_timeout:
+                    raise WizardError(
+                        "Leader unreachable",
+                        f"{self.leader.name} has not answered for {int(outage // 60)} min",
+                        details=exc.message,
+                        remediation="check that the leader is powered on and its Local UI port is reachable, then "
+                        "retry",
+                    ) from exc
+                report.update(0.0, f"{self.leader.name} not answering (it may be rebooting); retrying")
+                cancel.sleep(delay)
+                delay = min(delay * 2, self.poll_interval * 8)
 
     def _create(self, client: LocalUIClient, report: Reporter, cancel: CancelToken) -> None:
         report.update(0.0, "Reading the cluster profile…")

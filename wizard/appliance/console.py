@@ -29,6 +29,7 @@ from wizard.core.jobs import Job
 from wizard.core.progress import Reporter
 from wizard.core.trust import (
     Confirm,
+    TlsUnreachable,
     TrustKind,
     TrustStore,
     certificate_changed,
@@ -466,10 +467,8 @@ class ConsoleConnector:
                 f"{endpoint.url} did not complete a TLS handshake: {exc}",
                 remediation="check that the cluster is Running and the VIP is reachable from this machine",
             ) from exc
-        except WizardError as exc:
-            if exc.title == "Cannot reach TLS service":
-                raise ConsoleUnreachable(exc.title, exc.message, remediation=exc.remediation) from exc
-            raise
+        except TlsUnreachable as exc:
+            raise ConsoleUnreachable(exc.title, exc.message, remediation=exc.remediation) from exc
         entry = self.trust.pinned(TrustKind.TLS, endpoint.host, endpoint.port)
         return ConsoleClient(
             endpoint.host,

@@ -24,6 +24,7 @@ from wizard.core.errors import WizardError
 from wizard.core.http import AnswerDeadline, error_code, error_message, retry_after
 from wizard.core.trust import (
     Confirm,
+    TlsUnreachable,
     TrustKind,
     TrustStore,
     certificate_changed,
@@ -620,9 +621,17 @@ class Connector:
         self.retry_backoff = retry_backoff
 
     def open(self, endpoint: Endpoint, cancel: CancelToken | None = None) -> LocalUIClient:
-        ctx = trusted_tls_context(
-            self.trust, self.confirm, endpoint.host, endpoint.port, expected=endpoint.fingerprint, timeout=self.timeout
-        )
+        try:
+            ctx = trusted_tls_context(
+                self.trust,
+                self.confirm,
+                endpoint.host,
+                endpoint.port,
+                expected=endpoint.fingerprint,
+                timeout=self.timeout,
+            )
+        except TlsUnreachable as exc:  # the node is down or rebooting: the same error as a request that got no answer
+            raise LocalUIUnreachable(exc.title, exc.message, remediation=exc.remediation) from exc
         entry = self.trust.pinned(TrustKind.TLS, endpoint.host, endpoint.port)
         return LocalUIClient(
             endpoint.host,

@@ -64,6 +64,10 @@ class TrustRequest:
 Confirm = Callable[[TrustRequest], bool]
 
 
+class TlsUnreachable(WizardError):
+    """The TLS service did not answer (refused, timed out, handshake cut): nothing was decided about trust."""
+
+
 class TrustRefused(WizardError):
     """The operator did not confirm a first-contact fingerprint, or no one could be asked."""
 
@@ -135,7 +139,7 @@ def fetch_certificate(host: str, port: int, timeout: float = 10.0) -> PresentedC
     try:
         pem = ssl.get_server_certificate((host, port), timeout=timeout)
     except (OSError, ssl.SSLError) as exc:
-        raise WizardError(
+        raise TlsUnreachable(
             "Cannot reach TLS service",
             f"{host}:{port} did not complete a TLS handshake: {exc}",
             remediation="check the address and port, and that the service is running",
@@ -344,7 +348,7 @@ def system_or_pinned_tls_context(
     except ssl.SSLCertVerificationError:
         return trusted_tls_context(store, confirm, host, port, timeout=timeout)
     except (OSError, ssl.SSLError) as exc:
-        raise WizardError(
+        raise TlsUnreachable(
             "Cannot reach TLS service",
             f"{host}:{port} did not complete a TLS handshake: {exc}",
             remediation="check the address and port, and that the service is running",
