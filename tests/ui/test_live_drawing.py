@@ -327,3 +327,34 @@ def test_cells_refit_a_column_only_when_a_text_changes_shape_and_write_colours_o
     assert item.foreground().color().name() == "#000001"
     cells.set_colour(0, 1, None)
     assert item.foreground().style() == Qt.BrushStyle.NoBrush
+
+
+def test_a_cell_removed_with_its_row_leaves_no_live_wrapper_behind(qtbot: QtBot) -> None:
+    """A wrapper that outlives its item would be handed out again for the next Qt object at that address (a table's
+    header came back as a table item): the items LiveCells makes must tell their wrappers when the table deletes
+    them, whether rows go, the table is cleared or a cell is replaced."""
+    import shiboken6
+    from PySide6.QtWidgets import QTableWidget
+
+    from wizard.ui.pages.cells import LiveCells
+
+    table = QTableWidget(0, 2)
+    qtbot.addWidget(table)
+    cells = LiveCells(table, [0])
+
+    def fill() -> list[object]:
+        table.setRowCount(1)
+        for col in range(2):
+            table.setItem(0, col, cells.new_item(right=col == 1))
+        return [table.item(0, col) for col in range(2)]
+
+    held = fill()
+    table.setRowCount(0)
+    assert not any(shiboken6.isValid(item) for item in held)
+    held = fill()
+    table.clear()
+    assert not any(shiboken6.isValid(item) for item in held)
+    held = fill()
+    table.setItem(0, 0, cells.new_item())
+    assert not shiboken6.isValid(held[0])
+    assert table.item(0, 1).textAlignment() & Qt.AlignmentFlag.AlignRight

@@ -12,8 +12,11 @@ things cost most:
 * Writing a colour or a data role that is already there still goes through the model; :class:`LiveCells`
   remembers what each cell holds and writes only what differs.
 * Constructing a Qt object from Python (an item, a brush, a colour) lets other threads run and waits for the
-  interpreter again — a fraction of a millisecond each under load, against microseconds for a copy made in C++.
-  New cells are therefore clones of two prototype items, and brushes are made once per colour.
+  interpreter again — a fraction of a millisecond each under load. Brushes are therefore made once per colour.
+  Items are not cloned in C++ although that would be cheaper: a C++-made item's Python wrapper is not told when the
+  table deletes the item (rows removed, a cell replaced), so a wrapper still referenced somewhere outlives it, and a
+  later Qt object allocated at the same address comes back from PySide as that stale wrapper (a header that is a
+  table item). Items made in Python are.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from wizard.core.redact import redact
 
 _BRUSHES: dict[str | None, QBrush] = {}
 _DIGITS_TO_ZERO = str.maketrans("123456789", "000000000")
+_RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
 
 
 def brush(colour: str | None) -> QBrush:
@@ -52,9 +56,6 @@ class LiveCells:
         self._dirty: set[int] = set()
         self._colours: dict[tuple[int, int], str | None] = {}
         self._data: dict[tuple[int, int, Qt.ItemDataRole], object] = {}
-        self._plain = QTableWidgetItem("")
-        self._right = QTableWidgetItem("")
-        self._right.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         header = table.horizontalHeader()
         for col in self.fitted:
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.Interactive)
@@ -63,7 +64,10 @@ class LiveCells:
 
     def new_item(self, *, right: bool = False) -> QTableWidgetItem:
         """An empty cell, left-aligned or (numbers) right-aligned."""
-        return (self._right if right else self._plain).clone()
+        item = QTableWidgetItem("")
+        if right:
+            item.setTextAlignment(_RIGHT)
+        return item
 
     def clear(self) -> None:
         """The table's rows were removed."""
