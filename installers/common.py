@@ -160,7 +160,7 @@ def hiddenimports() -> list[str]:
         "keyring.backends.fail",
         "keyring.backends.null",
         # the rehearsal lab runs inside the app (`--rehearse`); its modules load lazily from the CLI.
-        "wizard.lab.rehearsal",
+        "wizard.rehearsal",
         "wizard.ui.app",
         "wizard.ui.rehearsal",
     ]

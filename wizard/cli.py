@@ -15,7 +15,7 @@ from wizard.core.runner import ExitCode
 from wizard.core.stepids import STEP_IDS
 
 if TYPE_CHECKING:
-    from wizard.lab.rehearsal import Rehearsal
+    from wizard.rehearsal import Rehearsal
 
 EXIT_CODES = """exit codes:
   0    done
@@ -187,7 +187,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _override(args: argparse.Namespace) -> int:
     from wizard.core.checks import override
-    from wizard.core.session import Session
+    from wizard.install.session import Session
 
     session = Session.open(args.project)
     override(session.journal, args.check, args.reason)
@@ -283,7 +283,7 @@ def _secret(args: argparse.Namespace) -> int:
 def _rehearse(args: argparse.Namespace) -> int:
     from wizard.core.paths import app_paths
     from wizard.headless import run_headless
-    from wizard.lab.rehearsal import BANNER, Rehearsal
+    from wizard.rehearsal import BANNER, Rehearsal
 
     if args.speed <= 0:
         print("error: --speed must be positive", file=sys.stderr)
@@ -338,7 +338,7 @@ def _rehearse(args: argparse.Namespace) -> int:
 
 def _gui_rehearse(args: argparse.Namespace) -> int:
     from wizard.core.paths import app_paths
-    from wizard.lab.rehearsal import Rehearsal
+    from wizard.rehearsal import Rehearsal
 
     if args.rehearse_speed <= 0:
         print("error: --speed must be positive", file=sys.stderr)
@@ -417,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "trust":
             return _trust(args)
         if args.command == "support-bundle":
-            from wizard.core.support import build_support_bundle
+            from wizard.install.support import build_support_bundle
 
             out = build_support_bundle(args.output, session=args.session, nodes=not args.no_nodes)
             print(f"support bundle written: {out} (secrets redacted; check it before you send it)")

@@ -38,9 +38,9 @@ from wizard.core.runner import (
     StepStarted,
 )
 from wizard.core.secrets import SecretStore
-from wizard.core.session import Session
-from wizard.core.steps import pipeline
 from wizard.core.trust import Confirm, TrustRequest
+from wizard.install.session import Session
+from wizard.install.steps import pipeline
 
 
 def human_bytes(n: float) -> str:
@@ -381,12 +381,12 @@ def abort_headless(
     paths: AppPaths | None = None,
     secrets: SecretStore | None = None,
 ) -> int:
-    """``palette-wizard abort``: release what the session claimed (see :mod:`wizard.core.abort`).
+    """``palette-wizard abort``: release what the session claimed (see :mod:`wizard.install.abort`).
 
     Exit codes: 0 done (also when there was nothing left to undo), 2 invalid input (project, session, secrets),
     4 something could not be undone (the rest was; run it again once the cause is fixed)."""
-    from wizard.core.abort import abort_session
     from wizard.core.journal import Journal, journal_path
+    from wizard.install.abort import abort_session
 
     out = out or sys.stdout
     printer = _Printer(out, json_mode)

@@ -127,8 +127,8 @@ def _pump_until(done: Callable[[], bool], timeout: float) -> None:
 def stall(folder: Path) -> tuple[list[float], list[float], float]:
     """Lateness samples during a GUI rehearsal run with a 1 GiB bundle, the same on an idle loop, and the run's
     duration."""
+    from wizard import rehearsal as rehearsal_module
     from wizard.core.runner import ExitCode, StepStarted
-    from wizard.lab import rehearsal as rehearsal_module
     from wizard.ui.app import application, warm_up
     from wizard.ui.rehearsal import rehearsal_window
     from wizard.ui.shell import MainWindow

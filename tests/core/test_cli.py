@@ -122,7 +122,7 @@ def test_trust_list_and_forget(tmp_path: Path) -> None:
 
 def test_until_names_the_last_step(tmp_path: Path) -> None:
     from wizard.cli import RUN_STEPS
-    from wizard.core.steps import STEP_IDS, pipeline
+    from wizard.install.steps import STEP_IDS, pipeline
 
     assert RUN_STEPS == STEP_IDS == tuple(s.id for s in pipeline())
     assert [s.id for s in pipeline(until="preflight")] == ["credentials", "verify", "preflight"]

@@ -12,7 +12,7 @@ from wizard.core.cancel import CancelToken
 from wizard.core.errors import Cancelled, WizardError
 from wizard.core.integrity import hash_file, load_public_key, verify_signature
 from wizard.core.progress import Progress, TaskStatus
-from wizard.core.steps.verify import VerifyFileJob
+from wizard.install.steps.verify import VerifyFileJob
 
 
 def test_hash_matches_hashlib_and_reports_bytes(tmp_path: Path) -> None:

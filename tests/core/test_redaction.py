@@ -17,8 +17,8 @@ from wizard.core.paths import app_paths
 from wizard.core.progress import Reporter
 from wizard.core.project import SecretRef, save_project
 from wizard.core.runner import ExitCode
-from wizard.core.session import Session
-from wizard.core.steps import pipeline
+from wizard.install.session import Session
+from wizard.install.steps import pipeline
 
 SECRETS = {"node-password": "Kx9!node-pass-7781", "bmc-0": "bmc-SECRET-0042", "vc": "vc-Adm1n-pw-5521"}
 

@@ -30,7 +30,7 @@ from wizard.core.paths import app_paths
 from wizard.core.project import SecretRef
 from wizard.core.redact import MASK
 from wizard.core.secrets import SecretStore
-from wizard.core.support import (
+from wizard.install.support import (
     BundleRedactor,
     NodeDiagnostics,
     SupportBundleError,

@@ -16,17 +16,17 @@ import yaml
 from tests.integration.sushy_peer import SushyEmulator
 from tests.support.projects import appliance_iso, base_doc, write_project
 from wizard.cli import main
-from wizard.core.abort import ABORT_FACT, abort_session
 from wizard.core.journal import JOB_CANCELLED, JOB_DONE, RUN_CANCELLED
 from wizard.core.project import SecretRef
 from wizard.core.runner import ExitCode
 from wizard.core.secrets import SecretStore
-from wizard.core.session import Session
-from wizard.core.steps import pipeline
-from wizard.core.steps.preflight import PreflightSettings
+from wizard.install.abort import ABORT_FACT, abort_session
+from wizard.install.session import Session
+from wizard.install.steps import pipeline
+from wizard.install.steps.preflight import PreflightSettings
 from wizard.lab import ManualClock
 from wizard.lab.maas import MaasServer, MaasState, MaasUser, Status
-from wizard.lab.rehearsal import Rehearsal
+from wizard.rehearsal import Rehearsal
 
 pytestmark = [pytest.mark.maas, pytest.mark.flow]
 

@@ -30,7 +30,7 @@ from wizard.core.journal import Journal
 from wizard.core.paths import app_paths
 from wizard.core.project import ConfigureMode, parse_project, project_to_dict, read_ca_certs
 from wizard.core.secrets import SecretStore
-from wizard.core.steps.configure import ConfigureStep
+from wizard.install.steps.configure import ConfigureStep
 from wizard.lab import Lab, ManualClock
 from wizard.lab.machine import Timings
 

@@ -25,9 +25,9 @@ from wizard.core.errors import Cancelled, SecretError, WizardError
 from wizard.core.project import Bmc, Provider, ProviderType, SecretRef, VmMode
 from wizard.core.secrets import SecretStore
 from wizard.core.trust import TrustKind, TrustRefused, TrustRequest, TrustStore, normalize
+from wizard.install.discovery import Candidate, discover, provider_settings, taken_by
 from wizard.lab.certs import create_node_certificate
 from wizard.lab.maas import MaasServer, MaasState, Status
-from wizard.providers.discovery import Candidate, discover, provider_settings, taken_by
 from wizard.providers.redfish.errors import AuthRefused
 from wizard.providers.vsphere import vms
 from wizard.providers.vsphere.jobs import PrepareVmJob

@@ -845,8 +845,8 @@ def test_every_client_call_is_within_the_spec(lab: Lab, clock: ManualClock, tmp_
     from wizard.appliance.packs import registry_content
     from wizard.appliance.staging import P_LOGOUT
     from wizard.core.cancel import CancelToken
-    from wizard.core.steps.console import P_APPLICATIONS
-    from wizard.core.support import collect_node_diagnostics
+    from wizard.install.steps.console import P_APPLICATIONS
+    from wizard.install.support import collect_node_diagnostics
     from wizard.lab.cluster import EMBEDDED_ARCHIVE_PATH, PROFILE_UID
 
     harness = make_harness(lab, clock, tmp_path / "config")

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from wizard.core.runner import Event, ExitCode, StepFinished
-from wizard.core.session import Session
-from wizard.lab.rehearsal import Rehearsal
+from wizard.install.session import Session
+from wizard.rehearsal import Rehearsal
 
 pytestmark = [pytest.mark.flow, pytest.mark.lab]
 

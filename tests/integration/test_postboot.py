@@ -15,15 +15,15 @@ from wizard.appliance.ssh import SSHCredentials
 from wizard.core.checks import OverrideRefused, override
 from wizard.core.checks.catalog import CATALOG, CheckResult, CheckSeverity, Outcome
 from wizard.core.checks.gateway import StaticAddress, check_gateway_answers, check_gateway_consistent, check_gateways
-from wizard.core.checks.postboot import CHECK_IDS, Requirements, check_node
 from wizard.core.jobs import StepContext
 from wizard.core.journal import Journal
 from wizard.core.paths import app_paths
 from wizard.core.project import parse_project
 from wizard.core.runner import Engine, Event, ExitCode, RunFinished
 from wizard.core.secrets import SecretStore
-from wizard.core.steps.postboot import PostbootSettings, PostbootStep, report_paths
 from wizard.core.trust import TrustStore
+from wizard.install.checks.postboot import CHECK_IDS, Requirements, check_node
+from wizard.install.steps.postboot import PostbootSettings, PostbootStep, report_paths
 from wizard.lab import Lab, ManualClock
 from wizard.lab.lab import LabNode, NodeFaults
 

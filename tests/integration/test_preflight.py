@@ -25,8 +25,8 @@ from wizard.core.paths import app_paths
 from wizard.core.project import parse_project
 from wizard.core.runner import Engine, Event, ExitCode, RunFinished
 from wizard.core.secrets import SecretStore
-from wizard.core.steps import pipeline
-from wizard.core.steps.preflight import PreflightSettings, report_paths
+from wizard.install.steps import pipeline
+from wizard.install.steps.preflight import PreflightSettings, report_paths
 
 DNSMASQ = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
 

@@ -26,14 +26,14 @@ from wizard.core.progress import Progress
 from wizard.core.project import SecretRef, parse_project
 from wizard.core.runner import Engine, Event, ExitCode, JobStarted, RunFinished
 from wizard.core.secrets import SecretStore
-from wizard.core.session import Session
-from wizard.core.steps import pipeline
-from wizard.core.steps.preflight import PreflightSettings, report_paths
 from wizard.core.trust import TrustRequest, same_fingerprint
+from wizard.install.session import Session
+from wizard.install.steps import pipeline
+from wizard.install.steps.preflight import PreflightSettings, report_paths
 from wizard.lab import ManualClock
 from wizard.lab.controlplane import RedfishWatcher
 from wizard.lab.maas import MaasServer, MaasState, Status, redfish_power_parameters
-from wizard.lab.rehearsal import Rehearsal
+from wizard.rehearsal import Rehearsal
 
 pytestmark = [pytest.mark.maas, pytest.mark.flow]
 

@@ -21,12 +21,12 @@ from tests.support.waiting import eventually
 from wizard.core.project import SecretRef, load_project
 from wizard.core.report import REPORT_HTML, SUMMARY_TEXT
 from wizard.core.runner import Event, ExitCode, RunFinished
-from wizard.core.session import Session
-from wizard.core.steps.nodes import DEFAULT_PASSWORD
+from wizard.install.session import Session
+from wizard.install.steps.nodes import DEFAULT_PASSWORD
 from wizard.lab.console import DEFAULT_ADMIN_PASSWORD
 from wizard.lab.controlplane import RedfishWatcher
 from wizard.lab.lab import LabNode
-from wizard.lab.rehearsal import CONSOLE_EMAIL, CONSOLE_PASSWORD_KEY, NODE_PASSWORD_KEY, Rehearsal
+from wizard.rehearsal import CONSOLE_EMAIL, CONSOLE_PASSWORD_KEY, NODE_PASSWORD_KEY, Rehearsal
 
 pytestmark = [pytest.mark.redfish, pytest.mark.lab, pytest.mark.flow]
 

@@ -29,11 +29,11 @@ from tests.integration.vcsim_peer import (  # noqa: F401 - fixtures
 from tests.support.waiting import eventually
 from wizard.core.project import SecretRef
 from wizard.core.runner import Event, ExitCode, RunFinished
-from wizard.core.session import Session
 from wizard.core.trust import TrustStore, fetch_certificate
+from wizard.install.session import Session
 from wizard.lab.controlplane import VSphereWatcher, datastore_fetcher
-from wizard.lab.rehearsal import Rehearsal
 from wizard.providers.vsphere.session import connect
+from wizard.rehearsal import Rehearsal
 
 pytestmark = [pytest.mark.vsphere, pytest.mark.lab, pytest.mark.flow]
 

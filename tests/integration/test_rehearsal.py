@@ -12,9 +12,9 @@ import pytest
 from tests.core.helpers import cli_env, json_events, run_cli
 from wizard.core.progress import TaskStatus
 from wizard.core.runner import Event, ExitCode, JobFinished
-from wizard.core.session import Session
-from wizard.core.steps import STEP_IDS
-from wizard.lab.rehearsal import BANNER, Rehearsal
+from wizard.install.session import Session
+from wizard.install.steps import STEP_IDS
+from wizard.rehearsal import BANNER, Rehearsal
 
 pytestmark = [pytest.mark.flow, pytest.mark.lab]
 

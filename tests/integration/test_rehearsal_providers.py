@@ -12,8 +12,8 @@ import yaml
 from tests.core.helpers import cli_env, json_events, run_cli
 from tests.integration.vcsim_peer import vcsim_binary_fixture  # noqa: F401 - fixture
 from wizard.lab import sushy
-from wizard.lab.rehearsal import BANNER, VCENTER_PASSWORD_KEY, Rehearsal
 from wizard.lab.vcsim import SimulatorMissing, find_vcsim
+from wizard.rehearsal import BANNER, VCENTER_PASSWORD_KEY, Rehearsal
 
 pytestmark = [pytest.mark.flow, pytest.mark.lab]
 

@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from wizard.core.runner import ExitCode
-from wizard.core.session import Session
-from wizard.lab.rehearsal import Rehearsal
+from wizard.install.session import Session
+from wizard.rehearsal import Rehearsal
 
 pytestmark = [pytest.mark.flow, pytest.mark.lab]
 

@@ -13,9 +13,9 @@ import pytest
 from wizard.core.project import SecretRef
 from wizard.core.redact import MASK
 from wizard.core.runner import ExitCode
-from wizard.core.session import Session
-from wizard.core.support import build_support_bundle
-from wizard.lab.rehearsal import NODE_PASSWORD_KEY, Rehearsal
+from wizard.install.session import Session
+from wizard.install.support import build_support_bundle
+from wizard.rehearsal import NODE_PASSWORD_KEY, Rehearsal
 
 pytestmark = [pytest.mark.flow, pytest.mark.lab]
 

@@ -22,9 +22,9 @@ from tests.integration.sushy_peer import SushyEmulator
 from wizard.core.progress import TaskStatus
 from wizard.core.project import SecretRef
 from wizard.core.runner import Event, ExitCode, JobFinished, RunFinished, StepFinished
-from wizard.core.session import Session
-from wizard.core.steps.boot import ISO_SERVER_FACT
-from wizard.lab.rehearsal import Rehearsal
+from wizard.install.session import Session
+from wizard.install.steps.boot import ISO_SERVER_FACT
+from wizard.rehearsal import Rehearsal
 
 pytestmark = [pytest.mark.redfish, pytest.mark.flow]
 

@@ -387,7 +387,7 @@ def test_transfer_mode_is_read_from_the_project(tmp_path: Path) -> None:
     from tests.support.projects import base_doc
     from wizard.core.errors import ProjectInvalid
     from wizard.core.project import TransferMode, parse_project, project_to_dict
-    from wizard.core.steps.localui import staging_dir, transfer_mode
+    from wizard.install.steps.localui import staging_dir, transfer_mode
 
     def files(**extra: Any) -> dict[str, Any]:
         doc = base_doc()

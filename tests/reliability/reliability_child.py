@@ -4,7 +4,7 @@
 It is ``palette-wizard run PROJECT --json`` (the same :func:`wizard.headless.run_headless`, engine and journal) with
 the rehearsal's pacing, so a lab kept alive by the test process installs in seconds; its secrets come from the
 file keyring named by ``TEST_KEYRING_FILE`` (set through ``PYTHON_KEYRING_BACKEND``), its state from ``HOME``'s
-folders, which are the ones the lab's :class:`~wizard.lab.rehearsal.Rehearsal` made — the journal and trust store
+folders, which are the ones the lab's :class:`~wizard.rehearsal.Rehearsal` made — the journal and trust store
 outlive every killed process.
 """
 
@@ -16,7 +16,7 @@ from pathlib import Path
 from wizard.core.paths import AppPaths
 from wizard.core.secrets import SecretStore
 from wizard.headless import run_headless
-from wizard.lab.rehearsal import Rehearsal
+from wizard.rehearsal import Rehearsal
 
 
 def main(argv: list[str]) -> int:

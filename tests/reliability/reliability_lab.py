@@ -30,7 +30,7 @@ from wizard.core.secrets import SERVICE
 from wizard.lab import cluster as lab_cluster
 from wizard.lab.links import LinkRegistry
 from wizard.lab.node import LinkRole, NodeState, UploadedContent
-from wizard.lab.rehearsal import Rehearsal
+from wizard.rehearsal import Rehearsal
 
 CHILD = "tests.reliability.reliability_child"
 
@@ -275,8 +275,8 @@ def vsphere_vms(rehearsal: Rehearsal) -> Counter[str]:
     """The VMs in the rehearsal's vCenter, by name (a name counted twice is a duplicate VM)."""
     from pyVmomi import vim
 
-    from wizard.core.session import Session
     from wizard.core.trust import TrustStore
+    from wizard.install.session import Session
     from wizard.providers.vsphere.session import connect
 
     settings = Session.open(rehearsal.project_file, paths=rehearsal.paths, secrets=rehearsal.secrets).project

@@ -21,7 +21,7 @@ import pytest
 
 from tests.integration.vcsim_peer import vcsim_binary_fixture  # noqa: F401 - the fixture builds vcsim
 from tests.reliability.reliability_lab import KillPoint, Outcome, child_env, recording, run_child, vsphere_vms
-from wizard.lab.rehearsal import Rehearsal
+from wizard.rehearsal import Rehearsal
 
 pytestmark = [pytest.mark.flow, pytest.mark.lab]
 

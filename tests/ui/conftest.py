@@ -15,7 +15,7 @@ from pytestqt.qtbot import QtBot
 
 from tests.support.projects import appliance_iso
 from tests.ui.helpers import ISO_SIZE, valid_doc, write_project
-from wizard.core.steps import pipeline
+from wizard.install.steps import pipeline
 from wizard.ui.bridge import StepsFactory
 from wizard.ui.shell import MainWindow
 

@@ -46,12 +46,12 @@ from wizard.core.progress import TaskState, TaskStatus
 from wizard.core.project import SecretRef
 from wizard.core.runner import JobFinished
 from wizard.core.secrets import SecretStore
-from wizard.core.steps import pipeline
-from wizard.core.steps.preflight import report_paths
 from wizard.core.trust import TrustKind, TrustRequest
+from wizard.install.steps import pipeline
+from wizard.install.steps.preflight import report_paths
 from wizard.lab.lab import NodeFaults
 from wizard.lab.maas import MaasServer, MaasState, Status
-from wizard.lab.rehearsal import Rehearsal
+from wizard.rehearsal import Rehearsal
 from wizard.ui.app import application
 from wizard.ui.pages.cluster import Variable
 from wizard.ui.rehearsal import rehearsal_window

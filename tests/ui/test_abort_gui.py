@@ -19,8 +19,8 @@ from wizard.core.progress import Reporter
 from wizard.core.project import SecretRef
 from wizard.core.runner import ExitCode
 from wizard.core.secrets import SecretStore
-from wizard.core.steps import pipeline
-from wizard.core.steps.preflight import PreflightSettings
+from wizard.install.steps import pipeline
+from wizard.install.steps.preflight import PreflightSettings
 from wizard.lab import ManualClock
 from wizard.lab.maas import MaasServer, MaasState, MaasUser, Status
 from wizard.ui.shell import MainWindow

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from wizard.core.steps.localui import KUBECONFIG
-from wizard.core.steps.preflight import report_paths
 from wizard.headless import human_bytes, human_duration
+from wizard.install.steps.localui import KUBECONFIG
+from wizard.install.steps.preflight import report_paths
 from wizard.ui import units
 from wizard.ui.app import EXIT_WHEN_SHOWN_ENV, SHOWN_MARKER
 
@@ -20,7 +20,13 @@ pytestmark = pytest.mark.ui
 
 REPO = Path(__file__).resolve().parents[2]
 # What a run needs and the first window must not load (each is a large share of the start-up time).
-ENGINE = ("wizard.core.steps", "wizard.core.session", "wizard.core.abort", "wizard.headless", "wizard.providers")
+ENGINE = (
+    "wizard.install.steps",
+    "wizard.install.session",
+    "wizard.install.abort",
+    "wizard.headless",
+    "wizard.providers",
+)
 
 
 def _env(tmp_path: Path) -> dict[str, str]:

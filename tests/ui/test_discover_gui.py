@@ -18,9 +18,9 @@ from wizard.core.cancel import CancelToken
 from wizard.core.project import ProviderType, SecretRef
 from wizard.core.secrets import SecretStore
 from wizard.core.trust import normalize
+from wizard.install.discovery import Candidate, Discovery
 from wizard.lab.certs import create_node_certificate
 from wizard.lab.maas import MaasServer, MaasState, Status
-from wizard.providers.discovery import Candidate, Discovery
 from wizard.ui.pages.discover import DiscoverDialog
 from wizard.ui.shell import MainWindow
 

@@ -25,8 +25,8 @@ from wizard.core.progress import Reporter, TaskStatus
 from wizard.core.project import SecretRef
 from wizard.core.runner import ExitCode, JobFinished
 from wizard.core.secrets import SecretStore
-from wizard.core.steps import pipeline
-from wizard.core.steps.preflight import report_paths
+from wizard.install.steps import pipeline
+from wizard.install.steps.preflight import report_paths
 from wizard.ui.pages.cluster import Variable
 from wizard.ui.pages.live import BAR_SCALE
 from wizard.ui.pages.summary import support_bundle_builder

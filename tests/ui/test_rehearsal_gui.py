@@ -11,8 +11,8 @@ from pytestqt.qtbot import QtBot
 from tests.core.helpers import cli_env, run_cli
 from wizard.core.progress import TaskStatus
 from wizard.core.runner import ExitCode, RunStarted, StepFinished, StepStarted
-from wizard.core.steps import STEP_IDS
-from wizard.lab.rehearsal import BANNER, Rehearsal
+from wizard.install.steps import STEP_IDS
+from wizard.rehearsal import BANNER, Rehearsal
 from wizard.ui.rehearsal import rehearsal_window
 from wizard.ui.shell import REHEARSAL_TITLE_SUFFIX, WINDOW_TITLE, MainWindow
 

@@ -35,7 +35,7 @@ from wizard.core.paths import app_paths
 from wizard.core.progress import TaskStatus
 from wizard.core.project import load_project
 from wizard.core.runner import ExitCode
-from wizard.core.steps import pipeline
+from wizard.install.steps import pipeline
 from wizard.ui.crash import CrashHandler
 from wizard.ui.pages.project import PROBLEM_COLUMNS
 from wizard.ui.pages.run import COL_JOB, COL_NODE, COL_STATUS, RunPage

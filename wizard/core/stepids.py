@@ -1,5 +1,5 @@
 """The pipeline's step ids in run order, alone in a module with no imports: the command-line parser offers them
-for ``--until`` without loading the engine, and :func:`wizard.core.steps.pipeline` builds exactly these steps."""
+for ``--until`` without loading the engine, and :func:`wizard.install.steps.pipeline` builds exactly these steps."""
 
 STEP_IDS = (
     "credentials",

@@ -25,7 +25,7 @@ from wizard.ui.shell import WINDOW_TITLE, MainWindow
 if TYPE_CHECKING:
     from wizard.core.runner import Event
     from wizard.core.secrets import SecretStore
-    from wizard.lab.rehearsal import Rehearsal
+    from wizard.rehearsal import Rehearsal
     from wizard.ui.bridge import StepsFactory
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,12 @@ SHOWN_MARKER = "palette-wizard: main window shown"
 # What a run needs but the first window does not; imported on a worker once the window is up (see warm_up). The
 # check catalog imports every provider's checks (pyVmomi among them) the first time a preflight reads it: half a
 # second of interpreter time that would otherwise compete with the window at the start of the first run.
-ENGINE_MODULES = ("wizard.core.session", "wizard.core.steps", "wizard.core.abort", "wizard.core.checks.catalog")
+ENGINE_MODULES = (
+    "wizard.install.session",
+    "wizard.install.steps",
+    "wizard.install.abort",
+    "wizard.core.checks.catalog",
+)
 
 #: The interpreter's thread switch interval while the window is up (the default is 5 ms). The GUI thread gives up
 #: the interpreter around Qt calls and waits for it again each time; with engine and job threads busy, every wait

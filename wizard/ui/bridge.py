@@ -28,8 +28,8 @@ from wizard.core.secrets import SecretStore
 from wizard.core.trust import TrustRequest
 
 if TYPE_CHECKING:
-    from wizard.core.abort import AbortResult
     from wizard.core.jobs import Step
+    from wizard.install.abort import AbortResult
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +156,7 @@ class RunController(QObject):
             raise RuntimeError("a run or an abort is already in progress")
         steps = list(self._steps()) if self._steps is not None else None
         if until is not None:
-            from wizard.core.steps import pipeline  # the engine loads after the first window (see app.py)
+            from wizard.install.steps import pipeline  # the engine loads after the first window (see app.py)
 
             steps = steps if steps is not None else pipeline()
             ids = [s.id for s in steps]
@@ -180,7 +180,7 @@ class RunController(QObject):
         self._thread.start()
 
     def abort(self, project_file: Path) -> None:
-        """Give back what the project's session took (:func:`wizard.core.abort.abort_session`: release the MAAS
+        """Give back what the project's session took (:func:`wizard.install.abort.abort_session`: release the MAAS
         machines it allocated, eject the ISO it inserted through BMCs) on a worker; ``abort_finished`` tells the
         outcome. Cancellable like a run, between machines."""
         if self.running:
@@ -239,7 +239,7 @@ class RunController(QObject):
             self._post(ev)
 
         try:
-            from wizard.core.session import Session  # on this worker: the GUI thread never waits for it
+            from wizard.install.session import Session  # on this worker: the GUI thread never waits for it
 
             ask = self.ask
             confirm = (lambda request: ask(request, cancel)) if ask is not None else None
@@ -270,8 +270,8 @@ class RunController(QObject):
         from wizard.core.errors import Cancelled
 
         try:
-            from wizard.core.abort import abort_session
-            from wizard.core.session import Session
+            from wizard.install.abort import abort_session
+            from wizard.install.session import Session
 
             ask = self.ask
             confirm = (lambda request: ask(request, cancel)) if ask is not None else None

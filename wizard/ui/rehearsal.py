@@ -11,7 +11,7 @@ from __future__ import annotations
 from PySide6.QtWidgets import QWidget
 
 from wizard.core.runner import ExitCode, RunFinished
-from wizard.lab.rehearsal import BANNER, Rehearsal
+from wizard.rehearsal import BANNER, Rehearsal
 from wizard.ui.shell import MainWindow
 
 

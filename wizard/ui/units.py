@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-#: The kubeconfig's name in the session folder (``wizard.core.steps.localui.KUBECONFIG``).
+#: The kubeconfig's name in the session folder (``wizard.install.steps.localui.KUBECONFIG``).
 KUBECONFIG = "kubeconfig"
 
 
@@ -30,6 +30,7 @@ def human_duration(seconds: float) -> str:
 
 
 def preflight_report_paths(journal: Path) -> tuple[Path, Path]:
-    """The preflight report's JSON and HTML beside a session journal (``wizard.core.steps.preflight.report_paths``)."""
+    """The preflight report's JSON and HTML beside a session journal (as
+    ``wizard.install.steps.preflight.report_paths`` puts them)."""
     folder = journal.with_suffix("")
     return folder / "preflight-report.json", folder / "preflight-report.html"

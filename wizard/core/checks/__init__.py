@@ -1,7 +1,7 @@
 """Preflight: a catalog of checks that find problems before anything is touched.
 
 Each check is a plain function of plain values (addresses, ports, timeouts, paths), so it runs against real
-peers on any port; :mod:`wizard.core.steps.preflight` wires the project's values to them.
+peers on any port; :mod:`wizard.install.steps.preflight` wires the project's values to them.
 """
 
 from wizard.core.checks.address import DEFAULT_PORTS, ProbeResult, check_address_free, probe_address

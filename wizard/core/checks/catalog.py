@@ -236,7 +236,7 @@ CHECK_MODULES = (
     "wizard.providers.redfish.checks",
     "wizard.providers.maas",
     "wizard.core.checks.gateway",
-    "wizard.core.checks.postboot",
+    "wizard.install.checks.postboot",
     "wizard.core.checks.ports",
 )
 

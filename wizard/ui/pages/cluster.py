@@ -63,8 +63,8 @@ def read_profile(
 ) -> list[Variable]:
     """The profile variables the leader's content holds; raises a WizardError when they cannot be read."""
     # The engine is imported here, on the worker, not when the window is built.
-    from wizard.core.session import Session
-    from wizard.core.steps.nodes import Pacing, connector, endpoint, leader_and_followers
+    from wizard.install.session import Session
+    from wizard.install.steps.nodes import Pacing, connector, endpoint, leader_and_followers
 
     cancel = CancelToken()
     confirm = (lambda request: ask(request, cancel)) if ask is not None else None

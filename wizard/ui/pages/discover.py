@@ -35,7 +35,7 @@ from wizard.core.errors import Cancelled, WizardError
 from wizard.core.project import Bmc, Provider, ProviderType, SecretRef
 from wizard.core.secrets import SecretStore
 from wizard.core.trust import TrustRequest, TrustStore
-from wizard.providers.discovery import Candidate, Discovery, discover
+from wizard.install.discovery import Candidate, Discovery, discover
 from wizard.ui.forms import Background, Mnemonics, name_widget
 from wizard.ui.trust import Asker, retrying_changed_certificates
 from wizard.ui.widgets import Banner, ErrorPanel, Tone, button, heading, paragraph
@@ -65,7 +65,7 @@ class DiscoverDialog(QDialog):
         vsphere_scheme: str = "https",
     ) -> None:
         """``bmc`` prefills the Redfish form (a row's raw ``bmc`` mapping); ``discover_function`` replaces
-        :func:`~wizard.providers.discovery.discover` (tests); ``vsphere_scheme`` is "http" only for a simulator."""
+        :func:`~wizard.install.discovery.discover` (tests); ``vsphere_scheme`` is "http" only for a simulator."""
         super().__init__(parent)
         tr = self.tr
         self.provider = provider

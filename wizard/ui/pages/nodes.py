@@ -40,7 +40,7 @@ from wizard.core.problems import Problem
 from wizard.core.project import AddressMode, ProviderType
 from wizard.core.secrets import SecretStore
 from wizard.core.trust import TrustStore
-from wizard.providers.discovery import Candidate, discover, provider_settings, taken_by
+from wizard.install.discovery import Candidate, discover, provider_settings, taken_by
 from wizard.ui.forms import (
     InlineMessage,
     InputPage,

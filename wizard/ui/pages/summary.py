@@ -2,7 +2,7 @@
 
 Everything comes from the project (addresses), the session folder beside the journal (kubeconfig, reports) and the
 run's events (the cluster job's result names the kubeconfig it wrote). Exporting a support bundle uses the core's
-``wizard.core.support.build_support_bundle`` when this build has it; otherwise the button says why it is off.
+``wizard.install.support.build_support_bundle`` when this build has it; otherwise the button says why it is off.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ NODE_TIMEOUT = 60.0
 def support_bundle_builder() -> Callable[..., Any] | None:
     """The core's support-bundle function, when this build has one."""
     try:
-        module = importlib.import_module("wizard.core.support")
+        module = importlib.import_module("wizard.install.support")
     except ImportError:
         return None
     fn = getattr(module, "build_support_bundle", None)

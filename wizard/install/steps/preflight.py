@@ -48,7 +48,7 @@ from wizard.core.jobs import Job, Step, StepContext, StepKind
 from wizard.core.journal import JOB_DONE
 from wizard.core.progress import Reporter
 from wizard.core.project import AddressMode
-from wizard.core.steps.providers import provider_checks
+from wizard.install.steps.providers import provider_checks
 
 REPORT_JOB = "preflight/report"
 

@@ -45,9 +45,9 @@ from wizard.core.paths import AppPaths
 from wizard.core.project import SecretRef
 from wizard.core.runner import Event, StepStarted
 from wizard.core.secrets import SecretStore
-from wizard.core.steps import pipeline
-from wizard.core.steps.nodes import Pacing
-from wizard.core.steps.preflight import PreflightSettings
+from wizard.install.steps import pipeline
+from wizard.install.steps.nodes import Pacing
+from wizard.install.steps.preflight import PreflightSettings
 from wizard.lab.artifacts import appliance_iso, make_key, random_file, sign_file
 from wizard.lab.certs import create_node_certificate
 from wizard.lab.console import DEFAULT_SYNC_DURATION, SystemConsoleServer, SystemConsoleState

@@ -26,9 +26,9 @@ from wizard.core.journal import JOB_DONE, Journal
 from wizard.core.problems import Problem
 from wizard.core.progress import Reporter
 from wizard.core.project import AddressMode, ConfigureMode, Node, ProviderType
-from wizard.core.steps.boot import eject_jobs, seeding
-from wizard.core.steps.nodes import DEFAULT_PASSWORD, Pacing, login_password
 from wizard.core.trust import TrustStore
+from wizard.install.steps.boot import eject_jobs, seeding
+from wizard.install.steps.nodes import DEFAULT_PASSWORD, Pacing, login_password
 from wizard.providers.manual import ConsoleConfigJob, console_instruction
 
 log = logging.getLogger(__name__)

@@ -399,7 +399,7 @@ def node_endpoints(found: SessionFiles, paths: AppPaths, secrets: SecretStore) -
     from wizard.core.jobs import StepContext
     from wizard.core.journal import Journal
     from wizard.core.project import load_project
-    from wizard.core.steps.nodes import endpoint
+    from wizard.install.steps.nodes import endpoint
 
     if found.project_file is None or found.data is None:
         raise SupportBundleError("No project", f"session {found.id} names no readable project file")
@@ -478,7 +478,7 @@ def build_support_bundle(
         except (WizardError, OSError) as exc:
             problems.append(f"node diagnostics skipped: {_describe(exc)}")
         else:
-            from wizard.core.steps.nodes import DEFAULT_PASSWORD
+            from wizard.install.steps.nodes import DEFAULT_PASSWORD
 
             for ep in endpoints:  # the ISO's documented default is public, and also the user name: not masked
                 if ep.password != DEFAULT_PASSWORD:

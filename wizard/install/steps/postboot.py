@@ -21,14 +21,14 @@ from pathlib import Path
 from wizard.appliance.ssh import SSHCredentials
 from wizard.core.checks.catalog import CheckResult
 from wizard.core.checks.ports import check_ports
-from wizard.core.checks.postboot import Requirements, check_node
 from wizard.core.jobs import Job, Step, StepContext, StepKind
 from wizard.core.project import Node
-from wizard.core.steps.install import ssh_credentials
+from wizard.core.trust import TrustStore
+from wizard.install.checks.postboot import Requirements, check_node
+from wizard.install.steps.install import ssh_credentials
 
 # The preflight step's board and jobs are reused as they are: the two steps differ only in what they check.
-from wizard.core.steps.preflight import CheckJob, ReportJob, _Board, _has_blocker
-from wizard.core.trust import TrustStore
+from wizard.install.steps.preflight import CheckJob, ReportJob, _Board, _has_blocker
 
 REPORT_JOB = "postboot/report"
 

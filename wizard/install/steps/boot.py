@@ -40,9 +40,9 @@ from wizard.core.jobs import Job, Step, StepContext
 from wizard.core.journal import JOB_DONE
 from wizard.core.progress import Reporter
 from wizard.core.project import ConfigureMode, MaasSettings, Node, Project, ProviderType, SecretRef
-from wizard.core.steps.nodes import DEFAULT_PASSWORD, Pacing, session_folder
-from wizard.core.steps.providers import bmc_accesses, maas_access, vsphere_access
 from wizard.core.trust import TrustStore
+from wizard.install.steps.nodes import DEFAULT_PASSWORD, Pacing, session_folder
+from wizard.install.steps.providers import bmc_accesses, maas_access, vsphere_access
 from wizard.providers.manual import ManualBootJob, ManualPacing
 from wizard.providers.redfish.client import parse_address
 from wizard.providers.redfish.jobs import SEED_SUFFIX

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from wizard.core.jobs import Step
 from wizard.core.stepids import STEP_IDS
-from wizard.core.steps.boot import BootStep, EjectStep, MachinesStep, MediaStep
-from wizard.core.steps.configure import ConfigureStep
-from wizard.core.steps.console import ActivateStep, ConsoleStep, PacksStep, ValidateStep
-from wizard.core.steps.credentials import CredentialsStep
-from wizard.core.steps.install import InstallStep
-from wizard.core.steps.localui import ClusterStep, ContentStep, LinkStep, PasswordStep
-from wizard.core.steps.nodes import Pacing
-from wizard.core.steps.postboot import PostbootStep
-from wizard.core.steps.preflight import PreflightSettings, PreflightStep
-from wizard.core.steps.verify import VerifyFilesStep
+from wizard.install.steps.boot import BootStep, EjectStep, MachinesStep, MediaStep
+from wizard.install.steps.configure import ConfigureStep
+from wizard.install.steps.console import ActivateStep, ConsoleStep, PacksStep, ValidateStep
+from wizard.install.steps.credentials import CredentialsStep
+from wizard.install.steps.install import InstallStep
+from wizard.install.steps.localui import ClusterStep, ContentStep, LinkStep, PasswordStep
+from wizard.install.steps.nodes import Pacing
+from wizard.install.steps.postboot import PostbootStep
+from wizard.install.steps.preflight import PreflightSettings, PreflightStep
+from wizard.install.steps.verify import VerifyFilesStep
 
 # STEP_IDS: every step id in run order; ``pipeline(until=…)`` and ``palette-wizard run --until`` take one of these.
 __all__ = ["STEP_IDS", "pipeline"]

@@ -12,7 +12,8 @@ from wizard.appliance.password import ReplacePasswordJob
 from wizard.appliance.staging import DEFAULT_REMOTE_DIR, SSHTarget, StagingPlan
 from wizard.core.jobs import Job, Step, StepContext, StepKind
 from wizard.core.project import Node, Project, join_path
-from wizard.core.steps.nodes import (
+from wizard.core.trust import TrustStore
+from wizard.install.steps.nodes import (
     DEFAULT_PASSWORD,
     Pacing,
     connector,
@@ -20,7 +21,6 @@ from wizard.core.steps.nodes import (
     leader_and_followers,
     session_folder,
 )
-from wizard.core.trust import TrustStore
 
 KUBECONFIG = "kubeconfig"
 
@@ -38,7 +38,7 @@ def staging_dir(project: Project) -> str:
 def sftp_transfer(ctx: StepContext, node: Node) -> SftpTransfer:
     """Plain values for staging onto ``node``: its SSH address, login (the wizard's key on a seeded node) and pinned
     host key."""
-    from wizard.core.steps.install import ssh_credentials  # install imports the boot step; keep this module light
+    from wizard.install.steps.install import ssh_credentials  # install imports the boot step; keep this module light
 
     target = SSHTarget(
         node.ip,

@@ -15,8 +15,8 @@ from wizard.core.progress import Progress
 from wizard.core.project import Project, load_project
 from wizard.core.runner import Engine, Event
 from wizard.core.secrets import SecretStore
-from wizard.core.steps import pipeline
 from wizard.core.trust import Confirm
+from wizard.install.steps import pipeline
 
 
 @dataclass

@@ -28,9 +28,9 @@ from wizard.core.jobs import Job, Step, StepContext, StepKind
 from wizard.core.problems import Problem
 from wizard.core.progress import Reporter
 from wizard.core.report import read_journal_file, summarize, write_run_report
-from wizard.core.steps.localui import sftp_transfer, transfer_mode
-from wizard.core.steps.nodes import Pacing, connector, endpoint, leader_and_followers, session_folder
 from wizard.core.trust import TrustStore
+from wizard.install.steps.localui import sftp_transfer, transfer_mode
+from wizard.install.steps.nodes import Pacing, connector, endpoint, leader_and_followers, session_folder
 
 P_APPLICATIONS = "/v1/edge-mgmt/cluster/applications"
 

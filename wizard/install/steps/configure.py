@@ -10,7 +10,7 @@ from __future__ import annotations
 from wizard.appliance.configure import ConfigureNodeJob, configuration_for_node
 from wizard.core.jobs import Job, Step, StepContext, StepKind
 from wizard.core.project import ConfigureMode, read_ca_certs
-from wizard.core.steps.nodes import Pacing, connector, endpoint
+from wizard.install.steps.nodes import Pacing, connector, endpoint
 
 
 class ConfigureStep(Step):

@@ -30,9 +30,9 @@ from wizard.core.jobs import Job, StepContext
 from wizard.core.journal import JOB_DONE, RUN_CANCELLED
 from wizard.core.progress import Progress, Reporter
 from wizard.core.project import ProviderType
-from wizard.core.steps import STEP_IDS
-from wizard.core.steps.providers import bmc_accesses, maas_access
 from wizard.core.trust import TrustStore
+from wizard.install.steps import STEP_IDS
+from wizard.install.steps.providers import bmc_accesses, maas_access
 
 log = logging.getLogger(__name__)
 
