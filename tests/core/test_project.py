@@ -19,6 +19,7 @@ from wizard.core.project import (
     project_to_dict,
     save_project,
 )
+from wizard.core.project import load as project_load
 
 
 def problems_of(doc: Any, base: Path | None = None) -> list[str]:
@@ -240,7 +241,7 @@ def test_schema_versions_and_migration_chain(monkeypatch: pytest.MonkeyPatch) ->
         d["network"] = dict(d["network"], vip=d["network"].pop("virtual_ip"))
         return d
 
-    monkeypatch.setattr(project_mod, "SCHEMA_VERSION", 2)
+    monkeypatch.setattr(project_load, "SCHEMA_VERSION", 2)  # what migrate reads
     monkeypatch.setitem(project_mod.MIGRATIONS, 1, v1_to_v2)
     old = base_doc()
     old["network"] = {"virtual_ip": "127.0.10.60", "ntp": ["pool.ntp.org"]}
