@@ -39,8 +39,9 @@ from wizard.providers.redfish import (
     TaskFailed,
     run_checks,
 )
-from wizard.providers.redfish.client import choose_reset, parse_address
+from wizard.providers.redfish.client import choose_reset
 from wizard.providers.redfish.quirks import GENERIC, QUIRKS, BmcIdentity, quirks_for
+from wizard.providers.redfish.session import parse_address
 
 USER, PASSWORD = "root", "calvin-Secret-9"
 TOKEN = "0123456789abcdef-session-token"

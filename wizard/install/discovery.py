@@ -302,8 +302,9 @@ def discover_redfish(
     timeout: float = DEFAULT_TIMEOUT,
 ) -> Discovery:
     from wizard.providers.redfish import checks
-    from wizard.providers.redfish.client import ROOT, RedfishClient, members, odata_id, parse_address
+    from wizard.providers.redfish.client import RedfishClient
     from wizard.providers.redfish.errors import RedfishError
+    from wizard.providers.redfish.session import ROOT, members, odata_id, parse_address
 
     try:
         address = parse_address(bmc.address)
@@ -397,7 +398,7 @@ def taken_by(candidate: Candidate, nodes: Sequence[object]) -> str | None:
 
 
 def _same_bmc(a: str, b: str) -> bool:
-    from wizard.providers.redfish.client import parse_address
+    from wizard.providers.redfish.session import parse_address
 
     try:
         x, y = parse_address(a), parse_address(b)

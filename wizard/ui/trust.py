@@ -69,7 +69,7 @@ def what_is(request: TrustRequest, project: Project | None) -> str:
             if (parts.hostname or "").lower() == host:
                 return _tr("MAAS region certificate")
         # Loaded only when a BMC is involved: the Redfish provider is not needed for the first window.
-        from wizard.providers.redfish.client import parse_address
+        from wizard.providers.redfish.session import parse_address
 
         for node in nodes:
             if node.bmc is not None:

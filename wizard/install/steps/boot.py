@@ -44,8 +44,8 @@ from wizard.core.trust import TrustStore
 from wizard.install.steps.nodes import DEFAULT_PASSWORD, Pacing, session_folder
 from wizard.install.steps.providers import bmc_accesses, maas_access, vsphere_access
 from wizard.providers.manual import ManualBootJob, ManualPacing
-from wizard.providers.redfish.client import parse_address
 from wizard.providers.redfish.jobs import SEED_SUFFIX
+from wizard.providers.redfish.session import parse_address
 
 if TYPE_CHECKING:
     from wizard.providers.isoserver import IsoServer

@@ -21,9 +21,10 @@ from wizard.core.checks.catalog import (
 from wizard.core.errors import WizardError
 from wizard.core.project import Bmc
 from wizard.core.trust import Confirm, TrustStore
-from wizard.providers.redfish.client import DEFAULT_TIMEOUT, Inventory, RedfishClient, VirtualMedia
+from wizard.providers.redfish.client import Inventory, RedfishClient, VirtualMedia
 from wizard.providers.redfish.errors import NoCdMedia
 from wizard.providers.redfish.quirks import GENERIC, QUIRKS, VendorQuirks
+from wizard.providers.redfish.session import DEFAULT_TIMEOUT
 
 MIN_CPUS = 8
 MIN_MEMORY_GB = 16

@@ -5,9 +5,8 @@ names it in the BMC address), the System (or, on older BMCs, its Manager) leads 
 actions are posted to the ``target`` the BMC advertises. Known vendor deviations come from
 :mod:`wizard.providers.redfish.quirks`, chosen by what the BMC says about itself.
 
-Authentication: a SessionService session (``X-Auth-Token``) when the service root offers one, deleted again on
-``close`` whatever happened; otherwise HTTP basic auth. Certificates are verified (OS store, or a pinned certificate
-the operator confirmed); the password and session token are registered for redaction and never logged.
+Sessions, authentication and the request plumbing are :class:`~wizard.providers.redfish.session.RedfishSession`'s.
+Certificates are verified (OS store, or a pinned certificate the operator confirmed).
 """
 
 from __future__ import annotations
@@ -18,29 +17,24 @@ import ssl
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
 from wizard.core.cancel import CancelToken
 from wizard.core.errors import WizardError
-from wizard.core.http import AnswerDeadline
 from wizard.core.project import Bmc
-from wizard.core.redact import REDACTOR, redact
+from wizard.core.redact import redact
 from wizard.core.trust import (
     Confirm,
     TrustChanged,
     TrustKind,
     TrustRefused,
     TrustStore,
-    certificate_changed,
-    is_certificate_change,
     system_or_pinned_tls_context,
 )
 from wizard.providers.redfish.errors import (
-    AuthRefused,
     BmcUnreachable,
     BootOverrideRefused,
     InsertMediaRefused,
@@ -53,46 +47,21 @@ from wizard.providers.redfish.errors import (
     is_property_error,
 )
 from wizard.providers.redfish.quirks import GENERIC, BmcIdentity, VendorQuirks, quirks_for
+from wizard.providers.redfish.session import (
+    _UNREACHABLE_FIX,
+    DEFAULT_TIMEOUT,
+    ROOT,
+    RedfishSession,
+    members,
+    odata_id,
+    parse_address,
+)
 
 log = logging.getLogger(__name__)
 
-ROOT = "/redfish/v1/"
-DEFAULT_TIMEOUT = 30.0
 #: Task states that mean "still working" (Redfish Task.v1 TaskState).
 TASK_RUNNING = frozenset({"New", "Starting", "Running", "Pending", "Suspended", "Interrupted", "Service", "Stopping"})
 POWERED_OFF = frozenset({"Off", "PoweringOff"})
-
-
-@dataclass(frozen=True)
-class BmcAddress:
-    """A BMC address from the project: ``host``, ``host:port`` or a URL, optionally naming the System's path."""
-
-    scheme: str
-    host: str
-    port: int
-    system_path: str = ""
-
-    @property
-    def base_url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{self.scheme}://{host}:{self.port}"
-
-    @property
-    def where(self) -> str:
-        return f"BMC {self.base_url}"
-
-
-def parse_address(address: str) -> BmcAddress:
-    target = address.strip()
-    if "://" not in target:
-        target = f"https://{target}"
-    parts = urlsplit(target)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"{address!r} is not a BMC address (host, host:port or https://host[:port][/path])")
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    path = parts.path.rstrip("/")
-    system = path if "/Systems/" in path else ""
-    return BmcAddress(parts.scheme, parts.hostname, port, system)
 
 
 @dataclass(frozen=True)
@@ -129,59 +98,8 @@ class Inventory:
     quirks: str
 
 
-def odata_id(value: object) -> str:
-    if isinstance(value, Mapping):
-        link = value.get("@odata.id")
-        return str(link) if isinstance(link, str) else ""
-    return ""
-
-
-def members(collection: Mapping[str, Any]) -> list[str]:
-    items = collection.get("Members")
-    return [p for p in (odata_id(m) for m in items) if p] if isinstance(items, list) else []
-
-
-def _local_path(url: str) -> str:
-    """The path (and query) of a link or Location header; absolute URLs are cut to their path so that credentials
-    only ever go to the BMC this client was built for."""
-    parts = urlsplit(url)
-    return parts.path + (f"?{parts.query}" if parts.query else "")
-
-
-class RedfishClient:
-    """One BMC. Use as a context manager (``open``/``close``) so a session is always deleted."""
-
-    def __init__(
-        self,
-        address: str | BmcAddress,
-        username: str,
-        password: str,
-        *,
-        verify: ssl.SSLContext | bool = True,
-        timeout: float = DEFAULT_TIMEOUT,
-        transport: httpx.BaseTransport | None = None,
-        pinned: str = "",
-    ) -> None:
-        self.address = address if isinstance(address, BmcAddress) else parse_address(address)
-        self.username = username
-        self._password = password
-        REDACTOR.add(password)
-        self._pinned = pinned
-        self._http = httpx.Client(
-            base_url=self.address.base_url,
-            timeout=timeout,
-            # Bounds a whole answer, not each read: a BMC dripping bytes must not hold the job forever.
-            transport=AnswerDeadline(transport or httpx.HTTPTransport(verify=verify), base=4 * timeout),
-            headers={"Accept": "application/json", "OData-Version": "4.0"},
-            follow_redirects=False,
-        )
-        self.timeout = timeout
-        self.root: dict[str, Any] = {}
-        self.auth_mode = ""  # "session" or "basic" once open
-        self.session_path = ""
-        self._token = ""
-        self.quirks: VendorQuirks = GENERIC
-        self._identity = BmcIdentity()
+class RedfishClient(RedfishSession):
+    """One BMC: find its System and CD media, insert and eject, boot once from CD, reset, read the inventory."""
 
     @classmethod
     def for_bmc(
@@ -217,211 +135,6 @@ class RedfishClient:
         entry = trust.pinned(TrustKind.TLS, address.host, address.port)
         pinned = str(entry["fingerprint"]) if entry else ""
         return cls(address, bmc.username, password, verify=verify, timeout=timeout, transport=transport, pinned=pinned)
-
-    # -- lifecycle ---------------------------------------------------------------------------------------------
-    def __enter__(self) -> Self:
-        try:
-            self.open()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-    def open(self) -> None:
-        """Read the service root and authenticate (session when offered, else basic); proves the credentials."""
-        r = self._send("GET", ROOT, auth=False)
-        if r.status_code in (401, 403):  # a few BMCs protect even the root
-            self._http.auth = httpx.BasicAuth(self.username, self._password)
-            r = self._send("GET", ROOT, auth=False)
-            if r.status_code in (401, 403):
-                raise self._auth_refused(r)
-        self.root = self._json(r, "the service root")
-        if "RedfishVersion" not in self.root and "Systems" not in self.root:
-            raise UnexpectedAnswer(
-                "Not a Redfish service",
-                f"{self.address.where} answered {ROOT} without a Redfish service root",
-                remediation="check the BMC address and port; Redfish must be enabled on the BMC",
-            )
-        oem = self.root.get("Oem")
-        self.quirks = quirks_for(
-            BmcIdentity(str(self.root.get("Vendor") or ""), tuple(oem) if isinstance(oem, Mapping) else ())
-        )
-        sessions = self._sessions_path()
-        if sessions and not self.quirks.prefer_basic_auth and self._login_session(sessions):
-            self.auth_mode = "session"
-        else:
-            self._http.auth = httpx.BasicAuth(self.username, self._password)
-            self.auth_mode = "basic"
-        # Prove the credentials on a resource that needs them (the root usually does not).
-        systems = odata_id(self.root.get("Systems")) or ROOT + "Systems"
-        r = self._send("GET", systems)
-        if r.status_code in (401, 403):
-            raise self._auth_refused(r)
-        self._json(r, "the Systems collection")
-        log.info(
-            "Redfish: %s open (%s auth, RedfishVersion %s)",
-            self.address.where,
-            self.auth_mode,
-            self.root.get("RedfishVersion", "?"),
-        )
-
-    def close(self) -> None:
-        """Delete the session (if one was made) and close the connection; never raises."""
-        if self.session_path:
-            path, self.session_path = self.session_path, ""
-            try:
-                r = self._http.delete(path, headers=self._auth_headers())
-                if r.status_code not in (200, 202, 204, 404):
-                    log.warning("Redfish: %s kept the session (%s)", self.address.where, r.status_code)
-            except httpx.HTTPError as exc:
-                log.warning("Redfish: could not delete the session on %s: %s", self.address.where, exc)
-        self._token = ""
-        self._http.close()
-
-    def _sessions_path(self) -> str:
-        links = self.root.get("Links")
-        path = odata_id(links.get("Sessions")) if isinstance(links, Mapping) else ""
-        if path:
-            return path
-        service = odata_id(self.root.get("SessionService"))
-        if not service:
-            return ""
-        r = self._send("GET", service, auth=False)
-        if r.status_code != 200:
-            return ""  # the service exists but cannot be read without a session: use the standard path
-        with contextlib.suppress(UnexpectedAnswer):
-            return odata_id(self._json(r, "the SessionService").get("Sessions"))
-        return ""
-
-    def _login_session(self, sessions: str) -> bool:
-        """True when a session was created; False when the BMC offers none that works here (use basic auth)."""
-        r = self._send("POST", sessions, json={"UserName": self.username, "Password": self._password}, auth=False)
-        token = r.headers.get("X-Auth-Token", "")
-        if r.status_code in (200, 201) and token:
-            REDACTOR.add(token)
-            self._token = token
-            location = r.headers.get("Location", "")
-            if not location:
-                with contextlib.suppress(ValueError):
-                    body = r.json()
-                    location = odata_id(body) if isinstance(body, Mapping) else ""
-            self.session_path = _local_path(location) if location else ""
-            return True
-        if r.status_code in (401, 403):
-            # Wrong credentials, or a role that may not create sessions: basic auth decides which (open() checks).
-            log.info("Redfish: %s refused a session (%s); trying basic auth", self.address.where, r.status_code)
-        else:
-            log.info("Redfish: %s offers no usable session (%s); using basic auth", self.address.where, r.status_code)
-        return False
-
-    # -- plumbing ------------------------------------------------------------------------------------------------
-    def _auth_headers(self) -> dict[str, str]:
-        return {"X-Auth-Token": self._token} if self._token else {}
-
-    def _send(
-        self,
-        method: str,
-        path: str,
-        *,
-        json: Any = None,
-        auth: bool = True,
-        headers: Mapping[str, str] | None = None,
-        timeout: float | None = None,
-    ) -> httpx.Response:
-        hdrs = dict(headers or {})
-        if auth:
-            hdrs.update(self._auth_headers())
-        try:
-            return self._http.request(
-                method,
-                _local_path(path),
-                json=json,
-                headers=hdrs,
-                timeout=timeout if timeout is not None else self.timeout,
-            )
-        except httpx.TransportError as exc:
-            raise self._transport_error(exc) from exc
-
-    def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        json: Any = None,
-        headers: Mapping[str, str] | None = None,
-        timeout: float | None = None,
-    ) -> httpx.Response:
-        """An authenticated call; 401/403 become :class:`AuthRefused`, other statuses are the caller's to judge."""
-        r = self._send(method, path, json=json, headers=headers, timeout=timeout)
-        if r.status_code == 401 and self.auth_mode == "session":
-            # The BMC dropped the session (timeout, BMC reset): one fresh login, then the answer stands.
-            sessions = self._sessions_path()
-            if sessions and self._login_session(sessions):
-                r = self._send(method, path, json=json, headers=headers, timeout=timeout)
-        if r.status_code in (401, 403):
-            raise self._auth_refused(r, f"{method} {_local_path(path)}")
-        return r
-
-    def get(self, path: str) -> dict[str, Any]:
-        r = self.request("GET", path)
-        if r.status_code != 200:
-            raise UnexpectedAnswer(
-                "Unexpected BMC answer",
-                f"{self.address.where} answered {r.status_code} to GET {_local_path(path)}: {bmc_message(r)}",
-            )
-        return self._json(r, _local_path(path))
-
-    def get_optional(self, path: str) -> dict[str, Any] | None:
-        r = self.request("GET", path)
-        if r.status_code in (404, 405, 501):
-            return None
-        if r.status_code != 200:
-            raise UnexpectedAnswer(
-                "Unexpected BMC answer",
-                f"{self.address.where} answered {r.status_code} to GET {_local_path(path)}: {bmc_message(r)}",
-            )
-        return self._json(r, _local_path(path))
-
-    def _json(self, r: httpx.Response, what: str) -> dict[str, Any]:
-        try:
-            data = r.json()
-        except ValueError as exc:
-            raise UnexpectedAnswer(
-                "Unexpected BMC answer", f"{self.address.where} sent {what} as something other than JSON"
-            ) from exc
-        if not isinstance(data, dict):
-            raise UnexpectedAnswer("Unexpected BMC answer", f"{self.address.where} sent {what} as a non-object")
-        return data
-
-    def _auth_refused(self, r: httpx.Response, what: str = "") -> AuthRefused:
-        if r.status_code == 403 and what:
-            return AuthRefused(
-                "BMC refused the operation",
-                f"{self.address.where} refused {what} for {self.username}: {bmc_message(r)}",
-                remediation="give the BMC account the Administrator (or Operator with virtual media) role",
-            )
-        return AuthRefused(
-            "BMC login refused",
-            f"{self.address.where} refused the user name or password of {self.username} ({r.status_code})",
-            remediation="check the BMC user name and the password stored in the keyring, and that the account is "
-            "enabled and not locked out",
-        )
-
-    def _transport_error(self, exc: httpx.TransportError) -> WizardError:
-        if is_certificate_change(exc):
-            return certificate_changed(self.address.host, self.address.port, self._pinned or "")
-        if isinstance(exc, httpx.TimeoutException):
-            what = "did not answer in time"
-        elif isinstance(exc, httpx.ConnectError):
-            what = "refused the connection" if "refused" in str(exc).lower() else f"cannot be reached ({exc})"
-        else:
-            what = f"dropped the connection ({exc.__class__.__name__}: {exc})"
-        return BmcUnreachable("BMC unreachable", f"{self.address.where} {what}", remediation=_UNREACHABLE_FIX)
 
     # -- identity and discovery ------------------------------------------------------------------------------------
     def find_system(self) -> tuple[str, dict[str, Any]]:
@@ -973,8 +686,4 @@ def _cd_capable(media: VirtualMedia) -> bool:
     return "cd" in ident or "dvd" in ident
 
 
-_UNREACHABLE_FIX = (
-    "check the BMC address and port, that the BMC is powered and on the network, and that this machine can reach "
-    "it (firewall, VLAN, routing)"
-)
 _TASK_FIX = "check the BMC's task list and log in its web interface; then retry"

@@ -35,8 +35,9 @@ from wizard.core.project import Bmc
 from wizard.core.redact import redact
 from wizard.core.trust import Confirm, TrustStore
 from wizard.providers.isoserver import IsoServer
-from wizard.providers.redfish.client import RedfishClient, VirtualMedia, members, parse_address
+from wizard.providers.redfish.client import RedfishClient, VirtualMedia
 from wizard.providers.redfish.errors import InsertMediaRefused, IsoNotFetched, PowerTimeout
+from wizard.providers.redfish.session import members, parse_address
 
 log = logging.getLogger(__name__)
 

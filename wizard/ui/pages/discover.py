@@ -383,7 +383,7 @@ def _bare_address(address: str) -> str:
 
 
 def _host_port(address: str) -> tuple[str, int] | None:
-    from wizard.providers.redfish.client import parse_address  # the clients load only when discovery is used
+    from wizard.providers.redfish.session import parse_address
 
     try:
         parsed = parse_address(address)
