@@ -88,6 +88,24 @@ def test_jobs_run_in_parallel_and_resume_skips_finished(tmp_path: Path) -> None:
     assert len(skipped) == 3 and skipped[0].result == {"ran": skipped[0].job}
 
 
+class RerunJob(CountingJob):
+    rerun = True
+
+    def fingerprint(self) -> str:
+        return "same inputs"
+
+
+def test_a_rerun_job_runs_every_time_and_keeps_its_fingerprint(tmp_path: Path) -> None:
+    counter: dict[str, int] = {}
+    ctx = make_ctx(tmp_path)
+    jobs: list[Job] = [RerunJob("media/server", counter), CountingJob("media/other", counter)]
+    for _ in range(2):
+        assert Engine(ctx, [ListStep("media", jobs)]).run() is ExitCode.DONE
+    assert counter == {"media/server": 2, "media/other": 1}
+    # What a run records is a pure function of the inputs: a job asked to run again can later be skipped.
+    assert ctx.journal.is_done("media/server", "same inputs")
+
+
 def test_a_failed_job_fails_the_step_after_the_others_finish(tmp_path: Path) -> None:
     counter: dict[str, int] = {}
     ctx = make_ctx(tmp_path)

@@ -22,8 +22,9 @@ from wizard.core.checks.ntp import from_ntp, to_ntp
 from wizard.core.jobs import StepContext
 from wizard.core.journal import Journal
 from wizard.core.paths import app_paths
+from wizard.core.progress import TaskStatus
 from wizard.core.project import parse_project
-from wizard.core.runner import Engine, Event, ExitCode, RunFinished
+from wizard.core.runner import Engine, Event, ExitCode, JobFinished, RunFinished
 from wizard.core.secrets import SecretStore
 from wizard.install.steps import pipeline
 from wizard.install.steps.preflight import PreflightSettings, report_paths
@@ -279,6 +280,14 @@ def test_preflight_step_reports_blockers_overrides_and_rechecks(
     assert code is ExitCode.DONE, next(e for e in events if isinstance(e, RunFinished)).error
     report = json_path.read_text()
     assert '"blockers": 0' in report and '"warnings": 0' in report and "CHG-7" in html_path.read_text()
+
+    # A check that was blocked and then passed stays passed on resume: it is not probed again (its record carries
+    # the same inputs a later run computes), so the clock drifting back does not block a resumed install.
+    sntp[0].offset = 30.0
+    code, journal, events = _engine_run(tmp_path, doc, settings)
+    assert code is ExitCode.DONE, next(e for e in events if isinstance(e, RunFinished)).error
+    ntp = [e for e in events if isinstance(e, JobFinished) and e.job == "preflight/ntp"]
+    assert [e.status for e in ntp] == [TaskStatus.SKIPPED]
 
 
 @pytest.mark.flow

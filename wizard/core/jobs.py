@@ -3,8 +3,9 @@
 A :class:`Step` is one stage of the install (verify files, boot nodes, link, …). It reports the problems that keep
 it from starting (empty means the GUI's Next is enabled) and builds its :class:`Job` objects from plain values.
 A job does one idempotent piece of work: ``run(report, cancel)`` reports progress, checks the token between chunks
-and returns the facts it wants recorded. Its ``fingerprint`` names its inputs, so a resumed run skips a job only
-when it finished with the very same inputs.
+and returns the facts it wants recorded. Its ``fingerprint`` names its inputs (and nothing else: never a clock), so
+a resumed run skips a job only when it finished with the very same inputs; a job that must run again although it
+finished with them says so with ``rerun``.
 """
 
 from __future__ import annotations
@@ -42,9 +43,13 @@ class Job(ABC):
     name: str
     weight: float = 1.0
     node: str = ""
+    #: Run even when the journal records this job done with the same fingerprint: a service every run needs (the
+    #: ISO server), or a check whose last result was a blocker (the operator may have fixed it since). Once it
+    #: finishes, its record carries the same fingerprint as ever, so a later run that does not ask again skips it.
+    rerun: bool = False
 
     def fingerprint(self) -> str:
-        """Identifies the job's inputs; when it changes, a finished job runs again."""
+        """Identifies the job's inputs, a pure function of them; when it changes, a finished job runs again."""
         return ""
 
     @abstractmethod

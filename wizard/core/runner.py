@@ -258,7 +258,7 @@ class Engine:
         held: list[Job] = []
         limited = self.only_nodes is not None and step.kind is StepKind.INSTALL
         for job in jobs:
-            if ctx.journal.is_done(job.id, job.fingerprint()):
+            if not job.rerun and ctx.journal.is_done(job.id, job.fingerprint()):
                 self.progress.set_status(job.id, TaskStatus.SKIPPED, "already done")
                 reporters[job.id].finish()
                 self._emit(

@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import ssl
-import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -247,6 +246,7 @@ class ServeIsoJob(Job):
     BMC network reaches it."""
 
     weight = 0.2
+    rerun = True  # a new run needs a running server
 
     def __init__(self, server: Callable[[], IsoServer], iso: Path, nodes: list[str], *, step: str = "media") -> None:
         self.server = server
@@ -256,7 +256,7 @@ class ServeIsoJob(Job):
         self.name = "ISO server"
 
     def fingerprint(self) -> str:
-        return f"{self.iso}|{self.nodes}|{time.time_ns()}"  # a new run needs a running server: never skipped
+        return f"{self.iso}|{self.nodes}"
 
     def run(self, report: Reporter, cancel: CancelToken) -> Mapping[str, Any] | None:
         if not self.iso.is_file():
@@ -271,6 +271,7 @@ class MaasMediaJob(Job):
     ISO server its BMC downloads from. Facts: ``routes`` (node → route, never a BMC password), ``url_base``."""
 
     weight = 0.3
+    rerun = True  # MAAS's power settings may change between runs, and a resumed run needs its ISO server
 
     def __init__(
         self,
@@ -293,8 +294,7 @@ class MaasMediaJob(Job):
         self.name = "Boot routes"
 
     def fingerprint(self) -> str:
-        # MAAS's power settings may change between runs, and a resumed run needs its ISO server: never skipped.
-        return f"{self.url}|{sorted(self.machines.items())}|{time.time_ns()}"
+        return f"{self.url}|{sorted(self.machines.items())}"
 
     def run(self, report: Reporter, cancel: CancelToken) -> Mapping[str, Any] | None:
         from wizard.providers.maas import MaasClient, RedfishTarget, read_boot_routes, route_facts

@@ -28,7 +28,7 @@ from wizard.install.checks.postboot import Requirements, check_node
 from wizard.install.steps.install import ssh_credentials
 
 # The preflight step's board and jobs are reused as they are: the two steps differ only in what they check.
-from wizard.install.steps.preflight import CheckJob, ReportJob, _Board, _has_blocker
+from wizard.install.steps.preflight import CheckJob, ReportJob, _Board, _has_blocker, post_recorded
 
 REPORT_JOB = "postboot/report"
 
@@ -103,15 +103,12 @@ class PostbootStep(Step):
                 ]
 
             inputs = f"{node.ip}|{node.ssh_port}|{node.localui_port}|{s.requirements}"
-            if _has_blocker(ctx.journal.job(job_id)):
-                inputs += f"|recheck:{time.time_ns()}"
             specs.append((job_id, node, run, inputs))
 
+        # A job that found a blocker runs again next time, whatever its inputs (the operator may have fixed it).
+        rerun = {job_id for job_id, *_ in specs if _has_blocker(ctx.journal.job(job_id))}
         board = _Board([job_id for job_id, *_ in specs])
-        for job_id, _, _, inputs in specs:
-            if ctx.journal.is_done(job_id, inputs):  # the engine skips it: post what it found then
-                recorded = ctx.journal.result(job_id).get("results", [])
-                board.post(job_id, [CheckResult.from_dict(r) for r in recorded])
+        post_recorded(board, ctx, {job_id: inputs for job_id, _, _, inputs in specs}, rerun)
         jobs: list[Job] = [
             CheckJob(
                 job_id,
@@ -121,6 +118,7 @@ class PostbootStep(Step):
                 fallback_check="node.cpu",
                 board=board,
                 node=node.name,
+                rerun=job_id in rerun,
             )
             for job_id, node, run, inputs in specs
         ]
@@ -137,6 +135,7 @@ class PostbootStep(Step):
                 json_path=json_path,
                 html_path=html_path,
                 inputs=digest,
+                rerun=bool(rerun),  # a check that runs again may change the report
             )
         )
         self.parallel = len(jobs)  # the report job waits for all the others

@@ -17,8 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence, Set
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -106,10 +105,12 @@ class CheckJob(Job):
         fallback_check: str,
         board: _Board,
         node: str = "",
+        rerun: bool = False,
     ) -> None:
         self.id = job_id
         self.name = name
         self.node = node
+        self.rerun = rerun
         self._checks = checks
         self._inputs = inputs
         self._fallback = fallback_check
@@ -149,7 +150,9 @@ class ReportJob(Job):
         json_path: Path,
         html_path: Path,
         inputs: str,
+        rerun: bool = False,
     ) -> None:
+        self.rerun = rerun
         self._board = board
         self._project = project
         self._overrides = overrides
@@ -201,6 +204,14 @@ def _has_blocker(record: dict[str, Any] | None) -> bool:
         if r.get("outcome") != "pass" and r.get("severity") == CheckSeverity.BLOCKER.value:
             return True
     return False
+
+
+def post_recorded(board: _Board, ctx: StepContext, fingerprints: Mapping[str, str], rerun: Set[str]) -> None:
+    """Posts what each check job the engine will skip found when it ran (the report includes every job)."""
+    for job_id, inputs in fingerprints.items():
+        if job_id not in rerun and ctx.journal.is_done(job_id, inputs):
+            recorded = ctx.journal.result(job_id).get("results", [])
+            board.post(job_id, [CheckResult.from_dict(r) for r in recorded])
 
 
 class PreflightStep(Step):
@@ -344,17 +355,21 @@ class PreflightStep(Step):
             specs.append((checks.job_id, checks.name, checks.run, checks.inputs, checks.fallback_check, ""))
 
         # A job that found a blocker runs again next time, whatever its inputs (the operator may have fixed it).
-        fingerprints = {
-            job_id: inputs + (f"|recheck:{time.time_ns()}" if _has_blocker(ctx.journal.job(job_id)) else "")
-            for job_id, _, _, inputs, _, _ in specs
-        }
-        board = _Board([job_id for job_id, *_ in specs])
-        for job_id, *_ in specs:
-            if ctx.journal.is_done(job_id, fingerprints[job_id]):  # the engine skips it: post what it found then
-                recorded = ctx.journal.result(job_id).get("results", [])
-                board.post(job_id, [CheckResult.from_dict(r) for r in recorded])
+        fingerprints = {job_id: inputs for job_id, _, _, inputs, _, _ in specs}
+        rerun = {job_id for job_id in fingerprints if _has_blocker(ctx.journal.job(job_id))}
+        board = _Board(list(fingerprints))
+        post_recorded(board, ctx, fingerprints, rerun)
         jobs: list[Job] = [
-            CheckJob(job_id, name, fn, inputs=fingerprints[job_id], fallback_check=fb, board=board, node=node)
+            CheckJob(
+                job_id,
+                name,
+                fn,
+                inputs=fingerprints[job_id],
+                fallback_check=fb,
+                board=board,
+                node=node,
+                rerun=job_id in rerun,
+            )
             for job_id, name, fn, _, fb, node in specs
         ]
         overrides = ctx.journal.overrides
@@ -370,6 +385,7 @@ class PreflightStep(Step):
                 json_path=json_path,
                 html_path=html_path,
                 inputs=digest,
+                rerun=bool(rerun),  # a check that runs again may change the report
             )
         )
         self.parallel = len(jobs)  # the report job waits for all the others, so all must run at once
