@@ -43,8 +43,8 @@ def _make(path: Path, size: int) -> None:
 def _child(args: list[str]) -> None:
     """Runs one ResumableUpload in this process; prints its throughput, cipher and this process's peak RSS."""
     port, fingerprint, key, user, local, remote, config = args
+    from wizard.appliance.sftpupload import ResumableUpload, SSHTarget
     from wizard.appliance.ssh import SSHCredentials
-    from wizard.appliance.staging import ResumableUpload, SSHTarget
     from wizard.core.cancel import CancelToken
     from wizard.core.progress import Progress
     from wizard.core.trust import TrustStore

@@ -25,7 +25,8 @@ from wizard.install.session import Session
 from wizard.install.steps import pipeline
 from wizard.install.steps.preflight import PreflightSettings
 from wizard.lab import ManualClock
-from wizard.lab.maas import MaasServer, MaasState, MaasUser, Status
+from wizard.lab.maas import MaasState, MaasUser, Status
+from wizard.lab.maasserver import MaasServer
 from wizard.rehearsal import Rehearsal
 
 pytestmark = [pytest.mark.maas, pytest.mark.flow]

@@ -27,7 +27,8 @@ from wizard.core.secrets import SecretStore
 from wizard.core.trust import TrustKind, TrustRefused, TrustRequest, TrustStore, normalize
 from wizard.install.discovery import Candidate, discover, provider_settings, taken_by
 from wizard.lab.certs import create_node_certificate
-from wizard.lab.maas import MaasServer, MaasState, Status
+from wizard.lab.maas import MaasState, Status
+from wizard.lab.maasserver import MaasServer
 from wizard.providers.redfish.errors import AuthRefused
 from wizard.providers.vsphere import vms
 from wizard.providers.vsphere.jobs import PrepareVmJob

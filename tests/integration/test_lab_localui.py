@@ -30,9 +30,10 @@ from wizard.lab import Lab, LabNode, LocalUIServer, ManualClock, NodeState
 from wizard.lab.certs import create_node_certificate, fingerprint_der, fingerprint_pem_file
 from wizard.lab.lab import NodeFaults
 from wizard.lab.links import LinkClaims, decode_link_token, encode_link_token
-from wizard.lab.localui import LOG_COLLECT_SECONDS, implemented_operations
+from wizard.lab.localui import implemented_operations
 from wizard.lab.multipart import MultipartError, parse_multipart
 from wizard.lab.node import EXTENDED_TOKEN_TTL, TOKEN_TTL, iso8601
+from wizard.lab.nodelogs import LOG_COLLECT_SECONDS
 
 pytestmark = pytest.mark.lab
 

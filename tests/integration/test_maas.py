@@ -21,7 +21,8 @@ from wizard.core.progress import Progress
 from wizard.core.trust import TrustStore, system_or_pinned_tls_context
 from wizard.lab.certs import create_node_certificate
 from wizard.lab.clock import ManualClock
-from wizard.lab.maas import MaasServer, MaasState, MaasUser, Status
+from wizard.lab.maas import MaasState, MaasUser, Status
+from wizard.lab.maasserver import MaasServer
 from wizard.providers.maas import (
     CHECKS,
     AllocateMachinesJob,

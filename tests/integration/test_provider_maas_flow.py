@@ -32,7 +32,8 @@ from wizard.install.steps import pipeline
 from wizard.install.steps.preflight import PreflightSettings, report_paths
 from wizard.lab import ManualClock
 from wizard.lab.controlplane import RedfishWatcher
-from wizard.lab.maas import MaasServer, MaasState, Status, redfish_power_parameters
+from wizard.lab.maas import MaasState, Status, redfish_power_parameters
+from wizard.lab.maasserver import MaasServer
 from wizard.rehearsal import Rehearsal
 
 pytestmark = [pytest.mark.maas, pytest.mark.flow]

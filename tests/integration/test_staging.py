@@ -18,17 +18,9 @@ from tests.support.projects import make_key, random_file, sign_file
 from wizard.appliance import staging
 from wizard.appliance.bundles import SftpTransfer, UploadContentJob
 from wizard.appliance.localui import Endpoint
+from wizard.appliance.sftpupload import ResumableUpload, SSHTarget, StagedFileDamaged, StagingError, Tuning
 from wizard.appliance.ssh import SSHAuthFailed, SSHCredentials
-from wizard.appliance.staging import (
-    ResumableUpload,
-    SSHTarget,
-    StageAndSubmit,
-    StagedFileDamaged,
-    StagingError,
-    StagingPlan,
-    Tuning,
-    remote_sha256,
-)
+from wizard.appliance.staging import StageAndSubmit, StagingPlan, remote_sha256
 from wizard.core.cancel import CancelToken
 from wizard.core.errors import Cancelled
 from wizard.core.progress import Progress, Reporter

@@ -18,8 +18,9 @@ import pytest
 
 from tests.reliability.transfer_peers import CuttingProxy, SftpOpenSSHServer
 from tests.support.projects import random_file
+from wizard.appliance.sftpupload import ResumableUpload, SSHTarget, Tuning
 from wizard.appliance.ssh import SSHCredentials
-from wizard.appliance.staging import ResumableUpload, SSHTarget, Tuning, remote_sha256
+from wizard.appliance.staging import remote_sha256
 from wizard.core.cancel import CancelToken
 from wizard.core.progress import Progress
 from wizard.core.trust import TrustStore

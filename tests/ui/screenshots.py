@@ -50,7 +50,8 @@ from wizard.core.trust import TrustKind, TrustRequest
 from wizard.install.steps import pipeline
 from wizard.install.steps.preflight import report_paths
 from wizard.lab.lab import NodeFaults
-from wizard.lab.maas import MaasServer, MaasState, Status
+from wizard.lab.maas import MaasState, Status
+from wizard.lab.maasserver import MaasServer
 from wizard.rehearsal import Rehearsal
 from wizard.ui.app import application
 from wizard.ui.pages.cluster import Variable

@@ -22,7 +22,8 @@ from wizard.core.secrets import SecretStore
 from wizard.install.steps import pipeline
 from wizard.install.steps.preflight import PreflightSettings
 from wizard.lab import ManualClock
-from wizard.lab.maas import MaasServer, MaasState, MaasUser, Status
+from wizard.lab.maas import MaasState, MaasUser, Status
+from wizard.lab.maasserver import MaasServer
 from wizard.ui.shell import MainWindow
 
 pytestmark = [pytest.mark.ui, pytest.mark.maas]

@@ -20,7 +20,8 @@ from wizard.core.secrets import SecretStore
 from wizard.core.trust import normalize
 from wizard.install.discovery import Candidate, Discovery
 from wizard.lab.certs import create_node_certificate
-from wizard.lab.maas import MaasServer, MaasState, Status
+from wizard.lab.maas import MaasState, Status
+from wizard.lab.maasserver import MaasServer
 from wizard.ui.pages.discover import DiscoverDialog
 from wizard.ui.shell import MainWindow
 

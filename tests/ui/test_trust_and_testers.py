@@ -22,7 +22,8 @@ from wizard.core.project import SecretRef, load_project
 from wizard.core.secrets import SecretStore
 from wizard.core.trust import TrustKind, TrustRequest, TrustStore, normalize
 from wizard.lab.certs import create_node_certificate
-from wizard.lab.maas import MaasServer, MaasState
+from wizard.lab.maas import MaasState
+from wizard.lab.maasserver import MaasServer
 from wizard.ui.shell import MainWindow
 from wizard.ui.trust import TrustDialog, TrustPrompter, what_is
 

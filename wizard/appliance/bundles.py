@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from wizard.appliance.localui import Clock, Connector, Endpoint, LocalUIClient
-from wizard.appliance.staging import SSHTarget, StageAndSubmit, StagingPlan, Tuning
+from wizard.appliance.sftpupload import SSHTarget, Tuning
+from wizard.appliance.staging import StageAndSubmit, StagingPlan
 from wizard.core.cancel import CancelToken
 from wizard.core.errors import WizardError
 from wizard.core.integrity import hash_file, load_public_key, verify_signature

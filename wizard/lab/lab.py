@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING
 
 from wizard.lab.certs import NodeCertificate, create_node_certificate
 from wizard.lab.links import LinkRegistry
-from wizard.lab.localui import LOG_COLLECT_SECONDS, LocalUIServer, LogSource, NodeLogs
+from wizard.lab.localui import LocalUIServer
 from wizard.lab.machine import Machine, Timings
 from wizard.lab.node import DEFAULT_CLUSTER_TIMELINE, Clock, Hardware, LoginPolicy, NodeState
+from wizard.lab.nodelogs import LOG_COLLECT_SECONDS, LogSource, NodeLogs
 from wizard.lab.sftp import attach_staging
 from wizard.lab.sshd import LabSSHServer, NodeShell, load_or_create_host_key
 from wizard.lab.tlsserver import BackgroundServer

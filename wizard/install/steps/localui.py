@@ -9,7 +9,8 @@ from wizard.appliance.bundles import TRANSFER_SFTP, SftpTransfer, UploadContentJ
 from wizard.appliance.cluster import ClusterRequest, CreateClusterJob
 from wizard.appliance.link import LinkJob
 from wizard.appliance.password import ReplacePasswordJob
-from wizard.appliance.staging import DEFAULT_REMOTE_DIR, SSHTarget, StagingPlan
+from wizard.appliance.sftpupload import SSHTarget
+from wizard.appliance.staging import DEFAULT_REMOTE_DIR, StagingPlan
 from wizard.core.jobs import Job, Step, StepContext, StepKind
 from wizard.core.project import Node, Project, join_path
 from wizard.core.trust import TrustStore
