@@ -390,7 +390,13 @@ class SSHClient:
                 )
             # The channel's fileno becomes readable on data, stderr, EOF and close; cap waits to notice a dead link.
             select.select([channel], [], [], min(remaining, 0.5))
-        return Result(channel.recv_exit_status(), _decode(b"".join(out)), _decode(b"".join(err)))
+        # paramiko reports a channel closed without an exit status (the session dropped mid-command) as "exited"
+        # with -1: that is a drop, not a result, and its output may be cut short.
+        code = channel.recv_exit_status()
+        if code == -1:
+            self.close()
+            raise self._dropped(command, "the channel closed without an exit status")
+        return Result(code, _decode(b"".join(out)), _decode(b"".join(err)))
 
     def _dropped(self, command: str, why: str) -> SSHDisconnected:
         return SSHDisconnected(

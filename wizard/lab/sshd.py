@@ -6,8 +6,10 @@ rebooting, and its session drops when the machine reboots. Commands are answered
 machine's state: the handful of read-only commands the wizard's install monitor and post-boot checks run, as a
 node would print them.
 
-Fault knob: ``drop_every`` (seconds on the lab clock, None: never) makes the server cut every live session that
-often, and :meth:`LabSSHServer.drop_sessions` cuts them once; the listener stays up, so clients can reconnect.
+Fault knobs: ``drop_every`` (seconds on the lab clock, None: never) makes the server cut every live session that
+often, ``drop_next_commands`` (N) cuts the session of each of the next N commands instead of answering it (a link
+that fails mid-command), and :meth:`LabSSHServer.drop_sessions` cuts them once; the listener stays up, so clients
+can reconnect.
 """
 
 from __future__ import annotations
@@ -302,6 +304,7 @@ class LabSSHServer:
         self._drop_every: float | None = None
         self.drops = 0  # how many times live sessions were cut by the knob or drop_sessions()
         self._last_drop: float | None = None
+        self.drop_next_commands = 0  # fault knob: the next N commands cut their session instead of answering
 
     @property
     def fingerprint(self) -> str:
@@ -438,6 +441,17 @@ class LabSSHServer:
             transport.close()
 
     def _exec(self, channel: paramiko.Channel, command: str) -> None:
+        with self._lock:
+            drop = self.drop_next_commands > 0
+            if drop:
+                self.drop_next_commands -= 1
+        if drop:
+            # Cut once the client has seen the command start (paramiko replies to the exec request only after this
+            # thread is started), as when the link fails mid-command.
+            time.sleep(0.05)
+            log.debug("lab sshd %s: cutting the session instead of running %r", self.machine.name, command)
+            self.drop_sessions()
+            return
         try:
             code, out, err = self.shell.run(command)
             if out:
