@@ -214,7 +214,7 @@ class InstallMonitor(Job):
         self.on_installer_seen = on_installer_seen
         self._installer_key: str | None = None
         self._os_key: str | None = None
-        self._key_change: dict[str, str] = {}
+        self._key_change: dict[str, Any] = {}
         self._eject: dict[str, Any] | None = None
         self._client = SSHClient(
             host,
