@@ -403,3 +403,24 @@ class SSHClient:
 
 def _decode(data: bytes) -> str:
     return data.decode("utf-8", "replace")
+
+
+def presented_host_key(host: str, port: int, timeout: float = 5.0) -> tuple[str, str]:
+    """The fingerprint and type of the host key ``host:port`` presents: the key exchange only, no credential is
+    sent and nothing is trusted. Raises :class:`SSHUnreachable` when no SSH server answers there."""
+    try:
+        sock = socket.create_connection((host, port), timeout=timeout)
+    except OSError as exc:
+        raise SSHUnreachable("No SSH server", f"{host}:{port}: {exc.strerror or exc}") from exc
+    transport = paramiko.Transport(sock)
+    transport.banner_timeout = transport.handshake_timeout = timeout
+    try:
+        transport.start_client(timeout=timeout)
+        if not transport.is_active() or not transport.initial_kex_done:
+            raise paramiko.SSHException("key exchange did not finish in time")
+        key = transport.get_remote_server_key()
+        return ssh_fingerprint(key.asbytes()), key.get_name()
+    except (paramiko.SSHException, EOFError, OSError) as exc:
+        raise SSHUnreachable("No SSH server", f"{host}:{port} answers, but not as an SSH server ({exc})") from exc
+    finally:
+        transport.close()
