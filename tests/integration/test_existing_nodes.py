@@ -117,3 +117,69 @@ def test_where_the_wizard_boots_the_nodes_an_answering_address_blocks(tmp_path: 
     assert code is ExitCode.PREFLIGHT_BLOCKED
     result = _address_result(journal.path)
     assert result["outcome"] == "fail" and "identified" not in result["details"]
+
+
+def _copy_project(rehearsal: Any, folder: Path) -> Path:
+    """The rehearsal's project as a new project file elsewhere: a new session (its own journal) on the same nodes."""
+    import yaml
+
+    doc = yaml.safe_load(rehearsal.project_file.read_text())
+    files = doc["files"]
+
+    def absolute(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: absolute(v) for k, v in value.items()}
+        return str((rehearsal.folder / value).resolve())
+
+    for key in ("iso", "public_key", "content_bundle"):
+        files[key] = absolute(files[key])
+    files["pack_bundles"] = [absolute(p) for p in files["pack_bundles"]]
+    folder.mkdir(parents=True)
+    path = folder / "project.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+@pytest.mark.flow
+@pytest.mark.timeout(300)
+def test_a_fresh_session_on_installed_nodes_passes_preflight_and_completes(tmp_path: Path) -> None:
+    """Install once; then a new session (another project file, no journal) with the manual provider on the nodes,
+    now installed, answering, with the operator's password and the cluster on the VIP: preflight passes (each
+    address answers as its own node, the VIP as this install's cluster) and the run completes."""
+    import io
+
+    from wizard.headless import run_headless
+    from wizard.install.session import Session
+    from wizard.rehearsal import Rehearsal
+
+    with Rehearsal(tmp_path / "rehearsal", nodes=3, speed=300) as rehearsal:
+
+        def run(project: Path) -> tuple[int, str]:
+            out = io.StringIO()
+            code = run_headless(
+                project,
+                steps=rehearsal.steps(),
+                paths=rehearsal.paths,
+                secrets=rehearsal.secrets,
+                on_event=rehearsal.on_event,
+                out=out,
+            )
+            return code, out.getvalue()
+
+        code, text = run(rehearsal.project_file)
+        assert code == ExitCode.DONE, text[-4000:]
+        again = _copy_project(rehearsal, tmp_path / "existing")
+        code, text = run(again)
+        assert code == ExitCode.DONE, text[-4000:]
+        journal = Session.open(again, paths=rehearsal.paths, secrets=rehearsal.secrets).journal
+        assert journal.path != Session.open(rehearsal.project_file, paths=rehearsal.paths).journal.path
+        report = json.loads(report_paths(journal.path)[0].read_text())
+    addresses = [r for r in report["results"] if r["check"] in ("net.node-ip-free", "net.vip-free")]
+    assert len(addresses) == 4 and all(r["outcome"] == "pass" for r in addresses), addresses
+    assert all("answers, as expected" in r["message"] for r in addresses), [r["message"] for r in addresses]
+    vip = next(r for r in addresses if r["check"] == "net.vip-free")
+    assert "the system console answers" in vip["message"]
+    for i in (1, 2, 3):
+        stages = journal.result(f"install/edge-node-{i}")["stages"]
+        assert stages[-1]["stage"] == "done" and "already installed at first contact" in [s["note"] for s in stages]
+    assert journal.result("cluster/create")["created"] is False  # the existing cluster, followed, not a second one

@@ -15,7 +15,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import paramiko
@@ -55,6 +55,9 @@ class SSHCredentials:
 
     username: str
     password: str | None = field(default=None, repr=False)
+    #: Tried once when ``password`` is refused: a node set up before this session may have the operator's password
+    #: already. Whichever works is used first from then on, so a node never sees the refused one again.
+    then_password: str | None = field(default=None, repr=False)
     key_path: Path | None = None
     key_passphrase: str | None = field(default=None, repr=False)
     pkey: paramiko.PKey | None = field(default=None, repr=False, compare=False)
@@ -261,7 +264,16 @@ class SSHClient:
                     reasons.append(f"key: {exc}")
             if creds.password is not None:
                 tried.append("password")
-                transport.auth_password(creds.username, creds.password)
+                try:
+                    transport.auth_password(creds.username, creds.password)
+                    return
+                except paramiko.AuthenticationException as exc:
+                    if creds.then_password is None or not transport.is_active():
+                        raise
+                    reasons.append(f"password: {exc}")
+                tried.append("other password")
+                transport.auth_password(creds.username, creds.then_password)
+                self.credentials = replace(creds, password=creds.then_password, then_password=None)
                 return
         except paramiko.BadAuthenticationType as exc:
             raise SSHAuthFailed(
