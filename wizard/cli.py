@@ -16,6 +16,7 @@ from wizard.core.stepids import STEP_IDS
 
 if TYPE_CHECKING:
     from wizard.core.secrets import SecretStore
+    from wizard.core.trust import TrustStore
     from wizard.rehearsal import Rehearsal
 
 EXIT_CODES = """exit codes:
@@ -190,9 +191,21 @@ def _parser() -> argparse.ArgumentParser:
     sb.add_argument("--no-nodes", action="store_true", help="do not ask the nodes for their logs")
     _vault_options(sb)
 
-    tr = sub.add_parser("trust", help="list or forget pinned TLS certificates and SSH host keys")
+    tr = sub.add_parser("trust", help="list, add or forget pinned TLS certificates and SSH host keys")
     tr_sub = tr.add_subparsers(dest="trust_command", metavar="ACTION", required=True)
-    tr_sub.add_parser("list", help="show every pinned fingerprint")
+    tr_sub.add_parser("list", help="show every pinned fingerprint and how it was verified")
+    tr_add = tr_sub.add_parser(
+        "add",
+        help="pin a fingerprint you verified out of band (on the machine's console, from its administrator)",
+    )
+    tr_add.add_argument("address", help="HOST:PORT, e.g. 10.10.0.10:443 for the system console at the VIP")
+    tr_add.add_argument(
+        "fingerprint", help="SHA-256: colon-separated hex for a TLS certificate, SHA256:base64 for an SSH host key"
+    )
+    tr_add.add_argument("--kind", choices=["tls", "ssh"], help="default: from the fingerprint's spelling")
+    tr_add.add_argument(
+        "--replace", action="store_true", help="replace a different fingerprint pinned for that address"
+    )
     tr_forget = tr_sub.add_parser("forget", help="forget a pin, so the next contact asks again")
     tr_forget.add_argument("address", help="HOST:PORT")
     tr_forget.add_argument("--kind", choices=["tls", "ssh"], help="only this kind (default: both)")
@@ -290,17 +303,54 @@ def _trust(args: argparse.Namespace) -> int:
     if args.trust_command == "list":
         pins = store.all()
         for key, entry in sorted(pins.items()):
-            print(f"{key}  {entry['fingerprint']}")
+            how = f"  ({entry['how']})" if entry.get("how") else ""
+            print(f"{key}  {entry['fingerprint']}{how}")
         if not pins:
             print("no pinned certificates or host keys")
         return 0
     host, sep, port_text = args.address.rpartition(":")
-    if not sep or not host or not port_text.isdigit():
+    host = host.strip("[]")
+    if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
         print(f"error: {args.address!r} is not HOST:PORT", file=sys.stderr)
         return int(ExitCode.INVALID_INPUT)
+    if args.trust_command == "add":
+        return _trust_add(store, host, int(port_text), args)
     kinds = [TrustKind(args.kind)] if args.kind else list(TrustKind)
     removed = [k.value for k in kinds if store.forget(k, host, int(port_text))]
     print(f"forgot {', '.join(removed)} pin(s) for {args.address}" if removed else f"nothing pinned for {args.address}")
+    return 0
+
+
+def _trust_add(store: TrustStore, host: str, port: int, args: argparse.Namespace) -> int:
+    from wizard.core.trust import TrustKind, normalize, same_fingerprint
+
+    try:
+        fingerprint = normalize(args.fingerprint)
+    except ValueError:
+        print(
+            f"error: {args.fingerprint!r} is not a SHA-256 fingerprint (64 hex digits, colons allowed, or SHA256:…)",
+            file=sys.stderr,
+        )
+        return int(ExitCode.INVALID_INPUT)
+    spelled = TrustKind.SSH if fingerprint.startswith("SHA256:") else TrustKind.TLS
+    kind = TrustKind(args.kind) if args.kind else spelled
+    if kind is not spelled:
+        print(
+            f"error: a {kind.value} fingerprint is written as "
+            + ("SHA256:base64 (as ssh-keygen -lf prints it)" if kind is TrustKind.SSH else "colon-separated hex"),
+            file=sys.stderr,
+        )
+        return int(ExitCode.INVALID_INPUT)
+    entry = store.pinned(kind, host, port)
+    if entry is not None and not same_fingerprint(str(entry["fingerprint"]), fingerprint) and not args.replace:
+        print(
+            f"error: {host}:{port} already has another {kind.value} pin: {entry['fingerprint']}; add --replace "
+            "if the machine was reinstalled and you checked the new fingerprint",
+            file=sys.stderr,
+        )
+        return int(ExitCode.INVALID_INPUT)
+    store.pin(kind, host, port, fingerprint, how="added by the operator (verified out of band)")
+    print(f"pinned {kind.value} {host}:{port}  {fingerprint}")
     return 0
 
 
