@@ -60,3 +60,13 @@ def test_a_keyring_backend_that_raises_is_shown_not_a_crash(qtbot: QtBot, tmp_pa
         assert window.isVisible()
     finally:
         keyring.set_keyring(previous)
+
+
+def test_the_credentials_page_names_the_vault(qtbot: QtBot, tmp_path: Path) -> None:
+    vault = Vault.open(tmp_path / "jump.vault", PASSPHRASE, create=True, n=CHEAP)
+    window = _window(qtbot, SecretStore(vault=vault))
+    window.open_project(write_project(tmp_path, _doc()), goto=MainWindow.CREDENTIALS)
+    from PySide6.QtWidgets import QLabel
+
+    texts = [label.text() for label in window.credentials.findChildren(QLabel)]
+    assert f"Encrypted vault: {vault.path}" in texts
