@@ -16,7 +16,7 @@ from wizard.headless import run_headless
 from wizard.install.session import Session
 from wizard.rehearsal import Rehearsal
 
-pytestmark = [pytest.mark.flow, pytest.mark.lab, pytest.mark.ssh]
+pytestmark = [pytest.mark.flow, pytest.mark.lab]
 
 
 def _run(rehearsal: Rehearsal) -> tuple[int, str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import keyring
+import pytest
 from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
@@ -15,6 +16,8 @@ from wizard.core.secrets import SecretStore
 from wizard.core.vault import Vault
 from wizard.install.steps import pipeline
 from wizard.ui.shell import MainWindow
+
+pytestmark = pytest.mark.ui
 
 
 def _doc() -> dict[str, object]:
