@@ -89,3 +89,35 @@ def test_unverifiable_first_contact_refuses_headless_until_the_operator_adds_the
         assert code == ExitCode.DONE, text[-4000:]
         pin = TrustStore(rehearsal.paths.config).pinned(TrustKind.TLS, vip, port)
         assert pin is not None and pin["how"] == "added by the operator (verified out of band)" and pin["pem"]
+
+
+def test_the_witness_command_and_parser_match_real_openssl(tmp_path: Path) -> None:
+    """What a node runs is a shell command line for the real openssl: run it here against a TLS server and read
+    its output with the witness's parser (the lab only imitates that output)."""
+    import shutil
+    import ssl
+    import subprocess
+    import time
+
+    from wizard.appliance.witness import first_certificate, s_client_command
+    from wizard.core.trust import fetch_certificate, tls_fingerprint
+    from wizard.lab import Lab
+
+    assert shutil.which("openssl"), "openssl is part of the test machine's setup"
+    with Lab(1, tmp_path / "lab", installed=True, tick_interval=0.1) as lab:
+        node = lab.nodes[0]
+        deadline = time.monotonic() + 10
+        while not node.server.running:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        command = s_client_command("127.0.0.1", node.server.port)
+        out = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=30, check=False)
+        pem = first_certificate(out.stdout)
+        assert pem is not None, out.stdout + out.stderr
+        seen = tls_fingerprint(ssl.PEM_cert_to_DER_cert(pem))
+        assert seen == fetch_certificate("127.0.0.1", node.server.port).fingerprint
+        # The lab node's own answer to the same command line reads the same way.
+        code, lab_out, _ = node.ssh.shell.run(command)
+        lab_pem = first_certificate(lab_out)
+        assert code == 0 and lab_pem is not None
+        assert tls_fingerprint(ssl.PEM_cert_to_DER_cert(lab_pem)) == seen

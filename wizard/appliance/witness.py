@@ -16,6 +16,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import re
+import shlex
 import ssl
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -32,8 +33,8 @@ _PEM = re.compile(r"-----BEGIN CERTIFICATE-----\s+[A-Za-z0-9+/=\s]+?-----END CER
 def s_client_command(host: str, port: int) -> str:
     """The command a node runs to see ``host:port``'s certificate; stdin from /dev/null so it ends at once, its
     diagnostics (verify errors for a self-signed certificate) dropped."""
-    target = f"[{host}]:{port}" if _is_ipv6(host) else f"{host}:{port}"
-    return f"openssl s_client -connect {target} -showcerts </dev/null 2>/dev/null"
+    target = f"[{host}]:{int(port)}" if _is_ipv6(host) else f"{host}:{int(port)}"
+    return f"openssl s_client -connect {shlex.quote(target)} -showcerts </dev/null 2>/dev/null"
 
 
 def _is_ipv6(host: str) -> bool:
