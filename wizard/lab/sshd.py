@@ -18,6 +18,7 @@ import contextlib
 import datetime as dt
 import json
 import logging
+import re
 import shlex
 import socket
 import threading
@@ -89,6 +90,9 @@ class NodeShell:
             argv = argv[1:]
             while argv and argv[0] in ("-n", "--non-interactive"):
                 argv = argv[1:]
+        argv, refused = _without_redirections(argv)
+        if refused:
+            return 2, "", f"bash: {refused}: redirection not supported by the lab\n"
         if not argv:
             return 0, "", ""
         handler = getattr(self, "_cmd_" + argv[0].replace("-", "_"), None) or self.extra.get(argv[0])
@@ -239,6 +243,26 @@ class NodeShell:
 
     def _cmd_true(self, args: list[str]) -> tuple[int, str, str]:
         return 0, "", ""
+
+
+_REDIRECT = re.compile(r"^(?:[0-2]?[<>]|&>)(?P<target>.*)$")
+
+
+def _without_redirections(argv: list[str]) -> tuple[list[str], str]:
+    """``argv`` without the redirections a command line may carry to or from /dev/null (``</dev/null``,
+    ``2>/dev/null``, ``> /dev/null``, ``2>&1``): the lab's commands read no input and their output is captured
+    whole. Any other redirection is returned as refused."""
+    out: list[str] = []
+    it = iter(argv)
+    for token in it:
+        match = _REDIRECT.match(token)
+        if match is None:
+            out.append(token)
+            continue
+        target = match.group("target") or next(it, "")
+        if target not in ("/dev/null", "&1", "&2"):
+            return argv, token
+    return out, ""
 
 
 class _ServerInterface(paramiko.ServerInterface):
