@@ -1,4 +1,5 @@
-"""A test client for the lab's Local UI: httpx over verified TLS, every response checked against the spec."""
+"""A test client for the lab's Local UI: httpx over verified TLS, every response checked against the spec of the
+release the node plays."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from wizard.appliance.localui_spec import UnknownOperation, validate_definition, validate_response
+from wizard.appliance import localui_spec
+from wizard.appliance.localui_spec import LocalUISpec, UnknownOperation
 from wizard.lab import LabNode
 
 _SESSION = object()  # "use the client's own token"
@@ -25,19 +27,22 @@ def response_body(r: httpx.Response) -> Any:
     return r.content
 
 
-def check_against_spec(method: str, path: str, r: httpx.Response) -> None:
+def check_against_spec(method: str, path: str, r: httpx.Response, spec: LocalUISpec | None = None) -> None:
     """Every answer must be one the spec allows; a path outside the spec may only get a v1Error 404/405."""
+    spec = spec or localui_spec.spec()
     body = response_body(r)
     try:
-        validate_response(method, path, r.status_code, body)
+        spec.validate_response(method, path, r.status_code, body)
     except UnknownOperation:
-        assert r.status_code in (404, 405), f"{method} {path} is not in the spec but answered {r.status_code}"
-        validate_definition("v1Error", body)
+        assert r.status_code in (404, 405), f"{method} {path} is not in {spec.name} but answered {r.status_code}"
+        spec.validate_definition("v1Error", body)
 
 
 class SpecCheckedClient:
-    def __init__(self, node: LabNode) -> None:
+    def __init__(self, node: LabNode, spec: LocalUISpec | None = None) -> None:
         self.node = node
+        #: What every answer is checked against: the spec of the release the node plays, unless given.
+        self.spec = spec or node.state.profile.spec
         self.token: str | None = None
         self.http = httpx.Client(base_url=node.url, verify=node.client_ssl_context(), timeout=30.0)
 
@@ -49,7 +54,7 @@ class SpecCheckedClient:
         if token is not None:
             headers["Authorization"] = token
         r = self.http.request(method, path, headers=headers, **kwargs)
-        check_against_spec(method, urlsplit(path).path, r)
+        check_against_spec(method, urlsplit(path).path, r, self.spec)
         if expect is not None:
             assert r.status_code == expect, f"{method} {path}: expected {expect}, got {r.status_code}: {r.text[:500]}"
         return r

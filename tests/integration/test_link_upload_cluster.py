@@ -183,7 +183,7 @@ def test_token_expired_in_flight_is_replaced(tmp_path: Path, lab: Lab, clock: Ma
         h.connector.trust,
         h.connector.confirm,
         clock=clock,
-        wrap_transport=lambda inner: SpecCheckingTransport(Slow(inner), seen),
+        wrap_transport=lambda inner: SpecCheckingTransport(Slow(inner), seen, lab.appliance.spec),
     )
     h.seen = seen
     facts, _ = run(link_job(h))

@@ -25,6 +25,7 @@ from wizard.lab.nodelogs import LOG_COLLECT_SECONDS, LogSource, NodeLogs
 from wizard.lab.sftp import attach_staging
 from wizard.lab.sshd import LabSSHServer, NodeShell, load_or_create_host_key
 from wizard.lab.tlsserver import BackgroundServer
+from wizard.lab.versions import ApplianceProfile
 
 if TYPE_CHECKING:
     from wizard.lab.netns import LabNetwork
@@ -214,9 +215,11 @@ class Lab:
         log_collect_seconds: float = LOG_COLLECT_SECONDS,
         netns: bool = False,
         subnet: str | None = None,
+        appliance: ApplianceProfile | None = None,
     ) -> None:
         """``faults`` applies to every node (one :class:`NodeFaults`) or by node index (a mapping);
-        ``log_collect_seconds`` is how long (lab clock) a Local UI log collection takes."""
+        ``log_collect_seconds`` is how long (lab clock) a Local UI log collection takes; ``appliance`` is the release
+        every node plays (version and edition; default: the newest, :mod:`wizard.lab.versions`)."""
         if n_nodes < 1:
             raise ValueError("a lab needs at least one node")
         # Without a base_dir the lab keeps its node data in a temporary folder that leaving the context removes.
@@ -233,6 +236,7 @@ class Lab:
         self._vip_services: dict[str, list[BackgroundServer]] = {}
         self._vips: set[str] = set()  # cluster VIPs already placed on the network
         self.network: LabNetwork | None = None
+        self.appliance = appliance or ApplianceProfile()
         if netns:
             from wizard.lab.netns import DEFAULT_SUBNET, LabNetwork, require_support
 
@@ -256,6 +260,7 @@ class Lab:
                     cluster_timeline=cluster_timeline,
                     facts=machine_facts(machine),
                     skew=_skew_of(machine),
+                    profile=self.appliance,
                 )
                 state.reboot = machine.reboot  # a user-data change through the Local UI reboots the machine
                 cert = create_node_certificate(folder / "tls", ip=node_ip, hostname=name)

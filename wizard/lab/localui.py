@@ -1,9 +1,9 @@
 """The Local UI HTTPS server of a simulated appliance node (port 5080 on a real one).
 
-Routing goes through the published spec: a path the spec lacks is a 404, a spec operation the lab does not simulate
-is a 501, and request bodies are validated against the spec before a handler sees them. Error bodies take the shape
-the spec gives for that operation and status (see :func:`error_body`). The log endpoints serve
-:class:`~wizard.lab.nodelogs.NodeLogs`.
+Routing goes through the published spec of the release the node plays (:mod:`wizard.lab.versions`): a path that
+spec lacks is a 404, a spec operation the lab does not simulate is a 501, and request bodies are validated against
+the spec before a handler sees them. Error bodies take the shape the spec gives for that operation and status (see
+:func:`error_body`). The log endpoints serve :class:`~wizard.lab.nodelogs.NodeLogs`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from pathlib import Path, PurePosixPath
 from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
-from wizard.appliance import localui_spec
 from wizard.appliance.localui_spec import Operation, SpecViolation, UnknownOperation
 from wizard.lab import cluster, console
 from wizard.lab.certs import NodeCertificate
@@ -112,7 +111,7 @@ def error_body(
         if resp is not None and resp.status_key != "undocumented":
             if resp.schema is None:
                 return None
-            if _schema_type(resp.schema) == "string":
+            if _schema_type(op, resp.schema) == "string":
                 return message
     body: dict[str, Any] = {"code": code, "message": message}
     if details:
@@ -120,10 +119,10 @@ def error_body(
     return body
 
 
-def _schema_type(schema: Any) -> Any:
+def _schema_type(op: Operation, schema: Any) -> Any:
     ref = schema.get("$ref") if isinstance(schema, dict) else None
     if isinstance(ref, str) and ref.startswith("#/definitions/"):
-        schema = localui_spec.definition(ref.removeprefix("#/definitions/"))
+        schema = op.spec.definition(ref.removeprefix("#/definitions/"))
     return schema.get("type")
 
 
@@ -536,7 +535,7 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError as exc:
             raise LocalUIError(400, "BadRequest", f"the request body is not JSON: {exc}") from exc
         try:
-            localui_spec.validate_request_body(op.method, path, body)
+            op.spec.validate_request_body(op.method, path, body)
         except SpecViolation as exc:
             raise LocalUIError(400, "BadRequest", "; ".join(exc.errors)) from exc
         return body
@@ -609,7 +608,8 @@ class _Handler(BaseHTTPRequestHandler):
         server = self.lab_server
         url = urlsplit(self.path)
         try:
-            op = localui_spec.operation(self.command, url.path)
+            # The spec of the release this node plays: a path that release does not serve is a 404.
+            op = server.node.profile.spec.operation(self.command, url.path)
         except UnknownOperation as exc:
             if exc.path_known:
                 err = LocalUIError(405, "MethodNotAllowed", f"{self.command} is not allowed on {url.path}")
