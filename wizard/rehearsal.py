@@ -48,13 +48,15 @@ from wizard.core.secrets import SecretStore
 from wizard.install.steps import pipeline
 from wizard.install.steps.nodes import Pacing
 from wizard.install.steps.preflight import PreflightSettings
+from wizard.lab import kubepki
 from wizard.lab.artifacts import appliance_iso, make_key, random_file, sign_file
 from wizard.lab.certs import create_node_certificate
 from wizard.lab.console import DEFAULT_SYNC_DURATION, SystemConsoleServer, SystemConsoleState
 from wizard.lab.controlplane import RedfishWatcher, VSphereWatcher, Watcher
-from wizard.lab.kubeapi import KUBE_API_PORT, KubeAPIServer
+from wizard.lab.kubeapi import KUBE_API_PORT, KubeAPIServer, cluster_pods
 from wizard.lab.lab import Lab
 from wizard.lab.node import DEFAULT_CLUSTER_TIMELINE
+from wizard.lab.versions import ApplianceProfile
 from wizard.providers.manual import ManualPacing
 
 log = logging.getLogger(__name__)
@@ -130,9 +132,11 @@ class Rehearsal:
         provider: Provider = "manual",
         vcsim: Path | None = None,
         netns: bool = False,
+        appliance: ApplianceProfile | None = None,
     ) -> None:
         """``vcsim``: the simulator binary for ``provider="vsphere"`` (default: ``vcsim`` on PATH); ``netns``: nodes
-        in their own network namespaces (root on Linux)."""
+        in their own network namespaces (root on Linux); ``appliance``: the release the lab plays (the ``--lab
+        version=…,edition=…`` knobs once that command line exists; default: the newest)."""
         if speed <= 0:
             raise ValueError("speed must be positive")
         if provider not in PROVIDERS:
@@ -144,6 +148,7 @@ class Rehearsal:
         self.speed = speed
         self.keep = keep
         self.netns = netns
+        self.appliance = appliance or ApplianceProfile()
         home = folder / "home"
         self.paths = AppPaths(home / "state", home / "logs", home / "config", home / "cache")
         self.project_file = folder / "project.yaml"
@@ -153,6 +158,7 @@ class Rehearsal:
         self.lab: Lab | None = None
         self.console: SystemConsoleServer | None = None
         self.kube_api: KubeAPIServer | None = None
+        self.kube_pki: kubepki.ClusterPKI | None = None
         self.powered_on = False
         self.watchers: list[Watcher] = []
         self._peers = contextlib.ExitStack()  # the control plane's processes and sessions, closed last-in first-out
@@ -202,6 +208,7 @@ class Rehearsal:
             tick_interval=0.1,
             socket_timeout=15.0,
             log_collect_seconds=max(0.2, 120 / speed),  # a couple of minutes on a real node
+            appliance=self.appliance,
         ).start()
         iso = appliance_iso(files / "palette-edge-installer.iso")
         key, public_key = make_key(files)
@@ -274,8 +281,9 @@ class Rehearsal:
         header = f"# {BANNER}\n# Written by `palette-wizard run --rehearse`; the lab it names is gone once it ends.\n"
         self.project_file.write_text(header + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
         log.info(
-            "rehearsal lab: %d node(s) on %s, provider %s, speed %g, folder %s",
+            "rehearsal lab: %d node(s) playing %s on %s, provider %s, speed %g, folder %s",
             self.n_nodes,
+            self.appliance.label,
             ip or f"their own network namespaces ({', '.join(n.state.ip for n in self.lab.nodes)})",
             self.provider,
             speed,
@@ -394,8 +402,14 @@ class Rehearsal:
         lab.serve_at_vip(self.console)
         # The cluster's Kubernetes API beside it: 6443 as on a real VIP, a free port on the shared loopback (two
         # rehearsals may run at once there; the kubeconfig names the port).
+        self.kube_pki = kubepki.create(self.folder / "lab" / "kubernetes-pki", vip)
+        profile = self.appliance
         self.kube_api = KubeAPIServer(
-            certificate, cluster_running, host=vip, port=KUBE_API_PORT if lab.network is not None else 0
+            self.kube_pki,
+            cluster_running,
+            host=vip,
+            pods=lambda: cluster_pods(profile.ingress, cluster_running()),
+            port=KUBE_API_PORT if lab.network is not None else 0,
         )
         lab.serve_at_vip(self.kube_api)
         return self.console
@@ -430,6 +444,9 @@ class Rehearsal:
         if self.kube_api is not None:
             self.kube_api.stop()
             self.kube_api = None
+        if self.kube_pki is not None:
+            kubepki.forget(self.kube_pki)
+            self.kube_pki = None
         if self.lab is not None:
             self.lab.stop()
             self.lab = None

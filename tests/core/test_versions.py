@@ -5,15 +5,14 @@ from __future__ import annotations
 import pytest
 
 from wizard.appliance.versions import (
-    SIZES,
     ApplianceIdentity,
     Edition,
     Version,
     appliance_type,
     combine,
     edition_from_iso_config,
-    size_tier,
 )
+from wizard.core.checks.sizing import SIZES, size_result, size_tier, storage_result
 
 
 @pytest.mark.parametrize(
@@ -89,3 +88,13 @@ def test_sizing_table() -> None:
     assert size_tier(16, 32) is SIZES[1]
     assert size_tier(64, 128) is SIZES[2]
     assert size_tier(4, 64) is None
+
+
+def test_sizing_warns_below_medium() -> None:
+    small = size_result("n1", 8, 16.7)  # a 16 GiB machine as its kernel reports it
+    assert small.failed and small.details["size"] == "Small"
+    assert "Small, for up to 1000 workload nodes; Medium (16 CPU / 32 GB) is recommended" in small.message
+    assert not size_result("n1", 16, 31.3).failed
+    assert size_result("n1", 4, 8).message == "4 CPU, 8 GB: below the Small size (8 CPU / 16 GB)"
+    assert storage_result("n1", 740).failed and "750 GB per node" in storage_result("n1", 740).message
+    assert not storage_result("n1", 800).failed

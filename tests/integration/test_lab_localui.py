@@ -845,6 +845,7 @@ def test_every_client_call_is_within_the_spec(lab: Lab, clock: ManualClock, tmp_
     from tests.integration.test_localui_client import make_harness
     from wizard.appliance.bundles import MultipartBody
     from wizard.appliance.configure import P_CONFIGURATIONS, P_CONFIGURATIONS_STATUS, P_USERDATA, NodeConfiguration
+    from wizard.appliance.hostsync import sync_status
     from wizard.appliance.localui import P_LOGIN as CLIENT_LOGIN
     from wizard.appliance.localui import P_SETTINGS, P_USER
     from wizard.appliance.packs import registry_content
@@ -890,6 +891,7 @@ def test_every_client_call_is_within_the_spec(lab: Lab, clock: ManualClock, tmp_
             leader.request("GET", path, ok=(200, 404), missing_ok=True)
         with contextlib.suppress(WizardError):  # the registry answers once the cluster runs; the call is what counts
             registry_content(leader)
+        assert sync_status(follower) == ([], "registry not installed")  # PE-9263's per-host look
         clock.advance(TOKEN_TTL - 60)
         leader.renew()
         third.reset_password("An0ther-pass")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -10,7 +11,8 @@ from tests.integration.localui_client import SpecCheckedClient
 from tests.integration.releases import RELEASES, each_release
 from wizard.appliance import localui_spec
 from wizard.appliance.versions import GA_FROM, Edition, Version
-from wizard.lab import Lab
+from wizard.lab import Lab, ManualClock, registrysync
+from wizard.lab.cluster import ClusterDeployment
 from wizard.lab.versions import ApplianceProfile, LabKnobError, profile_from_knobs
 
 pytestmark = pytest.mark.lab
@@ -56,3 +58,71 @@ def test_knobs_read_as_the_command_line_writes_them() -> None:
         profile_from_knobs({"version": "4.9"})
     with pytest.raises(LabKnobError, match="edition=palette or edition=vertex"):
         profile_from_knobs({"edition": "edge"})
+
+
+UPLOAD = "/v1/edge-mgmt/edgehosts/current/actions/upload-content"
+ARCHIVE = "/v1/edge-mgmt/clusters/archive/embedded/details"
+LINK_STATUS = "/v1/edge-mgmt/edgehosts/current/link/status"
+
+
+@each_release("4.9.10", "4.9.36")
+def test_uploads_needed_a_token_only_from_4_9_14(lab: Lab, client: Clients) -> None:
+    """Security Advisory 016 (PE-8523): before 4.9.14 the upload took no token; every other call always needs one."""
+    c = client(0)
+    r = c.post(UPLOAD, files={"uploadFile": ("bundle.tar.zst", b"x" * 64)}, token=None)
+    assert r.status_code == (201 if lab.appliance.version < Version(4, 9, 14) else 401), r.text
+    c.get("/v1/edge-mgmt/edgehosts/current", token=None, expect=401)
+
+
+@each_release("4.9.10", "4.9.36")
+def test_a_full_iso_brings_the_content(lab: Lab, client: Clients) -> None:
+    """Before 4.9.36 every node installs the content from its ISO: the profile is there before any upload, and every
+    linked host lists the content as synced."""
+    leader, follower = client(0), client(1)
+    leader.login()
+    follower.login()
+    full = lab.appliance.version < Version(4, 9, 36)
+    leader.get(ARCHIVE, expect=200 if full else 404)
+    token = leader.post("/v1/edge-mgmt/edgehosts/current/link/generate-token", expect=200).json()["token"]
+    follower.post("/v1/edge-mgmt/edgehosts/current/link", json={"token": token}, expect=200)
+    peers = leader.get(LINK_STATUS, expect=200).json()["peers"]
+    assert {p["contentSyncStatus"] for p in peers} == ({"Synced"} if full else {"NotSynced"})
+
+
+def _deployment(lab: Lab) -> ClusterDeployment:
+    states = [n.state for n in lab.nodes]
+    deployment = ClusterDeployment("mgmt", "uid", 0.0, 0.0, "127.0.0.200", states[0].uid, [], [], {})
+    for state in states:
+        state.cluster = deployment
+    return deployment
+
+
+@pytest.mark.parametrize(
+    ("profile", "late"),
+    [
+        (RELEASES["4.9.44-vertex"], True),
+        (RELEASES["4.9.46"], False),
+        (ApplianceProfile(Version(4, 9, 44), stuck_sync=True), None),
+    ],
+    ids=["4.9.44", "4.9.46", "4.9.44-stuck"],
+)
+def test_pe_9263_uploads_reach_other_hosts_late_before_4_9_46(
+    tmp_path: object, clock: object, profile: ApplianceProfile, late: bool | None
+) -> None:
+
+    assert isinstance(clock, ManualClock) and isinstance(tmp_path, Path)
+    with Lab(2, tmp_path / "lab", clock, content_sync_delay=5.0, appliance=profile) as lab:
+        _deployment(lab)
+        origin, other = lab.nodes[0].state, lab.nodes[1].state
+        registrysync.record(origin, "ubuntu", "22.04.5", 1024)
+        assert registrysync.sync_status(origin)["pendingItems"] == []  # the host that took the upload has it
+        pending = registrysync.sync_status(other)
+        localui_spec.spec().validate_definition("v1HarborContentsSyncStatus", pending)
+        if late is False:
+            assert pending["pendingItems"] == []
+            return
+        (item,) = pending["pendingItems"]
+        assert item["status"] == "pending" and item["source"] == origin.uid and item["target"] == other.uid
+        assert pending["statusMessage"] == "Syncing content: (1) items are pending"
+        clock.advance(registrysync.LATE_FACTOR * 5.0)
+        assert bool(registrysync.sync_status(other)["pendingItems"]) is (late is None)  # stuck: never arrives

@@ -128,6 +128,7 @@ class HostInfo:
     name: str
     ip: str
     in_cluster: bool
+    agent_version: str = ""  # ``status.agentVersion`` as the node spells it
 
 
 @dataclass(frozen=True)
@@ -448,7 +449,12 @@ class LocalUIClient:
             name=str(status.get("hostName") or (data.get("metadata") or {}).get("name") or ""),
             ip=str(default.get("ip") or ""),
             in_cluster=bool(status.get("isClusterPhase")),
+            agent_version=str(status.get("agentVersion") or ""),
         )
+
+    def settings(self) -> dict[str, Any]:
+        """``v1Settings`` as the node answers it (``applianceType`` from 4.9.38 is outside the published schema)."""
+        return self._get(P_SETTINGS) or {}
 
     def generate_link_token(self) -> LinkToken:
         r = self.request("POST", P_LINK_TOKEN)

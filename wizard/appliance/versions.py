@@ -8,7 +8,8 @@ Sources (reference §10.2, release notes "RN"; all F unless marked I):
 - PE-9263: content uploaded through the Local UI did not sync to linked hosts until 4.9.46.
 - Traefik replaced ingress-nginx in 4.8.47 (nginx removed in 4.9.14).
 - PE-8975 (4.9.38): ``GET /v1/edge-mgmt/settings`` returns ``applianceType`` (``palette``, ``vertex``, …).
-- Sizing (4.9.38 docs): Small 8 CPU / 16 GB, Medium 16 / 32 (recommended), Large 32 / 64; 750 GB storage per node.
+- Sizing (4.9.38 docs): Small 8 CPU / 16 GB, Medium 16 / 32 (recommended), Large 32 / 64; 750 GB storage per node
+  (the table and its checks are in :mod:`wizard.core.checks.sizing`, shared with the vSphere checks).
 
 How the version is read is not published (I): the host's ``status.agentVersion`` is taken as the appliance's
 version (the agent ships with the release), spelled loosely (``4.9.44``, ``v4.9.44``, ``4.9.44-rc1+abc``); an
@@ -82,26 +83,6 @@ LATEST = Version(4, 9, 46)
 
 ADVISORY_016 = "Security Advisory 016 (PE-8523)"
 PE_9263 = "PE-9263"
-
-
-@dataclass(frozen=True)
-class SizeTier:
-    name: str
-    cpus: int
-    memory_gb: int
-    workload_nodes: int
-
-
-#: The appliance sizing table (``_size_guidelines-management-appliance.mdx``, 4.9.38): per node, 3 nodes.
-SIZES = (SizeTier("Small", 8, 16, 1000), SizeTier("Medium", 16, 32, 3000), SizeTier("Large", 32, 64, 5000))
-RECOMMENDED_SIZE = SIZES[1]
-STORAGE_GB_PER_NODE = 750
-
-
-def size_tier(cpus: int, memory_gb: float) -> SizeTier | None:
-    """The largest tier a node with ``cpus`` and ``memory_gb`` meets; None below Small."""
-    met = [t for t in SIZES if cpus >= t.cpus and memory_gb >= t.memory_gb]
-    return met[-1] if met else None
 
 
 @dataclass(frozen=True)

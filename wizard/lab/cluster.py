@@ -26,6 +26,7 @@ from wizard.lab.node import LinkRole, LocalUIError, NodeState, iso8601
 
 if TYPE_CHECKING:
     from wizard.lab.links import LinkRegistry
+    from wizard.lab.registrysync import LocalUpload
 
 
 PROFILE_UID = "6650f1e2a7c3b1d2e3f40a01"
@@ -175,6 +176,7 @@ class ClusterDeployment:
     pools: list[dict[str, Any]]  # v1ClusterNodePool of each pool, in request order
     config: dict[str, Any]  # the v1ClusterConfiguration as accepted
     variables: dict[str, str] = field(default_factory=dict)
+    local_uploads: list[LocalUpload] = field(default_factory=list)  # packs a host's Local UI imported (PE-9263)
 
     def progress(self, now: float) -> float:
         if self.timeline <= 0:
@@ -207,7 +209,7 @@ def archive_details(node: NodeState) -> dict[str, Any]:
     an empty profile list it cannot act on.
     """
     content = node.uploaded
-    if content is None:
+    if content is None and not node.profile.content_in_iso:  # a full ISO (before 4.9.36) ships the content
         raise LocalUIError(404, "NotFound", "no cluster configuration archive: upload the content bundle first")
     packs = [{"name": n, "version": v, "values": f"# {n} {v}\npack:\n  namespace: {n}\n"} for n, v in PACKS]
     return {
@@ -261,7 +263,7 @@ def _validate_one(name: str, profile_uid: Any, value: Any) -> dict[str, Any]:
 
 
 def _check_archive_path(node: NodeState, path: Any) -> None:
-    if node.uploaded is None:
+    if node.uploaded is None and not node.profile.content_in_iso:
         raise LocalUIError(400, "NoArchive", "no cluster configuration archive: upload the content bundle first")
     if path not in (None, "") and path != EMBEDDED_ARCHIVE_PATH:
         raise LocalUIError(
@@ -599,12 +601,19 @@ def cluster_nodes(node: NodeState) -> dict[str, Any]:
 
 
 def kubeconfig(d: ClusterDeployment) -> str:
-    """An admin kubeconfig shaped like kubeadm's admin.conf, pointing at the API on the VIP."""
+    """An admin kubeconfig shaped like kubeadm's admin.conf, pointing at the API on the VIP: with the cluster PKI's
+    CA and admin certificate where the lab serves that API, else placeholder data."""
     from wizard.lab.kubeapi import api_port  # the API server imports the lab's TLS plumbing; keep this light
+    from wizard.lab.kubepki import lookup
 
-    ca = base64.b64encode(f"lab CA for {d.name} {d.uid}".encode()).decode()
-    cert = base64.b64encode(f"lab admin certificate {d.uid}".encode()).decode()
-    key = base64.b64encode(f"lab admin key {d.uid}".encode()).decode()
+    pki = lookup(d.vip)
+    if pki is not None:
+        pems = (pki.ca_pem, pki.client_cert_pem, pki.client_key_pem)
+        ca, cert, key = (base64.b64encode(pem).decode() for pem in pems)
+    else:
+        ca = base64.b64encode(f"lab CA for {d.name} {d.uid}".encode()).decode()
+        cert = base64.b64encode(f"lab admin certificate {d.uid}".encode()).decode()
+        key = base64.b64encode(f"lab admin key {d.uid}".encode()).decode()
     return textwrap.dedent(
         f"""\
         apiVersion: v1

@@ -25,7 +25,7 @@ from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
 from wizard.appliance.localui_spec import Operation, SpecViolation, UnknownOperation
-from wizard.lab import cluster, console
+from wizard.lab import cluster, console, registrysync
 from wizard.lab.certs import NodeCertificate
 from wizard.lab.links import LinkRegistry
 from wizard.lab.multipart import (
@@ -81,6 +81,8 @@ class _Request:
 Route = Callable[[_Request], Reply]
 _ROUTES: dict[tuple[str, str], Route] = {}
 _PUBLIC: set[tuple[str, str]] = set()
+#: What a release before 4.9.14 served without a token (:mod:`wizard.lab.versions`).
+_UNGUARDED = {("POST", "/v1/edge-mgmt/edgehosts/current/actions/upload-content")}
 
 
 def _route(method: str, template: str, *, public: bool = False) -> Callable[[Route], Route]:
@@ -279,7 +281,10 @@ def _upload_content(req: _Request) -> Reply:
         raise LocalUIError(500, "InternalServerError", "failed to store the uploaded content: no space left on device")
     content = receiver.commit(req.node.clock())
     req.node.record_upload(content)
-    console.import_upload(req.node, content)  # a pack bundle lands in the running cluster's registry
+    if console.import_upload(req.node, content):  # a pack bundle lands in the running cluster's registry
+        pack = console.pack_identity(content.file_name)
+        if pack is not None:
+            registrysync.record(req.node, pack[0], pack[1], content.size)
     return Reply(201, {"message": UPLOAD_MESSAGE, "uploadPath": str(content.path)})
 
 
@@ -336,7 +341,7 @@ def _registry_content(req: _Request) -> Reply:
 
 @_route("GET", "/v1/edge-mgmt/cluster/registry/content/sync-status/details")
 def _registry_sync_status(req: _Request) -> Reply:
-    return Reply(200, console.registry_sync_status_details(req.node))
+    return Reply(200, registrysync.sync_status(req.node))
 
 
 @_route("GET", "/v1/edge-mgmt/cluster/registry/health")
@@ -638,8 +643,11 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             if server.node.take_error():  # the fault knob: this request fails as a broken server's would
                 raise LocalUIError(500, "InternalError", "internal server error (injected by the lab)")
-            if key not in _PUBLIC:
-                req.session = server.node.authenticate(self.headers.get("Authorization"))
+            header = self.headers.get("Authorization")
+            if key in _UNGUARDED and header is None and server.node.profile.unauthenticated_upload:
+                pass  # before 4.9.14 an upload needed no token (Security Advisory 016, PE-8523)
+            elif key not in _PUBLIC:
+                req.session = server.node.authenticate(header)
             route = _ROUTES.get(key)
             if route is None:
                 raise LocalUIError(501, "NotImplemented", f"{op.method} {op.template} is not simulated yet")

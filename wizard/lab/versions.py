@@ -11,7 +11,7 @@ A version decides what the node serves and which documented defects it has (refe
 - below 4.9.14 content upload needs no token (Security Advisory 016, PE-8523);
 - below 4.9.36 the ISO is a full one: every node has the content from its install;
 - below 4.9.46 Local UI uploads reach the other hosts' registries late (PE-9263 says "did not sync"; the lab lets
-  them through after :data:`UNSYNCED_DELAY` so a rehearsal can finish, or never with ``stuck_sync``);
+  them through after a while so a rehearsal can finish, or never with ``stuck_sync``; :mod:`wizard.lab.registrysync`);
 - the cluster's ingress runs ingress-nginx below 4.8.47 and Traefik from then on.
 
 Until the ``--lab KNOB=VALUE`` command line exists these are :class:`~wizard.lab.lab.Lab` and
@@ -38,8 +38,6 @@ from wizard.appliance.versions import (
     Version,
 )
 
-#: Lab-clock seconds (at speed 1) a Local UI upload takes to reach the other hosts on a release with PE-9263.
-UNSYNCED_DELAY = 600.0
 #: The newer Local UI API from this release on (I; see the module docstring).
 CURRENT_API_FROM = GA_FROM
 

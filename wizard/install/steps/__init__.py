@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from wizard.core.jobs import Step
 from wizard.core.stepids import STEP_IDS
+from wizard.install.steps.appliance import ApplianceStep
 from wizard.install.steps.boot import BootStep, EjectStep, MachinesStep, MediaStep
 from wizard.install.steps.configure import ConfigureStep
 from wizard.install.steps.console import ActivateStep, ConsoleStep, PacksStep, ValidateStep
@@ -40,6 +41,7 @@ def pipeline(
         EjectStep(pacing),
         PasswordStep(pacing),
         ConfigureStep(pacing),
+        ApplianceStep(pacing),
         LinkStep(pacing),
         ContentStep(pacing),
         ClusterStep(pacing),
