@@ -317,3 +317,18 @@ def test_activation_page_shows_the_product_setup_id_and_copies_it(
     qtbot.mouseClick(page.copy_button, Qt.MouseButton.LeftButton)
     assert QGuiApplication.clipboard().text() == "6543210fedcba"
     assert page.announcer.accessibleName() == "Product Setup ID copied"
+
+
+def test_the_summary_names_the_edition_the_appliance_step_read(
+    qtbot: QtBot, make_window: MakeWindow, project_file: Path
+) -> None:
+    window = make_window()
+    window.open_project(project_file)
+    summary = window.summary
+    assert summary.product() == "Palette" and not summary.appliance_label.isVisibleTo(summary)
+    facts = {"label": "VerteX 4.9.44", "product": "VerteX", "version": "4.9.44", "edition": "vertex"}
+    result = {"appliance": facts}
+    summary._event(JobFinished("appliance", "appliance/identify", "Appliance", "", TaskStatus.DONE, None, result))
+    assert summary.appliance_label.text() == "Appliance: VerteX 4.9.44"
+    assert summary.urls_box.title() == "Where VerteX is"
+    assert summary.urls_list()[0][0] == "VerteX system console"
