@@ -27,6 +27,7 @@ from wizard.appliance.localui import (
     LocalUIUnreachable,
     ProfileVariable,
 )
+from wizard.appliance.variables import check_answers
 from wizard.core.cancel import CancelToken
 from wizard.core.errors import WizardError
 from wizard.core.fsutil import atomic_write_text
@@ -64,6 +65,13 @@ def answer_variables(
             f"the cluster profile has no variable {', '.join(unknown)}",
             details="the profile's variables: " + ", ".join(v.label for v in archive.variables),
             remediation="correct the variable names in the project file",
+        )
+    refused = check_answers(list(archive.variables), values)
+    if refused:
+        raise WizardError(
+            "Cluster variable not accepted",
+            "; ".join(f"{p.label} {p.message}" for p in refused),
+            remediation="correct these answers under cluster.variables in the project file",
         )
     answers: list[dict[str, str]] = []
     missing: list[ProfileVariable] = []

@@ -22,6 +22,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from wizard.appliance import localui_spec
 from wizard.lab.node import LinkRole, LocalUIError, NodeState, iso8601
 
 if TYPE_CHECKING:
@@ -44,7 +45,8 @@ _BASE64_RE = r"^[A-Za-z0-9+/]*={0,2}$"
 
 @dataclass(frozen=True)
 class ProfileVariable:
-    """One ``v1Variable`` of the management profile. Names are invented (the docs show only UI labels)."""
+    """One ``v1Variable`` of the management profile. Names are invented (the docs show only UI labels); sections
+    follow the docs' form ("Cluster Profile Options", "Registry Options")."""
 
     name: str
     display_name: str
@@ -55,8 +57,14 @@ class ProfileVariable:
     sensitive: bool = False
     fmt: str = "string"
     hidden: bool = False
+    section: str = ""
+    input_type: str = "text"
+    options: tuple[str, ...] = ()
+    immutable: bool = False
 
-    def spec(self) -> dict[str, Any]:
+    def spec(self, newer: bool = True) -> dict[str, Any]:
+        """The ``v1Variable``; ``newer``: as a release on the newer API describes it (input type, options and, outside
+        the published schema, the form section)."""
         out: dict[str, Any] = {
             "name": self.name,
             "displayName": self.display_name,
@@ -64,19 +72,33 @@ class ProfileVariable:
             "required": self.required,
             "isSensitive": self.sensitive,
             "hidden": self.hidden,
-            "immutable": False,
+            "immutable": self.immutable,
             "format": self.fmt,
         }
         if self.default is not None:
             out["defaultValue"] = self.default
         if self.regex is not None:
             out["regex"] = self.regex
+        if newer:
+            out["inputType"] = self.input_type
+            if self.options:
+                out["options"] = [
+                    {"label": o, "value": o, **({"default": True} if o == self.default else {})} for o in self.options
+                ]
+            if self.section:
+                out["section"] = self.section
         return out
 
     def problem(self, value: str | None) -> str | None:
         """Why ``value`` is not acceptable, or None. An empty optional value is fine; regexes apply otherwise."""
         if value is None or value == "":
             return f"{self.display_name} is required" if self.required else None
+        if self.immutable and value != self.default:
+            return f"{self.display_name} cannot be changed"
+        if self.options and value not in self.options:
+            return f"{self.display_name}: {value!r} is not one of {', '.join(self.options)}"
+        if self.input_type != "multiline" and "\n" in value:
+            return f"{self.display_name} takes a single line"
         if self.regex is not None and re.fullmatch(self.regex, value) is None:
             return f"{self.display_name}: {value if not self.sensitive else 'the value'!s} does not match {self.regex}"
         if self.fmt == "ipv4cidr":
@@ -87,25 +109,37 @@ class ProfileVariable:
         return None
 
 
+_PROFILE, _REGISTRY = "Cluster Profile Options", "Registry Options"
+_VIP_TEMPLATE = "{{.spectro.system.cluster.kubevip}}"
 VARIABLES: tuple[ProfileVariable, ...] = (
     ProfileVariable("podCidr", "Pod CIDR", "CIDR range for pod IP addresses", "100.64.0.0/18", True, _CIDR_RE,
-                    fmt="ipv4cidr"),
+                    fmt="ipv4cidr", section=_PROFILE),
     ProfileVariable("serviceCidr", "Service CIDR", "CIDR range for service IP addresses", "100.64.64.0/18", True,
-                    _CIDR_RE, fmt="ipv4cidr"),
+                    _CIDR_RE, fmt="ipv4cidr", section=_PROFILE),
     ProfileVariable("ociPackRegistryPassword", "OCI Pack Registry Password",
                     "Password of the in-cluster OCI pack registry; there is no default", None, True, r"^\S.*$",
-                    sensitive=True),
+                    sensitive=True, section=_REGISTRY),
     ProfileVariable("storagePoolDrive", "Storage Pool Drive", "Disk given to the storage pool on every node",
-                    "/dev/sdb", True, r"^/dev/[A-Za-z0-9/_-]+$"),
+                    "/dev/sdb", True, r"^/dev/[A-Za-z0-9/_-]+$", section=_PROFILE),
     ProfileVariable("csiPlacementCount", "CSI Placement Count", "Replicas of each volume; must equal Mongo Replicas",
-                    "3", True, r"^(1|3)$", fmt="number"),
-    ProfileVariable("mongoReplicas", "Mongo Replicas", "MongoDB replica count", "3", True, r"^(1|3)$", fmt="number"),
+                    "3", True, r"^(1|3)$", fmt="number", section=_PROFILE, input_type="dropdown",
+                    options=("1", "3")),
+    ProfileVariable("mongoReplicas", "Mongo Replicas", "MongoDB replica count", "3", True, r"^(1|3)$", fmt="number",
+                    section=_REGISTRY, input_type="dropdown", options=("1", "3")),
     ProfileVariable("inClusterRegistry", "In Cluster Registry", "Run the Zot registry inside the cluster", "True",
-                    True, r"^(True|False)$", fmt="boolean"),
+                    True, r"^(True|False)$", fmt="boolean", section=_REGISTRY, input_type="dropdown",
+                    options=("True", "False")),
     ProfileVariable("ubuntuProToken", "Ubuntu Pro Token", "Ubuntu Pro attach token (optional)", "",
-                    sensitive=True),
+                    sensitive=True, section=_PROFILE),
     ProfileVariable("imagePullSecret", "Image Pull Secret", "Base64-encoded image pull secret (optional)", "",
-                    regex=_BASE64_RE, sensitive=True, fmt="base64"),
+                    regex=_BASE64_RE, sensitive=True, fmt="base64", section=_PROFILE),
+    ProfileVariable("imageReplacementRules", "Image Replacement Rules",
+                    "One rule per line, e.g. all: oci-registry-ip:oci-registry-port/spectro-content", "",
+                    section=_REGISTRY, input_type="multiline"),
+    ProfileVariable("rootDomain", "Root Domain", "Where Palette answers; the cluster's VIP", _VIP_TEMPLATE, True,
+                    section=_REGISTRY, immutable=True),
+    ProfileVariable("registryPort", "Registry Port", "The in-cluster registry's port", "30003", True, r"^\d+$",
+                    fmt="number", hidden=True, section=_REGISTRY),
 )  # fmt: skip
 _BY_NAME = {v.name: v for v in VARIABLES}
 PACKS: tuple[tuple[str, str], ...] = (
@@ -223,7 +257,7 @@ def archive_details(node: NodeState) -> dict[str, Any]:
                 "profileDescription": "Palette management plane on the appliance",
                 "profileTags": "appliance",
                 "packs": packs,
-                "variables": [v.spec() for v in VARIABLES],
+                "variables": [v.spec(newer=node.profile.spec.name == localui_spec.CURRENT) for v in VARIABLES],
             }
         ],
     }
