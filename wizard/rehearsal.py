@@ -264,6 +264,10 @@ class Rehearsal:
             "appliance": {"username": "kairos", "password": {"secret": NODE_PASSWORD_KEY}},
             "cluster": {"secret_variables": {"ociPackRegistryPassword": {"secret": OCI_PASSWORD_KEY}}},
         }
+        if self.n_nodes < 3:  # the profile's replica counts default to 3; fewer nodes hold one copy each
+            doc["cluster"]["variables"] = {"csiPlacementCount": "1", "mongoReplicas": "1"}
+        if self.n_nodes == 2:  # two etcd members have no quorum: two-node high availability
+            doc["cluster"]["two_node"] = True
         if console is not None:
             # The lab plays Spectro support too: the key it issues is for this console's Product Setup ID.
             self.secrets.set(SecretRef(ACTIVATION_KEY_REF), console.state.issue_activation_key().key)

@@ -479,9 +479,10 @@ def test_every_implemented_operation_is_in_the_spec() -> None:
     spec_ops = set(localui_spec.operations())
     implemented = implemented_operations()
     assert implemented <= spec_ops, implemented - spec_ops
-    # 14 host, link and content operations + 8 cluster ones + applications, the 3 registry operations, the 4
-    # log operations and the 6 post-install configuration ones (userdata GET/PUT/POST, configurations GET/PUT, status)
-    assert len(implemented) == 36
+    # 14 host, link and content operations + 9 cluster ones (cluster/settings from the newer spec) + applications,
+    # the 3 registry operations, the 4 log operations and the 6 post-install configuration ones (userdata
+    # GET/PUT/POST, configurations GET/PUT, status)
+    assert len(implemented) == 37
 
 
 def test_validator_rejects_wrong_bodies() -> None:
@@ -787,6 +788,9 @@ def test_every_simulated_operation_answers_within_the_spec(lab: Lab, clock: Manu
         leader.post("/v1/edge-mgmt/cluster", json=cluster_body(lab), expect=202)
         for path in cluster_get:
             leader.get(path, expect=200)
+        if leader.spec.has("PUT", "/v1/edge-mgmt/cluster/settings"):
+            settings = {"ntpServers": ["ntp.example.com"], "sshKeys": []}
+            leader.request("PUT", "/v1/edge-mgmt/cluster/settings", json=settings, expect=202)
         leader.get("/v1/edge-mgmt/clusters/current/nodes", expect=200)
         for path in (
             "/v1/edge-mgmt/cluster/applications",
@@ -844,6 +848,7 @@ def test_every_client_call_is_within_the_spec(lab: Lab, clock: ManualClock, tmp_
     from tests.integration.test_lab_cluster import cluster_body
     from tests.integration.test_localui_client import make_harness
     from wizard.appliance.bundles import MultipartBody
+    from wizard.appliance.cluster import P_CLUSTER_SETTINGS
     from wizard.appliance.configure import P_CONFIGURATIONS, P_CONFIGURATIONS_STATUS, P_USERDATA, NodeConfiguration
     from wizard.appliance.hostsync import sync_status
     from wizard.appliance.localui import P_LOGIN as CLIENT_LOGIN
@@ -886,6 +891,8 @@ def test_every_client_call_is_within_the_spec(lab: Lab, clock: ManualClock, tmp_
         assert leader.create_cluster(cluster_body(lab))
         assert leader.cluster_configuration() is not None
         assert leader.cluster_status() is not None
+        if lab.appliance.spec.has("PUT", P_CLUSTER_SETTINGS):
+            leader.request("PUT", P_CLUSTER_SETTINGS, json={"ntpServers": [], "sshKeys": []}, ok=(202,))
         assert leader.lifecycle_events().expected
         for path in (P_APPLICATIONS, P_USER, P_SETTINGS):  # the client's plain GETs (no typed method)
             leader.request("GET", path, ok=(200, 404), missing_ok=True)

@@ -28,7 +28,7 @@ from wizard.appliance.localui import (
     LocalUIServerError,
     LocalUIUnreachable,
 )
-from wizard.appliance.localui_spec import LocalUISpec, SpecViolation
+from wizard.appliance.localui_spec import LocalUISpec, SpecViolation, UnknownOperation
 from wizard.core.cancel import CancelToken
 from wizard.core.errors import Cancelled
 from wizard.core.trust import TrustChanged, TrustRequest, TrustStore, same_fingerprint
@@ -57,7 +57,10 @@ class SpecCheckingTransport(httpx.BaseTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         method, path = request.method, request.url.path
-        op = self.spec.operation(method, path)  # a path or method outside the spec raises here
+        try:
+            op = self.spec.operation(method, path)
+        except UnknownOperation:
+            return self._probe(request)
         ctype = request.headers.get("content-type", "")
         if ctype.startswith("multipart/form-data"):
             assert "multipart/form-data" in op.consumes, f"{method} {path} does not take multipart"
@@ -76,6 +79,16 @@ class SpecCheckingTransport(httpx.BaseTransport):
         response.read()
         self.spec.validate_response(method, path, response.status_code, response_body(response))
         self._record(Exchange(method, path, response.status_code, auth))
+        return response
+
+    def _probe(self, request: httpx.Request) -> httpx.Response:
+        """A call outside this release's spec: the client may ask (that is how it learns what an appliance has), and
+        the only answer the spec allows is a v1Error 404 or 405."""
+        response = self.inner.handle_request(request)
+        response.read()
+        assert response.status_code in (404, 405), f"{request.method} {request.url.path} is outside {self.spec.name}"
+        self.spec.validate_definition("v1Error", response_body(response))
+        self._record(Exchange(request.method, request.url.path, response.status_code))
         return response
 
     def _record(self, exchange: Exchange) -> None:

@@ -116,3 +116,17 @@ def test_pe_9263_packs_that_never_reach_a_host_stop_the_run(tmp_path: Path) -> N
     error = failed[0].error or {}
     assert error["title"] == "Content did not sync" and "edge-node-2" in error["message"]
     assert "PE-9263" in error["remediation"] and "4.9.46" in error["remediation"]
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("release", ["4.9.46", "4.9.36"])
+def test_two_nodes_only_where_the_appliance_offers_it(tmp_path: Path, release: str) -> None:
+    code, finished, events, _ = rehearse(tmp_path / "r", RELEASES[release], nodes=2)
+    if release == "4.9.46":
+        assert code is ExitCode.DONE and finished["cluster/create"].result["created"] is True
+        return
+    # Before the newer API there is no isTwoNodeCluster: the cluster step refuses before creating anything.
+    assert code is ExitCode.INSTALL_FAILED and "cluster/create" not in finished
+    (blocked,) = [e for e in events if isinstance(e, StepBlocked)]
+    assert blocked.step == "cluster" and blocked.problems[0].path == "cluster.two_node"
+    assert "Palette 4.9.36 does not offer two-node clusters" in blocked.problems[0].message

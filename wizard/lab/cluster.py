@@ -335,7 +335,11 @@ def create_cluster(node: NodeState, registry: LinkRegistry, body: dict[str, Any]
         raise LocalUIError(400, "BadRequest", "the appliance only supports a VIP control-plane endpoint")
 
     members = _members(node, registry)
-    hosts, pools = _checked_hosts(cloud.get("machinePoolConfig") or [], members, node)
+    # Two-node high availability (PostgreSQL instead of etcd) exists only on releases of the newer API; an older one
+    # ignores the field, as a JSON decoder ignores what it does not know.
+    newer = node.profile.spec.name == localui_spec.CURRENT
+    two_node = newer and bool((cloud.get("clusterConfig") or {}).get("isTwoNodeCluster"))
+    hosts, pools = _checked_hosts(cloud.get("machinePoolConfig") or [], members, node, two_node=two_node)
     _check_vip(vip, [h.address for h in hosts] + [m.ip for m in members.values()])
     # Read before taking any node lock: the registry locks itself first, then nodes.
     link = registry.status(node) if node.link.role is LinkRole.LEADER else None
@@ -409,7 +413,7 @@ def _checked_variables(items: list[dict[str, Any]]) -> dict[str, str]:
 
 
 def _checked_hosts(
-    pools: list[dict[str, Any]], members: dict[str, NodeState], leader: NodeState
+    pools: list[dict[str, Any]], members: dict[str, NodeState], leader: NodeState, *, two_node: bool = False
 ) -> tuple[list[ClusterHost], list[dict[str, Any]]]:
     if not pools:
         raise LocalUIError(400, "BadRequest", "at least one machine pool is required")
@@ -438,7 +442,10 @@ def _checked_hosts(
                 raise LocalUIError(400, "DuplicateHost", f"host {uid} appears more than once in the machine pools")
             hosts.append(ClusterHost(uid, address, member.hostname, control, pool_name))
     control_count = sum(h.control_plane for h in hosts)
-    if control_count % 2 == 0:
+    if two_node and control_count != 2:
+        message = f"isTwoNodeCluster needs exactly two control-plane hosts, got {control_count}"
+        raise LocalUIError(400, "TwoNodeCluster", message)
+    if control_count % 2 == 0 and not two_node:
         raise LocalUIError(
             400, "ControlPlaneCount", f"the control plane needs an odd number of hosts (1, 3, 5 …), got {control_count}"
         )
@@ -483,6 +490,18 @@ def cluster_configuration(node: NodeState) -> dict[str, Any]:
     metadata.setdefault("creationTimestamp", iso8601(deployment.created_at))
     config["metadata"] = metadata
     return config
+
+
+def update_settings(node: NodeState, body: dict[str, Any]) -> dict[str, Any]:
+    """``PUT /cluster/settings`` (newer API): the cluster's NTP servers and SSH keys, taken at once."""
+    deployment = _require(node)
+    with _CREATE_LOCK:
+        cluster_config = deployment.config.setdefault("spec", {}).setdefault("cloudConfig", {}).setdefault("spec", {})
+        settings = cluster_config.setdefault("clusterConfig", {})
+        for key in ("ntpServers", "sshKeys"):
+            if key in body:
+                settings[key] = list(body[key] or [])
+    return {"message": "cluster settings update accepted"}
 
 
 def cluster_details(node: NodeState) -> dict[str, Any]:

@@ -319,6 +319,11 @@ def _cluster_configuration(req: _Request) -> Reply:
     return Reply(200, cluster.cluster_configuration(req.node))
 
 
+@_route("PUT", "/v1/edge-mgmt/cluster/settings")
+def _cluster_settings(req: _Request) -> Reply:
+    return Reply(202, cluster.update_settings(req.node, req.json_body() or {}))
+
+
 @_route("GET", "/v1/edge-mgmt/cluster/details")
 def _cluster_details(req: _Request) -> Reply:
     return Reply(200, cluster.cluster_details(req.node))

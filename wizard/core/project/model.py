@@ -211,6 +211,8 @@ class ClusterSettings:
     secret_variables: tuple[tuple[str, SecretRef], ...] = ()  # sensitive answers, as keyring references
     ssh_keys: tuple[str, ...] = ()
     kubeconfig: Path | None = None  # None: the session folder
+    #: Two-node high availability (``isTwoNodeCluster``: PostgreSQL instead of etcd), for exactly two nodes.
+    two_node: bool = False
 
 
 @dataclass(frozen=True)

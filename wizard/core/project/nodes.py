@@ -153,12 +153,25 @@ def _read_bmc(r: _Reader, raw: object, path: str) -> Bmc | None:
     return Bmc(address=address, username=username, password=password, tls_fingerprint=fingerprint)
 
 
-def _cross_checks(r: _Reader, nodes: list[Node], network: Network | None, provider: ProviderType | None) -> None:
+def _cross_checks(
+    r: _Reader, nodes: list[Node], network: Network | None, provider: ProviderType | None, *, two_node: bool = False
+) -> None:
     count = len(nodes)
+    if two_node and count != 2:
+        fix = "remove `two_node: true`, or list two nodes"
+        r.error("cluster.two_node", f"is for exactly two nodes; this project has {count}", fix)
     if count == 1:
         r.warning("nodes", "a single node has no high availability", "use 3 nodes for production")
+    elif count == 2 and two_node:
+        r.warning(
+            "cluster.two_node",
+            "two-node high availability keeps the cluster's state in PostgreSQL instead of etcd; the appliance must "
+            "offer it (isTwoNodeCluster, the newer Local UI API) and Mongo Replicas and CSI Placement Count must be 1",
+            "use 3 nodes for production",
+        )
     elif count and count % 2 == 0:
-        r.error("nodes", f"{count} control-plane nodes cannot keep an etcd quorum", "use 1, 3 or 5 nodes")
+        fix = "use 1, 3 or 5 nodes" + (", or `cluster.two_node: true` for two" if count == 2 else "")
+        r.error("nodes", f"{count} control-plane nodes cannot keep an etcd quorum", fix)
 
     def dupes(attr: str, label: str) -> None:
         seen: dict[str, int] = {}

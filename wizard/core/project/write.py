@@ -162,6 +162,8 @@ def project_to_dict(project: Project, base: Path | None = None) -> dict[str, Any
             cluster["ssh_keys"] = list(c.ssh_keys)
         if c.kubeconfig is not None:
             cluster["kubeconfig"] = str(_file_dict(FileRef(c.kubeconfig), base)["path"])  # type: ignore[index]
+        if c.two_node:
+            cluster["two_node"] = True
         doc["cluster"] = cluster
     if project.console is not None:
         con = project.console

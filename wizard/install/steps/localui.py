@@ -13,6 +13,7 @@ from wizard.appliance.link import LinkJob
 from wizard.appliance.password import ReplacePasswordJob
 from wizard.appliance.sftpupload import SSHTarget
 from wizard.appliance.staging import DEFAULT_REMOTE_DIR, StagingPlan
+from wizard.appliance.versions import GA_FROM
 from wizard.core.jobs import Job, Step, StepContext, StepKind
 from wizard.core.problems import Problem
 from wizard.core.project import Node, Project, join_path
@@ -141,6 +142,23 @@ class ClusterStep(Step):
     def __init__(self, pacing: Pacing | None = None) -> None:
         self.pacing = pacing or Pacing()
 
+    def problems(self, ctx: StepContext) -> list[Problem]:
+        """A two-node cluster needs ``isTwoNodeCluster``, which came with the newer Local UI API: sent to an appliance
+        that ignores it, two etcd members would have no quorum."""
+        if not ctx.project.cluster.two_node:
+            return []
+        identity = detected(ctx)
+        if identity.version is not None and not identity.before(GA_FROM):
+            return []
+        which = identity.label if identity.version is not None else "an appliance of unknown version"
+        return [
+            Problem(
+                "cluster.two_node",
+                f"{which} does not offer two-node clusters (isTwoNodeCluster came with the {GA_FROM} API)",
+                f"use one or three nodes, or an appliance of {GA_FROM} or newer",
+            )
+        ]
+
     def jobs(self, ctx: StepContext) -> list[Job]:
         project = ctx.project
         settings = project.cluster
@@ -155,6 +173,7 @@ class ClusterStep(Step):
                 name: ctx.secrets.require(ref, join_path("cluster.secret_variables", name))
                 for name, ref in settings.secret_variables
             },
+            two_node=settings.two_node,
         )
         pace = self.pacing
         return [
