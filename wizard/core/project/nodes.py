@@ -6,6 +6,7 @@ import ipaddress
 import re
 
 from wizard.core.project.model import AddressMode, Bmc, Network, Node, ProviderType
+from wizard.core.project.nodenet import read_node_network
 from wizard.core.project.reader import _read_fingerprint, _Reader, _show, _url_problem, hostname_problem, ipv4_problem
 
 _NODE_FIELDS = (
@@ -23,6 +24,7 @@ _NODE_FIELDS = (
     "ssh_port",
     "localui_port",
     "localui_fingerprint",
+    "network",
 )
 
 
@@ -117,6 +119,9 @@ def _read_node(r: _Reader, raw: object, i: int, provider: ProviderType | None) -
     ssh_port = r.integer(m, "ssh_port", path, default=22, minimum=1, maximum=65535) or 22
     localui_port = r.integer(m, "localui_port", path, default=5080, minimum=1, maximum=65535) or 5080
     localui_fingerprint = _read_fingerprint(r, m, path, "localui_fingerprint")
+    network = None
+    if m.get("network") is not None:
+        network = read_node_network(r, m["network"], f"{path}.network", ip=ip, prefix=prefix, gateway=gateway)
     return Node(
         name=name,
         hostname=hostname,
@@ -132,6 +137,7 @@ def _read_node(r: _Reader, raw: object, i: int, provider: ProviderType | None) -
         ssh_port=ssh_port,
         localui_port=localui_port,
         localui_fingerprint=localui_fingerprint,
+        network=network,
     )
 
 

@@ -411,6 +411,14 @@ def _read_activation(r: _Reader, raw: object) -> ActivationSettings | None:
 
 def _configure_checks(r: _Reader, appliance: Appliance, nodes: list[Node], network: Network) -> None:
     """What each ``appliance.configure`` mode can and cannot set."""
+    for i, n in enumerate(nodes):
+        if n.network is not None and n.network.needs_network_api and appliance.configure is not ConfigureMode.LOCALUI:
+            r.error(
+                f"nodes[{i}].network",
+                f"bonds, VLANs and a management interface are applied through the node's Local UI, not with "
+                f"configure: {appliance.configure} (the seed's stylus.site.network describes single interfaces)",
+                "set appliance.configure: localui, or keep only per-interface addressing under interfaces",
+            )
     if appliance.configure is ConfigureMode.LOCALUI:
         for i, n in enumerate(nodes):
             if n.address_mode is AddressMode.STATIC and n.ip:
