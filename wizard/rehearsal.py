@@ -55,7 +55,7 @@ from wizard.lab.console import DEFAULT_SYNC_DURATION, SystemConsoleServer, Syste
 from wizard.lab.controlplane import RedfishWatcher, VSphereWatcher, Watcher
 from wizard.lab.kubeapi import KUBE_API_PORT, KubeAPIServer, cluster_pods
 from wizard.lab.lab import Lab
-from wizard.lab.node import DEFAULT_CLUSTER_TIMELINE
+from wizard.lab.node import CONFIGURE_SECONDS, DEFAULT_CLUSTER_TIMELINE
 from wizard.lab.versions import ApplianceProfile
 from wizard.providers.manual import ManualPacing
 
@@ -78,6 +78,15 @@ VCENTER_PASSWORD_KEY = "rehearsal-vcenter-password"  # noqa: S105 - a keyring na
 PROVIDERS = ("manual", "redfish", "vsphere")
 Provider = Literal["manual", "redfish", "vsphere"]
 WATCH_INTERVAL = 0.1
+#: A node's management network as a data centre cables it: VLAN 100 on an LACP bond of two NICs.
+BONDED_NETWORK = {
+    "management": "bond0.100",
+    "bonds": [
+        {"name": "bond0", "members": ["eth0", "eth1"], "mode": "802.3ad", "hash_policy": "layer3+4",
+         "lacp_rate": "fast", "mii": 100},
+    ],
+    "vlans": [{"parent": "bond0", "id": 100, "addressing": "static"}],
+}  # fmt: skip
 
 
 def _node_address() -> str:
@@ -133,10 +142,13 @@ class Rehearsal:
         vcsim: Path | None = None,
         netns: bool = False,
         appliance: ApplianceProfile | None = None,
+        bonded: bool = False,
     ) -> None:
         """``vcsim``: the simulator binary for ``provider="vsphere"`` (default: ``vcsim`` on PATH); ``netns``: nodes
         in their own network namespaces (root on Linux); ``appliance``: the release the lab plays (the ``--lab
-        version=…,edition=…`` knobs once that command line exists; default: the newest)."""
+        version=…,edition=…`` knobs once that command line exists; default: the newest); ``bonded``: every node's
+        management network is a VLAN (100) on an LACP bond of its first two NICs, configured through the Local UI
+        (``appliance.configure: localui``)."""
         if speed <= 0:
             raise ValueError("speed must be positive")
         if provider not in PROVIDERS:
@@ -149,6 +161,7 @@ class Rehearsal:
         self.keep = keep
         self.netns = netns
         self.appliance = appliance or ApplianceProfile()
+        self.bonded = bonded
         home = folder / "home"
         self.paths = AppPaths(home / "state", home / "logs", home / "config", home / "cache")
         self.project_file = folder / "project.yaml"
@@ -210,6 +223,8 @@ class Rehearsal:
             log_collect_seconds=max(0.2, 120 / speed),  # a couple of minutes on a real node
             appliance=self.appliance,
         ).start()
+        for node in self.lab.nodes:  # a configuration (and a network change) applies in seconds at speed 60
+            node.state.configure_seconds = max(0.2, CONFIGURE_SECONDS * 60 / speed)
         iso = appliance_iso(files / "palette-edge-installer.iso")
         key, public_key = make_key(files)
         bundle = random_file(files / "core-content-rehearsal.tar.zst", BUNDLE_SIZE)
@@ -268,6 +283,10 @@ class Rehearsal:
             doc["cluster"]["variables"] = {"csiPlacementCount": "1", "mongoReplicas": "1"}
         if self.n_nodes == 2:  # two etcd members have no quorum: two-node high availability
             doc["cluster"]["two_node"] = True
+        if self.bonded:
+            doc["appliance"]["configure"] = "localui"
+            for entry in doc["nodes"]:
+                entry["network"] = BONDED_NETWORK
         if console is not None:
             # The lab plays Spectro support too: the key it issues is for this console's Product Setup ID.
             self.secrets.set(SecretRef(ACTIVATION_KEY_REF), console.state.issue_activation_key().key)

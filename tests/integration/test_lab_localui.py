@@ -480,9 +480,9 @@ def test_every_implemented_operation_is_in_the_spec() -> None:
     implemented = implemented_operations()
     assert implemented <= spec_ops, implemented - spec_ops
     # 14 host, link and content operations + 9 cluster ones (cluster/settings from the newer spec) + applications,
-    # the 3 registry operations, the 4 log operations and the 6 post-install configuration ones (userdata
-    # GET/PUT/POST, configurations GET/PUT, status)
-    assert len(implemented) == 37
+    # the 3 registry operations, the 4 log operations, the 6 post-install configuration ones (userdata
+    # GET/PUT/POST, configurations GET/PUT, status) and the newer spec's 17 network ones (all but a bridge's)
+    assert len(implemented) == 54
 
 
 def test_validator_rejects_wrong_bodies() -> None:
@@ -791,6 +791,8 @@ def test_every_simulated_operation_answers_within_the_spec(lab: Lab, clock: Manu
         if leader.spec.has("PUT", "/v1/edge-mgmt/cluster/settings"):
             settings = {"ntpServers": ["ntp.example.com"], "sshKeys": []}
             leader.request("PUT", "/v1/edge-mgmt/cluster/settings", json=settings, expect=202)
+        if f1.spec.has("GET", NET + "/config-options"):
+            _network_tour(f1, clock)
         leader.get("/v1/edge-mgmt/clusters/current/nodes", expect=200)
         for path in (
             "/v1/edge-mgmt/cluster/applications",
@@ -824,6 +826,35 @@ def test_every_simulated_operation_answers_within_the_spec(lab: Lab, clock: Manu
     assert seen >= served, sorted(served - seen)
 
 
+NET = "/v1/edge-mgmt/network"
+
+
+def _network_tour(c: SpecCheckedClient, clock: ManualClock) -> None:
+    """Every network operation once (newer releases): reads, then each write (202) and the node's 429 meanwhile."""
+    for path in ("/config-options", "/interfaces", "/interfaces/eth1", "/bonds", "/vlans", "/bridges",
+                 "/management-interface"):  # fmt: skip
+        c.get(NET + path, expect=200)
+    writes = [
+        ("PUT", "/interfaces/eth3/config", {"type": "static", "ip": "192.168.7.3", "subnet": "255.255.255.0"}),
+        ("POST", "/bonds/bond1", {"members": ["eth1"], "mode": "active-backup", "type": "none"}),
+        ("PUT", "/bonds/bond1", {"members": ["eth1", "eth2"], "mode": "802.3ad", "lacpTransmitRate": "fast",
+                                 "miiMonitorSec": "100ms", "type": "none"}),
+        ("POST", "/vlans/bond1.7", {"parentName": "bond1", "parentType": "bond", "vlanID": "7", "type": "dhcp"}),
+        ("PUT", "/vlans/bond1.7", {"parentName": "bond1", "parentType": "bond", "vlanID": "7", "type": "static",
+                                   "ip": "192.168.8.3", "subnet": "255.255.255.0"}),
+        ("PUT", "/management-interface", {"name": "bond1.7"}),
+        ("DELETE", "/vlans/bond1.7", None),
+        ("DELETE", "/bonds/bond1", None),
+    ]  # fmt: skip
+    for method, path, body in writes:
+        c.request(method, NET + path, json=body, expect=202)
+        if method != "PUT" or "management" not in path:
+            c.request("PUT", NET + "/interfaces/eth3/config", json={"type": "dhcp"}, expect=429)  # still applying
+        clock.advance(10.0)
+    c.get(NET + "/bonds/bond1", expect=404)
+    c.get(NET + "/vlans/bond1.7", expect=404)
+
+
 def _local_ui_paths_in_the_wizard(spec: LocalUISpec) -> set[str]:
     """Every Local UI spec template that a ``P_… = "/v1/…"`` constant of the wizard names: its client calls."""
     import wizard
@@ -853,6 +884,7 @@ def test_every_client_call_is_within_the_spec(lab: Lab, clock: ManualClock, tmp_
     from wizard.appliance.hostsync import sync_status
     from wizard.appliance.localui import P_LOGIN as CLIENT_LOGIN
     from wizard.appliance.localui import P_SETTINGS, P_USER
+    from wizard.appliance.network import P_BONDS, P_CONFIG_OPTIONS, P_INTERFACES, P_MANAGEMENT, P_VLANS
     from wizard.appliance.packs import registry_content
     from wizard.appliance.staging import P_LOGOUT
     from wizard.core.cancel import CancelToken
@@ -893,6 +925,9 @@ def test_every_client_call_is_within_the_spec(lab: Lab, clock: ManualClock, tmp_
         assert leader.cluster_status() is not None
         if lab.appliance.spec.has("PUT", P_CLUSTER_SETTINGS):
             leader.request("PUT", P_CLUSTER_SETTINGS, json={"ntpServers": [], "sshKeys": []}, ok=(202,))
+        for path in (P_CONFIG_OPTIONS, P_INTERFACES, P_BONDS, P_VLANS, P_MANAGEMENT):  # the network step's reads
+            if lab.appliance.spec.has("GET", path):
+                third.request("GET", path)
         assert leader.lifecycle_events().expected
         for path in (P_APPLICATIONS, P_USER, P_SETTINGS):  # the client's plain GETs (no typed method)
             leader.request("GET", path, ok=(200, 404), missing_ok=True)

@@ -19,6 +19,7 @@ from wizard.core.runner import Event, ExitCode, JobFinished, StepBlocked
 from wizard.install.session import Session
 from wizard.install.steps import pipeline
 from wizard.install.steps.preflight import PreflightSettings
+from wizard.lab.network import network_of
 from wizard.lab.versions import ApplianceProfile
 from wizard.rehearsal import Rehearsal, pacing_for
 
@@ -130,3 +131,35 @@ def test_two_nodes_only_where_the_appliance_offers_it(tmp_path: Path, release: s
     (blocked,) = [e for e in events if isinstance(e, StepBlocked)]
     assert blocked.step == "cluster" and blocked.problems[0].path == "cluster.two_node"
     assert "Palette 4.9.36 does not offer two-node clusters" in blocked.problems[0].message
+
+
+@pytest.mark.timeout(240)
+def test_a_bonded_vlan_tagged_management_network_through_the_local_ui(tmp_path: Path) -> None:
+    """Every node's address moves from eth0 to VLAN 100 on an LACP bond of eth0 and eth1: the bond first with eth1
+    only, the VLAN with the node's address, then eth0 joins and the management interface is selected — the wizard's
+    own session rides out the move and finds the node again at its address."""
+    seen: list[Event] = []
+    with Rehearsal(tmp_path / "r", nodes=3, speed=SPEED, bonded=True) as rehearsal:
+        session = Session.open(rehearsal.project_file, paths=rehearsal.paths, secrets=rehearsal.secrets)
+
+        def on_event(event: Event) -> None:
+            seen.append(event)
+            rehearsal.on_event(event)
+
+        code = session.engine(steps=rehearsal.steps(), on_event=on_event).run()
+        assert rehearsal.lab is not None
+        nets = [network_of(n.state) for n in rehearsal.lab.nodes]
+        addresses = [n.state.ip for n in rehearsal.lab.nodes]
+    finished = {e.job: e for e in seen if isinstance(e, JobFinished)}
+    assert code is ExitCode.DONE, [e.error for e in finished.values() if e.error]
+    for net, address in zip(nets, addresses, strict=True):
+        bond, vlan = net.ifaces["bond0"], net.ifaces["bond0.100"]
+        assert bond.members == ["eth0", "eth1"] and bond.mode == "802.3ad" and bond.lacp_rate == "fast"
+        assert bond.hash_policy == "layer3+4" and bond.mii == "100ms" and bond.type == "none"
+        assert (vlan.parent, vlan.vlan_id, vlan.type, vlan.ip) == ("bond0", "100", "static", address)
+        assert net.management == "bond0.100" and not net.lost
+    for node in ("edge-node-1", "edge-node-2", "edge-node-3"):
+        facts = finished[f"network/{node}"].result
+        assert facts["session_interface"] == "eth0" and facts["reconnected"] is True
+        assert facts["sent"] == ["bond bond0", "vlan bond0.100", "bond bond0", "management bond0.100"]
+        assert facts["management"] == "bond0.100"

@@ -13,6 +13,7 @@ STEP_IDS = (
     "eject",
     "password",
     "configure",
+    "network",
     "appliance",
     "link",
     "content",

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from wizard.lab import network
 from wizard.lab.certs import NodeCertificate, create_node_certificate
 from wizard.lab.links import LinkRegistry
 from wizard.lab.localui import LocalUIServer
@@ -374,9 +375,13 @@ class Lab:
             for node in self.nodes:
                 deployment = node.state.cluster
                 down = (deployment is not None and deployment.rebooting(now)) or not node.machine.local_ui_up
-                if down and node.server.running:
+                down = down or network.unreachable(node.state)
+                moved = node.server.host != node.state.ip and self.network is None  # its address moved (loopback)
+                if (down or moved) and node.server.running:
                     node.server.stop()
-                elif not down and not node.server.running:
+                if moved:
+                    node.server.host = node.state.ip
+                if not down and not node.server.running:
                     node.server.start()
 
     def _tick_network(self, network: LabNetwork, now: float) -> None:

@@ -25,7 +25,7 @@ from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
 from wizard.appliance.localui_spec import Operation, SpecViolation, UnknownOperation
-from wizard.lab import cluster, console, registrysync
+from wizard.lab import cluster, console, network, registrysync
 from wizard.lab.certs import NodeCertificate
 from wizard.lab.links import LinkRegistry
 from wizard.lab.multipart import (
@@ -382,6 +382,20 @@ def _cluster_nodes(req: _Request) -> Reply:
     return Reply(200, cluster.cluster_nodes(req.node))
 
 
+def _network_route(handler: network.Handler) -> Route:
+    def route(req: _Request) -> Reply:
+        body = req.json_body() if req.op.body_parameter() is not None else None
+        status, answer = handler(req.node, req.op.path_params, body)
+        return Reply(status, answer)
+
+    return route
+
+
+# The network configuration API (newer releases), simulated in its own module.
+for _key, _handler in network.HANDLERS.items():
+    _ROUTES[_key] = _network_route(_handler)
+
+
 # -- Upload sinks --------------------------------------------------------------------------------------------------
 
 
@@ -631,8 +645,9 @@ class _Handler(BaseHTTPRequestHandler):
         req = _Request(self, op, url.path, {}, server.node, server.registry, server.logs)
         if self._stalled():
             return
-        if server.node.rebooting_now():
-            # Down to apply user data: the lab's tick closes the listener soon; until then, hang up unanswered.
+        if server.node.rebooting_now() or network.unreachable(server.node):
+            # Down to apply user data or a network change: the lab's tick closes the listener soon; until then, hang
+            # up unanswered.
             self.close_connection = True
             return
         self.reply_status = 0

@@ -11,6 +11,7 @@ from wizard.install.steps.console import ActivateStep, ConsoleStep, PacksStep, V
 from wizard.install.steps.credentials import CredentialsStep
 from wizard.install.steps.install import InstallStep
 from wizard.install.steps.localui import ClusterStep, ContentStep, LinkStep, PasswordStep
+from wizard.install.steps.network import NetworkStep
 from wizard.install.steps.nodes import Pacing
 from wizard.install.steps.postboot import PostbootStep
 from wizard.install.steps.preflight import PreflightSettings, PreflightStep
@@ -41,6 +42,7 @@ def pipeline(
         EjectStep(pacing),
         PasswordStep(pacing),
         ConfigureStep(pacing),
+        NetworkStep(pacing),
         ApplianceStep(pacing),
         LinkStep(pacing),
         ContentStep(pacing),
