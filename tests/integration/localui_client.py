@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -74,6 +75,35 @@ class SpecCheckedClient:
 
     def close(self) -> None:
         self.http.close()
+
+
+NET = "/v1/edge-mgmt/network"
+
+
+def network_tour(c: SpecCheckedClient, advance: Callable[[float], None]) -> None:
+    """Every network operation once (newer releases): reads, then each write (202) and the node's 429 meanwhile."""
+    for path in ("/config-options", "/interfaces", "/interfaces/eth1", "/bonds", "/vlans", "/bridges",
+                 "/management-interface"):  # fmt: skip
+        c.get(NET + path, expect=200)
+    writes = [
+        ("PUT", "/interfaces/eth3/config", {"type": "static", "ip": "192.168.7.3", "subnet": "255.255.255.0"}),
+        ("POST", "/bonds/bond1", {"members": ["eth1"], "mode": "active-backup", "type": "none"}),
+        ("PUT", "/bonds/bond1", {"members": ["eth1", "eth2"], "mode": "802.3ad", "lacpTransmitRate": "fast",
+                                 "miiMonitorSec": "100ms", "type": "none"}),
+        ("POST", "/vlans/bond1.7", {"parentName": "bond1", "parentType": "bond", "vlanID": "7", "type": "dhcp"}),
+        ("PUT", "/vlans/bond1.7", {"parentName": "bond1", "parentType": "bond", "vlanID": "7", "type": "static",
+                                   "ip": "192.168.8.3", "subnet": "255.255.255.0"}),
+        ("PUT", "/management-interface", {"name": "bond1.7"}),
+        ("DELETE", "/vlans/bond1.7", None),
+        ("DELETE", "/bonds/bond1", None),
+    ]  # fmt: skip
+    for method, path, body in writes:
+        c.request(method, NET + path, json=body, expect=202)
+        if method != "PUT" or "management" not in path:
+            c.request("PUT", NET + "/interfaces/eth3/config", json={"type": "dhcp"}, expect=429)  # still applying
+        advance(10.0)  # the lab clock: the change is applied
+    c.get(NET + "/bonds/bond1", expect=404)
+    c.get(NET + "/vlans/bond1.7", expect=404)
 
 
 def random_file(path: Path, size: int, chunk: int = 1 << 20) -> str:

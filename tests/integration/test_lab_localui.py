@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from tests.integration.conftest import CONTENT_SYNC_DELAY
-from tests.integration.localui_client import SpecCheckedClient, random_file
+from tests.integration.localui_client import SpecCheckedClient, network_tour, random_file
 from tests.integration.releases import each_release
 from wizard.appliance import localui_spec
 from wizard.appliance.localui_spec import LocalUISpec, SpecViolation, UnknownOperation
@@ -791,8 +791,8 @@ def test_every_simulated_operation_answers_within_the_spec(lab: Lab, clock: Manu
         if leader.spec.has("PUT", "/v1/edge-mgmt/cluster/settings"):
             settings = {"ntpServers": ["ntp.example.com"], "sshKeys": []}
             leader.request("PUT", "/v1/edge-mgmt/cluster/settings", json=settings, expect=202)
-        if f1.spec.has("GET", NET + "/config-options"):
-            _network_tour(f1, clock)
+        if f1.spec.has("GET", "/v1/edge-mgmt/network/config-options"):
+            network_tour(f1, clock.advance)
         leader.get("/v1/edge-mgmt/clusters/current/nodes", expect=200)
         for path in (
             "/v1/edge-mgmt/cluster/applications",
@@ -824,35 +824,6 @@ def test_every_simulated_operation_answers_within_the_spec(lab: Lab, clock: Manu
         for c in clients:
             c.close()
     assert seen >= served, sorted(served - seen)
-
-
-NET = "/v1/edge-mgmt/network"
-
-
-def _network_tour(c: SpecCheckedClient, clock: ManualClock) -> None:
-    """Every network operation once (newer releases): reads, then each write (202) and the node's 429 meanwhile."""
-    for path in ("/config-options", "/interfaces", "/interfaces/eth1", "/bonds", "/vlans", "/bridges",
-                 "/management-interface"):  # fmt: skip
-        c.get(NET + path, expect=200)
-    writes = [
-        ("PUT", "/interfaces/eth3/config", {"type": "static", "ip": "192.168.7.3", "subnet": "255.255.255.0"}),
-        ("POST", "/bonds/bond1", {"members": ["eth1"], "mode": "active-backup", "type": "none"}),
-        ("PUT", "/bonds/bond1", {"members": ["eth1", "eth2"], "mode": "802.3ad", "lacpTransmitRate": "fast",
-                                 "miiMonitorSec": "100ms", "type": "none"}),
-        ("POST", "/vlans/bond1.7", {"parentName": "bond1", "parentType": "bond", "vlanID": "7", "type": "dhcp"}),
-        ("PUT", "/vlans/bond1.7", {"parentName": "bond1", "parentType": "bond", "vlanID": "7", "type": "static",
-                                   "ip": "192.168.8.3", "subnet": "255.255.255.0"}),
-        ("PUT", "/management-interface", {"name": "bond1.7"}),
-        ("DELETE", "/vlans/bond1.7", None),
-        ("DELETE", "/bonds/bond1", None),
-    ]  # fmt: skip
-    for method, path, body in writes:
-        c.request(method, NET + path, json=body, expect=202)
-        if method != "PUT" or "management" not in path:
-            c.request("PUT", NET + "/interfaces/eth3/config", json={"type": "dhcp"}, expect=429)  # still applying
-        clock.advance(10.0)
-    c.get(NET + "/bonds/bond1", expect=404)
-    c.get(NET + "/vlans/bond1.7", expect=404)
 
 
 def _local_ui_paths_in_the_wizard(spec: LocalUISpec) -> set[str]:
