@@ -105,7 +105,7 @@ class NodeNetworkEditor(QGroupBox):
         self.enabled.setAccessibleName(tr("Bond the node's NICs"))
         self.enabled.toggled.connect(lambda _on: self._write())
         self.members = QLineEdit(self)
-        self.members.setPlaceholderText("eth0, eth1")
+        self.members.setPlaceholderText(tr("eth0, eth1"))
         self.mode, self.hash_policy, self.lacp_rate = QComboBox(self), QComboBox(self), QComboBox(self)
         self.mii = QLineEdit(self)
         self.mii.setPlaceholderText(tr("milliseconds, e.g. 100"))
