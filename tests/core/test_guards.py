@@ -93,3 +93,31 @@ def test_pods_not_running_are_named() -> None:
     pods = [*MGMT[:-1], Pod("ui-system", "spectro-ui-1", "CrashLoopBackOff"), Pod("traefik", "traefik-1", "Running")]
     assert judge_pods(pods, ident("4.9.46"))[0] == ["ui-system: spectro-ui-1 CrashLoopBackOff"]
     assert judge_pods(MGMT[1:], ident(None))[0][0] == "no pods in cp-system"
+
+
+def test_preflight_says_what_is_known_before_the_nodes_answer(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from tests.support.projects import base_doc
+    from wizard.core.jobs import StepContext
+    from wizard.core.journal import Journal
+    from wizard.core.paths import AppPaths
+    from wizard.core.project import parse_project
+    from wizard.core.secrets import SecretStore
+    from wizard.install.steps.appliance import IDENTIFY_JOB, preflight_checks
+
+    assert isinstance(tmp_path, Path)
+    paths = AppPaths(tmp_path / "s", tmp_path / "l", tmp_path / "c", tmp_path / "k")
+    journal = Journal.open(tmp_path / "s" / "j.json", "j")
+    ctx = StepContext(parse_project(base_doc()).project, SecretStore(), journal, paths)
+    (first,) = preflight_checks(ctx)
+    assert not first.failed and "read from the nodes' Local UI" in first.message
+    # The edition the ISO's embedded config.yaml declares (media reading hands it over parsed).
+    (iso,) = preflight_checks(ctx, {"stylus": {"applianceType": "vertex"}})
+    assert iso.message.startswith("the ISO says VerteX;") and iso.details["appliance"]["edition"] == "vertex"
+    # A resumed run knows the appliance from the journal: every guard applies before anything is touched again.
+    journal.job_started(IDENTIFY_JOB, "x")
+    journal.job_done(IDENTIFY_JOB, "x", {"appliance": ident("4.9.10", content=False).to_dict()})
+    checks = {r.check: r for r in preflight_checks(ctx)}
+    assert checks[UPLOAD_AUTH].failed is False  # this project uploads nothing
+    assert checks[CONTENT].failed  # ... but the nodes hold no content and the project gives no bundle

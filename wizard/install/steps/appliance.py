@@ -21,7 +21,14 @@ from typing import Any
 
 from wizard.appliance.guards import UploadPlan, content_needs_upload, evaluate, identity_of
 from wizard.appliance.localui import Connector, Endpoint, LocalUIError
-from wizard.appliance.versions import ADVISORY_016, UPLOAD_AUTH_FROM, ApplianceIdentity, appliance_type, combine
+from wizard.appliance.versions import (
+    ADVISORY_016,
+    UPLOAD_AUTH_FROM,
+    ApplianceIdentity,
+    appliance_type,
+    combine,
+    edition_from_iso_config,
+)
 from wizard.core.cancel import CancelToken
 from wizard.core.checks.catalog import CheckResult, CheckSeverity, errored, passed
 from wizard.core.errors import WizardError
@@ -49,16 +56,22 @@ def detected(ctx: StepContext) -> ApplianceIdentity:
     return ApplianceIdentity.from_dict(facts if isinstance(facts, Mapping) else None)
 
 
-def preflight_checks(ctx: StepContext) -> list[CheckResult]:
+def preflight_checks(ctx: StepContext, iso_config: Mapping[str, Any] | None = None) -> list[CheckResult]:
     """What preflight can say about the appliance before the nodes answer: a resumed run knows it from the journal
-    (and its guards apply at once); a first run says when it is read."""
+    (and its guards apply at once); a first run says when it is read, with the edition the ISO declares in its
+    embedded ``config.yaml`` when the caller could read it (``iso_config``: that file parsed)."""
     identity = detected(ctx)
     if identity.version is None and identity.edition is None:
+        edition = edition_from_iso_config(iso_config)
+        known = f"the ISO says {edition.product}; " if edition is not None else ""
+        details = {"appliance": ApplianceIdentity(edition=edition, sources=("ISO config.yaml",)).to_dict()}
         return [
             passed(
                 "appliance.version",
-                "read from the nodes' Local UI once they are installed (the appliance step, before linking)",
+                f"{known}the version is read from the nodes' Local UI once they are installed (the appliance step, "
+                "before linking)",
                 "appliance",
+                details=details if edition is not None else {},
             )
         ]
     return evaluate(identity, upload_plan(ctx.project))
