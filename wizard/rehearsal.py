@@ -416,7 +416,10 @@ class Rehearsal:
             return any(n.state.cluster is not None and n.state.cluster.running(now) for n in lab.nodes)
 
         state = SystemConsoleState(
-            lab.clock, sync_duration=max(0.5, DEFAULT_SYNC_DURATION / self.speed), available=cluster_running
+            lab.clock,
+            sync_duration=max(0.5, DEFAULT_SYNC_DURATION / self.speed),
+            available=cluster_running,
+            version=str(self.appliance.version),  # Palette as installed by the release the lab plays
         )
         certificate = create_node_certificate(self.folder / "lab" / "system-console", ip=vip, hostname=PROJECT_NAME)
         # On namespaces the lab starts it at the VIP later, so its port is fixed now: the project names it.

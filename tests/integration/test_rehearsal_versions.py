@@ -60,7 +60,8 @@ def test_vertex_4_9_44_installs_and_says_so(tmp_path: Path) -> None:
     assert finished["validate/palette"].result["ingress"] == "traefik"
     summary = (session / SUMMARY_TEXT).read_text()
     assert summary.splitlines()[0] == "VerteX activated, packs uploaded"
-    assert "Appliance:   VerteX 4.9.44" in summary and "VerteX:      https://" in summary
+    # The system console's own version endpoint agrees (an optional read, shown beside the nodes' version).
+    assert "Appliance:   VerteX 4.9.44 (system console 4.9.44)" in summary and "VerteX:      https://" in summary
     report = json.loads((session / "appliance-report.json").read_text())
     warned = {r["check"] for r in report["results"] if r["outcome"] != "pass"}
     assert warned == {"appliance.localui-sync"}  # the PE-9263 warning; nothing blocks
