@@ -51,13 +51,15 @@ from wizard.core.secrets import SecretStore
 from wizard.install.steps import pipeline
 from wizard.install.steps.nodes import Pacing
 from wizard.install.steps.preflight import PreflightSettings
+from wizard.lab import kubepki
 from wizard.lab.artifacts import appliance_iso, make_key, random_file, sign_file
 from wizard.lab.certs import create_node_certificate
 from wizard.lab.console import DEFAULT_SYNC_DURATION, SystemConsoleServer, SystemConsoleState
 from wizard.lab.controlplane import RedfishWatcher, VSphereWatcher, Watcher
-from wizard.lab.kubeapi import KUBE_API_PORT, KubeAPIServer
+from wizard.lab.kubeapi import KUBE_API_PORT, KubeAPIServer, cluster_pods
 from wizard.lab.lab import Lab
-from wizard.lab.node import DEFAULT_CLUSTER_TIMELINE
+from wizard.lab.node import CONFIGURE_SECONDS, DEFAULT_CLUSTER_TIMELINE
+from wizard.lab.versions import ApplianceProfile
 from wizard.providers.manual import ManualPacing
 
 log = logging.getLogger(__name__)
@@ -79,6 +81,15 @@ VCENTER_PASSWORD_KEY = "rehearsal-vcenter-password"  # noqa: S105 - a keyring na
 PROVIDERS = ("manual", "redfish", "vsphere")
 Provider = Literal["manual", "redfish", "vsphere"]
 WATCH_INTERVAL = 0.1
+#: A node's management network as a data centre cables it: VLAN 100 on an LACP bond of two NICs.
+BONDED_NETWORK = {
+    "management": "bond0.100",
+    "bonds": [
+        {"name": "bond0", "members": ["eth0", "eth1"], "mode": "802.3ad", "hash_policy": "layer3+4",
+         "lacp_rate": "fast", "mii": 100},
+    ],
+    "vlans": [{"parent": "bond0", "id": 100, "addressing": "static"}],
+}  # fmt: skip
 
 
 def _node_address() -> str:
@@ -140,9 +151,14 @@ class Rehearsal:
         vcsim: Path | None = None,
         netns: bool = False,
         console_intercepted: bool = False,
+        appliance: ApplianceProfile | None = None,
+        bonded: bool = False,
     ) -> None:
         """``vcsim``: the simulator binary for ``provider="vsphere"`` (default: ``vcsim`` on PATH); ``netns``: nodes
-        in their own network namespaces (root on Linux); ``console_intercepted``: see the module's docstring."""
+        in their own network namespaces (root on Linux); ``console_intercepted``: see the module's docstring;
+        ``appliance``: the release the lab plays (the ``--lab version=…,edition=…`` knobs once that command line
+        exists; default: the newest); ``bonded``: every node's management network is a VLAN (100) on an LACP bond
+        of its first two NICs, configured through the Local UI (``appliance.configure: localui``)."""
         if speed <= 0:
             raise ValueError("speed must be positive")
         if provider not in PROVIDERS:
@@ -155,6 +171,8 @@ class Rehearsal:
         self.keep = keep
         self.netns = netns
         self.console_intercepted = console_intercepted
+        self.appliance = appliance or ApplianceProfile()
+        self.bonded = bonded
         home = folder / "home"
         self.paths = AppPaths(home / "state", home / "logs", home / "config", home / "cache")
         self.project_file = folder / "project.yaml"
@@ -164,6 +182,7 @@ class Rehearsal:
         self.lab: Lab | None = None
         self.console: SystemConsoleServer | None = None
         self.kube_api: KubeAPIServer | None = None
+        self.kube_pki: kubepki.ClusterPKI | None = None
         self.powered_on = False
         self.watchers: list[Watcher] = []
         self._peers = contextlib.ExitStack()  # the control plane's processes and sessions, closed last-in first-out
@@ -213,7 +232,10 @@ class Rehearsal:
             tick_interval=0.1,
             socket_timeout=15.0,
             log_collect_seconds=max(0.2, 120 / speed),  # a couple of minutes on a real node
+            appliance=self.appliance,
         ).start()
+        for node in self.lab.nodes:  # a configuration (and a network change) applies in seconds at speed 60
+            node.state.configure_seconds = max(0.2, CONFIGURE_SECONDS * 60 / speed)
         iso = appliance_iso(files / "palette-edge-installer.iso")
         key, public_key = make_key(files)
         bundle = random_file(files / "core-content-rehearsal.tar.zst", BUNDLE_SIZE)
@@ -268,6 +290,14 @@ class Rehearsal:
             "appliance": {"username": "kairos", "password": {"secret": NODE_PASSWORD_KEY}},
             "cluster": {"secret_variables": {"ociPackRegistryPassword": {"secret": OCI_PASSWORD_KEY}}},
         }
+        if self.n_nodes < 3:  # the profile's replica counts default to 3; fewer nodes hold one copy each
+            doc["cluster"]["variables"] = {"csiPlacementCount": "1", "mongoReplicas": "1"}
+        if self.n_nodes == 2:  # two etcd members have no quorum: two-node high availability
+            doc["cluster"]["two_node"] = True
+        if self.bonded:
+            doc["appliance"]["configure"] = "localui"
+            for entry in doc["nodes"]:
+                entry["network"] = BONDED_NETWORK
         if console is not None:
             # The lab plays Spectro support too: the key it issues is for this console's Product Setup ID.
             self.secrets.set(SecretRef(ACTIVATION_KEY_REF), console.state.issue_activation_key().key)
@@ -286,8 +316,9 @@ class Rehearsal:
         header = f"# {BANNER}\n# Written by `palette-wizard run --rehearse`; the lab it names is gone once it ends.\n"
         self.project_file.write_text(header + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
         log.info(
-            "rehearsal lab: %d node(s) on %s, provider %s, speed %g, folder %s",
+            "rehearsal lab: %d node(s) playing %s on %s, provider %s, speed %g, folder %s",
             self.n_nodes,
+            self.appliance.label,
             ip or f"their own network namespaces ({', '.join(n.state.ip for n in self.lab.nodes)})",
             self.provider,
             speed,
@@ -397,7 +428,10 @@ class Rehearsal:
             return any(n.state.cluster is not None and n.state.cluster.running(now) for n in lab.nodes)
 
         state = SystemConsoleState(
-            lab.clock, sync_duration=max(0.5, DEFAULT_SYNC_DURATION / self.speed), available=cluster_running
+            lab.clock,
+            sync_duration=max(0.5, DEFAULT_SYNC_DURATION / self.speed),
+            available=cluster_running,
+            version=str(self.appliance.version),  # Palette as installed by the release the lab plays
         )
         certificate = create_node_certificate(self.folder / "lab" / "system-console", ip=vip, hostname=PROJECT_NAME)
         # The lab starts it at the VIP once the cluster runs, so its port is fixed now: the project names it. On the
@@ -411,8 +445,14 @@ class Rehearsal:
         lab.serve_at_vip(self.console)
         # The cluster's Kubernetes API beside it: 6443 as on a real VIP, a free port on the shared loopback (two
         # rehearsals may run at once there; the kubeconfig names the port).
+        self.kube_pki = kubepki.create(self.folder / "lab" / "kubernetes-pki", vip)
+        profile = self.appliance
         self.kube_api = KubeAPIServer(
-            certificate, cluster_running, host=vip, port=KUBE_API_PORT if lab.network is not None else _free_port(vip)
+            self.kube_pki,
+            cluster_running,
+            host=vip,
+            pods=lambda: cluster_pods(profile.ingress, cluster_running()),
+            port=KUBE_API_PORT if lab.network is not None else _free_port(vip),
         )
         lab.serve_at_vip(self.kube_api)
         return self.console
@@ -447,6 +487,9 @@ class Rehearsal:
         if self.kube_api is not None:
             self.kube_api.stop()
             self.kube_api = None
+        if self.kube_pki is not None:
+            kubepki.forget(self.kube_pki)
+            self.kube_pki = None
         if self.lab is not None:
             self.lab.stop()
             self.lab = None

@@ -76,3 +76,24 @@ def test_bad_seeds_are_refused() -> None:
         render_user_data(_seed(post_install="shutdown"))
     with pytest.raises(ValueError, match="empty"):
         hash_password("")
+
+
+def test_a_seed_carries_more_nics_where_the_project_describes_them() -> None:
+    """``stylus.site.network.interfaces`` is all a seed can say about networking: each NIC's addressing."""
+    from tests.support.projects import base_doc
+    from wizard.appliance.seed import seed_for_node
+    from wizard.core.project import parse_project
+
+    doc = base_doc()
+    doc["nodes"][0]["network"] = {
+        "interfaces": [{"name": "eth2", "addressing": "static", "ip": "192.168.50.11", "prefix": 24},
+                       {"name": "eth3", "addressing": "dhcp"}],
+    }  # fmt: skip
+    project = parse_project(doc).project
+    seed = seed_for_node(project, project.nodes[0], password_hash="$2b$04$x", ssh_keys=())
+    interfaces = yaml.safe_load(render_user_data(seed).split("\n", 1)[1])["stylus"]["site"]["network"]["interfaces"]
+    assert interfaces == {
+        "eth0": {"type": "static", "ipAddress": "127.0.10.11", "mask": "255.255.255.0", "gateway": "127.0.10.1"},
+        "eth2": {"type": "static", "ipAddress": "192.168.50.11", "mask": "255.255.255.0"},
+        "eth3": {"type": "dhcp"},
+    }

@@ -9,6 +9,7 @@ import pytest
 
 from tests.integration.localui_client import SpecCheckedClient
 from wizard.lab import Lab, ManualClock
+from wizard.lab.versions import ApplianceProfile
 
 CONTENT_SYNC_DELAY = 5.0
 
@@ -19,9 +20,13 @@ def clock() -> ManualClock:
 
 
 @pytest.fixture
-def lab(tmp_path: Path, clock: ManualClock) -> Iterator[Lab]:
-    """A started 3-node lab on loopback, on a clock only the test moves."""
-    with Lab(3, tmp_path / "lab", clock, content_sync_delay=CONTENT_SYNC_DELAY, socket_timeout=10.0) as started:
+def lab(request: pytest.FixtureRequest, tmp_path: Path, clock: ManualClock) -> Iterator[Lab]:
+    """A started 3-node lab on loopback, on a clock only the test moves; it plays the newest release unless a test
+    parametrizes it indirectly with an :class:`ApplianceProfile`."""
+    appliance: ApplianceProfile | None = getattr(request, "param", None)
+    with Lab(
+        3, tmp_path / "lab", clock, content_sync_delay=CONTENT_SYNC_DELAY, socket_timeout=10.0, appliance=appliance
+    ) as started:
         yield started
 
 

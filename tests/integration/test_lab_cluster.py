@@ -333,7 +333,13 @@ def test_background_ticker_restarts_nodes(tmp_path: Path, clock: ManualClock) ->
 
 def test_variable_defaults_are_complete() -> None:
     names = [v.name for v in VARIABLES]
-    assert len(names) == len(set(names)) == 9
+    assert len(names) == len(set(names)) == 12
+    # Every kind of field the newer API describes: a dropdown, a multiline text, an immutable and a hidden value,
+    # each in one of the docs' two form sections.
+    assert {v.input_type for v in VARIABLES} == {"text", "dropdown", "multiline"}
+    assert any(v.immutable for v in VARIABLES) and any(v.hidden for v in VARIABLES)
+    assert {v.section for v in VARIABLES} == {"Cluster Profile Options", "Registry Options"}
+    assert all(v.default in v.options for v in VARIABLES if v.options)
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> None:

@@ -22,9 +22,10 @@ import httpx
 import pytest
 
 from tests.integration.conftest import CONTENT_SYNC_DELAY
-from tests.integration.localui_client import SpecCheckedClient, random_file
+from tests.integration.localui_client import SpecCheckedClient, network_tour, random_file
+from tests.integration.releases import each_release
 from wizard.appliance import localui_spec
-from wizard.appliance.localui_spec import SpecViolation, UnknownOperation
+from wizard.appliance.localui_spec import LocalUISpec, SpecViolation, UnknownOperation
 from wizard.core.errors import WizardError
 from wizard.lab import Lab, LabNode, LocalUIServer, ManualClock, NodeState
 from wizard.lab.certs import create_node_certificate, fingerprint_der, fingerprint_pem_file
@@ -478,9 +479,10 @@ def test_every_implemented_operation_is_in_the_spec() -> None:
     spec_ops = set(localui_spec.operations())
     implemented = implemented_operations()
     assert implemented <= spec_ops, implemented - spec_ops
-    # 14 host, link and content operations + 8 cluster ones + applications, the 3 registry operations, the 4
-    # log operations and the 6 post-install configuration ones (userdata GET/PUT/POST, configurations GET/PUT, status)
-    assert len(implemented) == 36
+    # 14 host, link and content operations + 9 cluster ones (cluster/settings from the newer spec) + applications,
+    # the 3 registry operations, the 4 log operations, the 6 post-install configuration ones (userdata
+    # GET/PUT/POST, configurations GET/PUT, status) and the newer spec's 17 network ones (all but a bridge's)
+    assert len(implemented) == 54
 
 
 def test_validator_rejects_wrong_bodies() -> None:
@@ -735,21 +737,24 @@ class _RecordingClient(SpecCheckedClient):
         self.seen = seen
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        op = localui_spec.operation(method, urlsplit(path).path)
+        op = self.spec.operation(method, urlsplit(path).path)
         self.seen.add((op.method, op.template))
         return super().request(method, path, **kwargs)
 
 
+@each_release("4.9.36", "4.9.46")  # the last release on the first spec, and one on the newer spec
 def test_every_simulated_operation_answers_within_the_spec(lab: Lab, clock: ManualClock) -> None:
     """A tour through every operation the lab simulates — each refused without a token and answered with one, every
-    answer validated against the spec — so no simulated operation escapes the conformance check."""
+    answer validated against the spec of the release the lab plays — so no simulated operation escapes the
+    conformance check."""
     from tests.integration.test_lab_cluster import cluster_body
     from wizard.lab.cluster import EMBEDDED_ARCHIVE_PATH, PROFILE_UID
 
     seen: set[tuple[str, str]] = set()
     clients = [_RecordingClient(node, seen) for node in lab.nodes]
+    served = implemented_operations() & set(lab.appliance.spec.operations())
     try:
-        for method, template in sorted(implemented_operations()):
+        for method, template in sorted(served):
             if (method, template) not in {("GET", "/v1/ping"), ("POST", LOGIN)}:
                 clients[0].request(method, template, token=None, expect=401)
         leader, f1, f2 = clients
@@ -783,6 +788,11 @@ def test_every_simulated_operation_answers_within_the_spec(lab: Lab, clock: Manu
         leader.post("/v1/edge-mgmt/cluster", json=cluster_body(lab), expect=202)
         for path in cluster_get:
             leader.get(path, expect=200)
+        if leader.spec.has("PUT", "/v1/edge-mgmt/cluster/settings"):
+            settings = {"ntpServers": ["ntp.example.com"], "sshKeys": []}
+            leader.request("PUT", "/v1/edge-mgmt/cluster/settings", json=settings, expect=202)
+        if f1.spec.has("GET", "/v1/edge-mgmt/network/config-options"):
+            network_tour(f1, clock.advance)
         leader.get("/v1/edge-mgmt/clusters/current/nodes", expect=200)
         for path in (
             "/v1/edge-mgmt/cluster/applications",
@@ -813,10 +823,10 @@ def test_every_simulated_operation_answers_within_the_spec(lab: Lab, clock: Manu
     finally:
         for c in clients:
             c.close()
-    assert seen >= implemented_operations(), sorted(implemented_operations() - seen)
+    assert seen >= served, sorted(served - seen)
 
 
-def _local_ui_paths_in_the_wizard() -> set[str]:
+def _local_ui_paths_in_the_wizard(spec: LocalUISpec) -> set[str]:
     """Every Local UI spec template that a ``P_… = "/v1/…"`` constant of the wizard names: its client calls."""
     import wizard
 
@@ -826,23 +836,26 @@ def _local_ui_paths_in_the_wizard() -> set[str]:
         if "lab" in source.relative_to(root).parts or "ui" in source.relative_to(root).parts[:1]:
             continue
         for path in re.findall(r'^P_[A-Z_]+ = "(/v1/[^"]+)"', source.read_text(encoding="utf-8"), re.M):
-            with contextlib.suppress(UnknownOperation):
-                found.add(localui_spec.operation("GET", path).template)
-            with contextlib.suppress(UnknownOperation):
-                found.add(localui_spec.operation("POST", path).template)
+            for method in ("GET", "POST", "PUT"):
+                with contextlib.suppress(UnknownOperation):
+                    found.add(spec.operation(method, path).template)
     return found
 
 
+@each_release("4.9.36", "4.9.46")
 def test_every_client_call_is_within_the_spec(lab: Lab, clock: ManualClock, tmp_path: Path) -> None:
     """The wizard's own Local UI calls — every method of its client and the calls other modules make through it —
-    against the lab with every request and response checked by the spec, until every Local UI path the wizard
-    names (``P_…`` constants anywhere in the package) has been exercised."""
+    against the lab with every request and response checked by the spec of the release it plays, until every Local
+    UI path the wizard names (``P_…`` constants anywhere in the package) that this spec has has been exercised."""
     from tests.integration.test_lab_cluster import cluster_body
     from tests.integration.test_localui_client import make_harness
     from wizard.appliance.bundles import MultipartBody
+    from wizard.appliance.cluster import P_CLUSTER_SETTINGS
     from wizard.appliance.configure import P_CONFIGURATIONS, P_CONFIGURATIONS_STATUS, P_USERDATA, NodeConfiguration
+    from wizard.appliance.hostsync import sync_status
     from wizard.appliance.localui import P_LOGIN as CLIENT_LOGIN
     from wizard.appliance.localui import P_SETTINGS, P_USER
+    from wizard.appliance.network import P_BONDS, P_CONFIG_OPTIONS, P_INTERFACES, P_MANAGEMENT, P_VLANS
     from wizard.appliance.packs import registry_content
     from wizard.appliance.staging import P_LOGOUT
     from wizard.core.cancel import CancelToken
@@ -881,11 +894,17 @@ def test_every_client_call_is_within_the_spec(lab: Lab, clock: ManualClock, tmp_
         assert leader.create_cluster(cluster_body(lab))
         assert leader.cluster_configuration() is not None
         assert leader.cluster_status() is not None
+        if lab.appliance.spec.has("PUT", P_CLUSTER_SETTINGS):
+            leader.request("PUT", P_CLUSTER_SETTINGS, json={"ntpServers": [], "sshKeys": []}, ok=(202,))
+        for path in (P_CONFIG_OPTIONS, P_INTERFACES, P_BONDS, P_VLANS, P_MANAGEMENT):  # the network step's reads
+            if lab.appliance.spec.has("GET", path):
+                third.request("GET", path)
         assert leader.lifecycle_events().expected
         for path in (P_APPLICATIONS, P_USER, P_SETTINGS):  # the client's plain GETs (no typed method)
             leader.request("GET", path, ok=(200, 404), missing_ok=True)
         with contextlib.suppress(WizardError):  # the registry answers once the cluster runs; the call is what counts
             registry_content(leader)
+        assert sync_status(follower) == ([], "registry not installed")  # PE-9263's per-host look
         clock.advance(TOKEN_TTL - 60)
         leader.renew()
         third.reset_password("An0ther-pass")
@@ -897,9 +916,9 @@ def test_every_client_call_is_within_the_spec(lab: Lab, clock: ManualClock, tmp_
         follower.request("PUT", P_CONFIGURATIONS, json=NodeConfiguration("edge-node-2").configurations())
         follower.request("PUT", P_USERDATA, json=NodeConfiguration("edge-node-2b").user_data("eth0", {}))
         leader.request("POST", P_LOGOUT)  # as the staging session ends its token (no body, bare token)
-    seen = {localui_spec.operation(e.method, e.path).template for e in harness.seen}
+    seen = {lab.appliance.spec.operation(e.method, e.path).template for e in harness.seen}
     assert CLIENT_LOGIN in seen
-    wizard_paths = _local_ui_paths_in_the_wizard()
+    wizard_paths = _local_ui_paths_in_the_wizard(lab.appliance.spec)
     assert len(wizard_paths) >= 20, wizard_paths
     assert wizard_paths <= seen, sorted(wizard_paths - seen)
 

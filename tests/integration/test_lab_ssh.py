@@ -104,7 +104,7 @@ def test_install_lifecycle_seen_over_ssh(node: tuple[Machine, LabSSHServer, Node
     assert machine.local_ui_up
     assert "local UI ready" in run(client, "tail -n 1 /var/log/stylus-agent.log")[1]
     assert run(client, "cat /opt/spectrocloud/.upload-auth-token") == (0, "tok-123\n")
-    assert run(client, "nproc") == (0, "8\n")
+    assert run(client, "nproc") == (0, "16\n")  # the recommended Medium size by default
     assert run(client, "hostname") == (0, "edge-node-1\n")
     assert run(client, "rm -rf /")[0] == 127
     assert run(client, "cat /etc/shadow")[0] == 1

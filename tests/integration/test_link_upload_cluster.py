@@ -24,7 +24,7 @@ from tests.support.projects import make_key, random_file, sign_file
 from wizard.appliance.bundles import MultipartBody, UploadContentJob
 from wizard.appliance.cluster import ClusterRequest, CreateClusterJob
 from wizard.appliance.link import LinkJob
-from wizard.appliance.localui import P_CLUSTER, P_LINK, P_LINK_TOKEN, P_UPLOAD, Connector
+from wizard.appliance.localui import P_CLUSTER, P_LINK, P_LINK_TOKEN, P_UPLOAD, P_VALIDATE, Connector
 from wizard.core.cancel import CancelToken
 from wizard.core.errors import Cancelled, WizardError
 from wizard.core.jobs import Job
@@ -183,7 +183,7 @@ def test_token_expired_in_flight_is_replaced(tmp_path: Path, lab: Lab, clock: Ma
         h.connector.trust,
         h.connector.confirm,
         clock=clock,
-        wrap_transport=lambda inner: SpecCheckingTransport(Slow(inner), seen),
+        wrap_transport=lambda inner: SpecCheckingTransport(Slow(inner), seen, lab.appliance.spec),
     )
     h.seen = seen
     facts, _ = run(link_job(h))
@@ -352,10 +352,21 @@ def test_missing_required_variable_is_named(harness: Harness, lab: Lab, clock: M
 
 def test_invalid_and_unknown_variables(harness: Harness, lab: Lab, clock: ManualClock, tmp_path: Path) -> None:
     prepare(harness, lab, clock, tmp_path)
-    with pytest.raises(WizardError) as err:
-        run(cluster_job(harness, tmp_path / "kc", values={"podCidr": "10.0.0.0/33", "mongoReplicas": "2"}))
+    with pytest.raises(WizardError) as err:  # the node's own variables/validate refuses it
+        run(cluster_job(harness, tmp_path / "kc", values={"podCidr": "10.0.0.0/33", "storagePoolDrive": "sdb"}))
     assert err.value.title == "Invalid cluster variables"
-    assert "Pod CIDR (podCidr)" in err.value.details and "Mongo Replicas (mongoReplicas)" in err.value.details
+    assert "Pod CIDR (podCidr)" in err.value.details and "Storage Pool Drive (storagePoolDrive)" in err.value.details
+    validated = len(harness.calls("POST", P_VALIDATE))
+    # What the profile's own description rules out is refused before the node is asked: a dropdown's answer not
+    # among its options, a change to an immutable value, a line break in a single-line field.
+    refused = {"mongoReplicas": "2", "rootDomain": "palette.example.com", "storagePoolDrive": "/dev/sdb\n/dev/sdc"}
+    with pytest.raises(WizardError) as err:
+        run(cluster_job(harness, tmp_path / "kc", values=refused))
+    assert err.value.title == "Cluster variable not accepted"
+    assert "Mongo Replicas (mongoReplicas) '2' is not one of its options ('1', '3')" in err.value.message
+    assert "Root Domain (rootDomain) is fixed by the profile" in err.value.message
+    assert "Storage Pool Drive (storagePoolDrive) takes a single line" in err.value.message
+    assert len(harness.calls("POST", P_VALIDATE)) == validated
     with pytest.raises(WizardError, match="no variable bogus"):
         run(cluster_job(harness, tmp_path / "kc", values={"bogus": "1"}))
     assert not harness.calls("POST", P_CLUSTER)

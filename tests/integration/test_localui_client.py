@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from tests.integration.localui_client import response_body
+from wizard.appliance import localui_spec
 from wizard.appliance.localui import (
     P_LINK,
     P_LINK_TOKEN,
@@ -27,7 +28,7 @@ from wizard.appliance.localui import (
     LocalUIServerError,
     LocalUIUnreachable,
 )
-from wizard.appliance.localui_spec import SpecViolation, operation, validate_request_body, validate_response
+from wizard.appliance.localui_spec import LocalUISpec, SpecViolation, UnknownOperation
 from wizard.core.cancel import CancelToken
 from wizard.core.errors import Cancelled
 from wizard.core.trust import TrustChanged, TrustRequest, TrustStore, same_fingerprint
@@ -45,24 +46,29 @@ class Exchange:
 
 
 class SpecCheckingTransport(httpx.BaseTransport):
-    """Checks every request body the client sends and every response it receives against the published spec."""
+    """Checks every request body the client sends and every response it receives against the published spec (the
+    one of the release the lab plays)."""
 
-    def __init__(self, inner: httpx.BaseTransport, seen: list[Exchange]) -> None:
+    def __init__(self, inner: httpx.BaseTransport, seen: list[Exchange], spec: LocalUISpec | None = None) -> None:
         self.inner = inner
         self.seen = seen
+        self.spec = spec or localui_spec.spec()
         self._lock = threading.Lock()
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         method, path = request.method, request.url.path
-        op = operation(method, path)  # a path or method outside the spec raises here
+        try:
+            op = self.spec.operation(method, path)
+        except UnknownOperation:
+            return self._probe(request)
         ctype = request.headers.get("content-type", "")
         if ctype.startswith("multipart/form-data"):
             assert "multipart/form-data" in op.consumes, f"{method} {path} does not take multipart"
             assert int(request.headers["content-length"]) > 0 and "transfer-encoding" not in request.headers
         elif ctype.startswith("application/json"):
-            validate_request_body(method, path, json.loads(request.content))
+            self.spec.validate_request_body(method, path, json.loads(request.content))
         else:
-            validate_request_body(method, path, None)
+            self.spec.validate_request_body(method, path, None)
         auth = request.headers.get("authorization", "")
         assert not auth.lower().startswith("bearer"), "the Local UI wants the bare token"
         try:
@@ -71,8 +77,18 @@ class SpecCheckingTransport(httpx.BaseTransport):
             self._record(Exchange(method, path, 0, auth))
             raise
         response.read()
-        validate_response(method, path, response.status_code, response_body(response))
+        self.spec.validate_response(method, path, response.status_code, response_body(response))
         self._record(Exchange(method, path, response.status_code, auth))
+        return response
+
+    def _probe(self, request: httpx.Request) -> httpx.Response:
+        """A call outside this release's spec: the client may ask (that is how it learns what an appliance has), and
+        the only answer the spec allows is a v1Error 404 or 405."""
+        response = self.inner.handle_request(request)
+        response.read()
+        assert response.status_code in (404, 405), f"{request.method} {request.url.path} is outside {self.spec.name}"
+        self.spec.validate_definition("v1Error", response_body(response))
+        self._record(Exchange(request.method, request.url.path, response.status_code))
         return response
 
     def _record(self, exchange: Exchange) -> None:
@@ -112,7 +128,7 @@ def make_harness(lab: Lab, clock: ManualClock, config_dir: Path) -> Harness:
         confirm,
         clock=clock,
         timeout=10.0,
-        wrap_transport=lambda inner: SpecCheckingTransport(inner, seen),
+        wrap_transport=lambda inner: SpecCheckingTransport(inner, seen, lab.appliance.spec),
         retry_backoff=0.01,
     )
     return Harness(lab, clock, connector, seen, asked)

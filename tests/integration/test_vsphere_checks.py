@@ -16,7 +16,7 @@ from tests.integration.vcsim_peer import (  # noqa: F401 - fixtures
     vcsim_binary_fixture,
     vcsim_fixture,
 )
-from wizard.core.checks.catalog import CheckResult, Outcome
+from wizard.core.checks.catalog import CATALOG, CheckResult, CheckSeverity, Outcome
 from wizard.core.project import (
     AddressMode,
     FileRef,
@@ -95,9 +95,13 @@ def test_create_mode_passes_except_zone_tags(vcsim: VcsimServer, trust: TrustSto
     results = run(settings, trust, project_for(settings, tmp_path))
     every = {c.id for c in checks.CHECKS}
     assert {r.check for r in results} == every
-    for check in every - {"vsphere.zone-tags"}:
+    # The simulator's hosts hold only tiny VMs: below the sizing table, a warning for each of CPU/memory and disk.
+    for check in every - {"vsphere.zone-tags", "vsphere.vm-size"}:
         assert outcomes(results, check) == {Outcome.PASS}, by_check(results)[check]
     assert outcomes(results, "vsphere.zone-tags") == {Outcome.FAIL}
+    size, storage = by_check(results)["vsphere.vm-size"]
+    assert CATALOG[size.check].severity is CheckSeverity.WARNING
+    assert "below the Small size (8 CPU / 16 GB)" in size.message and "750 GB per node" in storage.message
     tags = by_check(results)["vsphere.zone-tags"][0]
     assert "k8s-region" in tags.message and "k8s-zone" in tags.message and tags.method == ("tagging API at /rest",)
     priv = by_check(results)["vsphere.privileges"][0]

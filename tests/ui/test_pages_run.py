@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import QComboBox, QLineEdit, QPlainTextEdit
 from pytestqt.qtbot import QtBot
 
 from tests.ui.helpers import PacedJob, valid_doc, write_project
@@ -317,3 +318,62 @@ def test_activation_page_shows_the_product_setup_id_and_copies_it(
     qtbot.mouseClick(page.copy_button, Qt.MouseButton.LeftButton)
     assert QGuiApplication.clipboard().text() == "6543210fedcba"
     assert page.announcer.accessibleName() == "Product Setup ID copied"
+
+
+def test_the_summary_names_the_edition_the_appliance_step_read(
+    qtbot: QtBot, make_window: MakeWindow, project_file: Path
+) -> None:
+    window = make_window()
+    window.open_project(project_file)
+    summary = window.summary
+    assert summary.product() == "Palette" and not summary.appliance_label.isVisibleTo(summary)
+    facts = {"label": "VerteX 4.9.44", "product": "VerteX", "version": "4.9.44", "edition": "vertex"}
+    result = {"appliance": facts}
+    summary._event(JobFinished("appliance", "appliance/identify", "Appliance", "", TaskStatus.DONE, None, result))
+    assert summary.appliance_label.text() == "Appliance: VerteX 4.9.44"
+    assert summary.urls_box.title() == "Where VerteX is"
+    assert summary.urls_list()[0][0] == "VerteX system console"
+
+
+REPLICAS = (("1", "One"), ("3", "3"))
+REGISTRY = "Registry Options"
+
+
+def test_cluster_form_follows_the_appliance_description(
+    qtbot: QtBot, make_window: MakeWindow, tmp_path: Path, iso: Path
+) -> None:
+    """Sections as the appliance groups them, a choice of options, several lines, a fixed and a hidden value."""
+    doc = valid_doc(cluster={"variables": {"replicas": "2"}})
+    window = make_window()
+    window.open_project(write_project(tmp_path, doc))
+    page = window.cluster
+    page.set_variables(
+        [
+            Variable("cidr", "Pod CIDR", default="100.64.0.0/18", section="Cluster Profile Options"),
+            Variable(
+                "replicas", "Mongo Replicas", "3", input_type="dropdown", options=REPLICAS, section="Registry Options"
+            ),
+            Variable("rules", "Image Replacement Rules", input_type="multiline", section="Registry Options"),
+            Variable("root", "Root Domain", default="{{vip}}", immutable=True, section="Registry Options"),
+            Variable("port", "Registry Port", default="30003", hidden=True, section="Registry Options"),
+        ]
+    )
+    assert list(page.section_boxes) == ["Cluster Profile Options", "Registry Options"]
+    assert "port" not in page.fields and "1 hidden variable(s) keep the profile's values." in page.empty.text()
+    replicas = page.fields["replicas"]
+    assert isinstance(replicas.edit, QComboBox) and replicas.edit.currentIndex() == -1  # "2" is no option
+    assert page.blockers() == ["Mongo Replicas: 2 is not one of the options (1, 3)"]
+    replicas.edit.setCurrentIndex(0)
+    assert window.document.get(("cluster", "variables", "replicas")) == "1"
+    replicas.edit.setCurrentIndex(1)  # the default: no answer needed in the project
+    assert window.document.get(("cluster", "variables", "replicas")) is None
+    rules = page.fields["rules"]
+    assert isinstance(rules.edit, QPlainTextEdit)
+    rules.edit.setPlainText("all: 10.0.0.10:30003/spectro-content\nghcr.io: 10.0.0.10:30003/ghcr")
+    assert window.document.get(("cluster", "variables", "rules")).count("\n") == 1
+    root = page.fields["root"]
+    assert isinstance(root.edit, QLineEdit) and root.edit.isReadOnly() and root.edit.text() == "{{vip}}"
+    window.document.set(("cluster", "variables", "root"), "palette.example.com")
+    page.validate()
+    assert page.blockers() == ["Root Domain: fixed by the profile to {{vip}}: remove the answer from the project"]
+    assert all(f.edit.accessibleName() for f in page.fields.values())

@@ -54,6 +54,7 @@ PREFLIGHT_ROWS = {
     "Gateway",  # the nodes' gateway check
     "DNS",
     "NTP",
+    "Appliance release",  # what is known of the appliance before its nodes answer
     "Preflight report",
 }
 

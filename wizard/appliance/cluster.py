@@ -23,10 +23,12 @@ from wizard.appliance.localui import (
     Connector,
     Endpoint,
     LocalUIClient,
+    LocalUIError,
     LocalUIServerError,
     LocalUIUnreachable,
     ProfileVariable,
 )
+from wizard.appliance.variables import check_answers
 from wizard.core.cancel import CancelToken
 from wizard.core.errors import WizardError
 from wizard.core.fsutil import atomic_write_text
@@ -37,6 +39,7 @@ from wizard.core.redact import REDACTOR
 log = logging.getLogger(__name__)
 
 CONTROL_PLANE_POOL = "control-plane-pool"
+P_CLUSTER_SETTINGS = "/v1/edge-mgmt/cluster/settings"
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,8 @@ class ClusterRequest:
     values: Mapping[str, str] = field(default_factory=dict)
     secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
     arch: str = "amd64"
+    #: Two-node high availability (``isTwoNodeCluster``); the caller has checked the appliance offers it.
+    two_node: bool = False
 
 
 def answer_variables(
@@ -64,6 +69,13 @@ def answer_variables(
             f"the cluster profile has no variable {', '.join(unknown)}",
             details="the profile's variables: " + ", ".join(v.label for v in archive.variables),
             remediation="correct the variable names in the project file",
+        )
+    refused = check_answers(list(archive.variables), values)
+    if refused:
+        raise WizardError(
+            "Cluster variable not accepted",
+            "; ".join(f"{p.label} {p.message}" for p in refused),
+            remediation="correct these answers under cluster.variables in the project file",
         )
     answers: list[dict[str, str]] = []
     missing: list[ProfileVariable] = []
@@ -86,6 +98,30 @@ def answer_variables(
     return answers
 
 
+#: The docs' UI labels of the replica counts ("CSI Placement Count 1|3, must equal Mongo Replicas"); the variable
+#: names behind them are not published, so they are found by their display names.
+REPLICA_LABELS = ("CSI Placement Count", "Mongo Replicas")
+
+
+def replica_problems(archive: ArchiveDetails, answers: Sequence[Mapping[str, str]], hosts: int) -> list[str]:
+    """Replica counts a cluster of ``hosts`` nodes cannot hold, and the two that must be equal but are not."""
+    by_name = {v.name: v for v in archive.variables}
+    counts: dict[str, str] = {}
+    for answer in answers:
+        var = by_name.get(answer["name"])
+        if var is not None and var.display_name in REPLICA_LABELS:
+            counts[var.display_name] = answer["value"]
+    problems = [
+        f"{label} is {value} but the cluster has {hosts} node{'s' if hosts != 1 else ''}: answer 1"
+        for label, value in counts.items()
+        if value.isdigit() and int(value) > hosts
+    ]
+    if len(set(counts.values())) > 1:
+        csi, mongo = (counts.get(label) for label in REPLICA_LABELS)
+        problems.append(f"CSI Placement Count ({csi}) must equal Mongo Replicas ({mongo})")
+    return problems
+
+
 def cluster_configuration(
     request: ClusterRequest, archive_path: str, answers: Sequence[Mapping[str, str]], hosts: Sequence[Mapping[str, str]]
 ) -> dict[str, Any]:
@@ -104,6 +140,7 @@ def cluster_configuration(
                         "sshKeys": list(request.ssh_keys),
                         "overlayNetworkConfiguration": {"enable": False, "cidr": ""},
                         "staticIp": False,
+                        **({"isTwoNodeCluster": True} if request.two_node else {}),
                     },
                     "machinePoolConfig": [
                         {
@@ -180,9 +217,11 @@ class CreateClusterJob(Job):
                         remediation="name that cluster in the project, or delete it in the Local UI first",
                     )
                 report.update(0.1, f"Cluster {existing.name} already exists; following its deployment")
+                settings = self._settings(client)
             else:
                 self._create(client, report, cancel)
                 created = True
+                settings = ""
             status = self._follow(client, report, cancel)
         atomic_write_text(self.kubeconfig_path, status.kubeconfig, mode=0o600)
         report.finish(f"Cluster {status.name} is Running and Healthy")
@@ -192,7 +231,29 @@ class CreateClusterJob(Job):
             "vip": self.request.vip,
             "kubeconfig": str(self.kubeconfig_path),
             "created": created,
+            **({"settings": settings} if settings else {}),
         }
+
+    def _settings(self, client: LocalUIClient) -> str:
+        """An existing cluster's NTP servers and SSH keys made those of the project, through ``cluster/settings``
+        where the appliance has it (the newer API); what happened, or "" when nothing had to change."""
+        config = client.cluster_configuration() or {}
+        current = ((config.get("spec") or {}).get("cloudConfig") or {}).get("spec") or {}
+        current = current.get("clusterConfig") or {}
+        wanted = {"ntpServers": list(self.request.ntp_servers), "sshKeys": list(self.request.ssh_keys)}
+        if all(sorted(current.get(k) or []) == sorted(v) for k, v in wanted.items()):
+            return ""
+        try:
+            r = client.request("PUT", P_CLUSTER_SETTINGS, json=wanted, ok=(200, 202), missing_ok=True)
+        except LocalUIError as exc:
+            if exc.status != 405:
+                raise
+            r = None
+        if r is None:
+            log.warning("%s cannot change the cluster's NTP servers or SSH keys after creation", self.leader.name)
+            return "unchanged: this appliance has no cluster/settings; change them in the Local UI"
+        log.info("cluster %s: NTP servers and SSH keys updated", self.request.name)
+        return "updated through cluster/settings"
 
     def _connect(self, report: Reporter, cancel: CancelToken) -> tuple[LocalUIClient, ClusterStatus | None]:
         """The leader's session and its cluster, if any. A rerun can meet the leader rebooting for a deployment an
@@ -244,6 +305,14 @@ class CreateClusterJob(Job):
                 remediation="correct these values in the project file and retry",
             )
         hosts = self._hosts(client)
+        replicas = replica_problems(archive, answers, len(hosts))
+        if replicas:
+            raise WizardError(
+                "Cluster variables do not fit the nodes",
+                "; ".join(replicas),
+                remediation="answer them under cluster.variables in the project file (the Create cluster form's "
+                "Cluster Profile Options and Registry Options)",
+            )
         config = cluster_configuration(self.request, archive.path, answers, hosts)
         cancel.raise_if_cancelled()
         report.update(0.06, f"Creating cluster {self.request.name} on {len(hosts)} host(s)…")

@@ -75,6 +75,8 @@ class NodeConfiguration:
     https_proxy: str = ""
     no_proxy: tuple[str, ...] = ()
     ca_certs: tuple[str, ...] = ()  # PEM blocks
+    #: The node's addressing is the network step's (bonds, VLANs, a management interface): leave the NIC as it is.
+    keep_interface: bool = False
 
     def interface(self) -> dict[str, Any]:
         """The ``v1NetworkInterface`` for the node's default NIC."""
@@ -102,7 +104,8 @@ class NodeConfiguration:
     def user_data(self, nic: str, current: Mapping[str, Any]) -> dict[str, Any]:
         """The ``v1CloudInit`` body: ours over what the node keeps (other NICs and the kept keys included)."""
         interfaces = dict(((current.get("network") or {}).get("interfaces")) or {})
-        interfaces[nic] = self.interface()
+        if not self.keep_interface:
+            interfaces[nic] = self.interface()
         network: dict[str, Any] = {"interfaces": interfaces, **self.configurations()}
         if not self.ca_certs:
             del network["caCerts"]  # x-omitempty in the spec
@@ -127,6 +130,7 @@ def configuration_for_node(project: Project, node: Node, ca_certs: tuple[str, ..
         https_proxy=net.proxy.https,
         no_proxy=net.proxy.no_proxy,
         ca_certs=ca_certs,
+        keep_interface=node.network is not None and node.network.needs_network_api,
     )
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 
+from wizard.appliance.variables import TEXT, VariableOption, default_of, input_type, parse_options, section_of
 from wizard.core.cancel import CancelToken
 from wizard.core.errors import WizardError
 from wizard.core.http import AnswerDeadline, error_code, error_message, retry_after
@@ -128,6 +129,7 @@ class HostInfo:
     name: str
     ip: str
     in_cluster: bool
+    agent_version: str = ""  # ``status.agentVersion`` as the node spells it
 
 
 @dataclass(frozen=True)
@@ -139,6 +141,8 @@ class UploadedContent:
 
 @dataclass(frozen=True)
 class ProfileVariable:
+    """A ``v1Variable`` as the appliance describes it (see :mod:`wizard.appliance.variables`)."""
+
     name: str
     display_name: str
     profile_uid: str
@@ -146,6 +150,12 @@ class ProfileVariable:
     required: bool
     sensitive: bool
     regex: str = ""
+    input_type: str = TEXT  # text | dropdown | multiline
+    options: tuple[VariableOption, ...] = ()
+    immutable: bool = False
+    hidden: bool = False
+    section: str = ""
+    description: str = ""
 
     @property
     def label(self) -> str:
@@ -448,7 +458,12 @@ class LocalUIClient:
             name=str(status.get("hostName") or (data.get("metadata") or {}).get("name") or ""),
             ip=str(default.get("ip") or ""),
             in_cluster=bool(status.get("isClusterPhase")),
+            agent_version=str(status.get("agentVersion") or ""),
         )
+
+    def settings(self) -> dict[str, Any]:
+        """``v1Settings`` as the node answers it (``applianceType`` from 4.9.38 is outside the published schema)."""
+        return self._get(P_SETTINGS) or {}
 
     def generate_link_token(self) -> LinkToken:
         r = self.request("POST", P_LINK_TOKEN)
@@ -491,27 +506,7 @@ class LocalUIClient:
     def archive_details(self) -> ArchiveDetails | None:
         """The cluster profile the node's embedded archive holds; None before content is uploaded."""
         data = self._get(P_ARCHIVE, missing_ok=True)
-        if data is None:
-            return None
-        uids: list[str] = []
-        variables: list[ProfileVariable] = []
-        for profile in data.get("clusterProfileDetails") or []:
-            uid = str(profile.get("profileUid") or "")
-            uids.append(uid)
-            for v in profile.get("variables") or []:
-                default = v.get("defaultValue")
-                variables.append(
-                    ProfileVariable(
-                        name=str(v.get("name") or ""),
-                        display_name=str(v.get("displayName") or ""),
-                        profile_uid=uid,
-                        default=None if default is None else str(default),
-                        required=bool(v.get("required")),
-                        sensitive=bool(v.get("isSensitive")),
-                        regex=str(v.get("regex") or ""),
-                    )
-                )
-        return ArchiveDetails(str(data.get("archiveUploadPath") or ""), tuple(uids), tuple(variables))
+        return None if data is None else parse_archive(data)
 
     def validate_variables(self, archive_path: str, values: Sequence[Mapping[str, str]]) -> list[VariableCheck]:
         body = {"archiveUploadPath": archive_path, "variables": [dict(v) for v in values]}
@@ -557,6 +552,41 @@ class LocalUIClient:
             for c in o.get("conditionsOrder") or []
         ]
         return LifecycleEvents(tuple(reached), tuple(expected))
+
+
+def parse_archive(data: Mapping[str, Any]) -> ArchiveDetails:
+    """``v1ClusterConfigArchiveDetails`` as the wizard uses it; every field read tolerantly (see
+    :mod:`wizard.appliance.variables` for sections and input types)."""
+    uids: list[str] = []
+    variables: list[ProfileVariable] = []
+    profiles = [p for p in data.get("clusterProfileDetails") or [] if isinstance(p, Mapping)]
+    for profile in profiles:
+        uid = str(profile.get("profileUid") or "")
+        uids.append(uid)
+        # Several profiles: each is a section of its own unless a variable names one.
+        fallback = str(profile.get("profileName") or "") if len(profiles) > 1 else ""
+        for v in profile.get("variables") or []:
+            if not isinstance(v, Mapping):
+                continue
+            options = parse_options(v.get("options"))
+            variables.append(
+                ProfileVariable(
+                    name=str(v.get("name") or ""),
+                    display_name=str(v.get("displayName") or ""),
+                    profile_uid=uid,
+                    default=default_of(v, options),
+                    required=bool(v.get("required")),
+                    sensitive=bool(v.get("isSensitive")),
+                    regex=str(v.get("regex") or ""),
+                    input_type=input_type(v, options),
+                    options=options,
+                    immutable=bool(v.get("immutable")),
+                    hidden=bool(v.get("hidden")),
+                    section=section_of(v) or fallback,
+                    description=str(v.get("description") or ""),
+                )
+            )
+    return ArchiveDetails(str(data.get("archiveUploadPath") or ""), tuple(uids), tuple(variables))
 
 
 def _link_status(data: Mapping[str, Any]) -> LinkStatus:

@@ -67,6 +67,8 @@ class NodeSeed:
     http_proxy: str = ""
     https_proxy: str = ""
     no_proxy: tuple[str, ...] = ()
+    #: More NICs' addressing (``nodes[i].network.interfaces``): (name, ``v1NetworkInterface``-like entry).
+    interfaces: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -106,6 +108,8 @@ def user_data(seed: NodeSeed) -> dict[str, Any]:
         network["interfaces"] = {seed.nic: iface}
     else:
         network["interfaces"] = {seed.nic: {"type": "dhcp"}}
+    for name, entry in seed.interfaces:  # stylus.site.network.interfaces.<nic>: the only network a seed describes
+        network["interfaces"].setdefault(name, dict(entry))
     if seed.dns:
         network["nameserver"] = seed.dns[0]
     if seed.http_proxy:
@@ -226,7 +230,23 @@ def seed_for_node(
         http_proxy=net.proxy.http,
         https_proxy=net.proxy.https,
         no_proxy=net.proxy.no_proxy,
+        interfaces=seed_interfaces(node),
     )
+
+
+def seed_interfaces(node: Node) -> tuple[tuple[str, tuple[tuple[str, str], ...]], ...]:
+    """The per-NIC addressing of ``nodes[i].network.interfaces`` in the seed's form (``type``, ``ipAddress``,
+    ``mask``, ``gateway``); bonds and VLANs have no place in a seed (the project requires configure: localui)."""
+    if node.network is None:
+        return ()
+    out = []
+    for nic in node.network.interfaces:
+        a = nic.addressing
+        entry = [("type", a.kind)]
+        if a.kind == "static":
+            entry += [("ipAddress", a.ip), ("mask", a.netmask)] + ([("gateway", a.gateway)] if a.gateway else [])
+        out.append((nic.name, tuple(entry)))
+    return tuple(out)
 
 
 # -- reading a seed back (the lab's nodes, and checks) -----------------------------------------------------------

@@ -48,10 +48,17 @@ class RunSummary:
     headline: str
     #: What happened to the default credentials (nodes' kairos/kairos, the console's admin/admin).
     credentials: tuple[str, ...] = ()
+    #: The appliance as the run found it ("VerteX 4.9.44"); empty before it was read.
+    appliance: str = ""
+    #: The product name the texts use: "Palette", or "VerteX" for that edition.
+    product: str = "Palette"
 
     def lines(self) -> list[str]:
         """The terminal summary."""
-        out = [self.headline, f"  Palette:     {self.palette_url or '(not reached yet)'}"]
+        out = [self.headline]
+        if self.appliance:
+            out.append(f"  Appliance:   {self.appliance}")
+        out.append(f"  {self.product + ':':<13}{self.palette_url or '(not reached yet)'}")
         if self.palette_url:
             out.append(f"  Console:     {self.palette_url}/system")
         if self.activation:
@@ -136,16 +143,17 @@ def summarize(
     synced = bool(result("packs/registry-sync"))
     status = str(journal.get("status") or "")
     failed = any(j.status == "failed" for j in jobs)
+    appliance, product = _appliance(jobs, str(result("validate/palette").get("console_version") or ""))
     if act.get("activated") and synced:
-        headline = "Palette activated, packs uploaded"
+        headline = f"{product} activated, packs uploaded"
     elif act.get("activated"):
-        headline = "Palette activated"
+        headline = f"{product} activated"
     elif failed:
         headline = "The install stopped with an error; run again to resume"
     elif url:
-        headline = "Palette is installed"
+        headline = f"{product} is installed"
     else:
-        headline = "The install has not reached Palette yet"
+        headline = f"The install has not reached {product} yet"
     return RunSummary(
         project=project,
         palette_url=url,
@@ -158,7 +166,22 @@ def summarize(
         jobs=tuple(jobs),
         headline=headline,
         credentials=tuple(credentials),
+        appliance=appliance,
+        product=product,
     )
+
+
+def _appliance(jobs: Sequence[JobLine], console_version: str) -> tuple[str, str]:
+    """The appliance's label and product name from the last job that recorded an ``appliance`` fact (a mapping
+    with ``label`` and ``product``), with the version the system console reports when it says one."""
+    label, product = "", "Palette"
+    for job in jobs:
+        facts = job.result.get("appliance")
+        if job.status == "done" and isinstance(facts, Mapping) and facts.get("label"):
+            label, product = str(facts["label"]), str(facts.get("product") or product)
+    if console_version and label:
+        label += f" (system console {console_version})"
+    return label, product
 
 
 def _number(value: Any) -> float | None:
@@ -192,7 +215,8 @@ def render_html(summary: RunSummary) -> str:
     e = html.escape
     url = summary.palette_url
     facts: list[tuple[str, str]] = [
-        ("Palette", f'<a href="{e(url)}">{e(url)}</a>' if url else "not reached yet"),
+        ("Appliance", e(summary.appliance or "not read yet")),
+        (e(summary.product), f'<a href="{e(url)}">{e(url)}</a>' if url else "not reached yet"),
         ("System console", f'<a href="{e(url)}/system">{e(url)}/system</a>' if url else "—"),
         ("Activation", e(summary.activation or "—")),
         ("Packs in the registry", e(", ".join(summary.packs) or "—")),
@@ -215,7 +239,7 @@ def render_html(summary: RunSummary) -> str:
     facts_html = "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in facts)
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>Palette install report — {e(summary.project)}</title><style>{_STYLE}</style></head><body>"
+        f"<title>{e(summary.product)} install report — {e(summary.project)}</title><style>{_STYLE}</style></head><body>"
         f"<h1>{e(summary.headline)}</h1><p>Project <b>{e(summary.project)}</b>, run status "
         f"<b>{e(summary.status or 'unknown')}</b>.</p><dl>{facts_html}</dl>"
         "<h2>What was done</h2><table><thead><tr><th>Step</th><th>Job</th><th>Status</th><th>Runs</th>"

@@ -13,6 +13,8 @@ STEP_IDS = (
     "eject",
     "password",
     "configure",
+    "network",
+    "appliance",
     "link",
     "content",
     "cluster",

@@ -22,10 +22,12 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from wizard.appliance import localui_spec
 from wizard.lab.node import LinkRole, LocalUIError, NodeState, iso8601
 
 if TYPE_CHECKING:
     from wizard.lab.links import LinkRegistry
+    from wizard.lab.registrysync import LocalUpload
 
 
 PROFILE_UID = "6650f1e2a7c3b1d2e3f40a01"
@@ -43,7 +45,8 @@ _BASE64_RE = r"^[A-Za-z0-9+/]*={0,2}$"
 
 @dataclass(frozen=True)
 class ProfileVariable:
-    """One ``v1Variable`` of the management profile. Names are invented (the docs show only UI labels)."""
+    """One ``v1Variable`` of the management profile. Names are invented (the docs show only UI labels); sections
+    follow the docs' form ("Cluster Profile Options", "Registry Options")."""
 
     name: str
     display_name: str
@@ -54,8 +57,14 @@ class ProfileVariable:
     sensitive: bool = False
     fmt: str = "string"
     hidden: bool = False
+    section: str = ""
+    input_type: str = "text"
+    options: tuple[str, ...] = ()
+    immutable: bool = False
 
-    def spec(self) -> dict[str, Any]:
+    def spec(self, newer: bool = True) -> dict[str, Any]:
+        """The ``v1Variable``; ``newer``: as a release on the newer API describes it (input type, options and, outside
+        the published schema, the form section)."""
         out: dict[str, Any] = {
             "name": self.name,
             "displayName": self.display_name,
@@ -63,19 +72,33 @@ class ProfileVariable:
             "required": self.required,
             "isSensitive": self.sensitive,
             "hidden": self.hidden,
-            "immutable": False,
+            "immutable": self.immutable,
             "format": self.fmt,
         }
         if self.default is not None:
             out["defaultValue"] = self.default
         if self.regex is not None:
             out["regex"] = self.regex
+        if newer:
+            out["inputType"] = self.input_type
+            if self.options:
+                out["options"] = [
+                    {"label": o, "value": o, **({"default": True} if o == self.default else {})} for o in self.options
+                ]
+            if self.section:
+                out["section"] = self.section
         return out
 
     def problem(self, value: str | None) -> str | None:
         """Why ``value`` is not acceptable, or None. An empty optional value is fine; regexes apply otherwise."""
         if value is None or value == "":
             return f"{self.display_name} is required" if self.required else None
+        if self.immutable and value != self.default:
+            return f"{self.display_name} cannot be changed"
+        if self.options and value not in self.options:
+            return f"{self.display_name}: {value!r} is not one of {', '.join(self.options)}"
+        if self.input_type != "multiline" and "\n" in value:
+            return f"{self.display_name} takes a single line"
         if self.regex is not None and re.fullmatch(self.regex, value) is None:
             return f"{self.display_name}: {value if not self.sensitive else 'the value'!s} does not match {self.regex}"
         if self.fmt == "ipv4cidr":
@@ -86,25 +109,37 @@ class ProfileVariable:
         return None
 
 
+_PROFILE, _REGISTRY = "Cluster Profile Options", "Registry Options"
+_VIP_TEMPLATE = "{{.spectro.system.cluster.kubevip}}"
 VARIABLES: tuple[ProfileVariable, ...] = (
     ProfileVariable("podCidr", "Pod CIDR", "CIDR range for pod IP addresses", "100.64.0.0/18", True, _CIDR_RE,
-                    fmt="ipv4cidr"),
+                    fmt="ipv4cidr", section=_PROFILE),
     ProfileVariable("serviceCidr", "Service CIDR", "CIDR range for service IP addresses", "100.64.64.0/18", True,
-                    _CIDR_RE, fmt="ipv4cidr"),
+                    _CIDR_RE, fmt="ipv4cidr", section=_PROFILE),
     ProfileVariable("ociPackRegistryPassword", "OCI Pack Registry Password",
                     "Password of the in-cluster OCI pack registry; there is no default", None, True, r"^\S.*$",
-                    sensitive=True),
+                    sensitive=True, section=_REGISTRY),
     ProfileVariable("storagePoolDrive", "Storage Pool Drive", "Disk given to the storage pool on every node",
-                    "/dev/sdb", True, r"^/dev/[A-Za-z0-9/_-]+$"),
+                    "/dev/sdb", True, r"^/dev/[A-Za-z0-9/_-]+$", section=_PROFILE),
     ProfileVariable("csiPlacementCount", "CSI Placement Count", "Replicas of each volume; must equal Mongo Replicas",
-                    "3", True, r"^(1|3)$", fmt="number"),
-    ProfileVariable("mongoReplicas", "Mongo Replicas", "MongoDB replica count", "3", True, r"^(1|3)$", fmt="number"),
+                    "3", True, r"^(1|3)$", fmt="number", section=_PROFILE, input_type="dropdown",
+                    options=("1", "3")),
+    ProfileVariable("mongoReplicas", "Mongo Replicas", "MongoDB replica count", "3", True, r"^(1|3)$", fmt="number",
+                    section=_REGISTRY, input_type="dropdown", options=("1", "3")),
     ProfileVariable("inClusterRegistry", "In Cluster Registry", "Run the Zot registry inside the cluster", "True",
-                    True, r"^(True|False)$", fmt="boolean"),
+                    True, r"^(True|False)$", fmt="boolean", section=_REGISTRY, input_type="dropdown",
+                    options=("True", "False")),
     ProfileVariable("ubuntuProToken", "Ubuntu Pro Token", "Ubuntu Pro attach token (optional)", "",
-                    sensitive=True),
+                    sensitive=True, section=_PROFILE),
     ProfileVariable("imagePullSecret", "Image Pull Secret", "Base64-encoded image pull secret (optional)", "",
-                    regex=_BASE64_RE, sensitive=True, fmt="base64"),
+                    regex=_BASE64_RE, sensitive=True, fmt="base64", section=_PROFILE),
+    ProfileVariable("imageReplacementRules", "Image Replacement Rules",
+                    "One rule per line, e.g. all: oci-registry-ip:oci-registry-port/spectro-content", "",
+                    section=_REGISTRY, input_type="multiline"),
+    ProfileVariable("rootDomain", "Root Domain", "Where Palette answers; the cluster's VIP", _VIP_TEMPLATE, True,
+                    section=_REGISTRY, immutable=True),
+    ProfileVariable("registryPort", "Registry Port", "The in-cluster registry's port", "30003", True, r"^\d+$",
+                    fmt="number", hidden=True, section=_REGISTRY),
 )  # fmt: skip
 _BY_NAME = {v.name: v for v in VARIABLES}
 PACKS: tuple[tuple[str, str], ...] = (
@@ -175,6 +210,7 @@ class ClusterDeployment:
     pools: list[dict[str, Any]]  # v1ClusterNodePool of each pool, in request order
     config: dict[str, Any]  # the v1ClusterConfiguration as accepted
     variables: dict[str, str] = field(default_factory=dict)
+    local_uploads: list[LocalUpload] = field(default_factory=list)  # packs a host's Local UI imported (PE-9263)
 
     def progress(self, now: float) -> float:
         if self.timeline <= 0:
@@ -207,7 +243,7 @@ def archive_details(node: NodeState) -> dict[str, Any]:
     an empty profile list it cannot act on.
     """
     content = node.uploaded
-    if content is None:
+    if content is None and not node.profile.content_in_iso:  # a full ISO (before 4.9.36) ships the content
         raise LocalUIError(404, "NotFound", "no cluster configuration archive: upload the content bundle first")
     packs = [{"name": n, "version": v, "values": f"# {n} {v}\npack:\n  namespace: {n}\n"} for n, v in PACKS]
     return {
@@ -221,7 +257,7 @@ def archive_details(node: NodeState) -> dict[str, Any]:
                 "profileDescription": "Palette management plane on the appliance",
                 "profileTags": "appliance",
                 "packs": packs,
-                "variables": [v.spec() for v in VARIABLES],
+                "variables": [v.spec(newer=node.profile.spec.name == localui_spec.CURRENT) for v in VARIABLES],
             }
         ],
     }
@@ -261,7 +297,7 @@ def _validate_one(name: str, profile_uid: Any, value: Any) -> dict[str, Any]:
 
 
 def _check_archive_path(node: NodeState, path: Any) -> None:
-    if node.uploaded is None:
+    if node.uploaded is None and not node.profile.content_in_iso:
         raise LocalUIError(400, "NoArchive", "no cluster configuration archive: upload the content bundle first")
     if path not in (None, "") and path != EMBEDDED_ARCHIVE_PATH:
         raise LocalUIError(
@@ -299,7 +335,11 @@ def create_cluster(node: NodeState, registry: LinkRegistry, body: dict[str, Any]
         raise LocalUIError(400, "BadRequest", "the appliance only supports a VIP control-plane endpoint")
 
     members = _members(node, registry)
-    hosts, pools = _checked_hosts(cloud.get("machinePoolConfig") or [], members, node)
+    # Two-node high availability (PostgreSQL instead of etcd) exists only on releases of the newer API; an older one
+    # ignores the field, as a JSON decoder ignores what it does not know.
+    newer = node.profile.spec.name == localui_spec.CURRENT
+    two_node = newer and bool((cloud.get("clusterConfig") or {}).get("isTwoNodeCluster"))
+    hosts, pools = _checked_hosts(cloud.get("machinePoolConfig") or [], members, node, two_node=two_node)
     _check_vip(vip, [h.address for h in hosts] + [m.ip for m in members.values()])
     # Read before taking any node lock: the registry locks itself first, then nodes.
     link = registry.status(node) if node.link.role is LinkRole.LEADER else None
@@ -373,7 +413,7 @@ def _checked_variables(items: list[dict[str, Any]]) -> dict[str, str]:
 
 
 def _checked_hosts(
-    pools: list[dict[str, Any]], members: dict[str, NodeState], leader: NodeState
+    pools: list[dict[str, Any]], members: dict[str, NodeState], leader: NodeState, *, two_node: bool = False
 ) -> tuple[list[ClusterHost], list[dict[str, Any]]]:
     if not pools:
         raise LocalUIError(400, "BadRequest", "at least one machine pool is required")
@@ -402,7 +442,10 @@ def _checked_hosts(
                 raise LocalUIError(400, "DuplicateHost", f"host {uid} appears more than once in the machine pools")
             hosts.append(ClusterHost(uid, address, member.hostname, control, pool_name))
     control_count = sum(h.control_plane for h in hosts)
-    if control_count % 2 == 0:
+    if two_node and control_count != 2:
+        message = f"isTwoNodeCluster needs exactly two control-plane hosts, got {control_count}"
+        raise LocalUIError(400, "TwoNodeCluster", message)
+    if control_count % 2 == 0 and not two_node:
         raise LocalUIError(
             400, "ControlPlaneCount", f"the control plane needs an odd number of hosts (1, 3, 5 …), got {control_count}"
         )
@@ -447,6 +490,18 @@ def cluster_configuration(node: NodeState) -> dict[str, Any]:
     metadata.setdefault("creationTimestamp", iso8601(deployment.created_at))
     config["metadata"] = metadata
     return config
+
+
+def update_settings(node: NodeState, body: dict[str, Any]) -> dict[str, Any]:
+    """``PUT /cluster/settings`` (newer API): the cluster's NTP servers and SSH keys, taken at once."""
+    deployment = _require(node)
+    with _CREATE_LOCK:
+        cluster_config = deployment.config.setdefault("spec", {}).setdefault("cloudConfig", {}).setdefault("spec", {})
+        settings = cluster_config.setdefault("clusterConfig", {})
+        for key in ("ntpServers", "sshKeys"):
+            if key in body:
+                settings[key] = list(body[key] or [])
+    return {"message": "cluster settings update accepted"}
 
 
 def cluster_details(node: NodeState) -> dict[str, Any]:
@@ -599,12 +654,19 @@ def cluster_nodes(node: NodeState) -> dict[str, Any]:
 
 
 def kubeconfig(d: ClusterDeployment) -> str:
-    """An admin kubeconfig shaped like kubeadm's admin.conf, pointing at the API on the VIP."""
+    """An admin kubeconfig shaped like kubeadm's admin.conf, pointing at the API on the VIP: with the cluster PKI's
+    CA and admin certificate where the lab serves that API, else placeholder data."""
     from wizard.lab.kubeapi import api_port  # the API server imports the lab's TLS plumbing; keep this light
+    from wizard.lab.kubepki import lookup
 
-    ca = base64.b64encode(f"lab CA for {d.name} {d.uid}".encode()).decode()
-    cert = base64.b64encode(f"lab admin certificate {d.uid}".encode()).decode()
-    key = base64.b64encode(f"lab admin key {d.uid}".encode()).decode()
+    pki = lookup(d.vip)
+    if pki is not None:
+        pems = (pki.ca_pem, pki.client_cert_pem, pki.client_key_pem)
+        ca, cert, key = (base64.b64encode(pem).decode() for pem in pems)
+    else:
+        ca = base64.b64encode(f"lab CA for {d.name} {d.uid}".encode()).decode()
+        cert = base64.b64encode(f"lab admin certificate {d.uid}".encode()).decode()
+        key = base64.b64encode(f"lab admin key {d.uid}".encode()).decode()
     return textwrap.dedent(
         f"""\
         apiVersion: v1

@@ -1,9 +1,11 @@
 """The management cluster's Kubernetes API endpoint at the VIP (TCP 6443), as far as the wizard looks at it.
 
-The wizard only checks that the API answers where the kubeconfig points (``cluster.ports`` in the validate step), so
-the lab serves what an anonymous client sees of a real kube-apiserver: ``/livez``, ``/readyz`` and ``/healthz`` answer
-``ok`` once the cluster runs (503 before), ``/version`` the build, and everything else 401 as for a caller without
-credentials.
+The wizard checks that the API answers where the kubeconfig points (``cluster.ports`` in the validate step) and lists
+the pods the docs' validation looks at (``kubectl get pods -A`` with the admin kubeconfig), so the lab serves what a
+kube-apiserver shows: to anyone, ``/livez``, ``/readyz`` and ``/healthz`` answer ``ok`` once the cluster runs (503
+before) and ``/version`` the build; to a caller with the admin client certificate of the cluster's PKI
+(:mod:`wizard.lab.kubepki`), ``/api/v1/pods`` lists the management plane's pods (:func:`cluster_pods`); everything
+else is 401 without credentials.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
 from typing import Any, cast
 
-from wizard.lab.certs import NodeCertificate
+from wizard.lab.kubepki import ClusterPKI
 from wizard.lab.tlsserver import BackgroundServer, TLSHTTPServer
 
 KUBE_API_PORT = 6443
@@ -32,12 +34,49 @@ def api_port(vip: str) -> int:
         return _PORTS.get(vip, KUBE_API_PORT)
 
 
+#: The docs' validation (reference §1.6): namespace → pods of the management plane.
+MANAGEMENT_PODS: dict[str, tuple[str, ...]] = {
+    "cp-system": ("spectro-cp-ui",),
+    "hubble-system": (
+        "auth", "cloud", "configserver", "event", "foreq", "hashboard", "hutil", "memstore", "mgmt", "mongo-0",
+        "mongo-1", "mongo-2", "msgbroker-0", "msgbroker-1", "oci-proxy", "reloader", "specman-0", "spectro-tunnel",
+        "spectrocluster", "spectrossh", "system", "timeseries", "user",
+    ),
+    "jet-system": ("jet",),
+    "ui-system": ("spectro-ui",),
+}  # fmt: skip
+#: Where the lab runs each ingress controller: ingress-nginx in its namespace (before 4.8.47), Traefik (from then on)
+#: in its own; the Traefik namespace is not published (I).
+INGRESS_PODS = {"ingress-nginx": ("ingress-nginx", "ingress-nginx-controller"), "traefik": ("traefik", "traefik")}
+
+
+def cluster_pods(ingress: str, running: bool) -> list[dict[str, Any]]:
+    """The management plane's pods as ``GET /api/v1/pods`` lists them: Running once the cluster runs."""
+    phase = "Running" if running else "Pending"
+    names = [(ns, pod) for ns, pods in MANAGEMENT_PODS.items() for pod in pods]
+    namespace, pod = INGRESS_PODS[ingress]
+    names.append((namespace, pod))
+    return [
+        {
+            "metadata": {"name": f"{pod}-{abs(hash((ns, pod))) % 100000:05d}", "namespace": ns},
+            "status": {"phase": phase},
+        }
+        for ns, pod in names
+    ]
+
+
 class _Server(TLSHTTPServer):
     def __init__(
-        self, address: tuple[str, int], certificate: NodeCertificate, ready: Callable[[], bool], timeout: float
+        self,
+        address: tuple[str, int],
+        pki: ClusterPKI,
+        ready: Callable[[], bool],
+        pods: Callable[[], list[dict[str, Any]]],
+        timeout: float,
     ) -> None:
         self.ready = ready
-        super().__init__(address, certificate.server_context(), _Handler, socket_timeout=timeout, label="kube-api")
+        self.pods = pods
+        super().__init__(address, pki.server_context(), _Handler, socket_timeout=timeout, label="kube-api")
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -53,6 +92,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def _admin(self) -> bool:
+        """The caller presented a client certificate the cluster CA signed (the TLS layer verified it)."""
+        connection = self.connection
+        return bool(getattr(connection, "getpeercert", lambda: None)())
+
     def do_GET(self) -> None:
         server = cast(_Server, self.server)
         path = self.path.split("?", 1)[0]
@@ -63,6 +107,9 @@ class _Handler(BaseHTTPRequestHandler):
                 self._reply(503, b"[-]etcd failed: not finished provisioning\nhealthz check failed")
         elif path == "/version":
             self._reply(200, json.dumps(KUBE_VERSION).encode(), "application/json")
+        elif path == "/api/v1/pods" and self._admin():
+            body = {"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": server.pods()}
+            self._reply(200, json.dumps(body).encode(), "application/json")
         else:
             status = {"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": "Unauthorized",
                       "reason": "Unauthorized", "code": 401}  # fmt: skip
@@ -70,27 +117,30 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class KubeAPIServer(BackgroundServer):
-    """The API endpoint on ``host`` (the VIP), port 6443 unless given; ``ready`` says whether the cluster runs."""
+    """The API endpoint on ``host`` (the VIP), port 6443 unless given; ``ready`` says whether the cluster runs,
+    ``pods`` what ``/api/v1/pods`` lists to the admin."""
 
     def __init__(
         self,
-        certificate: NodeCertificate,
+        pki: ClusterPKI,
         ready: Callable[[], bool],
         *,
         host: str,
+        pods: Callable[[], list[dict[str, Any]]] = list,
         port: int = KUBE_API_PORT,
         socket_timeout: float = 15.0,
         netns: str | None = None,
     ) -> None:
         super().__init__(host=host, port=port, label="kube-api", netns=netns)
-        self.certificate = certificate
+        self.pki = pki
         self.ready = ready
+        self.pods = pods
         self.socket_timeout = socket_timeout
         if port:  # a port fixed up front is the API's from now on: a kubeconfig written before it listens names it
             self._started()
 
     def _make_server(self, address: tuple[str, int]) -> TLSHTTPServer:
-        return _Server(address, self.certificate, self.ready, self.socket_timeout)
+        return _Server(address, self.pki, self.ready, self.pods, self.socket_timeout)
 
     def _started(self) -> None:
         with _PORTS_LOCK:

@@ -17,6 +17,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from wizard.lab import network
 from wizard.lab.certs import NodeCertificate, create_node_certificate
 from wizard.lab.links import LinkRegistry
 from wizard.lab.localui import LocalUIServer
@@ -27,6 +28,7 @@ from wizard.lab.sclient import s_client
 from wizard.lab.sftp import attach_staging
 from wizard.lab.sshd import LabSSHServer, NodeShell, load_or_create_host_key
 from wizard.lab.tlsserver import BackgroundServer
+from wizard.lab.versions import ApplianceProfile
 
 if TYPE_CHECKING:
     from wizard.lab.netns import LabNetwork
@@ -216,9 +218,11 @@ class Lab:
         log_collect_seconds: float = LOG_COLLECT_SECONDS,
         netns: bool = False,
         subnet: str | None = None,
+        appliance: ApplianceProfile | None = None,
     ) -> None:
         """``faults`` applies to every node (one :class:`NodeFaults`) or by node index (a mapping);
-        ``log_collect_seconds`` is how long (lab clock) a Local UI log collection takes."""
+        ``log_collect_seconds`` is how long (lab clock) a Local UI log collection takes; ``appliance`` is the release
+        every node plays (version and edition; default: the newest, :mod:`wizard.lab.versions`)."""
         if n_nodes < 1:
             raise ValueError("a lab needs at least one node")
         # Without a base_dir the lab keeps its node data in a temporary folder that leaving the context removes.
@@ -236,6 +240,7 @@ class Lab:
         self.vip_servers: list[BackgroundServer] = []  # what the cluster serves at its VIP (the nodes see these)
         self._vips: set[str] = set()  # cluster VIPs already placed on the network
         self.network: LabNetwork | None = None
+        self.appliance = appliance or ApplianceProfile()
         if netns:
             from wizard.lab.netns import DEFAULT_SUBNET, LabNetwork, require_support
 
@@ -259,6 +264,7 @@ class Lab:
                     cluster_timeline=cluster_timeline,
                     facts=machine_facts(machine),
                     skew=_skew_of(machine),
+                    profile=self.appliance,
                 )
                 state.reboot = machine.reboot  # a user-data change through the Local UI reboots the machine
                 cert = create_node_certificate(folder / "tls", ip=node_ip, hostname=name)
@@ -382,9 +388,13 @@ class Lab:
             for node in self.nodes:
                 deployment = node.state.cluster
                 down = (deployment is not None and deployment.rebooting(now)) or not node.machine.local_ui_up
-                if down and node.server.running:
+                down = down or network.unreachable(node.state)
+                moved = node.server.host != node.state.ip and self.network is None  # its address moved (loopback)
+                if (down or moved) and node.server.running:
                     node.server.stop()
-                elif not down and not node.server.running:
+                if moved:
+                    node.server.host = node.state.ip
+                if not down and not node.server.running:
                     node.server.start()
 
     def _tick_vips(self, now: float) -> None:

@@ -235,6 +235,8 @@ class LinkRegistry:
     @staticmethod
     def _content_sync_status(leader: NodeState, peer: NodeState) -> str:
         # v1LinkPeer.contentSyncStatus is a free string; the Local UI shows "Synced" once content has reached the host.
+        if leader.profile.content_in_iso and peer.profile.content_in_iso:
+            return "Synced"  # a full ISO: every host installed its own copy of the content
         upload = leader.uploaded
         if upload is None:
             return "NotSynced"

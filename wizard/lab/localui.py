@@ -1,9 +1,9 @@
 """The Local UI HTTPS server of a simulated appliance node (port 5080 on a real one).
 
-Routing goes through the published spec: a path the spec lacks is a 404, a spec operation the lab does not simulate
-is a 501, and request bodies are validated against the spec before a handler sees them. Error bodies take the shape
-the spec gives for that operation and status (see :func:`error_body`). The log endpoints serve
-:class:`~wizard.lab.nodelogs.NodeLogs`.
+Routing goes through the published spec of the release the node plays (:mod:`wizard.lab.versions`): a path that
+spec lacks is a 404, a spec operation the lab does not simulate is a 501, and request bodies are validated against
+the spec before a handler sees them. Error bodies take the shape the spec gives for that operation and status (see
+:func:`error_body`). The log endpoints serve :class:`~wizard.lab.nodelogs.NodeLogs`.
 """
 
 from __future__ import annotations
@@ -24,9 +24,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
-from wizard.appliance import localui_spec
 from wizard.appliance.localui_spec import Operation, SpecViolation, UnknownOperation
-from wizard.lab import cluster, console
+from wizard.lab import cluster, console, network, registrysync
 from wizard.lab.certs import NodeCertificate
 from wizard.lab.links import LinkRegistry
 from wizard.lab.multipart import (
@@ -82,6 +81,8 @@ class _Request:
 Route = Callable[[_Request], Reply]
 _ROUTES: dict[tuple[str, str], Route] = {}
 _PUBLIC: set[tuple[str, str]] = set()
+#: What a release before 4.9.14 served without a token (:mod:`wizard.lab.versions`).
+_UNGUARDED = {("POST", "/v1/edge-mgmt/edgehosts/current/actions/upload-content")}
 
 
 def _route(method: str, template: str, *, public: bool = False) -> Callable[[Route], Route]:
@@ -112,7 +113,7 @@ def error_body(
         if resp is not None and resp.status_key != "undocumented":
             if resp.schema is None:
                 return None
-            if _schema_type(resp.schema) == "string":
+            if _schema_type(op, resp.schema) == "string":
                 return message
     body: dict[str, Any] = {"code": code, "message": message}
     if details:
@@ -120,10 +121,10 @@ def error_body(
     return body
 
 
-def _schema_type(schema: Any) -> Any:
+def _schema_type(op: Operation, schema: Any) -> Any:
     ref = schema.get("$ref") if isinstance(schema, dict) else None
     if isinstance(ref, str) and ref.startswith("#/definitions/"):
-        schema = localui_spec.definition(ref.removeprefix("#/definitions/"))
+        schema = op.spec.definition(ref.removeprefix("#/definitions/"))
     return schema.get("type")
 
 
@@ -280,7 +281,10 @@ def _upload_content(req: _Request) -> Reply:
         raise LocalUIError(500, "InternalServerError", "failed to store the uploaded content: no space left on device")
     content = receiver.commit(req.node.clock())
     req.node.record_upload(content)
-    console.import_upload(req.node, content)  # a pack bundle lands in the running cluster's registry
+    if console.import_upload(req.node, content):  # a pack bundle lands in the running cluster's registry
+        pack = console.pack_identity(content.file_name)
+        if pack is not None:
+            registrysync.record(req.node, pack[0], pack[1], content.size)
     return Reply(201, {"message": UPLOAD_MESSAGE, "uploadPath": str(content.path)})
 
 
@@ -315,6 +319,11 @@ def _cluster_configuration(req: _Request) -> Reply:
     return Reply(200, cluster.cluster_configuration(req.node))
 
 
+@_route("PUT", "/v1/edge-mgmt/cluster/settings")
+def _cluster_settings(req: _Request) -> Reply:
+    return Reply(202, cluster.update_settings(req.node, req.json_body() or {}))
+
+
 @_route("GET", "/v1/edge-mgmt/cluster/details")
 def _cluster_details(req: _Request) -> Reply:
     return Reply(200, cluster.cluster_details(req.node))
@@ -337,7 +346,7 @@ def _registry_content(req: _Request) -> Reply:
 
 @_route("GET", "/v1/edge-mgmt/cluster/registry/content/sync-status/details")
 def _registry_sync_status(req: _Request) -> Reply:
-    return Reply(200, console.registry_sync_status_details(req.node))
+    return Reply(200, registrysync.sync_status(req.node))
 
 
 @_route("GET", "/v1/edge-mgmt/cluster/registry/health")
@@ -371,6 +380,20 @@ def _error_logs(req: _Request) -> Reply:
 @_route("GET", "/v1/edge-mgmt/clusters/current/nodes")
 def _cluster_nodes(req: _Request) -> Reply:
     return Reply(200, cluster.cluster_nodes(req.node))
+
+
+def _network_route(handler: network.Handler) -> Route:
+    def route(req: _Request) -> Reply:
+        body = req.json_body() if req.op.body_parameter() is not None else None
+        status, answer = handler(req.node, req.op.path_params, body)
+        return Reply(status, answer)
+
+    return route
+
+
+# The network configuration API (newer releases), simulated in its own module.
+for _key, _handler in network.HANDLERS.items():
+    _ROUTES[_key] = _network_route(_handler)
 
 
 # -- Upload sinks --------------------------------------------------------------------------------------------------
@@ -536,7 +559,7 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError as exc:
             raise LocalUIError(400, "BadRequest", f"the request body is not JSON: {exc}") from exc
         try:
-            localui_spec.validate_request_body(op.method, path, body)
+            op.spec.validate_request_body(op.method, path, body)
         except SpecViolation as exc:
             raise LocalUIError(400, "BadRequest", "; ".join(exc.errors)) from exc
         return body
@@ -609,7 +632,8 @@ class _Handler(BaseHTTPRequestHandler):
         server = self.lab_server
         url = urlsplit(self.path)
         try:
-            op = localui_spec.operation(self.command, url.path)
+            # The spec of the release this node plays: a path that release does not serve is a 404.
+            op = server.node.profile.spec.operation(self.command, url.path)
         except UnknownOperation as exc:
             if exc.path_known:
                 err = LocalUIError(405, "MethodNotAllowed", f"{self.command} is not allowed on {url.path}")
@@ -621,8 +645,9 @@ class _Handler(BaseHTTPRequestHandler):
         req = _Request(self, op, url.path, {}, server.node, server.registry, server.logs)
         if self._stalled():
             return
-        if server.node.rebooting_now():
-            # Down to apply user data: the lab's tick closes the listener soon; until then, hang up unanswered.
+        if server.node.rebooting_now() or network.unreachable(server.node):
+            # Down to apply user data or a network change: the lab's tick closes the listener soon; until then, hang
+            # up unanswered.
             self.close_connection = True
             return
         self.reply_status = 0
@@ -638,8 +663,11 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             if server.node.take_error():  # the fault knob: this request fails as a broken server's would
                 raise LocalUIError(500, "InternalError", "internal server error (injected by the lab)")
-            if key not in _PUBLIC:
-                req.session = server.node.authenticate(self.headers.get("Authorization"))
+            header = self.headers.get("Authorization")
+            if key in _UNGUARDED and header is None and server.node.profile.unauthenticated_upload:
+                pass  # before 4.9.14 an upload needed no token (Security Advisory 016, PE-8523)
+            elif key not in _PUBLIC:
+                req.session = server.node.authenticate(header)
             route = _ROUTES.get(key)
             if route is None:
                 raise LocalUIError(501, "NotImplemented", f"{op.method} {op.template} is not simulated yet")

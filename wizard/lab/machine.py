@@ -15,7 +15,7 @@ configuration):
   after partitioning; the live system stays up (SSH answers) so the log can be read;
 - ``disks`` and ``install_device``: a target disk smaller than :data:`INSTALLER_MIN_DISK` makes the installer fail
   the same way, with the disk size as the reason; any disk is reported as is (``lsblk``, Local UI);
-- ``cpus``, ``memory_mb``: the facts the node reports;
+- ``cpus``, ``memory_mb``: the facts the node reports (by default the recommended Medium size);
 - ``never_boots``: power on (and reset) do nothing, like a machine stuck before its firmware;
 - ``clock_offset``: seconds the node's wall clock is ahead (negative: behind) of the lab clock; visible through
   ``date``, log timestamps and the Local UI's time fields;
@@ -116,8 +116,9 @@ class Machine:
     clock: Callable[[], float] = time.time
     speed: float = 1.0
     timings: Timings = field(default_factory=Timings)
-    cpus: int = 8
-    memory_mb: int = 16384
+    # The Medium size the appliance's sizing table recommends (16 CPU / 32 GB); two disks, 800+ GB together.
+    cpus: int = 16
+    memory_mb: int = 32768
     disks: tuple[tuple[str, int], ...] = (("sda", 300 * 1024**3), ("sdb", 500 * 1024**3))
     fail_install: bool = False
     post_install: str = "reboot"  # reboot | poweroff | nothing, as chosen in the interactive installer

@@ -50,6 +50,8 @@ from typing import TYPE_CHECKING, Any
 
 import bcrypt
 
+from wizard.lab.versions import ApplianceProfile
+
 if TYPE_CHECKING:
     from wizard.appliance.seed import SeedConfig
     from wizard.lab.cluster import ClusterDeployment
@@ -185,7 +187,7 @@ class NodeState:
         login_policy: LoginPolicy | None = None,
         content_sync_delay: float = 5.0,
         hardware: Hardware | None = None,
-        agent_version: str = "4.7.16",
+        profile: ApplianceProfile | None = None,
         mac: str | None = None,
         cluster_timeline: float = DEFAULT_CLUSTER_TIMELINE,
         facts: Callable[[], Hardware] | None = None,
@@ -212,7 +214,8 @@ class NodeState:
         self.upload_rate: float | None = None
         self._stall_until = 0.0  # time.monotonic(): stalls are about real client timeouts, not the lab clock
         self.stalled_requests = 0  # how many requests a stall has held (they are never answered)
-        self.agent_version = agent_version
+        #: The appliance release this node plays (version, edition): what it serves and which defects it has.
+        self.profile = profile or ApplianceProfile()
         # A QEMU-style MAC derived from the uid, so it is as stable as the uid.
         self.mac = mac or "52:54:00:" + ":".join(f"{b:02x}" for b in hashlib.sha256(self.uid.encode()).digest()[:3])
         self.node_role = "unknown"  # v1NodeRole; set once a cluster assigns one
@@ -441,6 +444,10 @@ class NodeState:
             return False
 
     @property
+    def agent_version(self) -> str:
+        return self.profile.agent_version
+
+    @property
     def facts(self) -> Hardware:
         return self._facts() if self._facts is not None else self.hardware
 
@@ -500,8 +507,8 @@ class NodeState:
             }
 
     def settings(self) -> dict[str, Any]:
-        """v1Settings: the appliance ISO installs air-gapped and locally managed."""
-        return {"installationMode": "airgap", "managementMode": "local", "featureFlags": {}}
+        """v1Settings: the appliance ISO installs air-gapped and locally managed; ``applianceType`` from 4.9.38."""
+        return self.profile.settings({"installationMode": "airgap", "managementMode": "local", "featureFlags": {}})
 
     # -- Post-install configuration (userdata, configurations) -----------------------------------------------------
 

@@ -404,7 +404,11 @@ class MainWindow(QMainWindow):
         cls: Any = getattr(importlib.import_module(spec.module), spec.cls)
         if index in (self.WELCOME, self.PROJECT):
             return cls(parent)  # type: ignore[no-any-return]
-        if index in (self.PROVIDER, self.NODES, self.NETWORK, self.FILES):
+        if index == self.NETWORK:  # its node networking reads a node's bond options, asking to trust it first
+            return cls(  # type: ignore[no-any-return]
+                self.document, parent, secrets=self.secrets, ask=self.trust.ask, paths=lambda: self.controller.paths
+            )
+        if index in (self.PROVIDER, self.NODES, self.FILES):
             return cls(self.document, parent)  # type: ignore[no-any-return]
         if index in (self.PREFLIGHT, self.RUN, self.INSTALL, self.BUNDLES):
             return cls(self.controller, parent)  # type: ignore[no-any-return]

@@ -240,6 +240,8 @@ CHECK_MODULES = (
     "wizard.core.checks.gateway",
     "wizard.install.checks.postboot",
     "wizard.core.checks.ports",
+    "wizard.core.checks.sizing",
+    "wizard.appliance.guards",
 )
 
 

@@ -152,7 +152,7 @@ def parse_project(doc: object, *, base: Path | None = None, source: Path | None 
                     "the Local UI keeps packs by name; give each bundle a distinct file name",
                 )
             seen.setdefault(ref.path.name, i)
-    _cross_checks(r, nodes, network, ptype)
+    _cross_checks(r, nodes, network, ptype, two_node=cluster is not None and cluster.two_node)
     if appliance is not None and network is not None:
         _configure_checks(r, appliance, nodes, network)
     errors = [p for p in r.problems if p.is_error]

@@ -3,6 +3,7 @@ path is spelled."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from collections.abc import Callable
@@ -126,6 +127,67 @@ class Bmc:
 
 
 @dataclass(frozen=True)
+class Addressing:
+    """How one interface is addressed (``nodes[i].network``; see ``project.nodenet``)."""
+
+    kind: str = "dhcp"  # none | dhcp | static
+    ip: str = ""
+    prefix: int | None = None
+    gateway: str = ""
+
+    @property
+    def netmask(self) -> str:
+        return str(ipaddress.IPv4Network(f"0.0.0.0/{self.prefix}").netmask) if self.prefix is not None else ""
+
+
+@dataclass(frozen=True)
+class NicConfig:
+    name: str
+    addressing: Addressing = Addressing()
+
+
+@dataclass(frozen=True)
+class BondConfig:
+    name: str
+    members: tuple[str, ...]
+    mode: str = "active-backup"
+    hash_policy: str = ""
+    lacp_rate: str = ""
+    mii: int | None = None  # milliseconds
+    addressing: Addressing = Addressing("none")
+
+
+@dataclass(frozen=True)
+class VlanConfig:
+    name: str
+    parent: str
+    vlan_id: int
+    addressing: Addressing = Addressing()
+
+
+@dataclass(frozen=True)
+class NodeNetwork:
+    management: str = ""
+    reach: str = ""  # where the node answers before; "" = its own address
+    interfaces: tuple[NicConfig, ...] = ()
+    bonds: tuple[BondConfig, ...] = ()
+    vlans: tuple[VlanConfig, ...] = ()
+
+    def kind_of(self, name: str) -> str:
+        """``bond``, ``vlan`` or ``nic`` (anything not declared as a bond or VLAN is a NIC)."""
+        if any(b.name == name for b in self.bonds):
+            return "bond"
+        if any(v.name == name for v in self.vlans):
+            return "vlan"
+        return "nic"
+
+    @property
+    def needs_network_api(self) -> bool:
+        """Bonds, VLANs or a management interface: only the Local UI's network API applies them."""
+        return bool(self.bonds or self.vlans or self.management)
+
+
+@dataclass(frozen=True)
 class Node:
     name: str
     hostname: str
@@ -144,6 +206,8 @@ class Node:
     ssh_port: int = 22
     localui_port: int = 5080
     localui_fingerprint: str = ""  # pinned TLS SHA-256 of the Local UI, if known in advance
+    #: Interfaces, bonds, VLANs and the management interface beyond the one NIC (see ``project.nodenet``).
+    network: NodeNetwork | None = None
 
 
 @dataclass(frozen=True)
@@ -211,6 +275,8 @@ class ClusterSettings:
     secret_variables: tuple[tuple[str, SecretRef], ...] = ()  # sensitive answers, as keyring references
     ssh_keys: tuple[str, ...] = ()
     kubeconfig: Path | None = None  # None: the session folder
+    #: Two-node high availability (``isTwoNodeCluster``: PostgreSQL instead of etcd), for exactly two nodes.
+    two_node: bool = False
 
 
 @dataclass(frozen=True)

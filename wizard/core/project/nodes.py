@@ -6,6 +6,7 @@ import ipaddress
 import re
 
 from wizard.core.project.model import AddressMode, Bmc, Network, Node, ProviderType
+from wizard.core.project.nodenet import read_node_network
 from wizard.core.project.reader import _read_fingerprint, _Reader, _show, _url_problem, hostname_problem, ipv4_problem
 
 _NODE_FIELDS = (
@@ -23,6 +24,7 @@ _NODE_FIELDS = (
     "ssh_port",
     "localui_port",
     "localui_fingerprint",
+    "network",
 )
 
 
@@ -117,6 +119,9 @@ def _read_node(r: _Reader, raw: object, i: int, provider: ProviderType | None) -
     ssh_port = r.integer(m, "ssh_port", path, default=22, minimum=1, maximum=65535) or 22
     localui_port = r.integer(m, "localui_port", path, default=5080, minimum=1, maximum=65535) or 5080
     localui_fingerprint = _read_fingerprint(r, m, path, "localui_fingerprint")
+    network = None
+    if m.get("network") is not None:
+        network = read_node_network(r, m["network"], f"{path}.network", ip=ip, prefix=prefix, gateway=gateway)
     return Node(
         name=name,
         hostname=hostname,
@@ -132,6 +137,7 @@ def _read_node(r: _Reader, raw: object, i: int, provider: ProviderType | None) -
         ssh_port=ssh_port,
         localui_port=localui_port,
         localui_fingerprint=localui_fingerprint,
+        network=network,
     )
 
 
@@ -153,12 +159,25 @@ def _read_bmc(r: _Reader, raw: object, path: str) -> Bmc | None:
     return Bmc(address=address, username=username, password=password, tls_fingerprint=fingerprint)
 
 
-def _cross_checks(r: _Reader, nodes: list[Node], network: Network | None, provider: ProviderType | None) -> None:
+def _cross_checks(
+    r: _Reader, nodes: list[Node], network: Network | None, provider: ProviderType | None, *, two_node: bool = False
+) -> None:
     count = len(nodes)
+    if two_node and count != 2:
+        fix = "remove `two_node: true`, or list two nodes"
+        r.error("cluster.two_node", f"is for exactly two nodes; this project has {count}", fix)
     if count == 1:
         r.warning("nodes", "a single node has no high availability", "use 3 nodes for production")
+    elif count == 2 and two_node:
+        r.warning(
+            "cluster.two_node",
+            "two-node high availability keeps the cluster's state in PostgreSQL instead of etcd; the appliance must "
+            "offer it (isTwoNodeCluster, the newer Local UI API) and Mongo Replicas and CSI Placement Count must be 1",
+            "use 3 nodes for production",
+        )
     elif count and count % 2 == 0:
-        r.error("nodes", f"{count} control-plane nodes cannot keep an etcd quorum", "use 1, 3 or 5 nodes")
+        fix = "use 1, 3 or 5 nodes" + (", or `cluster.two_node: true` for two" if count == 2 else "")
+        r.error("nodes", f"{count} control-plane nodes cannot keep an etcd quorum", fix)
 
     def dupes(attr: str, label: str) -> None:
         seen: dict[str, int] = {}

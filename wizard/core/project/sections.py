@@ -288,9 +288,26 @@ def _read_cluster(r: _Reader, raw: object) -> ClusterSettings | None:
     path = "cluster"
     if raw is None:
         return ClusterSettings()
-    m = r.mapping(raw, path, ("variables", "secret_variables", "ssh_keys", "kubeconfig"))
+    m = r.mapping(
+        raw, path, ("variables", "secret_variables", "ssh_keys", "kubeconfig", "two_node", "control_plane_endpoint")
+    )
     if m is None:
         return None
+    endpoint = m.get("control_plane_endpoint")
+    if endpoint is not None and str(endpoint).strip().upper() != "VIP":
+        # The appliance's own profile puts its registry and Palette's root domain at the cluster's VIP
+        # ({{.spectro.system.cluster.kubevip}}) and the docs require one; a DDNS name has no address to hold.
+        r.error(
+            f"{path}.control_plane_endpoint",
+            f"{_show(endpoint)} is not supported: the management appliance's control plane endpoint is its VIP (its "
+            "registry endpoint and Palette's root domain are the VIP, and the Create cluster form requires one)",
+            "remove the field (VIP is the only choice) and give the address in network.vip",
+        )
+    two_node = m.get("two_node", False)
+    if not isinstance(two_node, bool):
+        what = f"expected true or false, got {_kind(two_node)} {_show(two_node)}"
+        r.error(f"{path}.two_node", what, "write `two_node: true` for a two-node cluster")
+        two_node = False
     variables: list[tuple[str, str]] = []
     if m.get("variables") is not None:
         vm = r.mapping(m["variables"], f"{path}.variables", tuple(str(k) for k in m["variables"])) or {}
@@ -350,6 +367,7 @@ def _read_cluster(r: _Reader, raw: object) -> ClusterSettings | None:
         secret_variables=tuple(secret_variables),
         ssh_keys=ssh_keys,
         kubeconfig=r.path(kubeconfig) if kubeconfig else None,
+        two_node=two_node,
     )
 
 
@@ -393,6 +411,14 @@ def _read_activation(r: _Reader, raw: object) -> ActivationSettings | None:
 
 def _configure_checks(r: _Reader, appliance: Appliance, nodes: list[Node], network: Network) -> None:
     """What each ``appliance.configure`` mode can and cannot set."""
+    for i, n in enumerate(nodes):
+        if n.network is not None and n.network.needs_network_api and appliance.configure is not ConfigureMode.LOCALUI:
+            r.error(
+                f"nodes[{i}].network",
+                f"bonds, VLANs and a management interface are applied through the node's Local UI, not with "
+                f"configure: {appliance.configure} (the seed's stylus.site.network describes single interfaces)",
+                "set appliance.configure: localui, or keep only per-interface addressing under interfaces",
+            )
     if appliance.configure is ConfigureMode.LOCALUI:
         for i, n in enumerate(nodes):
             if n.address_mode is AddressMode.STATIC and n.ip:

@@ -9,9 +9,11 @@ import yaml
 
 from wizard.core.project.model import (
     SCHEMA_VERSION,
+    Addressing,
     ClusterSettings,
     ConfigureMode,
     FileRef,
+    NodeNetwork,
     Project,
     Proxy,
     TransferMode,
@@ -32,6 +34,39 @@ def _file_dict(ref: FileRef, base: Path | None) -> dict[str, Any] | str:
         out["signature"] = rel(ref.signature)
     if ref.sha256:
         out["sha256"] = ref.sha256
+    return out
+
+
+def _addressing_dict(a: Addressing) -> dict[str, Any]:
+    out: dict[str, Any] = {"addressing": a.kind}
+    out.update({k: v for k, v in (("ip", a.ip), ("prefix", a.prefix), ("gateway", a.gateway)) if v})
+    return out
+
+
+def _node_network_dict(net: NodeNetwork) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if net.management:
+        out["management"] = net.management
+    if net.reach:
+        out["reach"] = net.reach
+    if net.interfaces:
+        out["interfaces"] = [{"name": i.name, **_addressing_dict(i.addressing)} for i in net.interfaces]
+    if net.bonds:
+        out["bonds"] = [
+            {
+                "name": b.name,
+                "members": list(b.members),
+                "mode": b.mode,
+                **{k: v for k, v in (("hash_policy", b.hash_policy), ("lacp_rate", b.lacp_rate)) if v},
+                **({"mii": b.mii} if b.mii is not None else {}),
+                **_addressing_dict(b.addressing),
+            }
+            for b in net.bonds
+        ]
+    if net.vlans:
+        out["vlans"] = [
+            {"name": v.name, "parent": v.parent, "id": v.vlan_id, **_addressing_dict(v.addressing)} for v in net.vlans
+        ]
     return out
 
 
@@ -91,6 +126,8 @@ def project_to_dict(project: Project, base: Path | None = None) -> dict[str, Any
             nd["localui_port"] = n.localui_port
         if n.prefix is not None:
             nd["prefix"] = n.prefix
+        if n.network is not None:
+            nd["network"] = _node_network_dict(n.network)
         if n.bmc:
             nd["bmc"] = {
                 "address": n.bmc.address,
@@ -162,6 +199,8 @@ def project_to_dict(project: Project, base: Path | None = None) -> dict[str, Any
             cluster["ssh_keys"] = list(c.ssh_keys)
         if c.kubeconfig is not None:
             cluster["kubeconfig"] = str(_file_dict(FileRef(c.kubeconfig), base)["path"])  # type: ignore[index]
+        if c.two_node:
+            cluster["two_node"] = True
         doc["cluster"] = cluster
     if project.console is not None:
         con = project.console

@@ -23,6 +23,7 @@ from typing import Any
 
 from wizard.appliance.ssh import Backoff, SSHClient, SSHCredentials, SSHDisconnected, SSHError, SSHUnreachable
 from wizard.core.checks.catalog import Category, Check, CheckResult, CheckSeverity, errored, failed, passed
+from wizard.core.checks.sizing import NODE_SIZE, NODE_STORAGE, size_result, storage_result
 from wizard.core.trust import Confirm, TrustStore
 
 log = logging.getLogger(__name__)
@@ -96,7 +97,8 @@ CHECKS = (
         "nodes",
     ),
 )
-CHECK_IDS = tuple(c.id for c in CHECKS)
+#: The sizing table's warnings (Medium recommended, 750 GB per node) are judged here too, from the same facts.
+CHECK_IDS = (*(c.id for c in CHECKS), NODE_SIZE, NODE_STORAGE)
 
 
 @dataclass(frozen=True)
@@ -349,6 +351,16 @@ def evaluate(node: str, facts: NodeFacts, req: Requirements | None = None) -> li
             )
         else:
             results.append(passed("node.stale-partitions", "no leftover install partitions", node))
+
+    # Size against the sizing table (warnings): the memory the kernel reports, the disks' total.
+    if facts.cpus is None or facts.memory_kib is None:
+        results.append(unknown(NODE_SIZE, "cpus" if facts.cpus is None else "memory_kib"))
+    else:
+        results.append(size_result(node, facts.cpus, facts.memory_kib * 1024 / GB))
+    if facts.disks is None:
+        results.append(unknown(NODE_STORAGE, "disks"))
+    else:
+        results.append(storage_result(node, sum(d.size for d in facts.disks) / GB))
     return results
 
 

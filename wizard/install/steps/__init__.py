@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from wizard.core.jobs import Step
 from wizard.core.stepids import STEP_IDS
+from wizard.install.steps.appliance import ApplianceStep
 from wizard.install.steps.boot import BootStep, EjectStep, MachinesStep, MediaStep
 from wizard.install.steps.configure import ConfigureStep
 from wizard.install.steps.console import ActivateStep, ConsoleStep, PacksStep, ValidateStep
 from wizard.install.steps.credentials import CredentialsStep
 from wizard.install.steps.install import InstallStep
 from wizard.install.steps.localui import ClusterStep, ContentStep, LinkStep, PasswordStep
+from wizard.install.steps.network import NetworkStep
 from wizard.install.steps.nodes import Pacing
 from wizard.install.steps.postboot import PostbootStep
 from wizard.install.steps.preflight import PreflightSettings, PreflightStep
@@ -40,6 +42,8 @@ def pipeline(
         EjectStep(pacing),
         PasswordStep(pacing),
         ConfigureStep(pacing),
+        NetworkStep(pacing),
+        ApplianceStep(pacing),
         LinkStep(pacing),
         ContentStep(pacing),
         ClusterStep(pacing),

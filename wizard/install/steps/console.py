@@ -18,9 +18,12 @@ from wizard.appliance.console import (
     ConsoleSetupJob,
     RegistrySyncJob,
 )
+from wizard.appliance.hostsync import HostsSyncedJob
+from wizard.appliance.kube import judge_pods, list_pods
 from wizard.appliance.localui import Connector, Endpoint, LocalUIClient, LocalUIError
 from wizard.appliance.packs import UploadPackJob, packs_inputs
 from wizard.appliance.ssh import SSHClient
+from wizard.appliance.versions import LOCALUI_SYNC_FROM, ApplianceIdentity
 from wizard.appliance.witness import NodeWitness, first_able
 from wizard.core.cancel import CancelToken
 from wizard.core.checks.catalog import CheckResult
@@ -32,6 +35,7 @@ from wizard.core.progress import Reporter
 from wizard.core.project import Node
 from wizard.core.report import read_journal_file, summarize, write_run_report
 from wizard.core.trust import TrustStore
+from wizard.install.steps.appliance import detected, upload_problems
 from wizard.install.steps.localui import sftp_transfer, transfer_mode
 from wizard.install.steps.nodes import Pacing, connector, endpoint, leader_and_followers, session_folder
 
@@ -148,6 +152,9 @@ class PacksStep(Step):
     def __init__(self, pacing: Pacing | None = None) -> None:
         self.pacing = pacing or Pacing()
 
+    def problems(self, ctx: StepContext) -> list[Problem]:
+        return upload_problems(ctx, packs=True) if ctx.project.console is not None else []
+
     def jobs(self, ctx: StepContext) -> list[Job]:
         files = ctx.project.files
         if ctx.project.console is None or not files.pack_bundles:
@@ -170,6 +177,19 @@ class PacksStep(Step):
             )
             for ref in files.pack_bundles
         ]
+        identity = detected(ctx)
+        if identity.before(LOCALUI_SYNC_FROM) is not False and len(ctx.project.nodes) > 1:
+            # PE-9263: uploads through one host's Local UI may not reach the others; look at every host.
+            jobs.append(
+                HostsSyncedJob(
+                    [endpoint(ctx, n) for n in ctx.project.nodes],
+                    conn,
+                    label=identity.label,
+                    inputs=packs_inputs([ref.path for ref in files.pack_bundles]),
+                    poll_interval=pace.content_poll,
+                    timeout=pace.content_sync_timeout,
+                )
+            )
         jobs.append(
             RegistrySyncJob(
                 console_endpoint(ctx),
@@ -198,12 +218,17 @@ class ValidateJob(Job):
         console: tuple[ConsoleEndpoint, ConsoleConnector, str] | None,
         api: tuple[str, int] | None = None,
         port_timeout: float = 3.0,
+        *,
+        kubeconfig: Path | None = None,
+        identity: ApplianceIdentity | None = None,
     ) -> None:
         self.leader = leader
         self.localui = localui
         self.console = console
         self.api = api  # where the kubeconfig says the Kubernetes API answers
         self.port_timeout = port_timeout
+        self.kubeconfig = kubeconfig  # the saved admin kubeconfig: the pods the docs' validation looks at
+        self.identity = identity or ApplianceIdentity()
 
     def fingerprint(self) -> str:
         return str(time.time())  # a check of the present: it runs again on every run
@@ -238,6 +263,14 @@ class ValidateJob(Job):
                 problems.append(f"{where.url}/system does not report its version")
         reach = self._reachable()
         problems.extend(r.message for r in reach if r.failed)
+        ingress = ""
+        if self.kubeconfig is not None and not any(r.failed for r in reach):
+            report.update(0.85, "Checking the management plane's pods")
+            try:
+                pod_problems, ingress = judge_pods(list_pods(self.kubeconfig), self.identity)
+            except WizardError as exc:
+                pod_problems = [f"the pods could not be listed: {exc.message}"]
+            problems.extend(pod_problems)
         if problems:
             raise WizardError(
                 "Palette is not healthy",
@@ -254,6 +287,7 @@ class ValidateJob(Job):
             "console_version": version,
             "activation": activation,
             "checks": [r.to_dict() for r in reach],
+            "ingress": ingress,
         }
 
     def _reachable(self) -> list[CheckResult]:
@@ -362,9 +396,17 @@ class ValidateStep(Step):
             console = (console_endpoint(ctx), console_connector(ctx, self.pacing), console_password(ctx))
         created = ctx.journal.result("cluster/create") or {}
         vip = ctx.project.network.vip
-        api = kube_api_address(Path(str(created["kubeconfig"])), vip) if created.get("kubeconfig") else (vip, 6443)
+        kubeconfig = Path(str(created["kubeconfig"])) if created.get("kubeconfig") else None
+        api = kube_api_address(kubeconfig, vip) if kubeconfig is not None else (vip, 6443)
         return [
-            ValidateJob(endpoint(ctx, leader), connector(ctx, self.pacing), console, api),
+            ValidateJob(
+                endpoint(ctx, leader),
+                connector(ctx, self.pacing),
+                console,
+                api,
+                kubeconfig=kubeconfig,
+                identity=detected(ctx),
+            ),
             RunReportJob(
                 ctx.journal.path,
                 session_folder(ctx),

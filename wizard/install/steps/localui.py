@@ -7,13 +7,18 @@ from dataclasses import replace
 
 from wizard.appliance.bundles import TRANSFER_SFTP, SftpTransfer, UploadContentJob
 from wizard.appliance.cluster import ClusterRequest, CreateClusterJob
+from wizard.appliance.guards import content_needs_upload
+from wizard.appliance.hostsync import ContentOnNodesJob
 from wizard.appliance.link import LinkJob
 from wizard.appliance.password import ReplacePasswordJob
 from wizard.appliance.sftpupload import SSHTarget
 from wizard.appliance.staging import DEFAULT_REMOTE_DIR, StagingPlan
+from wizard.appliance.versions import GA_FROM
 from wizard.core.jobs import Job, Step, StepContext, StepKind
+from wizard.core.problems import Problem
 from wizard.core.project import Node, Project, join_path
 from wizard.core.trust import TrustStore
+from wizard.install.steps.appliance import detected, upload_problems
 from wizard.install.steps.nodes import (
     DEFAULT_PASSWORD,
     Pacing,
@@ -75,7 +80,9 @@ class LinkStep(Step):
 
 
 class ContentStep(Step):
-    """Upload the content bundle to the leader; without one in the project there is nothing to do."""
+    """Upload the content bundle to the leader, unless the nodes hold the content already (a full ISO, before
+    4.9.36: then confirm it is on every host); without a bundle and without content there is nothing to do here (the
+    appliance step has said so)."""
 
     id = "content"
     title = "Upload the content bundle"
@@ -85,9 +92,26 @@ class ContentStep(Step):
     def __init__(self, pacing: Pacing | None = None) -> None:
         self.pacing = pacing or Pacing()
 
+    def problems(self, ctx: StepContext) -> list[Problem]:
+        return upload_problems(ctx, content=True)
+
     def jobs(self, ctx: StepContext) -> list[Job]:
         files = ctx.project.files
         bundle = files.content_bundle
+        identity = detected(ctx)
+        if not content_needs_upload(identity):
+            leader, _ = leader_and_followers(ctx)
+            why = f"{identity.label}: the content came with the ISO"
+            pace = self.pacing
+            return [
+                ContentOnNodesJob(
+                    endpoint(ctx, leader),
+                    connector(ctx, pace),
+                    why=why,
+                    poll_interval=pace.content_poll,
+                    timeout=pace.content_sync_timeout,
+                )
+            ]
         if bundle is None:
             return []
         leader, _ = leader_and_followers(ctx)
@@ -118,6 +142,23 @@ class ClusterStep(Step):
     def __init__(self, pacing: Pacing | None = None) -> None:
         self.pacing = pacing or Pacing()
 
+    def problems(self, ctx: StepContext) -> list[Problem]:
+        """A two-node cluster needs ``isTwoNodeCluster``, which came with the newer Local UI API: sent to an appliance
+        that ignores it, two etcd members would have no quorum."""
+        if not ctx.project.cluster.two_node:
+            return []
+        identity = detected(ctx)
+        if identity.version is not None and not identity.before(GA_FROM):
+            return []
+        which = identity.label if identity.version is not None else "an appliance of unknown version"
+        return [
+            Problem(
+                "cluster.two_node",
+                f"{which} does not offer two-node clusters (isTwoNodeCluster came with the {GA_FROM} API)",
+                f"use one or three nodes, or an appliance of {GA_FROM} or newer",
+            )
+        ]
+
     def jobs(self, ctx: StepContext) -> list[Job]:
         project = ctx.project
         settings = project.cluster
@@ -132,6 +173,7 @@ class ClusterStep(Step):
                 name: ctx.secrets.require(ref, join_path("cluster.secret_variables", name))
                 for name, ref in settings.secret_variables
             },
+            two_node=settings.two_node,
         )
         pace = self.pacing
         return [

@@ -312,6 +312,22 @@ class PreflightStep(Step):
             )
         )
 
+        # What is known of the appliance's release before the nodes answer (a resumed run: all its guards).
+        from wizard.install.steps.appliance import preflight_checks, upload_plan  # it reuses this module's jobs
+
+        known = ctx.journal.result("appliance/identify").get("appliance") or {}
+        appliance_checks = preflight_checks(ctx)
+        specs.append(
+            (
+                "preflight/appliance",
+                "Appliance release",
+                lambda: appliance_checks,
+                json.dumps([known, repr(upload_plan(project))], sort_keys=True, default=str),
+                "appliance.version",
+                "",
+            )
+        )
+
         for checks in provider_checks(ctx):
             specs.append((checks.job_id, checks.name, checks.run, checks.inputs, checks.fallback_check, ""))
 

@@ -29,6 +29,7 @@ from wizard.core.checks.catalog import (
     not_applicable,
     passed,
 )
+from wizard.core.checks.sizing import size_result, storage_result
 from wizard.core.errors import Cancelled, WizardError
 from wizard.core.project import Node, Project, VmMode, VsphereSettings
 from wizard.core.trust import Confirm, TrustStore
@@ -48,6 +49,7 @@ NETWORK = "vsphere.network"
 ZONE_TAGS = "vsphere.zone-tags"
 VM_FIRMWARE = "vsphere.vm-firmware"
 VM_SPEC = "vsphere.vm-spec"
+VM_SIZE = "vsphere.vm-size"
 
 _B, _W = CheckSeverity.BLOCKER, CheckSeverity.WARNING
 CHECKS: tuple[Check, ...] = (
@@ -124,6 +126,15 @@ CHECKS: tuple[Check, ...] = (
         "The node VMs fit the appliance spec (or their names are free)",
         "adjust the VM (vCPU, memory, two disks, a network adapter on the chosen network) or pick another VM name",
         "nodes",
+    ),
+    Check(
+        VM_SIZE,
+        Category.PROVIDER,
+        _W,
+        "The node VMs are sized as the appliance's sizing table recommends",
+        "give each node VM 16 vCPU and 32 GB of memory (the Medium size the docs recommend; Small, 8 / 16, manages up "
+        "to 1000 workload nodes) and 750 GB of disk in total",
+        "provider",
     ),
 )
 
@@ -548,6 +559,26 @@ def _vm_spec(ctx: _Context) -> list[CheckResult]:
     return out
 
 
+def _vm_size(ctx: _Context) -> list[CheckResult]:
+    """The sizing table against the VM spec the wizard creates, or against each existing VM's hardware."""
+    spec = ctx.settings.vm
+    if ctx.settings.vm_mode is VmMode.CREATE:
+        target = f"VM spec ({spec.cpus} vCPU, {spec.memory_gb} GB)"
+        return [
+            size_result(target, spec.cpus, spec.memory_gb, check=VM_SIZE),
+            storage_result(target, spec.os_disk_gb + spec.data_disk_gb, check=VM_SIZE),
+        ]
+    out = []
+    for node, vm in _node_vms(ctx).items():
+        if vm is None or vm.config is None:
+            continue  # vsphere.vm-spec names the missing VM
+        hw = vm.config.hardware
+        out.append(size_result(node, int(hw.numCPU), int(hw.memoryMB) / 1024, check=VM_SIZE))
+        total = sum(int(d.capacityInKB) for d in vms.disks(vm)) * 1024 / 1000**3
+        out.append(storage_result(node, total, check=VM_SIZE))
+    return out
+
+
 # Order matters: later checks reuse the objects the inventory and network checks found.
 _ORDER: tuple[tuple[str, Callable[[_Context], list[CheckResult]]], ...] = (
     (INVENTORY, _inventory),
@@ -558,4 +589,5 @@ _ORDER: tuple[tuple[str, Callable[[_Context], list[CheckResult]]], ...] = (
     (ZONE_TAGS, _zone_tags),
     (VM_FIRMWARE, _vm_firmware),
     (VM_SPEC, _vm_spec),
+    (VM_SIZE, _vm_size),
 )

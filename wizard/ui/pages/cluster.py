@@ -2,10 +2,13 @@
 
 The variables are defined by the cluster profile inside the content bundle, so they are known only once a node holds
 it: "Read the profile" asks the leader's Local UI (on a worker, with the trust dialog, never during a run) for the
-variables — name, label, default, required, sensitive, pattern — and builds one field per variable. Answers go to
-the project document (``cluster.variables``); a sensitive answer goes to the keyring and the document keeps only its
-reference (``cluster.secret_variables``). Before the profile is read, the answers the project already gives are
-shown, so they can be edited too.
+variables — name, label, default, required, sensitive, pattern and, as newer appliances describe them, the input
+type (a text, a choice of options, several lines), whether the value is fixed or hidden, and the form section — and
+builds one field per variable, grouped by section as the appliance groups them. Hidden variables keep the profile's
+values and are not shown; immutable ones are shown read-only. Answers go to the project document
+(``cluster.variables``); a sensitive answer goes to the keyring and the document keeps only its reference
+(``cluster.secret_variables``). Before the profile is read, the answers the project already gives are shown, so they
+can be edited too.
 """
 
 from __future__ import annotations
@@ -18,11 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtWidgets import (
+    QComboBox,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QPlainTextEdit,
     QVBoxLayout,
     QWidget,
 )
@@ -43,6 +48,9 @@ from wizard.ui.widgets import Banner, Tone, button, heading, paragraph
 log = logging.getLogger(__name__)
 
 
+TEXT, DROPDOWN, MULTILINE = "text", "dropdown", "multiline"
+
+
 @dataclass(frozen=True)
 class Variable:
     """One profile variable, as the form needs it (the appliance's ProfileVariable, or one the project names)."""
@@ -53,6 +61,12 @@ class Variable:
     required: bool = False
     sensitive: bool = False
     regex: str = ""
+    input_type: str = TEXT
+    options: tuple[tuple[str, str], ...] = ()  # (value, label)
+    immutable: bool = False
+    hidden: bool = False
+    section: str = ""
+    description: str = ""
 
 
 def read_profile(
@@ -79,7 +93,23 @@ def read_profile(
             f"{leader.name} holds no content bundle yet",
             remediation="run the install up to the content step (it uploads the bundle), then read the profile",
         )
-    return [Variable(v.name, v.label, v.default or "", v.required, v.sensitive, v.regex) for v in archive.variables]
+    return [
+        Variable(
+            v.name,
+            v.label,
+            v.default or "",
+            v.required,
+            v.sensitive,
+            v.regex,
+            v.input_type,
+            tuple((o.value, o.text) for o in v.options),
+            v.immutable,
+            v.hidden,
+            v.section,
+            v.description,
+        )
+        for v in archive.variables
+    ]
 
 
 def secret_name(variable: str) -> str:
@@ -90,7 +120,7 @@ def secret_name(variable: str) -> str:
 @dataclass
 class VariableField:
     variable: Variable
-    edit: QLineEdit
+    edit: QWidget  # QLineEdit (text, sensitive, immutable), QComboBox (dropdown) or QPlainTextEdit (multiline)
     message: InlineMessage
 
 
@@ -128,6 +158,9 @@ class ClusterPage(WizardPage):
         self.form = QFormLayout(self.box)
         self.empty = paragraph("", self.box)
         self.form.addRow(self.empty)
+        #: One box per section the appliance groups its variables in (PCOM-757), below the general box.
+        self.section_boxes: dict[str, QGroupBox] = {}
+        self.sections_layout = QVBoxLayout()
 
         row = QHBoxLayout()
         row.addWidget(self.read_button)
@@ -146,6 +179,7 @@ class ClusterPage(WizardPage):
         layout.addLayout(row)
         layout.addWidget(self.read_result)
         layout.addWidget(self.box)
+        layout.addLayout(self.sections_layout)
         layout.addStretch(1)
         document.loaded.connect(self._from_project)
         controller.running_changed.connect(lambda _r: self._update_buttons())
@@ -164,48 +198,114 @@ class ClusterPage(WizardPage):
         self.set_variables(found, from_profile=False)
 
     def set_variables(self, variables: Sequence[Variable], *, from_profile: bool = True) -> None:
-        """Build one field per variable; ``from_profile`` says they came from the profile (so all are known)."""
+        """Build one field per variable, grouped in the appliance's sections; ``from_profile`` says they came from the
+        profile (so all are known)."""
         self.variables = list(variables)
         self.from_profile = from_profile
         while self.form.rowCount():
             self.form.removeRow(0)
+        for box in self.section_boxes.values():
+            box.setParent(None)
+            box.deleteLater()
+        self.section_boxes.clear()
         self.fields.clear()
-        self.empty = paragraph(
+        hidden = [v for v in self.variables if v.hidden]
+        note = (
             self.tr("The profile has no variables.")
             if from_profile
-            else self.tr("The project answers no variables yet. Read the profile from the leader to see them all."),
-            self.box,
+            else self.tr("The project answers no variables yet. Read the profile from the leader to see them all.")
         )
-        self.empty.setVisible(not self.variables or not from_profile)
+        if hidden and from_profile:
+            note = self.tr("{n} hidden variable(s) keep the profile's values.").format(n=len(hidden))
+        self.empty = paragraph(note, self.box)
+        self.empty.setVisible(not self.variables or not from_profile or bool(hidden))
         self.form.addRow(self.empty)
         for var in self.variables:
-            edit = QLineEdit(self.box)
+            if var.hidden:
+                continue
+            form = self._form_for(var.section)
+            parent = form.parentWidget() or self.box
+            edit = self._editor(var, parent)
             edit.setAccessibleName(self.tr("Cluster variable {label}").format(label=var.label))
-            edit.setClearButtonEnabled(False)
-            message = InlineMessage(Tone.ERROR, self.box)
-            if var.sensitive:
-                edit.setEchoMode(QLineEdit.EchoMode.Password)
-                stored = self.document.get(("cluster", "secret_variables", var.name))
-                edit.setPlaceholderText(
-                    self.tr("stored in the keyring as {name}; type to replace it").format(name=stored.get("secret"))
-                    if isinstance(stored, dict) and stored.get("secret")
-                    else self.tr("kept in the keyring, never in the project file")
-                )
-                edit.editingFinished.connect(lambda v=var, e=edit: self._store_secret(v, e))
-            else:
-                value = self.document.get(("cluster", "variables", var.name))
-                edit.setText("" if value is None else str(value))
-                edit.setPlaceholderText(self.tr("default: {d}").format(d=var.default) if var.default else "")
-                edit.textEdited.connect(lambda text, v=var: self._edited(v, text))
-            caption = QLabel(var.label + (" *" if var.required else "") + ":", self.box)
+            if var.description:
+                edit.setToolTip(var.description)
+            message = InlineMessage(Tone.ERROR, parent)
+            fixed = self.tr(" (fixed by the profile)") if var.immutable else ""
+            caption = QLabel(var.label + (" *" if var.required and not var.immutable else "") + fixed + ":", parent)
             caption.setBuddy(edit)
             column = QVBoxLayout()
             column.setSpacing(2)
             column.addWidget(edit)
             column.addWidget(message)
-            self.form.addRow(caption, column)
+            form.addRow(caption, column)
             self.fields[var.name] = VariableField(var, edit, message)
         self.validate()
+
+    def _form_for(self, section: str) -> QFormLayout:
+        """The form of ``section``: the page's own box for variables without one, else a box per section."""
+        if not section:
+            return self.form
+        box = self.section_boxes.get(section)
+        if box is None:
+            box = QGroupBox(section, self)
+            box.setAccessibleName(self.tr("Section {name}").format(name=section))
+            QFormLayout(box)
+            self.sections_layout.addWidget(box)
+            self.section_boxes[section] = box
+        layout = box.layout()
+        assert isinstance(layout, QFormLayout)
+        return layout
+
+    def _editor(self, var: Variable, parent: QWidget) -> QWidget:
+        value = self.document.get(("cluster", "variables", var.name))
+        text = "" if value is None else str(value)
+        if var.sensitive:
+            edit = QLineEdit(parent)
+            edit.setClearButtonEnabled(False)
+            edit.setEchoMode(QLineEdit.EchoMode.Password)
+            stored = self.document.get(("cluster", "secret_variables", var.name))
+            edit.setPlaceholderText(
+                self.tr("stored in the keyring as {name}; type to replace it").format(name=stored.get("secret"))
+                if isinstance(stored, dict) and stored.get("secret")
+                else self.tr("kept in the keyring, never in the project file")
+            )
+            edit.editingFinished.connect(lambda v=var, e=edit: self._store_secret(v, e))
+            return edit
+        if var.immutable:
+            fixed = QLineEdit(var.default, parent)
+            fixed.setReadOnly(True)
+            fixed.setPlaceholderText(self.tr("fixed by the profile"))
+            return fixed
+        if var.input_type == DROPDOWN and var.options:
+            combo = QComboBox(parent)
+            for option_value, option_label in var.options:
+                shown = option_label if option_label == option_value else f"{option_label} ({option_value})"
+                combo.addItem(shown + (self.tr(" — default") if option_value == var.default else ""), option_value)
+            values = [v for v, _ in var.options]
+            current = text or var.default
+            if current in values:
+                combo.setCurrentIndex(values.index(current))
+            else:
+                combo.setCurrentIndex(-1)
+            combo.currentIndexChanged.connect(lambda i, v=var, c=combo: self._chosen(v, c.itemData(i)))
+            return combo
+        if var.input_type == MULTILINE:
+            area = QPlainTextEdit(text, parent)
+            area.setPlaceholderText(self.tr("default: {d}").format(d=var.default) if var.default else "")
+            area.setTabChangesFocus(True)
+            area.setMaximumHeight(area.fontMetrics().lineSpacing() * 6)
+            area.textChanged.connect(lambda v=var, a=area: self._edited(v, a.toPlainText()))
+            return area
+        edit = QLineEdit(text, parent)
+        edit.setClearButtonEnabled(False)
+        edit.setPlaceholderText(self.tr("default: {d}").format(d=var.default) if var.default else "")
+        edit.textEdited.connect(lambda t, v=var: self._edited(v, t))
+        return edit
+
+    def _chosen(self, var: Variable, value: object) -> None:
+        """A dropdown's choice: the profile's default needs no answer in the project."""
+        chosen = "" if value is None else str(value)
+        self._edited(var, "" if chosen == var.default else chosen)
 
     def answered(self, var: Variable) -> bool:
         if var.sensitive:
@@ -223,6 +323,15 @@ class ClusterPage(WizardPage):
         text = "" if value is None else str(value)
         if not text:
             return self.tr("required and has no default") if var.required and not var.default else ""
+        if var.immutable and text != var.default:
+            return self.tr("fixed by the profile to {d}: remove the answer from the project").format(d=var.default)
+        options = [v for v, _ in var.options]
+        if var.input_type == DROPDOWN and options and text not in options:
+            return self.tr("{value} is not one of the options ({options})").format(
+                value=text, options=", ".join(options)
+            )
+        if var.input_type != MULTILINE and "\n" in text:
+            return self.tr("takes a single line")
         if var.regex:
             try:
                 if re.fullmatch(var.regex, text) is None:
@@ -260,7 +369,7 @@ class ClusterPage(WizardPage):
                 if field is not None:
                     field.message.show_text(f"✗ {error}", Tone.ERROR)
                 return
-            if field is not None:
+            if field is not None and isinstance(field.edit, QLineEdit):
                 field.edit.clear()  # stored: the value leaves the window
                 field.edit.setPlaceholderText(self.tr("stored in the keyring as {name}").format(name=name))
             self.document.set(("cluster", "secret_variables", var.name), {"secret": name})
@@ -317,4 +426,6 @@ class ClusterPage(WizardPage):
 
     def set_busy(self, busy: bool) -> None:
         self.box.setEnabled(not busy)
+        for box in self.section_boxes.values():
+            box.setEnabled(not busy)
         self._update_buttons()

@@ -1,18 +1,38 @@
-"""The network page: the cluster's virtual IP, name and time servers, and the proxy the nodes use."""
+"""The network page: the cluster's virtual IP, name and time servers, the proxy the nodes use, and each node's
+bonds and VLANs (:mod:`wizard.ui.pages.nodenet`)."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+
 from PySide6.QtWidgets import QFormLayout, QGroupBox, QVBoxLayout, QWidget
 
-from wizard.ui.forms import InputPage, Kind, ProjectDocument
+from wizard.core.cancel import CancelToken
+from wizard.core.paths import AppPaths
+from wizard.core.problems import Problem
+from wizard.core.secrets import SecretStore
+from wizard.core.trust import TrustRequest
+from wizard.ui.forms import InputPage, Kind, ProjectDocument, claim
+from wizard.ui.pages.nodenet import NodeNetworkEditor
 from wizard.ui.widgets import heading, paragraph
+
+_NODE_NETWORK = re.compile(r"^nodes\[\d+\]\.network(\.|\[|$)")
 
 
 class NetworkPage(InputPage):
     title = "Network"
     prefixes = ("network",)
 
-    def __init__(self, document: ProjectDocument, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        document: ProjectDocument,
+        parent: QWidget | None = None,
+        *,
+        secrets: SecretStore | None = None,
+        ask: Callable[[TrustRequest, CancelToken | None], bool] | None = None,
+        paths: Callable[[], AppPaths | None] = lambda: None,
+    ) -> None:
         super().__init__(document, parent)
         self.title = self.tr("Network")
         tr = self.tr
@@ -68,8 +88,30 @@ class NetworkPage(InputPage):
                 self,
             )
         )
+        self.node_network = NodeNetworkEditor(document, secrets, self, paths=paths, ask=ask)
         layout.addWidget(self.page_message)
         layout.addWidget(cluster)
         layout.addWidget(proxy)
+        layout.addWidget(self.node_network)
         layout.addStretch(1)
         self.populate()
+
+    def populate(self) -> None:
+        super().populate()
+        self.node_network.refresh_nodes()
+
+    def owned_problems(self) -> list[Problem]:
+        """The network section's, and every node's own network (``nodes[i].network``)."""
+        mine = super().owned_problems()
+        return mine + [p for p in self.document.problems_under(("nodes",)) if _NODE_NETWORK.match(p.path)]
+
+    def show_problems(self) -> None:
+        """Fields show theirs; the node networking editor shows the nodes' network problems next to its form."""
+        problems = self.owned_problems()
+        nodes = [p for p in problems if _NODE_NETWORK.match(p.path)]
+        owned, rest = claim([p for p in problems if p not in nodes], [(f, f.claims) for f in self.fields])
+        for field in self.fields:
+            field.show_problems(owned.get(field, []))
+        self.show_page_problems(rest)
+        self.node_network.show_problems(nodes)
+        self.changed.emit()

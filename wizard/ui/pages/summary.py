@@ -30,6 +30,7 @@ from wizard.core.cancel import CancelToken
 from wizard.core.journal import journal_path, project_id
 from wizard.core.paths import app_paths
 from wizard.core.project import Project
+from wizard.core.report import read_journal_file
 from wizard.core.runner import ExitCode, JobFinished, RunFinished
 from wizard.core.secrets import SecretStore
 from wizard.ui.bridge import RunController, SessionOpened
@@ -82,8 +83,12 @@ class SummaryPage(WizardPage):
         self.last_result: RunFinished | None = None
         self.until: str | None = None  # the last run's last step, when it was not the whole install
         self.exported: Path | None = None
+        #: The appliance as the run read it (the appliance step's facts): its label and the product name.
+        self.appliance: dict[str, str] = {}
 
         self.outcome = Banner(Tone.INFO, self)
+        self.appliance_label = paragraph("", self)
+        self.appliance_label.setAccessibleName(tr("Appliance"))
         self.urls_box = QGroupBox(tr("Where Palette is"), self)
         self.urls = QGridLayout(self.urls_box)
 
@@ -126,6 +131,7 @@ class SummaryPage(WizardPage):
         layout = QVBoxLayout(self)
         layout.addWidget(heading(tr("Summary"), self))
         layout.addWidget(self.outcome)
+        layout.addWidget(self.appliance_label)
         layout.addWidget(self.urls_box)
         layout.addWidget(files_box)
         layout.addWidget(support_box)
@@ -150,6 +156,7 @@ class SummaryPage(WizardPage):
         self.project_file, self.project = path, project
         self.session_dir = None
         self.kubeconfig = None
+        self.appliance = {}
         if path is not None and project is not None:
             state = (self.controller.paths or app_paths()).state
             self.session_dir = journal_path(state, project_id(path, project.name)).with_suffix("")
@@ -165,6 +172,26 @@ class SummaryPage(WizardPage):
     def _event(self, ev: object) -> None:
         if isinstance(ev, JobFinished) and ev.result.get("kubeconfig"):
             self.kubeconfig = Path(str(ev.result["kubeconfig"]))
+        facts = ev.result.get("appliance") if isinstance(ev, JobFinished) else None
+        if isinstance(facts, dict) and facts.get("label"):
+            self.appliance = {"label": str(facts["label"]), "product": str(facts.get("product") or "Palette")}
+            self.refresh()
+
+    def product(self) -> str:
+        """The product name the texts use: Palette, or VerteX once the appliance said so."""
+        return self.appliance.get("product") or "Palette"
+
+    def _read_appliance(self) -> None:
+        """The appliance facts of an earlier run, from the session journal (the window may have been reopened)."""
+        if self.appliance or self.session_dir is None:
+            return
+        journal = self.session_dir.with_suffix(".json")
+        try:
+            facts = read_journal_file(journal)["jobs"]["appliance/identify"]["result"]["appliance"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return
+        if isinstance(facts, dict) and facts.get("label"):
+            self.appliance = {"label": str(facts["label"]), "product": str(facts.get("product") or "Palette")}
 
     def _finished(self, ev: RunFinished) -> None:
         self.last_result = ev
@@ -189,7 +216,9 @@ class SummaryPage(WizardPage):
     def urls_list(self) -> list[tuple[str, str]]:
         if self.project is None:
             return []
-        out = [(self.tr("Palette system console"), f"https://{self.project.network.vip}/")]
+        out = [
+            (self.tr("{product} system console").format(product=self.product()), f"https://{self.project.network.vip}/")
+        ]
         out += [
             (self.tr("Local UI of {node}").format(node=n.name), f"https://{n.ip}:{n.localui_port}/")
             for n in self.project.nodes
@@ -199,6 +228,12 @@ class SummaryPage(WizardPage):
 
     def refresh(self) -> None:
         tr = self.tr
+        self._read_appliance()
+        product = self.product()
+        label = self.appliance.get("label")
+        self.appliance_label.setText(tr("Appliance: {label}").format(label=label) if label else "")
+        self.appliance_label.setVisible(bool(label))
+        self.urls_box.setTitle(tr("Where {product} is").format(product=product))
         ev = self.last_result
         if ev is None:
             self.outcome.show_text(tr("The install has not finished in this window yet."), Tone.INFO)
@@ -210,7 +245,10 @@ class SummaryPage(WizardPage):
                 Tone.INFO,
             )
         elif ev.exit_code is ExitCode.DONE:
-            self.outcome.show_text(tr("✓ Palette is installed. Sign in to the system console below."), Tone.SUCCESS)
+            self.outcome.show_text(
+                tr("✓ {product} is installed. Sign in to the system console below.").format(product=product),
+                Tone.SUCCESS,
+            )
         else:
             self.outcome.show_text(
                 tr("The last run did not finish (exit code {code}); see the Run page.").format(code=int(ev.exit_code)),

@@ -1,0 +1,79 @@
+"""The validation's pod listing against the lab's Kubernetes API: client-certificate auth from the admin
+kubeconfig, as ``kubectl get pods -A`` does it."""
+
+from __future__ import annotations
+
+import base64
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from wizard.appliance.kube import judge_pods, list_pods
+from wizard.appliance.versions import ApplianceIdentity, Version
+from wizard.core.errors import WizardError
+from wizard.lab import kubepki
+from wizard.lab.kubeapi import KubeAPIServer, cluster_pods
+
+pytestmark = pytest.mark.lab
+
+VIP = "127.0.0.1"
+
+
+def kubeconfig(path: Path, server: str, ca: bytes, cert: bytes, key: bytes) -> Path:
+    def b64(data: bytes) -> str:
+        return base64.b64encode(data).decode()
+
+    path.write_text(
+        textwrap.dedent(
+            f"""\
+            apiVersion: v1
+            kind: Config
+            clusters:
+            - cluster: {{certificate-authority-data: {b64(ca)}, server: "{server}"}}
+              name: mgmt
+            contexts:
+            - context: {{cluster: mgmt, user: admin}}
+              name: admin@mgmt
+            current-context: admin@mgmt
+            users:
+            - name: admin
+              user: {{client-certificate-data: {b64(cert)}, client-key-data: {b64(key)}}}
+            """
+        )
+    )
+    return path
+
+
+@pytest.mark.parametrize("ingress", ["traefik", "ingress-nginx"])
+def test_pods_are_listed_with_the_admin_certificate(tmp_path: Path, ingress: str) -> None:
+    pki = kubepki.create(tmp_path / "pki", VIP)
+    server = KubeAPIServer(pki, lambda: True, host=VIP, port=0, pods=lambda: cluster_pods(ingress, True))
+    server.start()
+    try:
+        url = f"https://{VIP}:{server.port}"
+        good = kubeconfig(tmp_path / "admin.conf", url, pki.ca_pem, pki.client_cert_pem, pki.client_key_pem)
+        pods = list_pods(good)
+        assert {p.namespace for p in pods} >= {"cp-system", "hubble-system", "jet-system", "ui-system"}
+        release = Version(4, 9, 44) if ingress == "traefik" else Version(4, 8, 40)
+        assert judge_pods(pods, ApplianceIdentity(release)) == ([], ingress)
+        # A certificate the cluster CA did not sign is no admin: the pod list is refused.
+        other = kubepki.create(tmp_path / "other", "127.0.0.2")
+        stranger = kubeconfig(tmp_path / "x.conf", url, pki.ca_pem, other.client_cert_pem, other.client_key_pem)
+        with pytest.raises(WizardError):
+            list_pods(stranger)
+        # A server the kubeconfig's CA did not sign is not trusted either.
+        wrong_ca = kubeconfig(tmp_path / "y.conf", url, other.ca_pem, pki.client_cert_pem, pki.client_key_pem)
+        with pytest.raises(WizardError, match="unreachable"):
+            list_pods(wrong_ca)
+        kubepki.forget(other)
+    finally:
+        server.stop()
+        kubepki.forget(pki)
+
+
+def test_a_kubeconfig_without_certificates_is_refused_clearly(tmp_path: Path) -> None:
+    path = tmp_path / "token.conf"
+    path.write_text("clusters: [{name: c, cluster: {server: https://x}}]\nusers: [{name: u, user: {token: t}}]\n")
+    with pytest.raises(WizardError, match="no embedded CA and client certificate"):
+        list_pods(path)
