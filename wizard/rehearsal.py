@@ -40,6 +40,7 @@ import keyring.backends.fail
 import yaml
 
 from wizard.appliance.monitor import Budgets, PollSettings
+from wizard.core.http import DEFAULT_RETRY
 from wizard.core.jobs import Step
 from wizard.core.paths import AppPaths
 from wizard.core.project import SecretRef
@@ -106,7 +107,7 @@ def pacing_for(speed: float) -> Pacing:
             overall=max(180.0, 3 * 4500 / speed),
         ),
         localui_timeout=15.0,
-        retry_backoff=min(1.0, interval),
+        retry=DEFAULT_RETRY.scaled(min(1.0, interval)),  # the one policy, its waits as fast as the lab's clock
         link_poll=interval,
         content_poll=interval,
         cluster_poll=interval,

@@ -12,19 +12,17 @@ import pytest
 
 from wizard.appliance.console import (
     DEFAULT_PASSWORD,
-    ActivateJob,
     ActivationKeyRejected,
     ConsoleConnector,
     ConsoleEndpoint,
     ConsoleError,
     ConsoleLoginFailed,
-    ConsoleSetupJob,
     ConsoleUnreachable,
-    RegistrySyncJob,
-    wait_for_console,
 )
+from wizard.appliance.console_jobs import ActivateJob, ConsoleSetupJob, RegistrySyncJob, wait_for_console
 from wizard.appliance.packs import RegistryEntry, find_pack, pack_identity
 from wizard.core.cancel import CancelToken
+from wizard.core.http import DEFAULT_RETRY
 from wizard.core.progress import Progress
 from wizard.core.report import summarize, write_run_report
 from wizard.core.trust import TrustChanged, TrustStore
@@ -35,6 +33,7 @@ from wizard.lab.console import pack_identity as lab_pack_identity
 
 pytestmark = pytest.mark.lab
 
+FAST_RETRY = DEFAULT_RETRY.scaled(0.02)
 EMAIL = "ops@example.com"
 NEW_PASSWORD = "Console-Pass-1"
 
@@ -67,7 +66,7 @@ def where(server: SystemConsoleServer, certificate: NodeCertificate) -> ConsoleE
 
 @pytest.fixture
 def connector(tmp_path: Path, clock: ManualClock) -> ConsoleConnector:
-    return ConsoleConnector(TrustStore(tmp_path / "trust"), None, timeout=5.0, retry_backoff=0.01, clock=clock)
+    return ConsoleConnector(TrustStore(tmp_path / "trust"), None, timeout=5.0, retry=FAST_RETRY, clock=clock)
 
 
 def _run(job: ConsoleSetupJob | ActivateJob | RegistrySyncJob) -> dict[str, object]:
@@ -162,14 +161,16 @@ def test_palette_not_up_yet_is_waited_out(
         connector, where, DEFAULT_PASSWORD, Progress().root(), CancelToken(), poll=0.01, timeout=30.0
     )
     with client:
-        assert client.password_reset_required is True
+        assert client.reset_still_required()
 
 
 def test_palette_never_up_is_a_timeout(
     state: SystemConsoleState, where: ConsoleEndpoint, tmp_path: Path, clock: ManualClock
 ) -> None:
     state.available = lambda: False
-    ticking = ConsoleConnector(TrustStore(tmp_path / "t2"), None, timeout=5.0, clock=lambda: clock.advance(1.0))
+    ticking = ConsoleConnector(
+        TrustStore(tmp_path / "t2"), None, timeout=5.0, retry=FAST_RETRY, clock=lambda: clock.advance(1.0)
+    )
     with pytest.raises(ConsoleUnreachable) as info:
         wait_for_console(ticking, where, DEFAULT_PASSWORD, Progress().root(), CancelToken(), poll=0.0, timeout=5.0)
     assert info.value.title == "Palette did not come up"
@@ -187,7 +188,7 @@ def test_registry_sync_is_triggered_and_waited_for(certificate: NodeCertificate,
     state.import_pack("ubuntu", "22.04.5", 1024, "00" * 32)
     with SystemConsoleServer(state, certificate, socket_timeout=5.0) as server:
         where = ConsoleEndpoint(server.host, server.port, certificate.fingerprint)
-        conn = ConsoleConnector(TrustStore(tmp_path / "trust"), None, timeout=5.0)
+        conn = ConsoleConnector(TrustStore(tmp_path / "trust"), None, timeout=5.0, retry=FAST_RETRY)
         _set_up(where, conn)
         facts = _run(RegistrySyncJob(where, conn, NEW_PASSWORD, poll=0.05, timeout=60.0))
         assert facts["synced_packs"] == 3  # the content's two packs and the uploaded one

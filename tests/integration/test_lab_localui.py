@@ -843,7 +843,7 @@ def test_every_client_call_is_within_the_spec(lab: Lab, clock: ManualClock, tmp_
     from wizard.appliance.configure import P_CONFIGURATIONS, P_CONFIGURATIONS_STATUS, P_USERDATA, NodeConfiguration
     from wizard.appliance.localui import P_LOGIN as CLIENT_LOGIN
     from wizard.appliance.localui import P_SETTINGS, P_USER
-    from wizard.appliance.packs import registry_content
+    from wizard.appliance.packs import registry_content, registry_sync_items
     from wizard.appliance.staging import P_LOGOUT
     from wizard.core.cancel import CancelToken
     from wizard.install.steps.console import P_APPLICATIONS
@@ -886,6 +886,8 @@ def test_every_client_call_is_within_the_spec(lab: Lab, clock: ManualClock, tmp_
             leader.request("GET", path, ok=(200, 404), missing_ok=True)
         with contextlib.suppress(WizardError):  # the registry answers once the cluster runs; the call is what counts
             registry_content(leader)
+        with contextlib.suppress(WizardError):
+            registry_sync_items(leader)
         clock.advance(TOKEN_TTL - 60)
         leader.renew()
         third.reset_password("An0ther-pass")

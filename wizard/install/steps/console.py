@@ -3,6 +3,7 @@ ends with the run report."""
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Mapping, Sequence
@@ -11,15 +12,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from wizard.appliance.bundles import TRANSFER_SFTP
-from wizard.appliance.console import (
-    ActivateJob,
-    ConsoleConnector,
-    ConsoleEndpoint,
-    ConsoleSetupJob,
-    RegistrySyncJob,
-)
-from wizard.appliance.localui import Connector, Endpoint, LocalUIClient, LocalUIError
+from wizard.appliance.console import ConsoleConnector, ConsoleEndpoint
+from wizard.appliance.console_jobs import ActivateJob, ConsoleSetupJob, RegistrySyncJob
+from wizard.appliance.localui import Connector, Endpoint, LocalUIClient
 from wizard.appliance.packs import UploadPackJob, packs_inputs
+from wizard.appliance.statuswords import CLUSTER_STATE
 from wizard.core.cancel import CancelToken
 from wizard.core.checks.catalog import CheckResult
 from wizard.core.checks.ports import check_ports
@@ -32,6 +29,8 @@ from wizard.core.trust import TrustStore
 from wizard.install.steps.localui import sftp_transfer, transfer_mode
 from wizard.install.steps.nodes import Pacing, connector, endpoint, leader_and_followers, session_folder
 
+log = logging.getLogger(__name__)
+
 P_APPLICATIONS = "/v1/edge-mgmt/cluster/applications"
 
 
@@ -43,7 +42,7 @@ def console_endpoint(ctx: StepContext) -> ConsoleEndpoint:
 
 def console_connector(ctx: StepContext, pacing: Pacing) -> ConsoleConnector:
     return ConsoleConnector(
-        TrustStore(ctx.paths.config), ctx.confirm, timeout=pacing.localui_timeout, retry_backoff=pacing.retry_backoff
+        TrustStore(ctx.paths.config), ctx.confirm, timeout=pacing.localui_timeout, retry=pacing.retry
     )
 
 
@@ -129,7 +128,6 @@ class PacksStep(Step):
                 conn,
                 signature=ref.signature,
                 public_key=files.public_key,
-                retry_backoff=pace.retry_backoff,
                 poll_interval=pace.content_poll,
                 appear_timeout=min(pace.content_sync_timeout, 600.0),
                 transfer=transfer,
@@ -187,7 +185,7 @@ class ValidateJob(Job):
                 problems.append(f"the cluster is {status.state}/{status.health or 'unknown'}: {status.reason}")
             report.update(0.4, "Checking the cluster's applications")
             apps = _applications(client)
-        not_running = sorted(f"{n} ({s or 'no status'})" for n, s in apps.items() if s != "Running")
+        not_running = sorted(f"{n} ({s or 'no status'})" for n, s in apps.items() if not CLUSTER_STATE.is_done(s))
         if not apps:
             problems.append("the cluster lists no applications")
         elif not_running:
@@ -200,8 +198,8 @@ class ValidateJob(Job):
                 console.login()
                 version = console.version()
                 activation = console.activation().state
-            if not version:
-                problems.append(f"{where.url}/system does not report its version")
+            if not version:  # informational: a console without the version endpoint is not unhealthy
+                log.info("%s/system does not report its installed version", where.url)
         reach = self._reachable()
         problems.extend(r.message for r in reach if r.failed)
         if problems:
@@ -251,14 +249,9 @@ def kube_api_address(kubeconfig: Path, vip: str) -> tuple[str, int]:
 
 def _applications(client: LocalUIClient) -> dict[str, str]:
     """Pack name → status from the Local UI's ``cluster/applications``."""
-    r = client.request("GET", P_APPLICATIONS, retries=2)
-    assert r is not None
-    try:
-        data = r.json()
-    except ValueError as exc:
-        raise LocalUIError("Unexpected Local UI answer", f"{client.where}: applications are not JSON") from exc
+    data = client.get_json(P_APPLICATIONS) or {}
     out: dict[str, str] = {}
-    for template in (data.get("clusterProfileTemplates") if isinstance(data, dict) else None) or []:
+    for template in data.get("clusterProfileTemplates") or []:
         for pack in template.get("packs") or []:
             out[str(pack.get("name") or "")] = str(pack.get("status") or "")
     return out
