@@ -146,7 +146,7 @@ def test_machine_allocated_to_someone_else(site: Site) -> None:
             resolve(c, ["taken"], me="admin")
         assert "belongs to bob" in info.value.problems["taken"]
         with pytest.raises(WizardError) as exc:
-            c.allocate(taken.system_id, "palette")
+            c.allocate(taken.system_id, "palette", user="admin")
     assert exc.value.title == "MAAS machine not available" and "No available machine" in exc.value.message
     # A user who is not an admin does not even see it, as in MAAS.
     with site.client(site.alice) as c, pytest.raises(MaasSelectionError) as info:
@@ -492,8 +492,8 @@ def test_boot_routes_with_a_users_key_are_manual(site: Site) -> None:
 def test_release_with_an_agent_name_leaves_the_users_other_machines_alone(site: Site) -> None:
     ids = seed_three(site)
     with site.client() as c:
-        c.allocate(ids[0], "by the wizard", agent_name="palette-wizard/p")
-        c.allocate(ids[1], "by hand")
+        c.allocate(ids[0], "by the wizard", user="admin", agent_name="palette-wizard/p")
+        c.allocate(ids[1], "by hand", user="admin")
     job = ReleaseMachinesJob(
         site.server.url, site.admin.api_key, True, system_ids=ids[:2], comment="abort", agent_name="palette-wizard/p"
     )

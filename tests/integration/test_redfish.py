@@ -16,6 +16,7 @@ import pytest
 from tests.integration.sushy_peer import SushyEmulator
 from wizard.core.cancel import CancelToken
 from wizard.core.checks.catalog import Outcome
+from wizard.core.http import DEFAULT_RETRY
 from wizard.core.progress import Progress
 from wizard.core.project import Bmc, SecretRef
 from wizard.core.trust import TrustChanged, TrustKind, TrustRefused, TrustRequest, TrustStore
@@ -39,7 +40,9 @@ from wizard.providers.redfish.quirks import GENERIC
 pytestmark = pytest.mark.redfish
 
 ISO_SIZE = 6 * 1024 * 1024 + 321
-FAST = RedfishTimeouts(request=30.0, insert=120.0, task=60.0, power=30.0, fetch=30.0, poll=0.3)
+FAST = RedfishTimeouts(
+    request=30.0, insert=120.0, task=60.0, power=30.0, fetch=30.0, poll=0.3, retry=DEFAULT_RETRY.scaled(0.02)
+)
 
 
 @pytest.fixture(scope="module")
