@@ -29,7 +29,7 @@ from wizard.core.trust import TrustChanged, TrustStore
 from wizard.lab.certs import NodeCertificate, create_node_certificate
 from wizard.lab.clock import ManualClock
 from wizard.lab.console import TOKEN_TTL, TRIAL_DAYS, SystemConsoleServer, SystemConsoleState, iso8601
-from wizard.lab.console import pack_identity as lab_pack_identity
+from wizard.lab.registry import pack_identity as lab_pack_identity
 
 pytestmark = pytest.mark.lab
 

@@ -186,8 +186,9 @@ class UploadPackJob(UploadContentJob):
         staged: dict[str, Any] = {}
         with self.connector.open(self.leader, cancel) as client:
             stored = client.uploaded_content()
-            # Idempotent: the node's last upload is this very file (its import is confirmed below either way).
-            if stored is None or stored.sha256 != digest:
+            # Idempotent: the node's last upload is this very file (its import is confirmed below either way),
+            # unless its import failed, when only a new upload can help.
+            if stored is None or stored.sha256 != digest or self._import_failed(client, stored.uploaded_at):
                 if self.transfer is None:
                     self._upload(client, upload, cancel, digest)
                 else:  # staged over SFTP: resumes after drops by itself, then submitted from the node
@@ -211,18 +212,26 @@ class UploadPackJob(UploadContentJob):
             facts.update(staged)
         return facts
 
+    def _ours(self, client: LocalUIClient, since: float | None) -> list[tuple[Outcome, SyncItem]]:
+        """This upload's import items (by the pack's name, not older than the upload) and how each one stands."""
+        return [
+            (REGISTRY_ITEM.classify(i.status), i)
+            for i in registry_sync_items(client)
+            if _names_pack(i.name, i.version, i.content_type, self.bundle) and not _before(i.created_at, since)
+        ]
+
+    def _import_failed(self, client: LocalUIClient, uploaded_at: str) -> bool:
+        outcomes = [o for o, _ in self._ours(client, parse_time(uploaded_at))]
+        return Outcome.FAILED in outcomes and Outcome.DONE not in outcomes
+
     def _wait_imported(
         self, client: LocalUIClient, since: float | None, report: Reporter, cancel: CancelToken
     ) -> tuple[str, str]:
         """Until the registry reports this upload's import done; (name, version) as the registry names the pack."""
         deadline = self.clock() + self.appear_timeout
         while True:
-            ours = [
-                i
-                for i in registry_sync_items(client)
-                if _names_pack(i.name, i.version, i.content_type, self.bundle) and not _before(i.created_at, since)
-            ]
-            outcomes = [(REGISTRY_ITEM.classify(i.status), i) for i in ours]
+            outcomes = self._ours(client, since)
+            ours = [i for _, i in outcomes]
             done = next((i for o, i in outcomes if o is Outcome.DONE), None)
             if done is not None:
                 return done.name, done.version
