@@ -514,10 +514,14 @@ class ConsoleClient:
             else:
                 current = seen_running or before.outcome is not Outcome.DONE
             word = status.status or "no status"
+            # A word no reading knows is shown as the console wrote it, so the operator sees what it says.
+            shown = f" ({word!r})" if outcome is Outcome.UNKNOWN else ""
             if current and status.total and status.synced is not None:
-                report.update(status.synced / status.total, f"Registry sync: {status.synced}/{status.total} packs")
-            elif outcome is Outcome.UNKNOWN:
-                report.update(0.0, f"Registry sync: {word!r}")
+                report.update(
+                    status.synced / status.total, f"Registry sync: {status.synced}/{status.total} packs{shown}"
+                )
+            elif shown:
+                report.update(0.0, f"Registry sync:{shown}")
             if current and outcome is Outcome.DONE:
                 return status
             if current and outcome is Outcome.FAILED:

@@ -188,7 +188,10 @@ class UploadPackJob(UploadContentJob):
             stored = client.uploaded_content()
             # Idempotent: the node's last upload is this very file (its import is confirmed below either way),
             # unless its import failed, when only a new upload can help.
+            earlier: set[tuple[str, str, str]] = set()
             if stored is None or stored.sha256 != digest or self._import_failed(client, stored.uploaded_at):
+                # What the registry lists now belongs to earlier uploads: only a newer item is this upload's.
+                earlier = {(i.name, i.version, i.created_at) for i in registry_sync_items(client)}
                 if self.transfer is None:
                     self._upload(client, upload, cancel, digest)
                 else:  # staged over SFTP: resumes after drops by itself, then submitted from the node
@@ -198,7 +201,7 @@ class UploadPackJob(UploadContentJob):
             upload.finish()
             stored = client.uploaded_content()
             since = parse_time(stored.uploaded_at) if stored is not None else None
-            name, version = self._wait_imported(client, since, report.child(0.9, 0.1), cancel)
+            name, version = self._wait_imported(client, since, earlier, report.child(0.9, 0.1), cancel)
         report.finish(f"{self.bundle.name} is in the pack registry as {name} {version}".rstrip())
         facts: dict[str, Any] = {
             "sha256": digest,
@@ -212,12 +215,17 @@ class UploadPackJob(UploadContentJob):
             facts.update(staged)
         return facts
 
-    def _ours(self, client: LocalUIClient, since: float | None) -> list[tuple[Outcome, SyncItem]]:
-        """This upload's import items (by the pack's name, not older than the upload) and how each one stands."""
+    def _ours(
+        self, client: LocalUIClient, since: float | None, earlier: set[tuple[str, str, str]] | None = None
+    ) -> list[tuple[Outcome, SyncItem]]:
+        """This upload's import items (by the pack's name, not older than the upload, not listed before it) and how
+        each one stands."""
         return [
             (REGISTRY_ITEM.classify(i.status), i)
             for i in registry_sync_items(client)
-            if _names_pack(i.name, i.version, i.content_type, self.bundle) and not _before(i.created_at, since)
+            if _names_pack(i.name, i.version, i.content_type, self.bundle)
+            and not _before(i.created_at, since)
+            and (i.name, i.version, i.created_at) not in (earlier or set())
         ]
 
     def _import_failed(self, client: LocalUIClient, uploaded_at: str) -> bool:
@@ -225,12 +233,17 @@ class UploadPackJob(UploadContentJob):
         return Outcome.FAILED in outcomes and Outcome.DONE not in outcomes
 
     def _wait_imported(
-        self, client: LocalUIClient, since: float | None, report: Reporter, cancel: CancelToken
+        self,
+        client: LocalUIClient,
+        since: float | None,
+        earlier: set[tuple[str, str, str]],
+        report: Reporter,
+        cancel: CancelToken,
     ) -> tuple[str, str]:
         """Until the registry reports this upload's import done; (name, version) as the registry names the pack."""
         deadline = self.clock() + self.appear_timeout
         while True:
-            outcomes = self._ours(client, since)
+            outcomes = self._ours(client, since, earlier)
             ours = [i for _, i in outcomes]
             done = next((i for o, i in outcomes if o is Outcome.DONE), None)
             if done is not None:
