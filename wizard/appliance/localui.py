@@ -291,6 +291,7 @@ class LocalUIClient:
     def renew(self) -> None:
         r = self._send("POST", P_RENEW, auth=True, idempotent=True)
         if r.status_code == 401:
+            self._token = None  # gone on the node: nothing to log out
             self.login()
             return
         token = str(self._json(r, "renew the session").get("Authorization") or "")

@@ -196,6 +196,7 @@ class SystemConsoleState:
         self._activation_key_uid = ""
         self._plan_uid = ""
         self.registry = _Registry(_object_id(), "Zot", registry_endpoint, "spectro-content")
+        self._uploaded: set[tuple[str, str]] = set()  # packs that came by upload (the bundled ones are in pack_count)
         for name, pack_version in bundled:
             self.registry.packs[(name, pack_version)] = PackContent(name, pack_version, 0, "", self.installed_at)
 
@@ -358,7 +359,8 @@ class SystemConsoleState:
                 return
             sync.state, sync.started_at, sync.last_run = SYNC_IN_PROGRESS, now, now
             # The content bundle's own packs plus every pack bundle uploaded since.
-            sync.fail_message, sync.total = self.sync_fault, self.pack_count + len(self.registry.packs)
+            self._settle_imports(now)
+            sync.fail_message, sync.total = self.sync_fault, self.pack_count + len(self._uploaded)
             sync.message = f"synced 0 of {sync.total} packs"
 
     def sync_status(self, uid: str) -> dict[str, Any]:
@@ -392,6 +394,7 @@ class SystemConsoleState:
         with self.lock:
             pack = PackContent(name, version, size, sha256, self.clock())
             self.registry.packs[(name, version)] = pack
+            self._uploaded.add((name, version))
             return pack
 
     def start_import(self, name: str, version: str, size: int, sha256: str) -> PackImport:
@@ -412,6 +415,7 @@ class SystemConsoleState:
                 self.registry.packs[(job.name, job.version)] = PackContent(
                     job.name, job.version, job.size, job.sha256, job.done_at
                 )
+                self._uploaded.add((job.name, job.version))
 
     def imports(self) -> list[PackImport]:
         with self.lock:
