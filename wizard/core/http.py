@@ -1,7 +1,7 @@
 """What every HTTP client of the wizard shares: a bound on a whole answer (:class:`AnswerDeadline`), one policy for
 transient faults (:class:`RetryPolicy`, applied by :class:`RetryTransport` to idempotent requests and by
-:func:`settle` to the others), how long a busy server asks to be left alone (:func:`retry_after`), and a refusal in
-the server's own words (:func:`error_message`, :func:`error_code`)."""
+:func:`settle` to the others, honouring how long a busy server asks to be left alone), and a refusal in the server's
+own words (:func:`error_message`, :func:`error_code`)."""
 
 from __future__ import annotations
 
@@ -68,22 +68,6 @@ class AnswerDeadline(httpx.BaseTransport):
 
     def close(self) -> None:
         self.inner.close()
-
-
-def retry_after(response: httpx.Response, default: float, cap: float = 60.0) -> float:
-    """The wait a 429 or 503 asks for (``Retry-After`` in seconds or as an HTTP date), within ``[0, cap]``."""
-    value = response.headers.get("Retry-After", "").strip()
-    wait = default
-    if value.isdigit():
-        wait = float(value)
-    elif value:
-        from email.utils import parsedate_to_datetime
-
-        try:
-            wait = parsedate_to_datetime(value).timestamp() - time.time()
-        except (TypeError, ValueError):
-            wait = default
-    return min(max(wait, 0.0), cap)
 
 
 # -- Transient faults: one retry policy for every client ----------------------------------------------------------
@@ -219,7 +203,7 @@ class RetryTransport(httpx.BaseTransport):
         self.cancel = cancel
         self.label = label
         self.rng = rng
-        self.retried = 0  # how many times a request was sent again (for tests and the support bundle)
+        self.retried = 0  # how many times a request was sent again
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         policy = self.policy
@@ -282,18 +266,6 @@ def _buffered(response: httpx.Response, request: httpx.Request) -> httpx.Respons
         extensions=response.extensions,
         request=request,
     )
-
-
-def retrying_transport(
-    inner: httpx.BaseTransport,
-    policy: RetryPolicy,
-    *,
-    deadline_base: float,
-    cancel: Sleeper | None = None,
-    label: str = "",
-) -> RetryTransport:
-    """What every client sends through: the retry policy over an answer deadline over ``inner``."""
-    return RetryTransport(AnswerDeadline(inner, base=deadline_base), policy, cancel=cancel, label=label)
 
 
 # -- Requests that must not be resent blindly --------------------------------------------------------------------
