@@ -17,6 +17,7 @@ from wizard.core.stepids import STEP_IDS
 if TYPE_CHECKING:
     from wizard.core.secrets import SecretStore
     from wizard.core.trust import TrustStore
+    from wizard.lab.knobs import LabKnobs
     from wizard.rehearsal import Rehearsal
 
 EXIT_CODES = """exit codes:
@@ -86,6 +87,13 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="with --rehearse: each simulated node in its own network namespace (Linux, as root, iproute2)",
     )
+    p.add_argument(
+        "--lab",
+        dest="gui_rehearse_lab",
+        action="append",
+        metavar="KNOB=VALUE[,…]",
+        help="with --rehearse: the lab's knobs, as for `run --rehearse` (`--lab help` lists them)",
+    )
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     gui = sub.add_parser("gui", help="open the desktop wizard (the default)")
@@ -151,6 +159,13 @@ def _parser() -> argparse.ArgumentParser:
         "--netns",
         action="store_true",
         help="put each simulated node in its own network namespace at its own address (Linux, as root, iproute2)",
+    )
+    reh.add_argument(
+        "--lab",
+        action="append",
+        metavar="KNOB=VALUE[,…]",
+        help="rehearse failures and other appliances: e.g. http-5xx=0.1,variant=3,install-error@2=disk failed "
+        "(repeatable; `--lab help` lists every knob with its meaning and default)",
     )
 
     val = sub.add_parser("validate", help="check a project file and list every problem")
@@ -416,11 +431,24 @@ def _secret(args: argparse.Namespace) -> int:
     return 0
 
 
+def _lab_knobs(specs: list[str] | None) -> LabKnobs | None:
+    """The ``--lab`` knobs; None after printing ``--lab help``. Raises a WizardError naming a bad knob or value."""
+    from wizard.lab.knobs import knobs_help, parse_knobs
+
+    if specs and any(part.strip() == "help" for spec in specs for part in spec.split(",")):
+        print(knobs_help())
+        return None
+    return parse_knobs(specs)
+
+
 def _rehearse(args: argparse.Namespace) -> int:
     from wizard.core.paths import app_paths
     from wizard.headless import run_headless
     from wizard.rehearsal import BANNER, Rehearsal
 
+    knobs = _lab_knobs(args.lab)
+    if knobs is None:
+        return 0
     if args.speed <= 0:
         print("error: --speed must be positive", file=sys.stderr)
         return int(ExitCode.INVALID_INPUT)
@@ -441,20 +469,24 @@ def _rehearse(args: argparse.Namespace) -> int:
         provider=provider,
         vcsim=args.vcsim,
         netns=args.netns,
+        lab=knobs,
     ) as rehearsal:
         booted_by = {
             "manual": "powered on by the rehearsal (manual provider)",
             "redfish": "booted through simulated BMCs (sushy-emulator)",
             "vsphere": "VMs in a simulated vCenter (vcsim)",
         }[provider]
+        lab_text = "" if knobs.describe() == "none" else f"; lab knobs {knobs.describe()}"
         say(
             "start",
-            f"{args.nodes} simulated node(s), {booted_by}, {args.speed:g}x real time; project {rehearsal.project_file}",
+            f"{args.nodes} simulated node(s), {booted_by}, {args.speed:g}x real time{lab_text}; "
+            f"project {rehearsal.project_file}",
             folder=str(folder),
             project=str(rehearsal.project_file),
             nodes=args.nodes,
             speed=args.speed,
             provider=provider,
+            lab=knobs.describe(),
         )
         code = run_headless(
             rehearsal.project_file,
@@ -476,6 +508,9 @@ def _gui_rehearse(args: argparse.Namespace) -> int:
     from wizard.core.paths import app_paths
     from wizard.rehearsal import Rehearsal
 
+    knobs = _lab_knobs(args.gui_rehearse_lab)
+    if knobs is None:
+        return 0
     if args.rehearse_speed <= 0:
         print("error: --speed must be positive", file=sys.stderr)
         return int(ExitCode.INVALID_INPUT)
@@ -488,6 +523,7 @@ def _gui_rehearse(args: argparse.Namespace) -> int:
         provider=args.gui_rehearse_provider,
         vcsim=args.gui_rehearse_vcsim,
         netns=args.gui_rehearse_netns,
+        lab=knobs,
     ) as rehearsal:
         return _gui(None, rehearsal=rehearsal)
 
@@ -523,6 +559,7 @@ def main(argv: list[str] | None = None) -> int:
                 ("--provider", args.gui_rehearse_provider != "manual"),
                 ("--vcsim", args.gui_rehearse_vcsim is not None),
                 ("--netns", args.gui_rehearse_netns),
+                ("--lab", bool(args.gui_rehearse_lab)),
             )
             if given
         ]
@@ -534,6 +571,8 @@ def main(argv: list[str] | None = None) -> int:
             store = secret_store_for(args) if getattr(args, "vault", None) else None
             return _gui(getattr(args, "project", None), secrets=store)
         if args.command == "run":
+            if args.lab and _lab_knobs(args.lab) is None:
+                return 0  # `--lab help` printed the knobs
             if args.rehearse == (args.project is not None):
                 print("error: give a project file or --rehearse (one of them)", file=sys.stderr)
                 return int(ExitCode.INVALID_INPUT)
@@ -545,6 +584,9 @@ def main(argv: list[str] | None = None) -> int:
                     "error: a rehearsal makes its own secrets; --vault and --secrets go with a project file",
                     file=sys.stderr,
                 )
+                return int(ExitCode.INVALID_INPUT)
+            if args.lab and not args.rehearse:
+                print("error: --lab sets the rehearsal's knobs; it goes with --rehearse", file=sys.stderr)
                 return int(ExitCode.INVALID_INPUT)
             if args.rehearse:
                 return _rehearse(args)

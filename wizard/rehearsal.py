@@ -24,6 +24,10 @@ at the VIP. ``console_intercepted`` makes the VIP present another certificate to
 there (an interceptor on the way): the run must then refuse it. ``speed`` scales the lab's clock-driven durations
 (a 15-minute install takes 15/speed minutes) and the steps' polling with it.
 
+``lab`` carries the operator's ``--lab`` knobs (:mod:`wizard.lab.knobs`): transient 5xx answers on every lab HTTP
+service, which plausible appliance the lab plays (:mod:`wizard.lab.variants`), and the nodes' and console's fault
+knobs.
+
 ``netns=True`` (root on Linux) puts each node in its own network namespace at its own address in a private subnet,
 listening on the appliance's real ports, with the cluster's VIP added to the leader's namespace once the cluster
 runs (:mod:`wizard.lab.netns`): the wizard then reaches the nodes through a real network path, not loopback.
@@ -43,6 +47,7 @@ import keyring.backends.fail
 import yaml
 
 from wizard.appliance.monitor import Budgets, PollSettings
+from wizard.core.http import DEFAULT_RETRY
 from wizard.core.jobs import Step
 from wizard.core.paths import AppPaths
 from wizard.core.project import SecretRef
@@ -51,15 +56,21 @@ from wizard.core.secrets import SecretStore
 from wizard.install.steps import pipeline
 from wizard.install.steps.nodes import Pacing
 from wizard.install.steps.preflight import PreflightSettings
+from wizard.lab import cluster as lab_cluster
 from wizard.lab import kubepki
 from wizard.lab.artifacts import appliance_iso, make_key, random_file, sign_file
 from wizard.lab.certs import create_node_certificate
 from wizard.lab.console import DEFAULT_SYNC_DURATION, SystemConsoleServer, SystemConsoleState
 from wizard.lab.controlplane import RedfishWatcher, VSphereWatcher, Watcher
+from wizard.lab.httpfaults import HttpFaults
+from wizard.lab.knobs import NONE as NO_KNOBS
+from wizard.lab.knobs import LabKnobs
 from wizard.lab.kubeapi import KUBE_API_PORT, KubeAPIServer, cluster_pods
 from wizard.lab.lab import Lab
 from wizard.lab.node import CONFIGURE_SECONDS, DEFAULT_CLUSTER_TIMELINE
-from wizard.lab.versions import ApplianceProfile
+from wizard.lab.registry import pack_identity
+from wizard.lab.variants import Variant
+from wizard.lab.versions import ApplianceProfile, profile_from_knobs
 from wizard.providers.manual import ManualPacing
 
 log = logging.getLogger(__name__)
@@ -81,6 +92,7 @@ VCENTER_PASSWORD_KEY = "rehearsal-vcenter-password"  # noqa: S105 - a keyring na
 PROVIDERS = ("manual", "redfish", "vsphere")
 Provider = Literal["manual", "redfish", "vsphere"]
 WATCH_INTERVAL = 0.1
+PACK_IMPORT_SECONDS = 60.0  # appliance seconds the registry takes to import an uploaded pack
 #: A node's management network as a data centre cables it: VLAN 100 on an LACP bond of two NICs.
 BONDED_NETWORK = {
     "management": "bond0.100",
@@ -126,7 +138,7 @@ def pacing_for(speed: float) -> Pacing:
             overall=max(180.0, 3 * 4500 / speed),
         ),
         localui_timeout=15.0,
-        retry_backoff=min(1.0, interval),
+        retry=DEFAULT_RETRY.scaled(min(1.0, interval)),  # the one policy, its waits as fast as the lab's clock
         link_poll=interval,
         content_poll=interval,
         cluster_poll=interval,
@@ -153,12 +165,14 @@ class Rehearsal:
         console_intercepted: bool = False,
         appliance: ApplianceProfile | None = None,
         bonded: bool = False,
+        lab: LabKnobs = NO_KNOBS,
     ) -> None:
         """``vcsim``: the simulator binary for ``provider="vsphere"`` (default: ``vcsim`` on PATH); ``netns``: nodes
         in their own network namespaces (root on Linux); ``console_intercepted``: see the module's docstring;
-        ``appliance``: the release the lab plays (the ``--lab version=…,edition=…`` knobs once that command line
-        exists; default: the newest); ``bonded``: every node's management network is a VLAN (100) on an LACP bond
-        of its first two NICs, configured through the Local UI (``appliance.configure: localui``)."""
+        ``appliance``: the release the lab plays (default: the ``--lab version=…,edition=…`` knobs, else the newest);
+        ``bonded`` (or ``--lab bonded=on``): every node's management network is a VLAN (100) on an LACP bond of its
+        first two NICs, configured through the Local UI (``appliance.configure: localui``); ``lab``: the ``--lab``
+        knobs (:mod:`wizard.lab.knobs`)."""
         if speed <= 0:
             raise ValueError("speed must be positive")
         if provider not in PROVIDERS:
@@ -170,9 +184,13 @@ class Rehearsal:
         self.speed = speed
         self.keep = keep
         self.netns = netns
-        self.console_intercepted = console_intercepted
-        self.appliance = appliance or ApplianceProfile()
-        self.bonded = bonded
+        self.knobs = lab
+        lab.node_faults(nodes)  # a knob naming a node the rehearsal does not have: said before anything starts
+        self.console_intercepted = console_intercepted or bool(lab.get("console-intercepted", False))
+        self.appliance = appliance or profile_from_knobs(
+            {k: str(lab.get(k)) for k in ("version", "edition") if lab.get(k) is not None}
+        )
+        self.bonded = bonded or bool(lab.get("bonded", False))
         home = folder / "home"
         self.paths = AppPaths(home / "state", home / "logs", home / "config", home / "cache")
         self.project_file = folder / "project.yaml"
@@ -233,9 +251,16 @@ class Rehearsal:
             socket_timeout=15.0,
             log_collect_seconds=max(0.2, 120 / speed),  # a couple of minutes on a real node
             appliance=self.appliance,
+            faults=self.knobs.node_faults(self.n_nodes) or None,
+            variant=Variant(self.knobs.variant),
+            http_5xx=self.knobs.http_5xx,
+            seed=self.knobs.seed,
         ).start()
         for node in self.lab.nodes:  # a configuration (and a network change) applies in seconds at speed 60
             node.state.configure_seconds = max(0.2, CONFIGURE_SECONDS * 60 / speed)
+            error = self.knobs.node_value(node.index, "configure_error")
+            if error:
+                node.state.configure_error = str(error)
         iso = appliance_iso(files / "palette-edge-installer.iso")
         key, public_key = make_key(files)
         bundle = random_file(files / "core-content-rehearsal.tar.zst", BUNDLE_SIZE)
@@ -316,14 +341,17 @@ class Rehearsal:
         header = f"# {BANNER}\n# Written by `palette-wizard run --rehearse`; the lab it names is gone once it ends.\n"
         self.project_file.write_text(header + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
         log.info(
-            "rehearsal lab: %d node(s) playing %s on %s, provider %s, speed %g, folder %s",
+            "rehearsal lab: %d node(s) playing %s on %s, provider %s, speed %g, knobs %s, folder %s",
             self.n_nodes,
             self.appliance.label,
             ip or f"their own network namespaces ({', '.join(n.state.ip for n in self.lab.nodes)})",
             self.provider,
             speed,
+            self.knobs.describe(),
             self.folder,
         )
+        for line in Variant(self.knobs.variant).describe():
+            log.debug("rehearsal variant %d: %s", self.knobs.variant, line)
 
     # -- control planes ----------------------------------------------------------------------------------------
     def _with_bmcs(self, doc: dict[str, Any]) -> None:
@@ -332,7 +360,9 @@ class Rehearsal:
 
         lab = self.lab
         assert lab is not None
-        emulator = SushyEmulator(systems=self.n_nodes, folder=self.folder / "bmc")
+        emulator = SushyEmulator(
+            systems=self.n_nodes, folder=self.folder / "bmc", http_5xx=self.knobs.http_5xx, seed=self.knobs.seed
+        )
         self._peers.callback(emulator.stop)
         emulator.start()
         self.secrets.set(SecretRef(BMC_PASSWORD_KEY), emulator.password)
@@ -427,12 +457,20 @@ class Rehearsal:
             now = lab.clock()
             return any(n.state.cluster is not None and n.state.cluster.running(now) for n in lab.nodes)
 
+        knobs = self.knobs
         state = SystemConsoleState(
             lab.clock,
-            sync_duration=max(0.5, DEFAULT_SYNC_DURATION / self.speed),
+            sync_duration=max(0.5, float(knobs.get("sync-seconds", DEFAULT_SYNC_DURATION)) / self.speed),
             available=cluster_running,
             version=str(self.appliance.version),  # Palette as installed by the release the lab plays
+            # The content bundle brings packs of its own, one of the same name as a pack bundle (issue 20, #4).
+            bundled=(*lab_cluster.PACKS, pack_identity(PACK_BUNDLES[0][0]) or ("ubuntu", "")),
+            variant=Variant(knobs.variant),
+            http_faults=HttpFaults(knobs.http_5xx, seed=knobs.seed, label="console"),
         )
+        state.sync_fault = knobs.get("sync-fault")
+        state.import_seconds = float(knobs.get("pack-import-seconds", PACK_IMPORT_SECONDS)) / self.speed
+        state.import_fault = knobs.get("pack-import-error")
         certificate = create_node_certificate(self.folder / "lab" / "system-console", ip=vip, hostname=PROJECT_NAME)
         # The lab starts it at the VIP once the cluster runs, so its port is fixed now: the project names it. On the
         # shared loopback a free port (two rehearsals may run at once), on namespaces the real one.

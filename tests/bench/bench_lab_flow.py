@@ -22,6 +22,7 @@ from wizard.appliance.bundles import MultipartBody
 from wizard.appliance.localui import Connector, Endpoint, LocalUIClient
 from wizard.core.cancel import CancelToken
 from wizard.core.errors import WizardError
+from wizard.core.http import DEFAULT_RETRY
 from wizard.core.trust import TrustStore
 from wizard.lab.artifacts import random_file
 from wizard.lab.lab import Lab, LabNode
@@ -75,7 +76,7 @@ def flow(n_nodes: int, folder: Path) -> float:
         tick_interval=0.05,
         socket_timeout=15.0,
     ) as lab:
-        connector = Connector(TrustStore(folder / "config"), None, timeout=15.0, retry_backoff=0.1)
+        connector = Connector(TrustStore(folder / "config"), None, timeout=15.0, retry=DEFAULT_RETRY.scaled(0.1))
         start = time.perf_counter()
         with ThreadPoolExecutor(max_workers=n_nodes, thread_name_prefix="bench-node") as pool:
             clients = list(pool.map(lambda node: _prepare(connector, node, cancel), lab.nodes))

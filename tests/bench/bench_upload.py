@@ -58,7 +58,7 @@ def _child(port: str, fingerprint: str, local: str, config: str) -> None:
     progress.add_task("bench", "bench", "bench")
     with connector.open(endpoint) as client:
         start = time.perf_counter()
-        job._upload(client, progress.root().child(0, 1, task="bench"), CancelToken())
+        job._upload(client, progress.root().child(0, 1, task="bench"), CancelToken(), digest="")
         elapsed = time.perf_counter() - start
     size = Path(local).stat().st_size
     rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -173,3 +173,43 @@ def test_trust_add_pins_a_fingerprint_verified_out_of_band(tmp_path: Path) -> No
     assert run_cli(["trust", "add", "10.1.2.10:443", "not-a-fingerprint"], env).returncode == 2
     assert run_cli(["trust", "add", "10.1.2.10", tls], env).returncode == 2
     assert run_cli(["trust", "add", "10.1.2.10:443", tls, "--kind", "ssh"], env).returncode == 2
+
+
+def test_lab_help_lists_every_knob_with_its_meaning_and_default(tmp_path: Path) -> None:
+    from wizard.lab.knobs import KNOBS
+
+    env = cli_env(tmp_path)
+    for args in (["run", "--rehearse", "--lab", "help"], ["--rehearse", "--lab", "help"], ["run", "--lab", "help"]):
+        out = run_cli(args, env)
+        assert out.returncode == 0, out.stderr
+        for knob in KNOBS:
+            assert knob.name in out.stdout and f"default: {knob.default}" in out.stdout
+    assert not (tmp_path / "state" / "rehearsal").exists()  # help starts nothing
+
+
+@pytest.mark.parametrize(
+    ("lab", "words"),
+    [
+        ("http-500=0.1", ["Unknown --lab knob", "'http-500'", "http-5xx"]),
+        ("http-5xx=lots", ["Invalid --lab value", "http-5xx", "a rate from 0 to 1"]),
+        ("variant=-1", ["Invalid --lab value", "variant", "a whole number, 0 or more"]),
+        ("ntp=maybe", ["Invalid --lab value", "ntp", "on or off"]),
+        ("variant", ["Invalid --lab knob", "KNOB=VALUE"]),
+        ("install-error@7=boom", ["No such lab node", "node 7", "3 node(s)"]),
+        ("http-5xx@2=0.1", ["applies to the whole lab"]),
+    ],
+)
+def test_a_bad_lab_knob_is_a_clear_error_before_anything_starts(tmp_path: Path, lab: str, words: list[str]) -> None:
+    out = run_cli(["run", "--rehearse", "--lab", lab], cli_env(tmp_path))
+    assert out.returncode == 2
+    for word in words:
+        assert word in out.stderr, out.stderr
+    assert not (tmp_path / "state" / "rehearsal").exists()
+
+
+def test_lab_knobs_go_with_a_rehearsal_only(tmp_path: Path) -> None:
+    env = cli_env(tmp_path)
+    out = run_cli(["run", "project.yaml", "--lab", "http-5xx=0.1"], env)
+    assert out.returncode == 2 and "--lab" in out.stderr and "--rehearse" in out.stderr
+    out = run_cli(["gui", "--lab", "variant=2"], env)
+    assert out.returncode == 2 and "--lab" in out.stderr

@@ -39,7 +39,7 @@ from wizard.providers.redfish import (
     TaskFailed,
     run_checks,
 )
-from wizard.providers.redfish.client import choose_reset
+from wizard.providers.redfish.actions import choose_reset
 from wizard.providers.redfish.quirks import GENERIC, QUIRKS, BmcIdentity, quirks_for
 from wizard.providers.redfish.session import parse_address
 

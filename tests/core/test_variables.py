@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from wizard.appliance.localui import parse_archive
+from wizard.appliance.localui_answers import parse_archive
 from wizard.appliance.variables import DROPDOWN, MULTILINE, TEXT, check_answers
 
 

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from wizard.core.errors import WizardError
+from wizard.core.http import DEFAULT_RETRY, RetryTransport
 from wizard.providers.vsphere.tagging import TaggingClient
 
 
@@ -107,3 +108,41 @@ def test_api_without_a_session_is_a_clear_error() -> None:
     client = _client(peer, flavour="api")
     with pytest.raises(WizardError, match="401"):
         client.categories()
+
+
+class Flaky:
+    """In front of the peer: the first answer to each request is a 503 sent before the peer sees it, and the first
+    create of each category or tag is done by the peer but its answer lost (a 500 after the work)."""
+
+    def __init__(self, peer: ApiPeer) -> None:
+        self.peer = peer
+        self.seen: set[str] = set()
+        self.lost: set[str] = set()
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        key = f"{request.method} {request.url}"
+        if key not in self.seen:
+            self.seen.add(key)
+            return httpx.Response(503)
+        answer = self.peer(request)
+        creates = request.method == "POST" and request.url.path in ("/api/cis/tagging/category", "/api/cis/tagging/tag")
+        if creates and key not in self.lost:
+            self.lost.add(key)
+            return httpx.Response(500)
+        return answer
+
+
+def test_transient_faults_are_ridden_out_and_creates_are_never_doubled() -> None:
+    peer = ApiPeer()
+    client = TaggingClient(
+        "http://vcenter.test", "administrator@vsphere.local", "pw", ssl_context=None, retry=DEFAULT_RETRY.scaled(0.001)
+    )
+    client.http.close()
+    transport = RetryTransport(httpx.MockTransport(Flaky(peer)), DEFAULT_RETRY.scaled(0.001))
+    client.http = httpx.Client(base_url="http://vcenter.test", transport=transport)
+    with client:
+        cid = client.create_category("k8s-zone", associable_types=("HostSystem",))
+        tid = client.create_tag("zone-a", cid)
+        client.attach(tid, "HostSystem", "host-23")
+        assert client.attached_tags("HostSystem", "host-23") == [tid]
+    assert len(peer.categories) == 1 and len(peer.tags) == 1  # the lost answers were settled by reading, not resent

@@ -21,5 +21,23 @@ SYSTEM_IDS = tuple(f"27946b59-9e44-4fa7-8e91-f3527a1ef09{i}" for i in range(3))
 class SushyEmulator(_LabEmulator):
     """The lab's emulator with the tests' fixed identities (node-0..2, powered off)."""
 
-    def __init__(self, *, tls: bool = True, auth: bool = True, systems: int = 3, folder: Path | None = None) -> None:
-        super().__init__(tls=tls, auth=auth, systems=systems, system_uuids=SYSTEM_IDS, password=PASSWORD, folder=folder)
+    def __init__(
+        self,
+        *,
+        tls: bool = True,
+        auth: bool = True,
+        systems: int = 3,
+        folder: Path | None = None,
+        http_5xx: float = 0.0,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(
+            tls=tls,
+            auth=auth,
+            systems=systems,
+            system_uuids=SYSTEM_IDS,
+            password=PASSWORD,
+            folder=folder,
+            http_5xx=http_5xx,
+            seed=seed,
+        )

@@ -12,29 +12,30 @@ import pytest
 
 from wizard.appliance.console import (
     DEFAULT_PASSWORD,
-    ActivateJob,
     ActivationKeyRejected,
     ConsoleConnector,
     ConsoleEndpoint,
     ConsoleError,
     ConsoleLoginFailed,
-    ConsoleSetupJob,
     ConsoleUnreachable,
-    RegistrySyncJob,
-    wait_for_console,
 )
+from wizard.appliance.console_jobs import ActivateJob, ConsoleSetupJob, RegistrySyncJob, wait_for_console
 from wizard.appliance.packs import RegistryEntry, find_pack, pack_identity
 from wizard.core.cancel import CancelToken
+from wizard.core.http import DEFAULT_RETRY
 from wizard.core.progress import Progress
 from wizard.core.report import summarize, write_run_report
 from wizard.core.trust import TrustChanged, TrustStore
 from wizard.lab.certs import NodeCertificate, create_node_certificate
 from wizard.lab.clock import ManualClock
 from wizard.lab.console import TOKEN_TTL, TRIAL_DAYS, SystemConsoleServer, SystemConsoleState, iso8601
-from wizard.lab.console import pack_identity as lab_pack_identity
+from wizard.lab.registry import pack_identity as lab_pack_identity
+from wizard.lab.variants import Variant
+from wizard.lab.variants import point as variation
 
 pytestmark = pytest.mark.lab
 
+FAST_RETRY = DEFAULT_RETRY.scaled(0.02)
 EMAIL = "ops@example.com"
 NEW_PASSWORD = "Console-Pass-1"
 
@@ -67,7 +68,7 @@ def where(server: SystemConsoleServer, certificate: NodeCertificate) -> ConsoleE
 
 @pytest.fixture
 def connector(tmp_path: Path, clock: ManualClock) -> ConsoleConnector:
-    return ConsoleConnector(TrustStore(tmp_path / "trust"), None, timeout=5.0, retry_backoff=0.01, clock=clock)
+    return ConsoleConnector(TrustStore(tmp_path / "trust"), None, timeout=5.0, retry=FAST_RETRY, clock=clock)
 
 
 def _run(job: ConsoleSetupJob | ActivateJob | RegistrySyncJob) -> dict[str, object]:
@@ -162,14 +163,16 @@ def test_palette_not_up_yet_is_waited_out(
         connector, where, DEFAULT_PASSWORD, Progress().root(), CancelToken(), poll=0.01, timeout=30.0
     )
     with client:
-        assert client.password_reset_required is True
+        assert client.reset_still_required()
 
 
 def test_palette_never_up_is_a_timeout(
     state: SystemConsoleState, where: ConsoleEndpoint, tmp_path: Path, clock: ManualClock
 ) -> None:
     state.available = lambda: False
-    ticking = ConsoleConnector(TrustStore(tmp_path / "t2"), None, timeout=5.0, clock=lambda: clock.advance(1.0))
+    ticking = ConsoleConnector(
+        TrustStore(tmp_path / "t2"), None, timeout=5.0, retry=FAST_RETRY, clock=lambda: clock.advance(1.0)
+    )
     with pytest.raises(ConsoleUnreachable) as info:
         wait_for_console(ticking, where, DEFAULT_PASSWORD, Progress().root(), CancelToken(), poll=0.0, timeout=5.0)
     assert info.value.title == "Palette did not come up"
@@ -187,7 +190,7 @@ def test_registry_sync_is_triggered_and_waited_for(certificate: NodeCertificate,
     state.import_pack("ubuntu", "22.04.5", 1024, "00" * 32)
     with SystemConsoleServer(state, certificate, socket_timeout=5.0) as server:
         where = ConsoleEndpoint(server.host, server.port, certificate.fingerprint)
-        conn = ConsoleConnector(TrustStore(tmp_path / "trust"), None, timeout=5.0)
+        conn = ConsoleConnector(TrustStore(tmp_path / "trust"), None, timeout=5.0, retry=FAST_RETRY)
         _set_up(where, conn)
         facts = _run(RegistrySyncJob(where, conn, NEW_PASSWORD, poll=0.05, timeout=60.0))
         assert facts["synced_packs"] == 3  # the content's two packs and the uploaded one
@@ -282,3 +285,91 @@ def test_run_report_says_which_default_credentials_were_replaced(tmp_path: Path)
     assert (
         untouched.credentials == () and "not replaced yet" in write_run_report(untouched, tmp_path / "u")[0].read_text()
     )
+
+
+# -- Words and reads the public material leaves open (issue 20, findings 1 and 3) -----------------------------------
+
+SYNC_WORDS = [a.value for a in variation("console.sync-words").alternatives]
+
+
+def _sync_job(where: ConsoleEndpoint, connector: ConsoleConnector, **kw: object) -> RegistrySyncJob:
+    return RegistrySyncJob(where, connector, NEW_PASSWORD, poll=0.0, timeout=600.0, **kw)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("words", SYNC_WORDS, ids=[w[0] for w in SYNC_WORDS])
+def test_registry_sync_is_done_in_every_spelling(
+    where: ConsoleEndpoint, connector: ConsoleConnector, state: SystemConsoleState, clock: ManualClock, words: object
+) -> None:
+    """Success and Completed in any case are done (the console reported Success; the client waited an hour)."""
+    state.variant = Variant(0, {"console.sync-words": words})
+    _set_up(where, connector)
+    connector.clock = lambda: clock.advance(1.0)  # every poll moves the lab's clock on: its 60 s sync ends
+    facts = _run(_sync_job(where, connector))
+    assert facts["sync_supported"] is True and facts["status"] == words[0]  # type: ignore[index]
+
+
+@pytest.mark.parametrize("failed", ["Failed", "Error", "error", "FAILED"])
+def test_a_failed_sync_in_any_spelling_is_an_error(
+    where: ConsoleEndpoint, connector: ConsoleConnector, state: SystemConsoleState, clock: ManualClock, failed: str
+) -> None:
+    state.variant = Variant(0, {"console.sync-words": ("Success", "Running", failed, "")})
+    state.sync_fault = "registry disk full"
+    _set_up(where, connector)
+    connector.clock = lambda: clock.advance(1.0)
+    with pytest.raises(ConsoleError) as info:
+        _run(_sync_job(where, connector))
+    assert info.value.title == "Registry sync failed" and "registry disk full" in info.value.message
+
+
+def test_sync_not_supported_means_nothing_to_wait_for(
+    where: ConsoleEndpoint, connector: ConsoleConnector, state: SystemConsoleState
+) -> None:
+    state.variant = Variant(0, {"console.sync-supported": False})
+    _set_up(where, connector)
+    facts = _run(_sync_job(where, connector))  # the lab's 60 s sync never ends on this clock: no wait at all
+    assert facts["sync_supported"] is False
+
+
+def test_an_unknown_sync_word_keeps_the_wait_going_shown_as_written_and_warned(
+    where: ConsoleEndpoint, connector: ConsoleConnector, state: SystemConsoleState, clock: ManualClock
+) -> None:
+    state.variant = Variant(0, {"console.sync-words": ("Success", "Reticulating", "Error", "")})
+    _set_up(where, connector)
+    connector.clock = lambda: clock.advance(1.0)
+    progress = Progress()
+    progress.add_task("t", "sync", "packs")
+    messages: list[str] = []
+    progress._on_change = lambda: messages.append(progress.snapshot().message)
+    job = _sync_job(where, connector, expected=10.0)
+    facts = dict(job.run(progress.root().child(0.0, 1.0, task="t"), CancelToken()) or {})
+    assert facts["status"] == "Success"  # waited through the unknown word to the known one
+    assert any("'Reticulating'" in m for m in messages)
+    task = progress.snapshot().task("t")
+    assert task is not None and "'Reticulating'" in task.warning and "does not know" in task.warning
+
+
+def test_a_console_without_the_version_endpoint_still_sets_up(
+    where: ConsoleEndpoint, connector: ConsoleConnector, state: SystemConsoleState
+) -> None:
+    """GET /v1/system/version/installed answering 404 is "version unknown", not a failed console step."""
+    state.variant = Variant(0, {"console.version-endpoint": False})
+    facts = _set_up(where, connector)
+    assert facts["password_changed"] is True and facts["version"] == ""
+    with connector.open(where, NEW_PASSWORD) as client:
+        assert client.version() == ""
+
+
+@pytest.mark.parametrize("meaning", ["required", "done", "absent"])
+@pytest.mark.parametrize("carrier", ["both", "header", "cookie"])
+def test_first_login_and_activation_whatever_the_flag_means_and_the_token_travels_in(
+    where: ConsoleEndpoint, connector: ConsoleConnector, state: SystemConsoleState, meaning: str, carrier: str
+) -> None:
+    state.variant = Variant(
+        0,
+        {"console.password-reset-flag": meaning, "console.token-carrier": carrier, "console.write-status": (204, 204)},
+    )
+    facts = _set_up(where, connector)
+    assert facts["password_changed"] is True and not state.password_reset_required
+    assert _set_up(where, connector)["password_changed"] is False  # a rerun changes nothing more
+    key = state.issue_activation_key()
+    assert _run(ActivateJob(where, connector, NEW_PASSWORD, key=key.key))["activated"] is True

@@ -856,7 +856,7 @@ def test_every_client_call_is_within_the_spec(lab: Lab, clock: ManualClock, tmp_
     from wizard.appliance.localui import P_LOGIN as CLIENT_LOGIN
     from wizard.appliance.localui import P_SETTINGS, P_USER
     from wizard.appliance.network import P_BONDS, P_CONFIG_OPTIONS, P_INTERFACES, P_MANAGEMENT, P_VLANS
-    from wizard.appliance.packs import registry_content
+    from wizard.appliance.packs import registry_content, registry_sync_items
     from wizard.appliance.staging import P_LOGOUT
     from wizard.core.cancel import CancelToken
     from wizard.install.steps.console import P_APPLICATIONS
@@ -905,6 +905,8 @@ def test_every_client_call_is_within_the_spec(lab: Lab, clock: ManualClock, tmp_
         with contextlib.suppress(WizardError):  # the registry answers once the cluster runs; the call is what counts
             registry_content(leader)
         assert sync_status(follower) == ([], "registry not installed")  # PE-9263's per-host look
+        with contextlib.suppress(WizardError):
+            registry_sync_items(leader)
         clock.advance(TOKEN_TTL - 60)
         leader.renew()
         third.reset_password("An0ther-pass")

@@ -32,6 +32,8 @@ from wizard.core.progress import Progress, TaskState
 from wizard.lab import Lab, ManualClock
 from wizard.lab.cluster import REBOOT_WINDOW
 from wizard.lab.links import LINK_OTP_TTL, decode_link_token
+from wizard.lab.variants import Variant
+from wizard.lab.variants import point as variation
 
 pytestmark = pytest.mark.lab
 
@@ -454,3 +456,39 @@ def test_a_rerun_waits_for_a_leader_that_is_rebooting(
     assert not rerun.is_alive()
     facts, task = result["done"]
     assert facts["created"] is False and "Running and Healthy" in task.message
+
+
+# -- Status words the spec leaves free (issue 20, finding 1) ----------------------------------------------------------
+
+PEER_WORDS = [a.value for a in variation("localui.peer-words").alternatives]
+
+
+@pytest.mark.parametrize("words", PEER_WORDS, ids=["-".join(w) for w in PEER_WORDS])
+def test_linking_and_content_sync_accept_every_spelling_of_ready_and_synced(
+    harness: Harness, lab: Lab, clock: ManualClock, signed_bundle: tuple[Path, Path, Path], words: tuple[str, ...]
+) -> None:
+    for node in lab.nodes:
+        node.state.variant = Variant(0, {"localui.peer-words": words})
+    bundle, signature, public = signed_bundle
+    with ClockDriver(lab, clock, harness.seen, step=1.0):
+        facts, task = run(link_job(harness, ready_timeout=60.0))
+        assert facts["peers"] == 3 and "Ready and Healthy" in task.message
+        facts, _ = run(upload_job(harness, bundle, signature=signature, public_key=public, sync_timeout=120.0))
+    assert facts["synced_hosts"] == 3
+
+
+def test_an_unknown_content_sync_word_is_waited_on_and_shown_as_written(
+    harness: Harness, lab: Lab, clock: ManualClock, signed_bundle: tuple[Path, Path, Path]
+) -> None:
+    for node in lab.nodes:
+        node.state.variant = Variant(0, {"localui.peer-words": ("Ready", "Healthy", "Replicated-ish")})
+    bundle, signature, public = signed_bundle
+    run(link_job(harness))
+    progress = Progress()
+    messages: list[str] = []
+    progress._on_change = lambda: messages.append(progress.snapshot().message)
+    job = upload_job(harness, bundle, signature=signature, public_key=public, sync_timeout=20.0)
+    with ClockDriver(lab, clock, harness.seen, step=1.0), pytest.raises(WizardError) as err:
+        run(job, progress=progress)
+    assert err.value.title == "Content not synced"  # never taken for done
+    assert any("Replicated-ish" in m for m in messages)  # but shown as the node wrote it

@@ -31,10 +31,13 @@ from wizard.appliance.localui import (
 from wizard.appliance.localui_spec import LocalUISpec, SpecViolation, UnknownOperation
 from wizard.core.cancel import CancelToken
 from wizard.core.errors import Cancelled
+from wizard.core.http import DEFAULT_RETRY, RetryPolicy
 from wizard.core.trust import TrustChanged, TrustRequest, TrustStore, same_fingerprint
 from wizard.lab import Lab, ManualClock
 
 pytestmark = pytest.mark.lab
+
+FAST_RETRY = DEFAULT_RETRY.scaled(0.02)  # the one policy, with waits short enough for a test
 
 
 @dataclass
@@ -129,7 +132,7 @@ def make_harness(lab: Lab, clock: ManualClock, config_dir: Path) -> Harness:
         clock=clock,
         timeout=10.0,
         wrap_transport=lambda inner: SpecCheckingTransport(inner, seen, lab.appliance.spec),
-        retry_backoff=0.01,
+        retry=FAST_RETRY,
     )
     return Harness(lab, clock, connector, seen, asked)
 
@@ -250,28 +253,71 @@ def test_client_errors_carry_the_servers_message(node0: LocalUIClient) -> None:
     assert err.value.code == "InvalidLinkToken"
 
 
-def test_server_errors_are_retried_when_asked(harness: Harness, lab: Lab) -> None:
+def test_a_failed_link_is_resent_only_after_reading_the_link_status(harness: Harness, lab: Lab) -> None:
+    """A 500 to a link leaves open whether it took effect: the follower's own link status is read (not linked: 404)
+    before each resend, and after the policy's attempts the node's error stands."""
     with harness.connector.open(harness.endpoint(1)) as leader:
         token = leader.generate_link_token().token
     lab.nodes[1].server.stop()  # the follower cannot reach the leader named in the token: a 500
     with harness.connector.open(harness.endpoint(0)) as c, pytest.raises(LocalUIServerError) as err:
-        c.request("POST", P_LINK, json={"token": token}, retries=2)
+        c.link(token)
     assert err.value.status == 500 and "cannot reach the leader" in err.value.message
-    assert [e.status for e in harness.calls("POST", P_LINK)] == [500, 500, 500]
+    link = [(e.method, e.status) for e in harness.seen if e.path in (P_LINK, P_LINK + "/status")]
+    sends = [s for m, s in link if m == "POST"]
+    assert sends == [500] * FAST_RETRY.attempts
+    # Never two sends in a row: every resend follows a read of the state that said "not linked".
+    assert link == [("POST", 500), ("GET", 404)] * (FAST_RETRY.attempts - 1) + [("POST", 500)]
     assert len(harness.calls("POST", P_LINK_TOKEN)) == 1
+
+
+def test_a_link_that_took_effect_is_not_sent_again(harness: Harness, lab: Lab) -> None:
+    """The node links the follower but its answer is a 500 (a proxy, a crash after the work): the link status says
+    linked, so the client takes that as the answer and sends nothing more."""
+    with harness.connector.open(harness.endpoint(1)) as leader:
+        token = leader.generate_link_token().token
+    registry = lab.nodes[0].server.registry
+    real_link = registry.link
+
+    def link_then_fail(follower: object, tok: str) -> dict[str, object]:
+        real_link(follower, tok)  # type: ignore[arg-type]
+        raise_500()
+        return {}
+
+    def raise_500() -> None:
+        from wizard.lab.node import LocalUIError as LabError
+
+        raise LabError(500, "InternalError", "the answer was lost")
+
+    registry.link = link_then_fail  # type: ignore[method-assign]
+    try:
+        with harness.connector.open(harness.endpoint(0)) as c:
+            status = c.link(token)
+    finally:
+        registry.link = real_link  # type: ignore[method-assign]
+    assert any(p.role == "leader" and p.id == lab.nodes[1].state.uid for p in status.peers)
+    assert [e.status for e in harness.calls("POST", P_LINK)] == [500]
+
+
+def test_idempotent_reads_are_retried_below_the_client(harness: Harness, lab: Lab) -> None:
+    with harness.connector.open(harness.endpoint(0)) as c:
+        c.host_info()
+        lab.nodes[0].state.localui_errors = 3  # the next three requests answer 500
+        assert c.host_info().uid == lab.nodes[0].state.uid
+    statuses = [e.status for e in harness.calls("GET", "/v1/edge-mgmt/edgehosts/current")]
+    assert statuses == [200, 500, 500, 500, 200]
 
 
 def test_cancel_during_a_retry_wait_takes_effect_at_once(harness: Harness, lab: Lab) -> None:
     with harness.connector.open(harness.endpoint(1)) as leader:
         token = leader.generate_link_token().token
     lab.nodes[1].server.stop()  # every link attempt answers 500
-    harness.connector.retry_backoff = 600.0  # a wait that would outlast the test if the cancel were ignored
+    harness.connector.retry = RetryPolicy(base=600.0, cap=600.0)  # would outlast the test if the cancel were ignored
     cancel = CancelToken()
     timer = threading.Timer(0.2, cancel.cancel)
     timer.start()
     try:
         with harness.connector.open(harness.endpoint(0), cancel) as c, pytest.raises(Cancelled):
-            c.request("POST", P_LINK, json={"token": token}, retries=3)
+            c.link(token)
     finally:
         timer.cancel()
     assert [e.status for e in harness.calls("POST", P_LINK)] == [500]

@@ -17,11 +17,13 @@ from oauthlib import oauth1
 from wizard.core.cancel import CancelToken
 from wizard.core.checks.catalog import CheckResult, Outcome
 from wizard.core.errors import Cancelled, WizardError
+from wizard.core.http import DEFAULT_RETRY
 from wizard.core.progress import Progress
 from wizard.core.trust import TrustStore, system_or_pinned_tls_context
 from wizard.lab.certs import create_node_certificate
 from wizard.lab.clock import ManualClock
-from wizard.lab.maas import MaasState, MaasUser, Status
+from wizard.lab.httpfaults import HttpFaults
+from wizard.lab.maas import ApiError, MaasState, MaasUser, Status
 from wizard.lab.maasserver import MaasServer
 from wizard.providers.maas import (
     CHECKS,
@@ -146,7 +148,7 @@ def test_machine_allocated_to_someone_else(site: Site) -> None:
             resolve(c, ["taken"], me="admin")
         assert "belongs to bob" in info.value.problems["taken"]
         with pytest.raises(WizardError) as exc:
-            c.allocate(taken.system_id, "palette")
+            c.allocate(taken.system_id, "palette", user="admin")
     assert exc.value.title == "MAAS machine not available" and "No available machine" in exc.value.message
     # A user who is not an admin does not even see it, as in MAAS.
     with site.client(site.alice) as c, pytest.raises(MaasSelectionError) as info:
@@ -492,11 +494,45 @@ def test_boot_routes_with_a_users_key_are_manual(site: Site) -> None:
 def test_release_with_an_agent_name_leaves_the_users_other_machines_alone(site: Site) -> None:
     ids = seed_three(site)
     with site.client() as c:
-        c.allocate(ids[0], "by the wizard", agent_name="palette-wizard/p")
-        c.allocate(ids[1], "by hand")
+        c.allocate(ids[0], "by the wizard", user="admin", agent_name="palette-wizard/p")
+        c.allocate(ids[1], "by hand", user="admin")
     job = ReleaseMachinesJob(
         site.server.url, site.admin.api_key, True, system_ids=ids[:2], comment="abort", agent_name="palette-wizard/p"
     )
     facts = job.run(Progress().root(), CancelToken())
     assert facts is not None and facts["released"] == [ids[0]] and ids[1] in facts["skipped"]
     assert site.state.machine(ids[1]).owner == "admin"
+
+
+# -- transient faults (issue 20, finding 2) ----------------------------------------------------------------------
+
+
+def test_reads_and_allocations_ride_out_transient_server_errors(site: Site) -> None:
+    """A fifth of the requests answered 5xx before MAAS does anything: reads are retried, an allocation whose answer
+    was a 5xx is settled by reading the machine's owner, and every machine ends allocated once, to us."""
+    ids = seed_three(site)
+    site.state.http_faults = HttpFaults(0.2, seed=7, label="maas")
+    with site.client(retry=DEFAULT_RETRY.scaled(0.001)) as c:
+        assert {m.system_id for m in c.machines(tags=["palette"])} == set(ids)
+        for sid in ids:
+            got = c.allocate(sid, "palette", user="admin")
+            assert got.allocated_to("admin")
+        assert all(c.machine(sid).allocated_to("admin") for sid in ids)
+    assert site.state.http_faults.injected > 0
+
+
+def test_an_allocation_whose_answer_was_lost_is_not_sent_again(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    ids = seed_three(site)
+    real = site.state.allocate
+    calls: list[str] = []
+
+    def allocate_then_fail(user: Any, form: Any) -> Any:
+        calls.append("allocate")
+        real(user, form)
+        raise ApiError(502, "Bad Gateway")  # the work is done, the answer lost on the way back
+
+    monkeypatch.setattr(site.state, "allocate", allocate_then_fail)
+    with site.client(retry=DEFAULT_RETRY.scaled(0.001)) as c:
+        got = c.allocate(ids[0], "palette", user="admin")
+    assert got.system_id == ids[0] and got.allocated_to("admin")
+    assert calls == ["allocate"]  # read back, not sent again

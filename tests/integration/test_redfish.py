@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import pytest
 from tests.integration.sushy_peer import SushyEmulator
 from wizard.core.cancel import CancelToken
 from wizard.core.checks.catalog import Outcome
+from wizard.core.http import DEFAULT_RETRY
 from wizard.core.progress import Progress
 from wizard.core.project import Bmc, SecretRef
 from wizard.core.trust import TrustChanged, TrustKind, TrustRefused, TrustRequest, TrustStore
@@ -39,7 +41,9 @@ from wizard.providers.redfish.quirks import GENERIC
 pytestmark = pytest.mark.redfish
 
 ISO_SIZE = 6 * 1024 * 1024 + 321
-FAST = RedfishTimeouts(request=30.0, insert=120.0, task=60.0, power=30.0, fetch=30.0, poll=0.3)
+FAST = RedfishTimeouts(
+    request=30.0, insert=120.0, task=60.0, power=30.0, fetch=30.0, poll=0.3, retry=DEFAULT_RETRY.scaled(0.02)
+)
 
 
 @pytest.fixture(scope="module")
@@ -347,3 +351,27 @@ def test_preflight_checks(emulator: SushyEmulator, trust: TrustStore) -> None:
     refused = run_checks("node-0", bmc_of(emulator, 0), "Wrong-Password-1", trust=trust, confirm=None)
     assert refused[0].outcome is Outcome.FAIL and "refused" in refused[0].message
     assert all(r.outcome is Outcome.ERROR for r in refused[1:])
+
+
+def test_boot_job_rides_out_a_bmc_answering_5xx(
+    trust: TrustStore, iso_server: IsoServer, iso: Path, tmp_path: Path
+) -> None:
+    """Issue 20, finding 2: a BMC (sushy's app, wrapped by the lab's http-5xx knob) answering a quarter of the
+    requests with 500/502/503 before doing anything: reads and PATCHes are retried, InsertMedia and the reset are
+    settled by reading the media and the power state, and the node boots from the ISO once."""
+    with SushyEmulator(systems=1, folder=tmp_path / "bmc", http_5xx=0.25, seed=3) as flaky:
+        url = iso_server.publish(iso, "flaky.iso")
+        job = RedfishBootJob(
+            "node-0", bmc_of(flaky, 0), flaky.password, url, trust=trust, confirm=None, iso_server=iso_server,
+            timeouts=FAST,
+        )  # fmt: skip
+        progress = Progress()
+        progress.add_task(job.id, job.name, "boot")
+        facts = job.run(progress.root().child(0, 1, task=job.id), CancelToken())
+        assert facts is not None and facts["iso_bytes_read"] == ISO_SIZE
+        with connect(flaky, 0, trust) as client:
+            path, _ = client.find_system()
+            assert client.power_state(path) == "On"
+        # The emulator's access log shows the injected answers (its server logs each request with its status).
+        assert re.search(r'" 50[023] ', flaky.log.read_text(errors="replace"))
+    assert iso_server.served("flaky.iso") == {"127.0.0.1": ISO_SIZE}

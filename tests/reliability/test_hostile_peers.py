@@ -34,6 +34,7 @@ from wizard.appliance import localui as lui
 from wizard.appliance.ssh import SSHAuthFailed, SSHClient, SSHCommandTimeout, SSHCredentials, SSHUnreachable
 from wizard.core.cancel import CancelToken
 from wizard.core.errors import WizardError
+from wizard.core.http import RetryPolicy
 from wizard.core.project import Bmc, SecretRef
 from wizard.core.trust import TrustChanged, TrustStore
 from wizard.lab.certs import NodeCertificate, create_node_certificate
@@ -42,6 +43,8 @@ from wizard.providers.redfish.client import RedfishClient
 from wizard.providers.redfish.errors import AuthRefused, BmcUnreachable, TaskFailed, UnexpectedAnswer
 
 GUARD = 20.0  # no case may take longer; the clients' own timeouts below are 1-2 s
+# The one retry policy, cut to one retry with short waits: a case sees "retried, then the error", within the guard.
+RETRY = RetryPolicy(attempts=2, base=0.01, cap=0.02)
 TIMEOUT = 1.0
 PASSWORD = "Hostile-peer-pass-1"
 MAAS_KEY = "consumer:token:secret"
@@ -99,7 +102,7 @@ HOST = {"metadata": {"id": "uid-1", "name": "edge-1"}, "status": {"hostName": "e
 
 
 def localui(env: Env, peer: HostilePeer, **kw: Any) -> lui.LocalUIClient:
-    connector = lui.Connector(env.trust(), None, timeout=TIMEOUT, retry_backoff=0.01, **kw)
+    connector = lui.Connector(env.trust(), None, timeout=TIMEOUT, retry=RETRY, **kw)
     endpoint = lui.Endpoint("edge-1", "127.0.0.1", "kairos", PASSWORD, port=peer.port, fingerprint=env.cert.fingerprint)
     return connector.open(endpoint, CancelToken())
 
@@ -194,12 +197,18 @@ def _(env: Env) -> Any:
 CONSOLE_LOGIN = {"Authorization": "console-token", "IsPasswordReset": False}
 
 
+def activated(setup_id: str) -> dict[str, Any]:
+    return {"spec": {"systemUid": setup_id}, "status": {"state": "Active"}}
+
+
 def console_version(env: Env, *actions: Any, login: Any = None) -> Any:
+    """A read the console step needs (the activation; the installed version is only informational and degrades to
+    "unknown"), answered by ``actions``; returns the Product Setup ID it names."""
     peer = env.hostile().on("POST " + con.P_LOGIN, login or reply(200, CONSOLE_LOGIN))
-    peer.on("GET " + con.P_VERSION, *actions)
-    connector = con.ConsoleConnector(env.trust(), None, timeout=TIMEOUT, retry_backoff=0.01)
+    peer.on("GET " + con.P_ACTIVATION, *actions)
+    connector = con.ConsoleConnector(env.trust(), None, timeout=TIMEOUT, retry=RETRY)
     with connector.open(con.ConsoleEndpoint("127.0.0.1", peer.port, env.cert.fingerprint), PASSWORD) as client:
-        return client.version()
+        return client.activation().product_setup_id
 
 
 @case("console-503", "lab", Expect(con.ConsoleUnreachable, "Palette not available", "answered 503"))
@@ -209,12 +218,12 @@ def _(env: Env) -> Any:
 
 def _retried_5xx(env: Env, result: Any) -> None:
     assert result == "4.6.0"
-    assert env.peer is not None and env.peer.hits["GET " + con.P_VERSION] == 3
+    assert env.peer is not None and env.peer.hits["GET " + con.P_ACTIVATION] == 3
 
 
 @case("console-500-then-ok", "lab", Expect(None), _retried_5xx)
 def _(env: Env) -> Any:
-    return console_version(env, reply(500, {}), reply(502, {}), reply(200, {"version": "4.6.0"}))
+    return console_version(env, reply(500, {}), reply(502, {}), reply(200, activated("4.6.0")))
 
 
 @case("console-bad-credentials", "lab", Expect(con.ConsoleLoginFailed, "System console login failed", "refused"))
@@ -229,12 +238,12 @@ def _(env: Env) -> Any:
 
 @case("console-malformed-json", "lab", Expect(con.ConsoleError, "Unexpected system console answer", "not JSON"))
 def _(env: Env) -> Any:
-    return console_version(env, reply(200, b"{'version': 4.6}"))
+    return console_version(env, reply(200, b"{'spec': 4.6}"))
 
 
 @case("console-slow-drip", "lab", Expect(con.ConsoleUnreachable, "System console unreachable", "in time"))
 def _(env: Env) -> Any:
-    return console_version(env, drip(200, {"version": "4.6.0", "pad": "x" * 400}, TIMEOUT / 4))
+    return console_version(env, drip(200, {**activated("4.6.0"), "pad": "x" * 400}, TIMEOUT / 4))
 
 
 def _console_relogged(env: Env, result: Any) -> None:
@@ -244,14 +253,14 @@ def _console_relogged(env: Env, result: Any) -> None:
 
 @case("console-token-expiry-race", "lab", Expect(None), _console_relogged)
 def _(env: Env) -> Any:
-    return console_version(env, reply(401, {"message": "token expired"}), reply(200, {"version": "4.6.0"}))
+    return console_version(env, reply(401, {"message": "token expired"}), reply(200, activated("4.6.0")))
 
 
 @case("console-certificate-change", "lab", Expect(TrustChanged, "Certificate changed", "is not the one pinned"))
 def _(env: Env) -> Any:
     peer = env.hostile()
     trust = env.trust()
-    connector = con.ConsoleConnector(trust, None, timeout=TIMEOUT, retry_backoff=0.01)
+    connector = con.ConsoleConnector(trust, None, timeout=TIMEOUT, retry=RETRY)
     with connector.open(con.ConsoleEndpoint("127.0.0.1", peer.port, env.cert.fingerprint), PASSWORD):
         pass  # first contact pins the expected certificate
     peer.present(env.other_cert)
@@ -267,7 +276,7 @@ TASK = "/redfish/v1/TaskService/Tasks/7"
 
 def redfish(env: Env, peer: HostilePeer, **kw: Any) -> RedfishClient:
     bmc = Bmc(f"127.0.0.1:{peer.port}", "root", SecretRef("bmc"), tls_fingerprint=env.cert.fingerprint)
-    return RedfishClient.for_bmc(bmc, PASSWORD, trust=env.trust(), confirm=None, timeout=TIMEOUT, **kw)
+    return RedfishClient.for_bmc(bmc, PASSWORD, trust=env.trust(), confirm=None, timeout=TIMEOUT, retry=RETRY, **kw)
 
 
 def redfish_peer(env: Env) -> HostilePeer:
@@ -348,13 +357,13 @@ def _(env: Env) -> Any:
         pass
     peer.present(env.other_cert)
     bmc = Bmc(f"127.0.0.1:{peer.port}", "root", SecretRef("bmc"))  # the pin in the trust store is what counts now
-    return RedfishClient.for_bmc(bmc, PASSWORD, trust=env.trust(), confirm=None, timeout=TIMEOUT)
+    return RedfishClient.for_bmc(bmc, PASSWORD, trust=env.trust(), confirm=None, timeout=TIMEOUT, retry=RETRY)
 
 
 # -- MAAS -------------------------------------------------------------------------------------------------------------
 def maas_whoami(env: Env, *actions: Any) -> Any:
     peer = env.hostile(tls=False).on("GET /MAAS/api/2.0/users/", *actions)
-    with maas.MaasClient(peer.url + "/MAAS", MAAS_KEY, verify=True, timeout=TIMEOUT) as client:
+    with maas.MaasClient(peer.url + "/MAAS", MAAS_KEY, verify=True, timeout=TIMEOUT, retry=RETRY) as client:
         return client.whoami()
 
 

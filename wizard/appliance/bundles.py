@@ -34,7 +34,6 @@ from wizard.core.progress import Reporter
 log = logging.getLogger(__name__)
 
 CHUNK = 1024 * 1024
-SYNCED = "Synced"
 
 
 @dataclass(frozen=True)
@@ -166,7 +165,7 @@ class UploadContentJob(Job):
                 uploaded = False
             else:
                 if self.transfer is None:
-                    self._upload(client, report.child(0.15, 0.65), cancel)
+                    self._upload(client, report.child(0.15, 0.65), cancel, digest)
                 else:
                     staged = self._stage(digest, report.child(0.15, 0.65), cancel)
                 uploaded = True
@@ -225,22 +224,32 @@ class UploadContentJob(Job):
         report.finish(f"{self.bundle.name}: sha256 {digest.sha256[:12]}…" + (" signature OK" if key else ""))
         return digest.sha256
 
-    def _upload(self, client: LocalUIClient, report: Reporter, cancel: CancelToken) -> None:
+    def _upload(self, client: LocalUIClient, report: Reporter, cancel: CancelToken, digest: str) -> None:
+        """Stream the bundle to the node. After an unknown outcome (a 5xx, the connection lost) the node's last
+        upload says whether it holds the file; only if not is it sent again."""
         files = {"uploadFile": self.bundle}
         if self.signature is not None:
             files["signature"] = self.signature
-        body = MultipartBody(files)
         name = self.bundle.name
 
         def progress(done: int, total: int) -> None:
             report.transfer(done, total, f"Uploading {name} to {self.leader.name}")
 
-        # A fresh session first: a 401 halfway through a multi-gigabyte body could not be replayed.
-        client.ensure_session()
-        client.host_info()
-        report.transfer(0, self.bundle.stat().st_size, f"Uploading {name} to {self.leader.name}")
-        log.info("uploading %s (%d bytes) to %s", name, len(body), self.leader.where)
-        client.upload_content(body.stream(cancel, progress), content_type=body.content_type, length=len(body))
+        def send() -> bool:
+            body = MultipartBody(files)
+            # A fresh session first: a 401 halfway through a multi-gigabyte body could not be replayed.
+            client.ensure_session()
+            client.host_info()
+            report.transfer(0, self.bundle.stat().st_size, f"Uploading {name} to {self.leader.name}")
+            log.info("uploading %s (%d bytes) to %s", name, len(body), self.leader.where)
+            client.upload_content(body.stream(cancel, progress), content_type=body.content_type, length=len(body))
+            return True
+
+        def stored() -> bool | None:
+            last = client.uploaded_content()
+            return True if last is not None and last.sha256 == digest else None
+
+        client.settle(send, stored, f"upload {name}")
 
     def _confirm(self, client: LocalUIClient, digest: str) -> None:
         stored = client.uploaded_content()
@@ -258,9 +267,13 @@ class UploadContentJob(Job):
             status = client.link_status()
             if status is None:
                 return 1  # a single node: the leader holds the content itself
-            pending = [p.name or p.ip for p in status.peers if p.content_sync != SYNCED]
+            pending = [p.name or p.ip for p in status.peers if not p.synced]
             total = len(status.peers)
-            report.update((total - len(pending)) / total, f"Content synced to {total - len(pending)}/{total} hosts")
+            words = ", ".join(sorted({p.content_sync or "no status" for p in status.peers if not p.synced}))
+            report.update(
+                (total - len(pending)) / total,
+                f"Content synced to {total - len(pending)}/{total} hosts" + (f" (others: {words})" if words else ""),
+            )
             if not pending:
                 return total
             if self.clock() >= deadline:

@@ -28,6 +28,7 @@ from wizard.appliance.localui import (
     LocalUIUnreachable,
     ProfileVariable,
 )
+from wizard.appliance.statuswords import norm
 from wizard.appliance.variables import check_answers
 from wizard.core.cancel import CancelToken
 from wizard.core.errors import WizardError
@@ -57,10 +58,25 @@ class ClusterRequest:
     two_node: bool = False
 
 
+def variable_for(archive: ArchiveDetails, key: str) -> ProfileVariable | None:
+    """The profile variable a project key names: by its name, else by its label as the Local UI shows it (the names
+    are not published and differ between appliances; ``ociPackRegistryPassword`` names the variable labelled "OCI
+    Pack Registry Password" whatever it is called), compared by letters and digits only."""
+    exact = next((v for v in archive.variables if v.name == key), None)
+    if exact is not None:
+        return exact
+    wanted = norm(key)
+    matches = [v for v in archive.variables if wanted in (norm(v.name), norm(v.display_name))]
+    return matches[0] if len(matches) == 1 else None
+
+
 def answer_variables(
     archive: ArchiveDetails, values: Mapping[str, str], secrets: Mapping[str, str]
 ) -> list[dict[str, str]]:
-    """Every profile variable with its value: the caller's, else the default; raises naming what is missing."""
+    """Every profile variable with its value: the caller's (named by the variable's name or its label), else the
+    default; raises naming what is missing."""
+    values = {(v.name if (v := variable_for(archive, k)) else k): value for k, value in values.items()}
+    secrets = {(v.name if (v := variable_for(archive, k)) else k): value for k, value in secrets.items()}
     known = {v.name for v in archive.variables}
     unknown = sorted((set(values) | set(secrets)) - known)
     if unknown:

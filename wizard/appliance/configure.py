@@ -41,6 +41,7 @@ from wizard.appliance.localui import (
     LocalUIServerError,
     LocalUIUnreachable,
 )
+from wizard.appliance.statuswords import CONFIGURATION, Outcome
 from wizard.core.cancel import CancelToken
 from wizard.core.errors import WizardError
 from wizard.core.jobs import Job
@@ -55,7 +56,7 @@ P_USERDATA = "/v1/edge-mgmt/edgehosts/current/userdata"
 P_CONFIGURATIONS = "/v1/edge-mgmt/edgehosts/current/configurations"
 P_CONFIGURATIONS_STATUS = "/v1/edge-mgmt/edgehosts/current/configurations/status"
 
-# v1EdgeHostConfigurationStatus.state
+# v1EdgeHostConfigurationStatus.state, as the spec spells it; a node's own spelling is read through CONFIGURATION.
 NOT_CONFIGURED, IN_PROGRESS, CONFIGURED, FAILED = "Not Configured", "In Progress", "Configured", "Failed"
 #: User-data keys sent back as the node has them (see the module docstring for registryCredentials).
 KEPT_KEYS = ("stages", "tags", "v1Management")
@@ -212,7 +213,7 @@ class ConfigureNodeJob(Job):
                 self._put(client, P_CONFIGURATIONS, wanted_cfg, "configurations")
             if send_ud:
                 report.update(0.15, f"setting host name {cfg.hostname} and {nic}'s address")
-                self._put(client, P_USERDATA, wanted_ud, "user data")
+                self._put(client, P_USERDATA, wanted_ud, "user data", nic)
             log.info("%s: configuration sent (user data: %s, configurations: %s)", ep.name, send_ud, send_cfg)
             outage = self._wait(
                 client,
@@ -236,15 +237,7 @@ class ConfigureNodeJob(Job):
     # -- requests --
 
     def _get(self, client: LocalUIClient, path: str) -> dict[str, Any]:
-        r = client.request("GET", path, retries=2)
-        assert r is not None
-        try:
-            data = r.json()
-        except ValueError as exc:
-            raise LocalUIError("Unexpected Local UI answer", f"{client.where}: GET {path}: not JSON") from exc
-        if not isinstance(data, dict):
-            raise LocalUIError("Unexpected Local UI answer", f"{client.where}: GET {path}: not a JSON object")
-        return data
+        return client.get_json(path) or {}
 
     def _default_nic(self, client: LocalUIClient) -> str:
         nics = (self._get(client, P_HOST).get("spec") or {}).get("networkInfo") or []
@@ -258,12 +251,32 @@ class ConfigureNodeJob(Job):
         return str(default["nicName"])
 
     def _status(self, client: LocalUIClient) -> tuple[str, str]:
+        """The state in the spec's spelling (whatever the node wrote: ``InProgress``, ``configured``…; a word no
+        reading knows is kept as written and waited on) and the node's error message."""
         data = self._get(client, P_CONFIGURATIONS_STATUS)
-        return str(data.get("state") or ""), str(data.get("errorMessage") or "")
+        raw = str(data.get("state") or "")
+        outcome = CONFIGURATION.classify(raw)
+        state = {Outcome.DONE: CONFIGURED, Outcome.FAILED: FAILED, Outcome.RUNNING: IN_PROGRESS}.get(outcome, raw)
+        return state, str(data.get("errorMessage") or "")
 
-    def _put(self, client: LocalUIClient, path: str, body: Mapping[str, Any], what: str) -> None:
+    def _put(self, client: LocalUIClient, path: str, body: Mapping[str, Any], what: str, nic: str = "") -> None:
+        def send() -> bool:
+            # User data is not idempotent on a node (a second PUT while the first applies is refused): never resent
+            # before the node says it does not hold it. Configurations are, and the retry policy resends them.
+            client.request("PUT", path, json=body, ok=(200, 201, 202, 204), idempotent=path != P_USERDATA)
+            return True
+
+        def held() -> bool | None:
+            try:
+                current = self._get(client, path)
+            except LocalUIUnreachable:
+                return True  # gone to reboot: it took the user data (the wait below proves what it applied)
+            if path == P_USERDATA:
+                return True if _norm_user_data(current, nic) == _norm_user_data(body, nic) else None
+            return True if _norm_configurations(current) == _norm_configurations(body) else None
+
         try:
-            client.request("PUT", path, json=body, ok=(200, 201, 202, 204))
+            client.settle(send, held, f"set the {what}")
         except LocalUIError as exc:
             if isinstance(exc, LocalUIUnreachable):
                 raise

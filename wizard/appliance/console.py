@@ -1,14 +1,22 @@
 """A client for the Palette system console API at the cluster's VIP (``https://<vip>/system``; API under ``/v1``).
 
 Paths and fields follow the reference (§4, from palette-sdk-go): ``POST /v1/auth/syslogin`` returns a token that
-goes in ``Authorization`` as is and lives 15 minutes, so the client logs in again shortly before that (by its
-injectable clock) and once more when a request still gets a 401. A fresh install only accepts ``admin``/``admin``
-and insists on a new password with the admin's email (``PATCH /v1/system/admin/password/reset``) before anything
-else. The certificate is self-signed until the operator replaces it, so TLS is verified by the OS store or pinned
-per host through :mod:`wizard.core.trust`.
+goes in ``Authorization`` as is — sent as the header and as the cookie of that name, as the docs show both — and
+lives 15 minutes, so the client logs in again shortly before that (by its injectable clock) and once more when a
+request still gets a 401. A fresh install only accepts ``admin``/``admin`` and insists on a new password with the
+admin's email (``PATCH /v1/system/admin/password/reset``) before anything else. The certificate is self-signed until
+the operator replaces it, so TLS is verified by the OS store or pinned per host through :mod:`wizard.core.trust`.
+The reference names no logout for the system API; its sessions end with their 15 minutes.
+
+Transient faults follow the one :class:`~wizard.core.http.RetryPolicy`: idempotent requests are retried below the
+client; the password change, the activation and starting a sync are resent only after the state says they did not
+take effect (:meth:`ConsoleClient.settle`). Informational reads (the installed version, the activation summary)
+degrade to "unknown" with a log line. The registry sync's status words are not documented: they are read as
+:data:`wizard.appliance.statuswords.REGISTRY_SYNC` does, an unknown word is waited on and shown as written, and
+``isSyncSupported: false`` means there is nothing to wait for.
 
 Errors come out as :class:`ConsoleError` subclasses that say what to do. Every method is synchronous and meant for a
-worker thread; a client is thread-confined.
+worker thread; a client is thread-confined. The jobs built on it are in :mod:`wizard.appliance.console_jobs`.
 """
 
 from __future__ import annotations
@@ -18,14 +26,24 @@ import ssl
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
+from wizard.appliance.statuswords import REGISTRY_SYNC, Outcome
 from wizard.core.cancel import CancelToken
 from wizard.core.errors import WizardError
-from wizard.core.http import AnswerDeadline, error_code, error_message, retry_after
-from wizard.core.jobs import Job
+from wizard.core.http import (
+    DEFAULT_RETRY,
+    RESET_ERRORS,
+    TIMEOUT_ERRORS,
+    AnswerDeadline,
+    RetryPolicy,
+    RetryTransport,
+    error_code,
+    error_message,
+    settle,
+)
 from wizard.core.progress import Reporter
 from wizard.core.trust import (
     Confirm,
@@ -44,7 +62,6 @@ DEFAULT_PORT = 443
 DEFAULT_USERNAME = "admin"
 DEFAULT_PASSWORD = "admin"  # noqa: S105 - the documented first-login default (reference §1.5)
 TOKEN_LIFETIME = 15 * 60.0  # reference §4
-THROTTLE_WAITS = 3  # 429 answers waited out (as Retry-After asks) before the request fails
 RENEW_MARGIN = 60.0  # log in again when less than this is left, so a request never races the expiry
 
 P_LOGIN = "/v1/auth/syslogin"
@@ -56,9 +73,9 @@ P_VERSION = "/v1/system/version/installed"
 P_REGISTRIES = "/v1/registries/oci/summary"
 
 ACTIVE = "Active"
-SYNC_COMPLETED, SYNC_FAILED, SYNC_IN_PROGRESS = "Completed", "Failed", "InProgress"
 
 Clock = Callable[[], float]
+T = TypeVar("T")
 
 
 # -- Errors ---------------------------------------------------------------------------------------------------------
@@ -85,6 +102,12 @@ class ActivationKeyRejected(ConsoleError):
     """The console refused the activation key; another key can be tried."""
 
 
+def _unknown(error: ConsoleError) -> ConsoleError:
+    """Marks ``error`` as leaving open whether the request took effect (see :func:`wizard.core.http.settle`)."""
+    error.outcome_unknown = True  # type: ignore[attr-defined]
+    return error
+
+
 # -- Typed answers --------------------------------------------------------------------------------------------------
 
 
@@ -97,17 +120,22 @@ class Activation:
 
     @property
     def active(self) -> bool:
-        return self.state == ACTIVE
+        return self.state.lower() == ACTIVE.lower()
 
 
 @dataclass(frozen=True)
 class RegistrySync:
-    status: str  # Idle | InProgress | Completed | Failed
+    status: str  # as the console wrote it: Completed, Success, InProgress, Failed, Error, … (undocumented)
     message: str
     last_run: str = ""
     last_synced: str = ""
     total: int | None = None
     synced: int | None = None
+    supported: bool = True  # isSyncSupported: false means there is no sync to wait for
+
+    @property
+    def outcome(self) -> Outcome:
+        return REGISTRY_SYNC.classify(self.status)
 
 
 @dataclass(frozen=True)
@@ -135,7 +163,7 @@ class ConsoleClient:
         timeout: float = 30.0,
         clock: Clock = time.time,
         pinned: str = "",
-        retry_backoff: float = 1.0,
+        retry: RetryPolicy = DEFAULT_RETRY,
         cancel: CancelToken | None = None,
     ) -> None:
         self.host = host
@@ -144,16 +172,20 @@ class ConsoleClient:
         self._password = password
         self._clock = clock
         self._pinned = pinned
-        self._retry_backoff = retry_backoff
+        self.retry = retry
         self._cancel = cancel
+        self._ssl_context = ssl_context
+        self._timeout = timeout
         self._token: str | None = None
         self._expires_at = 0.0
-        #: From the last login: True while the console still insists on a new admin password.
-        self.password_reset_required: bool | None = None
+        #: From the last login, as the console words it (``IsPasswordReset``); recorded only: whether it means
+        #: "must still be reset" or "was reset" is not published, so the client goes by what the console does.
+        self.password_reset_flag: bool | None = None
+        # Bounds a whole answer, not each read: a dripping peer must not hold the job forever.
+        deadline = AnswerDeadline(httpx.HTTPTransport(verify=ssl_context), base=4 * timeout)
         self._http = httpx.Client(
             base_url=f"https://{host}:{port}",
-            # Bounds a whole answer, not each read: a dripping peer must not hold the job forever.
-            transport=AnswerDeadline(httpx.HTTPTransport(verify=ssl_context), base=4 * timeout),
+            transport=RetryTransport(deadline, retry, cancel=cancel, label=f"system console {self.where}"),
             timeout=timeout,
             follow_redirects=False,
         )
@@ -174,7 +206,9 @@ class ConsoleClient:
     # -- Sessions --
 
     def login(self) -> None:
-        r = self._send("POST", P_LOGIN, auth=False, json={"username": self.username, "password": self._password})
+        body = {"username": self.username, "password": self._password}
+        # A login only makes a session: safe to send again after a lost answer.
+        r = self._send("POST", P_LOGIN, auth=False, json=body, idempotent=True)
         if r.status_code in (401, 403):
             raise ConsoleLoginFailed(
                 "System console login failed",
@@ -192,33 +226,80 @@ class ConsoleClient:
             raise ConsoleError("Unexpected system console answer", f"{self.where} returned no token after login")
         self._token = token
         self._expires_at = self._clock() + TOKEN_LIFETIME
-        self.password_reset_required = bool(data.get("IsPasswordReset"))
+        flag = data.get("IsPasswordReset")
+        self.password_reset_flag = flag if isinstance(flag, bool) else None
 
     def ensure_session(self) -> None:
         if self._token is None or self._expires_at - self._clock() < RENEW_MARGIN:
             self.login()
 
     def reset_password(self, email: str, new_password: str) -> None:
-        """The first-login "Account Info": the admin's email and a new password replacing the one logged in with."""
+        """The first-login "Account Info": the admin's email and a new password replacing the one logged in with.
+        After an unknown outcome, a login with the new password tells whether it took effect before it is resent."""
         body = {"email": email, "oldPassword": self._password, "newPassword": new_password}
-        r = self.request("PATCH", P_PASSWORD_RESET, json=body, ok=(200, 204), reset_allowed=True)
-        if r.status_code == 400:
-            raise ConsoleError(
-                "New console password refused",
-                f"{self.where}: {error_message(r)}",
-                status=400,
-                code=error_code(r),
-                remediation="store a stronger password (and a valid console.email), then run again",
-            )
+
+        def send() -> bool:
+            r = self.request("PATCH", P_PASSWORD_RESET, json=body, ok=(200, 204), reset_allowed=True)
+            if r.status_code == 400:
+                raise ConsoleError(
+                    "New console password refused",
+                    f"{self.where}: {error_message(r)}",
+                    status=400,
+                    code=error_code(r),
+                    remediation="store a stronger password (and a valid console.email), then run again",
+                )
+            return True
+
+        self.settle(send, lambda: self.accepts(new_password) or None, "admin password change")
         self._password = new_password
-        self.password_reset_required = False
+
+    def accepts(self, password: str) -> bool:
+        """Whether the console takes ``password`` for this account now (a login of a separate client)."""
+        other = ConsoleClient(
+            self.host,
+            self.port,
+            password,
+            ssl_context=self._ssl_context,
+            username=self.username,
+            timeout=self._timeout,
+            clock=self._clock,
+            pinned=self._pinned,
+            retry=self.retry,
+            cancel=self._cancel,
+        )
+        with other:
+            try:
+                other.login()
+            except ConsoleLoginFailed:
+                return False
+        return True
+
+    def reset_still_required(self) -> bool:
+        """Whether the console refuses this session's requests until the admin password is changed (it answers 403
+        ``PasswordResetRequired``), as it does after the first login with the default password."""
+        try:
+            self.activation()
+        except ConsoleError as exc:
+            if exc.code == "PasswordResetRequired":
+                return True
+            raise
+        return False
+
+    def settle(self, send: Callable[[], T], check: Callable[[], T | None], what: str) -> T:
+        """A request that is not idempotent, resent after an unknown outcome only once ``check`` says it did not
+        take effect (:func:`wizard.core.http.settle` with this client's policy and cancel token)."""
+        return settle(self.retry, send, check, what=f"{self.where}: {what}", cancel=self._cancel)
 
     # -- Plumbing --
 
-    def _send(self, method: str, path: str, *, auth: bool, **kw: Any) -> httpx.Response:
-        headers = {"Authorization": self._token} if auth and self._token else {}
+    def _send(self, method: str, path: str, *, auth: bool, idempotent: bool | None = None, **kw: Any) -> httpx.Response:
+        headers = {}
+        if auth and self._token:
+            # Header (VerteX docs) and cookie (Nutanix registration docs): the reference shows both (§4).
+            headers = {"Authorization": self._token, "Cookie": f"Authorization={self._token}"}
+        extensions = {} if idempotent is None else {"idempotent": idempotent}
         try:
-            return self._http.request(method, path, headers=headers, **kw)
+            return self._http.request(method, path, headers=headers, extensions=extensions, **kw)
         except httpx.TransportError as exc:
             raise self._transport_error(exc) from exc
 
@@ -226,12 +307,14 @@ class ConsoleClient:
         if is_certificate_change(exc):
             return certificate_changed(self.host, self.port, self._pinned or "")
         what = "did not answer in time" if isinstance(exc, httpx.TimeoutException) else f"cannot be reached ({exc})"
-        return ConsoleUnreachable(
+        error = ConsoleUnreachable(
             "System console unreachable",
             f"{self.where} {what}",
             remediation="check that the cluster is Running and that port "
             f"{self.port} of the VIP is reachable from this machine",
         )
+        # A request that got through and lost its answer may have taken effect; one that never connected did not.
+        return _unknown(error) if isinstance(exc, RESET_ERRORS + TIMEOUT_ERRORS) else error
 
     def request(
         self,
@@ -241,12 +324,10 @@ class ConsoleClient:
         json: Any = None,
         params: Mapping[str, str] | None = None,
         ok: Sequence[int] = (200,),
-        retries: int = 2,
         reset_allowed: bool = False,
     ) -> httpx.Response:
         """An authenticated request. A 401 logs in again once (the 15-minute token ran out, or Palette restarted);
-        5xx answers are retried ``retries`` times with backoff; a 400 is returned to the caller to explain."""
-        attempt = throttled = 0
+        transient faults are the retry policy's; a 400 is returned to the caller to explain."""
         relogged = False
         while True:
             self.ensure_session()
@@ -254,14 +335,6 @@ class ConsoleClient:
             if r.status_code == 401 and not relogged:
                 relogged = True
                 self.login()
-                continue
-            if r.status_code == 429 and throttled < THROTTLE_WAITS:
-                throttled += 1  # not processed: safe to send again once the wait asked for has passed
-                self._wait(retry_after(r, self._retry_backoff * 2 ** (throttled - 1)))
-                continue
-            if r.status_code >= 500 and attempt < retries:
-                attempt += 1
-                self._wait(self._retry_backoff * 2 ** (attempt - 1))
                 continue
             if r.status_code in ok or r.status_code == 400:
                 return r
@@ -275,14 +348,13 @@ class ConsoleClient:
                 )
             raise self.http_error(r, f"{method} {path}")
 
-    def _wait(self, seconds: float) -> None:
-        if self._cancel is not None:
-            self._cancel.sleep(seconds)
-        else:
-            time.sleep(seconds)
-
     def http_error(self, r: httpx.Response, what: str) -> ConsoleError:
         message = error_message(r)
+        if r.status_code in self.retry.statuses:
+            return _unknown(self._server_error(r, what, message))
+        return self._server_error(r, what, message)
+
+    def _server_error(self, r: httpx.Response, what: str, message: str) -> ConsoleError:
         if r.status_code in (502, 503, 504):
             return ConsoleUnreachable(
                 "Palette not available",
@@ -319,15 +391,29 @@ class ConsoleClient:
     def _get(self, path: str) -> dict[str, Any]:
         return self._json(self.request("GET", path), f"GET {path}")
 
+    def _optional(self, path: str, what: str) -> dict[str, Any] | None:
+        """A read that is only informational: a 404, a 5xx the retries did not cure or an unreadable answer means
+        "unknown" (None, with a log line), never a failed step."""
+        try:
+            return self._get(path)
+        except ConsoleError as exc:
+            if exc.status in (0, 404, 405, 501) or exc.status >= 500 or isinstance(exc, ConsoleUnreachable):
+                log.info("%s: %s unknown (%s)", self.where, what, exc.message)
+                return None
+            raise
+
     # -- Endpoints --
 
     def version(self) -> str:
-        return str(self._get(P_VERSION).get("version") or "")
+        """The installed Palette version; "" when the console does not say (informational only)."""
+        data = self._optional(P_VERSION, "the installed version")
+        return str((data or {}).get("version") or "")
 
     def activation(self) -> Activation:
-        """The activation state with the Product Setup ID and when the trial (or the licence) ends."""
+        """The activation state with the Product Setup ID and when the trial (or the licence) ends (the summary
+        with the end date is informational: without it the end is unknown)."""
         data = self._get(P_ACTIVATION)
-        summary = self._get(P_ACTIVATION_SUMMARY).get("status") or {}
+        summary = (self._optional(P_ACTIVATION_SUMMARY, "the activation summary") or {}).get("status") or {}
         status = data.get("status") or {}
         spec = data.get("spec") or {}
         return Activation(
@@ -338,19 +424,30 @@ class ConsoleClient:
         )
 
     def activate(self, key: str) -> Activation:
-        r = self.request("POST", P_ACTIVATE, json={"activationKey": key.strip()}, ok=(200, 201, 204))
-        if r.status_code == 400:
-            raise ActivationKeyRejected(
-                "Activation key rejected",
-                f"{self.where}: {error_message(r)}",
-                status=400,
-                code=error_code(r),
-                remediation=(
-                    "keys are single-use and issued for this install's Product Setup ID: check the key from Spectro "
-                    "Cloud support, store the right one under activation.key and run again (or defer activation)"
-                ),
-            )
-        return self.activation()
+        """Activate with ``key``. After an unknown outcome the activation state says whether it took effect (a
+        single-use key sent twice would be refused the second time) before it is sent again."""
+
+        def send() -> Activation:
+            r = self.request("POST", P_ACTIVATE, json={"activationKey": key.strip()}, ok=(200, 201, 204))
+            if r.status_code == 400:
+                raise ActivationKeyRejected(
+                    "Activation key rejected",
+                    f"{self.where}: {error_message(r)}",
+                    status=400,
+                    code=error_code(r),
+                    remediation=(
+                        "keys are single-use and issued for this install's Product Setup ID: check the key from "
+                        "Spectro Cloud support, store the right one under activation.key and run again (or defer "
+                        "activation)"
+                    ),
+                )
+            return self.activation()
+
+        def activated() -> Activation | None:
+            current = self.activation()
+            return current if current.active else None
+
+        return self.settle(send, activated, "activation")
 
     def registries(self) -> list[OciRegistry]:
         out = []
@@ -364,12 +461,24 @@ class ConsoleClient:
             )
         return out
 
-    def start_sync(self, uid: str, *, force: bool = False) -> None:
-        """The console's "Pack Registries → ⋮ → Sync" (a basic OCI registry sync)."""
+    def start_sync(self, uid: str, *, before: RegistrySync, force: bool = False) -> None:
+        """The console's "Pack Registries → ⋮ → Sync" (a basic OCI registry sync). After an unknown outcome the
+        sync status says whether a run started since ``before`` (the status read just before) prior to a resend."""
         path = f"/v1/registries/oci/{uid}/basic/sync"
-        r = self.request("POST", path, params={"forceSync": "true" if force else "false"}, ok=(200, 202, 204))
-        if r.status_code == 400:
-            raise self.http_error(r, f"start the sync of registry {uid}")
+
+        def send() -> bool:
+            r = self.request("POST", path, params={"forceSync": "true" if force else "false"}, ok=(200, 202, 204))
+            if r.status_code == 400:
+                raise self.http_error(r, f"start the sync of registry {uid}")
+            return True
+
+        def started() -> bool | None:
+            now = self.sync_status(uid)
+            if now.last_run and now.last_run != before.last_run:
+                return True
+            return True if not now.last_run and now.outcome is Outcome.RUNNING else None
+
+        self.settle(send, started, f"start the sync of registry {uid}")
 
     def sync_status(self, uid: str) -> RegistrySync:
         return _sync(self._get(f"/v1/registries/oci/{uid}/basic/sync/status"))
@@ -380,40 +489,70 @@ class ConsoleClient:
         report: Reporter,
         cancel: CancelToken,
         *,
-        previous_run: str,
+        before: RegistrySync,
         poll: float,
         timeout: float,
+        expected: float | None = None,
     ) -> RegistrySync:
-        """Poll until the sync run started after ``previous_run`` (the ``lastRunTime`` seen before starting it)
-        completed; a Failed run is an error. Comparing the console's own timestamps avoids any clock skew."""
-        deadline = self._clock() + timeout
+        """Poll until the sync run started after ``before`` (the status read before starting it) is done; a failed
+        run is an error. The console's own ``lastRunTime`` tells runs apart (no clock skew); a console that gives
+        none is trusted once it was seen running, or when no run had ended before. A word no reading knows keeps
+        the wait going and is shown as written; past ``expected`` (the soft budget) a warning quotes it."""
+        start = self._clock()
+        deadline = start + timeout
+        soft = start + (expected if expected is not None else timeout / 4)
+        warned = False
+        seen_running = False
         while True:
             status = self.sync_status(uid)
-            current = bool(status.last_run) and status.last_run != previous_run
-            if current and status.total and status.synced is not None:
-                report.update(status.synced / status.total, f"Registry sync: {status.synced}/{status.total} packs")
-            if current and status.status == SYNC_COMPLETED:
+            if not status.supported:
+                log.info("%s: the registry reports isSyncSupported false: nothing to wait for", self.where)
                 return status
-            if current and status.status == SYNC_FAILED:
+            outcome = status.outcome
+            seen_running = seen_running or outcome is Outcome.RUNNING
+            if status.last_run:
+                current = status.last_run != before.last_run
+            else:
+                current = seen_running or before.outcome is not Outcome.DONE
+            word = status.status or "no status"
+            # A word no reading knows is shown as the console wrote it, so the operator sees what it says.
+            shown = f" ({word!r})" if outcome is Outcome.UNKNOWN else ""
+            if current and status.total and status.synced is not None:
+                report.update(
+                    status.synced / status.total, f"Registry sync: {status.synced}/{status.total} packs{shown}"
+                )
+            elif shown:
+                report.update(0.0, f"Registry sync:{shown}")
+            if current and outcome is Outcome.DONE:
+                return status
+            if current and outcome is Outcome.FAILED:
                 raise ConsoleError(
                     "Registry sync failed",
-                    f"{self.where}: {status.message or 'the OCI pack registry sync failed'}",
+                    f"{self.where}: {status.message or f'the OCI pack registry sync ended {word}'}",
                     remediation="open Administration → Pack Registries in the system console, fix the cause, "
                     "then run again",
                 )
-            if self._clock() >= deadline:
+            now = self._clock()
+            if now >= deadline:
                 raise ConsoleError(
                     "Registry sync not finished",
-                    f"after {int(timeout)} s the sync is {status.status or 'not started'}: {status.message}",
+                    f"after {int(timeout)} s the sync is {word!r}: {status.message}",
                     remediation="check the registry in the system console, then run again",
                 )
+            if now >= soft and not warned:
+                warned = True
+                note = f"registry sync still {word!r} after {int(now - start)} s"
+                if outcome is Outcome.UNKNOWN:
+                    note += " (a status word the wizard does not know; it keeps waiting)"
+                log.warning("%s: %s", self.where, note)
+                report.warn(note)
             cancel.sleep(poll)
 
 
 def _sync(data: Mapping[str, Any]) -> RegistrySync:
     def count(key: str) -> int | None:
         value = data.get(key)
-        return value if isinstance(value, int) else None
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
 
     return RegistrySync(
         status=str(data.get("status") or ""),
@@ -422,6 +561,7 @@ def _sync(data: Mapping[str, Any]) -> RegistrySync:
         last_synced=str(data.get("lastSyncedTime") or ""),
         total=count("totalPacks"),
         synced=count("syncedPacks"),
+        supported=data.get("isSyncSupported") is not False,
     )
 
 
@@ -449,7 +589,7 @@ class ConsoleConnector:
     trust: TrustStore
     confirm: Confirm | None
     timeout: float = 30.0
-    retry_backoff: float = 1.0
+    retry: RetryPolicy = DEFAULT_RETRY
     clock: Clock = field(default=time.time)
     #: Settles the first contact with the console's certificate through a channel trusted already (a node over
     #: its pinned SSH session: :mod:`wizard.appliance.witness`), so a headless run pins it without a prompt.
@@ -483,236 +623,6 @@ class ConsoleConnector:
             timeout=self.timeout,
             clock=self.clock,
             pinned=str(entry["fingerprint"]) if entry else endpoint.fingerprint,
-            retry_backoff=self.retry_backoff,
+            retry=self.retry,
             cancel=cancel,
         )
-
-
-# -- Jobs -----------------------------------------------------------------------------------------------------------
-
-
-def wait_for_console(
-    connector: ConsoleConnector,
-    endpoint: ConsoleEndpoint,
-    password: str,
-    report: Reporter,
-    cancel: CancelToken,
-    *,
-    poll: float,
-    timeout: float,
-) -> ConsoleClient:
-    """A logged-in client once Palette answers at the VIP; it comes up a few minutes after the cluster is Running,
-    so "unreachable" and 503 are waited out until ``timeout``. A refused password is not waited out."""
-    deadline = connector.clock() + timeout
-    while True:
-        cancel.raise_if_cancelled()
-        client: ConsoleClient | None = None
-        try:
-            client = connector.open(endpoint, password, cancel)
-            client.login()
-            return client
-        except ConsoleUnreachable as exc:
-            if client is not None:
-                client.close()
-            if connector.clock() >= deadline:
-                raise ConsoleUnreachable(
-                    "Palette did not come up",
-                    f"{endpoint.url} still not answering after {int(timeout)} s: {exc.message}",
-                    remediation="check the cluster's applications in the leader's Local UI, then run again",
-                ) from exc
-            report.update(0.0, f"Waiting for Palette at {endpoint.url}…")
-            cancel.sleep(poll)
-        except BaseException:
-            if client is not None:
-                client.close()
-            raise
-
-
-class ConsoleSetupJob(Job):
-    """The first login: ``admin``/``admin``, then the forced change to the operator's email and password."""
-
-    id = "console/admin"
-    name = "System console"
-    weight = 1.0
-
-    def __init__(
-        self,
-        endpoint: ConsoleEndpoint,
-        connector: ConsoleConnector,
-        email: str,
-        new_password: str,
-        *,
-        poll: float = 10.0,
-        available_timeout: float = 30 * 60.0,
-    ) -> None:
-        self.endpoint = endpoint
-        self.connector = connector
-        self.email = email
-        self._new_password = new_password
-        self.poll = poll
-        self.available_timeout = available_timeout
-
-    def fingerprint(self) -> str:
-        return f"{self.endpoint.url}|{self.email}"
-
-    def run(self, report: Reporter, cancel: CancelToken) -> Mapping[str, Any] | None:
-        url = self.endpoint.url
-        report.update(0.0, f"Logging in to the system console at {url}/system")
-        changed = False
-        try:
-            client = wait_for_console(
-                self.connector,
-                self.endpoint,
-                DEFAULT_PASSWORD,
-                report.child(0.0, 0.5),
-                cancel,
-                poll=self.poll,
-                timeout=self.available_timeout,
-            )
-        except ConsoleLoginFailed:
-            # admin/admin no longer works: the password was changed already (by an earlier run that stopped
-            # before recording it, or by hand). The operator's password must work now.
-            client = self.connector.open(self.endpoint, self._new_password, cancel)
-            try:
-                client.login()
-            except BaseException:
-                client.close()
-                raise
-        else:
-            with client:
-                report.update(0.6, f"Changing the admin password of {url}/system")
-                client.reset_password(self.email, self._new_password)
-                changed = True
-            client = self.connector.open(self.endpoint, self._new_password, cancel)
-            try:
-                client.login()  # proof: the new password is the one that works now
-            except BaseException:
-                client.close()
-                raise
-        with client:
-            if client.password_reset_required:
-                client.reset_password(self.email, self._new_password)  # changed by hand but still flagged
-                changed = True
-            version = client.version()
-        report.finish(f"System console at {url}/system: admin password " + ("changed" if changed else "already set"))
-        pin = self.connector.trust.pinned(TrustKind.TLS, self.endpoint.host, self.endpoint.port) or {}
-        return {
-            "url": url,
-            "version": version,
-            "email": self.email,
-            "password_changed": changed,
-            "certificate": {"fingerprint": pin.get("fingerprint", ""), "how": pin.get("how", "")},
-        }
-
-
-class ActivateJob(Job):
-    """Activate Palette with the key from Spectro Cloud support, or defer and record when the trial ends."""
-
-    id = "activate/palette"
-    name = "Activation"
-    weight = 0.5
-
-    def __init__(
-        self,
-        endpoint: ConsoleEndpoint,
-        connector: ConsoleConnector,
-        password: str,
-        *,
-        key: str | None,
-    ) -> None:
-        self.endpoint = endpoint
-        self.connector = connector
-        self._password = password
-        self._key = key
-
-    def fingerprint(self) -> str:
-        # Not the key itself: only whether one is given, so a later key activates a deferred install.
-        return f"{self.endpoint.url}|{'key' if self._key else 'defer'}"
-
-    def run(self, report: Reporter, cancel: CancelToken) -> Mapping[str, Any] | None:
-        client = self.connector.open(self.endpoint, self._password, cancel)
-        with client:
-            client.login()
-            current = client.activation()
-            facts: dict[str, Any] = {"product_setup_id": current.product_setup_id}
-            if current.active:
-                report.finish("Palette is already activated")
-                return {**facts, "state": current.state, "expires_at": current.expires_at, "activated": True}
-            if self._key is None:
-                report.finish(
-                    f"Activation deferred: the trial ends {current.expires_at or 'in 30 days'}; send the Product Setup "
-                    f"ID {current.product_setup_id} to Spectro Cloud support for a key"
-                )
-                return {**facts, "state": current.state, "trial_ends": current.expires_at, "deferred": True}
-            report.update(0.3, f"Activating Palette (Product Setup ID {current.product_setup_id})")
-            result = client.activate(self._key)
-            cancel.raise_if_cancelled()
-            if not result.active:
-                raise ConsoleError(
-                    "Activation not confirmed",
-                    f"{self.endpoint.url} accepted the key but reports the state {result.state or 'unknown'}",
-                    remediation="check Administration → Activation in the system console, then run again",
-                )
-        report.finish("Palette activated")
-        return {
-            **facts,
-            "state": result.state,
-            "activated": True,
-            "activated_at": result.last_activated_at,
-            "expires_at": result.expires_at,
-        }
-
-
-class RegistrySyncJob(Job):
-    """Trigger the sync of the in-cluster OCI pack registry (Zot) and wait for it to complete."""
-
-    id = "packs/registry-sync"
-    name = "Pack registry sync"
-    weight = 1.0
-
-    def __init__(
-        self,
-        endpoint: ConsoleEndpoint,
-        connector: ConsoleConnector,
-        password: str,
-        *,
-        inputs: str = "",
-        poll: float = 10.0,
-        timeout: float = 3600.0,
-    ) -> None:
-        self.endpoint = endpoint
-        self.connector = connector
-        self._password = password
-        self.inputs = inputs
-        self.poll = poll
-        self.timeout = timeout
-
-    def fingerprint(self) -> str:
-        return f"{self.endpoint.url}|{self.inputs}"
-
-    def run(self, report: Reporter, cancel: CancelToken) -> Mapping[str, Any] | None:
-        with self.connector.open(self.endpoint, self._password, cancel) as client:
-            client.login()
-            registries = client.registries()
-            if not registries:
-                raise ConsoleError(
-                    "No pack registry",
-                    f"{self.endpoint.url} lists no OCI pack registry",
-                    remediation="the cluster profile's In Cluster Registry must be True; check Administration → "
-                    "Pack Registries in the system console",
-                )
-            registry = registries[0]  # the in-cluster Zot registry the appliance sets up
-            before = client.sync_status(registry.uid)
-            report.update(0.0, f"Syncing the {registry.name} pack registry")
-            # A run already under way may have started before the last pack arrived: restart it.
-            client.start_sync(registry.uid, force=before.status == SYNC_IN_PROGRESS)
-            status = client.wait_synced(
-                registry.uid, report, cancel, previous_run=before.last_run, poll=self.poll, timeout=self.timeout
-            )
-        report.finish(f"Pack registry {registry.name} synced")
-        return {
-            "registry": registry.name,
-            "endpoint": registry.endpoint,
-            "synced_packs": status.synced,
-            "last_synced": status.last_synced,
-        }

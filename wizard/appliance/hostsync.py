@@ -16,7 +16,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from wizard.appliance.bundles import SYNCED
 from wizard.appliance.localui import (
     Clock,
     Connector,
@@ -26,6 +25,7 @@ from wizard.appliance.localui import (
     LocalUIServerError,
     LocalUIUnreachable,
 )
+from wizard.appliance.statuswords import CONTENT_SYNC, REGISTRY_ITEM
 from wizard.appliance.versions import LOCALUI_SYNC_FROM, PE_9263
 from wizard.core.cancel import CancelToken
 from wizard.core.errors import WizardError
@@ -79,7 +79,7 @@ class ContentOnNodesJob(Job):
                 if status is None:
                     hosts = 1
                     break
-                pending = [p.name or p.ip for p in status.peers if p.content_sync != SYNCED]
+                pending = [p.name or p.ip for p in status.peers if not CONTENT_SYNC.is_done(p.content_sync)]
                 hosts = len(status.peers)
                 report.update((hosts - len(pending)) / hosts, f"Content on {hosts - len(pending)}/{hosts} hosts")
                 if not pending:
@@ -106,7 +106,7 @@ class Pending:
 
 def sync_status(client: LocalUIClient) -> tuple[list[Pending], str]:
     """The host's registry sync items that are not completed, and its status message."""
-    r = client.request("GET", P_SYNC_STATUS, retries=2, ok=(200,))
+    r = client.request("GET", P_SYNC_STATUS, ok=(200,))  # a read: the retry policy rides out transient faults
     assert r is not None
     try:
         data = r.json()
@@ -122,7 +122,7 @@ def sync_status(client: LocalUIClient) -> tuple[list[Pending], str]:
             str(i.get("msg") or ""),
         )
         for i in data.get("pendingItems") or []
-        if isinstance(i, dict) and str(i.get("status") or "pending").lower() != "completed"
+        if isinstance(i, dict) and not REGISTRY_ITEM.is_done(i.get("status") or "pending")
     ]
     errors = data.get("errors") if isinstance(data.get("errors"), dict) else {}
     items += [Pending(client.host, str(k), "failed", str(v)) for k, v in (errors or {}).items()]

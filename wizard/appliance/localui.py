@@ -1,8 +1,14 @@
 """A client for a node's Local UI (the Edge Local Management API on port 5080), over pinned TLS.
 
-Sessions: the login token goes in ``Authorization`` as is (the docs' example has no ``Bearer``). A token lives 2 h,
-so the client renews it when less than :data:`RENEW_MARGIN` is left (by its injectable clock) and logs in again
-once when a request still gets a 401 (the node rebooted, or someone logged the session out).
+Sessions: the login token goes in ``Authorization`` as is (the docs' example has no ``Bearer``), and also as the
+cookie of that name the Local UI itself sets (reference §10.3), so a node that reads only one of them accepts it. A
+token lives 2 h, so the client renews it when less than :data:`RENEW_MARGIN` is left (by its injectable clock) and
+logs in again once when a request still gets a 401 (the node rebooted, or someone logged the session out). Closing
+the client logs its session out.
+
+Transient faults follow the one :class:`~wizard.core.http.RetryPolicy`: idempotent requests are retried below the
+client; a request that is not idempotent and whose outcome is unknown is resent only after the state says it did not
+take effect (:meth:`LocalUIClient.settle`).
 
 Errors come out as :class:`LocalUIError` subclasses that say what to do; a pinned certificate that no longer matches
 is a :class:`~wizard.core.trust.TrustChanged`. Every method is synchronous and meant for a worker thread.
@@ -15,14 +21,36 @@ import ssl
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
-from wizard.appliance.variables import TEXT, VariableOption, default_of, input_type, parse_options, section_of
+from wizard.appliance.localui_answers import (
+    ArchiveDetails,
+    ClusterStatus,
+    HostInfo,
+    LifecycleEvents,
+    LinkStatus,
+    LinkToken,
+    ProfileVariable,
+    UploadedContent,
+    VariableCheck,
+    link_status_from,
+    parse_archive,
+)
 from wizard.core.cancel import CancelToken
 from wizard.core.errors import WizardError
-from wizard.core.http import AnswerDeadline, error_code, error_message, retry_after
+from wizard.core.http import (
+    DEFAULT_RETRY,
+    RESET_ERRORS,
+    TIMEOUT_ERRORS,
+    AnswerDeadline,
+    RetryPolicy,
+    RetryTransport,
+    error_code,
+    error_message,
+    settle,
+)
 from wizard.core.trust import (
     Confirm,
     TlsUnreachable,
@@ -38,9 +66,10 @@ log = logging.getLogger(__name__)
 DEFAULT_PORT = 5080
 TOKEN_LIFETIME = 2 * 3600.0  # documented lifetime without extendedSession
 RENEW_MARGIN = 10 * 60.0
-THROTTLE_WAITS = 3  # 429 answers waited out (as Retry-After asks) before the request fails
+LOGOUT_TIMEOUT = 5.0  # a session left open on a node that went away expires by itself
 
 P_LOGIN = "/v1/users/default/login"
+P_LOGOUT = "/v1/users/default/logout"
 P_RENEW = "/v1/users/default/token/renewal"
 P_PING = "/v1/ping"
 P_USER = "/v1/users/current"
@@ -59,8 +88,52 @@ P_CLUSTER_DETAILS = "/v1/edge-mgmt/cluster/details"
 P_LIFECYCLE = "/v1/edge-mgmt/events/lifecycle"
 
 Clock = Callable[[], float]
+T = TypeVar("T")
 TransportWrapper = Callable[[httpx.BaseTransport], httpx.BaseTransport]
 
+
+__all__ = [
+    "DEFAULT_PORT",
+    "LOGOUT_TIMEOUT",
+    "P_ARCHIVE",
+    "P_CLUSTER",
+    "P_CLUSTER_DETAILS",
+    "P_HOST",
+    "P_LIFECYCLE",
+    "P_LINK",
+    "P_LINK_STATUS",
+    "P_LINK_TOKEN",
+    "P_LOGIN",
+    "P_LOGOUT",
+    "P_PASSWORD_RESET",
+    "P_PING",
+    "P_RENEW",
+    "P_SETTINGS",
+    "P_UPLOAD",
+    "P_UPLOADED",
+    "P_USER",
+    "P_VALIDATE",
+    "RENEW_MARGIN",
+    "TOKEN_LIFETIME",
+    "ArchiveDetails",
+    "Clock",
+    "ClusterStatus",
+    "Connector",
+    "Endpoint",
+    "HostInfo",
+    "LifecycleEvents",
+    "LinkStatus",
+    "LinkToken",
+    "LocalUIClient",
+    "LocalUIError",
+    "LocalUILoginFailed",
+    "LocalUIServerError",
+    "LocalUIUnreachable",
+    "ProfileVariable",
+    "TransportWrapper",
+    "UploadedContent",
+    "VariableCheck",
+]
 
 # -- Errors ---------------------------------------------------------------------------------------------------------
 
@@ -86,121 +159,10 @@ class LocalUIServerError(LocalUIError):
     """A 5xx: the node failed; often worth retrying."""
 
 
-# -- Typed answers --------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class LinkToken:
-    token: str = field(repr=False)
-    interval: int
-    remaining: int
-
-
-@dataclass(frozen=True)
-class LinkPeer:
-    id: str
-    ip: str
-    port: str
-    role: str  # "leader" | "follower"
-    name: str
-    status: str  # "Ready" once reachable
-    health: str
-    health_reason: str
-    content_sync: str
-
-    @property
-    def ready(self) -> bool:
-        return self.status == "Ready" and self.health == "Healthy"
-
-
-@dataclass(frozen=True)
-class LinkStatus:
-    status: str
-    peers: tuple[LinkPeer, ...]
-    error: str = ""
-
-    def peer(self, uid: str) -> LinkPeer | None:
-        return next((p for p in self.peers if p.id == uid), None)
-
-
-@dataclass(frozen=True)
-class HostInfo:
-    uid: str
-    name: str
-    ip: str
-    in_cluster: bool
-    agent_version: str = ""  # ``status.agentVersion`` as the node spells it
-
-
-@dataclass(frozen=True)
-class UploadedContent:
-    file_name: str
-    sha256: str
-    size: int
-
-
-@dataclass(frozen=True)
-class ProfileVariable:
-    """A ``v1Variable`` as the appliance describes it (see :mod:`wizard.appliance.variables`)."""
-
-    name: str
-    display_name: str
-    profile_uid: str
-    default: str | None
-    required: bool
-    sensitive: bool
-    regex: str = ""
-    input_type: str = TEXT  # text | dropdown | multiline
-    options: tuple[VariableOption, ...] = ()
-    immutable: bool = False
-    hidden: bool = False
-    section: str = ""
-    description: str = ""
-
-    @property
-    def label(self) -> str:
-        return (
-            f"{self.display_name} ({self.name})" if self.display_name and self.display_name != self.name else self.name
-        )
-
-
-@dataclass(frozen=True)
-class ArchiveDetails:
-    path: str
-    profile_uids: tuple[str, ...]
-    variables: tuple[ProfileVariable, ...]
-
-
-@dataclass(frozen=True)
-class VariableCheck:
-    name: str
-    valid: bool
-    reason: str
-
-
-@dataclass(frozen=True)
-class ClusterStatus:
-    name: str
-    uid: str
-    state: str  # Provisioning | Running | Deleting | Error
-    reason: str
-    health: str
-    reboot_pending: bool
-    kubeconfig: str = field(repr=False, default="")
-
-    @property
-    def done(self) -> bool:
-        return self.state == "Running" and self.health == "Healthy"
-
-
-@dataclass(frozen=True)
-class LifecycleEvents:
-    reached: tuple[str, ...]  # "<category>/<type>" in the order they happened
-    expected: tuple[str, ...]
-
-    @property
-    def fraction(self) -> float:
-        return len(self.reached) / len(self.expected) if self.expected else 0.0
+def _unknown(error: LocalUIError) -> LocalUIError:
+    """Marks ``error`` as leaving open whether the request took effect (see :func:`wizard.core.http.settle`)."""
+    error.outcome_unknown = True  # type: ignore[attr-defined]
+    return error
 
 
 # -- The client -----------------------------------------------------------------------------------------------------
@@ -221,7 +183,7 @@ class LocalUIClient:
         clock: Clock = time.time,
         pinned: str = "",
         wrap_transport: TransportWrapper | None = None,
-        retry_backoff: float = 1.0,
+        retry: RetryPolicy = DEFAULT_RETRY,
         cancel: CancelToken | None = None,
     ) -> None:
         self.host = host
@@ -230,26 +192,64 @@ class LocalUIClient:
         self._password = password
         self._clock = clock
         self._pinned = pinned
-        self._retry_backoff = retry_backoff
+        self.retry = retry
         self._cancel = cancel  # the job's token: a cancel during a retry wait takes effect at once
         self._token: str | None = None
         self._expires_at = 0.0
         self.first_login: bool | None = None
+        self._ssl_context = ssl_context
+        self._timeout = timeout
+        self._wrap_transport = wrap_transport
         # An answer must arrive within 4 read timeouts plus its size at a slow link's rate: a peer that drips
         # bytes just faster than the read timeout would otherwise hold the job forever.
         transport: httpx.BaseTransport = AnswerDeadline(httpx.HTTPTransport(verify=ssl_context), base=4 * timeout)
         if wrap_transport is not None:
-            transport = wrap_transport(transport)
+            transport = wrap_transport(transport)  # below the retries: a test sees every attempt
+        self._retrying = RetryTransport(transport, retry, cancel=cancel, label=f"Local UI {host}:{port}")
         self._http = httpx.Client(
-            base_url=f"https://{host}:{port}", transport=transport, timeout=timeout, follow_redirects=False
+            base_url=f"https://{host}:{port}", transport=self._retrying, timeout=timeout, follow_redirects=False
         )
 
     @property
     def where(self) -> str:
         return f"{self.host}:{self.port}"
 
+    def _sibling(self, password: str) -> LocalUIClient:
+        """Another client of the same node and account, with ``password``."""
+        return LocalUIClient(
+            self.host,
+            self.port,
+            self.username,
+            password,
+            ssl_context=self._ssl_context,
+            timeout=self._timeout,
+            clock=self._clock,
+            pinned=self._pinned,
+            wrap_transport=self._wrap_transport,
+            retry=self.retry,
+            cancel=self._cancel,
+        )
+
     def close(self) -> None:
-        self._http.close()
+        """Log the session out (once, briefly: a node that went away lets it expire) and close the connection."""
+        try:
+            if self._token is not None and self._expires_at > self._clock():
+                self.logout()
+        finally:
+            self._http.close()
+
+    def logout(self) -> None:
+        """End this client's session on the node; never raises (the session expires by itself anyway)."""
+        if self._token is None:
+            return
+        try:
+            r = self._send("POST", P_LOGOUT, auth=True, idempotent=False, timeout=LOGOUT_TIMEOUT)
+            if r.status_code not in (200, 204, 401):
+                log.info("Local UI %s kept the session (%s)", self.where, r.status_code)
+        except (LocalUIError, WizardError) as exc:
+            log.info("Local UI %s: logout not possible (%s); the session expires by itself", self.where, exc)
+        self._token = None
+        self._expires_at = 0.0
 
     def __enter__(self) -> LocalUIClient:
         return self
@@ -261,8 +261,9 @@ class LocalUIClient:
 
     def login(self) -> None:
         body = {"username": self.username, "password": self._password}
-        params = {"setCookie": "false"}  # the token travels in a header; no cookie jar needed
-        r = self._send("POST", P_LOGIN, json=body, params=params, auth=False)
+        params = {"setCookie": "false"}  # the client sends the token itself; no cookie jar needed
+        # A login only makes a session, so sending it again after a lost answer is safe.
+        r = self._send("POST", P_LOGIN, json=body, params=params, auth=False, idempotent=True)
         if r.status_code in (401, 403):
             raise LocalUILoginFailed(
                 "Local UI login failed",
@@ -270,7 +271,7 @@ class LocalUIClient:
                 status=r.status_code,
                 remediation="use the account created in the Palette TUI on that node (it is also the SSH account)",
             )
-        if r.status_code == 429:
+        if r.status_code == 429:  # waited out below the client as long as the policy allows; longer is a lock
             raise LocalUILoginFailed(
                 "Local UI login throttled",
                 f"{self.where}: {error_message(r)}",
@@ -281,12 +282,17 @@ class LocalUIClient:
         token = str((data.get("Token") or {}).get("Authorization") or "")
         if not token:
             raise LocalUIError("Unexpected Local UI answer", f"{self.where} returned no token after login")
+        if self._token is not None and self._token != token and self._expires_at > self._clock():
+            self.logout()  # the live session this one replaces: never leave one open behind
         self._set_token(token)
-        self.first_login = bool(data.get("IsFirstLogin"))
+        # Recorded only: what the flag means is not published (first login ever, or "password still the default").
+        first = data.get("IsFirstLogin")
+        self.first_login = first if isinstance(first, bool) else None
 
     def renew(self) -> None:
-        r = self._send("POST", P_RENEW, auth=True)
+        r = self._send("POST", P_RENEW, auth=True, idempotent=True)
         if r.status_code == 401:
+            self._token = None  # gone on the node: nothing to log out
             self.login()
             return
         token = str(self._json(r, "renew the session").get("Authorization") or "")
@@ -318,12 +324,27 @@ class LocalUIClient:
         params: Mapping[str, str] | None = None,
         content: Iterable[bytes] | None = None,
         headers: Mapping[str, str] | None = None,
+        idempotent: bool | None = None,
+        timeout: float | None = None,
     ) -> httpx.Response:
+        """One request. ``idempotent`` declares a POST safe to resend (or a PUT not); None goes by the method."""
         hdrs = dict(headers or {})
         if auth and self._token is not None:
+            # Header and cookie: which of them a node reads is not published (§2.1 header, §10.3 cookie).
             hdrs["Authorization"] = self._token
+            hdrs["Cookie"] = f"Authorization={self._token}"
+        extensions = {} if idempotent is None else {"idempotent": idempotent}
         try:
-            return self._http.request(method, path, json=json, params=params, content=content, headers=hdrs)
+            return self._http.request(
+                method,
+                path,
+                json=json,
+                params=params,
+                content=content,
+                headers=hdrs,
+                extensions=extensions,
+                timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+            )
         except httpx.TransportError as exc:
             raise self._transport_error(exc) from exc
 
@@ -336,7 +357,7 @@ class LocalUIClient:
             what = "refused the connection" if "refused" in str(exc).lower() else f"cannot be reached ({exc})"
         else:
             what = f"dropped the connection ({exc.__class__.__name__}: {exc})"
-        return LocalUIUnreachable(
+        error = LocalUIUnreachable(
             "Local UI unreachable",
             f"{self.where} {what}",
             remediation=(
@@ -344,6 +365,8 @@ class LocalUIClient:
                 f"{self.port} is reachable from this machine (firewall, VLAN, address)"
             ),
         )
+        # A request that got through and lost its answer may have taken effect; one that never connected did not.
+        return _unknown(error) if isinstance(exc, RESET_ERRORS + TIMEOUT_ERRORS) else error
 
     def request(
         self,
@@ -354,27 +377,19 @@ class LocalUIClient:
         params: Mapping[str, str] | None = None,
         ok: Sequence[int] = (200,),
         missing_ok: bool = False,
-        retries: int = 0,
+        idempotent: bool | None = None,
     ) -> httpx.Response | None:
         """An authenticated request; returns the response for a status in ``ok``, None for 404 when
-        ``missing_ok``, and raises otherwise. 5xx answers are retried ``retries`` times with backoff."""
-        attempt = throttled = 0
+        ``missing_ok``, and raises otherwise. Transient faults are the retry policy's (see the module docstring);
+        ``idempotent`` declares a POST that only reads, so it is retried like a GET."""
         relogged = False
         while True:
             self.ensure_session()
-            r = self._send(method, path, auth=True, json=json, params=params)
+            r = self._send(method, path, auth=True, json=json, params=params, idempotent=idempotent)
             if r.status_code == 401 and not relogged:
                 relogged = True  # the node forgot the session (reboot, logout): one fresh login, then give up
+                self._token = None  # gone on the node: nothing to log out
                 self.login()
-                continue
-            if r.status_code == 429 and throttled < THROTTLE_WAITS:
-                # Throttled: the request was not processed, so any method may be sent again after the wait asked.
-                throttled += 1
-                self._wait(retry_after(r, self._retry_backoff * 2 ** (throttled - 1)))
-                continue
-            if r.status_code >= 500 and attempt < retries:
-                attempt += 1
-                self._wait(self._retry_backoff * 2 ** (attempt - 1))
                 continue
             if r.status_code in ok:
                 return r
@@ -382,22 +397,22 @@ class LocalUIClient:
                 return None
             raise self.http_error(r, f"{method} {path}")
 
-    def _wait(self, seconds: float) -> None:
-        if self._cancel is not None:
-            self._cancel.sleep(seconds)
-        else:
-            time.sleep(seconds)
+    def settle(self, send: Callable[[], T], check: Callable[[], T | None], what: str) -> T:
+        """Send a request that is not idempotent; after an unknown outcome, ``check`` reads whether it took effect
+        before it is sent again (:func:`wizard.core.http.settle`, with this client's policy and cancel token)."""
+        return settle(self.retry, send, check, what=f"{self.where}: {what}", cancel=self._cancel)
 
     def http_error(self, r: httpx.Response, what: str) -> LocalUIError:
         message = error_message(r)
         if r.status_code >= 500:
-            return LocalUIServerError(
+            error = LocalUIServerError(
                 "Local UI error",
                 f"{self.where} failed to {what}: {message}",
                 status=r.status_code,
                 code=error_code(r),
                 remediation="retry; if it keeps failing, download the node's logs from its Local UI",
             )
+            return _unknown(error) if r.status_code in self.retry.statuses else error
         if r.status_code == 401:
             return LocalUILoginFailed(
                 "Local UI session refused", f"{self.where}: {message}", status=401, code=error_code(r)
@@ -426,19 +441,53 @@ class LocalUIClient:
             raise LocalUIError("Unexpected Local UI answer", f"{self.where}: {what}: not a JSON object")
         return data
 
-    def _get(self, path: str, *, missing_ok: bool = False, retries: int = 0) -> dict[str, Any] | None:
-        r = self.request("GET", path, missing_ok=missing_ok, retries=retries)
+    def _get(self, path: str, *, missing_ok: bool = False) -> dict[str, Any] | None:
+        r = self.request("GET", path, missing_ok=missing_ok)
         return None if r is None else self._json(r, f"GET {path}")
+
+    def get_json(self, path: str, *, missing_ok: bool = False) -> dict[str, Any] | None:
+        """A GET of a JSON object (None for a 404 when ``missing_ok``)."""
+        return self._get(path, missing_ok=missing_ok)
+
+    def optional_json(self, path: str, what: str) -> dict[str, Any] | None:
+        """A read that is only informational: a 404, a 5xx the retries did not cure, or an answer that is not a JSON
+        object means "unknown" (None, with a log line), never a failed step."""
+        try:
+            r = self.request("GET", path)
+            return None if r is None else self._json(r, f"GET {path}")
+        except (LocalUIServerError, LocalUIUnreachable) as exc:
+            log.info("%s: %s unknown (%s)", self.where, what, exc.message)
+        except LocalUIError as exc:
+            if exc.status not in (0, 404, 405, 501):
+                raise
+            log.info("%s: %s unknown (%s)", self.where, what, exc.message)
+        return None
 
     # -- Endpoints --
 
     def reset_password(self, new_password: str) -> None:
         """Replace the logged-in account's password (``oldPassword`` is the one this client logged in with); later
-        logins of this client use the new one."""
+        logins of this client use the new one. After an unknown outcome, a login with the new password tells
+        whether the change took effect before it is sent again."""
         body = {"oldPassword": self._password, "newPassword": new_password}
-        r = self.request("POST", P_PASSWORD_RESET, json=body, ok=(200, 204))
-        assert r is not None
+
+        def send() -> bool:
+            self.request("POST", P_PASSWORD_RESET, json=body, ok=(200, 204))
+            return True
+
+        self.settle(send, lambda: self._logs_in_with(new_password) or None, "password change")
         self._password = new_password
+
+    def _logs_in_with(self, password: str) -> bool:
+        """Whether the node accepts ``password`` for this account (a separate session, logged out again)."""
+        with self._sibling(password) as probe:
+            try:
+                probe.login()
+            except LocalUILoginFailed as exc:
+                if exc.status in (401, 403):
+                    return False
+                raise
+        return True
 
     def ping(self) -> bool:
         """True when the Local UI answers its liveness probe; unreachable is False, not an error."""
@@ -466,7 +515,8 @@ class LocalUIClient:
         return self._get(P_SETTINGS) or {}
 
     def generate_link_token(self) -> LinkToken:
-        r = self.request("POST", P_LINK_TOKEN)
+        # Safe to resend: a token nobody received is never used, and the leader hands out a fresh one.
+        r = self.request("POST", P_LINK_TOKEN, idempotent=True)
         assert r is not None
         data = self._json(r, "generate a link token")
         return LinkToken(
@@ -474,14 +524,24 @@ class LocalUIClient:
         )
 
     def link(self, token: str) -> LinkStatus:
-        r = self.request("POST", P_LINK, json={"token": token})
-        assert r is not None
-        return _link_status(self._json(r, "link to the leader"))
+        """Link this host to the leader the token names. After an unknown outcome this host's own link status says
+        whether it is linked now (then that is the answer) before the link is sent again."""
+
+        def send() -> LinkStatus:
+            r = self.request("POST", P_LINK, json={"token": token})
+            assert r is not None
+            return link_status_from(self._json(r, "link to the leader"))
+
+        def linked() -> LinkStatus | None:
+            status = self.link_status()
+            return status if status is not None and any(p.role == "leader" for p in status.peers) else None
+
+        return self.settle(send, linked, "link to the leader")
 
     def link_status(self) -> LinkStatus | None:
         """None when the host is not linked (the API's 404)."""
         data = self._get(P_LINK_STATUS, missing_ok=True)
-        return None if data is None else _link_status(data)
+        return None if data is None else link_status_from(data)
 
     def upload_content(self, body: Iterable[bytes], *, content_type: str, length: int) -> str:
         """POST a prepared multipart body (streamed); returns the node's upload path. No re-login mid-stream:
@@ -489,8 +549,11 @@ class LocalUIClient:
         self.ensure_session()
         headers = {"Content-Type": content_type, "Content-Length": str(length)}
         r = self._send("POST", P_UPLOAD, auth=True, content=body, headers=headers)
-        if r.status_code != 201:
+        # 201 as the spec says; a 200 from a node that answers "OK" to a stored upload is as good.
+        if r.status_code not in (200, 201):
             raise self.http_error(r, "store the upload")
+        if not r.content.strip():
+            return ""
         return str(self._json(r, "upload content").get("uploadPath") or "")
 
     def uploaded_content(self) -> UploadedContent | None:
@@ -501,6 +564,7 @@ class LocalUIClient:
             str(data.get("fileName") or ""),
             str(data.get("sha256Hash") or "").lower(),
             int(data.get("sizeInBytes") or 0),
+            str(data.get("uploadDateTime") or ""),
         )
 
     def archive_details(self) -> ArchiveDetails | None:
@@ -510,7 +574,7 @@ class LocalUIClient:
 
     def validate_variables(self, archive_path: str, values: Sequence[Mapping[str, str]]) -> list[VariableCheck]:
         body = {"archiveUploadPath": archive_path, "variables": [dict(v) for v in values]}
-        r = self.request("POST", P_VALIDATE, json=body)
+        r = self.request("POST", P_VALIDATE, json=body, idempotent=True)  # a check: changes nothing
         assert r is not None
         return [
             VariableCheck(str(v.get("name") or ""), bool(v.get("isValid")), str(v.get("validationFailureReason") or ""))
@@ -518,9 +582,28 @@ class LocalUIClient:
         ]
 
     def create_cluster(self, configuration: Mapping[str, Any]) -> str:
-        r = self.request("POST", P_CLUSTER, json=configuration, ok=(202,))
-        assert r is not None
-        return str(self._json(r, "create the cluster").get("message") or "")
+        """Create the cluster. After an unknown outcome the leader's cluster details say whether it exists now
+        (then that is the answer) before the request is sent again; a resend the node refuses because the cluster
+        exists by then counts as created too."""
+        name = str((configuration.get("metadata") or {}).get("name") or "")
+
+        def created() -> str | None:
+            status = self.cluster_status()
+            return f"cluster {name} exists" if status is not None and status.name == name else None
+
+        def send() -> str:
+            try:
+                r = self.request("POST", P_CLUSTER, json=configuration, ok=(200, 201, 202))
+            except LocalUIError as exc:
+                if exc.status == 400 and (done := created()) is not None:
+                    return done
+                raise
+            assert r is not None
+            if not r.content.strip():
+                return ""
+            return str(self._json(r, "create the cluster").get("message") or "")
+
+        return self.settle(send, created, f"create cluster {name}")
 
     def cluster_configuration(self) -> dict[str, Any] | None:
         """The accepted v1ClusterConfiguration, or None when the host has no cluster."""
@@ -543,7 +626,8 @@ class LocalUIClient:
         )
 
     def lifecycle_events(self) -> LifecycleEvents:
-        data = self._get(P_LIFECYCLE) or {}
+        """The deployment's timeline; only informational (it moves the progress bar), so unknown is empty."""
+        data = self.optional_json(P_LIFECYCLE, "the lifecycle events") or {}
         reached = [f"Cluster/{e.get('type')}" for e in data.get("clusterEvents") or []]
         reached += [f"EdgeHost/{e.get('type')}" for e in data.get("edgeHostEvents") or []]
         expected = [
@@ -552,63 +636,6 @@ class LocalUIClient:
             for c in o.get("conditionsOrder") or []
         ]
         return LifecycleEvents(tuple(reached), tuple(expected))
-
-
-def parse_archive(data: Mapping[str, Any]) -> ArchiveDetails:
-    """``v1ClusterConfigArchiveDetails`` as the wizard uses it; every field read tolerantly (see
-    :mod:`wizard.appliance.variables` for sections and input types)."""
-    uids: list[str] = []
-    variables: list[ProfileVariable] = []
-    profiles = [p for p in data.get("clusterProfileDetails") or [] if isinstance(p, Mapping)]
-    for profile in profiles:
-        uid = str(profile.get("profileUid") or "")
-        uids.append(uid)
-        # Several profiles: each is a section of its own unless a variable names one.
-        fallback = str(profile.get("profileName") or "") if len(profiles) > 1 else ""
-        for v in profile.get("variables") or []:
-            if not isinstance(v, Mapping):
-                continue
-            options = parse_options(v.get("options"))
-            variables.append(
-                ProfileVariable(
-                    name=str(v.get("name") or ""),
-                    display_name=str(v.get("displayName") or ""),
-                    profile_uid=uid,
-                    default=default_of(v, options),
-                    required=bool(v.get("required")),
-                    sensitive=bool(v.get("isSensitive")),
-                    regex=str(v.get("regex") or ""),
-                    input_type=input_type(v, options),
-                    options=options,
-                    immutable=bool(v.get("immutable")),
-                    hidden=bool(v.get("hidden")),
-                    section=section_of(v) or fallback,
-                    description=str(v.get("description") or ""),
-                )
-            )
-    return ArchiveDetails(str(data.get("archiveUploadPath") or ""), tuple(uids), tuple(variables))
-
-
-def _link_status(data: Mapping[str, Any]) -> LinkStatus:
-    peers = []
-    for p in data.get("peers") or []:
-        health = p.get("health") or {}
-        config = p.get("config") or {}
-        name = (config.get("status") or {}).get("hostName") or (config.get("metadata") or {}).get("name") or ""
-        peers.append(
-            LinkPeer(
-                id=str(p.get("id") or ""),
-                ip=str(p.get("ip") or ""),
-                port=str(p.get("localUIPort") or ""),
-                role=str(p.get("role") or ""),
-                name=str(name),
-                status=str(p.get("status") or ""),
-                health=str(health.get("status") or ""),
-                health_reason=str(health.get("reason") or ""),
-                content_sync=str(p.get("contentSyncStatus") or ""),
-            )
-        )
-    return LinkStatus(str(data.get("status") or ""), tuple(peers), str(data.get("errorMessage") or ""))
 
 
 # -- Opening clients from plain values ------------------------------------------------------------------------------
@@ -641,14 +668,14 @@ class Connector:
         clock: Clock = time.time,
         timeout: float = 30.0,
         wrap_transport: TransportWrapper | None = None,
-        retry_backoff: float = 1.0,
+        retry: RetryPolicy = DEFAULT_RETRY,
     ) -> None:
         self.trust = trust
         self.confirm = confirm
         self.clock = clock
         self.timeout = timeout
         self.wrap_transport = wrap_transport
-        self.retry_backoff = retry_backoff
+        self.retry = retry
 
     def open(self, endpoint: Endpoint, cancel: CancelToken | None = None) -> LocalUIClient:
         try:
@@ -673,6 +700,6 @@ class Connector:
             clock=self.clock,
             pinned=str(entry["fingerprint"]) if entry else endpoint.fingerprint,
             wrap_transport=self.wrap_transport,
-            retry_backoff=self.retry_backoff,
+            retry=self.retry,
             cancel=cancel,
         )

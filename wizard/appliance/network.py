@@ -302,7 +302,7 @@ class ApplyNetworkJob(Job):
     # -- reading --
 
     def _json(self, client: LocalUIClient, path: str, *, missing_ok: bool = False) -> dict[str, Any] | None:
-        r = client.request("GET", path, retries=2, missing_ok=missing_ok)
+        r = client.request("GET", path, missing_ok=missing_ok)  # a read: the retry policy rides out transient faults
         if r is None:
             return None
         try:

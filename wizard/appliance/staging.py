@@ -61,6 +61,7 @@ from wizard.appliance.ssh import (
     SSHUnreachable,
 )
 from wizard.core.cancel import CancelToken
+from wizard.core.http import DEFAULT_RETRY, RetryTransport
 from wizard.core.progress import Reporter
 from wizard.core.redact import REDACTOR
 from wizard.core.trust import Confirm, TrustKind, TrustStore, trusted_tls_context
@@ -171,12 +172,15 @@ class LocalUISession:
         self.pem = str(entry.get("pem") or "")
         if not self.pem:
             raise StagingError("Node certificate unknown", f"no pinned certificate for {ep.where}")
-        self._http = httpx.Client(base_url=f"https://{ep.host}:{ep.port}", verify=ctx, timeout=self.timeout)
+        # The one retry policy: a login only makes a session, so it is resent after a lost answer.
+        transport = RetryTransport(httpx.HTTPTransport(verify=ctx), DEFAULT_RETRY, label=f"Local UI {ep.where}")
+        self._http = httpx.Client(base_url=f"https://{ep.host}:{ep.port}", transport=transport, timeout=self.timeout)
         try:
             r = self._http.post(
                 P_LOGIN,
                 params={"setCookie": "false", "extendedSession": "false"},
                 json={"username": ep.username, "password": ep.password},
+                extensions={"idempotent": True},
             )
         except httpx.TransportError as exc:
             self._http.close()

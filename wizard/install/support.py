@@ -183,14 +183,15 @@ def collect_node_diagnostics(
 
     out = NodeDiagnostics(node)
     try:
-        started = client.request("POST", P_GENERATE_LOGS, ok=(200, 201, 202), missing_ok=True)
+        # Starting a collection again only restarts it: safe to resend after a lost answer.
+        started = client.request("POST", P_GENERATE_LOGS, ok=(200, 201, 202), missing_ok=True, idempotent=True)
         if started is None:
             out.problems.append("the node does not offer log collection (generate-logs: 404); downloading as is")
         else:
             deadline = clock() + timeout
             while True:
                 cancel.raise_if_cancelled()
-                r = client.request("GET", P_GENERATE_STATUS, missing_ok=True, retries=2)
+                r = client.request("GET", P_GENERATE_STATUS, missing_ok=True)
                 status = _status(r.json() if r is not None else {})
                 if r is None or status in ("Completed", "Unknown"):
                     break
@@ -201,7 +202,7 @@ def collect_node_diagnostics(
                     out.problems.append(f"log collection still {status or 'running'} after {timeout:.0f} s")
                     break
                 cancel.sleep(poll)
-        r = client.request("GET", P_DOWNLOAD_LOGS, missing_ok=True, retries=2)
+        r = client.request("GET", P_DOWNLOAD_LOGS, missing_ok=True)
         if r is None:
             out.problems.append("the node offers no log download (download-logs: 404)")
         elif r.headers.get("content-type", "").startswith("application/json"):
@@ -417,7 +418,7 @@ def _collect_nodes(
     from wizard.core.trust import TrustStore
 
     # No one is asked to trust anything here: only nodes whose certificates the install pinned are contacted.
-    connector = Connector(TrustStore(paths.config), None, timeout=min(timeout, 30.0), retry_backoff=1.0)
+    connector = Connector(TrustStore(paths.config), None, timeout=min(timeout, 30.0))
 
     def one(ep: Endpoint) -> NodeDiagnostics:
         try:

@@ -19,7 +19,7 @@ import re
 import secrets
 import textwrap
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from wizard.appliance import localui_spec
@@ -141,7 +141,41 @@ VARIABLES: tuple[ProfileVariable, ...] = (
     ProfileVariable("registryPort", "Registry Port", "The in-cluster registry's port", "30003", True, r"^\d+$",
                     fmt="number", hidden=True, section=_REGISTRY),
 )  # fmt: skip
-_BY_NAME = {v.name: v for v in VARIABLES}
+# Other readings of the unpublished names (the UI labels stay: they are what the docs show), per variant scheme.
+_DOTTED = {
+    "podCidr": "pod.cidr",
+    "serviceCidr": "service.cidr",
+    "ociPackRegistryPassword": "registry.oci.password",
+    "storagePoolDrive": "storage.pool.drive",
+    "csiPlacementCount": "csi.placement.count",
+    "mongoReplicas": "mongo.replicas",
+    "inClusterRegistry": "registry.inCluster",
+    "ubuntuProToken": "ubuntu.pro.token",
+    "imagePullSecret": "image.pull.secret",
+}
+_OCTET = r"(25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])"
+_STRICT_CIDR = rf"^({_OCTET}\.){{3}}{_OCTET}/([0-9]|[12][0-9]|3[0-2])$"
+_STRICT = {"podCidr": _STRICT_CIDR, "serviceCidr": _STRICT_CIDR, "ociPackRegistryPassword": r"^\S{8,}$"}
+
+
+def variables_for(node: NodeState) -> tuple[ProfileVariable, ...]:
+    """The profile's variables as this node's variant names them (``localui.profile-variables``)."""
+    scheme = node.variant("localui.profile-variables")
+    if scheme == "dotted":
+        return tuple(replace(v, name=_DOTTED[v.name]) for v in VARIABLES)
+    if scheme == "snake":
+        return tuple(
+            replace(v, name=re.sub(r"(?<!^)(?=[A-Z])", "_", v.name).lower(), regex=_STRICT.get(v.name, v.regex))
+            for v in VARIABLES
+        )
+    return VARIABLES
+
+
+def _canonical(node: NodeState) -> dict[str, str]:
+    """This node's variable names → the reference names (what the lab's own checks are written against)."""
+    return {v.name: ref.name for v, ref in zip(variables_for(node), VARIABLES, strict=True)}
+
+
 PACKS: tuple[tuple[str, str], ...] = (
     ("edge-native-byoi", "2.1.0"),
     ("edge-k8s", K8S_VERSION),
@@ -257,7 +291,9 @@ def archive_details(node: NodeState) -> dict[str, Any]:
                 "profileDescription": "Palette management plane on the appliance",
                 "profileTags": "appliance",
                 "packs": packs,
-                "variables": [v.spec(newer=node.profile.spec.name == localui_spec.CURRENT) for v in VARIABLES],
+                "variables": [
+                    v.spec(newer=node.profile.spec.name == localui_spec.CURRENT) for v in variables_for(node)
+                ],
             }
         ],
     }
@@ -272,16 +308,16 @@ def validate_variables(node: NodeState, body: dict[str, Any]) -> dict[str, Any]:
     for item in body.get("variables") or []:
         name = str(item.get("name") or "")
         seen.add(name)
-        results.append(_validate_one(name, item.get("profileUid"), item.get("value")))
-    for var in VARIABLES:
+        results.append(_validate_one(node, name, item.get("profileUid"), item.get("value")))
+    for var in variables_for(node):
         if var.name not in seen and var.required and var.default is None:
-            results.append(_validate_one(var.name, PROFILE_UID, None))
+            results.append(_validate_one(node, var.name, PROFILE_UID, None))
     return {"variables": results}
 
 
-def _validate_one(name: str, profile_uid: Any, value: Any) -> dict[str, Any]:
+def _validate_one(node: NodeState, name: str, profile_uid: Any, value: Any) -> dict[str, Any]:
     out: dict[str, Any] = {"name": name, "profileUid": PROFILE_UID, "profileName": PROFILE_NAME}
-    var = _BY_NAME.get(name)
+    var = {v.name: v for v in variables_for(node)}.get(name)
     if var is None:
         reason: str | None = f"unknown variable {name!r}: the profile {PROFILE_NAME} does not define it"
     elif profile_uid not in (None, "", PROFILE_UID):
@@ -325,7 +361,7 @@ def create_cluster(node: NodeState, registry: LinkRegistry, body: dict[str, Any]
     if not spec.get("archiveUploadPath"):
         raise LocalUIError(400, "BadRequest", "spec.archiveUploadPath is required (read it from the archive details)")
     _check_archive_path(node, spec["archiveUploadPath"])
-    variables = _checked_variables(spec.get("profileVariables") or [])
+    variables = _checked_variables(node, spec.get("profileVariables") or [])
     cloud = (spec.get("cloudConfig") or {}).get("spec")
     if not cloud:
         raise LocalUIError(400, "BadRequest", "spec.cloudConfig.spec is required")
@@ -345,7 +381,8 @@ def create_cluster(node: NodeState, registry: LinkRegistry, body: dict[str, Any]
     link = registry.status(node) if node.link.role is LinkRole.LEADER else None
     if link is not None:
         sync = {p["id"]: p["contentSyncStatus"] for p in link["peers"]}
-        pending = [h.name for h in hosts if sync.get(h.uid) != "Synced"]
+        synced = node.variant("localui.peer-words")[2]
+        pending = [h.name for h in hosts if sync.get(h.uid) != synced]
         if pending:
             raise LocalUIError(400, "ContentNotSynced", f"content is not synced yet to: {', '.join(pending)}")
     # One lock for the check-and-set, so two concurrent creates cannot both claim the same hosts.
@@ -387,12 +424,15 @@ def _members(node: NodeState, registry: LinkRegistry) -> dict[str, NodeState]:
     return members
 
 
-def _checked_variables(items: list[dict[str, Any]]) -> dict[str, str]:
+def _checked_variables(node: NodeState, items: list[dict[str, Any]]) -> dict[str, str]:
+    """The values by reference name (checked against this node's names and regexes)."""
+    own = variables_for(node)
+    canonical = _canonical(node)
     given: dict[str, str] = {}
     problems: list[str] = []
     for item in items:
         name = str(item.get("name") or "")
-        if name not in _BY_NAME:
+        if name not in canonical:
             problems.append(f"unknown variable {name!r}")
             continue
         if item.get("profileUid") not in (None, "", PROFILE_UID):
@@ -400,11 +440,11 @@ def _checked_variables(items: list[dict[str, Any]]) -> dict[str, str]:
             continue
         given[name] = str(item.get("value") or "")
     values: dict[str, str] = {}
-    for var in VARIABLES:
+    for var in own:
         value = given.get(var.name) or var.default or ""
         if (problem := var.problem(value)) is not None:
             problems.append(problem)
-        values[var.name] = value
+        values[canonical[var.name]] = value
     if not problems and values["csiPlacementCount"] != values["mongoReplicas"]:
         problems.append("CSI Placement Count must equal Mongo Replicas")
     if problems:
@@ -481,8 +521,9 @@ def cluster_configuration(node: NodeState) -> dict[str, Any]:
     """v1ClusterConfiguration as accepted, with sensitive variable values blanked like any secret an API returns."""
     deployment = _require(node)
     config: dict[str, Any] = {**deployment.config, "spec": dict(deployment.config.get("spec") or {})}
+    sensitive = {v.name: v for v in variables_for(node)}
     config["spec"]["profileVariables"] = [
-        {**v, "value": ""} if (var := _BY_NAME.get(str(v.get("name")))) is not None and var.sensitive else v
+        {**v, "value": ""} if (var := sensitive.get(str(v.get("name")))) is not None and var.sensitive else v
         for v in config["spec"].get("profileVariables") or []
     ]
     metadata = dict(config.get("metadata") or {})
@@ -524,7 +565,7 @@ def cluster_details(node: NodeState) -> dict[str, Any]:
         )
         node_pools_status.append({"pool": pool, "nodes": [_node_status(d, h, now) for h in members]})
     status: dict[str, Any] = {
-        "clusterState": "Running" if running else "Provisioning",
+        "clusterState": node.variant("localui.cluster-words")[0] if running else "Provisioning",
         "clusterStateReason": "" if running else _current_stage(d, now).message,
         "clusterConditions": [_condition(d, s) for s in STAGES if s.category == "Cluster" and d.at(s.at) <= now],
         "nodePools": node_pools_status,
@@ -535,7 +576,7 @@ def cluster_details(node: NodeState) -> dict[str, Any]:
         "sshKeysApplied": running,
     }
     if running:
-        status["health"] = {"status": "Healthy"}
+        status["health"] = {"status": node.variant("localui.cluster-words")[1]}
         status["kubeconfig"] = kubeconfig(d)
         status["services"] = [
             {

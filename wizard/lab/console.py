@@ -36,10 +36,11 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
-from wizard.lab import cluster as lab_cluster
 from wizard.lab.certs import NodeCertificate
-from wizard.lab.node import LocalUIError, NodeState, UploadedContent
+from wizard.lab.httpfaults import NONE as NO_FAULTS
+from wizard.lab.httpfaults import HttpFaults
 from wizard.lab.tlsserver import BackgroundServer, TLSHTTPServer
+from wizard.lab.variants import REFERENCE, Variant
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,6 @@ ACTIVE, PENDING, INACTIVE = "Active", "Pending", "Inactive"
 SYNC_IDLE, SYNC_IN_PROGRESS, SYNC_COMPLETED, SYNC_FAILED = "Idle", "InProgress", "Completed", "Failed"
 
 _KEY_PREFIX = "lab-act-"
-PACKS_DEPLOYED_AT = next(s.at for s in lab_cluster.STAGES if s.type == "PacksDeployed")
 
 
 class ConsoleError(Exception):
@@ -125,6 +125,20 @@ class PackContent:
 
 
 @dataclass
+class PackImport:
+    """A pack bundle being imported into the registry after its upload to a node's Local UI."""
+
+    name: str
+    version: str
+    size: int
+    sha256: str
+    started_at: float
+    done_at: float
+    failure: str = ""  # set: the import ends failed with this message
+    listed: bool = False  # in the registry's content since done_at
+
+
+@dataclass
 class _Registry:
     uid: str
     name: str
@@ -132,6 +146,7 @@ class _Registry:
     base_content_path: str
     sync: _Sync = field(default_factory=_Sync)
     packs: dict[tuple[str, str], PackContent] = field(default_factory=dict)
+    imports: list[PackImport] = field(default_factory=list)
 
 
 class SystemConsoleState:
@@ -147,8 +162,18 @@ class SystemConsoleState:
         sync_duration: float = DEFAULT_SYNC_DURATION,
         pack_count: int = DEFAULT_PACK_COUNT,
         available: Callable[[], bool] | None = None,
+        bundled: tuple[tuple[str, str], ...] = (),
+        variant: Variant = REFERENCE,
+        http_faults: HttpFaults = NO_FAULTS,
     ) -> None:
+        """``bundled``: (name, version) of packs the content bundle brought, listed from the start."""
         self.clock = clock
+        self.variant = variant
+        self.http_faults = http_faults
+        self.logins = 0
+        #: Lab-clock seconds an uploaded pack takes to be imported; ``import_fault`` makes the next import fail.
+        self.import_seconds = 0.0
+        self.import_fault: str | None = None
         # False until the management cluster runs; the server then answers every request with 503.
         self.available: Callable[[], bool] = available or (lambda: True)
         self.lock = threading.RLock()
@@ -171,6 +196,9 @@ class SystemConsoleState:
         self._activation_key_uid = ""
         self._plan_uid = ""
         self.registry = _Registry(_object_id(), "Zot", registry_endpoint, "spectro-content")
+        self._uploaded: set[tuple[str, str]] = set()  # packs that came by upload (the bundled ones are in pack_count)
+        for name, pack_version in bundled:
+            self.registry.packs[(name, pack_version)] = PackContent(name, pack_version, 0, "", self.installed_at)
 
     # -- Accounts and sessions --
 
@@ -182,8 +210,9 @@ class SystemConsoleState:
     def _check_password(self, password: str) -> bool:
         return hmac.compare_digest(self._digest, _hash_password(password, self._salt))
 
-    def login(self, username: str, password: str) -> tuple[str, bool]:
-        """Returns a new token and ``IsPasswordReset`` (true while the default password must still be changed)."""
+    def login(self, username: str, password: str) -> tuple[str, bool | None]:
+        """Returns a new token and ``IsPasswordReset`` as this variant means it: true while the default password
+        must still be changed, or (read literally) true once it was, or None (left out)."""
         with self.lock:
             if username != ADMIN_USERNAME or not self._check_password(password):
                 raise ConsoleError(401, "InvalidCredentials", "invalid username or password")
@@ -191,7 +220,14 @@ class SystemConsoleState:
             self._sessions = {t: s for t, s in self._sessions.items() if s.expires_at > now}
             token = secrets.token_urlsafe(32)
             self._sessions[token] = _Session(token, username, now + TOKEN_TTL)
-            return token, self._reset_required
+            self.logins += 1
+            meaning = self.variant("console.password-reset-flag")
+            flag = (
+                None
+                if meaning == "absent"
+                else (not self._reset_required if meaning == "done" else self._reset_required)
+            )
+            return token, flag
 
     def authenticate(self, token: str | None) -> str:
         """The username behind ``token``; 401 when missing, unknown or past its 15 minutes."""
@@ -323,7 +359,8 @@ class SystemConsoleState:
                 return
             sync.state, sync.started_at, sync.last_run = SYNC_IN_PROGRESS, now, now
             # The content bundle's own packs plus every pack bundle uploaded since.
-            sync.fail_message, sync.total = self.sync_fault, self.pack_count + len(self.registry.packs)
+            self._settle_imports(now)
+            sync.fail_message, sync.total = self.sync_fault, self.pack_count + len(self._uploaded)
             sync.message = f"synced 0 of {sync.total} packs"
 
     def sync_status(self, uid: str) -> dict[str, Any]:
@@ -340,7 +377,10 @@ class SystemConsoleState:
         elif sync.state == SYNC_IN_PROGRESS and sync.started_at is not None and self.sync_duration > 0:
             synced = min(sync.total, math.floor(sync.total * (now - sync.started_at) / self.sync_duration))
             sync.message = f"synced {synced} of {sync.total} packs"
-        body: dict[str, Any] = {"isSyncSupported": True, "status": sync.state, "message": sync.message}
+        done, running, failed, idle = self.variant("console.sync-words")
+        word = {SYNC_COMPLETED: done, SYNC_IN_PROGRESS: running, SYNC_FAILED: failed, SYNC_IDLE: idle}[sync.state]
+        supported = bool(self.variant("console.sync-supported"))
+        body: dict[str, Any] = {"isSyncSupported": supported, "status": word, "message": sync.message}
         if sync.last_run is not None:
             body["lastRunTime"] = iso8601(sync.last_run)
         if sync.last_synced is not None:
@@ -350,14 +390,41 @@ class SystemConsoleState:
         return body
 
     def import_pack(self, name: str, version: str, size: int, sha256: str) -> PackContent:
-        """Record a pack bundle in the registry (a re-upload of the same name and version replaces it)."""
+        """Record a pack bundle in the registry at once (a re-upload of the same name and version replaces it)."""
         with self.lock:
             pack = PackContent(name, version, size, sha256, self.clock())
             self.registry.packs[(name, version)] = pack
+            self._uploaded.add((name, version))
             return pack
+
+    def start_import(self, name: str, version: str, size: int, sha256: str) -> PackImport:
+        """An uploaded pack bundle starts its import: listed once ``import_seconds`` have passed (or failed, when
+        ``import_fault`` was set)."""
+        with self.lock:
+            now = self.clock()
+            failure, self.import_fault = self.import_fault or "", None
+            job = PackImport(name, version, size, sha256, now, now + self.import_seconds, failure)
+            self.registry.imports.append(job)
+            self._settle_imports(now)
+            return job
+
+    def _settle_imports(self, now: float) -> None:
+        for job in self.registry.imports:
+            if job.done_at <= now and not job.failure and not job.listed:
+                job.listed = True
+                self.registry.packs[(job.name, job.version)] = PackContent(
+                    job.name, job.version, job.size, job.sha256, job.done_at
+                )
+                self._uploaded.add((job.name, job.version))
+
+    def imports(self) -> list[PackImport]:
+        with self.lock:
+            self._settle_imports(self.clock())
+            return list(self.registry.imports)
 
     def packs(self) -> list[PackContent]:
         with self.lock:
+            self._settle_imports(self.clock())
             return sorted(self.registry.packs.values(), key=lambda p: p.added_at)
 
     def registries_summary(self) -> dict[str, Any]:
@@ -441,14 +508,17 @@ def _string(body: dict[str, Any], name: str) -> str:
 def _syslogin(req: _Request) -> _Reply:
     body = req.body()
     token, reset = req.state.login(_string(body, "username"), _string(body, "password"))
-    return _Reply(200, {"Authorization": token, "IsPasswordReset": reset})
+    answer: dict[str, Any] = {"Authorization": token}
+    if reset is not None:
+        answer["IsPasswordReset"] = reset
+    return _Reply(200, answer)
 
 
 @_route("PATCH", r"/v1/system/admin/password/reset", before_reset=True)
 def _password_reset(req: _Request) -> _Reply:
     body = req.body()
     req.state.reset_password(_string(body, "email"), _string(body, "oldPassword"), _string(body, "newPassword"))
-    return _Reply(204)
+    return _Reply(req.state.variant("console.write-status")[1])
 
 
 @_route("PATCH", r"/v1/system/admin/email")
@@ -474,11 +544,14 @@ def _activation_summary(req: _Request) -> _Reply:
 @_route("POST", r"/v1/system/activate")
 def _activate(req: _Request) -> _Reply:
     req.state.activate(_string(req.body(), "activationKey"))
-    return _Reply(200, req.state.activation())
+    status = req.state.variant("console.write-status")[0]
+    return _Reply(status, None if status == 204 else req.state.activation())
 
 
 @_route("GET", r"/v1/system/version/installed")
 def _version(req: _Request) -> _Reply:
+    if not req.state.variant("console.version-endpoint"):
+        raise ConsoleError(404, "NotFound", f"no such path: {req.handler.path}")
     return _Reply(200, req.state.installed_version())
 
 
@@ -504,19 +577,22 @@ def _sync_status(req: _Request) -> _Reply:
 # -- HTTP plumbing -------------------------------------------------------------------------------------------------
 
 
-def _token(handler: BaseHTTPRequestHandler) -> str | None:
-    header = handler.headers.get("Authorization")
-    if header and header.strip():
-        return header.strip()
+def _token(handler: BaseHTTPRequestHandler, carrier: str = "both") -> str | None:
+    """The token from the ``Authorization`` header, the cookie of that name, or either (``carrier``)."""
+    header = (handler.headers.get("Authorization") or "").strip() or None
+    cookie = None
     cookie_header = handler.headers.get("Cookie")
     if cookie_header:
         cookies: SimpleCookie = SimpleCookie()
         with contextlib.suppress(CookieError):
             cookies.load(cookie_header)
         morsel = cookies.get("Authorization")
-        if morsel is not None and morsel.value:
-            return morsel.value
-    return None
+        cookie = morsel.value if morsel is not None and morsel.value else None
+    if carrier == "header":
+        return header
+    if carrier == "cookie":
+        return cookie
+    return header or cookie
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -600,6 +676,10 @@ class _Handler(BaseHTTPRequestHandler):
         path = url.path.rstrip("/") or "/"
         state = self.console.state
         try:
+            fault = state.http_faults.take()
+            if fault is not None:  # the http-5xx knob: answered before anything is done
+                self.close_connection = True  # the body is not read
+                raise ConsoleError(fault, "ServerError", state.http_faults.message(fault))
             if not state.available():
                 raise ConsoleError(503, "ServiceUnavailable", "Palette is not running yet")
             found = [(r, m) for r in _ROUTES if (m := r[1].match(path))]
@@ -610,7 +690,7 @@ class _Handler(BaseHTTPRequestHandler):
                 raise ConsoleError(405, "MethodNotAllowed", f"{self.command} is not allowed on {path}")
             (_, _, public, before_reset, handler), match = chosen
             if not public:
-                state.authenticate(_token(self))
+                state.authenticate(_token(self, state.variant("console.token-carrier")))
                 if not before_reset and state.password_reset_required:
                     raise ConsoleError(
                         403, "PasswordResetRequired", "the admin password must be changed before using the console"
@@ -681,107 +761,9 @@ class SystemConsoleServer(BackgroundServer):
 # and its cluster's VIP. One console per address, registered while its server runs.
 _DIRECTORY: dict[str, SystemConsoleState] = {}
 _DIRECTORY_LOCK = threading.Lock()
-_PACK_VERSION = re.compile(r"(?P<name>.+?)[-_]v?(?P<version>\d[\w.+-]*)")
 
 
 def serving(host: str) -> SystemConsoleState | None:
     """The console whose server runs at ``host`` (a cluster's VIP), if any."""
     with _DIRECTORY_LOCK:
         return _DIRECTORY.get(host)
-
-
-def pack_identity(file_name: str) -> tuple[str, str] | None:
-    """(name, version) of a pack bundle file, or None for anything else.
-
-    Artifact Studio names pack bundles ``<name>.zst`` (reference §1.3) while the content bundle is a ``.tar.zst``;
-    how the Local UI reads a pack's name and version is not published, so the lab takes them from the file name
-    (``ubuntu-22.04.zst`` → ``ubuntu``, ``22.04``).
-    """
-    if not file_name.endswith(".zst") or file_name.endswith(".tar.zst"):
-        return None
-    stem = file_name.removesuffix(".zst")
-    m = _PACK_VERSION.fullmatch(stem)
-    return (m["name"], m["version"]) if m else (stem, "")
-
-
-def _cluster_console(node: NodeState) -> SystemConsoleState | None:
-    deployment = node.cluster
-    if deployment is None or not deployment.running(node.clock()):
-        return None
-    return serving(deployment.vip)
-
-
-def import_upload(node: NodeState, content: UploadedContent) -> bool:
-    """After an upload to ``node``'s Local UI: a pack bundle goes into the running cluster's registry. True when
-    imported; a content bundle, or any upload before the cluster runs, stays the node's content only."""
-    identity = pack_identity(content.file_name)
-    console = _cluster_console(node)
-    if identity is None or console is None:
-        return False
-    console.import_pack(identity[0], identity[1], content.size, content.sha256)
-    return True
-
-
-def registry_content_details(node: NodeState) -> dict[str, Any]:
-    """v1HarborContentsDetails: the packs in the cluster's registry (none before the cluster runs)."""
-    console = _cluster_console(node)
-    packs = console.packs() if console is not None else []
-    return {
-        "status": [
-            {
-                "contentType": "pack",
-                "name": p.name,
-                "version": p.version,
-                "size": str(p.size),
-                "dateAdded": iso8601(p.added_at),
-            }
-            for p in packs
-        ]
-    }
-
-
-def registry_sync_status_details(node: NodeState) -> dict[str, Any]:
-    """v1HarborContentsSyncStatus: the lab imports an upload at once, so nothing is ever pending."""
-    console = _cluster_console(node)
-    return {"statusMessage": "" if console is not None else "registry not installed", "errors": {}, "pendingItems": []}
-
-
-def registry_health(node: NodeState) -> dict[str, Any]:
-    """v1HarborHealthDetails."""
-    console = _cluster_console(node)
-    if console is None:
-        return {"State": "NotInstalled", "Message": "the cluster registry runs once the cluster is up"}
-    used = sum(p.size for p in console.packs())
-    capacity = 100 * 1024**3  # the profile's default OCI Registry Storage Size (GiB)
-    return {
-        "State": "Healthy",
-        "DiskCapacity": str(capacity),
-        "DiskUsed": str(used),
-        "DiskAvailable": str(capacity - used),
-        "UsagePercentage": f"{100 * used / capacity:.2f}",
-        "Message": "",
-    }
-
-
-def cluster_applications(node: NodeState) -> dict[str, Any]:
-    """v1ClusterCurrentApplications: the profile's packs, Running once the cluster reports them deployed."""
-    deployment = node.cluster
-    if deployment is None:
-        raise LocalUIError(404, "NotFound", "no cluster on this host")
-    now = node.clock()
-    deployed_at = deployment.at(PACKS_DEPLOYED_AT)
-    running = now >= deployed_at
-    packs: list[dict[str, Any]] = [
-        {
-            "name": name,
-            "version": version,
-            "layer": layer,
-            "status": "Running" if running else "Deploying",
-            "startTime": iso8601(deployment.created_at),
-            **({"endTime": iso8601(deployed_at)} if running else {}),
-            "conditions": [],
-            "contents": [],
-        }
-        for (name, version), layer in zip(lab_cluster.PACKS, ("os", "k8s", "cni", "csi", "addon"), strict=False)
-    ]
-    return {"clusterProfileTemplates": [{"name": deployment.name, "type": "cluster", "packs": packs}]}

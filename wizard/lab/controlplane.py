@@ -23,6 +23,7 @@ import httpx
 
 from wizard.core.redact import redact
 from wizard.lab.machine import Machine
+from wizard.lab.sushyfaults import OBSERVER_HEADER
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +130,10 @@ class RedfishWatcher(Watcher):
     ) -> None:
         super().__init__(machine, interval=interval)
         self.system_path = system_path
-        self._http = httpx.Client(base_url=base_url, auth=auth, verify=verify, timeout=5.0)
+        # Marked as the lab's observer: the http-5xx knob is for the wizard, not for the hardware the lab plays.
+        self._http = httpx.Client(
+            base_url=base_url, auth=auth, verify=verify, timeout=5.0, headers={OBSERVER_HEADER: "1"}
+        )
         self._verify = verify
         self._media_path: str | None = None
         self._other_media: list[str] = []

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from wizard.lab import network
 from wizard.lab.certs import NodeCertificate, create_node_certificate
+from wizard.lab.httpfaults import HttpFaults
 from wizard.lab.links import LinkRegistry
 from wizard.lab.localui import LocalUIServer
 from wizard.lab.machine import Machine, Timings
@@ -28,6 +29,7 @@ from wizard.lab.sclient import s_client
 from wizard.lab.sftp import attach_staging
 from wizard.lab.sshd import LabSSHServer, NodeShell, load_or_create_host_key
 from wizard.lab.tlsserver import BackgroundServer
+from wizard.lab.variants import REFERENCE, Variant
 from wizard.lab.versions import ApplianceProfile
 
 if TYPE_CHECKING:
@@ -219,10 +221,15 @@ class Lab:
         netns: bool = False,
         subnet: str | None = None,
         appliance: ApplianceProfile | None = None,
+        variant: Variant = REFERENCE,
+        http_5xx: float = 0.0,
+        seed: int = 0,
     ) -> None:
         """``faults`` applies to every node (one :class:`NodeFaults`) or by node index (a mapping);
         ``log_collect_seconds`` is how long (lab clock) a Local UI log collection takes; ``appliance`` is the release
-        every node plays (version and edition; default: the newest, :mod:`wizard.lab.versions`)."""
+        every node plays (version and edition; default: the newest, :mod:`wizard.lab.versions`). ``variant`` is which
+        plausible appliance the nodes are (:mod:`wizard.lab.variants`); ``http_5xx`` the share of Local UI requests
+        answered 500/502/503 before anything is done (:mod:`wizard.lab.httpfaults`), drawn from ``seed``."""
         if n_nodes < 1:
             raise ValueError("a lab needs at least one node")
         # Without a base_dir the lab keeps its node data in a temporary folder that leaving the context removes.
@@ -267,6 +274,8 @@ class Lab:
                     profile=self.appliance,
                 )
                 state.reboot = machine.reboot  # a user-data change through the Local UI reboots the machine
+                state.variant = variant
+                state.http_faults = HttpFaults(http_5xx, seed=seed, label=f"localui-{name}")
                 cert = create_node_certificate(folder / "tls", ip=node_ip, hostname=name)
                 # The port is fixed up front: a node that is not installed yet still has a known Local UI address.
                 state.port = NODE_LOCALUI_PORT if iface is not None else _free_port(ip)

@@ -205,28 +205,30 @@ class LinkRegistry:
 
     def _status(self, node: NodeState) -> dict[str, Any]:
         state = node.link
+        completed = node.variant("localui.link-words")
         if state.role is LinkRole.LEADER:
             peers = [self._peer(node, node, "leader")]
             peers += [self._peer(node, self._by_uid[uid], "follower") for uid in state.followers]
-            return {"status": "Completed" if state.followers else "Pending", "peers": peers}
+            return {"status": completed if state.followers else "Pending", "peers": peers}
         if state.role is LinkRole.FOLLOWER and state.leader_uid:
             leader = self._by_uid[state.leader_uid]
             return {
-                "status": "Completed",
+                "status": completed,
                 "peers": [self._peer(leader, leader, "leader"), self._peer(leader, node, "follower")],
             }
         raise LocalUIError(404, "NotLinked", "this host is not linked to other hosts")
 
     def _peer(self, leader: NodeState, peer: NodeState, role: str) -> dict[str, Any]:
         up = peer.uid in self._up
-        health = {"status": "Healthy"} if up else {"status": "Unhealthy", "reason": "host is not reachable"}
+        ready, healthy, _ = leader.variant("localui.peer-words")
+        health = {"status": healthy} if up else {"status": "Unhealthy", "reason": "host is not reachable"}
         return {
             "id": peer.uid,
             "ip": peer.ip,
             "localUIPort": str(peer.port),
             "role": role,
             "nodeRole": peer.node_role,
-            "status": "Ready" if up else "NotReady",
+            "status": ready if up else "NotReady",
             "health": health,
             "contentSyncStatus": self._content_sync_status(leader, peer),
             "config": peer.host_info(),
@@ -238,12 +240,13 @@ class LinkRegistry:
         if leader.profile.content_in_iso and peer.profile.content_in_iso:
             return "Synced"  # a full ISO: every host installed its own copy of the content
         upload = leader.uploaded
+        synced = str(leader.variant("localui.peer-words")[2])
         if upload is None:
             return "NotSynced"
         if peer is leader:
-            return "Synced"
+            return synced
         start = max(upload.uploaded_at, leader.link.followers.get(peer.uid, upload.uploaded_at))
-        return "Synced" if leader.clock() >= start + leader.content_sync_delay else "Syncing"
+        return synced if leader.clock() >= start + leader.content_sync_delay else "Syncing"
 
     @staticmethod
     def _forget_old_otps(state: LinkState, now: float) -> None:

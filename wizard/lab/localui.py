@@ -19,13 +19,15 @@ import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from http.cookies import CookieError, SimpleCookie
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path, PurePosixPath
 from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
 from wizard.appliance.localui_spec import Operation, SpecViolation, UnknownOperation
-from wizard.lab import cluster, console, network, registrysync
+from wizard.lab import cluster, network, registrysync
+from wizard.lab import registry as lab_registry
 from wizard.lab.certs import NodeCertificate
 from wizard.lab.links import LinkRegistry
 from wizard.lab.multipart import (
@@ -151,13 +153,16 @@ def _login(req: _Request) -> Reply:
         headers["Set-Cookie"] = (
             f"Authorization={session.token}; Path=/; Max-Age={max_age}; HttpOnly; Secure; SameSite=Strict"
         )
-    return Reply(200, {"IsFirstLogin": first_login, "Token": {"Authorization": session.token}}, headers)
+    answer: dict[str, Any] = {"Token": {"Authorization": session.token}}
+    if first_login is not None:  # a variant leaves the field out
+        answer["IsFirstLogin"] = first_login
+    return Reply(200, answer, headers)
 
 
 @_route("POST", "/v1/users/default/logout")
 def _logout(req: _Request) -> Reply:
     req.node.logout(req.user)
-    return Reply(200)
+    return Reply(req.node.variant("localui.write-status")[1])
 
 
 @_route("POST", "/v1/users/default/token/renewal")
@@ -173,7 +178,7 @@ def _reset_password(req: _Request) -> Reply:
     if not isinstance(old, str) or not isinstance(new, str):
         raise LocalUIError(400, "BadRequest", "oldPassword and newPassword are required")
     req.node.reset_password(req.user.username, old, new)
-    return Reply(204)
+    return Reply(req.node.variant("localui.write-status")[0])
 
 
 @_route("GET", "/v1/users/current")
@@ -281,11 +286,12 @@ def _upload_content(req: _Request) -> Reply:
         raise LocalUIError(500, "InternalServerError", "failed to store the uploaded content: no space left on device")
     content = receiver.commit(req.node.clock())
     req.node.record_upload(content)
-    if console.import_upload(req.node, content):  # a pack bundle lands in the running cluster's registry
-        pack = console.pack_identity(content.file_name)
+    if lab_registry.import_upload(req.node, content):  # a pack bundle lands in the running cluster's registry
+        pack = lab_registry.pack_identity(content.file_name)
         if pack is not None:
             registrysync.record(req.node, pack[0], pack[1], content.size)
-    return Reply(201, {"message": UPLOAD_MESSAGE, "uploadPath": str(content.path)})
+    status = req.node.variant("localui.upload-status")
+    return Reply(status, {"message": UPLOAD_MESSAGE, "uploadPath": str(content.path)})
 
 
 @_route("GET", "/v1/edge-mgmt/edgehosts/current/uploaded-content/details")
@@ -336,12 +342,12 @@ def _lifecycle_events(req: _Request) -> Reply:
 
 @_route("GET", "/v1/edge-mgmt/cluster/applications")
 def _cluster_applications(req: _Request) -> Reply:
-    return Reply(200, console.cluster_applications(req.node))
+    return Reply(200, lab_registry.cluster_applications(req.node))
 
 
 @_route("GET", "/v1/edge-mgmt/cluster/registry/content/details")
 def _registry_content(req: _Request) -> Reply:
-    return Reply(200, console.registry_content_details(req.node))
+    return Reply(200, lab_registry.registry_content_details(req.node))
 
 
 @_route("GET", "/v1/edge-mgmt/cluster/registry/content/sync-status/details")
@@ -351,7 +357,7 @@ def _registry_sync_status(req: _Request) -> Reply:
 
 @_route("GET", "/v1/edge-mgmt/cluster/registry/health")
 def _registry_health(req: _Request) -> Reply:
-    return Reply(200, console.registry_health(req.node))
+    return Reply(200, lab_registry.registry_health(req.node))
 
 
 @_route("POST", "/v1/edge-mgmt/edgehosts/current/generate-logs")
@@ -612,6 +618,25 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- Dispatch --
 
+    def _token(self) -> str | None:
+        """The session token from where this variant of the appliance reads it: the ``Authorization`` header, the
+        cookie of that name (reference §10.3), or either."""
+        carrier = self.lab_server.node.variant("localui.token-carrier")
+        header = (self.headers.get("Authorization") or "").strip() or None
+        cookie = None
+        raw = self.headers.get("Cookie")
+        if raw:
+            jar: SimpleCookie = SimpleCookie()
+            with contextlib.suppress(CookieError):
+                jar.load(raw)
+            morsel = jar.get("Authorization")
+            cookie = morsel.value if morsel is not None and morsel.value else None
+        if carrier == "header":
+            return header
+        if carrier == "cookie":
+            return cookie
+        return header or cookie
+
     def _stalled(self) -> bool:
         """The stall knob: hold the request unanswered until the stall ends (or the server stops), then hang up."""
         server = self.lab_server
@@ -651,6 +676,12 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         self.reply_status = 0
+        fault = server.node.http_faults.take()
+        if fault is not None:  # the http-5xx knob: answered before anything is done (the body is not even read)
+            self.reply_status = fault
+            self.send_error_reply(op, LocalUIError(fault, "ServerError", server.node.http_faults.message(fault)))
+            server.logs.audit(None, op.method, url.path, fault)
+            return
         try:
             self._answer(req, key, url.query)
         finally:
@@ -663,11 +694,11 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             if server.node.take_error():  # the fault knob: this request fails as a broken server's would
                 raise LocalUIError(500, "InternalError", "internal server error (injected by the lab)")
-            header = self.headers.get("Authorization")
-            if key in _UNGUARDED and header is None and server.node.profile.unauthenticated_upload:
+            token = self._token()
+            if key in _UNGUARDED and token is None and server.node.profile.unauthenticated_upload:
                 pass  # before 4.9.14 an upload needed no token (Security Advisory 016, PE-8523)
             elif key not in _PUBLIC:
-                req.session = server.node.authenticate(header)
+                req.session = server.node.authenticate(token)
             route = _ROUTES.get(key)
             if route is None:
                 raise LocalUIError(501, "NotImplemented", f"{op.method} {op.template} is not simulated yet")

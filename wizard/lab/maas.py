@@ -36,6 +36,9 @@ from enum import IntEnum
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
+from wizard.lab.httpfaults import NONE as NO_FAULTS
+from wizard.lab.httpfaults import HttpFaults
+
 API_VERSION = "2.0"
 MAAS_VERSION = "3.4.2"
 # piston3's OAuthServer default: signed timestamps older or newer than this are refused.
@@ -307,6 +310,7 @@ class MaasState:
     ) -> None:
         #: Moves power changes and deployments along; a ManualClock makes them deterministic.
         self.clock = clock
+        self.http_faults: HttpFaults = NO_FAULTS  # the http-5xx knob (wizard.lab.httpfaults)
         self.power_delay = power_delay
         self.deploy_delay = deploy_delay
         #: OAuth timestamps are the client's wall clock, whatever clock the machines run on.

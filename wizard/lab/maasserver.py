@@ -99,6 +99,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self) -> None:
         url = urlsplit(self.path)
+        faults = self.maas.state.http_faults
+        if (fault := faults.take()) is not None:  # the http-5xx knob: answered before anything is done
+            self.close_connection = True  # the body is not read
+            self._send(fault, faults.message(fault))
+            return
         try:
             form = self._read_form() if self.command in ("POST", "PUT") else {}
             status, body = self.maas.route(

@@ -50,6 +50,9 @@ from typing import TYPE_CHECKING, Any
 
 import bcrypt
 
+from wizard.lab.httpfaults import NONE as NO_FAULTS
+from wizard.lab.httpfaults import HttpFaults
+from wizard.lab.variants import REFERENCE, Variant
 from wizard.lab.versions import ApplianceProfile
 
 if TYPE_CHECKING:
@@ -111,6 +114,7 @@ class _Account:
     digest: bytes
     first_login: bool = True
     ssh_keys: list[str] = field(default_factory=list)
+    logins: int = 0  # successful Local UI logins of this account
     crypt: str = ""  # a crypt(3) bcrypt hash, as a seed's ``passwd`` sets it (then salt and digest are unused)
 
     def check(self, password: str) -> bool:
@@ -209,6 +213,11 @@ class NodeState:
         self._facts = facts  # the machine's live facts, when a machine backs this node
         self._skew = skew
         self.token_ttl: float | None = None
+        #: Which plausible appliance this node is (:mod:`wizard.lab.variants`) and its transient HTTP faults.
+        self.variant: Variant = REFERENCE
+        self.http_faults: HttpFaults = NO_FAULTS
+        self.logins = 0  # sessions opened through the Local UI login, and closed through its logout
+        self.logouts = 0
         self.localui_errors = 0
         self.upload_errors = 0
         self.upload_rate: float | None = None
@@ -318,7 +327,7 @@ class NodeState:
             account = self._accounts.get(username)
             return list(account.ssh_keys) if account else []
 
-    def login(self, username: str, password: str, *, extended: bool = False) -> tuple[Session, bool]:
+    def login(self, username: str, password: str, *, extended: bool = False) -> tuple[Session, bool | None]:
         """Check credentials under the login policy; returns the new session and ``IsFirstLogin``."""
         policy = self.login_policy
         with self.lock:
@@ -352,7 +361,20 @@ class NodeState:
                     attempts.next_allowed = now + policy.base_delay * 2**exponent
                 raise LocalUIError(401, "Unauthorized", "invalid username or password")
             del self._attempts[username]
-            return self._issue(username, extended, now), account.first_login
+            account.logins += 1
+            self.logins += 1
+            return self._issue(username, extended, now), self._first_login(account)
+
+    def _first_login(self, account: _Account) -> bool | None:
+        """``IsFirstLogin`` as this variant of the appliance means it (None: the field is left out)."""
+        meaning = self.variant("localui.first-login")
+        if meaning == "first-ever":
+            return account.logins == 1
+        if meaning == "never":
+            return False
+        if meaning == "absent":
+            return None
+        return account.first_login
 
     def _issue(self, username: str, extended: bool, now: float) -> Session:
         ttl = EXTENDED_TOKEN_TTL if extended else TOKEN_TTL
@@ -390,7 +412,14 @@ class NodeState:
 
     def logout(self, session: Session) -> None:
         with self.lock:
-            self._sessions.pop(session.token, None)
+            if self._sessions.pop(session.token, None) is not None:
+                self.logouts += 1
+
+    @property
+    def open_sessions(self) -> int:
+        with self.lock:
+            now = self.clock()
+            return sum(1 for s in self._sessions.values() if s.expires_at > now)
 
     def reset_password(self, username: str, old_password: str, new_password: str) -> None:
         with self.lock:
@@ -498,7 +527,11 @@ class NodeState:
                 },
                 "status": {
                     "agentVersion": self.agent_version,
-                    "configurationStatus": self.configuration_status,
+                    "configurationStatus": (
+                        self.variant("localui.host-configuration-status")
+                        if self.configuration_status == "configured"
+                        else self.configuration_status
+                    ),
                     "dns": {"nameservers": list(self.nameservers), "searchDomains": []},
                     "ntp": {"ntpServers": []},
                     "hostName": self.hostname,
@@ -532,7 +565,14 @@ class NodeState:
         """v1EdgeHostConfigurationStatus."""
         self.settle_configuration()
         with self.lock:
-            status: dict[str, Any] = {"state": self.config_state}
+            words = dict(
+                zip(
+                    ("Not Configured", "In Progress", "Configured", "Failed"),
+                    self.variant("localui.configuration-words"),
+                    strict=True,
+                )
+            )
+            status: dict[str, Any] = {"state": words.get(self.config_state, self.config_state)}
             if self.config_error:
                 status["errorMessage"] = self.config_error
             return status
@@ -668,7 +708,7 @@ class NodeState:
             raise LocalUIError(404, "NotFound", "no content has been uploaded to this host")
         return {
             "fileName": content.file_name,
-            "sha256Hash": content.sha256,
+            "sha256Hash": content.sha256.upper() if self.variant("localui.hash-case") == "upper" else content.sha256,
             "sizeInBytes": content.size,
             "sizeInMiB": round(content.size / 2**20, 2),
             "sizeInGiB": round(content.size / 2**30, 3),

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from wizard.lab import console
+from wizard.lab import registry as lab_registry
 from wizard.lab.node import NodeState, iso8601
 
 LATE_FACTOR = 3.0
@@ -37,7 +37,7 @@ def record(node: NodeState, name: str, version: str, size: int) -> None:
 
 def sync_status(node: NodeState) -> dict[str, Any]:
     """``v1HarborContentsSyncStatus`` as ``node`` sees it."""
-    answer = console.registry_sync_status_details(node)
+    answer = lab_registry.registry_sync_status_details(node)
     deployment = node.cluster
     if deployment is None or node.profile.uploads_sync:
         return answer

@@ -12,6 +12,7 @@ really downloads the image URL it is given. Setup follows the measured notes in 
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import secrets
 import shutil
@@ -83,7 +84,11 @@ class SushyEmulator:
         password: str | None = None,
         folder: Path | None = None,
         host: str = "127.0.0.1",
+        http_5xx: float = 0.0,
+        seed: int = 0,
     ) -> None:
+        """``http_5xx``: the share of requests answered 500/502/503 before the emulator sees them (the lab's knob;
+        the emulator then runs under this Python with its WSGI app wrapped, :mod:`wizard.lab.sushyfaults`)."""
         self.folder = folder if folder is not None else Path(tempfile.mkdtemp(prefix="wizard-sushy-"))
         self.folder.mkdir(parents=True, exist_ok=True)
         self.tls = tls
@@ -97,6 +102,8 @@ class SushyEmulator:
         self.key_path: Path | None = None
         self.fingerprint = ""
         self.log = self.folder / "emulator.log"
+        self.http_5xx = http_5xx
+        self.seed = seed
         self._proc: subprocess.Popen[bytes] | None = None
         self._generation = 0
 
@@ -157,10 +164,18 @@ class SushyEmulator:
         config = self._write_files(new_certificate)
         env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}  # media downloads go straight to us
         env["TMPDIR"] = str(self.folder / "tmp")
+        command = [str(binary), "--config", str(config)]
+        if self.http_5xx > 0:
+            if importlib.util.find_spec("sushy_tools") is None:
+                raise EmulatorMissing(
+                    "Redfish emulator not importable",
+                    f"the http-5xx knob wraps sushy-tools' emulator in {sys.executable}, which cannot import it",
+                    remediation=INSTALL_HINT,
+                )
+            faults = [sys.executable, "-m", "wizard.lab.sushyfaults", str(self.http_5xx), str(self.seed), "--"]
+            command = [*faults, "--config", str(config)]
         with self.log.open("ab") as log:
-            self._proc = subprocess.Popen(
-                [str(binary), "--config", str(config)], stdout=log, stderr=subprocess.STDOUT, env=env
-            )
+            self._proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
         self._wait_ready()
         return self
 

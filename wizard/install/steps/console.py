@@ -3,6 +3,7 @@ ends with the run report."""
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Mapping, Sequence
@@ -11,18 +12,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from wizard.appliance.bundles import TRANSFER_SFTP
-from wizard.appliance.console import (
-    ActivateJob,
-    ConsoleConnector,
-    ConsoleEndpoint,
-    ConsoleSetupJob,
-    RegistrySyncJob,
-)
+from wizard.appliance.console import ConsoleConnector, ConsoleEndpoint
+from wizard.appliance.console_jobs import ActivateJob, ConsoleSetupJob, RegistrySyncJob
 from wizard.appliance.hostsync import HostsSyncedJob
 from wizard.appliance.kube import judge_pods, list_pods
-from wizard.appliance.localui import Connector, Endpoint, LocalUIClient, LocalUIError
+from wizard.appliance.localui import Connector, Endpoint, LocalUIClient
 from wizard.appliance.packs import UploadPackJob, packs_inputs
 from wizard.appliance.ssh import SSHClient
+from wizard.appliance.statuswords import CLUSTER_STATE
 from wizard.appliance.versions import LOCALUI_SYNC_FROM, ApplianceIdentity
 from wizard.appliance.witness import NodeWitness, first_able
 from wizard.core.cancel import CancelToken
@@ -38,6 +35,8 @@ from wizard.core.trust import TrustStore
 from wizard.install.steps.appliance import detected, upload_problems
 from wizard.install.steps.localui import sftp_transfer, transfer_mode
 from wizard.install.steps.nodes import Pacing, connector, endpoint, leader_and_followers, session_folder
+
+log = logging.getLogger(__name__)
 
 P_APPLICATIONS = "/v1/edge-mgmt/cluster/applications"
 
@@ -56,7 +55,7 @@ def console_connector(ctx: StepContext, pacing: Pacing) -> ConsoleConnector:
         trust,
         ctx.confirm,
         timeout=pacing.localui_timeout,
-        retry_backoff=pacing.retry_backoff,
+        retry=pacing.retry,
         witness=first_able(node_witnesses(ctx, pacing, trust)),
     )
 
@@ -170,7 +169,6 @@ class PacksStep(Step):
                 conn,
                 signature=ref.signature,
                 public_key=files.public_key,
-                retry_backoff=pace.retry_backoff,
                 poll_interval=pace.content_poll,
                 appear_timeout=min(pace.content_sync_timeout, 600.0),
                 transfer=transfer,
@@ -246,7 +244,7 @@ class ValidateJob(Job):
                 problems.append(f"the cluster is {status.state}/{status.health or 'unknown'}: {status.reason}")
             report.update(0.4, "Checking the cluster's applications")
             apps = _applications(client)
-        not_running = sorted(f"{n} ({s or 'no status'})" for n, s in apps.items() if s != "Running")
+        not_running = sorted(f"{n} ({s or 'no status'})" for n, s in apps.items() if not CLUSTER_STATE.is_done(s))
         if not apps:
             problems.append("the cluster lists no applications")
         elif not_running:
@@ -259,8 +257,8 @@ class ValidateJob(Job):
                 console.login()
                 version = console.version()
                 activation = console.activation().state
-            if not version:
-                problems.append(f"{where.url}/system does not report its version")
+            if not version:  # informational: a console without the version endpoint is not unhealthy
+                log.info("%s/system does not report its installed version", where.url)
         reach = self._reachable()
         problems.extend(r.message for r in reach if r.failed)
         ingress = ""
@@ -319,14 +317,9 @@ def kube_api_address(kubeconfig: Path, vip: str) -> tuple[str, int]:
 
 def _applications(client: LocalUIClient) -> dict[str, str]:
     """Pack name → status from the Local UI's ``cluster/applications``."""
-    r = client.request("GET", P_APPLICATIONS, retries=2)
-    assert r is not None
-    try:
-        data = r.json()
-    except ValueError as exc:
-        raise LocalUIError("Unexpected Local UI answer", f"{client.where}: applications are not JSON") from exc
+    data = client.get_json(P_APPLICATIONS) or {}
     out: dict[str, str] = {}
-    for template in (data.get("clusterProfileTemplates") if isinstance(data, dict) else None) or []:
+    for template in data.get("clusterProfileTemplates") or []:
         for pack in template.get("packs") or []:
             out[str(pack.get("name") or "")] = str(pack.get("status") or "")
     return out

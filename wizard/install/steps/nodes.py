@@ -14,6 +14,7 @@ from pathlib import Path
 
 from wizard.appliance.localui import Connector, Endpoint
 from wizard.appliance.monitor import Budgets, PollSettings
+from wizard.core.http import DEFAULT_RETRY, RetryPolicy
 from wizard.core.jobs import StepContext
 from wizard.core.journal import JOB_DONE
 from wizard.core.project import Node
@@ -34,7 +35,7 @@ class Pacing:
     redfish: RedfishTimeouts = field(default_factory=RedfishTimeouts)
     budgets: Budgets = field(default_factory=Budgets)
     localui_timeout: float = 30.0
-    retry_backoff: float = 1.0
+    retry: RetryPolicy = DEFAULT_RETRY  # transient faults of every HTTP client the steps open
     link_poll: float = 5.0
     link_ready_timeout: float = 600.0
     content_poll: float = 10.0
@@ -78,7 +79,7 @@ def connector(ctx: StepContext, pacing: Pacing) -> Connector:
         TrustStore(ctx.paths.config),
         ctx.confirm,
         timeout=pacing.localui_timeout,
-        retry_backoff=pacing.retry_backoff,
+        retry=pacing.retry,
     )
 
 

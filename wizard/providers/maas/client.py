@@ -1,4 +1,9 @@
-"""The MAAS 2.0 API client: OAuth-signed requests, machines, users, power."""
+"""The MAAS 2.0 API client: OAuth-signed requests, machines, users, power.
+
+Transient faults follow the one :class:`~wizard.core.http.RetryPolicy`: reads are retried below the client (each
+attempt signed afresh, so MAAS never sees a nonce twice); allocating, releasing and switching power are resent only
+after the machine's state says they did not take effect (:func:`wizard.core.http.settle`).
+"""
 
 from __future__ import annotations
 
@@ -6,10 +11,10 @@ import logging
 import re
 import ssl
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -17,18 +22,40 @@ from oauthlib import oauth1
 
 from wizard.core.cancel import CancelToken
 from wizard.core.errors import WizardError
-from wizard.core.http import AnswerDeadline, retry_after
+from wizard.core.http import DEFAULT_RETRY, RESET_ERRORS, AnswerDeadline, RetryPolicy, RetryTransport, settle
 from wizard.core.redact import REDACTOR, redact
 
 log = logging.getLogger(__name__)
 
 API_PATH = "api/2.0/"
 #: The appliance's minimum per node (Palette Management Appliance requirements).
-BUSY_WAITS = 3  # 503/429 answers to a read waited out (as Retry-After asks) before the request fails
 MIN_CPUS = 8
 MIN_MEMORY_MIB = 16 * 1024
 # Power parameters whose values are secrets in every MAAS power driver (power_pass, power_key, …).
 _SECRET_PARAM = re.compile(r"(?i)pass|secret|key|token")
+T = TypeVar("T")
+
+
+def _unknown(error: WizardError) -> WizardError:
+    """Marks ``error`` as leaving open whether the request took effect (see :func:`wizard.core.http.settle`)."""
+    error.outcome_unknown = True  # type: ignore[attr-defined]
+    return error
+
+
+class _Signing(httpx.BaseTransport):
+    """Signs every attempt afresh (a new OAuth nonce and timestamp), below the retries."""
+
+    def __init__(self, inner: httpx.BaseTransport, sign: Callable[[str, str], dict[str, str]]) -> None:
+        self.inner = inner
+        self.sign = sign
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.extensions.get("signed", True):
+            request.headers.update(self.sign(request.method, str(request.url)))
+        return self.inner.handle_request(request)
+
+    def close(self) -> None:
+        self.inner.close()
 
 
 class MachineStatus(IntEnum):
@@ -160,6 +187,7 @@ class MaasClient:
         verify: ssl.SSLContext | bool,
         timeout: float = 30,
         cancel: CancelToken | None = None,
+        retry: RetryPolicy = DEFAULT_RETRY,
     ) -> None:
         consumer_key, token_key, token_secret = parse_api_key(api_key)
         REDACTOR.add(api_key.strip())
@@ -181,7 +209,9 @@ class MaasClient:
             signature_method=oauth1.SIGNATURE_PLAINTEXT,
         )
         # Bounds a whole answer, not each read: a region controller dripping bytes must not hold the job forever.
-        transport = AnswerDeadline(httpx.HTTPTransport(verify=verify), base=4 * timeout)
+        deadline = AnswerDeadline(httpx.HTTPTransport(verify=verify), base=4 * timeout)
+        self.retry = retry
+        transport = RetryTransport(_Signing(deadline, self._sign), retry, cancel=cancel, label=f"MAAS {self.url}")
         self._http = httpx.Client(transport=transport, timeout=timeout, follow_redirects=False)
         self._cancel = cancel
 
@@ -216,20 +246,10 @@ class MaasClient:
             params=list(params),
             # multipart/form-data with plain fields (no file names), as MAAS documents for POST
             files=[(k, (None, v)) for k, v in form] if form else None,
+            extensions={"signed": signed},
         )
-        for busy in range(BUSY_WAITS + 1):
-            if signed:  # a fresh nonce and timestamp for every attempt
-                request.headers.update(self._sign(method, str(request.url)))
-            response = self._send(request)
-            # MAAS answers 503 (or a proxy 429) with Retry-After while the region is busy; a read is safe to repeat.
-            if method != "GET" or response.status_code not in (429, 503) or busy == BUSY_WAITS:
-                break
-            wait = retry_after(response, 2.0**busy, cap=30.0)
-            log.info("MAAS %s busy (%s); asking again in %.0f s", self.url, response.status_code, wait)
-            if self._cancel is not None:
-                self._cancel.sleep(wait)
-            else:
-                time.sleep(wait)
+        # MAAS answers 503 (or a proxy 429) with Retry-After while the region is busy: the retry policy waits.
+        response = self._send(request)
         log.debug(
             "MAAS %s %s -> %s",
             method,
@@ -252,11 +272,12 @@ class MaasClient:
         try:
             return self._http.send(request)
         except httpx.TimeoutException as exc:
-            raise WizardError(
+            error = WizardError(
                 "MAAS not answering",
                 f"{self.url} did not answer in time ({type(exc).__name__})",
                 remediation="check that MAAS is running and not overloaded, then retry",
-            ) from exc
+            )
+            raise (error if isinstance(exc, httpx.ConnectTimeout) else _unknown(error)) from exc
         except httpx.TransportError as exc:
             text = str(exc)
             if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
@@ -266,11 +287,12 @@ class MaasClient:
                     details=redact(text),
                     remediation="confirm and pin the MAAS certificate's fingerprint, or add its CA to the system",
                 ) from exc
-            raise WizardError(
+            error = WizardError(
                 "MAAS unreachable",
                 f"cannot connect to {self.url}: {redact(text) or type(exc).__name__}",
                 remediation="check the MAAS URL (e.g. http://maas.example.com:5240/MAAS), the network and firewalls",
-            ) from exc
+            )
+            raise (_unknown(error) if isinstance(exc, RESET_ERRORS) else error) from exc
 
     def _error(self, response: httpx.Response, what: str) -> WizardError:
         status = response.status_code
@@ -310,12 +332,18 @@ class MaasClient:
                 details=body,
                 remediation="use a MAAS release that serves /api/2.0/",
             )
-        return WizardError(
+        error = WizardError(
             "MAAS error",
             f"{self.url} answered {status}{where}",
             details=body,
             remediation="see the MAAS region logs (regiond.log); retry once the cause is fixed",
         )
+        return _unknown(error) if status in self.retry.statuses else error
+
+    def settle(self, send: Callable[[], T], check: Callable[[], T | None], what: str) -> T:
+        """A request that is not idempotent, resent after an unknown outcome only once ``check`` says it did not
+        take effect."""
+        return settle(self.retry, send, check, what=f"MAAS {self.url}: {what}", cancel=self._cancel)
 
     # -- API ------------------------------------------------------------------------------------------------
     def version(self) -> dict[str, Any]:
@@ -377,25 +405,45 @@ class MaasClient:
             "are hidden from non-admin users",
         )
 
-    def allocate(self, system_id: str, comment: str, *, agent_name: str = "") -> Machine:
-        """Allocate exactly this machine to the key's user, so MAAS hands it to no one else."""
+    def allocate(self, system_id: str, comment: str, *, user: str, agent_name: str = "") -> Machine:
+        """Allocate exactly this machine to the key's user (``user``), so MAAS hands it to no one else. After an
+        unknown outcome the machine's owner says whether it is ours already before it is asked again."""
         form = [("system_id", system_id), ("comment", comment)]
         if agent_name:
             form.append(("agent_name", agent_name))
-        return Machine.from_json(
-            self._request("POST", "machines/", params=[("op", "allocate")], form=form, what=f"allocate {system_id}")
-        )
+
+        def send() -> Machine:
+            data = self._request(
+                "POST", "machines/", params=[("op", "allocate")], form=form, what=f"allocate {system_id}"
+            )
+            return Machine.from_json(data)
+
+        def ours() -> Machine | None:
+            machine = self.machine(system_id)
+            return machine if machine.allocated_to(user) else None
+
+        return self.settle(send, ours, f"allocate {system_id}")
 
     def release(self, system_id: str, comment: str) -> Machine:
-        return Machine.from_json(
-            self._request(
+        """Release the machine. After an unknown outcome its state says whether it is released (or releasing)
+        before it is asked again."""
+
+        def send() -> Machine:
+            data = self._request(
                 "POST",
                 f"machines/{system_id}/",
                 params=[("op", "release")],
                 form=[("comment", comment)],
                 what=f"release {system_id}",
             )
-        )
+            return Machine.from_json(data)
+
+        def released() -> Machine | None:
+            machine = self.machine(system_id)
+            done = {MachineStatus.READY, MachineStatus.RELEASING, MachineStatus.DISK_ERASING}
+            return machine if machine.status in done or machine.owner is None else None
+
+        return self.settle(send, released, f"release {system_id}")
 
     def power_parameters(self, system_id: str) -> dict[str, str]:
         """The BMC settings MAAS keeps for the machine. Holds passwords: never log the result."""
@@ -414,20 +462,29 @@ class MaasClient:
         return params
 
     def power_on(self, system_id: str, comment: str = "") -> Machine:
-        form = [("comment", comment)] if comment else []
-        return Machine.from_json(
-            self._request(
-                "POST", f"machines/{system_id}/", params=[("op", "power_on")], form=form, what=f"power on {system_id}"
-            )
-        )
+        return self._power(system_id, "on", comment)
 
     def power_off(self, system_id: str, comment: str = "") -> Machine:
+        return self._power(system_id, "off", comment)
+
+    def _power(self, system_id: str, state: str, comment: str) -> Machine:
+        """Switch power; after an unknown outcome the BMC's power state (through MAAS) is read before asking again."""
         form = [("comment", comment)] if comment else []
-        return Machine.from_json(
-            self._request(
-                "POST", f"machines/{system_id}/", params=[("op", "power_off")], form=form, what=f"power off {system_id}"
+
+        def send() -> Machine:
+            data = self._request(
+                "POST",
+                f"machines/{system_id}/",
+                params=[("op", f"power_{state}")],
+                form=form,
+                what=f"power {state} {system_id}",
             )
-        )
+            return Machine.from_json(data)
+
+        def switched() -> Machine | None:
+            return self.machine(system_id) if self.query_power_state(system_id) == state else None
+
+        return self.settle(send, switched, f"power {state} {system_id}")
 
     def query_power_state(self, system_id: str) -> str:
         """Asks the BMC through MAAS: "on", "off", "unknown" (manual power) or "error"."""

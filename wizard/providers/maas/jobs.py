@@ -76,7 +76,7 @@ class AllocateMachinesJob(Job):
                     continue
                 report.update(0.2 + 0.8 * i / total, f"Allocating {machine.label}…")
                 try:
-                    got = client.allocate(machine.system_id, self.comment, agent_name=self.agent_name)
+                    got = client.allocate(machine.system_id, self.comment, user=me, agent_name=self.agent_name)
                 except WizardError as exc:
                     if exc.title != "MAAS machine not available":
                         raise

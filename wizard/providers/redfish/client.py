@@ -14,8 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import ssl
-import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,6 +23,7 @@ import httpx
 
 from wizard.core.cancel import CancelToken
 from wizard.core.errors import WizardError
+from wizard.core.http import DEFAULT_RETRY, RetryPolicy
 from wizard.core.project import Bmc
 from wizard.core.redact import redact
 from wizard.core.trust import (
@@ -34,34 +34,28 @@ from wizard.core.trust import (
     TrustStore,
     system_or_pinned_tls_context,
 )
+from wizard.providers.redfish.actions import RedfishActions
 from wizard.providers.redfish.errors import (
     BmcUnreachable,
     BootOverrideRefused,
     InsertMediaRefused,
     NoCdMedia,
-    PowerTimeout,
     RedfishError,
-    TaskFailed,
     UnexpectedAnswer,
     bmc_message,
     is_property_error,
 )
-from wizard.providers.redfish.quirks import GENERIC, BmcIdentity, VendorQuirks, quirks_for
+from wizard.providers.redfish.quirks import BmcIdentity, quirks_for
 from wizard.providers.redfish.session import (
     _UNREACHABLE_FIX,
     DEFAULT_TIMEOUT,
     ROOT,
-    RedfishSession,
     members,
     odata_id,
     parse_address,
 )
 
 log = logging.getLogger(__name__)
-
-#: Task states that mean "still working" (Redfish Task.v1 TaskState).
-TASK_RUNNING = frozenset({"New", "Starting", "Running", "Pending", "Suspended", "Interrupted", "Service", "Stopping"})
-POWERED_OFF = frozenset({"Off", "PoweringOff"})
 
 
 @dataclass(frozen=True)
@@ -98,7 +92,7 @@ class Inventory:
     quirks: str
 
 
-class RedfishClient(RedfishSession):
+class RedfishClient(RedfishActions):
     """One BMC: find its System and CD media, insert and eject, boot once from CD, reset, read the inventory."""
 
     @classmethod
@@ -111,6 +105,7 @@ class RedfishClient(RedfishSession):
         confirm: Confirm | None,
         timeout: float = DEFAULT_TIMEOUT,
         transport: httpx.BaseTransport | None = None,
+        retry: RetryPolicy = DEFAULT_RETRY,
     ) -> RedfishClient:
         """A client for a project's BMC: TLS verified by the OS store or pinned after the operator confirms.
 
@@ -134,7 +129,16 @@ class RedfishClient(RedfishSession):
                 ) from exc
         entry = trust.pinned(TrustKind.TLS, address.host, address.port)
         pinned = str(entry["fingerprint"]) if entry else ""
-        return cls(address, bmc.username, password, verify=verify, timeout=timeout, transport=transport, pinned=pinned)
+        return cls(
+            address,
+            bmc.username,
+            password,
+            verify=verify,
+            timeout=timeout,
+            transport=transport,
+            pinned=pinned,
+            retry=retry,
+        )
 
     # -- identity and discovery ------------------------------------------------------------------------------------
     def find_system(self) -> tuple[str, dict[str, Any]]:
@@ -254,88 +258,7 @@ class RedfishClient(RedfishSession):
     def refresh_media(self, media: VirtualMedia) -> VirtualMedia:
         return self._media(media.path, media.under)
 
-    # -- actions ----------------------------------------------------------------------------------------------------
-    def action(
-        self,
-        target: str,
-        body: Mapping[str, Any],
-        *,
-        what: str,
-        cancel: CancelToken,
-        timeout: float | None = None,
-        task_timeout: float = 600.0,
-        poll: float = 2.0,
-    ) -> httpx.Response:
-        """POST an action; a 202 is followed to the end of its task. Other statuses are returned as they are."""
-        r = self.request("POST", target, json=dict(body), timeout=timeout)
-        if r.status_code == 202:
-            return self.wait_task(r, what=what, cancel=cancel, timeout=task_timeout, poll=poll)
-        return r
-
-    def wait_task(
-        self, accepted: httpx.Response, *, what: str, cancel: CancelToken, timeout: float, poll: float
-    ) -> httpx.Response:
-        """Poll the task monitor of a 202 answer until the task ends; raises :class:`TaskFailed` if it fails."""
-        monitor = accepted.headers.get("Location", "")
-        if not monitor:
-            with contextlib.suppress(ValueError):
-                first = accepted.json()
-                if isinstance(first, Mapping):
-                    monitor = str(first.get("TaskMonitor") or "") or odata_id(first)
-        if not monitor:
-            return accepted  # accepted without a way to follow it: the caller reads the result back
-        deadline = time.monotonic() + timeout
-        while True:
-            delay = poll
-            with contextlib.suppress(ValueError):
-                delay = min(max(poll, float(accepted.headers.get("Retry-After", poll))), 30.0)
-            cancel.sleep(delay)
-            try:
-                r = self.request("GET", monitor)
-            except BmcUnreachable:
-                # A BMC may restart its own web service while the task runs (a firmware or power action):
-                # keep polling until the task's own deadline instead of failing on the first refused connection.
-                if time.monotonic() >= deadline:
-                    raise
-                log.info("Redfish: %s unreachable while %s runs; polling again", self.address.where, what)
-                continue
-            body: dict[str, Any] = {}
-            with contextlib.suppress(ValueError):
-                parsed = r.json()
-                body = parsed if isinstance(parsed, dict) else {}
-            state = str(body.get("TaskState") or "")
-            if r.status_code == 202 or state in TASK_RUNNING:
-                pct = body.get("PercentComplete")
-                log.debug("Redfish: %s task %s%s", what, state or "running", f" {pct}%" if pct is not None else "")
-            elif r.status_code in (502, 503, 504):
-                log.debug("Redfish: %s answered %s while %s runs", self.address.where, r.status_code, what)
-            elif r.status_code == 404:
-                # Some BMCs delete a task monitor once the task completed; the caller reads the result back.
-                return httpx.Response(204, request=r.request)
-            elif r.status_code >= 400:
-                raise TaskFailed("BMC task failed", f"{what}: {bmc_message(r)}", remediation=_TASK_FIX)
-            elif state and (state != "Completed" or str(body.get("TaskStatus") or "OK") == "Critical"):
-                messages = [
-                    str(m.get("Message") or m.get("MessageId") or "")
-                    for m in body.get("Messages") or []
-                    if isinstance(m, Mapping)
-                ]
-                raise TaskFailed(
-                    "BMC task failed",
-                    f"{what}: the task ended {state} ({body.get('TaskStatus') or 'no status'})"
-                    + (f": {'; '.join(m for m in messages if m)}" if any(messages) else ""),
-                    remediation=_TASK_FIX,
-                )
-            else:
-                return r
-            if time.monotonic() >= deadline:
-                raise TaskFailed(
-                    "BMC task timed out",
-                    f"{what}: the BMC task did not finish within {int(timeout)} s",
-                    remediation="check the task in the BMC's web interface; retry when it has finished",
-                )
-            accepted = r
-
+    # -- media ------------------------------------------------------------------------------------------------------
     def insert_media(
         self,
         media: VirtualMedia,
@@ -361,6 +284,11 @@ class RedfishClient(RedfishSession):
         minimal: dict[str, Any] = {"Image": url, **extra}
         bodies = [minimal] if self.quirks.insert_minimal_body else [full, minimal]
         shown = redact(url)
+
+        def inserted() -> bool:
+            now = self.refresh_media(media)
+            return bool(now.inserted) and now.image == url
+
         for attempt, body in enumerate(bodies):
             if media.insert_target:
                 r = self.action(
@@ -371,9 +299,11 @@ class RedfishClient(RedfishSession):
                     timeout=timeout,
                     task_timeout=timeout,
                     poll=poll,
+                    took_effect=inserted,
                 )
             elif self.quirks.insert_via_patch:
-                r = self.request("PATCH", media.path, json=body, timeout=timeout)
+                # Setting the image by PATCH sets it once however often it is sent.
+                r = self.request("PATCH", media.path, json=body, timeout=timeout, idempotent=True)
                 if r.status_code == 202:
                     r = self.wait_task(r, what="InsertMedia (PATCH)", cancel=cancel, timeout=timeout, poll=poll)
             else:
@@ -421,9 +351,11 @@ class RedfishClient(RedfishSession):
                 timeout=timeout,
                 task_timeout=timeout,
                 poll=poll,
+                took_effect=lambda: not self.refresh_media(media).inserted,
             )
         elif self.quirks.insert_via_patch:
-            r = self.request("PATCH", media.path, json={"Image": None, "Inserted": False}, timeout=timeout)
+            body = {"Image": None, "Inserted": False}
+            r = self.request("PATCH", media.path, json=body, timeout=timeout, idempotent=True)
         else:
             raise NoCdMedia(
                 "Virtual media cannot be ejected",
@@ -444,15 +376,6 @@ class RedfishClient(RedfishSession):
                 remediation="eject the media in the BMC's web interface",
             )
         return after
-
-    def _patch(self, path: str, body: Mapping[str, Any], *, timeout: float | None = None) -> httpx.Response:
-        r = self.request("PATCH", path, json=dict(body), timeout=timeout)
-        if r.status_code in (412, 428):
-            # The BMC wants the resource's current ETag (If-Match) to guard the change.
-            etag = self.request("GET", path).headers.get("ETag", "")
-            if etag:
-                r = self.request("PATCH", path, json=dict(body), headers={"If-Match": etag}, timeout=timeout)
-        return r
 
     def boot_once_from_cd(self, system_path: str, *, uefi: bool = True) -> BootOverride:
         """Boot override Once/Cd (and UEFI mode), read back. The emulator's Continuous read-back is accepted only
@@ -529,89 +452,6 @@ class RedfishClient(RedfishSession):
             return False
         return True
 
-    def power_state(self, system_path: str) -> str:
-        return str(self.get(system_path).get("PowerState") or "")
-
-    def reset_types(self, system: Mapping[str, Any]) -> tuple[str, list[str] | None]:
-        """The reset action's target and its AllowableValues (None when the BMC does not say)."""
-        actions = system.get("Actions") if isinstance(system.get("Actions"), Mapping) else {}
-        assert isinstance(actions, Mapping)
-        reset = actions.get("#ComputerSystem.Reset")
-        if not isinstance(reset, Mapping) or not reset.get("target"):
-            raise RedfishError(
-                "No reset action",
-                f"{self.address.where} offers no ComputerSystem.Reset on {odata_id(system) or 'the system'}",
-                remediation="power the node on by hand; it will boot the inserted virtual CD",
-            )
-        allowed = reset.get("ResetType@Redfish.AllowableValues")
-        if not isinstance(allowed, list) and reset.get("@Redfish.ActionInfo"):
-            info = self.get_optional(str(reset["@Redfish.ActionInfo"])) or {}
-            for p in info.get("Parameters") or []:
-                if isinstance(p, Mapping) and p.get("Name") == "ResetType":
-                    allowed = p.get("AllowableValues")
-        return str(reset["target"]), [str(v) for v in allowed] if isinstance(allowed, list) else None
-
-    def reset(
-        self,
-        system_path: str,
-        *,
-        cancel: CancelToken,
-        power_timeout: float = 120.0,
-        poll: float = 2.0,
-        task_timeout: float = 600.0,
-    ) -> str:
-        """Power the system on if it is off, restart it if it is on; returns the reset type used.
-
-        The type is chosen from the advertised AllowableValues (On when off, ForceRestart when on, with the quirks'
-        fallbacks); a system that allows no restart is switched ForceOff, then On.
-        """
-        system = self.get(system_path)
-        target, allowed = self.reset_types(system)
-        state = str(system.get("PowerState") or "")
-        q = self.quirks
-        chosen = choose_reset(state, allowed, q)
-        if chosen == "ForceOff+On":
-            off = "ForceOff"
-            self._reset(target, off, cancel, task_timeout, poll)
-            self.wait_power(system_path, "Off", cancel=cancel, timeout=power_timeout, poll=poll)
-            on = choose_reset("Off", allowed, q)
-            self._reset(target, on, cancel, task_timeout, poll)
-            return f"{off}+{on}"
-        self._reset(target, chosen, cancel, task_timeout, poll)
-        return chosen
-
-    def _reset(self, target: str, reset_type: str, cancel: CancelToken, task_timeout: float, poll: float) -> None:
-        r = self.action(
-            target,
-            {"ResetType": reset_type},
-            what=f"Reset {reset_type}",
-            cancel=cancel,
-            task_timeout=task_timeout,
-            poll=poll,
-        )
-        if r.status_code >= 300:
-            raise RedfishError(
-                "Reset refused",
-                f"{self.address.where} refused reset {reset_type}: {bmc_message(r)}",
-                remediation="power the node on (or restart it) from the BMC's web interface",
-            )
-        log.info("Redfish: %s reset %s", self.address.where, reset_type)
-
-    def wait_power(self, system_path: str, want: str, *, cancel: CancelToken, timeout: float, poll: float = 2.0) -> str:
-        deadline = time.monotonic() + timeout
-        while True:
-            state = self.power_state(system_path)
-            if state == want:
-                return state
-            if time.monotonic() >= deadline:
-                raise PowerTimeout(
-                    "Power state not reached",
-                    f"{self.address.where}: {system_path} is still {state or 'unknown'} after {int(timeout)} s "
-                    f"(waiting for {want})",
-                    remediation="check the server in the BMC's web interface (a stuck POST, a power cap)",
-                )
-            cancel.sleep(poll)
-
     # -- inventory --------------------------------------------------------------------------------------------------
     def inventory(self, system_path: str, system: Mapping[str, Any] | None = None) -> Inventory:
         doc = dict(system) if system is not None else self.get(system_path)
@@ -655,35 +495,9 @@ class RedfishClient(RedfishSession):
         )
 
 
-def choose_reset(power_state: str, allowed: Sequence[str] | None, quirks: VendorQuirks = GENERIC) -> str:
-    """The reset type for a system in ``power_state``: power on when off, restart when on.
-
-    ``allowed`` None means the BMC did not advertise AllowableValues; the standard first choice is used. Returns
-    ``"ForceOff+On"`` for a powered-on system that allows no restart but allows switching off and on.
-    """
-    off = power_state in POWERED_OFF
-    prefs = quirks.power_on_resets if off else quirks.restart_resets
-    if allowed is None:
-        return prefs[0]
-    for p in prefs:
-        if p in allowed:
-            return p
-    if not off and "ForceOff" in allowed and any(p in allowed for p in quirks.power_on_resets):
-        return "ForceOff+On"
-    raise RedfishError(
-        "No usable reset type",
-        f"the BMC allows only {', '.join(allowed) or 'no'} reset types for a system that is "
-        f"{power_state or 'in an unknown power state'}",
-        remediation="power the node on (or restart it) from the BMC's web interface",
-    )
-
-
 def _cd_capable(media: VirtualMedia) -> bool:
     if media.media_types:
         return any(t.upper() in ("CD", "DVD") for t in media.media_types)
     # Old firmware without MediaTypes: go by the device's name.
     ident = media.id.lower()
     return "cd" in ident or "dvd" in ident
-
-
-_TASK_FIX = "check the BMC's task list and log in its web interface; then retry"

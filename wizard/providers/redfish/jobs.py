@@ -29,6 +29,7 @@ from typing import Any
 import httpx
 
 from wizard.core.cancel import CancelToken
+from wizard.core.http import DEFAULT_RETRY, RetryPolicy
 from wizard.core.jobs import Job
 from wizard.core.progress import Reporter
 from wizard.core.project import Bmc
@@ -52,6 +53,7 @@ class RedfishTimeouts:
     power: float = 180.0  # reaching the wanted power state after a reset
     fetch: float = 300.0  # the BMC's first request for the ISO, counted from the reset
     poll: float = 2.0
+    retry: RetryPolicy = DEFAULT_RETRY  # transient faults of the BMC's HTTP service
 
 
 @dataclass(frozen=True)
@@ -140,6 +142,7 @@ class _RedfishJob(Job):
             confirm=self.confirm,
             timeout=self.timeouts.request,
             transport=self._transport,
+            retry=self.timeouts.retry,
         )
 
 

@@ -3,6 +3,10 @@
 Authentication: a SessionService session (``X-Auth-Token``) when the service root offers one, deleted again on
 ``close`` whatever happened; otherwise HTTP basic auth. The password and session token are registered for redaction
 and never logged. :class:`~wizard.providers.redfish.client.RedfishClient` builds on this with what a boot needs.
+
+Transient faults follow the one :class:`~wizard.core.http.RetryPolicy`: reads, PATCHes of properties (setting a
+value twice sets it once) and session logins are retried below the client; actions are resent only after the
+resource's state says they did not take effect (:meth:`RedfishSession.settle`).
 """
 
 from __future__ import annotations
@@ -10,16 +14,25 @@ from __future__ import annotations
 import contextlib
 import logging
 import ssl
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
 
 from wizard.core.errors import WizardError
-from wizard.core.http import AnswerDeadline
+from wizard.core.http import (
+    DEFAULT_RETRY,
+    RESET_ERRORS,
+    TIMEOUT_ERRORS,
+    AnswerDeadline,
+    RetryPolicy,
+    RetryTransport,
+    Sleeper,
+    settle,
+)
 from wizard.core.redact import REDACTOR
 from wizard.core.trust import (
     certificate_changed,
@@ -37,6 +50,13 @@ log = logging.getLogger(__name__)
 
 ROOT = "/redfish/v1/"
 DEFAULT_TIMEOUT = 30.0
+T = TypeVar("T")
+
+
+def outcome_unknown_error(error: WizardError) -> WizardError:
+    """Marks ``error`` as leaving open whether the request took effect (see :func:`wizard.core.http.settle`)."""
+    error.outcome_unknown = True  # type: ignore[attr-defined]
+    return error
 
 
 @dataclass(frozen=True)
@@ -103,17 +123,23 @@ class RedfishSession:
         timeout: float = DEFAULT_TIMEOUT,
         transport: httpx.BaseTransport | None = None,
         pinned: str = "",
+        retry: RetryPolicy = DEFAULT_RETRY,
+        cancel: Sleeper | None = None,
     ) -> None:
         self.address = address if isinstance(address, BmcAddress) else parse_address(address)
         self.username = username
         self._password = password
         REDACTOR.add(password)
         self._pinned = pinned
+        self.retry = retry
+        self.cancel = cancel  # the job's CancelToken, once a job uses the session: retry waits end on a cancel
+        # Bounds a whole answer, not each read: a BMC dripping bytes must not hold the job forever.
+        deadline = AnswerDeadline(transport or httpx.HTTPTransport(verify=verify), base=4 * timeout)
+        self._retrying = RetryTransport(deadline, retry, cancel=cancel, label=self.address.where)
         self._http = httpx.Client(
             base_url=self.address.base_url,
             timeout=timeout,
-            # Bounds a whole answer, not each read: a BMC dripping bytes must not hold the job forever.
-            transport=AnswerDeadline(transport or httpx.HTTPTransport(verify=verify), base=4 * timeout),
+            transport=self._retrying,
             headers={"Accept": "application/json", "OData-Version": "4.0"},
             follow_redirects=False,
         )
@@ -207,7 +233,9 @@ class RedfishSession:
 
     def _login_session(self, sessions: str) -> bool:
         """True when a session was created; False when the BMC offers none that works here (use basic auth)."""
-        r = self._send("POST", sessions, json={"UserName": self.username, "Password": self._password}, auth=False)
+        body = {"UserName": self.username, "Password": self._password}
+        # A session login only makes a session (it expires unused): safe to send again after a lost answer.
+        r = self._send("POST", sessions, json=body, auth=False, idempotent=True)
         token = r.headers.get("X-Auth-Token", "")
         if r.status_code in (200, 201) and token:
             REDACTOR.add(token)
@@ -239,6 +267,7 @@ class RedfishSession:
         auth: bool = True,
         headers: Mapping[str, str] | None = None,
         timeout: float | None = None,
+        idempotent: bool | None = None,
     ) -> httpx.Response:
         hdrs = dict(headers or {})
         if auth:
@@ -250,9 +279,20 @@ class RedfishSession:
                 json=json,
                 headers=hdrs,
                 timeout=timeout if timeout is not None else self.timeout,
+                extensions={} if idempotent is None else {"idempotent": idempotent},
             )
         except httpx.TransportError as exc:
             raise self._transport_error(exc) from exc
+
+    def use_cancel(self, cancel: Sleeper | None) -> None:
+        """Retry waits from now on end as soon as ``cancel`` (the job's token) is cancelled."""
+        self.cancel = cancel
+        self._retrying.cancel = cancel
+
+    def settle(self, send: Callable[[], T], check: Callable[[], T | None], what: str) -> T:
+        """An action that is not idempotent, resent after an unknown outcome only once ``check`` says it did not
+        take effect (:func:`wizard.core.http.settle`)."""
+        return settle(self.retry, send, check, what=f"{self.address.where}: {what}", cancel=self.cancel)
 
     def request(
         self,
@@ -262,14 +302,16 @@ class RedfishSession:
         json: Any = None,
         headers: Mapping[str, str] | None = None,
         timeout: float | None = None,
+        idempotent: bool | None = None,
     ) -> httpx.Response:
-        """An authenticated call; 401/403 become :class:`AuthRefused`, other statuses are the caller's to judge."""
-        r = self._send(method, path, json=json, headers=headers, timeout=timeout)
+        """An authenticated call; 401/403 become :class:`AuthRefused`, other statuses are the caller's to judge.
+        ``idempotent`` declares a request safe to resend (a PATCH of properties) or not; None goes by the method."""
+        r = self._send(method, path, json=json, headers=headers, timeout=timeout, idempotent=idempotent)
         if r.status_code == 401 and self.auth_mode == "session":
             # The BMC dropped the session (timeout, BMC reset): one fresh login, then the answer stands.
             sessions = self._sessions_path()
             if sessions and self._login_session(sessions):
-                r = self._send(method, path, json=json, headers=headers, timeout=timeout)
+                r = self._send(method, path, json=json, headers=headers, timeout=timeout, idempotent=idempotent)
         if r.status_code in (401, 403):
             raise self._auth_refused(r, f"{method} {_local_path(path)}")
         return r
@@ -328,7 +370,9 @@ class RedfishSession:
             what = "refused the connection" if "refused" in str(exc).lower() else f"cannot be reached ({exc})"
         else:
             what = f"dropped the connection ({exc.__class__.__name__}: {exc})"
-        return BmcUnreachable("BMC unreachable", f"{self.address.where} {what}", remediation=_UNREACHABLE_FIX)
+        error = BmcUnreachable("BMC unreachable", f"{self.address.where} {what}", remediation=_UNREACHABLE_FIX)
+        # A request that got through and lost its answer may have taken effect; one that never connected did not.
+        return outcome_unknown_error(error) if isinstance(exc, RESET_ERRORS + TIMEOUT_ERRORS) else error
 
 
 _UNREACHABLE_FIX = (

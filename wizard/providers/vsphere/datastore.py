@@ -30,6 +30,7 @@ from pyVmomi import vim
 
 from wizard.core.cancel import CancelToken
 from wizard.core.errors import WizardError
+from wizard.core.http import DEFAULT_RETRY, RetryTransport
 from wizard.core.progress import Reporter
 from wizard.providers.vsphere.errors import VsphereError, os_cause, translate_transport
 from wizard.providers.vsphere.session import VsphereSession
@@ -83,9 +84,12 @@ class DatastoreClient:
         verify: Any = session.ssl_context if session.ssl_context is not None else False
         if session.target.scheme == "https" and session.ssl_context is None:
             raise VsphereError("TLS context missing", "an HTTPS transfer needs the session's verified TLS context")
+        # Reads (GET, HEAD) and the sidecar's PUT of a whole small file are retried by the one policy; a streamed
+        # upload cannot be replayed, so a failed one is the caller's to resume (it checks the sidecar first).
+        transport = RetryTransport(httpx.HTTPTransport(verify=verify), DEFAULT_RETRY, label="vCenter datastore")
         self.http = httpx.Client(
             base_url=session.target.base_url,
-            verify=verify,
+            transport=transport,
             cookies={name: value},
             timeout=httpx.Timeout(timeout, read=max(timeout, 600.0)),
             follow_redirects=False,

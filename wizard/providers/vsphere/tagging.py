@@ -5,18 +5,33 @@ vCenter serves it at two base paths: ``/api`` (vSphere 7.0U2 and later: bare JSO
 ``auto`` tries ``/api`` first and falls back to ``/rest`` when vCenter answers 404 there; the choice is kept on the
 client. Authentication is a session made with basic auth and sent as ``vmware-api-session-id``; it is deleted on
 close. The TLS context is the one the SOAP session verified (or pinned), so trust is decided once.
+
+Transient faults follow the one :class:`~wizard.core.http.RetryPolicy`: reads (the list actions are POSTs that only
+read) and the session login are retried below the client; creating a category or tag and attaching a tag are resent
+only after a read says they did not take effect.
 """
 
 from __future__ import annotations
 
 import logging
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
 from wizard.core.errors import WizardError
+from wizard.core.http import (
+    DEFAULT_RETRY,
+    RESET_ERRORS,
+    TIMEOUT_ERRORS,
+    AnswerDeadline,
+    RetryPolicy,
+    RetryTransport,
+    Sleeper,
+    settle,
+)
 from wizard.core.trust import TrustStore
 from wizard.providers.vsphere.errors import VsphereError, os_cause, translate_transport
 
@@ -25,6 +40,12 @@ log = logging.getLogger(__name__)
 REGION_CATEGORY = "k8s-region"
 ZONE_CATEGORY = "k8s-zone"
 SESSION_HEADER = "vmware-api-session-id"
+T = TypeVar("T")
+
+
+def _unknown(error: WizardError) -> WizardError:
+    error.outcome_unknown = True  # type: ignore[attr-defined]
+    return error
 
 
 @dataclass(frozen=True)
@@ -42,6 +63,9 @@ class Tag:
     category_id: str
 
 
+_SAFE = {"idempotent": True}  # a POST that only reads, or only makes a session
+
+
 class TaggingClient:
     """One tagging session. ``flavour`` is ``auto``, ``api`` or ``rest``."""
 
@@ -57,6 +81,8 @@ class TaggingClient:
         port: int = 443,
         flavour: str = "auto",
         timeout: float = 30.0,
+        retry: RetryPolicy = DEFAULT_RETRY,
+        cancel: Sleeper | None = None,
     ) -> None:
         if flavour not in ("auto", "api", "rest"):
             raise ValueError(f"unknown tagging API flavour {flavour!r}")
@@ -68,7 +94,11 @@ class TaggingClient:
         self.trust = trust
         self._auth = (username, password)
         verify: Any = ssl_context if ssl_context is not None else False
-        self.http = httpx.Client(base_url=base_url, verify=verify, timeout=timeout, follow_redirects=False)
+        self.retry = retry
+        self.cancel = cancel
+        deadline = AnswerDeadline(httpx.HTTPTransport(verify=verify), base=4 * timeout)
+        transport = RetryTransport(deadline, retry, cancel=cancel, label="vCenter tagging")
+        self.http = httpx.Client(base_url=base_url, transport=transport, timeout=timeout, follow_redirects=False)
         self._token = ""
 
     # -- session -------------------------------------------------------------------------------------------
@@ -81,7 +111,7 @@ class TaggingClient:
 
     def login(self) -> None:
         if self.flavour in ("auto", "api"):
-            r = self._send("POST", "/api/session", auth=self._auth)
+            r = self._send("POST", "/api/session", auth=self._auth, extensions=_SAFE)
             if r.status_code == 404 and self.flavour == "auto":
                 self.flavour = "rest"
             else:
@@ -89,7 +119,7 @@ class TaggingClient:
                 self._check(r, "logging in to the tagging service")
                 self._token = str(r.json())
         if self.flavour == "rest":
-            r = self._send("POST", "/rest/com/vmware/cis/session", auth=self._auth)
+            r = self._send("POST", "/rest/com/vmware/cis/session", auth=self._auth, extensions=_SAFE)
             self._check(r, "logging in to the tagging service")
             self._token = str(r.json()["value"])
         self.http.headers[SESSION_HEADER] = self._token
@@ -111,11 +141,25 @@ class TaggingClient:
         try:
             return self.http.request(method, path, **kw)
         except httpx.TransportError as exc:
-            raise translate_transport(os_cause(exc), self.host, self.port, self.trust) from exc
+            error = translate_transport(os_cause(exc), self.host, self.port, self.trust)
+            raise (_unknown(error) if isinstance(exc, RESET_ERRORS + TIMEOUT_ERRORS) else error) from exc
+
+    def settle(self, send: Callable[[], T], check: Callable[[], T | None], what: str) -> T:
+        """A request that is not idempotent, resent after an unknown outcome only once ``check`` says it did not
+        take effect."""
+        return settle(self.retry, send, check, what=f"vCenter tagging: {what}", cancel=self.cancel)
 
     def _check(self, r: httpx.Response, doing: str) -> None:
         if r.is_success:
             return
+        if r.status_code in self.retry.statuses:
+            raise _unknown(
+                VsphereError(
+                    "Tagging request failed",
+                    f"vCenter's tagging service answered {r.status_code} while {doing}",
+                    details=r.text[:500],
+                )
+            )
         if r.status_code == 401:
             raise VsphereError(
                 "Tagging login failed",
@@ -134,12 +178,23 @@ class TaggingClient:
             details=r.text[:500],
         )
 
-    def _call(self, method: str, rest: str, api: str, doing: str, *, action: str = "", body: Any = None) -> Any:
+    def _call(
+        self,
+        method: str,
+        rest: str,
+        api: str,
+        doing: str,
+        *,
+        action: str = "",
+        body: Any = None,
+        reads: bool = False,
+    ) -> Any:
+        """``reads``: a POST action that only reads (``list-…``), retried like a GET."""
         if self.flavour == "rest":
             path, params = "/rest/com/vmware/cis/tagging/" + rest, ({"~action": action} if action else {})
         else:
             path, params = "/api/cis/tagging/" + api, ({"action": action} if action else {})
-        r = self._send(method, path, params=params, json=body)
+        r = self._send(method, path, params=params, json=body, extensions=_SAFE if reads else {})
         self._check(r, doing)
         if not r.content:
             return None
@@ -163,16 +218,37 @@ class TaggingClient:
     def create_category(self, name: str, *, cardinality: str = "SINGLE", associable_types: tuple[str, ...] = ()) -> str:
         spec = {"name": name, "cardinality": cardinality, "associable_types": list(associable_types), "description": ""}
         body = {"create_spec": spec} if self.flavour == "rest" else spec
-        return str(self._call("POST", "category", "category", f"creating tag category {name}", body=body))
+
+        def existing() -> str | None:
+            found = self.category_by_name(name)
+            return found.id if found is not None else None
+
+        return self.settle(
+            lambda: str(self._call("POST", "category", "category", f"creating tag category {name}", body=body)),
+            existing,
+            f"create tag category {name}",
+        )
 
     def tags_in(self, category_id: str) -> list[Tag]:
         if self.flavour == "rest":
             ids = self._call(
-                "POST", f"tag/id:{category_id}", "", "listing tags", action="list-tags-for-category", body={}
+                "POST",
+                f"tag/id:{category_id}",
+                "",
+                "listing tags",
+                action="list-tags-for-category",
+                body={},
+                reads=True,
             )
         else:
             ids = self._call(
-                "POST", "", "tag", "listing tags", action="list-tags-for-category", body={"category_id": category_id}
+                "POST",
+                "",
+                "tag",
+                "listing tags",
+                action="list-tags-for-category",
+                body={"category_id": category_id},
+                reads=True,
             )
         return [self.tag(str(i)) for i in ids or []]
 
@@ -183,21 +259,34 @@ class TaggingClient:
     def create_tag(self, name: str, category_id: str) -> str:
         spec = {"name": name, "category_id": category_id, "description": ""}
         body = {"create_spec": spec} if self.flavour == "rest" else spec
-        return str(self._call("POST", "tag", "tag", f"creating tag {name}", body=body))
+
+        def existing() -> str | None:
+            return next((t.id for t in self.tags_in(category_id) if t.name == name), None)
+
+        return self.settle(
+            lambda: str(self._call("POST", "tag", "tag", f"creating tag {name}", body=body)),
+            existing,
+            f"create tag {name}",
+        )
 
     # -- associations --------------------------------------------------------------------------------------
     def attach(self, tag_id: str, obj_type: str, obj_id: str) -> None:
         body = {"object_id": {"type": obj_type, "id": obj_id}}
-        self._call(
-            "POST", f"tag-association/id:{tag_id}", f"tag-association/{tag_id}", "attaching a tag", action="attach",
-            body=body,
-        )  # fmt: skip
+
+        def send() -> bool:
+            self._call(
+                "POST", f"tag-association/id:{tag_id}", f"tag-association/{tag_id}", "attaching a tag",
+                action="attach", body=body,
+            )  # fmt: skip
+            return True
+
+        self.settle(send, lambda: tag_id in self.attached_tags(obj_type, obj_id) or None, "attach a tag")
 
     def attached_tags(self, obj_type: str, obj_id: str) -> list[str]:
         body = {"object_id": {"type": obj_type, "id": obj_id}}
         ids = self._call(
             "POST", "tag-association", "tag-association", "listing attached tags", action="list-attached-tags",
-            body=body,
+            body=body, reads=True,
         )  # fmt: skip
         return [str(i) for i in ids or []]
 
