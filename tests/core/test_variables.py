@@ -80,3 +80,10 @@ def test_answers_the_description_rules_out() -> None:
         "r": "is fixed by the profile to 'x'; remove the answer",
         "t": "takes a single line",
     }
+
+
+def test_every_lab_profile_variable_has_a_name_in_every_variant_scheme() -> None:
+    """A variable added to the lab's profile needs its other spellings too, or that variant's archive is a 500."""
+    from wizard.lab import cluster
+
+    assert {v.name for v in cluster.VARIABLES} <= set(cluster._DOTTED)

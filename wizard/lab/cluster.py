@@ -152,6 +152,9 @@ _DOTTED = {
     "inClusterRegistry": "registry.inCluster",
     "ubuntuProToken": "ubuntu.pro.token",
     "imagePullSecret": "image.pull.secret",
+    "imageReplacementRules": "image.replacement.rules",
+    "rootDomain": "root.domain",
+    "registryPort": "registry.port",
 }
 _OCTET = r"(25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])"
 _STRICT_CIDR = rf"^({_OCTET}\.){{3}}{_OCTET}/([0-9]|[12][0-9]|3[0-2])$"
