@@ -44,6 +44,7 @@ EFI_CONFIGS = ("/EFI/BOOT/grub.cfg", "/boot/grub/grub.cfg", "/EFI/ubuntu/grub.cf
 ISO_EFI_CONFIGS = ("/boot/grub/grub.cfg", "/EFI/BOOT/grub.cfg")
 EFI_PLATFORM = 0xEF
 PLATFORMS = {0x00: "BIOS", 0x01: "PowerPC", 0x02: "Mac", EFI_PLATFORM: "EFI"}
+KEY_LABELS = {"home": "Home", "down": "↓", "up": "↑", "enter": "Enter", "end": "End"}
 MAX_SMALL_FILE = 1024 * 1024
 MAX_EFI_IMAGE = 64 * 1024 * 1024
 SECTOR = 2048
@@ -196,6 +197,29 @@ class MediaInfo:
     @property
     def content_embedded(self) -> bool:
         return bool(self.content)
+
+    def console_keys(self) -> list[str]:
+        """The keys that pick the automatic installer in GRUB's menu: Home (which also stops the countdown), Down
+        to the entry, Enter. Empty when the menu has no automatic entry."""
+        automatic = self.automatic
+        if automatic is None:
+            return []
+        return ["home", *["down"] * automatic.index, "enter"]
+
+    def console_guidance(self) -> str:
+        """What to do at a node's console so it boots the automatic installer, in words."""
+        automatic, default = self.automatic, self.default
+        if automatic is None:
+            return "this ISO's menu has no automatic installer: answer the interactive installer on the console"
+        if default is not None and default.index == automatic.index:
+            return f"let GRUB boot its default, {automatic.title!r}"
+        wait = f"{self.timeout:g} seconds" if self.timeout is not None else "its countdown"
+        keys = " ".join(KEY_LABELS[k] for k in self.console_keys())
+        return (
+            f"when GRUB's menu appears (it waits {wait}), press {keys} to boot {automatic.title!r} (entry "
+            f"{automatic.index}); its default {default.title if default else 'entry'!r} ignores the seed and waits "
+            "for the installer's questions"
+        )
 
     def menus(self) -> list[ConfigFile]:
         """Every configuration with a menu a machine may show: the ISO's, then EFI ones that carry their own."""

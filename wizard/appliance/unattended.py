@@ -41,6 +41,7 @@ from wizard.core.progress import Reporter
 
 INDEX = "derived.json"
 _index_lock = threading.Lock()
+_copy_locks: dict[str, threading.Lock] = {}  # one copy of a given output at a time; the next caller reuses it
 
 
 @dataclass(frozen=True)
@@ -244,7 +245,23 @@ def derive_unattended(
     cancel: CancelToken | None = None,
 ) -> Derived:
     """Write (or reuse) the unattended copy of ``source`` at ``out``. ``expected_sha256`` is the verified digest
-    of the source; the copy is refused when the source streamed differs from it."""
+    of the source; the copy is refused when the source streamed differs from it. Thread-safe: a second caller for
+    the same ``out`` waits for the first and reuses its copy."""
+    with _index_lock:
+        lock = _copy_locks.setdefault(str(out.resolve()), threading.Lock())
+    with lock:
+        return _derive(source, out, expected_sha256=expected_sha256, cache=cache, report=report, cancel=cancel)
+
+
+def _derive(
+    source: Path,
+    out: Path,
+    *,
+    expected_sha256: str,
+    cache: Path,
+    report: Reporter | None,
+    cancel: CancelToken | None,
+) -> Derived:
     cancel = cancel or CancelToken()
     expected = expected_sha256.lower()
     info = inspect_iso(source)
@@ -314,10 +331,33 @@ def derived_name(source: Path, source_sha256: str) -> str:
     return f"{source.stem}-unattended-{source_sha256[:12]}{source.suffix or '.iso'}"
 
 
+def derive_verified(
+    source: Path,
+    source_sha256: str,
+    *,
+    signature_verified: bool,
+    cache: Path,
+    report: Reporter | None = None,
+    cancel: CancelToken | None = None,
+) -> Derived:
+    """The unattended copy of a source the Verify files step hashed (``source_sha256``) and, unless the source
+    boots unattended already, whose signature it checked; in ``cache`` under :func:`derived_name`."""
+    if not signature_verified and not inspect_iso(source).boots_unattended:
+        raise WizardError(
+            "ISO not verified",
+            f"the signature of {source.name} was not checked, and an unattended copy is only derived from a "
+            "verified ISO",
+            remediation="put the ISO's .sig.bin beside it and files.public_key in the project, then run again "
+            "(or use appliance.boot: console)",
+        )
+    out = cache / derived_name(source, source_sha256)
+    return derive_unattended(source, out, expected_sha256=source_sha256, cache=cache, report=report, cancel=cancel)
+
+
 class DeriveUnattendedJob(Job):
     """Makes (or reuses) the unattended copy of the verified appliance ISO in the wizard's cache. Facts: the
-    copy's ``path``, ``sha256``, ``source_sha256``, ``size``, ``patches``, whether it was ``reused`` and whether the
-    source was ``unchanged`` (it boots unattended already)."""
+    copy's ``path``, ``sha256``, ``source_sha256``, ``size``, ``patches``, whether it was ``reused``, whether the
+    source was ``unchanged`` (it boots unattended already) and what the copy ``boots``."""
 
     weight = 2.0
 
@@ -332,19 +372,15 @@ class DeriveUnattendedJob(Job):
         self.name = "Unattended copy of the ISO"
 
     def fingerprint(self) -> str:
-        return f"{self.source_sha256}|{self.cache}"
+        return f"{self.source_sha256}|{self.cache}|{self.signature_verified}"
 
     def run(self, report: Reporter, cancel: CancelToken) -> Mapping[str, Any] | None:
-        info = inspect_iso(self.source)
-        if not info.boots_unattended and not self.signature_verified:
-            raise WizardError(
-                "ISO not verified",
-                f"the signature of {self.source.name} was not checked, and an unattended copy is only derived from a "
-                "verified ISO",
-                remediation="put the ISO's .sig.bin beside it and files.public_key in the project, then run again",
-            )
-        out = self.cache / derived_name(self.source, self.source_sha256)
-        derived = derive_unattended(
-            self.source, out, expected_sha256=self.source_sha256, cache=self.cache, report=report, cancel=cancel
+        derived = derive_verified(
+            self.source,
+            self.source_sha256,
+            signature_verified=self.signature_verified,
+            cache=self.cache,
+            report=report,
+            cancel=cancel,
         )
         return {**derived.to_dict(), "boots": inspect_iso(derived.path).summary()}

@@ -48,6 +48,8 @@ class RunSummary:
     headline: str
     #: What happened to the default credentials (nodes' kairos/kairos, the console's admin/admin).
     credentials: tuple[str, ...] = ()
+    #: The ISO the nodes booted: the unattended copy (its sha256 and its source's) or the ISO as downloaded.
+    boot_media: str = ""
 
     def lines(self) -> list[str]:
         """The terminal summary."""
@@ -59,6 +61,8 @@ class RunSummary:
         if self.packs:
             out.append(f"  Packs:       {', '.join(self.packs)}")
         out.extend(f"  Credentials: {line}" for line in self.credentials)
+        if self.boot_media:
+            out.append(f"  Boot media:  {self.boot_media}")
         out.append(f"  Kubeconfig:  {self.kubeconfig or '(not saved yet)'}")
         out.append(f"  Logs:        {self.logs}")
         out.append(f"  Journal:     {self.journal}")
@@ -130,6 +134,15 @@ def summarize(
         )
     if result("console/admin").get("password_changed"):
         credentials.append("the console's default admin password was changed; the new one is in the OS keyring")
+    derived = result("media/unattended")
+    boot_media = ""
+    if derived.get("unchanged"):
+        boot_media = f"{Path(str(derived.get('path', ''))).name} as downloaded (it boots its automatic installer)"
+    elif derived.get("sha256"):
+        boot_media = (
+            f"unattended copy {Path(str(derived.get('path', ''))).name} (sha256 {derived['sha256']}) of the ISO "
+            f"with sha256 {derived.get('source_sha256', '?')}"
+        )
     synced = bool(result("packs/registry-sync"))
     status = str(journal.get("status") or "")
     failed = any(j.status == "failed" for j in jobs)
@@ -155,6 +168,7 @@ def summarize(
         jobs=tuple(jobs),
         headline=headline,
         credentials=tuple(credentials),
+        boot_media=boot_media,
     )
 
 
@@ -194,6 +208,7 @@ def render_html(summary: RunSummary) -> str:
         ("Activation", e(summary.activation or "—")),
         ("Packs in the registry", e(", ".join(summary.packs) or "—")),
         ("Default credentials", "<br>".join(e(c) for c in summary.credentials) or "not replaced yet"),
+        ("Boot media", e(summary.boot_media or "—")),
         ("Kubeconfig", f"<code>{e(summary.kubeconfig)}</code>" if summary.kubeconfig else "not saved yet"),
         ("Logs", f"<code>{e(summary.logs)}</code>"),
         ("Session journal", f"<code>{e(summary.journal)}</code>"),

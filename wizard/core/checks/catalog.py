@@ -237,6 +237,7 @@ CHECK_MODULES = (
     "wizard.providers.maas",
     "wizard.core.checks.gateway",
     "wizard.install.checks.postboot",
+    "wizard.install.checks.boot",
     "wizard.core.checks.ports",
 )
 

@@ -47,6 +47,7 @@ from wizard.core.jobs import Job, Step, StepContext, StepKind
 from wizard.core.journal import JOB_DONE
 from wizard.core.progress import Reporter
 from wizard.core.project import AddressMode
+from wizard.install.checks.boot import boot_inputs, check_boot
 from wizard.install.steps.providers import provider_checks
 
 REPORT_JOB = "preflight/report"
@@ -264,6 +265,21 @@ class PreflightStep(Step):
                     "",
                 )
             )
+
+        record = ctx.journal.job("verify/files.iso")
+        boot = boot_inputs(
+            project, dict(record.get("result") or {}) if record and record.get("status") == JOB_DONE else None
+        )
+        specs.append(
+            (
+                "preflight/boot",
+                "What each node boots",
+                lambda: check_boot(boot),
+                boot.fingerprint(_stat(boot.iso) if boot.iso else "-"),
+                "media.boot-plan",
+                "",
+            )
+        )
 
         probe = f"{s.ports}|{s.connect_timeout}|{s.icmp}|{s.arp}"
         for node in project.nodes:
