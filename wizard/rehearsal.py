@@ -446,7 +446,7 @@ class Rehearsal:
         """Plays the operator of the ``manual`` provider: reads which files the wizard says to attach (the boot ISO
         the media step made, each node's seed) and, when the boot step asks, attaches them and powers every node on.
         With a control plane, the wizard's provider does that through it."""
-        if isinstance(event, JobFinished) and event.status is TaskStatus.DONE:
+        if isinstance(event, JobFinished) and event.status in (TaskStatus.DONE, TaskStatus.SKIPPED):
             if event.job == "media/unattended" and event.result.get("path"):
                 self.boot_iso = Path(str(event.result["path"]))
             elif event.job.startswith("media/seed/") and event.result.get("path"):

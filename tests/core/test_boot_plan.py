@@ -108,3 +108,30 @@ def test_boot_field_default_and_validation(tmp_path: Path) -> None:
 def test_no_iso_in_the_project_still_says_what_to_do() -> None:
     result = check_boot(inputs(None, BootMode.CONSOLE, provider=ProviderType.MANUAL))[0]
     assert not result.failed and "Home Enter" in result.message
+
+
+def test_stuck_watch_judges_each_live_boot_once_after_its_budget() -> None:
+    from wizard.appliance.stuck import StuckPolicy, StuckWatch
+
+    watch = StuckWatch(StuckPolicy(budget=60.0, guidance="press Home Enter"))
+    assert not watch.due("boot-a", 0.0) and not watch.due("boot-a", 59.0) and watch.due("boot-a", 60.0)
+    automatic = "BOOT_IMAGE=/boot/kernel cdroot root=live:CDLABEL=COS_LIVE nodepair.enable"
+    assert watch.verdict("node-1", "boot-a", automatic, 60.0) is None  # not the interactive installer: keep waiting
+    assert not watch.due("boot-a", 500.0), "a boot is judged once"
+    assert not watch.due("boot-b", 500.0) and watch.due("boot-b", 560.0), "a new boot gets a new budget"
+    stuck = watch.verdict("node-1", "boot-b", automatic + " interactive-install", 600.0)
+    assert stuck is not None and "node-1" in stuck.message and "10 min" in stuck.message
+    assert "press Home Enter" in (stuck.remediation or "") and "--only-node node-1" in (stuck.remediation or "")
+
+
+def test_console_guidance_comes_from_the_menu(shipped: Path, tmp_path: Path) -> None:
+    from wizard.appliance.media import inspect_iso
+
+    info = inspect_iso(shipped)
+    assert info.console_keys() == ["home", "enter"]
+    assert "press Home Enter to boot 'Palette eXtended Kubernetes Edge Installer' (entry 0)" in info.console_guidance()
+    first = 'menuentry "Palette eXtended Kubernetes Edge Installer" '
+    menu = appliance_menu().replace(first, 'menuentry "Memtest" {\n linux16 /memtest\n}\n' + first, 1)
+    shifted = inspect_iso(appliance_iso(tmp_path / "s.iso", menu=menu))
+    assert shifted.automatic is not None and shifted.automatic.index == 1
+    assert shifted.console_keys() == ["home", "down", "enter"]
