@@ -6,7 +6,7 @@ source "$(dirname "$0")/setup-env.sh"
 cd "$WIZARD_ROOT"
 
 ensure_debs "${QT_DEBS[@]}" xvfb xauth openssh-client openssh-server dnsmasq-base iputils-ping curl iproute2 \
-  golang-go golang-github-vmware-govmomi-dev
+  golang-go golang-github-vmware-govmomi-dev xorriso
 ensure_venv test
 
 say "ruff (lint and format)"

@@ -206,6 +206,24 @@ def _parser() -> argparse.ArgumentParser:
     sb.add_argument("--no-nodes", action="store_true", help="do not ask the nodes for their logs")
     _vault_options(sb)
 
+    med = sub.add_parser("media", help="read the appliance ISO, or make its unattended copy")
+    med_sub = med.add_subparsers(dest="media_command", metavar="ACTION", required=True)
+    m_ins = med_sub.add_parser(
+        "inspect", help="what the ISO does when it boots: GRUB menu, label, config.yaml, content, El Torito"
+    )
+    m_ins.add_argument("iso", type=Path)
+    m_ins.add_argument("--json", action="store_true", help="print it as one JSON object")
+    m_un = med_sub.add_parser(
+        "unattended",
+        help="copy the ISO with GRUB's default on the automatic installer (every other byte kept); the ISO's "
+        "signature is checked first",
+    )
+    m_un.add_argument("iso", type=Path)
+    m_un.add_argument("-o", "--output", type=Path, required=True, help="where to write the copy")
+    m_un.add_argument("--signature", type=Path, help="the ISO's signature (default: ISO.sig.bin beside it)")
+    m_un.add_argument("--public-key", type=Path, help="spectro_public_key.pem (default: beside the ISO)")
+    m_un.add_argument("--json", action="store_true", help="print the result as one JSON object")
+
     tr = sub.add_parser("trust", help="list, add or forget pinned TLS certificates and SSH host keys")
     tr_sub = tr.add_subparsers(dest="trust_command", metavar="ACTION", required=True)
     tr_sub.add_parser("list", help="show every pinned fingerprint and how it was verified")
@@ -366,6 +384,63 @@ def _trust_add(store: TrustStore, host: str, port: int, args: argparse.Namespace
         return int(ExitCode.INVALID_INPUT)
     store.pin(kind, host, port, fingerprint, how="added by the operator (verified out of band)")
     print(f"pinned {kind.value} {host}:{port}  {fingerprint}")
+    return 0
+
+
+def _media(args: argparse.Namespace) -> int:
+    from wizard.appliance.media import inspect_iso, render
+
+    if args.media_command == "inspect":
+        info = inspect_iso(args.iso)
+        print(json.dumps(info.to_dict(), indent=1) if args.json else render(info))
+        return 0
+    import time
+
+    from wizard.appliance.unattended import derive_unattended, verified_digest
+    from wizard.core.cancel import CancelToken
+    from wizard.core.paths import app_paths
+    from wizard.core.progress import Progress
+
+    source: Path = args.iso
+    signature = args.signature or next(
+        (c for c in (source.with_name(source.name + ".sig.bin"), source.with_suffix(".sig.bin")) if c.is_file()),
+        None,
+    )
+    key = args.public_key or (source.parent / "spectro_public_key.pem")
+    shown_at, shown_what = [0.0], [""]
+
+    def progress(what: str) -> Progress:
+        made: list[Progress] = []
+
+        def changed() -> None:
+            now = time.monotonic()
+            if made and not args.json and (now - shown_at[0] > 0.5 or shown_what[0] != what):
+                shown_at[0], shown_what[0] = now, what
+                print(f"\r{what}: {made[0].snapshot().fraction:6.1%}", end="", file=sys.stderr, flush=True)
+
+        made.append(Progress(on_change=changed))
+        return made[0]
+
+    cancel = CancelToken()
+    digest = verified_digest(source, signature, key if key.is_file() else None, progress("verifying").root(), cancel)
+    derived = derive_unattended(
+        source,
+        args.output,
+        expected_sha256=digest.sha256,
+        cache=app_paths().ensure().cache / "media",
+        report=progress("copying").root(),
+        cancel=cancel,
+    )
+    if not args.json:
+        print(file=sys.stderr)
+    if args.json:
+        print(json.dumps(derived.to_dict(), indent=1))
+    elif derived.unchanged:
+        print(f"{source.name} boots its automatic installer already; nothing to copy (use it as it is)")
+    else:
+        how = "reused" if derived.reused else "written"
+        edits = ", ".join(f"{p.where}: {p.old.decode()!r} → {p.new.decode()!r}" for p in derived.patches)
+        print(f"{derived.path} {how}: sha256 {derived.sha256}; changed {edits}")
     return 0
 
 
@@ -607,6 +682,8 @@ def main(argv: list[str] | None = None) -> int:
             return _override(args)
         if args.command == "trust":
             return _trust(args)
+        if args.command == "media":
+            return _media(args)
         if args.command == "support-bundle":
             from wizard.install.support import build_support_bundle
 

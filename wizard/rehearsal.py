@@ -50,18 +50,27 @@ from wizard.appliance.monitor import Budgets, PollSettings
 from wizard.core.http import DEFAULT_RETRY
 from wizard.core.jobs import Step
 from wizard.core.paths import AppPaths
+from wizard.core.progress import TaskStatus
 from wizard.core.project import SecretRef
-from wizard.core.runner import Event, StepStarted
+from wizard.core.runner import Event, JobFinished, StepStarted
 from wizard.core.secrets import SecretStore
 from wizard.install.steps import pipeline
 from wizard.install.steps.nodes import Pacing
 from wizard.install.steps.preflight import PreflightSettings
 from wizard.lab import cluster as lab_cluster
 from wizard.lab import kubepki
-from wizard.lab.artifacts import appliance_iso, make_key, random_file, sign_file
+from wizard.lab.artifacts import INTERACTIVE_DEFAULT, appliance_iso, make_key, random_file, sign_file
+from wizard.lab.bootmenu import MEDIA_CHOICES
 from wizard.lab.certs import create_node_certificate
 from wizard.lab.console import DEFAULT_SYNC_DURATION, SystemConsoleServer, SystemConsoleState
-from wizard.lab.controlplane import RedfishWatcher, VSphereWatcher, Watcher
+from wizard.lab.controlplane import (
+    RedfishWatcher,
+    VSphereWatcher,
+    Watcher,
+    datastore_fetcher,
+    datastore_reader,
+    datastore_writer,
+)
 from wizard.lab.httpfaults import HttpFaults
 from wizard.lab.knobs import NONE as NO_KNOBS
 from wizard.lab.knobs import LabKnobs
@@ -92,6 +101,7 @@ VCENTER_PASSWORD_KEY = "rehearsal-vcenter-password"  # noqa: S105 - a keyring na
 PROVIDERS = ("manual", "redfish", "vsphere")
 Provider = Literal["manual", "redfish", "vsphere"]
 WATCH_INTERVAL = 0.1
+ISO_NAME = "palette-edge-installer.iso"
 PACK_IMPORT_SECONDS = 60.0  # appliance seconds the registry takes to import an uploaded pack
 #: A node's management network as a data centre cables it: VLAN 100 on an LACP bond of two NICs.
 BONDED_NETWORK = {
@@ -145,6 +155,11 @@ def pacing_for(speed: float) -> Pacing:
         cluster_expected=max(10.0, 1800 / speed),
         cluster_timeout=max(120.0, 7200 / speed),
         cluster_outage_timeout=max(60.0, 1800 / speed),
+        # GRUB's countdown is not scaled (5 s, as on the media); the firmware before it is.
+        keys_interval=0.5,
+        keys_window=max(2.0, 60 / speed),
+        screen_interval=max(0.5, 30 / speed),
+        stuck_budget=max(5.0, 300 / speed),
     )
 
 
@@ -166,17 +181,27 @@ class Rehearsal:
         appliance: ApplianceProfile | None = None,
         bonded: bool = False,
         lab: LabKnobs = NO_KNOBS,
+        media: str | None = None,
+        boot: str | None = None,
     ) -> None:
         """``vcsim``: the simulator binary for ``provider="vsphere"`` (default: ``vcsim`` on PATH); ``netns``: nodes
         in their own network namespaces (root on Linux); ``console_intercepted``: see the module's docstring;
         ``appliance``: the release the lab plays (default: the ``--lab version=…,edition=…`` knobs, else the newest);
         ``bonded`` (or ``--lab bonded=on``): every node's management network is a VLAN (100) on an LACP bond of its
         first two NICs, configured through the Local UI (``appliance.configure: localui``); ``lab``: the ``--lab``
-        knobs (:mod:`wizard.lab.knobs`)."""
+        knobs (:mod:`wizard.lab.knobs`); ``media`` (or ``--lab media=…``): the GRUB default of the rehearsal's
+        appliance ISO, ``interactive`` (entry 2, as the product ships; the default) or ``automatic`` (entry 0);
+        ``boot`` (or ``--lab boot=…``): the project's ``appliance.boot`` (default: the project's default,
+        ``unattended``)."""
         if speed <= 0:
             raise ValueError("speed must be positive")
         if provider not in PROVIDERS:
             raise ValueError(f"unknown rehearsal provider {provider!r} (one of {', '.join(PROVIDERS)})")
+        media = media or str(lab.get("media", "interactive"))
+        if media not in MEDIA_CHOICES:
+            raise ValueError(f"unknown rehearsal media {media!r} (one of {', '.join(MEDIA_CHOICES)})")
+        self.media = media
+        self.boot = boot or lab.get("boot")
         self.provider = provider
         self.vcsim_binary = vcsim
         self.folder = folder
@@ -202,6 +227,9 @@ class Rehearsal:
         self.kube_api: KubeAPIServer | None = None
         self.kube_pki: kubepki.ClusterPKI | None = None
         self.powered_on = False
+        # What the wizard told the operator of the ``manual`` provider to attach: the boot ISO and each node's seed.
+        self.boot_iso: Path | None = None
+        self.seeds: dict[str, Path] = {}
         self.watchers: list[Watcher] = []
         self._peers = contextlib.ExitStack()  # the control plane's processes and sessions, closed last-in first-out
 
@@ -255,14 +283,16 @@ class Rehearsal:
             variant=Variant(self.knobs.variant),
             http_5xx=self.knobs.http_5xx,
             seed=self.knobs.seed,
+            media=self.media,
         ).start()
         for node in self.lab.nodes:  # a configuration (and a network change) applies in seconds at speed 60
             node.state.configure_seconds = max(0.2, CONFIGURE_SECONDS * 60 / speed)
             error = self.knobs.node_value(node.index, "configure_error")
             if error:
                 node.state.configure_error = str(error)
-        iso = appliance_iso(files / "palette-edge-installer.iso")
+        iso = appliance_iso(files / ISO_NAME, default=INTERACTIVE_DEFAULT if self.media == "interactive" else 0)
         key, public_key = make_key(files)
+        sign_file(key, iso, iso.with_name(iso.name + ".sig.bin"))  # as Artifact Studio ships it
         bundle = random_file(files / "core-content-rehearsal.tar.zst", BUNDLE_SIZE)
         signature = files / "core-content-rehearsal.tar.sig.bin"
         sign_file(key, bundle, signature)
@@ -312,7 +342,11 @@ class Rehearsal:
                 "public_key": str(public_key.relative_to(self.folder)),
                 "pack_bundles": packs,
             },
-            "appliance": {"username": "kairos", "password": {"secret": NODE_PASSWORD_KEY}},
+            "appliance": {
+                "username": "kairos",
+                "password": {"secret": NODE_PASSWORD_KEY},
+                **({"boot": self.boot} if self.boot else {}),
+            },
             "cluster": {"secret_variables": {"ociPackRegistryPassword": {"secret": OCI_PASSWORD_KEY}}},
         }
         if self.n_nodes < 3:  # the profile's replica counts default to 3; fewer nodes hold one copy each
@@ -435,8 +469,13 @@ class Rehearsal:
         )
         trust = TrustStore(self.folder / "watcher-trust")
         session = self._peers.enter_context(connect(settings, password, trust, None))
+        fetch, reader, screens = datastore_fetcher(session), datastore_reader(session), datastore_writer(session)
         for node, name in zip(lab.nodes, names, strict=True):
-            self._watch(VSphereWatcher(node.machine, session.si, name, interval=WATCH_INTERVAL))
+            self._watch(
+                VSphereWatcher(
+                    node.machine, session.si, name, interval=WATCH_INTERVAL, fetch=fetch, reader=reader, screens=screens
+                )
+            )
 
     def _watch(self, watcher: Watcher) -> None:
         self.watchers.append(watcher)
@@ -501,8 +540,14 @@ class Rehearsal:
 
     # -- the operator ----------------------------------------------------------------------------------------
     def on_event(self, event: Event) -> None:
-        """Plays the operator of the ``manual`` provider: when the boot step asks, boot every node from the ISO.
+        """Plays the operator of the ``manual`` provider: reads which files the wizard says to attach (the boot ISO
+        the media step made, each node's seed) and, when the boot step asks, attaches them and powers every node on.
         With a control plane, the wizard's provider does that through it."""
+        if isinstance(event, JobFinished) and event.status in (TaskStatus.DONE, TaskStatus.SKIPPED):
+            if event.job == "media/unattended" and event.result.get("path"):
+                self.boot_iso = Path(str(event.result["path"]))
+            elif event.job.startswith("media/seed/") and event.result.get("path"):
+                self.seeds[event.node or event.job.rsplit("/", 1)[1]] = Path(str(event.result["path"]))
         if self.provider == "manual" and isinstance(event, StepStarted) and event.step == "boot":
             self.power_on()
 
@@ -510,11 +555,14 @@ class Rehearsal:
         if self.lab is None or self.powered_on:
             return
         self.powered_on = True
-        iso = self.folder / "files" / "palette-edge-installer.iso"
+        iso = self.boot_iso or self.folder / "files" / ISO_NAME
         for node in self.lab.nodes:
             node.machine.insert_media(iso.as_uri())
+            seed = self.seeds.get(node.name)
+            if seed is not None and seed.is_file():
+                node.machine.insert_seed(str(seed), seed.read_bytes())
             node.machine.power_on()
-        log.info("rehearsal: the ISO is inserted and every node powered on")
+        log.info("rehearsal: %s inserted (with each node's seed) and every node powered on", iso.name)
 
     def close(self) -> None:
         self._peers.close()  # watchers first (they read the control plane), then sessions and processes

@@ -71,6 +71,7 @@ def flow(n_nodes: int, folder: Path) -> float:
         n_nodes,
         folder / "lab",
         installed=False,
+        media="automatic",  # the named ISO stands for one that boots the automatic installer
         speed=SPEED,
         content_sync_delay=300 / SPEED,
         tick_interval=0.05,

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from tests.core.helpers import ROOT, cli_env
-from tests.support.projects import appliance_iso, base_doc, write_project
+from tests.support.projects import base_doc, signed_iso, write_project
 
 CODE = """
 import sys, pkgutil, importlib
@@ -24,8 +24,8 @@ print("qt-free")
 
 
 def test_engine_and_headless_run_never_import_qt(tmp_path: Path) -> None:
-    appliance_iso(tmp_path / "appliance.iso", 1024)
-    path = write_project(tmp_path, base_doc(files={"iso": "appliance.iso"}))
+    _, public = signed_iso(tmp_path, size=1024)
+    path = write_project(tmp_path, base_doc(files={"iso": "appliance.iso", "public_key": public.name}))
     out = subprocess.run(
         [sys.executable, "-c", CODE, str(path)],
         capture_output=True,

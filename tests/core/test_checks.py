@@ -51,7 +51,7 @@ def test_free_space_passes_and_fails_on_threshold(tmp_path: Path) -> None:
 def test_appliance_iso_is_uefi_bootable_and_recognised(tmp_path: Path) -> None:
     results = by_check(check_iso(appliance_iso(tmp_path / "a.iso", 3 * 1024 * 1024)))
     assert {r.outcome for r in results.values()} == {Outcome.PASS}
-    assert results["files.iso-format"].details["volume_id"] == "PALETTE_EDGE_INSTALLER"
+    assert results["files.iso-format"].details["volume_id"] == "COS_LIVE"
     assert "0xEF" in results["files.iso-uefi"].details["platforms"]
     assert "heuristic" in results["files.iso-label"].method[0]
 

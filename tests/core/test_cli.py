@@ -19,7 +19,8 @@ def test_version_and_help(tmp_path: Path) -> None:
 
 def test_run_verifies_files_and_reruns_skip(tmp_path: Path) -> None:
     key, pub = make_key(tmp_path)
-    appliance_iso(tmp_path / "appliance.iso", 5 * 1024 * 1024)
+    iso = appliance_iso(tmp_path / "appliance.iso", 5 * 1024 * 1024)
+    sign_file(key, iso, tmp_path / "appliance.iso.sig.bin")
     bundle = random_file(tmp_path / "content.tar.zst", 2 * 1024 * 1024)
     sign_file(key, bundle, tmp_path / "content.tar.sig.bin")
     pack = random_file(tmp_path / "pack-a.zst", 1024 * 1024)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.core.helpers import cli_env, run_cli
-from tests.support.projects import appliance_iso, base_doc, write_project
+from tests.support.projects import appliance_iso, base_doc, signed_iso, write_project
 from wizard.core.cancel import CancelToken
 from wizard.core.errors import WizardError
 from wizard.core.jobs import Job, Step, StepContext
@@ -65,10 +65,13 @@ class LeakyStep(Step):
 
 
 def test_in_process_run_writes_no_secret(tmp_path: Path, wizard_home: Path) -> None:
-    appliance_iso(tmp_path / "appliance.iso", 1024)
+    _, public = signed_iso(tmp_path, size=1024)
     project_file = write_project(
         tmp_path,
-        base_doc(files={"iso": "appliance.iso"}, appliance={"password": {"secret": "node-password"}}),
+        base_doc(
+            files={"iso": "appliance.iso", "public_key": public.name},
+            appliance={"password": {"secret": "node-password"}},
+        ),
     )
     paths = app_paths().ensure()
     setup_logging(paths.logs)

@@ -23,7 +23,8 @@ def sparse(path: Path, size: int) -> Path:
 def test_sigkill_mid_step_then_rerun_completes_without_repeats(tmp_path: Path) -> None:
     key, pub = make_key(tmp_path)
     size = 384 * 1024 * 1024  # sparse: costs no disk, takes a few tenths of a second to hash
-    appliance_iso(tmp_path / "appliance.iso", size, sparse=True)
+    iso = appliance_iso(tmp_path / "appliance.iso", size, sparse=True)
+    sign_file(key, iso, tmp_path / "appliance.iso.sig.bin")  # the unattended copy is made from a verified ISO
     packs = []
     for i in range(5):
         p = sparse(tmp_path / f"pack-{i}.zst", size + i)

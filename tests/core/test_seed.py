@@ -97,3 +97,50 @@ def test_a_seed_carries_more_nics_where_the_project_describes_them() -> None:
         "eth2": {"type": "static", "ipAddress": "192.168.50.11", "mask": "255.255.255.0"},
         "eth3": {"type": "dhcp"},
     }
+
+
+def test_seed_keeps_the_isos_config_and_adds_the_nodes_settings(tmp_path: Path) -> None:
+    """The automatic installer reads the seed instead of (or over) the ISO's own config.yaml: the seed keeps every
+    ISO setting and adds, per node, what the module's table names (and nothing else changes)."""
+    import copy
+
+    from wizard.appliance.media import CONFIG_PATH, read_member
+    from wizard.appliance.seed import iso_user_data, user_data
+    from wizard.lab.artifacts import APPLIANCE_CONFIG, appliance_iso
+
+    config = copy.deepcopy(APPLIANCE_CONFIG)
+    config["stylus"]["site"] = {
+        "users": [{"name": "kairos", "passwd": "iso-hash"}, {"name": "support", "passwd": "support-hash"}],
+        "network": {"interfaces": {"eth1": {"type": "dhcp"}}, "httpProxy": "http://iso-proxy:3128"},
+        "caCerts": ["-----BEGIN CERTIFICATE-----"],
+    }
+    config["install"]["device"] = "/dev/nvme0n1"
+    iso = appliance_iso(tmp_path / "a.iso", config=config)
+    base = iso_user_data(read_member(iso, CONFIG_PATH))
+    assert base == config
+    doc = user_data(_seed(base=base))
+    # From the ISO, unchanged: the stylus settings, the install options, the stages, the other users, the CA.
+    assert doc["stylus"]["managementMode"] == "local" and doc["stylus"]["applianceType"] == "palette"
+    assert doc["stylus"]["skipStylusUpgrade"] is True and doc["stylus"]["includeTui"] is True
+    assert doc["install"]["grub_options"] == {"extra_cmdline": "selinux=0"}
+    assert doc["stages"] == config["stages"]
+    site = doc["stylus"]["site"]
+    assert site["caCerts"] == ["-----BEGIN CERTIFICATE-----"]
+    assert [u["name"] for u in site["users"]] == ["support", "kairos"] and site["users"][0]["passwd"] == "support-hash"
+    # From the project, per node: the install disk, host name, the operator's account, the network, NTP.
+    assert doc["install"]["device"] == "/dev/sda"
+    assert site["hostName"] == "edge-1" and site["users"][1]["passwd"] != "iso-hash"
+    assert site["network"]["interfaces"]["eth0"]["ipAddress"] == "10.0.0.11"
+    assert site["network"]["interfaces"]["eth1"] == {"type": "dhcp"}, "the ISO's other NICs stay"
+    assert site["network"]["httpProxy"] == "http://iso-proxy:3128" and site["network"]["httpsProxy"]
+    assert site["ntpServers"] == ["ntp.example.com"]
+    # From the wizard: reboot after the install (the ISO said poweroff), the storage-pool mounts added to the ISO's.
+    assert doc["install"]["reboot"] is True and doc["install"]["poweroff"] is False
+    mounts = doc["install"]["bind_mounts"]
+    assert mounts[:4] == config["install"]["bind_mounts"] and "/var/lib/calico" in mounts
+    assert len(mounts) == len(set(mounts))
+    # "auto" leaves the ISO's own device choice in place.
+    assert user_data(_seed(base=base, install_device="auto"))["install"]["device"] == "/dev/nvme0n1"
+    # The base is not changed in place, and without one the seed is what it always was.
+    assert base == config
+    assert "managementMode" not in user_data(_seed())["stylus"]

@@ -191,9 +191,10 @@ class FakeAuth:
         return [p in self.granted.get(entity._moId, set()) for p in privId]
 
 
-def _plan(mode: VmMode) -> checks.PrivilegePlan:
+def _plan(mode: VmMode, *, keys: bool = False) -> checks.PrivilegePlan:
     return checks.plan_privileges(
         mode,
+        keys=keys,
         root=vim.Folder("group-d1"),
         datastore=vim.Datastore("datastore-1"),
         folder=vim.Folder("group-v3"),
@@ -213,6 +214,16 @@ def test_privileges_needed_depend_on_the_mode() -> None:
     assert "VM folder" not in existing and "Datastore.AllocateSpace" not in existing["datastore"]
     assert "VirtualMachine.Interact.PowerOn" in existing["VM pma-node-1"]
     assert "VirtualMachine.Interact.SetCDMedia" in existing["VM pma-node-1"]
+
+
+def test_console_keys_need_the_keyboard_privilege_on_the_vms() -> None:
+    key = "VirtualMachine.Interact.PutUsbScanCodes"
+    assert all(key not in p for _, _, p in _plan(VmMode.CREATE).entries)
+    with_keys = {label: set(p) for label, _, p in _plan(VmMode.CREATE, keys=True).entries}
+    assert key in with_keys["VM folder"] and key not in with_keys["datastore"]
+    assert key in {
+        p for label, _, ps in _plan(VmMode.EXISTING, keys=True).entries for p in ps if label.startswith("VM")
+    }
 
 
 def test_missing_privileges_are_listed_per_object() -> None:

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from tests.integration.sushy_peer import SushyEmulator
-from tests.support.projects import appliance_iso, base_doc, write_project
+from tests.support.projects import base_doc, signed_iso, write_project
 from wizard.cli import main
 from wizard.core.journal import JOB_CANCELLED, JOB_DONE, RUN_CANCELLED
 from wizard.core.project import SecretRef
@@ -50,10 +50,10 @@ def site() -> Iterator[tuple[MaasState, MaasServer, MaasUser]]:
 
 
 def _project(tmp_path: Path, url: str, key: str) -> Path:
-    appliance_iso(tmp_path / "appliance.iso", 64 * 1024)
+    _, public = signed_iso(tmp_path)
     doc = base_doc(
         provider={"type": "maas", "maas": {"url": url, "api_key": {"secret": KEY_REF}}},
-        files={"iso": "appliance.iso"},
+        files={"iso": "appliance.iso", "public_key": public.name},
     )
     for i, node in enumerate(doc["nodes"], start=1):
         node["maas"] = f"pma-{i}"

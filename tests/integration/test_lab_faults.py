@@ -21,13 +21,16 @@ from wizard.core.cancel import CancelToken
 from wizard.core.progress import Progress
 from wizard.core.trust import TrustStore
 from wizard.lab import Lab, ManualClock
+from wizard.lab.bootmenu import MENU_TIMEOUT as MENU
 from wizard.lab.lab import LabNode, NodeFaults
 from wizard.lab.machine import INSTALLER_MIN_DISK, Stage
 
 pytestmark = pytest.mark.lab
 
 GIB = 1024**3
-INSTALLED = T.firmware + T.installer_boot + T.install + T.finish + T.reboot + T.firmware + T.os_boot + T.services + 1
+INSTALLED = (
+    T.firmware + MENU + T.installer_boot + T.install + T.finish + T.reboot + T.firmware + T.os_boot + T.services + 1
+)
 
 
 @pytest.fixture
@@ -47,7 +50,16 @@ def make_lab(tmp_path: Path, clock: ManualClock) -> Iterator[Callable[..., Lab]]
 
     def make(n: int = 1, **kw: Any) -> Lab:
         kw.setdefault("installed", False)
-        lab = Lab(n, tmp_path / f"lab{len(labs)}", clock, timings=T, tick_interval=None, socket_timeout=10.0, **kw)
+        lab = Lab(
+            n,
+            tmp_path / f"lab{len(labs)}",
+            clock,
+            timings=T,
+            tick_interval=None,
+            socket_timeout=10.0,
+            media="automatic",
+            **kw,
+        )
         labs.append(lab)
         return lab.start()
 
@@ -115,7 +127,7 @@ def test_install_failure_reason_is_in_the_node_log(make_lab: Callable[..., Lab],
                                                    store: TrustStore) -> None:  # fmt: skip
     lab = make_lab(1, faults=NodeFaults(install_error="could not mount COS_STATE: input/output error"))
     power_on(lab, 0)
-    clock.advance(T.firmware + T.installer_boot + T.install)
+    clock.advance(T.firmware + MENU + T.installer_boot + T.install)
     assert lab.nodes[0].machine.stage is Stage.INSTALL_FAILED
     with ssh_up(lab.nodes[0], store) as c:
         log = c.run("journalctl -b -n 20").stdout
@@ -223,7 +235,7 @@ def test_small_disk_is_reported_and_fails_the_install(make_lab: Callable[..., La
     small = (("sda", 32 * GIB), ("sdb", 500 * GIB))
     lab = make_lab(1, faults=NodeFaults(disks=small, cpus=4, memory_mb=8192))
     power_on(lab, 0)
-    clock.advance(T.firmware + T.installer_boot + T.install)
+    clock.advance(T.firmware + MENU + T.installer_boot + T.install)
     with ssh_up(lab.nodes[0], store) as c:
         assert c.run("lsblk -b -d -n -o NAME,SIZE,TYPE").stdout == f"sda {32 * GIB} disk\nsdb {500 * GIB} disk\n"
         assert c.run("nproc").stdout == "4\n"

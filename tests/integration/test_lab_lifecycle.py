@@ -11,6 +11,7 @@ import paramiko
 import pytest
 
 from wizard.lab import Lab, ManualClock
+from wizard.lab.bootmenu import MENU_TIMEOUT as MENU
 from wizard.lab.machine import Stage, Timings
 
 pytestmark = pytest.mark.lab
@@ -63,13 +64,13 @@ def test_lab_starts_and_stops_clean(tmp_path: Path) -> None:
 
 def test_node_installs_from_power_on_to_local_ui(tmp_path: Path) -> None:
     clock = ManualClock()
-    with Lab(1, tmp_path / "lab", clock, installed=False, timings=T, tick_interval=None) as lab:
+    with Lab(1, tmp_path / "lab", clock, installed=False, timings=T, tick_interval=None, media="automatic") as lab:
         node = lab.nodes[0]
         assert node.machine.stage is Stage.POWERED_OFF
         assert refused(node.server.port) and refused(node.ssh.port)
         node.machine.insert_media("https://127.0.0.1/appliance.iso")
         node.machine.power_on()
-        clock.advance(T.firmware + T.installer_boot)
+        clock.advance(T.firmware + MENU + T.installer_boot)
         lab.tick()
         eventually(lambda: not refused(node.ssh.port))
         assert ssh_run(lab, 0, "kairos-agent state get boot") == "livecd_boot\n"

@@ -707,7 +707,8 @@ def test_error_logs(lab: Lab, client: Clients) -> None:
 def test_error_logs_report_a_failed_install(tmp_path: Path, clock: ManualClock) -> None:
     """The installer's failure line in the journal is an ``InstallFailed`` event (read here straight from the
     node's log sources: a node whose install failed has no Local UI to ask)."""
-    with Lab(1, tmp_path / "lab", clock, installed=False, tick_interval=None, speed=60.0) as lab:
+    # The medium stands for an ISO that boots the automatic installer (the interactive one never gets to fail).
+    with Lab(1, tmp_path / "lab", clock, installed=False, tick_interval=None, speed=60.0, media="automatic") as lab:
         node = lab.nodes[0]
         node.apply(NodeFaults(install_error="target disk /dev/sda is too small"))
         node.machine.insert_media("file:///tmp/installer.iso")

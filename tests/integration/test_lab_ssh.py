@@ -12,6 +12,7 @@ from pathlib import Path
 import paramiko
 import pytest
 
+from wizard.lab.bootmenu import MENU_TIMEOUT as MENU
 from wizard.lab.clock import ManualClock
 from wizard.lab.machine import Machine, Stage, Timings
 from wizard.lab.node import NodeState
@@ -29,7 +30,7 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 def node(tmp_path: Path, clock: ManualClock) -> Iterator[tuple[Machine, LabSSHServer, NodeState]]:
-    machine = Machine("node-1", clock=clock, timings=T)
+    machine = Machine("node-1", clock=clock, timings=T, assumed_media="automatic")
     accounts = NodeState(name="node-1", data_dir=tmp_path / "data", clock=clock)
     shell = NodeShell(machine, lambda: "edge-node-1", {"/opt/spectrocloud/.upload-auth-token": lambda: "tok-123\n"})
     server = LabSSHServer(machine, load_or_create_host_key(tmp_path / "host_key"), accounts, shell)
@@ -72,7 +73,7 @@ def test_install_lifecycle_seen_over_ssh(node: tuple[Machine, LabSSHServer, Node
     wait_port(server.port, up=False)
     machine.insert_media("http://127.0.0.1/appliance.iso")
     machine.power_on()
-    clock.advance(T.firmware + T.installer_boot)
+    clock.advance(T.firmware + MENU + T.installer_boot)
     wait_port(server.port, up=True)
     client = connect(server)
     assert run(client, "kairos-agent state get boot") == (0, "livecd_boot\n")
@@ -112,7 +113,7 @@ def test_install_lifecycle_seen_over_ssh(node: tuple[Machine, LabSSHServer, Node
 
 
 def test_failed_install_is_visible_in_the_journal(tmp_path: Path, clock: ManualClock) -> None:
-    machine = Machine("node-2", clock=clock, timings=T, fail_install=True)
+    machine = Machine("node-2", clock=clock, timings=T, fail_install=True, assumed_media="automatic")
     shell = NodeShell(machine, lambda: "edge-node-2", {})
     with LabSSHServer(
         machine,
@@ -122,7 +123,7 @@ def test_failed_install_is_visible_in_the_journal(tmp_path: Path, clock: ManualC
     ) as server:
         machine.insert_media("iso")
         machine.power_on()
-        clock.advance(T.firmware + T.installer_boot + T.install * 2)
+        clock.advance(T.firmware + MENU + T.installer_boot + T.install * 2)
         assert machine.stage is Stage.INSTALL_FAILED
         wait_port(server.port, up=True)
         client = connect(server)
@@ -135,7 +136,7 @@ def test_authentication_and_host_key(node: tuple[Machine, LabSSHServer, NodeStat
     machine, server, accounts = node
     machine.insert_media("iso")
     machine.power_on()
-    clock.advance(T.firmware + T.installer_boot)
+    clock.advance(T.firmware + MENU + T.installer_boot)
     wait_port(server.port, up=True)
     with pytest.raises(paramiko.AuthenticationException):
         connect(server, password="wrong")
@@ -154,7 +155,7 @@ def test_openssh_client_with_key_auth(node: tuple[Machine, LabSSHServer, NodeSta
     machine, server, accounts = node
     machine.insert_media("iso")
     machine.power_on()
-    clock.advance(T.firmware + T.installer_boot)
+    clock.advance(T.firmware + MENU + T.installer_boot)
     wait_port(server.port, up=True)
     key_path = tmp_path / "id_ed25519"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key_path)], check=True)

@@ -27,6 +27,7 @@ from wizard.core.errors import Cancelled
 from wizard.core.progress import Progress, Reporter, TaskStatus
 from wizard.core.trust import TrustStore
 from wizard.lab import Lab, ManualClock
+from wizard.lab.bootmenu import MENU_TIMEOUT as MENU
 from wizard.lab.machine import INSTALL_FAILURE_LINE, INSTALL_MILESTONES, Timings
 
 pytestmark = pytest.mark.lab
@@ -87,7 +88,7 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 def lab(tmp_path: Path, clock: ManualClock) -> Iterator[Lab]:
-    with Lab(3, tmp_path / "lab", clock, installed=False, timings=T, tick_interval=None) as started:
+    with Lab(3, tmp_path / "lab", clock, installed=False, timings=T, tick_interval=None, media="automatic") as started:
         yield started
 
 
@@ -149,7 +150,7 @@ def test_node_goes_through_every_stage_to_local_ui(lab: Lab, clock: ManualClock,
     assert times == sorted(times) and times[0] == start
     # The lab's schedule bounds when each stage can have been seen.
     at = dict(zip(stages, times, strict=True))
-    install_start = start + T.firmware + T.installer_boot
+    install_start = start + T.firmware + MENU + T.installer_boot
     assert at["installing"] >= install_start
     assert at["os-up"] >= install_start + T.install + T.finish + T.reboot + T.firmware + T.os_boot * 0.8
     assert at["local-ui-ready"] >= at["os-up"]

@@ -53,7 +53,7 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 def lab(tmp_path: Path, clock: ManualClock) -> Iterator[Lab]:
-    with Lab(1, tmp_path / "lab", clock, installed=False, timings=T, tick_interval=None) as started:
+    with Lab(1, tmp_path / "lab", clock, installed=False, timings=T, tick_interval=None, media="automatic") as started:
         yield started
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.core.helpers import cli_env, run_cli
-from tests.support.projects import appliance_iso, base_doc, write_project
+from tests.support.projects import appliance_iso, base_doc, make_key, sign_file, write_project
 from wizard.core.cancel import CancelToken
 from wizard.core.checks import NodeName, Outcome, check_address_free, check_dns, check_ntp, override, probe_address
 from wizard.core.checks.address import _connect
@@ -262,7 +262,8 @@ def test_preflight_step_reports_blockers_overrides_and_rechecks(
 ) -> None:
     appliance_iso(tmp_path / "appliance.iso", 64 * 1024)
     sntp.append(SntpResponder(30.0))
-    doc = base_doc(files={"iso": "appliance.iso"})
+    # An unsigned ISO: the wizard's unattended copy needs a verified one, so this project boots at the console.
+    doc = base_doc(files={"iso": "appliance.iso"}, appliance={"boot": "console"})
     doc["network"] = {"vip": "127.0.10.50", "dns": ["127.0.0.1"], "search_domains": ["lab.test"], "ntp": ["127.0.0.1"]}
     settings = PreflightSettings(ports=(free_port(),), connect_timeout=0.3, dns_port=dns_port, ntp_port=sntp[0].port)
     code, journal, events = _engine_run(tmp_path, doc, settings)
@@ -294,7 +295,7 @@ def test_preflight_step_reports_blockers_overrides_and_rechecks(
 @pytest.mark.flow
 def test_headless_run_exits_3_with_a_busy_vip_and_0_when_clear(tmp_path: Path) -> None:
     appliance_iso(tmp_path / "appliance.iso", 64 * 1024)
-    path = write_project(tmp_path, base_doc(files={"iso": "appliance.iso"}))
+    path = write_project(tmp_path, base_doc(files={"iso": "appliance.iso"}, appliance={"boot": "console"}))
     vip = base_doc()["network"]["vip"]
     busy = Listener(vip, 6443)  # a default probe port, unprivileged
     try:
@@ -311,7 +312,7 @@ def test_preflight_reports_the_gateway_checks(tmp_path: Path) -> None:
     # Project validation already refuses a gateway or VIP outside the nodes' subnet; preflight re-states it and
     # says which probes of the gateway were possible (a loopback gateway has no router behind it: not probed).
     appliance_iso(tmp_path / "appliance.iso", 64 * 1024)
-    doc = base_doc(files={"iso": "appliance.iso"})
+    doc = base_doc(files={"iso": "appliance.iso"}, appliance={"boot": "console"})
     settings = PreflightSettings(ports=(free_port(),), connect_timeout=0.3)
     code, journal, events = _engine_run(tmp_path, doc, settings)
     assert code is ExitCode.DONE, next(e for e in events if isinstance(e, RunFinished)).error
@@ -390,3 +391,24 @@ class _NullReporter:
 
     def finish(self, message: str | None = None) -> None:
         self.fraction = 1.0
+
+
+def test_preflight_says_what_each_node_boots_and_blocks_an_unverified_unattended_copy(tmp_path: Path) -> None:
+    iso = appliance_iso(tmp_path / "appliance.iso", 64 * 1024)
+    settings = PreflightSettings(ports=(free_port(),), connect_timeout=0.3)
+    # Unsigned: the default strategy (the unattended copy) cannot be made from it: a blocker per node.
+    code, journal, events = _engine_run(tmp_path, base_doc(files={"iso": "appliance.iso"}), settings)
+    assert code is ExitCode.PREFLIGHT_BLOCKED
+    error = next(e for e in events if isinstance(e, RunFinished)).error or {}
+    assert "media.boot-plan" in error["message"] and "no signature was checked" in error["message"]
+    # Signed: each node's result says it boots the copy's automatic installer with its seed.
+    signing, public = make_key(tmp_path)
+    sign_file(signing, iso, iso.with_name(iso.name + ".sig.bin"))
+    doc = base_doc(files={"iso": "appliance.iso", "public_key": public.name})
+    code, journal, events = _engine_run(tmp_path, doc, settings)
+    assert code is ExitCode.DONE, next(e for e in events if isinstance(e, RunFinished)).error
+    report = json.loads(report_paths(journal.path)[0].read_text())
+    plans = [r for r in report["results"] if r["check"] == "media.boot-plan"]
+    assert [r["target"] for r in plans] == [f"node-{i} (manual, boot: unattended)" for i in (1, 2, 3)]
+    assert all(r["outcome"] == "pass" and "unattended copy" in r["message"] for r in plans)
+    assert "with its seed" in plans[0]["message"]

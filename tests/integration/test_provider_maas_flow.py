@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from tests.integration.sushy_peer import SushyEmulator
-from tests.support.projects import appliance_iso, base_doc
+from tests.support.projects import base_doc, signed_iso
 from tests.support.waiting import eventually
 from wizard.core.jobs import StepContext
 from wizard.core.journal import Journal
@@ -62,10 +62,10 @@ def maas() -> Iterator[tuple[MaasState, MaasServer, str]]:
 
 
 def _run(tmp_path: Path, url: str, key: str, until: str) -> tuple[ExitCode, Journal, list[Event]]:
-    appliance_iso(tmp_path / "appliance.iso", 64 * 1024)
+    _, public = signed_iso(tmp_path)
     doc = base_doc(
         provider={"type": "maas", "maas": {"url": url, "api_key": {"secret": KEY_REF}}},
-        files={"iso": "appliance.iso"},
+        files={"iso": "appliance.iso", "public_key": public.name},
     )
     for i, node in enumerate(doc["nodes"], start=1):
         node["maas"] = f"pma-{i}"
@@ -265,6 +265,7 @@ def test_a_machine_maas_powers_by_ipmi_is_booted_by_hand_from_maass_instruction(
 
         def on_event(event: Event) -> None:
             events.append(event)
+            rehearsal.on_event(event)  # the operator learns which files to attach from what the wizard says
             if isinstance(event, JobStarted) and event.job == f"boot/{node.name}" and not helper:
                 helper.append(threading.Thread(target=operator, daemon=True))
                 helper[0].start()

@@ -31,7 +31,7 @@ from wizard.core.project import SecretRef
 from wizard.core.runner import Event, ExitCode, RunFinished
 from wizard.core.trust import TrustStore, fetch_certificate
 from wizard.install.session import Session
-from wizard.lab.controlplane import VSphereWatcher, datastore_fetcher
+from wizard.lab.controlplane import VSphereWatcher, datastore_fetcher, datastore_reader
 from wizard.providers.vsphere.session import connect
 from wizard.rehearsal import Rehearsal
 
@@ -82,7 +82,14 @@ def test_vms_created_booted_from_the_iso_installed_and_ejected(vcsim_tls: VcsimS
         settings = vcsim_tls.settings(tls_fingerprint=fingerprint)
         with connect(settings, PASSWORD, TrustStore(tmp_path / "watcher-trust"), None) as session:
             watchers = [
-                VSphereWatcher(node.machine, session.si, vm, interval=0.05, fetch=datastore_fetcher(session)).start()
+                VSphereWatcher(
+                    node.machine,
+                    session.si,
+                    vm,
+                    interval=0.05,
+                    fetch=datastore_fetcher(session),
+                    reader=datastore_reader(session),
+                ).start()
                 for node, vm in zip(rehearsal.lab.nodes, _vm_names(rehearsal), strict=True)
             ]
             try:
@@ -94,6 +101,11 @@ def test_vms_created_booted_from_the_iso_installed_and_ejected(vcsim_tls: VcsimS
                 assert code is ExitCode.DONE, finished.error
                 journal = run.journal
                 assert journal.result("media/iso")["datastore_path"].startswith(f"[{DATASTORE}] palette-iso/")
+                # What the VMs booted is the unattended copy (the lab's ISO defaults to the interactive installer,
+                # which would never install), uploaded with its own sha256.
+                derived = journal.result("media/unattended")
+                assert "-unattended-" in journal.result("media/iso")["datastore_path"]
+                assert journal.result("media/iso")["sha256"] == derived["sha256"] != derived["source_sha256"]
                 # The nodes installed from the ISO: each machine is installed and up, and was powered on by its VM.
                 for node in rehearsal.lab.nodes:
                     assert node.machine.installed and node.machine.powered_on

@@ -43,6 +43,14 @@ def test_rehearsal_installs_end_to_end(tmp_path: Path) -> None:
     assert done["link/hosts"]["result"]["linked"] == ["edge-node-2", "edge-node-3"]
     assert done["content/upload"]["result"]["synced_hosts"] == 3
     assert done["verify/files.content_bundle"]["result"]["signature_verified"] is True
+    # The lab's ISO defaults to the interactive installer: the nodes installed from the wizard's unattended copy,
+    # derived from the verified ISO, whose sha256 the journal and the run report keep.
+    assert done["verify/files.iso"]["result"]["signature_verified"] is True
+    derived = done["media/unattended"]["result"]
+    assert derived["source_sha256"] == done["verify/files.iso"]["result"]["sha256"] != derived["sha256"]
+    assert [(p["old"], p["new"]) for p in derived["patches"]] == [("2", "0")]
+    report = next((home / "state" / "rehearsal").rglob("run-report.html")).read_text()
+    assert f"unattended copy {Path(derived['path']).name} (sha256 {derived['sha256']})" in report
     kubeconfig = Path(done["cluster/create"]["result"]["kubeconfig"])
     assert kubeconfig.is_file() and stat.S_IMODE(kubeconfig.stat().st_mode) == 0o600
     assert kubeconfig.is_relative_to(home / "state" / "rehearsal")

@@ -29,6 +29,7 @@ from wizard.core.progress import Progress, Reporter
 from wizard.core.project import AddressMode, Appliance, Files, Network, Node, Project, Provider, ProviderType
 from wizard.core.trust import TrustChanged, TrustKind, TrustRequest, TrustStore
 from wizard.lab import Lab, ManualClock
+from wizard.lab.bootmenu import MENU_TIMEOUT as MENU
 from wizard.lab.machine import Stage
 from wizard.lab.node import DEFAULT_PASSWORD
 
@@ -44,7 +45,7 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 def lab(tmp_path: Path, clock: ManualClock) -> Iterator[Lab]:
-    with Lab(1, tmp_path / "lab", clock, installed=False, timings=T, tick_interval=None) as started:
+    with Lab(1, tmp_path / "lab", clock, installed=False, timings=T, tick_interval=None, media="automatic") as started:
         yield started
 
 
@@ -100,7 +101,7 @@ def test_seeded_node_takes_the_key_and_refuses_the_default_password(
     node.machine.insert_media("https://127.0.0.1/appliance.iso")
     node.machine.insert_seed("https://127.0.0.1/n1-seed.iso", _seed_image(tmp_path, key))
     node.machine.power_on()
-    clock.advance(2 * T.firmware + T.installer_boot + T.install + T.finish + T.reboot + T.os_boot + 1)
+    clock.advance(2 * T.firmware + MENU + T.installer_boot + T.install + T.finish + T.reboot + T.os_boot + 1)
     assert node.machine.stage is Stage.RUNNING and node.machine.seeded_with is not None
 
     import time
@@ -121,7 +122,7 @@ def test_unseeded_node_keeps_the_default_and_refuses_the_wizard_key(
     node.machine.insert_media("https://127.0.0.1/appliance.iso")
     node.machine.insert_seed("https://127.0.0.1/broken.iso", b"\0" * 4096)  # not a cidata ISO: ignored
     node.machine.power_on()
-    clock.advance(T.firmware + T.installer_boot + 1)
+    clock.advance(T.firmware + MENU + T.installer_boot + 1)
     assert node.machine.seeded_with is None and "ISO" in node.machine.seed_error
     _wait_port(node.ssh.port)
     store = TrustStore(tmp_path / "trust")
@@ -177,7 +178,15 @@ def _seeded_power_on(lab: Lab, tmp_path: Path, key: paramiko.PKey) -> None:
 def slow_to_reboot(tmp_path: Path, clock: ManualClock) -> Iterator[Lab]:
     """The installer waits 4 lab minutes (8 s here) before it reboots: time enough for the monitor to see it finish
     and eject however loaded the machine is, so the test proves the order, not a race."""
-    with Lab(1, tmp_path / "lab", clock, installed=False, timings=replace(T, finish=240.0), tick_interval=None) as lab:
+    with Lab(
+        1,
+        tmp_path / "lab",
+        clock,
+        installed=False,
+        timings=replace(T, finish=240.0),
+        tick_interval=None,
+        media="automatic",
+    ) as lab:
         yield lab
 
 
@@ -221,10 +230,10 @@ def test_without_the_eject_a_cd_first_node_boots_the_installer_again(lab: Lab, c
     machine.media_first = True
     machine.insert_media("https://127.0.0.1/appliance.iso")
     machine.power_on()
-    clock.advance(T.firmware + T.installer_boot + T.install + 1)
+    clock.advance(T.firmware + MENU + T.installer_boot + T.install + 1)
     installer_boot = machine.boot_id
     assert machine.stage is Stage.INSTALL_DONE and machine.installed
-    clock.advance(T.finish + T.reboot + T.firmware + T.installer_boot + 1)
+    clock.advance(T.finish + T.reboot + T.firmware + MENU + T.installer_boot + 1)
     assert machine.boot_id != installer_boot
     assert machine.kairos_boot_state() == "livecd_boot"  # the installer again, not the installed system
 
@@ -294,7 +303,7 @@ def test_key_change_without_a_reboot_is_host_key_changed(lab: Lab, clock: Manual
         finally:
             done.set()
 
-    clock.advance(T.firmware + T.installer_boot + T.install * 0.2)  # installing, live key answers
+    clock.advance(T.firmware + MENU + T.installer_boot + T.install * 0.2)  # installing, live key answers
     worker = threading.Thread(target=run, daemon=True)
     worker.start()
     import time

@@ -1,9 +1,10 @@
 """The govmomi vCenter simulator (vcsim) as a test peer, built from Debian's govmomi sources on first use.
 
-``tests/peers/vcsim/main.go`` is compiled with the system Go toolchain against ``golang-github-vmware-govmomi-dev``
-(``GOPATH=/usr/share/gocode``, no module downloads) into a cache folder keyed by the source's hash, so later runs
-start at once. Each server runs on a free loopback port, over HTTP or HTTPS, and is stopped with TERM (which makes
-vcsim remove its datastore folders). A missing toolchain or package fails the tests loudly: in CI a skip is a failure.
+``tests/peers/vcsim/*.go`` (the simulator, and the VM console methods it lacks) is compiled with the system Go
+toolchain against ``golang-github-vmware-govmomi-dev`` (``GOPATH=/usr/share/gocode``, no module downloads) into a
+cache folder keyed by the sources' hash, so later runs start at once. Each server runs on a free loopback port, over
+HTTP or HTTPS, and is stopped with TERM (which makes vcsim remove its datastore folders). A missing toolchain or
+package fails the tests loudly: in CI a skip is a failure.
 
 Import the fixtures into a test module: ``from tests.integration.vcsim_peer import vcsim_fixture  # noqa: F401``
 (each registers under the name without ``_fixture``).
@@ -70,7 +71,7 @@ def build_vcsim() -> Path:
         pytest.fail(
             f"vcsim peer: {GOVMOMI} is missing (apt-get install golang-github-vmware-govmomi-dev)", pytrace=False
         )
-    digest = hashlib.sha256(SOURCE.read_bytes()).hexdigest()[:16]
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in sorted(SOURCE.parent.glob("*.go")))).hexdigest()[:16]
     root = _cache_root()
     folder = root / f"vcsim-{digest}"
     binary = folder / "vcsim"

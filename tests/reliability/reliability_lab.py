@@ -24,8 +24,9 @@ from typing import Any
 import yaml
 
 from tests.core.helpers import ROOT, cli_env
+from wizard.core.progress import TaskStatus
 from wizard.core.project import SecretRef
-from wizard.core.runner import StepStarted
+from wizard.core.runner import JobFinished, StepStarted
 from wizard.core.secrets import SERVICE
 from wizard.lab import cluster as lab_cluster
 from wizard.lab.links import LinkRegistry
@@ -237,6 +238,18 @@ def run_child(
                 if kind == "step_started":
                     # The rehearsal plays the operator (the manual provider's power button) from the step events.
                     rehearsal.on_event(StepStarted(str(event["step"]), str(event.get("title") or ""), ()))
+                elif kind == "job_finished" and event.get("status") in ("done", "skipped"):
+                    # ... and learns from the wizard's output which files to attach (the boot ISO, the seeds).
+                    rehearsal.on_event(
+                        JobFinished(
+                            str(event["step"]),
+                            str(event["job"]),
+                            str(event.get("name") or ""),
+                            str(event.get("node") or ""),
+                            TaskStatus(event["status"]),
+                            result=dict(event.get("result") or {}),
+                        )
+                    )
                 if armed and kind == "job_finished" and event.get("job") == armed_by:
                     # The job ended before the delay did: kill now, between jobs, rather than miss the point.
                     kill("killed")

@@ -10,7 +10,16 @@ import yaml
 # The file builders ship with the rehearsal lab; tests use the same ones.
 from wizard.lab.artifacts import appliance_iso, make_key, random_file, sign_file
 
-__all__ = ["appliance_iso", "base_doc", "make_key", "random_file", "sign_file", "write_project"]
+__all__ = ["appliance_iso", "base_doc", "make_key", "random_file", "sign_file", "signed_iso", "write_project"]
+
+
+def signed_iso(folder: Path, name: str = "appliance.iso", size: int = 64 * 1024) -> tuple[Path, Path]:
+    """An appliance ISO with its signature beside it (``NAME.sig.bin``) and the public key that checks it, as
+    Artifact Studio ships them: what the default ``appliance.boot: unattended`` needs to derive its copy."""
+    key, public = make_key(folder)
+    iso = appliance_iso(folder / name, size)
+    sign_file(key, iso, iso.with_name(iso.name + ".sig.bin"))
+    return iso, public
 
 
 def base_doc(**overrides: Any) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import pytest
 from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
-from tests.support.projects import appliance_iso, base_doc, write_project
+from tests.support.projects import base_doc, signed_iso, write_project
 from wizard.core.cancel import CancelToken
 from wizard.core.errors import WizardError
 from wizard.core.jobs import Job, Step, StepContext
@@ -64,10 +64,10 @@ def site() -> Iterator[tuple[MaasState, MaasServer, MaasUser]]:
 
 
 def _maas_project(tmp_path: Path, url: str) -> Path:
-    appliance_iso(tmp_path / "appliance.iso", 64 * 1024)
+    _, public = signed_iso(tmp_path)
     doc = base_doc(
         provider={"type": "maas", "maas": {"url": url, "api_key": {"secret": KEY_REF}}},
-        files={"iso": "appliance.iso"},
+        files={"iso": "appliance.iso", "public_key": public.name},
     )
     for i, node in enumerate(doc["nodes"], start=1):
         node["maas"] = f"pma-{i}"
@@ -165,8 +165,8 @@ def test_declining_the_question_gives_nothing_back(
 def test_a_manual_install_has_nothing_to_give_back(
     qtbot: QtBot, tmp_path: Path, make_window: Callable[..., MainWindow]
 ) -> None:
-    appliance_iso(tmp_path / "appliance.iso", 64 * 1024)
-    project = write_project(tmp_path, base_doc(files={"iso": "appliance.iso"}))
+    _, public = signed_iso(tmp_path)
+    project = write_project(tmp_path, base_doc(files={"iso": "appliance.iso", "public_key": public.name}))
     window = make_window(lambda: [*pipeline(SETTINGS, until="preflight"), BrokenStep()])
     _failed_run(qtbot, window, project)
     assert not window.run.can_abort() and not window.run.abort_button.isVisible()

@@ -358,3 +358,34 @@ def test_a_cell_removed_with_its_row_leaves_no_live_wrapper_behind(qtbot: QtBot)
     table.setItem(0, 0, cells.new_item())
     assert not shiboken6.isValid(held[0])
     assert table.item(0, 1).textAlignment() & Qt.AlignmentFlag.AlignRight
+
+
+def test_install_page_shows_each_booting_vms_console_screenshot(qtbot: QtBot, tmp_path: Path) -> None:
+    import os
+
+    from wizard.lab.screen import render_png
+    from wizard.ui.bridge import SessionOpened
+
+    progress = Progress()
+    page, stack = _install_page(qtbot, tmp_path, progress, ["node-1", "node-2"])
+    stack.show_page()
+    journal = tmp_path / "sessions" / "p.json"
+    screens = journal.with_suffix("") / "screens"
+    page.session_opened(SessionOpened(tmp_path / "project.yaml", "p", journal, "", ()))
+    assert not page.consoles.isVisible()  # nothing taken yet (another provider, or no screenshots)
+    screens.mkdir(parents=True)
+    (screens / "node-1.png").write_bytes(render_png(["GNU GRUB  version 2.06"]))
+    page.consoles.refresh(force=True)
+    assert page.consoles.isVisible() and page.consoles.nodes() == ["node-1"]
+    image, caption = page.consoles._tiles["node-1"]
+    first = image.pixmap().toImage()
+    assert caption.text().startswith("node-1 — ") and not first.isNull() and first.width() == 320
+    # A newer screenshot replaces the shown one; a half-written file is skipped until the next look.
+    (screens / "node-1.png").write_bytes(render_png(["Palette Edge Interactive Installer"], frozenset({0})))
+    os.utime(screens / "node-1.png", (1.0e9 + 10, 1.0e9 + 10))
+    (screens / "node-2.png").write_bytes(b"\x89PNG half")
+    page.consoles.refresh(force=True)
+    assert page.consoles.nodes() == ["node-1"] and image.pixmap().toImage() != first
+    # A new session starts with no screens.
+    page.session_opened(SessionOpened(tmp_path / "project.yaml", "p", tmp_path / "other.json", "", ()))
+    assert page.consoles.nodes() == [] and not page.consoles.isVisible()

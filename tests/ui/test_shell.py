@@ -49,6 +49,7 @@ RUN_TIMEOUT_MS = 60_000
 PREFLIGHT_ROWS = {
     "Jump host",
     "Files and ISO",
+    "What each node boots",
     *(f"Address of node-{i} [node-{i}]" for i in (1, 2, 3)),
     "Virtual IP",
     "Gateway",  # the nodes' gateway check

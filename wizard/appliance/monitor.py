@@ -46,6 +46,7 @@ from wizard.appliance.ssh import (
     SSHDisconnected,
     SSHUnreachable,
 )
+from wizard.appliance.stuck import StuckPolicy, StuckWatch
 from wizard.core.cancel import CancelToken
 from wizard.core.errors import WizardError
 from wizard.core.jobs import Job
@@ -180,6 +181,7 @@ class InstallMonitor(Job):
         installer_fingerprint: str = "",
         probe_credentials: SSHCredentials | None = None,
         on_installer_seen: Callable[[str], None] | None = None,
+        stuck: StuckPolicy | None = None,
     ) -> None:
         """``on_installed`` runs once, as soon as the installer has finished (the provider's eject for this node, so
         the reboot comes up from disk); its failure is a warning, the eject step tries again.
@@ -212,6 +214,8 @@ class InstallMonitor(Job):
         # Told the live installer's boot id the first time it answers, so a run that stops after that point and is
         # resumed knows an installed system at first contact is this install's result, not a missed ISO boot.
         self.on_installer_seen = on_installer_seen
+        # A live system without install progress past a budget: the interactive installer? (wizard.appliance.stuck)
+        self._stuck = StuckWatch(stuck or StuckPolicy())
         self._installer_key: str | None = None
         self._os_key: str | None = None
         self._key_change: dict[str, Any] = {}
@@ -487,6 +491,7 @@ class InstallMonitor(Job):
             )
         if reading.fraction is None or reading.milestone is None:
             self._advance(InstallStage.BOOTING_INSTALLER, "the live system answers SSH")
+            self._check_stuck(boot_id)
             return
         with self._lock:
             self._install_fraction = max(self._install_fraction, reading.fraction)
@@ -500,6 +505,19 @@ class InstallMonitor(Job):
             self._say(f"{self.node}: install finished; waiting for the reboot")
         if reading.finished:
             self._installed_hook(self._cancel)
+
+    def _check_stuck(self, boot_id: str) -> None:
+        """No install progress past the budget: if the kernel command line says interactive installer, stop (or,
+        with the operator at the console, warn) with what to do there."""
+        if not self._stuck.due(boot_id, self.clock()):
+            return
+        cmdline = self._client.run("cat /proc/cmdline").stdout
+        stuck = self._stuck.verdict(self.node, boot_id, cmdline, self.clock() - self._entered(InstallStage.WAITING))
+        if stuck is None:
+            return
+        if self._stuck.policy.fatal:
+            raise stuck
+        self._warn("stuck", f"{stuck.message}. {stuck.remediation}")
 
     def _installed_system(self, boot_id: str, sudo: str) -> bool:
         if self._live_boot is None and self.stage is InstallStage.WAITING:

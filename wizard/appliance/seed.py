@@ -11,11 +11,31 @@ and only here, so a correction is a change to this one module:
 - the wizard's own SSH public key is authorised for the account, so the install monitor can log in even before the
   password is replaced.
 
+The seed is read by the ISO's automatic installer, the same installer that reads the ISO's own root ``config.yaml``
+(the build's validated user-data, reference §10.1), so the seed carries that file's content too and changes only
+what the wizard must set per node. Where each key comes from (:func:`user_data`):
+
+====================================  =================================================================================
+from the ISO's ``config.yaml``        every key, kept as it is: ``stylus.*`` (``managementMode``, ``applianceType``,
+                                      ``localUI``, feature gates …), ``install.*`` (``grub_options``, ``bind_mounts``,
+                                      ``device`` when the project names none …), ``stages``, anything else
+from the project, per node            ``install.device`` (when ``appliance.install_disk`` is not ``auto``);
+                                      ``stylus.site.hostName``; ``stylus.site.users`` (the operator's account replaces
+                                      an ISO user of the same name; other ISO users stay); ``stylus.site.network``
+                                      (interfaces, name server, search domains, proxy replace the ISO's keys of the
+                                      same name); ``stylus.site.ntpServers``
+from the wizard                       ``install.reboot``/``install.poweroff`` (the post-install action: the wizard
+                                      watches the node reboot into its installed system, so an ISO's ``poweroff`` is
+                                      replaced); ``install.bind_mounts`` gains the storage-pool paths it lacks;
+                                      ``stylus.includeTui: true`` only where the ISO does not set it
+====================================  =================================================================================
+
 Built in pure Python with pycdlib, so it works the same on Windows, macOS and Linux jump hosts.
 """
 
 from __future__ import annotations
 
+import copy
 import io
 import ipaddress
 from collections.abc import Sequence
@@ -70,6 +90,8 @@ class NodeSeed:
     #: More NICs' addressing (``nodes[i].network.interfaces``): (name, ``v1NetworkInterface``-like entry).
     interfaces: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
+    #: The ISO's own root ``config.yaml`` (its user-data), which the seed keeps (see the module's table).
+    base: dict[str, Any] = field(default_factory=dict)
 
 
 def hash_password(password: str, *, rounds: int = 12) -> str:
@@ -79,14 +101,16 @@ def hash_password(password: str, *, rounds: int = 12) -> str:
 
 
 def user_data(seed: NodeSeed) -> dict[str, Any]:
-    """The cloud-config document for ``seed``."""
+    """The cloud-config document for ``seed``: the ISO's own ``config.yaml`` (``seed.base``) with the node's
+    settings merged in, as the module's table says."""
     if seed.post_install not in ("reboot", "poweroff", "nothing"):
         raise ValueError(f"post_install must be reboot, poweroff or nothing, not {seed.post_install!r}")
-    install: dict[str, Any] = {
-        "reboot": seed.post_install == "reboot",
-        "poweroff": seed.post_install == "poweroff",
-        "bind_mounts": list(BIND_MOUNTS),
-    }
+    doc: dict[str, Any] = copy.deepcopy(seed.base)
+    install = _mapping(doc, "install")
+    install["reboot"] = seed.post_install == "reboot"
+    install["poweroff"] = seed.post_install == "poweroff"
+    mounts = [m for m in install.get("bind_mounts") or [] if isinstance(m, str)]
+    install["bind_mounts"] = mounts + [m for m in BIND_MOUNTS if m not in mounts]
     if seed.install_device and seed.install_device != "auto":
         install["device"] = seed.install_device
     user: dict[str, Any] = {
@@ -97,7 +121,13 @@ def user_data(seed: NodeSeed) -> dict[str, Any]:
     }
     if seed.ssh_keys:
         user["ssh_authorized_keys"] = list(seed.ssh_keys)
-    network: dict[str, Any] = {}
+    stylus = _mapping(doc, "stylus")
+    stylus.setdefault("includeTui", True)
+    site = _mapping(stylus, "site")
+    site["hostName"] = seed.hostname
+    others = [u for u in site.get("users") or [] if isinstance(u, dict) and u.get("name") != seed.username]
+    site["users"] = [*others, user]
+    network = _mapping(site, "network")
     if seed.address:
         if seed.prefix is None or not seed.gateway:
             raise ValueError("a static address needs its prefix and gateway")
@@ -105,11 +135,12 @@ def user_data(seed: NodeSeed) -> dict[str, Any]:
         iface: dict[str, Any] = {"type": "static", "ipAddress": seed.address, "mask": mask, "gateway": seed.gateway}
         if seed.dns:
             iface["nameserver"] = seed.dns[0]
-        network["interfaces"] = {seed.nic: iface}
     else:
-        network["interfaces"] = {seed.nic: {"type": "dhcp"}}
+        iface = {"type": "dhcp"}
+    interfaces = _mapping(network, "interfaces")
+    interfaces[seed.nic] = iface
     for name, entry in seed.interfaces:  # stylus.site.network.interfaces.<nic>: the only network a seed describes
-        network["interfaces"].setdefault(name, dict(entry))
+        interfaces.setdefault(name, dict(entry))
     if seed.dns:
         network["nameserver"] = seed.dns[0]
     if seed.http_proxy:
@@ -118,17 +149,29 @@ def user_data(seed: NodeSeed) -> dict[str, Any]:
         network["httpsProxy"] = seed.https_proxy
     if seed.no_proxy:
         network["noProxy"] = ",".join(seed.no_proxy)
-    site: dict[str, Any] = {"hostName": seed.hostname, "users": [user], "network": network}
+    if seed.search_domains:
+        network["searchDomains"] = list(seed.search_domains)
     if seed.ntp:
         site["ntpServers"] = list(seed.ntp)
-    doc: dict[str, Any] = {
-        "install": install,
-        "stylus": {"includeTui": True, "site": site},
-    }
-    if seed.search_domains:
-        doc["stylus"]["site"]["network"]["searchDomains"] = list(seed.search_domains)
     doc.update(seed.extra)
     return doc
+
+
+def _mapping(parent: dict[str, Any], key: str) -> dict[str, Any]:
+    """``parent[key]`` as a mapping, made (or replacing a value that is not one) when needed."""
+    value = parent.get(key)
+    if not isinstance(value, dict):
+        value = {}
+        parent[key] = value
+    return value
+
+
+def iso_user_data(text: str | bytes | None) -> dict[str, Any]:
+    """The ISO's ``config.yaml`` as a mapping (empty when it has none or it is not a mapping)."""
+    if not text:
+        return {}
+    doc = yaml.safe_load(text)
+    return doc if isinstance(doc, dict) else {}
 
 
 def render_user_data(seed: NodeSeed) -> str:
@@ -205,10 +248,17 @@ def public_key_line(key: paramiko.PKey, comment: str = "palette-wizard") -> str:
 
 
 def seed_for_node(
-    project: Project, node: Node, *, password_hash: str, ssh_keys: Sequence[str], instance_id: str = ""
+    project: Project,
+    node: Node,
+    *,
+    password_hash: str,
+    ssh_keys: Sequence[str],
+    instance_id: str = "",
+    base: dict[str, Any] | None = None,
 ) -> NodeSeed:
     """The seed for ``node`` from the project: its host name and address, the network's DNS, NTP and proxy, the
-    operator's password hash and the wizard's key (plus the cluster's operator keys)."""
+    operator's password hash and the wizard's key (plus the cluster's operator keys), over ``base`` (the ISO's own
+    ``config.yaml``)."""
     from wizard.core.project import AddressMode
 
     static = node.address_mode is AddressMode.STATIC
@@ -231,6 +281,7 @@ def seed_for_node(
         https_proxy=net.proxy.https,
         no_proxy=net.proxy.no_proxy,
         interfaces=seed_interfaces(node),
+        base=dict(base or {}),
     )
 
 

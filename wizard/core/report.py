@@ -52,6 +52,8 @@ class RunSummary:
     appliance: str = ""
     #: The product name the texts use: "Palette", or "VerteX" for that edition.
     product: str = "Palette"
+    #: The ISO the nodes booted: the unattended copy (its sha256 and its source's) or the ISO as downloaded.
+    boot_media: str = ""
 
     def lines(self) -> list[str]:
         """The terminal summary."""
@@ -66,6 +68,8 @@ class RunSummary:
         if self.packs:
             out.append(f"  Packs:       {', '.join(self.packs)}")
         out.extend(f"  Credentials: {line}" for line in self.credentials)
+        if self.boot_media:
+            out.append(f"  Boot media:  {self.boot_media}")
         out.append(f"  Kubeconfig:  {self.kubeconfig or '(not saved yet)'}")
         out.append(f"  Logs:        {self.logs}")
         out.append(f"  Journal:     {self.journal}")
@@ -140,6 +144,15 @@ def summarize(
         credentials.append(
             "the console's default admin password was changed; the new one is the secret named by console.password"
         )
+    derived = result("media/unattended")
+    boot_media = ""
+    if derived.get("unchanged"):
+        boot_media = f"{Path(str(derived.get('path', ''))).name} as downloaded (it boots its automatic installer)"
+    elif derived.get("sha256"):
+        boot_media = (
+            f"unattended copy {Path(str(derived.get('path', ''))).name} (sha256 {derived['sha256']}) of the ISO "
+            f"with sha256 {derived.get('source_sha256', '?')}"
+        )
     synced = bool(result("packs/registry-sync"))
     status = str(journal.get("status") or "")
     failed = any(j.status == "failed" for j in jobs)
@@ -168,6 +181,7 @@ def summarize(
         credentials=tuple(credentials),
         appliance=appliance,
         product=product,
+        boot_media=boot_media,
     )
 
 
@@ -221,6 +235,7 @@ def render_html(summary: RunSummary) -> str:
         ("Activation", e(summary.activation or "—")),
         ("Packs in the registry", e(", ".join(summary.packs) or "—")),
         ("Default credentials", "<br>".join(e(c) for c in summary.credentials) or "not replaced yet"),
+        ("Boot media", e(summary.boot_media or "—")),
         ("Kubeconfig", f"<code>{e(summary.kubeconfig)}</code>" if summary.kubeconfig else "not saved yet"),
         ("Logs", f"<code>{e(summary.logs)}</code>"),
         ("Session journal", f"<code>{e(summary.journal)}</code>"),

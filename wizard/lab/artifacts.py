@@ -1,7 +1,9 @@
-"""Stand-ins for the files an operator downloads: a small UEFI-bootable appliance ISO and a signed bundle.
+"""Stand-ins for the files an operator downloads: a small appliance ISO and signed bundles.
 
-The rehearsal and the tests build them on the fly; only the structure the wizard checks is real (an ISO 9660 image
-with an El Torito catalog, an RSA signature over the sha256 as ``openssl dgst -sha256 -sign`` makes it).
+The rehearsal and the tests build them on the fly. What the wizard reads is real: the ISO has the appliance ISO's
+layout (label ``COS_LIVE``, the GRUB menu with its three entries, default 2 and a 5-second timeout, a root
+``config.yaml``, El Torito BIOS and EFI entries with the EFI FAT image chaining to the menu), and signatures are RSA
+over the sha256 as ``openssl dgst -sha256 -sign`` makes them. Kernel, initrd and root file system are stand-ins.
 """
 
 from __future__ import annotations
@@ -10,36 +12,138 @@ import hashlib
 import io
 import os
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+
+#: The appliance ISO's root ``config.yaml`` in the lab: the validated user-data a build copies there (reference §1.9
+#: and §10.1), with the settings an appliance build carries (management mode, appliance type, install settings).
+APPLIANCE_CONFIG: dict[str, Any] = {
+    "install": {
+        "reboot": False,
+        "poweroff": True,
+        "grub_options": {"extra_cmdline": "selinux=0"},
+        "bind_mounts": ["/etc/lvm", "/var/lib/drbd", "/var/lib/linstor.d", "/var/lib/piraeus-datastore"],
+    },
+    "stylus": {
+        "managementMode": "local",
+        "applianceType": "palette",
+        "skipStylusUpgrade": True,
+        "includeTui": True,
+        "debug": False,
+    },
+    "stages": {
+        "kairos-install.pre.after": [
+            {"name": "Remove a stale DRBD volume group", "commands": ["vgremove -f drbd-vg || true"]}
+        ]
+    },
+}
+#: AuroraBoot's EFI configuration (kairos-io/AuroraBoot@fa85123 pkg/constants: GrubEfiCfg): find the ISO by its
+#: kernel and load the ISO's own menu, so BIOS and UEFI machines see the same /boot/grub2/grub.cfg.
+EFI_CHAIN_CONFIG = (
+    "search --no-floppy --file --set=root /boot/kernel\nset prefix=($root)/boot/grub2\nconfigfile $prefix/grub.cfg\n"
+)
+LIVE_LABEL = "COS_LIVE"
+INTERACTIVE_DEFAULT = 2  # appliance builds set FORCE_INTERACTIVE_INSTALL=true (reference §10.1)
+
+
+def appliance_menu(default: int | str = INTERACTIVE_DEFAULT, timeout: int = 5) -> str:
+    """The appliance ISO's GRUB menu (CanvOS' ``grub.cfg``) with its default entry and timeout."""
+    from importlib import resources
+
+    text = resources.files("wizard.lab").joinpath("data/grub.cfg").read_text(encoding="utf-8")
+    return text.replace("{{DEFAULT_ENTRY}}", str(default)).replace("set timeout=5", f"set timeout={timeout}")
+
+
+def _iso_name(path: str, directory: bool = False) -> str:
+    """An ISO 9660 (level 3) name for a POSIX path; Rock Ridge and Joliet keep the real name."""
+    parts = []
+    for i, part in enumerate(path.strip("/").split("/")):
+        last = i == len(path.strip("/").split("/")) - 1
+        name = "".join(c if c.isalnum() or c in "._" else "_" for c in part.upper())
+        if last and not directory:
+            base, dot, ext = name.partition(".")
+            name = f"{base.replace('.', '_')}.{ext.replace('.', '_')};1" if dot else f"{name}.;1"
+        else:
+            name = name.replace(".", "_")
+        parts.append(name)
+    return "/" + "/".join(parts)
 
 
 def appliance_iso(
     path: Path,
     size: int = 0,
     *,
-    volume_id: str = "PALETTE_EDGE_INSTALLER",
+    volume_id: str = LIVE_LABEL,
     efi: bool = True,
     bios: bool = True,
     sparse: bool = False,
+    default: int | str = INTERACTIVE_DEFAULT,
+    timeout: int = 5,
+    menu: str | None = None,
+    config: dict[str, Any] | None = None,
+    content_parts: int = 0,
+    efi_config: str | None = EFI_CHAIN_CONFIG,
 ) -> Path:
-    """A small ISO 9660 image with an El Torito catalog (BIOS and/or EFI entries), padded to ``size`` bytes with
-    random data (or a sparse tail) so hashing it takes as long as a real one of that size."""
+    """A small appliance ISO shaped like the real one: Rock Ridge and Joliet names, the GRUB menu
+    ``/boot/grub2/grub.cfg`` (CanvOS' three entries, ``default``, ``timeout``; or ``menu`` as given), a root
+    ``config.yaml`` (``config``, default :data:`APPLIANCE_CONFIG`; ``{}`` for none), stand-ins for the kernel,
+    initrd and root file system, ``content_parts`` embedded content parts, and El Torito entries: BIOS
+    (``/boot/eltorito.img``) and EFI (the FAT image ``/boot/uefi.img`` whose ``/EFI/BOOT/grub.cfg`` is
+    ``efi_config`` — AuroraBoot's chain to the ISO's menu by default). Padded to ``size`` bytes with random data
+    (or a sparse tail) so hashing it takes as long as a real one of that size."""
     import pycdlib
+    import yaml
+
+    from wizard.lab.fatimage import fat12_image
 
     iso = pycdlib.PyCdlib()
-    iso.new(interchange_level=3, sys_ident="LINUX", vol_ident=volume_id)
-    boot = b"\xeb\xfe" + bytes(2046)
+    iso.new(interchange_level=3, sys_ident="LINUX", vol_ident=volume_id, rock_ridge="1.09", joliet=3)
+    made: set[str] = set()
+
+    def folder(posix: str) -> None:
+        parts = posix.strip("/").split("/")
+        for i in range(1, len(parts) + 1):
+            sub = "/" + "/".join(parts[:i])
+            if sub not in made:
+                iso.add_directory(_iso_name(sub, directory=True), rr_name=parts[i - 1], joliet_path=sub)
+                made.add(sub)
+
+    def add(posix: str, data: bytes) -> None:
+        parent = posix.rsplit("/", 1)[0]
+        if parent:
+            folder(parent)
+        iso.add_fp(io.BytesIO(data), len(data), _iso_name(posix), rr_name=posix.rsplit("/", 1)[1], joliet_path=posix)
+
+    menu_text = menu if menu is not None else appliance_menu(default, timeout)
+    add("/boot/grub2/grub.cfg", menu_text.encode())
+    add("/boot/kernel", b"\x7fELF kernel stand-in\n" + bytes(4096))
+    add("/boot/initrd", b"initrd stand-in\n" + bytes(4096))
+    add("/rootfs.squashfs", b"hsqs root file system stand-in\n" + bytes(8192))
+    doc = APPLIANCE_CONFIG if config is None else config
+    if doc:
+        add("/config.yaml", ("#cloud-config\n" + yaml.safe_dump(doc, sort_keys=False)).encode())
+    for i in range(content_parts):
+        add(f"/opt/spectrocloud/content/core-content.zst_part{i:02d}", os.urandom(4096))
+    if efi_config is not None:
+        # AuroraBoot writes the chain both into the image and onto the ISO (the CD grub's prefix is /boot/grub).
+        add("/boot/grub/grub.cfg", efi_config.encode())
+        add("/EFI/BOOT/grub.cfg", efi_config.encode())
     if bios:
-        iso.add_fp(io.BytesIO(boot), len(boot), "/ISOLINUX.BIN;1")
-        iso.add_eltorito("/ISOLINUX.BIN;1", bootcatfile="/BOOT.CAT;1")
+        boot = b"\xeb\xfe" + bytes(2046)
+        add("/boot/eltorito.img", boot)
+        iso.add_eltorito(_iso_name("/boot/eltorito.img"), bootcatfile=_iso_name("/boot/boot.catalog"), boot_load_size=4)
     if efi:
-        image = bytes(4 * 2048)
-        iso.add_fp(io.BytesIO(image), len(image), "/EFIBOOT.IMG;1")
-        iso.add_eltorito("/EFIBOOT.IMG;1", bootcatfile="/BOOT.CAT;1", platform_id=0xEF, efi=True)
+        files = {"/EFI/BOOT/BOOTX64.EFI": b"MZ shim stand-in\n" + bytes(1024)}
+        if efi_config is not None:
+            files["/EFI/BOOT/grub.cfg"] = efi_config.encode()
+            files["/boot/grub/grub.cfg"] = efi_config.encode()
+        add("/boot/uefi.img", fat12_image(files))
+        iso.add_eltorito(
+            _iso_name("/boot/uefi.img"), bootcatfile=_iso_name("/boot/boot.catalog"), platform_id=0xEF, efi=True
+        )
     iso.write(str(path))
     iso.close()
     current = path.stat().st_size

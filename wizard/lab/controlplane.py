@@ -17,15 +17,21 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 import httpx
 
 from wizard.core.redact import redact
+from wizard.lab.bootmenu import MediaReader, key_name, range_stream
 from wizard.lab.machine import Machine
 from wizard.lab.sushyfaults import OBSERVER_HEADER
 
 log = logging.getLogger(__name__)
+
+#: Where the extended vcsim (tests/peers/vcsim/console.go) records the keys typed on a VM's console, and the file in
+#: the VM's folder it returns as the console's screenshot.
+KEYS_OPTION = "palette.lab.usbScanCodes"
+CONSOLE_FILE = "console.png"
 
 
 @dataclass(frozen=True)
@@ -36,6 +42,10 @@ class Observed:
     media: str | None  # the inserted image's URL or datastore path; None when nothing is inserted
     boot_from_media: bool  # the next boot goes to the CD (boot override or boot order)
     seed: str | None = None  # the second drive's image (a NoCloud seed): URL or datastore path
+    #: Keys typed on the console so far (vSphere's PutUsbScanCodes as the extended vcsim records them): how many in
+    #: all, and the HID usage ids (hex) of the latest ones.
+    keys_total: int = 0
+    keys: tuple[str, ...] = ()
 
 
 class Watcher(ABC):
@@ -47,6 +57,7 @@ class Watcher(ABC):
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last: Observed | None = None
+        self._keys_seen = 0
         self.errors = 0  # failed polls so far (the control plane may restart); visible for tests
 
     @abstractmethod
@@ -84,6 +95,10 @@ class Watcher(ABC):
                 machine.power_on()
             else:
                 machine.power_off()
+        if seen.keys_total > self._keys_seen:
+            new = seen.keys_total - self._keys_seen
+            machine.press_keys([key_name(int(code, 16) << 16) for code in seen.keys[-new:]])
+        self._keys_seen = max(self._keys_seen, seen.keys_total)
         self._last = seen
 
     def poll_once(self) -> None:
@@ -223,13 +238,24 @@ class VSphereWatcher(Watcher):
         *,
         interval: float = 0.2,
         fetch: Callable[[str], bytes | None] | None = None,
+        reader: MediaReader | None = None,
+        screens: Callable[[str, bytes], None] | None = None,
     ) -> None:
         """``fetch`` reads a datastore file (``[ds] folder/name``) for the second CD drive's seed; without it a
-        seed is seen but cannot be read, so the machine ignores it."""
+        seed is seen but cannot be read, so the machine ignores it. ``reader`` opens a datastore file as a stream,
+        for the machine to read the first drive's GRUB menu (:func:`datastore_reader`); without it the machine
+        boots the lab's assumed menu. ``screens`` writes a datastore file (:func:`datastore_writer`): the machine's
+        console is drawn as ``console.png`` in the VM's folder whenever it changes, for the simulator's
+        ``CreateScreenshot_Task`` to return."""
         super().__init__(machine, interval=interval)
         self.si = service_instance
         self.vm_name = vm_name
         self.fetch = fetch
+        self.screens = screens
+        self._folder: str | None = None
+        self._drawn: tuple[str, ...] | None = None
+        if reader is not None:
+            machine.media_reader = reader
         self._vm: Any = None
 
     def _find(self) -> Any:
@@ -265,7 +291,30 @@ class VSphereWatcher(Watcher):
         seed = isos[1] if len(isos) > 1 else None
         order = list(config.bootOptions.bootOrder or []) if config.bootOptions else []
         cd_first = not order or isinstance(order[0], vim.vm.BootOptions.BootableCdromDevice)
-        return Observed(powered_on, media, cd_first, seed)
+        keys_total = 0
+        keys: tuple[str, ...] = ()
+        for option in config.extraConfig or []:
+            if option.key == KEYS_OPTION:
+                total, _, codes = str(option.value).partition(":")
+                keys_total, keys = int(total or 0), tuple(c for c in codes.split(",") if c)
+        if config.files is not None and config.files.vmPathName:
+            self._folder = str(config.files.vmPathName).rsplit("/", 1)[0]
+        return Observed(powered_on, media, cd_first, seed, keys_total, keys)
+
+    def poll_once(self) -> None:
+        super().poll_once()
+        if self.screens is None or self._folder is None:
+            return
+        from wizard.lab.screen import screenshot
+
+        text, png = screenshot(self.machine)
+        if text == self._drawn:
+            return
+        try:
+            self.screens(f"{self._folder}/{CONSOLE_FILE}", png)
+            self._drawn = text
+        except Exception as exc:  # the simulator may be busy: draw again next poll
+            log.debug("console of %s not drawn: %s", self.vm_name, exc)
 
     def fetch_seed(self, source: str) -> bytes | None:
         if self.fetch is None:
@@ -275,6 +324,43 @@ class VSphereWatcher(Watcher):
         except Exception as exc:  # the datastore may be busy; the machine then ignores the seed, like firmware
             log.warning("seed image %s could not be read: %s", source, exc)
             return None
+
+
+def datastore_reader(session: Any) -> MediaReader:
+    """Opens ``[datastore] path`` files as seekable streams read with HTTP ranges through a vSphere session (for a
+    machine reading the GRUB menu of the ISO on its first CD drive)."""
+    from wizard.providers.vsphere.datastore import DatastoreClient, DatastoreFile
+
+    def read(source: str) -> tuple[BinaryIO, int] | None:
+        if not source.startswith("["):
+            return None
+        name, _, path = source.partition("] ")
+        target = DatastoreFile(name.lstrip("["), path.strip())
+        client = DatastoreClient(session)
+        try:
+            size = client.size(target)
+        except Exception as exc:  # the simulator may be busy; the machine then boots the assumed menu
+            client.close()
+            log.warning("boot medium %s could not be read: %s", source, exc)
+            return None
+        if size is None:
+            client.close()
+            return None
+        return range_stream(lambda start, end: client.read_range(target, start, end), size, client.close), size
+
+    return read
+
+
+def datastore_writer(session: Any) -> Callable[[str, bytes], None]:
+    """Writes ``[datastore] path`` files through a vSphere session (the consoles :class:`VSphereWatcher` draws)."""
+    from wizard.providers.vsphere.datastore import DatastoreClient, DatastoreFile
+
+    def write(target: str, data: bytes) -> None:
+        name, _, path = target.partition("] ")
+        with DatastoreClient(session) as client:
+            client.write_small(DatastoreFile(name.lstrip("["), path.strip()), data)
+
+    return write
 
 
 def datastore_fetcher(session: Any) -> Callable[[str], bytes | None]:

@@ -89,6 +89,16 @@ def _edition(text: str) -> str:
     return word
 
 
+def _choice(*words: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        word = text.strip().lower()
+        if word not in words:
+            raise ValueError(text)
+        return word
+
+    return parse
+
+
 def _text(text: str) -> str:
     if not text.strip():
         raise ValueError(text)
@@ -121,6 +131,22 @@ KNOBS: tuple[Knob, ...] = (
         _release,
     ),
     Knob("edition", "the appliance edition the nodes and the console play", "palette", "palette or vertex", _edition),
+    Knob(
+        "media",
+        "the GRUB default of the rehearsal's appliance ISO: the interactive installer (entry 2, as the product "
+        "ships: it ignores the seed) or the automatic one (entry 0)",
+        "interactive",
+        "interactive or automatic",
+        _choice("interactive", "automatic"),
+    ),
+    Knob(
+        "boot",
+        "the project's appliance.boot: boot the unattended copy of the ISO, type the keys on the vSphere console, "
+        "or guide the operator at the console",
+        "unattended",
+        "unattended, keys or console",
+        _choice("unattended", "keys", "console"),
+    ),
     Knob(
         "bonded",
         "every node's management network is VLAN 100 on an LACP bond of two NICs, set through the Local UI",

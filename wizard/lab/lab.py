@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from wizard.lab import network
+from wizard.lab.bootmenu import MEDIA_CHOICES
 from wizard.lab.certs import NodeCertificate, create_node_certificate
 from wizard.lab.httpfaults import HttpFaults
 from wizard.lab.links import LinkRegistry
@@ -224,14 +225,20 @@ class Lab:
         variant: Variant = REFERENCE,
         http_5xx: float = 0.0,
         seed: int = 0,
+        media: str = "interactive",
     ) -> None:
         """``faults`` applies to every node (one :class:`NodeFaults`) or by node index (a mapping);
         ``log_collect_seconds`` is how long (lab clock) a Local UI log collection takes; ``appliance`` is the release
         every node plays (version and edition; default: the newest, :mod:`wizard.lab.versions`). ``variant`` is which
         plausible appliance the nodes are (:mod:`wizard.lab.variants`); ``http_5xx`` the share of Local UI requests
-        answered 500/502/503 before anything is done (:mod:`wizard.lab.httpfaults`), drawn from ``seed``."""
+        answered 500/502/503 before anything is done (:mod:`wizard.lab.httpfaults`), drawn from ``seed``. ``media``
+        is what a medium the lab cannot read is taken to boot (``interactive``: the appliance ISO's default entry 2,
+        like the product; ``automatic``: entry 0) — a medium it can read boots by its own menu."""
         if n_nodes < 1:
             raise ValueError("a lab needs at least one node")
+        if media not in MEDIA_CHOICES:
+            raise ValueError(f"media must be one of {', '.join(MEDIA_CHOICES)}, not {media!r}")
+        self.media = media
         # Without a base_dir the lab keeps its node data in a temporary folder that leaving the context removes.
         self._owns_dir = base_dir is None
         self.base_dir = Path(tempfile.mkdtemp(prefix="palette-lab-")) if base_dir is None else base_dir
@@ -260,7 +267,14 @@ class Lab:
                 iface = self.network.nodes[i] if self.network is not None else None
                 node_ip = iface.address if iface is not None else ip
                 namespace = iface.namespace if iface is not None else None
-                machine = Machine(name, clock=clock, speed=speed, timings=timings or Timings(), preinstalled=installed)
+                machine = Machine(
+                    name,
+                    clock=clock,
+                    speed=speed,
+                    timings=timings or Timings(),
+                    preinstalled=installed,
+                    assumed_media=media,
+                )
                 state = NodeState(
                     name=name,
                     data_dir=folder / "data",

@@ -1,10 +1,15 @@
 """A simulated appliance machine: power, boot media, and the install lifecycle a node goes through.
 
-The stages follow the documented flow: the node boots the ISO's "Palette Edge Interactive Installer" (Kairos live
-mode, ``/run/cos/live_mode``), the installer partitions the disk and copies the image (at least 15 minutes on real
-hardware), then reboots into the installed system (``/run/cos/active_mode``, ``kairos-agent state get boot`` =
-``active_boot``), where the stylus services and the Local UI come up. Time comes from an injectable clock and every
-duration is scaled by ``speed``, so a rehearsal can take minutes and a test seconds.
+The stages follow the documented flow: the machine boots the attached ISO's GRUB menu and, after its countdown (or
+the keys pressed on its console), the chosen entry (:mod:`wizard.lab.bootmenu`). The appliance ISO's default is the
+"Palette Edge Interactive Installer": it waits on the console for its questions and ignores a ``cidata`` seed (the
+appliance's Kairos reads no configuration there, reference §10.1); the "(manual)" entry is a live shell that does
+nothing by itself. Only the automatic "Palette eXtended Kubernetes Edge Installer" installs unattended, honouring an
+attached seed (Kairos live mode, ``/run/cos/live_mode``): it partitions the disk and copies the image (at least 15
+minutes on real hardware), then reboots into the installed system (``/run/cos/active_mode``,
+``kairos-agent state get boot`` = ``active_boot``), where the stylus services and the Local UI come up. Time comes
+from an injectable clock and every duration is scaled by ``speed``, so a rehearsal can take minutes and a test
+seconds (GRUB's countdown excepted: see :mod:`wizard.lab.bootmenu`).
 
 Everything here is derived from the clock on demand: there is no background thread to race with.
 
@@ -20,7 +25,10 @@ configuration):
 - ``clock_offset``: seconds the node's wall clock is ahead (negative: behind) of the lab clock; visible through
   ``date``, log timestamps and the Local UI's time fields;
 - ``ntp_enabled``, ``ntp_servers``: what ``timedatectl`` reports; time syncs only when enabled with a server;
-- ``stale_partitions``: disks that still carry an earlier install's ``COS_*`` partitions.
+- ``stale_partitions``: disks that still carry an earlier install's ``COS_*`` partitions;
+- ``assumed_media``: the menu a medium the lab cannot read is taken to have (``interactive``: the appliance ISO's,
+  default entry 2; ``automatic``: default entry 0); ``media_reader`` reads media named otherwise than by a file or
+  an HTTP URL (a vSphere datastore path).
 
 :meth:`Machine.reboot` is the installed system rebooting itself (as the agent does to apply changed user data): the
 OS, SSH and the Local UI go down and come back after the scaled reboot, OS boot and service timings.
@@ -36,6 +44,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
+from wizard.appliance.grub import EntryKind
+from wizard.lab.bootmenu import BootMenu, MediaReader, MenuState, read_menu
+
 if TYPE_CHECKING:
     from wizard.appliance.seed import SeedConfig
 
@@ -43,13 +54,21 @@ if TYPE_CHECKING:
 class Stage(StrEnum):
     POWERED_OFF = "powered-off"
     NO_BOOT_MEDIA = "no-boot-media"  # powered on, nothing bootable: the firmware waits
-    BOOTING_INSTALLER = "booting-installer"
+    BOOTING_INSTALLER = "booting-installer"  # firmware, GRUB's menu, then the chosen entry's live system booting
+    INSTALLER_WAITING = "installer-waiting"  # the interactive installer waits for its questions on the console
+    LIVE_SHELL = "live-shell"  # the "(manual)" entry: a live system that installs nothing by itself
     INSTALLING = "installing"
     INSTALL_FAILED = "install-failed"
     INSTALL_DONE = "install-done"  # post-install action "nothing": still in the live system until rebooted
     REBOOTING = "rebooting"
     BOOTING_OS = "booting-os"
     RUNNING = "running"  # installed OS up; stylus services starting, then the Local UI
+
+
+#: Where the live system runs (SSH answers, ``livecd_boot``): whatever entry of the ISO booted.
+LIVE_STAGES = (Stage.INSTALLER_WAITING, Stage.LIVE_SHELL, Stage.INSTALLING, Stage.INSTALL_FAILED, Stage.INSTALL_DONE)
+KERNEL_LINE = "kernel: Linux version 6.8.0 (Palette eXtended Kubernetes Edge)"
+INSTALLED_CMDLINE = "BOOT_IMAGE=/cOS/vmlinuz console=tty1 root=LABEL=COS_STATE cos-img/filename=/cOS/active.img panic=5"
 
 
 @dataclass(frozen=True)
@@ -106,6 +125,15 @@ class _Boot:
     boot_id: str
     started: float
     from_media: bool
+    menu: MenuState | None = None  # GRUB's menu on a boot from media
+    entered: bool = False  # the chosen entry's boot was logged (and a seed applied)
+
+    @property
+    def kind(self) -> EntryKind | None:
+        """The kind of entry this boot runs (None until GRUB chose one)."""
+        if self.menu is None or self.menu.chosen is None:
+            return None
+        return self.menu.menu.items[self.menu.chosen].kind
 
 
 @dataclass
@@ -133,11 +161,15 @@ class Machine:
     #: The boot order puts the CD first: a reboot while the ISO is still inserted boots the installer again
     #: (False: the firmware falls through to the installed disk, as with a one-time CD boot).
     media_first: bool = False
+    assumed_media: str = "interactive"
+    media_reader: MediaReader | None = None
 
     def __post_init__(self) -> None:
         self._lock = threading.RLock()
         self._powered_on_at: float | None = None
         self._media: str | None = None
+        self._menu: BootMenu | None = None  # the inserted medium's menu, read when it was inserted
+        self.media_note = ""  # why the inserted medium's menu could not be read (the assumed one is used)
         self._seed_source: str | None = None
         self._seed: SeedConfig | None = None
         self.seed_error = ""  # why the last attached seed was ignored (not a cidata ISO, no settings)
@@ -157,16 +189,24 @@ class Machine:
             self._installed = True
             self._powered_on_at = now - (t.firmware + t.os_boot + t.services) - 1.0
             self._boot = _Boot(str(uuid.uuid4()), self._powered_on_at, from_media=False)
-            self._log(self._powered_on_at, "kernel: Linux version 6.8.0 (Palette eXtended Kubernetes Edge)")
+            self._log(self._powered_on_at, KERNEL_LINE)
 
     # -- operator and BMC actions ---------------------------------------------------------------------------
     def insert_media(self, image: str) -> None:
+        """Insert the medium ``image`` names; its GRUB menu is read now, as firmware would find it when booting."""
+        menu, note = read_menu(image, self.media_reader)
         with self._lock:
-            self._media = image
+            self._media, self._menu, self.media_note = image, menu, note
 
     def eject_media(self) -> None:
         with self._lock:
-            self._media = None
+            self._media, self._menu = None, None
+
+    @property
+    def boot_menu(self) -> BootMenu:
+        """The menu the inserted medium shows (the assumed one when it could not be read)."""
+        with self._lock:
+            return self._menu or BootMenu.assumed(self.assumed_media)
 
     @property
     def media(self) -> str | None:
@@ -240,16 +280,84 @@ class Machine:
     def _start_boot(self, now: float) -> None:
         self._powered_on_at = now
         from_media = self._media is not None and not self._installed
-        self._boot = _Boot(str(uuid.uuid4()), now, from_media)
-        self._log(now, "kernel: Linux version 6.8.0 (Palette eXtended Kubernetes Edge)")
+        boot = _Boot(str(uuid.uuid4()), now, from_media)
+        if from_media:
+            boot.menu = MenuState(self._menu or BootMenu.assumed(self.assumed_media), shown_at=now + self._t.firmware)
+        else:
+            self._log(now, KERNEL_LINE)
+        self._boot = boot
+
+    def _settle(self, boot: _Boot, now: float) -> None:
+        """Let GRUB's countdown run out, and start the chosen entry once: its kernel, and for the automatic installer
+        the seed it reads at boot (the interactive installer and the live shell read none)."""
+        menu = boot.menu
+        if menu is None:
+            return
+        menu.settle(now)
+        if boot.entered or menu.chosen is None or menu.chosen_at is None:
+            return
+        boot.entered = True
+        at = menu.chosen_at
+        item = menu.menu.items[menu.chosen]
+        self._log(at, f"grub: booting '{item.title}'")
+        self._log(at, KERNEL_LINE)
+        if self._installed:
+            return
+        up = at + self._t.installer_boot
+        if item.kind is EntryKind.INTERACTIVE:
+            self._log(up, "palette-installer: interactive installation: select the target disk")
+            return
+        if item.kind is not EntryKind.AUTOMATIC:
+            self._log(up, "kairos: live system ready (manual install: run kairos-agent install)")
+            return
+        if menu.menu.post_install:
+            self.post_install = menu.menu.post_install  # the ISO's own config.yaml, unless a seed says otherwise
         seed = self._seed
-        if from_media and seed is not None:
+        if seed is not None:
             # The installer reads the seed at boot: its accounts serve the live system and are installed with it.
             self.seeded_with = seed
             self.post_install = seed.post_install
-            self._log(now, f"cloud-init: NoCloud datasource cidata: host name {seed.hostname or '(unchanged)'}")
+            self._log(at, f"cloud-init: NoCloud datasource cidata: host name {seed.hostname or '(unchanged)'}")
             for listener in list(self.seed_listeners):
                 listener(seed)
+
+    def press_keys(self, keys: list[str]) -> int:
+        """Keys typed on the console now (``up``, ``down``, ``home``, ``end``, ``enter``, …); returns how many
+        reached GRUB's menu (keys during the firmware or after an entry booted are lost, as on a real console)."""
+        with self._lock:
+            self._advance()
+            boot = self._boot
+            if boot is None or boot.menu is None:
+                return 0
+            now = self.clock()
+            reached = sum(1 for key in keys if boot.menu.press(key, now))
+            self._settle(boot, now)
+            return reached
+
+    def console_state(self) -> tuple[Stage, MenuState | None, float]:
+        """What the console shows: the stage, this boot's menu (a copy) and the lab clock now."""
+        with self._lock:
+            self._advance()
+            now = self.clock()
+            boot = self._boot
+            menu = None
+            if boot is not None and boot.menu is not None:
+                m = boot.menu
+                menu = MenuState(m.menu, m.shown_at, m.highlight, m.stopped, m.chosen, m.chosen_at, list(m.keys))
+            return self._stage(now), menu, now
+
+    def cmdline(self) -> str | None:
+        """``/proc/cmdline`` of the running system (None when nothing runs)."""
+        with self._lock:
+            self._advance()
+            boot = self._boot
+            if boot is None or self._stage(self.clock()) in (Stage.POWERED_OFF, Stage.NO_BOOT_MEDIA, Stage.REBOOTING):
+                return None
+            if boot.menu is not None and boot.menu.chosen is not None:
+                return boot.menu.menu.cmdline(boot.menu.chosen)
+            if boot.from_media:
+                return None
+            return INSTALLED_CMDLINE
 
     def _log(self, at: float, line: str) -> None:
         self._journal.append((at, line))
@@ -321,12 +429,15 @@ class Machine:
         boot = self._boot
         if boot is None or not boot.from_media:
             return
+        now = self.clock()
+        self._settle(boot, now)
         if self._installed and not self._post_action_due:
             return  # the installer booted again on an installed machine: it waits in its menu
+        if boot.kind is not EntryKind.AUTOMATIC or boot.menu is None or boot.menu.chosen_at is None:
+            return  # GRUB's menu, the interactive installer or the live shell: nothing installs by itself
         t = self._t
-        install_start = boot.started + t.firmware + t.installer_boot
+        install_start = boot.menu.chosen_at + t.installer_boot
         install_end = install_start + t.install
-        now = self.clock()
         logged = {line for at, line in self._journal if at >= boot.started}
         failure = None if self._installed else self.install_failure()
         if now >= install_start:
@@ -361,8 +472,7 @@ class Machine:
             self._log(act_at, "systemd-shutdown: Rebooting.")
             # With the CD first in the boot order and the ISO still inserted, the firmware boots the installer again.
             again = self.media_first and self._media is not None
-            self._boot = _Boot(str(uuid.uuid4()), act_at + t.reboot, from_media=again)
-            self._log(act_at + t.reboot, "kernel: Linux version 6.8.0 (Palette eXtended Kubernetes Edge)")
+            self._reboot_into(act_at + t.reboot, again)
 
     def _apply_scheduled_reboot(self) -> None:
         at = self._reboot_at
@@ -377,8 +487,16 @@ class Machine:
             return
         # As after the install: with the CD first and the ISO still inserted, the firmware boots the installer.
         again = self.media_first and self._media is not None
-        self._boot = _Boot(str(uuid.uuid4()), at + self._t.reboot, from_media=again)
-        self._log(at + self._t.reboot, "kernel: Linux version 6.8.0 (Palette eXtended Kubernetes Edge)")
+        self._reboot_into(at + self._t.reboot, again)
+
+    def _reboot_into(self, at: float, from_media: bool) -> None:
+        """The machine comes back at ``at``: from the media still inserted (its menu again) or from the disk."""
+        boot = _Boot(str(uuid.uuid4()), at, from_media)
+        if from_media:
+            boot.menu = MenuState(self._menu or BootMenu.assumed(self.assumed_media), shown_at=at + self._t.firmware)
+        else:
+            self._log(at, KERNEL_LINE)
+        self._boot = boot
 
     @property
     def stage(self) -> Stage:
@@ -394,11 +512,17 @@ class Machine:
         if now < boot.started:
             return Stage.REBOOTING
         if boot.from_media:
-            if now < boot.started + t.firmware + t.installer_boot:
+            self._settle(boot, now)
+            chosen_at = boot.menu.chosen_at if boot.menu is not None else None
+            if chosen_at is None or now < chosen_at + t.installer_boot:
                 return Stage.BOOTING_INSTALLER
             if self._installed:
                 return Stage.INSTALL_DONE
-            failed_at = boot.started + t.firmware + t.installer_boot + 0.05 * t.install
+            if boot.kind is EntryKind.INTERACTIVE:
+                return Stage.INSTALLER_WAITING
+            if boot.kind is not EntryKind.AUTOMATIC:
+                return Stage.LIVE_SHELL
+            failed_at = chosen_at + t.installer_boot + 0.05 * t.install
             return Stage.INSTALL_FAILED if self._failing() and now >= failed_at else Stage.INSTALLING
         if not self._installed:
             return Stage.NO_BOOT_MEDIA
@@ -431,10 +555,11 @@ class Machine:
             boot = self._boot
             if boot is None:
                 return False
-            if stage in (Stage.INSTALLING, Stage.INSTALL_FAILED, Stage.INSTALL_DONE):
+            if stage in LIVE_STAGES:
                 return True
             if stage is Stage.BOOTING_INSTALLER:
-                return now >= boot.started + self._t.firmware + self._t.installer_boot * 0.8
+                chosen_at = boot.menu.chosen_at if boot.menu is not None else None
+                return chosen_at is not None and now >= chosen_at + self._t.installer_boot * 0.8
             return stage is Stage.RUNNING or (
                 stage is Stage.BOOTING_OS and now >= boot.started + self._t.firmware + self._t.os_boot * 0.8
             )
@@ -452,7 +577,7 @@ class Machine:
     def kairos_boot_state(self) -> str:
         """What ``kairos-agent state get boot`` prints."""
         stage = self.stage
-        if stage in (Stage.INSTALLING, Stage.INSTALL_FAILED, Stage.INSTALL_DONE, Stage.BOOTING_INSTALLER):
+        if stage in LIVE_STAGES or stage is Stage.BOOTING_INSTALLER:
             return "livecd_boot"
         if stage in (Stage.RUNNING, Stage.BOOTING_OS):
             return "active_boot"

@@ -36,7 +36,7 @@ from paramiko.common import (
 )
 
 from wizard.core.trust import ssh_fingerprint as key_blob_fingerprint
-from wizard.lab.machine import Machine, Stage
+from wizard.lab.machine import LIVE_STAGES, Machine
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +106,9 @@ class NodeShell:
         m = self.machine
         if path == "/proc/sys/kernel/random/boot_id":
             return (m.boot_id or "") + "\n"
+        if path == "/proc/cmdline":
+            line = m.cmdline()
+            return line + "\n" if line is not None else None
         if path == "/etc/hostname":
             return self.hostname() + "\n"
         if path.startswith("/run/cos/"):
@@ -119,7 +122,7 @@ class NodeShell:
         return None
 
     def _live(self) -> bool:
-        return self.machine.stage in (Stage.INSTALLING, Stage.INSTALL_FAILED, Stage.INSTALL_DONE)
+        return self.machine.stage in LIVE_STAGES
 
     def _cmd_cat(self, args: list[str]) -> tuple[int, str, str]:
         out, code, err = [], 0, []

@@ -105,6 +105,7 @@ class ManualBootJob(Job):
         step: str = "boot",
         how: str = "",
         seed: str = "",
+        console: str = "",
     ) -> None:
         self.id = f"{step}/{node}"
         self.name = node
@@ -118,9 +119,12 @@ class ManualBootJob(Job):
         #: What to do, when the provider knows better than the generic text (MAAS: per power type).
         self.how = how
         self.seed = seed  # the node's seed ISO to attach beside the appliance ISO ("" when none)
+        self.console = console  # what to do at GRUB's menu ("" when the ISO boots the installer by itself)
 
     def text(self) -> str:
         extra = seed_instruction(self.seed) if self.seed else ""
+        if self.console:
+            extra += f" At its console, {self.console}."
         if not self.how:
             return instruction(self.node, self.hostname, self.address, self.iso_name) + extra
         where = f"at {self.address}" if self.address else "(address from DHCP)"

@@ -1,6 +1,6 @@
 // A vCenter simulator for the vSphere integration tests, built from Debian's govmomi (vcsim 0.24.2).
 // One datacenter DC0, a DRS cluster DC0_C0 with three hosts, datastore LocalDS_0, two VMs; REST (vAPI tagging)
-// endpoints registered; plain HTTP, or HTTPS with -tls (its own certificate with -cert/-key). It prints its URL
+// endpoints registered; PutUsbScanCodes and CreateScreenshot_Task on VMs (console.go); plain HTTP, or HTTPS with -tls (its own certificate with -cert/-key). It prints its URL
 // on one line and runs until SIGTERM or SIGINT, then removes its datastore folders.
 package main
 
@@ -50,6 +50,8 @@ func main() {
 
 	s := m.Service.NewServer()
 	defer s.Close()
+	// In front of the simulator (console.go): the VM console methods it lacks. Set before any client connects.
+	s.Config.Handler = newConsoleMethods(s.Config.Handler)
 	fmt.Println(s.URL.String())
 	os.Stdout.Sync()
 

@@ -239,6 +239,7 @@ CHECK_MODULES = (
     "wizard.providers.maas",
     "wizard.core.checks.gateway",
     "wizard.install.checks.postboot",
+    "wizard.install.checks.boot",
     "wizard.core.checks.ports",
     "wizard.core.checks.sizing",
     "wizard.appliance.guards",

@@ -14,6 +14,7 @@ from wizard.core.project.nodes import _cross_checks, _read_node
 from wizard.core.project.provider import _read_provider
 from wizard.core.project.reader import _kind, _Reader, _show, hostname_problem
 from wizard.core.project.sections import (
+    _boot_checks,
     _configure_checks,
     _read_activation,
     _read_appliance,
@@ -155,6 +156,8 @@ def parse_project(doc: object, *, base: Path | None = None, source: Path | None 
     _cross_checks(r, nodes, network, ptype, two_node=cluster is not None and cluster.two_node)
     if appliance is not None and network is not None:
         _configure_checks(r, appliance, nodes, network)
+    if appliance is not None:
+        _boot_checks(r, appliance, ptype, files)
     errors = [p for p in r.problems if p.is_error]
     if (
         errors

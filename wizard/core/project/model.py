@@ -51,6 +51,17 @@ class ConfigureMode(StrEnum):
     LOCALUI = "localui"
 
 
+class BootMode(StrEnum):
+    """How each node gets from the ISO's GRUB menu (whose default, on appliance ISOs, is the interactive installer) to
+    the automatic installer that honours the seed: an unattended copy of the ISO whose default is the automatic
+    entry (every provider), vSphere's own keyboard pressing the keys within GRUB's countdown, or the operator at the
+    node's console, guided by the wizard."""
+
+    UNATTENDED = "unattended"
+    KEYS = "keys"
+    CONSOLE = "console"
+
+
 class VmMode(StrEnum):
     CREATE = "create"
     EXISTING = "existing"
@@ -265,6 +276,7 @@ class Appliance:
     install_timeout_minutes: int = 30
     leader: str = ""
     configure: ConfigureMode = ConfigureMode.SEED
+    boot: BootMode | None = None  # None: the default, see Project.boot_mode
 
 
 @dataclass(frozen=True)
@@ -309,6 +321,13 @@ class Project:
     source: Path | None = None
     console: ConsoleSettings | None = None  # None: the wizard stops after the cluster
     activation: ActivationSettings = field(default_factory=ActivationSettings)
+
+    def boot_mode(self) -> BootMode:
+        """``appliance.boot``, or its default: ``unattended`` whenever the project names the ISO (the wizard derives
+        the copy from it), else ``console`` (a ``manual`` project that leaves the ISO to the operator)."""
+        if self.appliance.boot is not None:
+            return self.appliance.boot
+        return BootMode.UNATTENDED if self.files.iso is not None else BootMode.CONSOLE
 
     def secret_refs(self) -> list[tuple[str, SecretRef]]:
         """Every keyring reference in the project with its field path."""

@@ -9,6 +9,7 @@ from wizard.core.project.model import (
     ActivationSettings,
     AddressMode,
     Appliance,
+    BootMode,
     ClusterSettings,
     ConfigureMode,
     ConsoleSettings,
@@ -222,7 +223,16 @@ def _read_files(r: _Reader, raw: object, provider: ProviderType | None) -> Files
 
 def _read_appliance(r: _Reader, raw: object, node_names: list[str]) -> Appliance | None:
     path = "appliance"
-    allowed = ("username", "password", "install_disk", "data_disk", "install_timeout_minutes", "leader", "configure")
+    allowed = (
+        "username",
+        "password",
+        "install_disk",
+        "data_disk",
+        "install_timeout_minutes",
+        "leader",
+        "configure",
+        "boot",
+    )
     m = r.mapping(raw if raw is not None else {}, path, allowed)
     if m is None:
         return None
@@ -261,6 +271,7 @@ def _read_appliance(r: _Reader, raw: object, node_names: list[str]) -> Appliance
     timeout = r.integer(m, "install_timeout_minutes", path, default=30, minimum=15, maximum=24 * 60) or 30
     leader = r.text(m, "leader", path)
     configure: ConfigureMode = r.choice(m, "configure", path, ConfigureMode, ConfigureMode.SEED)
+    boot: BootMode | None = r.choice(m, "boot", path, BootMode, None) if m.get("boot") is not None else None
     if leader and node_names and leader not in node_names:
         r.error(
             "appliance.leader",
@@ -275,6 +286,7 @@ def _read_appliance(r: _Reader, raw: object, node_names: list[str]) -> Appliance
         install_timeout_minutes=timeout,
         leader=leader,
         configure=configure,
+        boot=boot,
     )
 
 
@@ -407,6 +419,22 @@ def _read_activation(r: _Reader, raw: object) -> ActivationSettings | None:
             "`key: {secret: NAME}`, or write `defer: true`",
         )
     return ActivationSettings(key=key, defer=bool(defer))
+
+
+def _boot_checks(r: _Reader, appliance: Appliance, provider: ProviderType | None, files: Files | None) -> None:
+    """What each ``appliance.boot`` strategy needs."""
+    if appliance.boot is BootMode.KEYS and provider not in (None, ProviderType.VSPHERE):
+        r.error(
+            "appliance.boot",
+            f"keys are pressed through vSphere's keyboard API; a {provider.value} node has no keyboard path",
+            "use appliance.boot: unattended (the wizard's copy of the ISO boots the automatic installer), or console",
+        )
+    if appliance.boot is BootMode.UNATTENDED and files is not None and files.iso is None:
+        r.error(
+            "appliance.boot",
+            "unattended needs the ISO: the wizard derives the copy that boots the automatic installer from it",
+            "give files.iso, or use appliance.boot: console",
+        )
 
 
 def _configure_checks(r: _Reader, appliance: Appliance, nodes: list[Node], network: Network) -> None:

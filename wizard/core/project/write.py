@@ -175,6 +175,8 @@ def project_to_dict(project: Project, base: Path | None = None) -> dict[str, Any
     }
     if a.configure is not ConfigureMode.SEED:
         appliance["configure"] = a.configure.value
+    if a.boot is not None:
+        appliance["boot"] = a.boot.value
     if a.password:
         appliance["password"] = a.password.to_dict()
     if a.leader:

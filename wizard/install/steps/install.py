@@ -12,23 +12,27 @@ starting the wizard); for the other providers that means the node did not boot t
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
 
+from wizard.appliance.media import inspect_iso
 from wizard.appliance.monitor import InstallMonitor
 from wizard.appliance.seed import wizard_key
 from wizard.appliance.ssh import SSHClient, SSHCredentials
+from wizard.appliance.stuck import StuckPolicy
 from wizard.core.cancel import CancelToken
+from wizard.core.errors import WizardError
 from wizard.core.jobs import Job, Step, StepContext, StepKind
 from wizard.core.journal import JOB_DONE, Journal
 from wizard.core.problems import Problem
 from wizard.core.progress import Reporter
-from wizard.core.project import AddressMode, ConfigureMode, Node, ProviderType
+from wizard.core.project import AddressMode, BootMode, ConfigureMode, Node, ProviderType
 from wizard.core.trust import TrustStore
 from wizard.install.checks.addresses import nodes_exist
-from wizard.install.steps.boot import eject_jobs, seeding
+from wizard.install.steps.boot import GENERIC_GUIDANCE, SCREENS, eject_jobs, seeding
 from wizard.install.steps.nodes import DEFAULT_PASSWORD, Pacing, login_password
 from wizard.providers.manual import ConsoleConfigJob, console_instruction
 
@@ -65,6 +69,27 @@ class _ThenConsole(Job):
         facts = dict(self.monitor.run(report.child(0.0, 0.8), cancel) or {})
         facts["console"] = dict(self.console.run(report.child(0.8, 0.2), cancel) or {})
         return facts
+
+
+class _ThenDropScreen(Job):
+    """A node's install job; when it ends, its console screenshots stop (the node is installed, or failed)."""
+
+    def __init__(self, inner: Job, drop: Callable[[str], None]) -> None:
+        self.inner = inner
+        self.drop = drop
+        self.id = inner.id
+        self.name = inner.name
+        self.node = inner.node
+        self.weight = inner.weight
+
+    def fingerprint(self) -> str:
+        return self.inner.fingerprint()
+
+    def run(self, report: Reporter, cancel: CancelToken) -> Mapping[str, Any] | None:
+        try:
+            return self.inner.run(report, cancel)
+        finally:
+            self.drop(self.node)
 
 
 def _record_installer(journal: Journal, node: str, boot_id: str) -> None:
@@ -152,10 +177,25 @@ class InstallStep(Step):
             node.name, node.hostname, f"{node.name}: {text}", hostname_of, pacing=self.pacing.manual
         )
 
+    def _stuck_policy(self, ctx: StepContext) -> StuckPolicy:
+        """What a node waiting at the interactive installer is told, from the ISO's own menu: with ``appliance.boot:
+        console`` a warning (the operator is at the console), otherwise the node's install stops with it."""
+        guidance = GENERIC_GUIDANCE
+        iso = ctx.project.files.iso
+        if iso is not None:
+            with contextlib.suppress(WizardError):
+                guidance = inspect_iso(iso.path).console_guidance()
+        return StuckPolicy(
+            budget=self.pacing.stuck_budget,
+            guidance=f"reset it and, {guidance}",
+            fatal=ctx.project.boot_mode() is not BootMode.CONSOLE,
+        )
+
     def jobs(self, ctx: StepContext) -> list[Job]:
         project = ctx.project
         trust = TrustStore(ctx.paths.config)
         ejects = {job.node: job for job in eject_jobs(ctx, self.pacing, step="eject")}
+        stuck = self._stuck_policy(ctx)
         jobs: list[Job] = []
         for node in project.nodes:
             creds = ssh_credentials(ctx, node)
@@ -185,10 +225,14 @@ class InstallStep(Step):
                     on_installer_seen=partial(_record_installer, ctx.journal, node.name),
                     step=self.id,
                     on_installed=eject.run if eject is not None else None,
+                    stuck=stuck,
                 )
             )
         if project.appliance.configure is ConfigureMode.CONSOLE:
             consoles = [self._console_job(ctx, node, trust) for node in project.nodes]
             jobs = [_ThenConsole(job, console) for job, console in zip(jobs, consoles, strict=True)]
+        screens = ctx.resources.peek(SCREENS)
+        if screens is not None:
+            jobs = [_ThenDropScreen(job, screens.drop) for job in jobs]
         self.parallel = max(1, len(jobs))  # every node installs at once; each monitor mostly waits
         return jobs

@@ -44,6 +44,15 @@ class Pacing:
     cluster_expected: float = 30 * 60.0
     cluster_timeout: float = 2 * 3600.0
     cluster_outage_timeout: float = 30 * 60.0
+    #: ``appliance.boot: keys``: Home every ``keys_interval`` s for ``keys_window`` s (the firmware's time before
+    #: GRUB's menu shows), then the keys to the automatic installer.
+    keys_interval: float = 1.0
+    keys_window: float = 30.0
+    #: How often a booting VM's console screenshot is refreshed (vSphere).
+    screen_interval: float = 5.0
+    #: How long a node's live system may show no install progress before the monitor asks whether it waits at the
+    #: interactive installer (wizard.appliance.stuck).
+    stuck_budget: float = 5 * 60.0
 
 
 def login_password(ctx: StepContext, node: Node) -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence, Set
 from dataclasses import dataclass
@@ -48,7 +49,10 @@ from wizard.core.progress import Reporter
 from wizard.core.project import AddressMode
 from wizard.core.trust import TrustStore
 from wizard.install.checks.addresses import Probe, node_check, vip_check
+from wizard.install.checks.boot import boot_inputs, check_boot
 from wizard.install.steps.providers import provider_checks
+
+log = logging.getLogger(__name__)
 
 REPORT_JOB = "preflight/report"
 
@@ -67,6 +71,21 @@ class PreflightSettings:
     ntp_timeout: float = 2.0
     max_ntp_offset: float = 2.0
     min_free: int = DEFAULT_MIN_FREE
+
+
+def _iso_config(iso: Path | None) -> dict[str, Any] | None:
+    """The ISO's embedded ``config.yaml`` (it names the edition), or None when there is no ISO it can read (the
+    files check says why)."""
+    if iso is None:
+        return None
+    from wizard.appliance.media import MediaError, inspect_iso
+
+    try:
+        config = inspect_iso(iso).config
+    except (MediaError, OSError) as exc:
+        log.info("the ISO's config.yaml could not be read: %s", exc)
+        return None
+    return config.raw if config is not None and not config.error else None
 
 
 def report_paths(journal_path: Path) -> tuple[Path, Path]:
@@ -266,6 +285,21 @@ class PreflightStep(Step):
                 )
             )
 
+        record = ctx.journal.job("verify/files.iso")
+        boot = boot_inputs(
+            project, dict(record.get("result") or {}) if record and record.get("status") == JOB_DONE else None
+        )
+        specs.append(
+            (
+                "preflight/boot",
+                "What each node boots",
+                lambda: check_boot(boot),
+                boot.fingerprint(_stat(boot.iso) if boot.iso else "-"),
+                "media.boot-plan",
+                "",
+            )
+        )
+
         probe = Probe(s.ports, s.connect_timeout, s.icmp, s.arp)
         trust = TrustStore(ctx.paths.config)
         for check in [*(node_check(ctx, node, probe, trust) for node in project.nodes), vip_check(ctx, probe, trust)]:
@@ -316,13 +350,19 @@ class PreflightStep(Step):
         from wizard.install.steps.appliance import preflight_checks, upload_plan  # it reuses this module's jobs
 
         known = ctx.journal.result("appliance/identify").get("appliance") or {}
-        appliance_checks = preflight_checks(ctx)
+        iso = project.files.iso.path if project.files.iso else None
+
+        def appliance_checks() -> list[CheckResult]:
+            return preflight_checks(ctx, _iso_config(iso))
+
         specs.append(
             (
                 "preflight/appliance",
                 "Appliance release",
-                lambda: appliance_checks,
-                json.dumps([known, repr(upload_plan(project))], sort_keys=True, default=str),
+                appliance_checks,
+                json.dumps(
+                    [known, repr(upload_plan(project)), _stat(iso) if iso else "-"], sort_keys=True, default=str
+                ),
                 "appliance.version",
                 "",
             )

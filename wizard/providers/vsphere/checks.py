@@ -31,7 +31,7 @@ from wizard.core.checks.catalog import (
 )
 from wizard.core.checks.sizing import size_result, storage_result
 from wizard.core.errors import Cancelled, WizardError
-from wizard.core.project import Node, Project, VmMode, VsphereSettings
+from wizard.core.project import BootMode, Node, Project, VmMode, VsphereSettings
 from wizard.core.trust import Confirm, TrustStore
 from wizard.providers.vsphere import vms
 from wizard.providers.vsphere.errors import translate_fault
@@ -173,6 +173,8 @@ OPERATE_VM = (
     "VirtualMachine.Interact.PowerOn",
     "VirtualMachine.Interact.Reset",
 )
+#: ``appliance.boot: keys``: the keys that pick GRUB's automatic installer go in through vSphere's keyboard API.
+CONSOLE_KEYS = ("VirtualMachine.Interact.PutUsbScanCodes",)
 
 
 @dataclass
@@ -195,14 +197,17 @@ def plan_privileges(
     network: Any = None,
     cluster: Any = None,
     vms_by_name: dict[str, Any] | None = None,
+    keys: bool = False,
 ) -> PrivilegePlan:
-    """The privileges the chosen operations need: upload always; create or existing VMs; tags are read only."""
+    """The privileges the chosen operations need: upload always; create or existing VMs; tags are read only; with
+    ``keys`` (``appliance.boot: keys``) the keyboard API on the VMs."""
+    operate = (*OPERATE_VM, *(CONSOLE_KEYS if keys else ()))
     plan = PrivilegePlan()
     plan.add("vCenter (root)", root, READ)
     plan.add("datastore", datastore, (*UPLOAD, *(CREATE_ON_DATASTORE if mode is VmMode.CREATE else ())))
     if mode is VmMode.CREATE:
         if folder is not None:
-            plan.add("VM folder", folder, (*CREATE_ON_FOLDER, *OPERATE_VM))
+            plan.add("VM folder", folder, (*CREATE_ON_FOLDER, *operate))
         if pool is not None:
             plan.add("resource pool", pool, CREATE_ON_POOL)
         if network is not None:
@@ -211,7 +216,7 @@ def plan_privileges(
             plan.add("cluster", cluster, CLUSTER_RULES)
     else:
         for name, vm in (vms_by_name or {}).items():
-            plan.add(f"VM {name}", vm, OPERATE_VM)
+            plan.add(f"VM {name}", vm, operate)
     return plan
 
 
@@ -348,6 +353,7 @@ def _privileges(ctx: _Context) -> list[CheckResult]:
         network=network,
         cluster=cluster,
         vms_by_name=names,
+        keys=ctx.project.boot_mode() is BootMode.KEYS,
     )
     missing = missing_privileges(ctx.session.content.authorizationManager, ctx.session.session_key, plan)
     user = ctx.session.user_name

@@ -9,7 +9,7 @@ tests only; the project file cannot choose it.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from wizard.core.progress import Reporter
 from wizard.core.project import VmMode, VsphereSettings
 from wizard.core.trust import Confirm, TrustStore
 from wizard.providers.vsphere import vms
+from wizard.providers.vsphere.console import KeyPlan, type_boot_keys
 from wizard.providers.vsphere.datastore import CHUNK, DatastoreClient, datastore_path, upload_file
 from wizard.providers.vsphere.errors import VsphereError
 from wizard.providers.vsphere.session import connect
@@ -72,8 +73,12 @@ class UploadIsoJob(_VsphereJob):
         node: str = "",
         scheme: str = "https",
         chunk: int = CHUNK,
+        resolve: Callable[[], tuple[Path, str]] | None = None,
     ) -> None:
+        """``resolve``, when given, names the file to send only when the job runs (path, sha256): a file another
+        job makes (the unattended copy of the ISO); ``local_path`` and ``sha256`` then name its source."""
         super().__init__(settings, password, trust, confirm, scheme=scheme)
+        self.resolve = resolve
         self.local_path = local_path
         self.sha256 = sha256.lower()
         self.remote_name = remote_name
@@ -87,22 +92,23 @@ class UploadIsoJob(_VsphereJob):
         return self._fp(self.target, self.sha256)
 
     def run(self, report: Reporter, cancel: CancelToken) -> Mapping[str, Any] | None:
-        size = self.local_path.stat().st_size
+        local_path, sha256 = self.resolve() if self.resolve is not None else (self.local_path, self.sha256)
+        size = local_path.stat().st_size
         with self._connect() as session:
             dc = session.datacenter()
             session.datastore(dc)  # a wrong name fails here with the datastores that do exist
             with DatastoreClient(session, dc) as client:
                 sent = upload_file(
                     client,
-                    self.local_path,
+                    local_path,
                     self.target,
-                    sha256=self.sha256,
+                    sha256=sha256,
                     report=report,
                     cancel=cancel,
                     chunk=self.chunk,
                 )
         report.finish()
-        return {"datastore_path": str(self.target), "size": size, "sha256": self.sha256, "uploaded": sent}
+        return {"datastore_path": str(self.target), "size": size, "sha256": sha256, "uploaded": sent}
 
 
 class PrepareVmJob(_VsphereJob):
@@ -196,7 +202,9 @@ class AntiAffinityJob(_VsphereJob):
 
 
 class BootVmJob(_VsphereJob):
-    """ISO on CD/DVD drive 1 (seed ISO on drive 2), boot order CD then disk, power on.
+    """ISO on CD/DVD drive 1 (seed ISO on drive 2), boot order CD then disk, power on; with ``keys``, type the keys
+    that boot GRUB's automatic installer (:mod:`wizard.providers.vsphere.console`). ``watch_screen`` is told the node
+    and VM name first, so its console screenshots follow the boot.
 
     Safe to rerun (rule in :mod:`wizard.providers.vsphere.vms`): a VM already running from this ISO is left alone,
     a VM that was installed from it and ejected is not booted again, and a VM running anything else is reset.
@@ -216,29 +224,40 @@ class BootVmJob(_VsphereJob):
         iso_datastore_path: str,
         seed_datastore_path: str = "",
         scheme: str = "https",
+        keys: KeyPlan | None = None,
+        watch_screen: Callable[[str, str], None] | None = None,
     ) -> None:
         super().__init__(settings, password, trust, confirm, scheme=scheme)
         self.node = node
         self.vm_name = vm_name
         self.iso = iso_datastore_path
         self.seed = seed_datastore_path
+        self.keys = keys
+        self.watch_screen = watch_screen
         self.id = f"vsphere/boot/{node}"
         self.name = f"Boot {vm_name} from the ISO"
 
     def fingerprint(self) -> str:
-        return self._fp(self.vm_name, self.iso, self.seed)
+        return self._fp(self.vm_name, self.iso, self.seed, self.keys.keys if self.keys else "")
 
     def run(self, report: Reporter, cancel: CancelToken) -> Mapping[str, Any] | None:
+        if self.watch_screen is not None:
+            self.watch_screen(self.node, self.vm_name)
         with self._connect() as session:
             vm = vms.find_vm(session, self.vm_name, self.node)
-            result = vms.attach_and_boot(session, vm, iso=self.iso, seed=self.seed, cancel=cancel, report=report)
-            facts = {
+            result = vms.attach_and_boot(
+                session, vm, iso=self.iso, seed=self.seed, cancel=cancel, report=report.child(0.0, 0.3)
+            )
+            facts: dict[str, Any] = {
                 "moref": vm._moId,
                 "action": result.action,
                 "isos": list(result.isos),
                 "boot_order": list(result.boot_order),
                 "power": str(vm.runtime.powerState),
             }
+            # Keys only into a boot this run started: a VM already booting (a resumed run) is past GRUB's menu.
+            if self.keys is not None and result.action in ("powered-on", "reset"):
+                facts["console_keys"] = type_boot_keys(vm, self.keys, cancel, report.child(0.3, 0.7))
         report.finish()
         return facts
 

@@ -37,8 +37,9 @@ from PySide6.QtWidgets import (
 from wizard.core.progress import ProgressSnapshot, TaskState, TaskStatus
 from wizard.core.redact import redact
 from wizard.core.runner import ExitCode, RunFinished, StepStarted
-from wizard.ui.bridge import RunController
+from wizard.ui.bridge import RunController, SessionOpened
 from wizard.ui.pages.cells import LiveCells
+from wizard.ui.pages.consoles import ConsoleScreensView
 from wizard.ui.pages.live import BAR_SCALE, LivePage, announce, elapsed_text, eta_text, now_stamp, progress_bar
 from wizard.ui.widgets import button, heading, paragraph
 
@@ -161,8 +162,11 @@ class InstallPage(LivePage):
         log_layout.setContentsMargins(0, 0, 0, 0)
         log_layout.addWidget(self.log_title)
         log_layout.addWidget(self.log, 1)
+        # vSphere: each booting VM's console screenshot (hidden until there is one).
+        self.consoles = ConsoleScreensView(self)
         split = QSplitter(Qt.Orientation.Vertical, self)
         split.addWidget(self.table)
+        split.addWidget(self.consoles)
         split.addWidget(log_box)
         split.setStretchFactor(0, 2)
         split.setStretchFactor(1, 3)
@@ -280,7 +284,11 @@ class InstallPage(LivePage):
             if t.node and t.step in NODE_STEPS:
                 self._log_task(t.node, t)
 
+    def session_opened(self, info: SessionOpened) -> None:
+        self.consoles.set_folder(info.journal.with_suffix("") / "screens")
+
     def draw(self, snap: ProgressSnapshot) -> None:
+        self.consoles.refresh()
         by_node: dict[str, list[TaskState]] = {}
         for t in snap.tasks:
             if t.node and t.step in NODE_STEPS:
