@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.integration.test_preflight import Listener, _engine_run, free_port
-from tests.support.projects import appliance_iso, base_doc
+from tests.support.projects import appliance_iso, base_doc, signed_iso
 from wizard.core.runner import ExitCode, RunFinished
 from wizard.core.trust import TrustKind, TrustStore
 from wizard.install.steps.preflight import PreflightSettings, report_paths
@@ -29,9 +29,9 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
 
 
 def _doc(tmp_path: Path, lab: Lab, **node: Any) -> dict[str, Any]:
-    appliance_iso(tmp_path / "appliance.iso", 64 * 1024)
+    _, public = signed_iso(tmp_path)  # the default boot strategy derives the unattended copy: a signed ISO
     n = lab.nodes[0]
-    doc = base_doc(files={"iso": "appliance.iso"})
+    doc = base_doc(files={"iso": "appliance.iso", "public_key": public.name})
     doc["nodes"] = [
         {"name": "node-1", "hostname": "edge-node-1", "ip": ADDRESS, "prefix": 24, "gateway": "127.0.10.1",
          "ssh_port": n.ssh.port, "localui_port": n.server.port, **node}

@@ -183,7 +183,7 @@ def test_a_command_whose_session_is_cut_is_a_drop_never_a_result(
     machine, server, _ = node
     machine.insert_media("http://127.0.0.1/appliance.iso")
     machine.power_on()
-    clock.advance(T.firmware + T.installer_boot)
+    clock.advance(T.firmware + MENU + T.installer_boot)
     wait_port(server.port, up=True)
     client = SSHClient(
         "127.0.0.1",
