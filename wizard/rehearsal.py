@@ -113,6 +113,7 @@ def pacing_for(speed: float) -> Pacing:
         cluster_expected=max(10.0, 1800 / speed),
         cluster_timeout=max(120.0, 7200 / speed),
         cluster_outage_timeout=max(60.0, 1800 / speed),
+        speed=speed,
     )
 
 

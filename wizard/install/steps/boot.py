@@ -61,6 +61,12 @@ class MachinesStep(Step):
     id = "machines"
     title = "Prepare the machines"
     weight = 0.5
+    expected = 60.0  # MAAS allocation or vSphere VMs created; nothing for manual and Redfish nodes
+
+    def expected_duration(self, ctx: StepContext) -> float:
+        if ctx.project.provider.type not in (ProviderType.MAAS, ProviderType.VSPHERE):
+            return 0.0
+        return super().expected_duration(ctx)
 
     def __init__(self, pacing: Pacing | None = None) -> None:
         self.pacing = pacing or Pacing()
@@ -414,6 +420,7 @@ class MediaStep(Step):
     id = "media"
     title = "Provide the ISO"
     weight = 1.0
+    expected = 300.0  # an ISO of several GiB to a datastore, or the ISO server started for BMCs to fetch from
 
     def __init__(self, pacing: Pacing | None = None) -> None:
         self.pacing = pacing or Pacing()
@@ -482,6 +489,7 @@ class BootStep(Step):
     id = "boot"
     title = "Boot the nodes from the ISO"
     weight = 1.0
+    expected = 180.0
 
     def __init__(self, pacing: Pacing | None = None) -> None:
         self.pacing = pacing or Pacing()
@@ -697,6 +705,7 @@ class EjectStep(Step):
     id = "eject"
     title = "Eject the ISO"
     weight = 0.3
+    expected = 20.0
 
     def __init__(self, pacing: Pacing | None = None) -> None:
         self.pacing = pacing or Pacing()

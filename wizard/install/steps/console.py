@@ -60,6 +60,7 @@ class ConsoleStep(Step):
 
     id = "console"
     title = "Set up the system console"
+    expected = 60.0
     kind = StepKind.INSTALL
     weight = 0.5
 
@@ -88,6 +89,7 @@ class ActivateStep(Step):
 
     id = "activate"
     title = "Activate Palette"
+    expected = 30.0
     kind = StepKind.INSTALL
     weight = 0.3
 
@@ -107,6 +109,7 @@ class PacksStep(Step):
 
     id = "packs"
     title = "Upload the pack bundles"
+    expected = 300.0  # uploads at the network's pace, then the registry sync
     kind = StepKind.INSTALL
     weight = 2.0
     parallel = 1  # a queue: the leader keeps one "last upload", checked right after each file
@@ -310,6 +313,7 @@ class ValidateStep(Step):
 
     id = "validate"
     title = "Validate and summarise"
+    expected = 30.0
     kind = StepKind.INSTALL
     weight = 0.3
     parallel = 1  # the report comes last and records the validation's outcome

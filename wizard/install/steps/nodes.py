@@ -43,6 +43,9 @@ class Pacing:
     cluster_expected: float = 30 * 60.0
     cluster_timeout: float = 2 * 3600.0
     cluster_outage_timeout: float = 30 * 60.0
+    #: How many times faster than real time the nodes run (the rehearsal's lab): the steps' expected durations, from
+    #: which the overall progress is planned, are divided by it.
+    speed: float = 1.0
 
 
 def login_password(ctx: StepContext, node: Node) -> str:

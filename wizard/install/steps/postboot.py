@@ -65,6 +65,7 @@ class PostbootStep(Step):
     title = "Post-boot checks"
     kind = StepKind.PREFLIGHT  # blockers mean "fix this before going on" (exit 3), nothing failed mid-action
     weight = 0.3
+    expected = 30.0
 
     def __init__(self, settings: PostbootSettings | None = None) -> None:
         self.settings = settings or PostbootSettings()

@@ -219,6 +219,7 @@ class PreflightStep(Step):
     title = "Preflight checks"
     kind = StepKind.PREFLIGHT
     weight = 0.5
+    expected = 30.0
 
     def __init__(self, settings: PreflightSettings | None = None) -> None:
         self.settings = settings or PreflightSettings()
