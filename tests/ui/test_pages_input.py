@@ -37,6 +37,7 @@ from wizard.core.secrets import SecretStore
 from wizard.ui.pages import credentials as credentials_module
 from wizard.ui.pages.credentials import ConnectionContext
 from wizard.ui.shell import MainWindow
+from wizard.ui.wording import problem_text
 
 pytestmark = pytest.mark.ui
 
@@ -297,7 +298,9 @@ def test_provider_settings_are_validated_inline_and_kept_across_type_switches(
     assert server.message.text() == f"✗ {expected.message} — {expected.fix}"
     assert server.widget.accessibleDescription() == server.message.text()
     # Node VMs are a Nodes-page matter; this page's own fields are what gate its Next.
-    assert [b for b in window.blockers(MainWindow.PROVIDER)] == [f"provider.vsphere.server: {expected.message}"]
+    # In the window's words: the page and the field's label, not the file's field path.
+    assert [b for b in window.blockers(MainWindow.PROVIDER)] == [problem_text(expected)]
+    assert window.blockers(MainWindow.PROVIDER)[0].startswith("Provider page, Server: ")
     type_into(qtbot, server.widget, "vcenter.example.com")  # type: ignore[arg-type]
     assert not server.message.isVisible()
     assert window.blockers(MainWindow.PROVIDER) == []

@@ -11,7 +11,7 @@ class CredentialsStep(Step):
     title = "Check credentials"
     kind = StepKind.INPUT
     weight = 0.1
-    expected = 1.0
+    expected = 0.1
 
     def expected_duration(self, ctx: StepContext) -> float:
         return self.expected or 0.0  # reads the keyring on this machine: as fast in a rehearsal

@@ -41,6 +41,7 @@ from wizard.core.checks import (
 )
 from wizard.core.checks.catalog import errored
 from wizard.core.checks.gateway import StaticAddress, check_gateways
+from wizard.core.checks.grouping import group_failures
 from wizard.core.errors import PreflightBlocked
 from wizard.core.fsutil import atomic_write_text
 from wizard.core.jobs import Job, Step, StepContext, StepKind
@@ -171,17 +172,26 @@ class ReportJob(Job):
         atomic_write_text(self._html, rep.to_html())
         blockers = rep.blockers()
         if blockers:
-            lines = []
+            # One line per root cause, with every target it hit; the checks it kept from running counted under it.
+            groups = [g for g in group_failures([r.to_dict() for r in blockers]) if g.blocking]
+            lines, fixes = [], []
+            for g in groups:
+                lines.append(f"• {g.headline()}")
+                if g.dependents:
+                    lines.append(f"    ({g.dependents_text()}: {', '.join(sorted({t for t, _ in g.dependents}))})")
+                fix = f"{g.remediation} ({g.step.capitalize()} page)" if g.step else g.remediation
+                if fix and fix not in fixes:
+                    fixes.append(fix)
+            count = f"{len(groups)} problem{'s' if len(groups) != 1 else ''}"
+            detail = []
             for r in blockers:
                 d = r.to_dict()
-                lines.append(f"✗ [{r.check}] {d['title']}{f' — {r.target}' if r.target else ''}: {r.message}")
-                lines.append(f"    fix ({d['step']} page): {d['remediation']}")
-            count = f"{len(blockers)} blocker{'s' if len(blockers) != 1 else ''}"
+                detail.append(f"✗ [{r.check}] {d['title']}{f' — {r.target}' if r.target else ''}: {r.message}")
             raise PreflightBlocked(
-                "Blocked",
-                f"{count}: " + "; ".join(f"{r.check} {r.target}: {r.message}".replace("  ", " ") for r in blockers),
-                details="\n".join(lines) + f"\nReport: {self._html}",
-                remediation=f"fix each blocker (blockers cannot be overridden), then run again; report: {self._html}",
+                f"{count} to fix before anything is touched",
+                "\n".join(lines),
+                details="\n".join(detail) + f"\nReport: {self._html}",
+                remediation="; ".join(fixes) + " — then run again (blockers cannot be overridden)",
             )
         summary = rep.to_dict()["summary"]
         warned = summary["warnings"]
