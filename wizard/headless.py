@@ -19,6 +19,7 @@ from typing import Any, TextIO
 
 from wizard import __version__
 from wizard.core.cancel import CancelToken
+from wizard.core.checks.grouping import checks_outcome
 from wizard.core.errors import WizardError
 from wizard.core.jobs import Step
 from wizard.core.logs import setup_logging
@@ -169,7 +170,8 @@ class _Printer:
         elif isinstance(ev, JobFinished):
             who = self._who(ev.name, ev.node)
             if ev.status is TaskStatus.DONE:
-                self.write(f"  ✓ {who}{self._result(ev.result)}")
+                checked = checks_outcome(ev.result)
+                self.write(f"  {checked[0]} {who}{checked[1]}" if checked else f"  ✓ {who}{self._result(ev.result)}")
             elif ev.status is TaskStatus.SKIPPED:
                 self.write(f"  ↷ {who}: already done{self._result(ev.result)}")
             elif ev.status is TaskStatus.CANCELLED:

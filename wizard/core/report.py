@@ -77,8 +77,10 @@ def summarize(
     journal_path: Path,
     log_dir: Path,
     step_order: Sequence[str] = (),
+    kept: str = "in the OS keyring",
 ) -> RunSummary:
-    """Read a journal snapshot (``Journal.snapshot()`` or the journal file's JSON) into a summary."""
+    """Read a journal snapshot (``Journal.snapshot()`` or the journal file's JSON) into a summary. ``kept`` says
+    where the new passwords are (a run without a secure keyring keeps them in memory only, and must say so)."""
     raw_jobs: Mapping[str, Any] = journal.get("jobs") or {}
     jobs = []
     for job_id, rec in raw_jobs.items():
@@ -125,11 +127,9 @@ def summarize(
     credentials: list[str] = []
     replaced = sorted(j.id.split("/", 1)[1] for j in jobs if j.step == "password" and j.result.get("replaced"))
     if replaced:
-        credentials.append(
-            f"the default node password was replaced on {', '.join(replaced)}; the new one is in the OS keyring"
-        )
+        credentials.append(f"the default node password was replaced on {', '.join(replaced)}; the new one is {kept}")
     if result("console/admin").get("password_changed"):
-        credentials.append("the console's default admin password was changed; the new one is in the OS keyring")
+        credentials.append(f"the console's default admin password was changed; the new one is {kept}")
     synced = bool(result("packs/registry-sync"))
     status = str(journal.get("status") or "")
     failed = any(j.status == "failed" for j in jobs)

@@ -107,3 +107,20 @@ def group_failures(results: Sequence[Mapping[str, Any]], *, include_overridden: 
         else:
             home.dependents.append((str(r.get("title", check)), target))
     return sorted(roots, key=lambda g: not g.blocking)
+
+
+def checks_outcome(result: dict[str, Any]) -> tuple[str, str] | None:
+    """A check job's mark and outcome: ✓ only when a check passed, ⚠ with its warnings, ○ when nothing could be
+    checked (an NTP check without NTP servers is not a pass)."""
+    results = result.get("results")
+    if not isinstance(results, list) or not results:
+        return None
+    failed = [r for r in results if isinstance(r, dict) and r.get("outcome") != "pass"]
+    skipped = [r for r in results if isinstance(r, dict) and (r.get("details") or {}).get("skipped")]
+    if failed:
+        n = len(failed)
+        return "⚠", f": {n} warning{'s' if n != 1 else ''} — {failed[0].get('message', '')}"
+    if len(skipped) == len(results):
+        why = str(skipped[0].get("message", "")).removeprefix("skipped: ")
+        return "○", f": not checked — {why}"
+    return None

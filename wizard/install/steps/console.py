@@ -283,7 +283,9 @@ class RunReportJob(Job):
         project: str,
         vip: str,
         step_order: Sequence[str],
+        kept: str = "in the OS keyring",
     ) -> None:
+        self.kept = kept
         self.journal_path = journal_path
         self.folder = folder
         self.log_dir = log_dir
@@ -302,6 +304,7 @@ class RunReportJob(Job):
             journal_path=self.journal_path,
             log_dir=self.log_dir,
             step_order=self.step_order,
+            kept=self.kept,
         )
         html_path, text_path = write_run_report(summary, self.folder)
         report.finish(summary.headline)
@@ -342,5 +345,9 @@ class ValidateStep(Step):
                 project=ctx.project.name,
                 vip=ctx.project.network.vip,
                 step_order=self.step_order,
+                # Where the new passwords are: a store without a secure keyring keeps them for this run only.
+                kept="in the OS keyring"
+                if ctx.secrets.persistent
+                else "kept in memory for this run only (no secure keyring): note it now",
             ),
         ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from wizard.core.checks.grouping import checks_outcome
 from wizard.core.progress import TaskStatus
 from wizard.core.runner import (
     ExitCode,
@@ -52,7 +53,8 @@ def describe(ev: object) -> str | None:
     if isinstance(ev, JobFinished):
         name = who(ev.name, ev.node)
         if ev.status is TaskStatus.DONE:
-            return f"  ✓ {name} done"
+            checked = checks_outcome(ev.result)
+            return f"  {checked[0]} {name}{checked[1]}" if checked else f"  ✓ {name} done"
         if ev.status is TaskStatus.SKIPPED:
             return f"  ↷ {name}: already done"
         if ev.status is TaskStatus.CANCELLED:
