@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from pytestqt.qtbot import QtBot
 
 from tests.core.helpers import cli_env, run_cli
@@ -97,10 +97,26 @@ def test_gui_rehearsal_pages_follow_the_install_to_the_cluster(qtbot: QtBot, tmp
     try:
         window = _window(qtbot, rehearsal)
         assert window.go_to(MainWindow.RUN)
+        # The Cluster page follows the cluster's own conditions: which one it works towards, as it changes.
+        seen: list[str] = []
+
+        def watch() -> None:
+            current = window.cluster.current_condition()
+            if current and (not seen or seen[-1] != current):
+                seen.append(current)
+
+        timer = QTimer()
+        timer.timeout.connect(watch)
+        timer.start(50)
         window.controller.start(rehearsal.project_file, until="cluster")
         assert window.go_to(MainWindow.INSTALL)
         page = window.install
         qtbot.waitUntil(lambda: not window.controller.running, timeout=90_000)
+        timer.stop()
+        assert len(seen) >= 3, seen  # one highlighted at a time, moving on as the leader reports them
+        cluster = window.cluster
+        assert cluster.stages and all(state == "done" for _, state, _ in cluster.stages), cluster.stages
+        assert cluster.timeline.count() == len(cluster.stages) and cluster.timeline_box.isVisibleTo(cluster)
         result = window.run.last_result
         assert result is not None and result.exit_code is ExitCode.DONE, result
         nodes = [n.name for n in rehearsal.lab.nodes] if rehearsal.lab is not None else []

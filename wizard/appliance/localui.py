@@ -187,10 +187,25 @@ class ClusterStatus:
 class LifecycleEvents:
     reached: tuple[str, ...]  # "<category>/<type>" in the order they happened
     expected: tuple[str, ...]
+    #: Readable labels by "<category>/<type>" (the expected order's typeLabel, else the type itself).
+    labels: Mapping[str, str] = field(default_factory=dict)
+    #: What each reached condition says (its message, else its reason), and when it was reached (as the node wrote it).
+    details: Mapping[str, str] = field(default_factory=dict)
+    times: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def fraction(self) -> float:
         return len(self.reached) / len(self.expected) if self.expected else 0.0
+
+    def timeline(self) -> list[tuple[str, str, str]]:
+        """(label, ``done``/``current``/``pending``, detail): the conditions reached, in the order they were
+        reached, then the ones still expected, the first of them current. Conditions the node reports but the
+        expected order does not name are shown too (a newer appliance may add some)."""
+        out = [(self.labels.get(key, key.split("/", 1)[-1]), "done", self.details.get(key, "")) for key in self.reached]
+        waiting = [key for key in self.expected if key not in set(self.reached)]
+        for i, key in enumerate(waiting):
+            out.append((self.labels.get(key, key.split("/", 1)[-1]), "current" if i == 0 else "pending", ""))
+        return out
 
 
 # -- The client -----------------------------------------------------------------------------------------------------
@@ -549,14 +564,24 @@ class LocalUIClient:
 
     def lifecycle_events(self) -> LifecycleEvents:
         data = self._get(P_LIFECYCLE) or {}
-        reached = [f"Cluster/{e.get('type')}" for e in data.get("clusterEvents") or []]
-        reached += [f"EdgeHost/{e.get('type')}" for e in data.get("edgeHostEvents") or []]
-        expected = [
-            f"{o.get('category')}/{c.get('type')}"
-            for o in data.get("expectedOrder") or []
-            for c in o.get("conditionsOrder") or []
-        ]
-        return LifecycleEvents(tuple(reached), tuple(expected))
+        events = [("Cluster", e) for e in data.get("clusterEvents") or []]
+        events += [("EdgeHost", e) for e in data.get("edgeHostEvents") or []]
+        # In the order they happened (the transition times sort as text: RFC 3339); the node's order otherwise.
+        events.sort(key=lambda ce: str(ce[1].get("lastTransitionTime") or ""))
+        reached = [f"{category}/{e.get('type')}" for category, e in events]
+        details = {
+            f"{category}/{e.get('type')}": str(e.get("message") or e.get("reason") or "") for category, e in events
+        }
+        times = {f"{category}/{e.get('type')}": str(e.get("lastTransitionTime") or "") for category, e in events}
+        expected: list[str] = []
+        labels: dict[str, str] = {}
+        orders = sorted(data.get("expectedOrder") or [], key=lambda o: o.get("order") or 0)
+        for o in orders:
+            for c in sorted(o.get("conditionsOrder") or [], key=lambda c: c.get("order") or 0):
+                key = f"{o.get('category')}/{c.get('type')}"
+                expected.append(key)
+                labels[key] = str(c.get("typeLabel") or c.get("type") or "")
+        return LifecycleEvents(tuple(reached), tuple(expected), labels, details, times)
 
 
 def _link_status(data: Mapping[str, Any]) -> LinkStatus:

@@ -62,6 +62,9 @@ class TaskState:
     #: How many log lines the task has received in all (``log`` keeps only the newest): a reader that remembers
     #: the count it last drew appends just the lines after it, without comparing texts.
     log_total: int = 0
+    #: The milestones the job follows, in order, as its peer reports them (a cluster's conditions): each is
+    #: (label, state, detail) with state ``done``, ``current`` or ``pending``.
+    stages: tuple[tuple[str, str, str], ...] = ()
 
     def log_since(self, seen: int) -> tuple[str, ...]:
         """The lines received after the first ``seen`` (as many of them as are still kept)."""
@@ -229,6 +232,17 @@ class Progress:
             self._version += 1
         self._changed()
 
+    def set_stages(self, key: str, stages: Sequence[tuple[str, str, str]]) -> None:
+        """The task's milestones as its peer reports them now (see :attr:`TaskState.stages`)."""
+        value = tuple((redact(a), b, redact(c)) for a, b, c in stages)
+        with self._lock:
+            t = self._tasks.get(key)
+            if t is None or t.stages == value:
+                return
+            self._tasks[key] = replace(t, stages=value)
+            self._version += 1
+        self._changed()
+
     def log(self, key: str, lines: Sequence[str], keep: int = LOG_LINES) -> None:
         """Append ``lines`` to the task's live log, keeping the newest ``keep``."""
         if not lines:
@@ -362,6 +376,12 @@ class Reporter:
         """Add lines to this reporter's job's live log (shown beside the job, e.g. a node's installer log)."""
         if self._task is not None:
             self._progress.log(self._task, lines)
+
+    def stages(self, stages: Sequence[tuple[str, str, str]]) -> None:
+        """The milestones this job follows, as its peer reports them: (label, ``done``/``current``/``pending``,
+        detail) in order."""
+        if self._task is not None:
+            self._progress.set_stages(self._task, stages)
 
     def child(self, start: float, span: float, task: str | None = None) -> Reporter:
         """A reporter for a sub-task covering ``span`` of this reporter's scale.

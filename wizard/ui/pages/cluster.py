@@ -6,6 +6,10 @@ variables — name, label, default, required, sensitive, pattern — and builds 
 the project document (``cluster.variables``); a sensitive answer goes to the keyring and the document keeps only its
 reference (``cluster.secret_variables``). Before the profile is read, the answers the project already gives are
 shown, so they can be edited too.
+
+While the cluster is created (20–30 minutes on real nodes), the page follows the cluster's own conditions as the
+leader reports them (``events/lifecycle``): a timeline of what is done (with what the node said), the condition it
+works towards now highlighted, and what is still to come.
 """
 
 from __future__ import annotations
@@ -17,12 +21,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QBrush, QColor, QFont
 from PySide6.QtWidgets import (
+    QAbstractItemView,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QListWidget,
+    QListWidgetItem,
     QVBoxLayout,
     QWidget,
 )
@@ -38,7 +47,12 @@ from wizard.core.trust import TrustRequest
 from wizard.ui.bridge import RunController
 from wizard.ui.forms import Background, InlineMessage, ProjectDocument
 from wizard.ui.pages import WizardPage
+from wizard.ui.theme import Status, status_hex
 from wizard.ui.widgets import Banner, Tone, button, heading, paragraph
+
+#: The job that creates the cluster and follows its conditions (``wizard.appliance.cluster.CreateClusterJob``).
+CLUSTER_JOB = "cluster/create"
+MARKS = {"done": "✓", "current": "●", "pending": "○"}
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +135,23 @@ class ClusterPage(WizardPage):
         #: The cluster step finished in this window's runs.
         self.cluster_created = False
 
+        # The cluster's own conditions while it is created.
+        self.timeline_box = QGroupBox(tr("Cluster deployment"), self)
+        self.timeline_status = paragraph("", self.timeline_box)
+        self.timeline_status.setAccessibleName(tr("Cluster deployment status"))
+        self.timeline = QListWidget(self.timeline_box)
+        self.timeline.setAccessibleName(tr("The cluster's conditions, in order"))
+        self.timeline.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
+        self.timeline.setMinimumHeight(120)
+        timeline = QVBoxLayout(self.timeline_box)
+        timeline.addWidget(self.timeline_status)
+        timeline.addWidget(self.timeline)
+        self.timeline_box.hide()
+        self.stages: tuple[tuple[str, str, str], ...] = ()
+        self._follow = QTimer(self)
+        self._follow.setInterval(500)
+        self._follow.timeout.connect(self.follow)
+
         self.read_button = button(tr("&Read the profile from the leader"), tr("Read the cluster profile"), self)
         self.read_button.clicked.connect(self.read)
         self.read_result = Banner(Tone.INFO, self)
@@ -143,12 +174,13 @@ class ClusterPage(WizardPage):
                 self,
             )
         )
+        layout.addWidget(self.timeline_box)
         layout.addLayout(row)
         layout.addWidget(self.read_result)
         layout.addWidget(self.box)
         layout.addStretch(1)
         document.loaded.connect(self._from_project)
-        controller.running_changed.connect(lambda _r: self._update_buttons())
+        controller.running_changed.connect(self._running_changed)
         controller.event_received.connect(self._event)
         self._from_project()
 
@@ -302,6 +334,51 @@ class ClusterPage(WizardPage):
         if self.cluster_created:
             return []  # the answers were used; what is typed now matters only for a new cluster
         return [f"{f.variable.label}: {p}" for f in self.fields.values() if (p := self.problem(f.variable))]
+
+    # -- following the cluster's conditions -----------------------------------------------------------------
+    def _running_changed(self, running: bool) -> None:
+        if running:
+            self._follow.start()
+        else:
+            self._follow.stop()
+            self.follow()  # the last word
+        self._update_buttons()
+
+    def follow(self) -> None:
+        """Draws the cluster job's conditions when they changed (cheap otherwise: one snapshot lookup)."""
+        snap = self.controller.snapshot()
+        task = snap.task(CLUSTER_JOB) if snap is not None else None
+        if task is None:
+            return
+        status = task.message + (f" — {task.warning}" if task.warning else "")
+        if self.timeline_status.text() != status:
+            self.timeline_status.setText(status)
+        if task.stages == self.stages:
+            return
+        self.stages = task.stages
+        self.timeline_box.setVisible(bool(self.stages))
+        self.timeline.clear()
+        done, current = status_hex(Status.DONE), status_hex(Status.INFO)
+        for label, state, detail in self.stages:
+            text = f"{MARKS.get(state, '○')}  {label}" + (f" — {detail}" if detail else "")
+            if state == "current":
+                text += self.tr("  (in progress)")
+            item = QListWidgetItem(text)
+            item.setData(Qt.ItemDataRole.AccessibleTextRole, f"{label}: {state}")
+            if state == "current":
+                font = QFont(item.font())
+                font.setBold(True)
+                item.setFont(font)
+                item.setForeground(QBrush(QColor(current or "")))
+            elif state == "done":
+                item.setForeground(QBrush(QColor(done or "")))
+            self.timeline.addItem(item)
+            if state == "current":
+                self.timeline.scrollToItem(item)
+
+    def current_condition(self) -> str:
+        """The condition the cluster works towards now ('' when none or all are reached)."""
+        return next((label for label, state, _ in self.stages if state == "current"), "")
 
     def _event(self, ev: object) -> None:
         if isinstance(ev, JobFinished) and ev.step == "cluster" and ev.status in (TaskStatus.DONE, TaskStatus.SKIPPED):
