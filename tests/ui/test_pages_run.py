@@ -284,13 +284,21 @@ def test_cluster_form_is_generated_from_the_profile_variables(
     assert not domain.message.isHidden() and "pattern" in domain.message.text()
     secret = page.fields["registry_password"]
     qtbot.keyClicks(secret.edit, "a-registry-password")
-    secret.edit.editingFinished.emit()
+    assert secret.again is not None  # a new password: typed twice before it is stored
+    qtbot.keyClicks(secret.again, "a-registry-passwort")
+    secret.again.editingFinished.emit()
+    assert "differ" in secret.message.text()
+    assert not isinstance(window.document.get(("cluster", "secret_variables", "registry_password")), dict)
+    secret.again.clear()
+    qtbot.keyClicks(secret.again, "a-registry-password")
+    secret.again.editingFinished.emit()
     qtbot.waitUntil(lambda: isinstance(window.document.get(("cluster", "secret_variables", "registry_password")), dict))
     assert window.document.get(("cluster", "secret_variables", "registry_password")) == {
         "secret": "cluster-registry_password"
     }
     assert SecretStore().get(SecretRef("cluster-registry_password")) == "a-registry-password"
     assert page.fields["registry_password"].edit.text() == ""  # the value left the window
+    assert "Stored in the keyring as cluster-registry_password" in secret.message.text()
     assert [b.split(":")[0] for b in page.blockers()] == ["Domain (domain)"]
     domain.edit.selectAll()
     qtbot.keyClicks(domain.edit, "palette.example.com")

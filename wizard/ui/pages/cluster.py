@@ -106,6 +106,8 @@ class VariableField:
     variable: Variable
     edit: QLineEdit
     message: InlineMessage
+    #: A sensitive answer is a new password: typed a second time here.
+    again: QLineEdit | None = None
 
 
 class ClusterPage(WizardPage):
@@ -215,6 +217,7 @@ class ClusterPage(WizardPage):
             edit.setAccessibleName(self.tr("Cluster variable {label}").format(label=var.label))
             edit.setClearButtonEnabled(False)
             message = InlineMessage(Tone.ERROR, self.box)
+            again: QLineEdit | None = None
             if var.sensitive:
                 edit.setEchoMode(QLineEdit.EchoMode.Password)
                 stored = self.document.get(("cluster", "secret_variables", var.name))
@@ -223,7 +226,13 @@ class ClusterPage(WizardPage):
                     if isinstance(stored, dict) and stored.get("secret")
                     else self.tr("kept in the keyring, never in the project file")
                 )
-                edit.editingFinished.connect(lambda v=var, e=edit: self._store_secret(v, e))
+                again = QLineEdit(self.box)
+                again.setEchoMode(QLineEdit.EchoMode.Password)
+                again.setAccessibleName(
+                    self.tr("Cluster variable {label} again, to confirm it").format(label=var.label)
+                )
+                again.setPlaceholderText(self.tr("type it again: a new password cannot be read back"))
+                again.editingFinished.connect(lambda v=var: self._store_secret(v))
             else:
                 value = self.document.get(("cluster", "variables", var.name))
                 edit.setText("" if value is None else str(value))
@@ -234,9 +243,11 @@ class ClusterPage(WizardPage):
             column = QVBoxLayout()
             column.setSpacing(2)
             column.addWidget(edit)
+            if again is not None:
+                column.addWidget(again)
             column.addWidget(message)
             self.form.addRow(caption, column)
-            self.fields[var.name] = VariableField(var, edit, message)
+            self.fields[var.name] = VariableField(var, edit, message, again)
         self.validate()
 
     def answered(self, var: Variable) -> bool:
@@ -278,9 +289,14 @@ class ClusterPage(WizardPage):
         self.document.set(("cluster", "variables", var.name), text if text else None, prune=2)
         self.validate()
 
-    def _store_secret(self, var: Variable, edit: QLineEdit) -> None:
-        value = edit.text()
-        if not value:
+    def _store_secret(self, var: Variable) -> None:
+        field = self.fields.get(var.name)
+        if field is None or not field.edit.text():
+            return
+        value = field.edit.text()
+        if field.again is not None and field.again.text() != value:
+            if field.again.text():
+                field.message.show_text(self.tr("✗ The two entries differ."), Tone.ERROR)
             return
         ref = self.document.get(("cluster", "secret_variables", var.name))
         name = str(ref["secret"]) if isinstance(ref, dict) and ref.get("secret") else secret_name(var.name)
@@ -292,11 +308,14 @@ class ClusterPage(WizardPage):
                 if field is not None:
                     field.message.show_text(f"✗ {error}", Tone.ERROR)
                 return
-            if field is not None:
-                field.edit.clear()  # stored: the value leaves the window
-                field.edit.setPlaceholderText(self.tr("stored in the keyring as {name}").format(name=name))
             self.document.set(("cluster", "secret_variables", var.name), {"secret": name})
             self.validate()
+            if field is not None:
+                field.edit.clear()  # stored: the value leaves the window
+                if field.again is not None:
+                    field.again.clear()
+                field.edit.setPlaceholderText(self.tr("stored in the keyring as {name}").format(name=name))
+                field.message.show_text(self.tr("✓ Stored in the keyring as {name}.").format(name=name), Tone.SUCCESS)
 
         self.background.submit(lambda: store.set(SecretRef(name), value), done)
 
