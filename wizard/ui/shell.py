@@ -62,6 +62,7 @@ from wizard.ui.shellparts import (
     WindowController,
     WindowDocument,
     focus_chain,
+    reading_order,
 )
 from wizard.ui.theme import Status, status_hex
 from wizard.ui.trust import TrustPrompter
@@ -168,6 +169,11 @@ class MainWindow(QMainWindow):
         self._builder = QTimer(self)
         self._builder.setSingleShot(True)
         self._builder.timeout.connect(self._build_next)
+        # Puts the shown page's controls in reading order once its layout has settled (see order_tabs).
+        self._order_tabs = QTimer(self)
+        self._order_tabs.setSingleShot(True)
+        self._order_tabs.setInterval(0)
+        self._order_tabs.timeout.connect(self.order_tabs)
 
         # One store for the Credentials page and every run, so secrets kept in memory (no secure keyring) reach the run.
         self._keyring = Keyring(secrets)
@@ -237,6 +243,8 @@ class MainWindow(QMainWindow):
         QShortcut(QKeySequence.StandardKey.Open, self, self.welcome.choose_project)
         QShortcut(QKeySequence.StandardKey.Save, self, self.save)
 
+        QWidget.setTabOrder(self.save_button, self.support_button)  # made last, shown second: read in that order
+        QWidget.setTabOrder(self.support_button, self.back_button)
         nav = QHBoxLayout()
         nav.addWidget(self.save_button)
         nav.addWidget(self.support_button)
@@ -366,6 +374,7 @@ class MainWindow(QMainWindow):
         scroller.setWidget(page)
         self._pages[index] = page
         page.changed.connect(self._refresh)
+        page.changed.connect(self._order_tabs.start)  # rows may have come or gone
         if index == self.WELCOME:
             assert isinstance(page, WelcomePage)
             page.open_requested.connect(self.open_project)
@@ -475,7 +484,25 @@ class MainWindow(QMainWindow):
         self.stack.setCurrentIndex(index)
         page.entered()
         self._refresh()
+        self._order_tabs.start()
         return True
+
+    def order_tabs(self) -> None:
+        """The shown page's controls in reading order between the sidebar and the buttons below: its content may
+        have been built in another order (rows added later, a button beside a field made before it)."""
+        page = self._pages[self.current]
+        if page is None:
+            return
+        focusable = [
+            w
+            for w in page.findChildren(QWidget)
+            if w.focusPolicy() & Qt.FocusPolicy.TabFocus and w.isVisibleTo(page) and w.focusProxy() is None
+        ]
+        previous: QWidget = self.sidebar
+        for widget in reading_order(focusable, page):
+            QWidget.setTabOrder(previous, widget)
+            previous = widget
+        QWidget.setTabOrder(previous, self.save_button)
 
     def go_to_title(self, title: str) -> bool:
         """Show the page with this (untranslated) title; the Preflight page's "fix it" links use it."""
@@ -703,8 +730,13 @@ class MainWindow(QMainWindow):
             self.tr("Save your changes?"),
             text,
             QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel,
-            QMessageBox.StandardButton.Cancel if errors else QMessageBox.StandardButton.Save,
+            self.discard_default(),
         )
+
+    def discard_default(self) -> QMessageBox.StandardButton:
+        """What Enter answers in the close dialog: Save for a valid project, Cancel (stay) for an invalid one."""
+        errors = any(p.is_error for p in self.document.problems)
+        return QMessageBox.StandardButton.Cancel if errors else QMessageBox.StandardButton.Save
 
     # -- support -------------------------------------------------------------------------------------------
     def last_error(self) -> dict[str, str] | None:

@@ -11,7 +11,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
-from PySide6.QtCore import QCoreApplication, QObject
+from PySide6.QtCore import QCoreApplication, QObject, QPoint
 from PySide6.QtWidgets import QWidget
 
 from wizard.core.secrets import SecretStore
@@ -168,3 +168,22 @@ def focus_chain(window: QWidget) -> list[QWidget]:
         seen.add(widget)
         widget = widget.nextInFocusChain()
     return out
+
+
+def reading_order(widgets: list[QWidget], origin: QWidget) -> list[QWidget]:
+    """``widgets`` as a reader meets them: rows top to bottom (a widget whose middle lies within a row's height
+    belongs to it), each row left to right; positions taken in ``origin``'s coordinates."""
+    placed = []
+    for w in widgets:
+        top_left = w.mapTo(origin, QPoint(0, 0))
+        placed.append((top_left.y(), top_left.y() + max(1, w.height()), top_left.x(), w))
+    placed.sort(key=lambda p: (p[0], p[2]))
+    rows: list[list[tuple[int, int, int, QWidget]]] = []
+    for entry in placed:
+        top, bottom, _x, _w = entry
+        middle = (top + bottom) // 2
+        if rows and rows[-1][0][0] <= middle < rows[-1][0][1]:
+            rows[-1].append(entry)
+        else:
+            rows.append([entry])
+    return [w for row in rows for _t, _b, _x, w in sorted(row, key=lambda p: p[2])]

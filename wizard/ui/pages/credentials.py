@@ -244,6 +244,7 @@ class CredentialsPage(InputPage):
             for widget in (row.use_label, row.status_label, row.edit, row.store_button, row.message, row.again):
                 if widget is not None:
                     self.grid.removeWidget(widget)
+                    widget.hide()  # gone from the tab order at once, deleted later
                     widget.deleteLater()
         self.rows.clear()
         uses: dict[str, list[str]] = {}

@@ -465,6 +465,7 @@ class InstallPage(LivePage):
         for node, label in list(self.checklist_rows.items()):
             if node not in nodes:
                 self.checklist_layout.removeWidget(label)
+                label.hide()  # gone from the tab order at once, deleted later
                 label.deleteLater()
                 del self.checklist_rows[node]
         for node in nodes:

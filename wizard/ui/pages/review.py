@@ -99,6 +99,7 @@ class ReviewPage(WizardPage):
             item = self.group_layout.takeAt(0)
             widget = item.widget() if item is not None else None
             if widget is not None:
+                widget.hide()  # gone from the tab order at once, deleted later
                 widget.deleteLater()
         if not self.touches:
             self.group_layout.addWidget(paragraph(self.tr("Open a valid project to see what it will touch."), self))

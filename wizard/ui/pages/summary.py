@@ -245,6 +245,7 @@ class SummaryPage(WizardPage):
             item = self.urls.takeAt(0)
             widget = item.widget() if item is not None else None
             if widget is not None:
+                widget.hide()  # gone from the tab order at once, deleted later
                 widget.deleteLater()
         for i, (what, url) in enumerate(self.urls_list()):
             self.urls.addWidget(QLabel(what, self.urls_box), i, 0)
