@@ -8,7 +8,7 @@ from wizard.appliance.localui import LifecycleEvents
 from wizard.core.progress import Progress
 
 
-def test_reached_conditions_come_first_then_the_current_one_then_the_rest() -> None:
+def test_reached_conditions_come_first_the_latest_current_then_the_rest() -> None:
     events = LifecycleEvents(
         reached=("Cluster/ClusterConfigValidated", "EdgeHost/ContentSynced", "EdgeHost/Surprise"),
         expected=(
@@ -23,11 +23,13 @@ def test_reached_conditions_come_first_then_the_current_one_then_the_rest() -> N
     assert events.timeline() == [
         ("ClusterConfigValidated", "done", ""),  # no label given: the condition's type
         ("Content", "done", "content bundle available on the host"),
-        ("Surprise", "done", ""),  # not in the expected order, shown all the same
-        ("Control plane", "current", ""),
+        ("Surprise", "current", ""),  # not in the expected order, shown all the same; the latest: where it is now
+        ("Control plane", "pending", ""),
         ("KubernetesReady", "pending", ""),
     ]
     assert LifecycleEvents((), ()).timeline() == []
+    everything = LifecycleEvents(("Cluster/A", "Cluster/B"), ("Cluster/A", "Cluster/B"))
+    assert [state for _, state, _ in everything.timeline()] == ["done", "done"]  # all reached: nothing current
 
 
 def test_a_jobs_stages_reach_its_row_once_per_change() -> None:

@@ -199,12 +199,17 @@ class LifecycleEvents:
 
     def timeline(self) -> list[tuple[str, str, str]]:
         """(label, ``done``/``current``/``pending``, detail): the conditions reached, in the order they were
-        reached, then the ones still expected, the first of them current. Conditions the node reports but the
-        expected order does not name are shown too (a newer appliance may add some)."""
-        out = [(self.labels.get(key, key.split("/", 1)[-1]), "done", self.details.get(key, "")) for key in self.reached]
-        waiting = [key for key in self.expected if key not in set(self.reached)]
-        for i, key in enumerate(waiting):
-            out.append((self.labels.get(key, key.split("/", 1)[-1]), "current" if i == 0 else "pending", ""))
+        reached — the latest is where the cluster is now (``current``) until every expected one is reached — then
+        the ones still expected. The expected order lists the cluster's and the hosts' conditions apart, so which
+        comes next is not known; where it is now is. Conditions the node reports but the expected order does not
+        name are shown too (a newer appliance may add some)."""
+        reached = set(self.reached)
+        waiting = [key for key in self.expected if key not in reached]
+        out = []
+        for i, key in enumerate(self.reached):
+            state = "current" if waiting and i == len(self.reached) - 1 else "done"
+            out.append((self.labels.get(key, key.split("/", 1)[-1]), state, self.details.get(key, "")))
+        out += [(self.labels.get(key, key.split("/", 1)[-1]), "pending", "") for key in waiting]
         return out
 
 

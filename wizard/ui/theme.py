@@ -107,3 +107,36 @@ def banner_colours(status: Status) -> tuple[QColor, QColor, QColor]:
     fill = tinted(HUES[status], window)
     border = readable(HUES[status], fill, 2.0)
     return readable(HUES[status], fill), fill, border
+
+
+def dark_palette() -> QPalette:
+    """A dark palette for every role the wizard draws with (a desktop in dark mode gives its own; the screenshots
+    and tests use this one to show the pages in the dark)."""
+    palette = QPalette()
+    roles = {
+        QPalette.ColorRole.Window: "#202124",
+        QPalette.ColorRole.WindowText: "#e8eaed",
+        QPalette.ColorRole.Base: "#17181a",
+        QPalette.ColorRole.AlternateBase: "#26282b",
+        QPalette.ColorRole.ToolTipBase: "#2d2f31",
+        QPalette.ColorRole.ToolTipText: "#e8eaed",
+        QPalette.ColorRole.PlaceholderText: "#9aa0a6",
+        QPalette.ColorRole.Text: "#e8eaed",
+        QPalette.ColorRole.Button: "#2d2f31",
+        QPalette.ColorRole.ButtonText: "#e8eaed",
+        QPalette.ColorRole.BrightText: "#ffffff",
+        QPalette.ColorRole.Light: "#3c4043",
+        QPalette.ColorRole.Midlight: "#34373a",
+        QPalette.ColorRole.Mid: "#2a2c2f",
+        QPalette.ColorRole.Dark: "#111214",
+        QPalette.ColorRole.Shadow: "#000000",
+        QPalette.ColorRole.Highlight: "#3d6fb6",
+        QPalette.ColorRole.HighlightedText: "#ffffff",
+        QPalette.ColorRole.Link: "#8ab4f8",
+        QPalette.ColorRole.LinkVisited: "#c58af9",
+    }
+    for role, colour in roles.items():
+        palette.setColor(role, QColor(colour))
+    for role in (QPalette.ColorRole.Text, QPalette.ColorRole.WindowText, QPalette.ColorRole.ButtonText):
+        palette.setColor(QPalette.ColorGroup.Disabled, role, QColor("#7b7f83"))
+    return palette

@@ -8,8 +8,8 @@ reference (``cluster.secret_variables``). Before the profile is read, the answer
 shown, so they can be edited too.
 
 While the cluster is created (20–30 minutes on real nodes), the page follows the cluster's own conditions as the
-leader reports them (``events/lifecycle``): a timeline of what is done (with what the node said), the condition it
-works towards now highlighted, and what is still to come.
+leader reports them (``events/lifecycle``): a timeline of what is done (with what the node said), where the cluster
+is now highlighted, and what is still to come.
 """
 
 from __future__ import annotations
@@ -381,7 +381,7 @@ class ClusterPage(WizardPage):
         for label, state, detail in self.stages:
             text = f"{MARKS.get(state, '○')}  {label}" + (f" — {detail}" if detail else "")
             if state == "current":
-                text += self.tr("  (in progress)")
+                text += self.tr("  (now)")
             item = QListWidgetItem(text)
             item.setData(Qt.ItemDataRole.AccessibleTextRole, f"{label}: {state}")
             if state == "current":
@@ -396,7 +396,7 @@ class ClusterPage(WizardPage):
                 self.timeline.scrollToItem(item)
 
     def current_condition(self) -> str:
-        """The condition the cluster works towards now ('' when none or all are reached)."""
+        """Where the cluster is now: its latest condition ('' before the first and once all are reached)."""
         return next((label for label, state, _ in self.stages if state == "current"), "")
 
     def _event(self, ev: object) -> None:

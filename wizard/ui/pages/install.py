@@ -98,6 +98,13 @@ def stage_text(message: str) -> str:
     return _PERCENT.sub("", message)
 
 
+def checklist_steps(instruction: str) -> list[str]:
+    """A boot instruction as the checklist lists it: one line per thing to do (its sentences, and the parts a colon
+    or a semicolon separates)."""
+    parts = re.split(r"(?<=[.;:])\s+(?=[A-Za-z“])", instruction.strip())
+    return [p.rstrip(";:").strip() for p in parts if p.strip()]
+
+
 def node_elapsed(tasks: Sequence[TaskState]) -> float | None:
     """The node's whole time so far: from its first job's start to its last job's end (now, while one runs)."""
     starts = [t.started for t in tasks if t.started is not None]
@@ -482,7 +489,8 @@ class InstallPage(LivePage):
             seen = self._boot_seen.get(node, False)
             mark = "☑" if seen else "☐"
             state = self.tr("seen — it answered") if seen else self.tr("waiting for you")
-            text = f"{mark} {node} ({state}): {self._instructions[node]}"
+            steps = "\n".join(f"    • {part}" for part in checklist_steps(self._instructions[node]))
+            text = f"{mark} {node} — {state}\n{steps}"
             if label.text() != text:
                 label.setText(text)
                 label.setAccessibleName(text)

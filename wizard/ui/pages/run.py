@@ -572,8 +572,10 @@ class RunPage(WizardPage):
             if info.ok is True:
                 if info.worked and info.started is not None and info.finished is not None:
                     status = self.tr("✓ Done in {t}").format(t=human_duration(info.finished - info.started))
+                elif item.childCount():
+                    status = self.tr("✓ Done before")  # every job finished in an earlier run
                 else:
-                    status = self.tr("✓ Done before")
+                    status = self.tr("✓ Done")  # nothing to do here for this project
                 kind: Status | None = Status.DONE
             elif info.ok is False:
                 failed = any(t.status is TaskStatus.FAILED for t in tasks)
@@ -679,8 +681,16 @@ class RunPage(WizardPage):
 
     def _flush_activity(self) -> None:
         if self._activity_backlog:
+            bar = self.activity.verticalScrollBar()
+            following = bar.value() >= bar.maximum() - 2  # the operator had not scrolled back to read
             self.activity.appendPlainText("\n".join(self._activity_backlog))
             self._activity_backlog.clear()
+            if following:  # also when the page was just shown and its layout is not done yet
+                QTimer.singleShot(0, self.activity, self._activity_to_end)
+
+    def _activity_to_end(self) -> None:
+        bar = self.activity.verticalScrollBar()
+        bar.setValue(bar.maximum())
 
     def _error_for(self, ev: RunFinished) -> dict[str, str]:
         """The engine's error, with the details support asks for first: outcome, journal and log."""
