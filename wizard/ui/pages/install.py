@@ -452,7 +452,8 @@ class InstallPage(LivePage):
         if boot is None or not self._operator_boots():
             return
         changed = False
-        if boot.status is TaskStatus.RUNNING and boot.message and self._instructions.get(node) != boot.message:
+        waiting = boot.status is TaskStatus.RUNNING and boot.fraction == 0.0  # what it asks, not how it ended
+        if waiting and boot.message and self._instructions.get(node) != boot.message:
             self._instructions[node] = boot.message
             changed = True
         seen = boot.status in (TaskStatus.DONE, TaskStatus.SKIPPED)
