@@ -155,3 +155,25 @@ def test_the_manual_boot_checklist_says_what_to_do_on_each_node_and_ticks_it_off
     page.copy_instructions()
     copied = QGuiApplication.clipboard().text()
     assert copied.startswith("[x] node-1:") and "\n\n[ ] node-2:" in copied
+
+
+def test_the_install_pages_log_header_names_the_node_clicked(qtbot: QtBot, tmp_path: Path) -> None:
+    """The log's header and text follow the row clicked, whichever was selected before."""
+    from PySide6.QtCore import Qt
+
+    progress = Progress()
+    page = InstallPage(_Controller(progress))
+    qtbot.addWidget(page)
+    page.resize(800, 600)
+    page.show()
+    page.set_project(tmp_path / "project.yaml", ["node-1", "node-2", "node-3"])
+    for node in ("node-1", "node-2", "node-3"):
+        progress.add_task(f"install/{node}", node, "install", node)
+        progress.set_status(f"install/{node}", TaskStatus.RUNNING, f"{node} installing")
+    page.draw(progress.snapshot())
+    for row, node in ((1, "node-2"), (2, "node-3"), (0, "node-1")):
+        item = page.table.item(row, 0)
+        assert item is not None
+        qtbot.mouseClick(page.table.viewport(), Qt.MouseButton.LeftButton, pos=page.table.visualItemRect(item).center())
+        assert page.selected_node() == node and page.log_title.text() == f"Log of {node}"
+        assert f"{node} installing" in page.log.toPlainText()
