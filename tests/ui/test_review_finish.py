@@ -177,3 +177,20 @@ def test_the_install_pages_log_header_names_the_node_clicked(qtbot: QtBot, tmp_p
         qtbot.mouseClick(page.table.viewport(), Qt.MouseButton.LeftButton, pos=page.table.visualItemRect(item).center())
         assert page.selected_node() == node and page.log_title.text() == f"Log of {node}"
         assert f"{node} installing" in page.log.toPlainText()
+
+
+def test_a_run_stopped_by_a_missing_secret_says_where_to_enter_it(
+    qtbot: QtBot, make_window: MakeWindow, tmp_path: Path, iso: Path
+) -> None:
+    doc = redfish_doc()
+    window = make_window()
+    window.open_project(write_project(tmp_path, doc), goto=MainWindow.RUN)
+    with qtbot.waitSignal(window.controller.finished, timeout=60_000):
+        window.run.start_button.click()
+    panel = window.run.error_panel
+    assert panel.isVisible()
+    shown = "\n".join((panel.title_label.text(), panel.message_label.text(), panel.remediation_label.text()))
+    # In the operator's words: the page where the value is typed, rows from 1, no field paths, no exit code.
+    assert "Credentials page, row 1, BMC password" in shown and "Credentials page, New appliance password" in shown
+    assert "nodes[" not in shown and "appliance.password" not in shown and "exit code" not in shown
+    assert "exit code" not in window.run.overall_label.text() and "exit code" not in window.run.activity.toPlainText()

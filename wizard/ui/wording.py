@@ -168,6 +168,23 @@ def humanize(text: str) -> str:
     return _IN_TEXT.sub(lambda m: where(m.group(1)), text)
 
 
+_LINE = re.compile(r"^(\s*(?:[•✗⚠-]\s*)?)([A-Za-z_][\w.\[\]\"-]*): (.*)$")
+
+
+def humanize_lines(text: str) -> str:
+    """A message or details text whose lines may start with a field path (``nodes[0].ip: …``, as the core lists
+    problems): each such line says where in the window's words, the rest of the text as :func:`humanize` does."""
+    out = []
+    for line in text.splitlines():
+        match = _LINE.match(line)
+        if match is not None and re.split(r"[.\[]", match.group(2), maxsplit=1)[0] in PAGES:
+            indent, path, rest = match.groups()
+            out.append(f"{indent}{where(path, secret='keyring' in rest)}: {humanize(rest)}")
+        else:
+            out.append(humanize(line))
+    return "\n".join(out)
+
+
 def problem_text(problem: Problem) -> str:
     """One line for a problem: where (page, row, label), what is wrong, and the fix."""
     secret = "keyring" in problem.message

@@ -67,7 +67,7 @@ from wizard.ui.pages.runtree import (
 from wizard.ui.theme import Status, status_hex
 from wizard.ui.units import human_bytes, human_duration
 from wizard.ui.widgets import Banner, ErrorPanel, Tone, button, heading, paragraph
-from wizard.ui.wording import outcome_text, problem_text
+from wizard.ui.wording import humanize_lines, outcome_text, problem_text
 
 __all__ = [
     "BAR_SCALE",
@@ -694,9 +694,13 @@ class RunPage(WizardPage):
 
     def _error_for(self, ev: RunFinished) -> dict[str, str]:
         """The engine's error, with the details support asks for first: outcome, journal and log."""
-        error = dict(ev.error or {})
+        error = {k: humanize_lines(v) if isinstance(v, str) else v for k, v in (ev.error or {}).items()}
         error.setdefault("title", "The run failed")
         error.setdefault("remediation", "see the activity log and the log file")
+        if ev.exit_code is ExitCode.INVALID_INPUT and error.get("details"):
+            # "3 problems" says little on its own: the problems themselves, each where the window shows it.
+            error["message"] = f"{error.get('message', '')}:\n{error['details']}".lstrip(":\n")
+            error["details"] = ""
         context = [f"Outcome: {outcome_text(ev.exit_code)}", f"Project file: {self.project_file}"]
         if self._journal is not None:
             context.append(f"Journal: {self._journal}")
