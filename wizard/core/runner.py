@@ -351,6 +351,14 @@ class Engine:
             others = [f"{j.name}: {_error_dict(e)['message']}" for j, e in failures[1:]]
             details = err["details"] + ("\n\nAlso failed:\n" + "\n".join(others) if others else "")
             cls = PreflightBlocked if step.kind is StepKind.PREFLIGHT else WizardError
+            if isinstance(exc, PreflightBlocked) and not others:
+                # A check's verdict, not a job that broke: its own words ("2 problems to fix …") lead.
+                raise cls(
+                    f"{step.title}: {err['title']}",
+                    err["message"],
+                    details=details.strip(),
+                    remediation=err["remediation"],
+                )
             raise cls(
                 f"{step.title}: {job.name} failed",
                 f"{err['title']}: {err['message']}",

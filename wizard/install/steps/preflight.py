@@ -187,6 +187,7 @@ class ReportJob(Job):
             for r in blockers:
                 d = r.to_dict()
                 detail.append(f"✗ [{r.check}] {d['title']}{f' — {r.target}' if r.target else ''}: {r.message}")
+                detail.append(f"    fix ({d['step']} page): {d['remediation']}")
             raise PreflightBlocked(
                 f"{count} to fix before anything is touched",
                 "\n".join(lines),
