@@ -50,6 +50,7 @@ def report_paths(journal_path: Path) -> tuple[Path, Path]:
 class PostbootReportJob(ReportJob):
     id = REPORT_JOB
     name = "Post-boot report"
+    before = "before the install goes on"
 
 
 def _fingerprint(ctx: StepContext, node: Node) -> str:

@@ -141,6 +141,8 @@ class ReportJob(Job):
     id = REPORT_JOB
     name = "Preflight report"
     weight = 0.1
+    #: What a blocked report says its problems are to be fixed before.
+    before = "before anything is touched"
 
     def __init__(
         self,
@@ -189,7 +191,7 @@ class ReportJob(Job):
                 detail.append(f"✗ [{r.check}] {d['title']}{f' — {r.target}' if r.target else ''}: {r.message}")
                 detail.append(f"    fix ({d['step']} page): {d['remediation']}")
             raise PreflightBlocked(
-                f"{count} to fix before anything is touched",
+                f"{count} to fix {self.before}",
                 "\n".join(lines),
                 details="\n".join(detail) + f"\nReport: {self._html}",
                 remediation="; ".join(fixes) + " — then run again (blockers cannot be overridden)",
