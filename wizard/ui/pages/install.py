@@ -490,8 +490,9 @@ class InstallPage(LivePage):
             seen = self._boot_seen.get(node, False)
             mark = "☑" if seen else "☐"
             state = self.tr("seen — it answered") if seen else self.tr("waiting for you")
-            steps = "\n".join(f"    • {part}" for part in checklist_steps(self._instructions[node]))
-            text = f"{mark} {node} — {state}\n{steps}"
+            # A node that answered is done with: one line; the ones still waiting keep their steps in full.
+            steps = "" if seen else "\n" + "\n".join(f"    • {p}" for p in checklist_steps(self._instructions[node]))
+            text = f"{mark} {node} — {state}{steps}"
             if label.text() != text:
                 label.setText(text)
                 label.setAccessibleName(text)
