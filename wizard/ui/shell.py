@@ -61,6 +61,7 @@ from wizard.ui.shellparts import (
     StepState,
     WindowController,
     WindowDocument,
+    fit_window,
     focus_chain,
     reading_order,
 )
@@ -275,21 +276,8 @@ class MainWindow(QMainWindow):
         self.go_to(self.WELCOME)
 
     def fit_to_screen(self) -> None:
-        """The preferred size where the screen has room, else the screen's available area (every control then
-        stays reachable: the pages scroll)."""
-        screen = self.screen() or QGuiApplication.primaryScreen()
-        if screen is None:
-            self.resize(PREFERRED_SIZE)
-            self.setMinimumSize(MINIMUM_SIZE)
-            return
-        room = screen.availableGeometry()
-        # The window manager's frame takes a little of it (the title bar most): leave room for it.
-        frame_w, frame_h = 16, 48
-        width = min(PREFERRED_SIZE.width(), max(320, room.width() - frame_w))
-        height = min(PREFERRED_SIZE.height(), max(240, room.height() - frame_h))
-        self.setMinimumSize(QSize(min(MINIMUM_SIZE.width(), width), min(MINIMUM_SIZE.height(), height)))
-        self.resize(width, height)
-        self.move(room.x() + (room.width() - width - frame_w) // 2, room.y() + max(0, (room.height() - height) // 3))
+        """The preferred size where the screen has room, else the screen's available area (the pages scroll)."""
+        fit_window(self, PREFERRED_SIZE, MINIMUM_SIZE)
 
     # -- pages ---------------------------------------------------------------------------------------------
     @property

@@ -11,7 +11,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
-from PySide6.QtCore import QCoreApplication, QObject, QPoint
+from PySide6.QtCore import QCoreApplication, QObject, QPoint, QSize
+from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QWidget
 
 from wizard.core.secrets import SecretStore
@@ -187,3 +188,22 @@ def reading_order(widgets: list[QWidget], origin: QWidget) -> list[QWidget]:
         else:
             rows.append([entry])
     return [w for row in rows for _t, _b, _x, w in sorted(row, key=lambda p: p[2])]
+
+
+def fit_window(window: QWidget, preferred: QSize, minimum: QSize) -> None:
+    """Size ``window`` to ``preferred`` where its screen has room, else to the screen's available area, with a
+    minimum no larger than that area, and place it on the screen: at 150 % a 1280×800 screen is 853×533 for the
+    window, and Back and Next must stay on it (every control remains reachable: the pages scroll)."""
+    screen = window.screen() or QGuiApplication.primaryScreen()
+    if screen is None:
+        window.resize(preferred)
+        window.setMinimumSize(minimum)
+        return
+    room = screen.availableGeometry()
+    # The window manager's frame takes a little of it (the title bar most): leave room for it.
+    frame_w, frame_h = 16, 48
+    width = min(preferred.width(), max(320, room.width() - frame_w))
+    height = min(preferred.height(), max(240, room.height() - frame_h))
+    window.setMinimumSize(QSize(min(minimum.width(), width), min(minimum.height(), height)))
+    window.resize(width, height)
+    window.move(room.x() + (room.width() - width - frame_w) // 2, room.y() + max(0, (room.height() - height) // 3))
