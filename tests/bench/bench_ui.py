@@ -120,6 +120,8 @@ class Watchdog:
         self.gui = threading.get_ident()
         self.dumps: list[tuple[float, str]] = []  # (seconds since the probe started, the GUI thread's stack)
         self.collections: list[tuple[float, float, int, str]] = []  # (start s, ms, generation, thread)
+        #: (seconds since the probe started, ms, every thread's stack) when the watchdog itself woke that late.
+        self.blocked: list[tuple[float, float, str]] = []
         self._gc_started: dict[int, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="stall-watchdog", daemon=True)
@@ -139,10 +141,24 @@ class Watchdog:
             self.collections.append((began - self.probe.started, took, info.get("generation", -1), name))
 
     def _watch(self) -> None:
+        import threading
         import traceback
 
         dumped_for: float | None = None
+        woke = time.perf_counter()
         while not self._stop.wait(0.005):
+            now = time.perf_counter()
+            if now - woke > self.after and len(self.blocked) < 5:
+                # This thread could not run either: the interpreter (or the whole process) was held. Where every
+                # thread is now says who just let go (a long call in C that keeps the interpreter, an import…).
+                names = {t.ident: t.name for t in threading.enumerate()}
+                stacks = [
+                    f"-- {names.get(ident, ident)}:\n" + "".join(traceback.format_stack(frame, limit=4))
+                    for ident, frame in sys._current_frames().items()
+                    if ident != threading.get_ident()
+                ]
+                self.blocked.append((now - self.probe.started, (now - woke) * 1000, "".join(stacks)))
+            woke = now
             last = self.probe._last
             if last is None or time.perf_counter() - last < self.after or dumped_for == last:
                 continue
@@ -270,6 +286,8 @@ def stall(folder: Path) -> tuple[list[float], list[float], float]:
             + f"; {len(gc.get_objects())} objects tracked, {gc.get_freeze_count()} frozen",
             file=sys.stderr,
         )
+        for at, ms, stacks in watchdog.blocked[:2]:
+            print(f"ui-stall: every thread was held {ms:.0f} ms until {at:.2f} s; then:\n{stacks}", file=sys.stderr)
         for at, stack in watchdog.dumps[:3]:
             print(f"ui-stall: the GUI thread {at:.2f} s in, two frames after its last tick:\n{stack}", file=sys.stderr)
         window.close()
