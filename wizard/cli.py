@@ -568,6 +568,7 @@ def _rehearse(args: argparse.Namespace) -> int:
             json_mode=args.json,
             until=args.until,
             steps=rehearsal.steps(args.until),
+            plan=rehearsal.steps(),
             paths=rehearsal.paths,
             secrets=rehearsal.secrets,
             on_event=rehearsal.on_event,

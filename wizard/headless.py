@@ -19,6 +19,7 @@ from typing import Any, TextIO
 
 from wizard import __version__
 from wizard.core.cancel import CancelToken
+from wizard.core.checks.grouping import checks_outcome
 from wizard.core.errors import WizardError
 from wizard.core.jobs import Step
 from wizard.core.logs import setup_logging
@@ -74,6 +75,19 @@ def task_line(t: TaskState) -> str:
     return "  ".join(parts)
 
 
+def overall_line(snap: ProgressSnapshot) -> str:
+    """The install's overall fraction and, once it can be told, how long it should still take."""
+    text = f"{snap.fraction * 100:5.1f}%"
+    if snap.eta is not None and snap.eta >= 1:
+        text += f" · about {human_duration(snap.eta)} left"
+    return text
+
+
+def _without_clock(line: str) -> str:
+    """A task line without what moves with time alone (ETA, rate), to tell whether anything else changed."""
+    return "  ".join(p for p in line.split("  ") if not p.startswith("ETA ") and not p.endswith("/s"))
+
+
 def _jsonable(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {k: _jsonable(v) for k, v in dataclasses.asdict(value).items()}
@@ -99,6 +113,7 @@ class _Printer:
         self._status_shown = False
         self._last_tick = 0.0
         self._last_version = -1
+        self._last_lines: object = None  # what the last progress output said, so a repeat is not written
 
     def write(self, text: str) -> None:
         with self._lock:
@@ -139,7 +154,10 @@ class _Printer:
                 StepBlocked: "step_blocked",
                 RunFinished: "run_finished",
             }[type(ev)]
-            self.emit(name, **_jsonable(ev))
+            fields = _jsonable(ev)
+            if isinstance(ev, RunFinished):
+                fields["fraction"] = round(ev.fraction, 4)  # as the progress events round it
+            self.emit(name, **fields)
             return
         if isinstance(ev, RunStarted):
             self.write("Steps: " + " → ".join(title for _, title in ev.steps))
@@ -152,7 +170,8 @@ class _Printer:
         elif isinstance(ev, JobFinished):
             who = self._who(ev.name, ev.node)
             if ev.status is TaskStatus.DONE:
-                self.write(f"  ✓ {who}{self._result(ev.result)}")
+                checked = checks_outcome(ev.result)
+                self.write(f"  {checked[0]} {who}{checked[1]}" if checked else f"  ✓ {who}{self._result(ev.result)}")
             elif ev.status is TaskStatus.SKIPPED:
                 self.write(f"  ↷ {who}: already done{self._result(ev.result)}")
             elif ev.status is TaskStatus.CANCELLED:
@@ -181,34 +200,40 @@ class _Printer:
         return ""
 
     def progress(self, snap: ProgressSnapshot, *, force: bool = False) -> None:
+        """Progress output: JSON events at most once a second, lines every 5 s, a status line on a terminal; each
+        only when it says something new. Nothing before the run has planned its overall fraction, and nothing once
+        the install's last step has ended: ``run_finished`` says that (with the fraction 1.0)."""
+        if not snap.planned or snap.finished:
+            return
         now = time.monotonic()
         running = [t for t in snap.tasks if t.status is TaskStatus.RUNNING]
         if self.json_mode:
             if (force or now - self._last_tick >= 1.0) and snap.version != self._last_version:
                 self._last_tick, self._last_version = now, snap.version
-                self.emit(
-                    "progress",
-                    fraction=round(snap.fraction, 4),
-                    message=snap.message,
-                    tasks=[
-                        {
-                            "job": t.key,
-                            "node": t.node,
-                            "fraction": round(t.fraction, 4),
-                            "bytes_done": t.bytes_done,
-                            "bytes_total": t.bytes_total,
-                            "rate": t.rate,
-                            "eta": t.eta,
-                            "message": t.message,
-                        }
-                        for t in running
-                    ],
-                )
+                tasks = [
+                    {
+                        "job": t.key,
+                        "node": t.node,
+                        "fraction": round(t.fraction, 4),
+                        "bytes_done": t.bytes_done,
+                        "bytes_total": t.bytes_total,
+                        "rate": round(t.rate) if t.rate is not None else None,
+                        "eta": round(t.eta) if t.eta is not None else None,
+                        "message": t.message,
+                    }
+                    for t in running
+                ]
+                fields = {"fraction": round(snap.fraction, 4), "message": snap.message, "tasks": tasks}
+                if fields == self._last_lines:
+                    return
+                self._last_lines = fields
+                self.emit("progress", eta=round(snap.eta) if snap.eta is not None else None, **fields)
             return
+        head = overall_line(snap)
         if self.tty:
             if not running:
                 return
-            line = f"[{snap.fraction * 100:5.1f}%] " + " | ".join(task_line(t) for t in running)
+            line = f"[{head}] " + " | ".join(task_line(t) for t in running)
             width = max(40, _terminal_width() - 1)
             with self._lock:
                 self.out.write("\r\x1b[2K" + redact(line[:width]))
@@ -216,9 +241,15 @@ class _Printer:
                 self._status_shown = True
         elif running and (force or now - self._last_tick >= 5.0):
             self._last_tick = now
-            self.write(f"[{snap.fraction * 100:5.1f}%]")
-            for t in running:
-                self.write(f"    {task_line(t)}")
+            lines = [f"    {task_line(t)}" for t in running]
+            # The same jobs at the same point say nothing new: one line per change, never a repeat.
+            said = (round(snap.fraction, 3), [_without_clock(line) for line in lines])
+            if said == self._last_lines:
+                return
+            self._last_lines = said
+            self.write(f"[{head}]")
+            for line in lines:
+                self.write(line)
 
 
 def _terminal_width() -> int:
@@ -254,13 +285,15 @@ def run_headless(
     secrets: SecretStore | None = None,
     on_event: Callable[[Event], None] | None = None,
     only_nodes: Iterable[str] | None = None,
+    plan: Sequence[Step] | None = None,
 ) -> int:
     """Run the project's steps (``steps``, else the pipeline up to ``until``) with terminal progress or JSON events.
     ``only_nodes`` retries those nodes only: the others' unfinished jobs are held and the run stops after the step
     that held them (exit code 5, "incomplete").
 
     First-contact fingerprints are asked on the terminal when there is one (and no JSON); otherwise they are refused
-    unless the project pins them. ``on_event`` also sees every engine event (the rehearsal's operator uses it)."""
+    unless the project pins them. ``on_event`` also sees every engine event (the rehearsal's operator uses it).
+    ``plan``: every step of the install when ``steps`` stops before its end (the overall progress counts them all)."""
     out = out or sys.stdout
     printer = _Printer(out, json_mode)
     paths = (paths or app_paths()).ensure()
@@ -318,8 +351,15 @@ def run_headless(
             observer(ev)
 
     run_steps = list(steps) if steps is not None else pipeline(until=until)
+    if plan is None and steps is None:
+        plan = pipeline()  # the overall progress counts the whole install, also when --until stops early
     engine = session.engine(
-        steps=run_steps, progress=progress, cancel=cancel, on_event=on_engine_event, only_nodes=only_nodes
+        steps=run_steps,
+        progress=progress,
+        cancel=cancel,
+        on_event=on_engine_event,
+        only_nodes=only_nodes,
+        plan=plan,
     )
 
     def work() -> None:

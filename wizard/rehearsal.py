@@ -160,6 +160,7 @@ def pacing_for(speed: float) -> Pacing:
         keys_window=max(2.0, 60 / speed),
         screen_interval=max(0.5, 30 / speed),
         stuck_budget=max(5.0, 300 / speed),
+        speed=speed,
     )
 
 

@@ -230,6 +230,10 @@ def test_schema_versions_and_migration_chain(monkeypatch: pytest.MonkeyPatch) ->
     doc = base_doc()
     del doc["schema_version"]
     assert paths_of(doc) == {"schema_version"}
+    # Without it the file is read as the current schema: every other problem is listed in the same pass.
+    doc["nodes"][1]["ip"] = "127.0.10.300"
+    doc["network"].pop("vip")
+    assert paths_of(doc) == {"schema_version", "nodes[1].ip", "network.vip"}
     assert paths_of(base_doc(schema_version=99)) == {"schema_version"}
     assert paths_of(base_doc(schema_version="1")) == {"schema_version"}
     # A future version 2 that renamed `network.vip`: the chain must apply each step in order.

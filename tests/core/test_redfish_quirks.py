@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from wizard.core.cancel import CancelToken
-from wizard.core.checks.catalog import Outcome
+from wizard.core.checks.catalog import CheckResult, Outcome
 from wizard.core.progress import Progress
 from wizard.core.project import Bmc, SecretRef
 from wizard.core.trust import TrustStore
@@ -697,3 +697,6 @@ def test_checks_without_cd_media_or_reachability(tmp_path: Path) -> None:
     )
     assert results[0].outcome is Outcome.FAIL and results[0].remediation
     assert {r.outcome for r in results[1:]} == {Outcome.ERROR}
+    # A refused password is fixed where it is typed: the Credentials page, not the Provider page.
+    assert results[0].to_dict()["step"] == "credentials" and "Credentials page" in results[0].remediation
+    assert CheckResult.from_dict(results[0].to_dict()).to_dict()["step"] == "credentials"  # kept through the report

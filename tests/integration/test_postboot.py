@@ -207,7 +207,7 @@ def test_postboot_step_blocks_then_passes_with_an_override(tmp_path: Path, clock
         code, journal, events = _run(tmp_path, lab, clock)
         assert code is ExitCode.PREFLIGHT_BLOCKED
         error = next(e for e in events if isinstance(e, RunFinished)).error or {}
-        assert "node.disks" in error["message"] and "edge-node-3" in error["message"]
+        assert "[node.disks]" in error["details"] and "edge-node-3" in error["message"]
         assert "node.ntp" not in error["message"], "a warning does not block"
         json_path, html_path = report_paths(journal.path)
         assert '"blockers": 1' in json_path.read_text() and '"warnings": 1' in json_path.read_text()
@@ -232,7 +232,7 @@ def test_a_node_whose_local_ui_does_not_answer_is_a_blocker(tmp_path: Path, cloc
         code, journal, events = _run(tmp_path, lab, clock)
         assert code is ExitCode.PREFLIGHT_BLOCKED
         error = next(e for e in events if isinstance(e, RunFinished)).error or {}
-        assert "node.ports" in error["message"], error
+        assert "[node.ports]" in error["details"] and "ports reachable" in error["message"], error
         json_path, _ = report_paths(journal.path)
         ports = [r for r in json.loads(json_path.read_text())["results"] if r["check"] == "node.ports"]
         assert len(ports) == 1 and ports[0]["outcome"] == "fail"

@@ -269,7 +269,11 @@ def test_preflight_step_reports_blockers_overrides_and_rechecks(
     code, journal, events = _engine_run(tmp_path, doc, settings)
     assert code is ExitCode.PREFLIGHT_BLOCKED
     error = next(e for e in events if isinstance(e, RunFinished)).error or {}
-    assert "net.ntp-offset" in error["message"] and "fix (network page)" in error["details"]
+    # The message names the root cause in words; the details keep the check's id and the page that fixes it.
+    assert "Clock offset is small" in error["message"] and error["title"] == (
+        "Preflight checks: 1 problem to fix before anything is touched"
+    )
+    assert "[net.ntp-offset]" in error["details"] and "fix (network page)" in error["details"]
     json_path, html_path = report_paths(journal.path)
     assert '"blockers": 1' in json_path.read_text() and "net.ntp-offset" in html_path.read_text()
 

@@ -110,7 +110,9 @@ def test_a_machine_taken_by_someone_else_blocks_before_anything_is_touched(
     code, journal, events = _run(tmp_path, server.url, key, "machines")
     assert code is ExitCode.PREFLIGHT_BLOCKED
     error = _error(events)
-    assert "maas.machines" in error["message"] and "pma-2" in error["message"]
+    # In words (the check's title and the machine), the check's id in the details.
+    assert "Each MAAS machine exists" in error["message"] and "pma-2" in error["message"]
+    assert "[maas.machines]" in error["details"]
     assert journal.job("machines/maas") is None  # nothing was allocated
     assert state.machine("abc1de").status == Status.READY
 
@@ -120,7 +122,10 @@ def test_a_wrong_api_key_is_reported_by_preflight(tmp_path: Path, maas: tuple[Ma
     consumer, token, _secret = key.split(":")
     code, _journal, events = _run(tmp_path, server.url, f"{consumer}:{token}:wrongsecret", "preflight")
     assert code is ExitCode.PREFLIGHT_BLOCKED
-    assert "maas.reachable" in _error(events)["message"]
+    error = _error(events)
+    assert "MAAS refused the API key" in error["message"] and "[maas.reachable]" in error["details"]
+    # The other checks could not run because of it: folded under it, the key fixed on the Credentials page.
+    assert "could not run because of this" in error["message"] and "(Credentials page)" in error["remediation"]
 
 
 # -- booting MAAS machines end to end ------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import stat
 import threading
 import time
@@ -33,6 +34,13 @@ def test_rehearsal_installs_end_to_end(tmp_path: Path) -> None:
     assert events[0]["event"] == "rehearsal" and events[-1]["event"] == "rehearsal"
     finished = [e["step"] for e in events if e["event"] == "step_finished"]
     assert finished == STEPS and all(e["ok"] for e in events if e["event"] == "step_finished")
+    # One overall progress for the whole install: never back, never repeated, 1.0 only in run_finished.
+    fractions = [e["fraction"] for e in events if e["event"] in ("progress", "run_finished")]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    progress = [e for e in events if e["event"] == "progress"]
+    assert progress and all(e["fraction"] < 1.0 for e in progress)
+    said = [(e["fraction"], e["message"], e["tasks"]) for e in progress]
+    assert all(a != b for a, b in itertools.pairwise(said))
     done = {e["job"]: e for e in events if e["event"] == "job_finished"}
     assert all(e["status"] == "done" for e in done.values())
     installs = sorted(j for j in done if j.startswith("install/"))

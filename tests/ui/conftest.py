@@ -8,6 +8,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before anything imports
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PySide6.QtWidgets import QMessageBox
@@ -41,6 +42,16 @@ def make_window(qtbot: QtBot) -> Iterator[Callable[..., MainWindow]]:
         # No modal question in tests: a test that fails mid-run is closed by pytest-qt, and must not hang there.
         window.confirm_quit_while_running = lambda: True  # type: ignore[method-assign]
         window.confirm_discard_edits = lambda: QMessageBox.StandardButton.Discard  # type: ignore[method-assign]
+        window.run.confirm_cancel = lambda: True  # type: ignore[method-assign]
+        # What a project touches is confirmed as it is opened, so Start starts (the Review page's own tests ask).
+        opened = window.open_project
+
+        def open_and_confirm(path: Path, **options: Any) -> bool:
+            valid = opened(path, **options)
+            window.review.confirm()
+            return valid
+
+        window.open_project = open_and_confirm  # type: ignore[method-assign]
         qtbot.addWidget(window)
         window.show()
         window.activateWindow()  # mnemonics (Alt+N …) only fire in the active window

@@ -1,13 +1,15 @@
 """Screenshots of the desktop wizard for a visual check (not a test).
 
-    python tests/ui/screenshots.py [OUTDIR]      (default: docs/screenshots)
+    python tests/ui/screenshots.py [--dark] [OUTDIR]      (default: docs/screenshots, or docs/screenshots/dark)
 
 Walks Welcome → Project (valid, then invalid) → the input pages (Provider, Credentials, Nodes and its Discover dialog,
 Network, Files; valid, with inline problems, and at the window's minimum size) → Preflight (passed, then with a
 blocker and an overridden warning) → Run (in progress, finished, failed) → the trust dialogs (first contact, changed
 certificate) → Welcome with the unfinished session, then desktop rehearsals on the lab: Install, Bundles, Cluster,
 Activation and Summary while and after the nodes install, a node whose install fails, and a whole run, saving one
-PNG per state. Works offscreen or under ``xvfb-run -a``. Everything it writes (journals, logs, the sample project
+PNG per state; also the Review page, the Run page's steps during and after a rehearsal, the manual boot checklist and
+the cluster's conditions. ``--dark`` takes the same set with a dark palette. Works offscreen or under
+``xvfb-run -a``. Everything it writes (journals, logs, the sample project
 and its ISO, the rehearsal, a MAAS region) goes to a temporary folder; the OS keyring is not touched.
 """
 
@@ -57,6 +59,7 @@ from wizard.ui.app import application
 from wizard.ui.pages.cluster import Variable
 from wizard.ui.rehearsal import rehearsal_window
 from wizard.ui.shell import MainWindow
+from wizard.ui.theme import dark_palette
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 60.0) -> None:
@@ -203,6 +206,23 @@ def install_failed(work: Path, app: object, shot: Callable[..., None]) -> None:
         window.close()
 
 
+def manual_checklist(work: Path, shot: Callable[..., None]) -> None:
+    """The Install page while the operator boots the nodes by hand: what to do on each, ticked as each is seen."""
+    project = write_project(work, valid_doc(), "manual.yaml")
+    window = MainWindow(steps=lambda: pipeline(until="boot"))
+    window.show()
+    window.open_project(project)
+    window.review.confirm()
+    window.go_to(MainWindow.RUN)
+    window.run.start()
+    window.go_to(MainWindow.INSTALL)
+    wait_until(lambda: bool(window.install.checklist_rows), 120)
+    shot("13b-install-manual-checklist", window)
+    window.controller.cancel("screenshots")
+    wait_until(lambda: not window.controller.running, 60)
+    window.close()
+
+
 def preflight_pages(valid: Path, window: MainWindow, shot: Callable[..., None]) -> None:
     """The checks run for real, then a report with a blocker and an overridden warning."""
     window.go_to(MainWindow.PREFLIGHT)
@@ -269,6 +289,11 @@ def run_pages(work: Path, app: object, shot: Callable[..., None]) -> None:
         window.go_to(MainWindow.BUNDLES)
         wait_until(lambda: any(t.step == "content" and t.fraction > 0.2 for t in snapshot_tasks(window)), 120)
         shot("14-bundles", window)
+        window.go_to(MainWindow.RUN)
+        shot("14b-run-steps", window)
+        window.go_to(MainWindow.CLUSTER)
+        wait_until(lambda: sum(s == "done" for _, s, _ in window.cluster.stages) >= 4, 120)
+        shot("16b-cluster-conditions", window)
         wait_until(lambda: not window.controller.running, 120)
         window.go_to(MainWindow.INSTALL)
         shot("15-install-finished", window)
@@ -296,13 +321,11 @@ def run_pages(work: Path, app: object, shot: Callable[..., None]) -> None:
             )
         )
         shot("17-activation", window)
-        window.go_to(MainWindow.SUMMARY)
-        shot("18-summary", window)
         window.document.load(window.document.path)  # type: ignore[arg-type]  # drop the example answers
         window.close()
 
 
-def main(out: Path) -> int:
+def main(out: Path, *, dark: bool = False) -> int:
     out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="wizard-shots-"))
     os.environ["PALETTE_WIZARD_HOME"] = str(work / "home")
@@ -316,6 +339,9 @@ def main(out: Path) -> int:
     failing = write_project(work, bad_sum, "bad-sum.yaml")
 
     app = application()
+    if dark:
+        app.setStyle("Fusion")
+        app.setPalette(dark_palette())
     window = MainWindow(steps=lambda: [*pipeline(until="preflight"), PacedStep(seconds=3.0)])
     window.show()
     shots: list[Path] = []
@@ -347,6 +373,10 @@ def main(out: Path) -> int:
     preflight_pages(valid, window, shot)
     window.go_to(MainWindow.RUN)
     shot("04-run-ready")
+    window.run.start()  # the review first
+    shot("04d-review")
+    window.review.confirm()
+    window.go_to(MainWindow.RUN)
     window.run.start()
     wait_until(lambda: any(t.key.startswith("paced/") and t.fraction > 0.4 for t in snapshot_tasks(window)))
     shot("05-run-in-progress")
@@ -354,6 +384,7 @@ def main(out: Path) -> int:
     shot("06-run-finished")
 
     window.open_project(failing, goto=MainWindow.RUN)
+    window.review.confirm()
     window.run.start()
     wait_until(lambda: not window.controller.running)
     shot("07-run-failed")
@@ -376,14 +407,19 @@ def main(out: Path) -> int:
     app.processEvents()
     install_failed(work, app, shot)
     app.processEvents()
+    manual_checklist(work, shot)
+    app.processEvents()
 
     with Rehearsal(work / "rehearsal", nodes=3, speed=300) as rehearsal:
         rehearsed = rehearsal_window(rehearsal)
         rehearsed.show()
+        rehearsed.review.confirm()
         rehearsed.go_to(MainWindow.RUN)
         rehearsed.run.start()
         wait_until(lambda: rehearsed.run.last_result is not None and not rehearsed.controller.running, timeout=120)
         shot("10-rehearsal-finished", rehearsed)
+        rehearsed.go_to(MainWindow.SUMMARY)
+        shot("18-summary", rehearsed)
         rehearsed.close()
         app.processEvents()
     for path in shots:
@@ -394,7 +430,10 @@ def main(out: Path) -> int:
 DEFAULT_OUT = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 if __name__ == "__main__":
-    if len(sys.argv) > 2:
+    args = sys.argv[1:]
+    dark = "--dark" in args
+    rest = [a for a in args if a != "--dark"]
+    if len(rest) > 1:
         print(__doc__, file=sys.stderr)
         raise SystemExit(2)
-    raise SystemExit(main(Path(sys.argv[1]) if len(sys.argv) == 2 else DEFAULT_OUT))
+    raise SystemExit(main(Path(rest[0]) if rest else DEFAULT_OUT / "dark" if dark else DEFAULT_OUT, dark=dark))

@@ -37,6 +37,7 @@ from wizard.core.secrets import SecretStore
 from wizard.ui.pages import credentials as credentials_module
 from wizard.ui.pages.credentials import ConnectionContext
 from wizard.ui.shell import MainWindow
+from wizard.ui.wording import problem_text
 
 pytestmark = pytest.mark.ui
 
@@ -297,7 +298,9 @@ def test_provider_settings_are_validated_inline_and_kept_across_type_switches(
     assert server.message.text() == f"✗ {expected.message} — {expected.fix}"
     assert server.widget.accessibleDescription() == server.message.text()
     # Node VMs are a Nodes-page matter; this page's own fields are what gate its Next.
-    assert [b for b in window.blockers(MainWindow.PROVIDER)] == [f"provider.vsphere.server: {expected.message}"]
+    # In the window's words: the page and the field's label, not the file's field path.
+    assert [b for b in window.blockers(MainWindow.PROVIDER)] == [problem_text(expected)]
+    assert window.blockers(MainWindow.PROVIDER)[0].startswith("Provider page, Server: ")
     type_into(qtbot, server.widget, "vcenter.example.com")  # type: ignore[arg-type]
     assert not server.message.isVisible()
     assert window.blockers(MainWindow.PROVIDER) == []
@@ -438,7 +441,24 @@ def test_secrets_go_to_the_keyring_never_to_the_project_file(
     qtbot.waitUntil(lambda: row.status_label.text() == "✓ stored")
     assert memory_keyring.store[(APP_NAME, "bmc-root")] == secret
     assert row.edit.text() == ""  # the value leaves the window once stored
+    assert row.message.isVisible() and row.message.text() == "✓ bmc-root is stored in the keyring."
     assert window.next_button.isEnabled()
+    # An existing password (the BMC's) is typed once; one the install sets (the nodes' new one) twice.
+    assert row.again is None
+    new = page.rows["node-password"]
+    assert new.again is not None and new.again.isVisible() and new.again.accessibleName()
+    qtbot.keyClicks(new.edit, "a-new-node-password")
+    assert not new.store_button.isEnabled()  # not confirmed yet
+    page.store_secret("node-password")
+    assert "again" in new.message.text() and memory_keyring.store[(APP_NAME, "node-password")] == "already-stored-1"
+    qtbot.keyClicks(new.again, "a-new-node-passwort")
+    assert new.message.text() == "✗ The two entries differ." and not new.store_button.isEnabled()
+    new.again.clear()
+    qtbot.keyClicks(new.again, "a-new-node-password")
+    qtbot.keyClick(new.again, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: memory_keyring.store[(APP_NAME, "node-password")] == "a-new-node-password")
+    qtbot.waitUntil(lambda: not new.storing)
+    assert new.edit.text() == new.again.text() == "" and "is stored" in new.message.text()
 
     # Renaming the reference on the Nodes page makes a new row, checked against the keyring again.
     window.go_to(MainWindow.NODES)

@@ -101,7 +101,8 @@ def test_blockers_gate_next_and_link_to_their_page_while_warnings_are_overridden
         ("host.free-space", False, False),
     ]
     assert page.blockers() == ["1 preflight blocker(s) to fix"] and not window.next_button.isEnabled()
-    assert not window.reachable(MainWindow.RUN)
+    # The run can be looked at (its Start runs the checks again first); the pages that set it up further cannot.
+    assert window.reachable(MainWindow.RUN) and not window.reachable(MainWindow.CLUSTER)
     assert page.summary.tone.value == "error"
 
     page.table.selectRow(0)  # the blocker: cannot be overridden, but its page is one click away
@@ -186,7 +187,8 @@ def test_install_page_shows_each_node_and_retries_the_failed_one(
     page.table.selectRow(1)
     assert page.log_title.text() == "Log of node-2"
     log = page.log.toPlainText().splitlines()
-    assert "[Install] Installing: stage " in log[0] and log[-1].endswith("[Install] node-2: the installer stopped")
+    assert "[Install]" in log[0] and "%  Installing: stage " in log[0]
+    assert "[Install]" in log[-1] and log[-1].endswith("%  node-2: the installer stopped")
     assert page.retry_button.isEnabled()
 
     qtbot.mouseClick(page.retry_button, Qt.MouseButton.LeftButton)
@@ -236,9 +238,10 @@ def test_bundles_queue_progress_and_the_summary_after_a_finished_run(
     assert window.go_to(MainWindow.SUMMARY)
     assert summary.is_done() and summary.outcome.text().startswith("✓ Palette is installed")
     urls = [u for _, u in summary.urls_list()]
-    assert urls == ["https://127.0.10.50/", *(f"https://127.0.10.1{i}:5080/" for i in (1, 2, 3))]
+    assert urls == ["https://127.0.10.50/system", *(f"https://127.0.10.1{i}:5080/" for i in (1, 2, 3))]
     reports = summary.reports()
-    assert [p.name for p in reports] == ["preflight-report.html"] and summary.report_button.isEnabled()
+    # Listed, but "Open the run report" opens the run's own report only, which the validate step writes.
+    assert [p.name for p in reports] == ["preflight-report.html"] and not summary.report_button.isEnabled()
     assert not summary.kubeconfig_button.isEnabled()  # no cluster step ran: no kubeconfig
     assert summary.support_button.isEnabled() == (support_bundle_builder() is not None)
     if support_bundle_builder() is not None:
@@ -250,7 +253,7 @@ def test_bundles_queue_progress_and_the_summary_after_a_finished_run(
         assert summary.exported == target and zipfile.is_zipfile(target)
     copy = summary.urls_box.findChildren(type(summary.report_button))[0]
     qtbot.mouseClick(copy, Qt.MouseButton.LeftButton)
-    assert QGuiApplication.clipboard().text() == "https://127.0.10.50/"
+    assert QGuiApplication.clipboard().text() == "https://127.0.10.50/system"
 
 
 # -- cluster variables and activation ------------------------------------------------------------------------------
@@ -282,13 +285,21 @@ def test_cluster_form_is_generated_from_the_profile_variables(
     assert not domain.message.isHidden() and "pattern" in domain.message.text()
     secret = page.fields["registry_password"]
     qtbot.keyClicks(secret.edit, "a-registry-password")
-    secret.edit.editingFinished.emit()
+    assert secret.again is not None  # a new password: typed twice before it is stored
+    qtbot.keyClicks(secret.again, "a-registry-passwort")
+    secret.again.editingFinished.emit()
+    assert "differ" in secret.message.text()
+    assert not isinstance(window.document.get(("cluster", "secret_variables", "registry_password")), dict)
+    secret.again.clear()
+    qtbot.keyClicks(secret.again, "a-registry-password")
+    secret.again.editingFinished.emit()
     qtbot.waitUntil(lambda: isinstance(window.document.get(("cluster", "secret_variables", "registry_password")), dict))
     assert window.document.get(("cluster", "secret_variables", "registry_password")) == {
         "secret": "cluster-registry_password"
     }
     assert SecretStore().get(SecretRef("cluster-registry_password")) == "a-registry-password"
     assert page.fields["registry_password"].edit.text() == ""  # the value left the window
+    assert "Stored in the keyring as cluster-registry_password" in secret.message.text()
     assert [b.split(":")[0] for b in page.blockers()] == ["Domain (domain)"]
     domain.edit.selectAll()
     qtbot.keyClicks(domain.edit, "palette.example.com")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from pytestqt.qtbot import QtBot
 
 from tests.core.helpers import cli_env, run_cli
@@ -24,6 +24,7 @@ STEPS = STEP_IDS  # the rehearsal runs every step
 def _window(qtbot: QtBot, rehearsal: Rehearsal) -> MainWindow:
     window = rehearsal_window(rehearsal)
     window.confirm_quit_while_running = lambda: True  # type: ignore[method-assign]
+    window.review.confirm()  # what the rehearsal touches: simulated nodes only
     qtbot.addWidget(window)
     window.show()
     return window
@@ -96,10 +97,26 @@ def test_gui_rehearsal_pages_follow_the_install_to_the_cluster(qtbot: QtBot, tmp
     try:
         window = _window(qtbot, rehearsal)
         assert window.go_to(MainWindow.RUN)
+        # The Cluster page follows the cluster's own conditions: which one it works towards, as it changes.
+        seen: list[str] = []
+
+        def watch() -> None:
+            current = window.cluster.current_condition()
+            if current and (not seen or seen[-1] != current):
+                seen.append(current)
+
+        timer = QTimer()
+        timer.timeout.connect(watch)
+        timer.start(50)
         window.controller.start(rehearsal.project_file, until="cluster")
         assert window.go_to(MainWindow.INSTALL)
         page = window.install
         qtbot.waitUntil(lambda: not window.controller.running, timeout=90_000)
+        timer.stop()
+        assert len(seen) >= 3, seen  # one highlighted at a time, moving on as the leader reports them
+        cluster = window.cluster
+        assert cluster.stages and all(state == "done" for _, state, _ in cluster.stages), cluster.stages
+        assert cluster.timeline.count() == len(cluster.stages) and cluster.timeline_box.isVisibleTo(cluster)
         result = window.run.last_result
         assert result is not None and result.exit_code is ExitCode.DONE, result
         nodes = [n.name for n in rehearsal.lab.nodes] if rehearsal.lab is not None else []
@@ -109,7 +126,12 @@ def test_gui_rehearsal_pages_follow_the_install_to_the_cluster(qtbot: QtBot, tmp
             assert bar is not None and bar.value() == bar.maximum(), node
         assert page.failed_nodes == set() and page.is_done()
         assert "Installed" in page.log.toPlainText() or "Local UI" in page.log.toPlainText()
-        assert window.bundles.is_done() and window.bundles.overall.value() == window.bundles.overall.maximum()
+        # The content bundle is uploaded; the pack bundles come after the cluster, so the queue is not done yet.
+        bundles = window.bundles
+        content = bundles.bar("content/upload")
+        assert content is not None and content.value() == content.maximum()
+        assert not bundles.is_done() and bundles.overall.value() < bundles.overall.maximum()
+        assert [bundles.table.item(r, 1).text() for r in range(1, 3)] == ["○ Queued", "○ Queued"]
         assert window.go_to(MainWindow.SUMMARY)
         kubeconfig = window.summary.kubeconfig_path()
         assert kubeconfig is not None and kubeconfig.is_file() and window.summary.kubeconfig_button.isEnabled()

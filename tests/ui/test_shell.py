@@ -38,8 +38,9 @@ from wizard.core.runner import ExitCode
 from wizard.install.steps import pipeline
 from wizard.ui.crash import CrashHandler
 from wizard.ui.pages.project import PROBLEM_COLUMNS
-from wizard.ui.pages.run import COL_JOB, COL_NODE, COL_STATUS, RunPage
+from wizard.ui.pages.run import COL_JOB, COL_NODE, COL_STATUS, STATUS_TEXT, RunPage
 from wizard.ui.shell import WINDOW_TITLE, MainWindow, StepState
+from wizard.ui.wording import humanize, where
 
 pytestmark = pytest.mark.ui
 
@@ -61,14 +62,13 @@ PREFLIGHT_ROWS = {
 
 
 def _statuses(page: RunPage) -> dict[str, TaskStatus]:
-    """Job row → status, as the table shows it."""
+    """Job row → status, as the steps and jobs tree shows it."""
     out: dict[str, TaskStatus] = {}
-    for row in range(page.jobs.rowCount()):
-        job, node, status = (page.jobs.item(row, c) for c in (COL_JOB, COL_NODE, COL_STATUS))
-        assert job is not None and node is not None and status is not None
-        key = f"{job.text()} [{node.text()}]" if node.text() else job.text()
-        out[key] = TaskStatus(status.data(Qt.ItemDataRole.UserRole))
-        assert status.text().endswith(out[key].value.capitalize())  # what the operator reads agrees
+    for item in page.tree.jobs.values():
+        job, node = item.text(COL_JOB), item.text(COL_NODE)
+        key = f"{job} [{node}]" if node else job
+        out[key] = TaskStatus(page.tree.status(item))
+        assert item.text(COL_STATUS) == STATUS_TEXT[out[key]]  # what the operator reads agrees
     return out
 
 
@@ -119,6 +119,7 @@ def test_window_starts_on_welcome_with_accessible_controls(make_window: MakeWind
         "Network",
         "Files",
         "Preflight",
+        "Review",
         "Run",
         "Install",
         "Cluster",
@@ -126,11 +127,11 @@ def test_window_starts_on_welcome_with_accessible_controls(make_window: MakeWind
         "Bundles",
         "Summary",
     ]
-    assert [window.step_state(i) for i in range(14)] == [StepState.CURRENT] + [StepState.BLOCKED] * 13
+    assert [window.step_state(i) for i in range(15)] == [StepState.CURRENT] + [StepState.BLOCKED] * 14
     assert not window.next_button.isEnabled()  # no project yet
     assert not window.back_button.isEnabled()
     assert window.back_button.text() == "&Back" and window.next_button.text() == "&Next"
-    assert len(window.pages) == 14  # every page built, so every page's controls are checked below
+    assert len(window.pages) == 15  # every page built, so every page's controls are checked below
     # Every control the operator can reach has a name for screen readers. Qt's private helpers (the tables'
     # corner buttons) show up as bare QAbstractButton and are not ours to name.
     interactive = (QAbstractButton, QAbstractItemView, QTextEdit, QPlainTextEdit, QProgressBar)
@@ -171,20 +172,20 @@ def test_the_first_window_builds_only_the_pages_it_shows(qtbot: QtBot) -> None:
     # The sidebar names every step all the same, and the states do not need the missing pages.
     assert window.sidebar.item(MainWindow.SUMMARY).text() == "⊘  Summary"
     assert window.sidebar.item(MainWindow.NODES).toolTip() == "Nodes: blocked"
-    assert [window.step_state(i) for i in range(14)] == [StepState.CURRENT] + [StepState.BLOCKED] * 13
+    assert [window.step_state(i) for i in range(15)] == [StepState.CURRENT] + [StepState.BLOCKED] * 14
     assert not window.go_to(MainWindow.NODES) and _built(window) == [MainWindow.WELCOME, MainWindow.PROJECT]
     # Asking for any missing page builds all of them, each in its own place in the stack.
     nodes = window.nodes
-    assert _built(window) == list(range(14))
+    assert _built(window) == list(range(15))
     assert window.stack.widget(MainWindow.NODES).widget() is nodes  # type: ignore[attr-defined]
-    assert [window.sidebar.item(i).text() for i in range(14)] == [
+    assert [window.sidebar.item(i).text() for i in range(15)] == [
         f"{'▶' if i == 0 else '⊘'}  {page.title}" for i, page in enumerate(window.pages)
     ]
 
 
 def test_the_other_pages_are_built_once_the_window_has_painted(make_window: MakeWindow, qtbot: QtBot) -> None:
     window = make_window()
-    qtbot.waitUntil(lambda: _built(window) == list(range(14)), timeout=10_000)
+    qtbot.waitUntil(lambda: _built(window) == list(range(15)), timeout=10_000)
     assert window.secrets is window.credentials.store  # one store, found off the GUI thread meanwhile
 
 
@@ -211,7 +212,7 @@ def test_a_run_started_without_the_pages_builds_them_first(qtbot: QtBot, project
     assert _built(window) == [MainWindow.WELCOME, MainWindow.PROJECT]
     with qtbot.waitSignal(window.controller.finished, timeout=RUN_TIMEOUT_MS):
         window.controller.start(project_file)
-    assert _built(window) == list(range(14))
+    assert _built(window) == list(range(15))
     result = window.run.last_result
     assert result is not None and result.exit_code is ExitCode.DONE
     assert set(_statuses(window.run)) == {"Appliance ISO", *PREFLIGHT_ROWS}  # the Run page followed it all
@@ -267,9 +268,19 @@ def test_an_invalid_project_lists_every_problem_and_keeps_next_disabled(
     headers = [table.model().headerData(c, Qt.Orientation.Horizontal) for c in range(table.columnCount())]
     assert headers == list(PROBLEM_COLUMNS)
     shown = _cells(table)
-    assert shown == [[p.severity.value.capitalize(), p.path, p.message, p.fix or "—"] for p in expected]
+    # In the window's words: the page and the field's label, rows counted from 1 as the tables show them.
+    assert shown == [
+        [p.severity.value.capitalize(), where(p.path), humanize(p.message), humanize(p.fix) if p.fix else "—"]
+        for p in expected
+    ]
     fields = {row[1] for row in shown if row[0] == "Error"}
-    assert {"nodes[1].ip", "nodes[2].prefix", "network.vip", "files.iso"} <= fields
+    assert {
+        "Nodes page, row 2, IP address",
+        "Nodes page, row 3, Prefix",
+        "Network page, Virtual IP (VIP)",
+        "Files page, Appliance ISO",
+    } <= fields
+    assert not any("nodes[" in cell for row in shown for cell in row)
     # Every problem is in a field an input page edits: Next leads there, the run stays out of reach.
     assert "4 problem(s) to fix" in page.status.text() and "Next" in page.status.text()
     assert window.next_button.isEnabled()
@@ -319,8 +330,7 @@ def test_a_valid_run_finishes_every_job_without_blocking_the_gui(
     assert set(statuses.values()) == {TaskStatus.DONE}
     assert page.overall.value() == page.overall.maximum()
     assert page.overall.text() == "100%"
-    bars = [page.jobs.cellWidget(r, 3) for r in range(page.jobs.rowCount())]
-    assert all(isinstance(b, QProgressBar) and b.value() == b.maximum() for b in bars)
+    assert all(page.tree.fraction(item) == 1.0 for item in page.tree.jobs.values())
     assert page.outcome.isVisible() and "Every step finished" in page.outcome.text()
     assert not page.error_panel.isVisible()
     assert window.step_state(MainWindow.RUN) is StepState.CURRENT and page.is_done()

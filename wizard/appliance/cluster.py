@@ -388,6 +388,7 @@ class CreateClusterJob(Job):
                     remediation="look at Cluster → Overview and the node logs in the Local UI",
                 )
             fraction = max(fraction, events.fraction)
+            report.stages(events.timeline())  # the cluster's own conditions, for the operator to follow
             if status.done and status.kubeconfig:
                 return status
             elapsed = now - start

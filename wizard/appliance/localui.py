@@ -164,6 +164,21 @@ def _unknown(error: LocalUIError) -> LocalUIError:
     error.outcome_unknown = True  # type: ignore[attr-defined]
     return error
 
+    def timeline(self) -> list[tuple[str, str, str]]:
+        """(label, ``done``/``current``/``pending``, detail): the conditions reached, in the order they were
+        reached — the latest is where the cluster is now (``current``) until every expected one is reached — then
+        the ones still expected. The expected order lists the cluster's and the hosts' conditions apart, so which
+        comes next is not known; where it is now is. Conditions the node reports but the expected order does not
+        name are shown too (a newer appliance may add some)."""
+        reached = set(self.reached)
+        waiting = [key for key in self.expected if key not in reached]
+        out = []
+        for i, key in enumerate(self.reached):
+            state = "current" if waiting and i == len(self.reached) - 1 else "done"
+            out.append((self.labels.get(key, key.split("/", 1)[-1]), state, self.details.get(key, "")))
+        out += [(self.labels.get(key, key.split("/", 1)[-1]), "pending", "") for key in waiting]
+        return out
+
 
 # -- The client -----------------------------------------------------------------------------------------------------
 
@@ -626,16 +641,27 @@ class LocalUIClient:
         )
 
     def lifecycle_events(self) -> LifecycleEvents:
-        """The deployment's timeline; only informational (it moves the progress bar), so unknown is empty."""
+        """The deployment's timeline; only informational (it moves the progress bar and the Cluster page's
+        timeline), so unknown is empty."""
         data = self.optional_json(P_LIFECYCLE, "the lifecycle events") or {}
-        reached = [f"Cluster/{e.get('type')}" for e in data.get("clusterEvents") or []]
-        reached += [f"EdgeHost/{e.get('type')}" for e in data.get("edgeHostEvents") or []]
-        expected = [
-            f"{o.get('category')}/{c.get('type')}"
-            for o in data.get("expectedOrder") or []
-            for c in o.get("conditionsOrder") or []
-        ]
-        return LifecycleEvents(tuple(reached), tuple(expected))
+        events = [("Cluster", e) for e in data.get("clusterEvents") or []]
+        events += [("EdgeHost", e) for e in data.get("edgeHostEvents") or []]
+        # In the order they happened (the transition times sort as text: RFC 3339); the node's order otherwise.
+        events.sort(key=lambda ce: str(ce[1].get("lastTransitionTime") or ""))
+        reached = [f"{category}/{e.get('type')}" for category, e in events]
+        details = {
+            f"{category}/{e.get('type')}": str(e.get("message") or e.get("reason") or "") for category, e in events
+        }
+        times = {f"{category}/{e.get('type')}": str(e.get("lastTransitionTime") or "") for category, e in events}
+        expected: list[str] = []
+        labels: dict[str, str] = {}
+        orders = sorted(data.get("expectedOrder") or [], key=lambda o: o.get("order") or 0)
+        for o in orders:
+            for c in sorted(o.get("conditionsOrder") or [], key=lambda c: c.get("order") or 0):
+                key = f"{o.get('category')}/{c.get('type')}"
+                expected.append(key)
+                labels[key] = str(c.get("typeLabel") or c.get("type") or "")
+        return LifecycleEvents(tuple(reached), tuple(expected), labels, details, times)
 
 
 # -- Opening clients from plain values ------------------------------------------------------------------------------

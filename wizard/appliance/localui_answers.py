@@ -130,10 +130,30 @@ class ClusterStatus:
 class LifecycleEvents:
     reached: tuple[str, ...]  # "<category>/<type>" in the order they happened
     expected: tuple[str, ...]
+    #: Readable labels by "<category>/<type>" (the expected order's typeLabel, else the type itself).
+    labels: Mapping[str, str] = field(default_factory=dict)
+    #: What each reached condition says (its message, else its reason), and when it was reached (as the node wrote it).
+    details: Mapping[str, str] = field(default_factory=dict)
+    times: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def fraction(self) -> float:
         return len(self.reached) / len(self.expected) if self.expected else 0.0
+
+    def timeline(self) -> list[tuple[str, str, str]]:
+        """(label, ``done``/``current``/``pending``, detail): the conditions reached, in the order they were
+        reached — the latest is where the cluster is now (``current``) until every expected one is reached — then
+        the ones still expected. The expected order lists the cluster's and the hosts' conditions apart, so which
+        comes next is not known; where it is now is. Conditions the node reports but the expected order does not
+        name are shown too (a newer appliance may add some)."""
+        reached = set(self.reached)
+        waiting = [key for key in self.expected if key not in reached]
+        out = []
+        for i, key in enumerate(self.reached):
+            state = "current" if waiting and i == len(self.reached) - 1 else "done"
+            out.append((self.labels.get(key, key.split("/", 1)[-1]), state, self.details.get(key, "")))
+        out += [(self.labels.get(key, key.split("/", 1)[-1]), "pending", "") for key in waiting]
+        return out
 
 
 def link_status_from(data: Mapping[str, Any]) -> LinkStatus:

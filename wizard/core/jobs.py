@@ -82,6 +82,18 @@ class Step(ABC):
     weight: float = 1.0
     #: How many of the step's jobs run at once (nodes are worked on in parallel).
     parallel: int = 4
+    #: How long the step usually takes on a real install, in seconds (the appliance docs' durations where they give
+    #: one); None counts ``weight`` as minutes. The overall progress is planned from these and the ETA scales them
+    #: by the pace the run shows.
+    expected: float | None = None
+    #: How many times faster than real time the nodes this step works with run (the rehearsal's lab, see
+    #: ``Pacing.speed``); the expected duration is divided by it.
+    speed: float = 1.0
+
+    def expected_duration(self, ctx: StepContext) -> float:
+        """The step's expected duration in seconds, for this project (0 when it has nothing to do)."""
+        base = self.expected if self.expected is not None else self.weight * 60.0
+        return base / max(self.speed, 1e-6)
 
     def problems(self, ctx: StepContext) -> list[Problem]:
         """What keeps this step from starting; empty means it can run."""

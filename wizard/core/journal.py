@@ -197,6 +197,18 @@ class Journal:
             if self._data["facts"].pop(key, None) is not None:
                 self._save()
 
+    def save_progress(self, shown: float, steps: dict[str, float]) -> None:
+        """What the overall progress showed last and each step's fraction then: the next run's plan starts there."""
+        with self._lock:
+            self._data["progress"] = {"shown": float(shown), "steps": {str(k): float(v) for k, v in steps.items()}}
+            self._save()
+
+    def reset_progress(self) -> None:
+        """Forget the recorded progress (an abort undoes what it counted)."""
+        with self._lock:
+            if self._data.pop("progress", None) is not None:
+                self._save()
+
     def add_override(self, check_id: str, reason: str) -> None:
         with self._lock:
             self._data["overrides"].append({"check": check_id, "reason": reason, "t": time.time()})
@@ -224,6 +236,19 @@ class Journal:
     def facts(self, prefix: str = "") -> dict[str, Any]:
         with self._lock:
             return {k: copy.deepcopy(v) for k, v in self._data["facts"].items() if k.startswith(prefix)}
+
+    def saved_progress(self) -> tuple[float, dict[str, float]]:
+        """The overall fraction shown last and each step's fraction then; (0, {}) when nothing was recorded."""
+        with self._lock:
+            record = self._data.get("progress")
+        if not isinstance(record, dict):
+            return 0.0, {}
+        try:
+            shown = min(1.0, max(0.0, float(record.get("shown", 0.0))))
+            steps = {str(k): min(1.0, max(0.0, float(v))) for k, v in dict(record.get("steps") or {}).items()}
+        except (TypeError, ValueError):
+            return 0.0, {}  # a hand-edited record: plan from nothing rather than fail a run
+        return shown, steps
 
     @property
     def status(self) -> str:

@@ -5,6 +5,11 @@ One :class:`Progress` per run holds the overall fraction and one :class:`TaskSta
 one bar. Progress only moves forward: a reporter adds the *increase* of its own fraction, scaled by its span, to
 its parent, so parallel children sum up instead of overwriting each other. Readers (the terminal, the GUI's 100 ms
 timer) take immutable snapshots and never touch worker state.
+
+The engine plans a run's overall fraction up front (:meth:`Progress.plan`, see :mod:`wizard.core.overall`): every
+step of the install weighted by its expected duration, jobs counted by their weights within their step. Then the
+snapshot's fraction is the plan's (never backwards, 1.0 only once :meth:`Progress.finish` is called) and it carries
+an ETA for the whole install.
 """
 
 from __future__ import annotations
@@ -12,10 +17,11 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
+from wizard.core.overall import OverallPlan
 from wizard.core.redact import redact
 
 #: How many live log lines a task keeps for display.
@@ -56,6 +62,9 @@ class TaskState:
     #: How many log lines the task has received in all (``log`` keeps only the newest): a reader that remembers
     #: the count it last drew appends just the lines after it, without comparing texts.
     log_total: int = 0
+    #: The milestones the job follows, in order, as its peer reports them (a cluster's conditions): each is
+    #: (label, state, detail) with state ``done``, ``current`` or ``pending``.
+    stages: tuple[tuple[str, str, str], ...] = ()
 
     def log_since(self, seen: int) -> tuple[str, ...]:
         """The lines received after the first ``seen`` (as many of them as are still kept)."""
@@ -77,6 +86,15 @@ class ProgressSnapshot:
     message: str
     tasks: tuple[TaskState, ...]
     version: int
+    #: The run planned its overall fraction (the engine does before its first step); before that ``fraction`` says
+    #: nothing about the install and a reader keeps showing what it showed.
+    planned: bool = False
+    #: The whole install's last step has ended: ``fraction`` is 1.0 from now on.
+    finished: bool = False
+    #: Seconds until the install's last step ends (expected durations scaled by this run's pace), when known.
+    eta: float | None = None
+    #: Each planned step's fraction, by step id (empty without a plan).
+    steps: tuple[tuple[str, float], ...] = ()
 
     def task(self, key: str) -> TaskState | None:
         for t in self.tasks:
@@ -113,20 +131,78 @@ class Progress:
         self._rates: dict[str, _RateWindow] = {}
         self._version = 0
         self._on_change = on_change
+        self._plan: OverallPlan | None = None
+        self._weights: dict[str, float] = {}
 
     # -- reading -------------------------------------------------------------------------------------------
     def snapshot(self) -> ProgressSnapshot:
+        now = time.monotonic()
         with self._lock:
-            return ProgressSnapshot(self._fraction, self._message, tuple(self._tasks.values()), self._version)
+            tasks = tuple(self._tasks.values())
+            plan = self._plan
+            if plan is None:
+                return ProgressSnapshot(self._fraction, self._message, tasks, self._version)
+            transfers: dict[str, float] = {}
+            for t in tasks:
+                if t.status is TaskStatus.RUNNING and t.eta is not None:
+                    transfers[t.step] = max(transfers.get(t.step, 0.0), t.eta)
+            return ProgressSnapshot(
+                plan.shown,
+                self._message,
+                tasks,
+                self._version,
+                planned=True,
+                finished=plan.finished,
+                eta=plan.eta(now, transfers),
+                steps=tuple(plan.step_fractions().items()),
+            )
+
+    # -- planning (the engine) -----------------------------------------------------------------------------
+    def plan(
+        self, steps: Sequence[tuple[str, float]], credit: Mapping[str, float] | None = None, floor: float = 0.0
+    ) -> None:
+        """Plan the overall fraction: (step id, expected seconds) for every step of the install, each step's
+        fraction that earlier runs finished, and the fraction an earlier run showed last."""
+        with self._lock:
+            self._plan = OverallPlan(steps, credit, floor)
+            for t in self._tasks.values():
+                self._plan.add_job(t.step, t.key, self._weights.get(t.key, 1.0))
+                self._plan.job(t.step, t.key, t.fraction)
+            self._version += 1
+        self._changed()
+
+    def begin_step(self, step: str) -> None:
+        """The step's jobs are added and those finished before marked: they say where the step is from now on."""
+        with self._lock:
+            if self._plan is not None:
+                self._plan.begin_step(step, time.monotonic())
+                self._version += 1
+        self._changed()
+
+    def end_step(self, step: str, ok: bool, worked: bool = True) -> None:
+        with self._lock:
+            if self._plan is not None:
+                self._plan.end_step(step, ok, time.monotonic(), worked)
+                self._version += 1
+        self._changed()
+
+    def planned_steps(self) -> dict[str, float]:
+        """Each planned step's fraction now (what the journal keeps for the next run's plan)."""
+        with self._lock:
+            return self._plan.step_fractions() if self._plan is not None else {}
 
     # -- writing (used by Reporter and the runner) -----------------------------------------------------------
     def root(self) -> Reporter:
         return Reporter(self, None, 1.0, None)
 
-    def add_task(self, key: str, label: str, step: str, node: str = "") -> None:
+    def add_task(self, key: str, label: str, step: str, node: str = "", weight: float = 1.0) -> None:
+        """A job's row; ``weight`` is its share of its step in the overall plan."""
         with self._lock:
             if key not in self._tasks:
                 self._tasks[key] = TaskState(key=key, label=label, step=step, node=node)
+                self._weights[key] = weight
+                if self._plan is not None:
+                    self._plan.add_job(step, key, weight)
                 self._version += 1
         self._changed()
 
@@ -142,6 +218,8 @@ class Progress:
                 changes["eta"] = None
             if status in (TaskStatus.DONE, TaskStatus.SKIPPED):
                 changes["fraction"] = 1.0
+                if self._plan is not None:
+                    self._plan.job(t.step, key, 1.0)
             if message is not None:
                 changes["message"] = message
             self._tasks[key] = replace(t, **changes)  # type: ignore[arg-type]
@@ -151,6 +229,17 @@ class Progress:
     def warn(self, key: str, warning: str) -> None:
         with self._lock:
             self._tasks[key] = replace(self._tasks[key], warning=warning)
+            self._version += 1
+        self._changed()
+
+    def set_stages(self, key: str, stages: Sequence[tuple[str, str, str]]) -> None:
+        """The task's milestones as its peer reports them now (see :attr:`TaskState.stages`)."""
+        value = tuple((redact(a), b, redact(c)) for a, b, c in stages)
+        with self._lock:
+            t = self._tasks.get(key)
+            if t is None or t.stages == value:
+                return
+            self._tasks[key] = replace(t, stages=value)
             self._version += 1
         self._changed()
 
@@ -188,7 +277,10 @@ class Progress:
             t = self._tasks.get(key)
             if t is None:
                 return
-            changes: dict[str, object] = {"fraction": max(t.fraction, min(1.0, fraction))}
+            changed = max(t.fraction, min(1.0, fraction))
+            changes: dict[str, object] = {"fraction": changed}
+            if self._plan is not None and changed != t.fraction:
+                self._plan.job(t.step, key, changed)
             if message is not None:
                 changes["message"] = message
             if bytes_done is not None:
@@ -202,9 +294,11 @@ class Progress:
             self._version += 1
 
     def finish(self, message: str = "") -> None:
-        """Deliver the final state: the whole bar is full once a run has completed."""
+        """Deliver the final state: the whole bar is full once the last step has ended."""
         with self._lock:
             self._fraction = 1.0
+            if self._plan is not None:
+                self._plan.finish()
             if message:
                 self._message = message
             self._version += 1
@@ -282,6 +376,12 @@ class Reporter:
         """Add lines to this reporter's job's live log (shown beside the job, e.g. a node's installer log)."""
         if self._task is not None:
             self._progress.log(self._task, lines)
+
+    def stages(self, stages: Sequence[tuple[str, str, str]]) -> None:
+        """The milestones this job follows, as its peer reports them: (label, ``done``/``current``/``pending``,
+        detail) in order."""
+        if self._task is not None:
+            self._progress.set_stages(self._task, stages)
 
     def child(self, start: float, span: float, task: str | None = None) -> Reporter:
         """A reporter for a sub-task covering ``span`` of this reporter's scale.

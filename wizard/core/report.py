@@ -88,8 +88,10 @@ def summarize(
     journal_path: Path,
     log_dir: Path,
     step_order: Sequence[str] = (),
+    kept: str = "in the OS keyring",
 ) -> RunSummary:
-    """Read a journal snapshot (``Journal.snapshot()`` or the journal file's JSON) into a summary."""
+    """Read a journal snapshot (``Journal.snapshot()`` or the journal file's JSON) into a summary. ``kept`` says
+    where the new passwords are (a run without a secure keyring keeps them in memory only, and must say so)."""
     raw_jobs: Mapping[str, Any] = journal.get("jobs") or {}
     jobs = []
     for job_id, rec in raw_jobs.items():
@@ -138,11 +140,12 @@ def summarize(
     if replaced:
         credentials.append(
             f"the default node password was replaced on {', '.join(replaced)}; the new one is the secret named by "
-            "appliance.password (in the keyring or vault)"
+            f"appliance.password, {kept}"
         )
     if result("console/admin").get("password_changed"):
         credentials.append(
-            "the console's default admin password was changed; the new one is the secret named by console.password"
+            f"the console's default admin password was changed; the new one is the secret named by console.password, "
+            f"{kept}"
         )
     derived = result("media/unattended")
     boot_media = ""

@@ -9,6 +9,11 @@ A run may retry some nodes only (``only_nodes``): the pending jobs of other node
 journaled — and the run stops cleanly after the first step that held any, because no later step can run on an
 incomplete one. The held nodes keep their journal state for a later run. Check steps (input and preflight kinds) are
 never limited: they touch nothing, and a check step's report waits for every check, so a limited run checks all nodes.
+
+The overall progress is planned up front for the whole install (``plan``: every step, also those after the last one
+this run goes to), from each step's expected duration; what earlier runs finished counts as done, and the fraction
+shown last is where this run's bar starts (both kept in the journal). It reaches 1.0 only when the install's last
+step ends.
 """
 
 from __future__ import annotations
@@ -97,6 +102,8 @@ class RunFinished:
     retried: tuple[str, ...] = ()
     #: Nodes whose pending jobs were held back because the run was limited to others; they still need a run.
     held: tuple[str, ...] = ()
+    #: The install's overall fraction at the end of the run: 1.0 only when its last step has ended.
+    fraction: float = 0.0
 
 
 Event = RunStarted | StepStarted | JobStarted | JobFinished | StepFinished | StepBlocked | RunFinished
@@ -125,11 +132,14 @@ class Engine:
         cancel: CancelToken | None = None,
         on_event: Callable[[Event], None] | None = None,
         only_nodes: Iterable[str] | None = None,
+        plan: Sequence[Step] | None = None,
     ) -> None:
         """``only_nodes`` limits the run to those nodes' jobs (plus every job that belongs to no node); None runs
-        every node's."""
+        every node's. ``plan`` is every step of the install, for the overall progress (default: ``steps``); a run
+        that stops early (``--until``) runs a prefix of it."""
         self.ctx = ctx
         self.steps = list(steps)
+        self.plan = list(plan) if plan is not None else list(self.steps)
         self.progress = progress or Progress()
         self.cancel = cancel or CancelToken()
         self.only_nodes: frozenset[str] | None = frozenset(only_nodes) if only_nodes is not None else None
@@ -146,6 +156,7 @@ class Engine:
     def run(self) -> ExitCode:
         journal = self.ctx.journal
         journal.start_run()
+        self._plan_progress()
         self._emit(RunStarted(tuple((s.id, s.title) for s in self.steps)))
         root = self.progress.root()
         total = sum(s.weight for s in self.steps) or 1.0
@@ -174,11 +185,36 @@ class Engine:
         finally:
             self.ctx.resources.close()
         statuses = {ExitCode.DONE: RUN_FINISHED, ExitCode.CANCELLED: RUN_CANCELLED, ExitCode.INCOMPLETE: RUN_INCOMPLETE}
-        journal.finish_run(statuses.get(code, RUN_FAILED))
-        if code is ExitCode.DONE:
+        if code is ExitCode.DONE and self._whole_install():
             self.progress.finish("All steps finished")
-        self._emit(RunFinished(code, error, tuple(sorted(self.only_nodes or ())), tuple(sorted(self._held))))
+        self._save_progress()
+        journal.finish_run(statuses.get(code, RUN_FAILED))
+        fraction = self.progress.snapshot().fraction
+        retried, held = tuple(sorted(self.only_nodes or ())), tuple(sorted(self._held))
+        self._emit(RunFinished(code, error, retried, held, fraction))
         return code
+
+    def _whole_install(self) -> bool:
+        """This run went to the install's last step (not only up to an earlier one)."""
+        return bool(self.steps) and (not self.plan or self.steps[-1].id == self.plan[-1].id)
+
+    def _plan_progress(self) -> None:
+        """Plan the overall progress from every step's expected duration, starting where the journal says."""
+        expected: list[tuple[str, float]] = []
+        for step in self.plan or self.steps:
+            try:
+                seconds = step.expected_duration(self.ctx)
+            except Exception:  # an estimate must never stop a run; the step itself reports what is wrong
+                log.debug("no expected duration for step %s", step.id, exc_info=True)
+                seconds = step.weight * 60.0
+            expected.append((step.id, seconds))
+        shown, credit = self.ctx.journal.saved_progress()
+        self.progress.plan(expected, credit, shown)
+
+    def _save_progress(self) -> None:
+        snap = self.progress.snapshot()
+        if snap.planned:
+            self.ctx.journal.save_progress(snap.fraction, dict(snap.steps))
 
     def _check_only_nodes(self) -> None:
         if self.only_nodes is None:
@@ -250,7 +286,7 @@ class Engine:
         if len(set(ids)) != len(ids):
             raise WizardError("Internal error", f"step {step.id} built jobs with duplicate ids: {ids}")
         for job in jobs:
-            self.progress.add_task(job.id, job.name, step.id, job.node)
+            self.progress.add_task(job.id, job.name, step.id, job.node, job.weight)
         self._emit(StepStarted(step.id, step.title, tuple((j.id, j.name, j.node) for j in jobs)))
         weights = sum(j.weight for j in jobs) or 1.0
         reporters = {j.id: report.child(0.0, j.weight / weights, task=j.id) for j in jobs}
@@ -277,6 +313,7 @@ class Engine:
                 held.append(job)
             else:
                 pending.append(job)
+        self.progress.begin_step(step.id)
         failures: list[tuple[Job, BaseException]] = []
         cancelled = False
         if pending:
@@ -302,15 +339,26 @@ class Engine:
         if cancelled or self.cancel.cancelled:
             self._emit(StepFinished(step.id, False))
             raise Cancelled(self.cancel.reason or "cancelled")
-        if not failures and not held:
+        ok = not failures and not held
+        if ok:
             report.finish()  # a step without jobs (or with skipped ones) still fills its share of the bar
-        self._emit(StepFinished(step.id, not failures and not held))
+        self.progress.end_step(step.id, ok, worked=bool(pending))
+        self._save_progress()
+        self._emit(StepFinished(step.id, ok))
         if failures:
             job, exc = failures[0]
             err = _error_dict(exc)
             others = [f"{j.name}: {_error_dict(e)['message']}" for j, e in failures[1:]]
             details = err["details"] + ("\n\nAlso failed:\n" + "\n".join(others) if others else "")
             cls = PreflightBlocked if step.kind is StepKind.PREFLIGHT else WizardError
+            if isinstance(exc, PreflightBlocked) and not others:
+                # A check's verdict, not a job that broke: its own words ("2 problems to fix …") lead.
+                raise cls(
+                    f"{step.title}: {err['title']}",
+                    err["message"],
+                    details=details.strip(),
+                    remediation=err["remediation"],
+                )
             raise cls(
                 f"{step.title}: {job.name} failed",
                 f"{err['title']}: {err['message']}",

@@ -185,6 +185,7 @@ def abort_session(
                 journal.job_failed(
                     job_id, {"title": "Aborted", "message": "undone when the session was aborted"}, cancelled=True
                 )
+        journal.reset_progress()  # what the install's progress counted done is undone: the next run plans anew
     journal.set_fact(ABORT_FACT, {"t": time.time(), **result.to_dict()})
     journal.finish_run(RUN_CANCELLED)
     progress.finish("Session aborted" if result.ok else "Session aborted with errors")

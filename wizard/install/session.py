@@ -57,7 +57,9 @@ class Session:
         cancel: CancelToken | None = None,
         on_event: Callable[[Event], None] | None = None,
         only_nodes: Iterable[str] | None = None,
+        plan: Sequence[Step] | None = None,
     ) -> Engine:
+        """``plan``: every step of the install, for its overall progress, when ``steps`` stops before the end."""
         return Engine(
             self.context,
             list(steps) if steps is not None else pipeline(),
@@ -65,4 +67,5 @@ class Session:
             cancel=cancel,
             on_event=on_event,
             only_nodes=only_nodes,
+            plan=plan,
         )

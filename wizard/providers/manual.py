@@ -27,12 +27,16 @@ class ManualPacing:
     timeout: float = 60 * 60.0  # then the job fails with what was tried; a rerun starts waiting again
 
 
+#: The boot menu entry the appliance ISO starts by itself (the appliance docs, "Boot" step 3).
+BOOT_ENTRY = "Palette Edge Interactive Installer"
+
+
 def instruction(node: str, hostname: str, address: str, iso_name: str) -> str:
     where = f"at {address}" if address else "(address from DHCP)"
     return (
         f"Boot {node} ({hostname}) from {iso_name}: attach the ISO (USB stick, KVM or virtual media), make it the "
-        f"one-time boot device in UEFI mode and power the machine on. The wizard watches {where} and carries on by "
-        f"itself once the node answers."
+        f"one-time boot device in UEFI mode and power the machine on; its boot menu starts “{BOOT_ENTRY}” by itself. "
+        f"The wizard watches {where} and carries on by itself once the node answers."
     )
 
 

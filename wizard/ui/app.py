@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import sys
@@ -51,6 +52,21 @@ ENGINE_MODULES = (
 #: more. A shorter interval hands it back sooner, at the price of a little more switching on the workers.
 SWITCH_INTERVAL_S = 0.001
 
+#: Collection thresholds once the window is up (the default is 700, 10, 10). A collection runs on whichever thread
+#: happens to allocate, holding the interpreter for as long as it takes, so a full one started by a worker stalls the
+#: window too; fewer, with the start-up heap frozen out of them (``gc.freeze``), keeps each short and rare. The
+#: youngest generation's collections stay frequent and cheap (a few thousand objects each).
+GC_THRESHOLDS = (5000, 20, 50)
+
+
+def settle_heap() -> None:
+    """Keep collections off the GUI thread's critical path: everything loaded so far (Qt bindings, the engine, the
+    check modules, the pages) is long-lived, so it is moved out of the collector's sight, and full collections of
+    what remains become rarer."""
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+    log.debug("heap settled: %d objects frozen, thresholds %s", gc.get_freeze_count(), GC_THRESHOLDS)
+
 
 class _FirstPaint(QObject):
     """Calls ``then`` once, on the event-loop pass after ``widget`` first painted."""
@@ -84,6 +100,7 @@ def warm_up(modules: tuple[str, ...] = ENGINE_MODULES) -> threading.Thread:
             except Exception:  # the run that needs it reports the same error where the operator sees it
                 log.exception("loading %s in the background failed", name)
         log.debug("engine modules loaded in %.2f s", time.perf_counter() - started)
+        settle_heap()  # what loaded is there for good: out of every later collection
 
     thread = threading.Thread(target=load, name="warm-up", daemon=True)
     thread.start()

@@ -155,14 +155,15 @@ class RunController(QObject):
         if self.running:
             raise RuntimeError("a run or an abort is already in progress")
         steps = list(self._steps()) if self._steps is not None else None
+        plan = steps
         if until is not None:
             from wizard.install.steps import pipeline  # the engine loads after the first window (see app.py)
 
-            steps = steps if steps is not None else pipeline()
-            ids = [s.id for s in steps]
+            plan = steps if steps is not None else pipeline()
+            ids = [s.id for s in plan]
             if until not in ids:
                 raise ValueError(f"no step {until!r} in this run; its steps are {', '.join(ids)}")
-            steps = steps[: ids.index(until) + 1]
+            steps = plan[: ids.index(until) + 1]
         self.until = until
         self.only_nodes = frozenset(only_nodes) if only_nodes is not None else None
         self._progress = Progress()
@@ -170,7 +171,8 @@ class RunController(QObject):
         self._running = True
         self._thread = threading.Thread(
             target=self._work,
-            args=(project_file, self._progress, self._cancel, steps, self.only_nodes),
+            args=(project_file, self._progress, self._cancel, steps),
+            kwargs={"only_nodes": self.only_nodes, "plan": plan},
             name="engine",
             daemon=True,  # a wedged job must not keep the process alive after the window has gone
         )
@@ -224,7 +226,9 @@ class RunController(QObject):
         progress: Progress,
         cancel: CancelToken,
         steps: list[Step] | None,
+        *,
         only_nodes: frozenset[str] | None = None,
+        plan: list[Step] | None = None,
     ) -> None:
         ended = threading.Event()
 
@@ -253,7 +257,7 @@ class RunController(QObject):
                     tuple(session.warnings),
                 )
             )
-            engine = session.engine(steps=steps, progress=progress, cancel=cancel, on_event=on_event)
+            engine = session.engine(steps=steps, progress=progress, cancel=cancel, on_event=on_event, plan=plan)
             engine.only_nodes = only_nodes
             engine.run()
         except WizardError as exc:

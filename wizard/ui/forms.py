@@ -35,6 +35,7 @@ from wizard.core.problems import Problem
 from wizard.core.project import Project, join_path, load_project, parse_project
 from wizard.ui.pages import WizardPage
 from wizard.ui.widgets import Banner, Tone
+from wizard.ui.wording import humanize, problem_text, where
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +84,9 @@ def claim(
 
 
 def describe(problem: Problem) -> str:
+    """A problem shown beside its field: what is wrong and the fix, with any field it names in the window's words."""
     mark = "✗" if problem.is_error else "⚠"
-    return f"{mark} {problem.message}" + (f" — {problem.fix}" if problem.fix else "")
+    return f"{mark} {humanize(problem.message)}" + (f" — {humanize(problem.fix)}" if problem.fix else "")
 
 
 def _empty(value: object) -> bool:
@@ -434,7 +436,7 @@ class InputPage(WizardPage):
     def blockers(self) -> list[str]:
         if self.document.doc is None:
             return []  # nothing to edit: the Project page says why the file cannot be read
-        return [f"{p.path}: {p.message}" for p in self.owned_problems() if p.is_error]
+        return [problem_text(p) for p in self.owned_problems() if p.is_error]
 
     def populate(self) -> None:
         """Show the document's values (after a load, and on entering the page)."""
@@ -457,7 +459,7 @@ class InputPage(WizardPage):
             self.page_message.hide()
             return
         tone = Tone.ERROR if any(p.is_error for p in problems) else Tone.WARNING
-        self.page_message.show_text("\n".join(f"{p.path}: {describe(p)}" for p in problems), tone)
+        self.page_message.show_text("\n".join(f"{where(p.path)}: {describe(p)}" for p in problems), tone)
 
     def set_busy(self, busy: bool) -> None:
         """While a run is active the file it runs from must not change under it."""

@@ -1,32 +1,44 @@
-"""The main window: a step sidebar, the pages, and Back / Next / Save / Cancel.
+"""The main window: a step sidebar, the pages, and Back / Next (Finish on the last page) / Save / Support / Cancel.
 
 The shell owns navigation and the project document the input pages edit. Which page may be left is each page's
 ``blockers()`` (for the Project page: the problems no input page can fix); the sidebar shows every step as done,
-current, blocked or still ahead. Edits live in the document until Next (or Save) writes the project file.
+current, blocked or still ahead. Edits live in the document until Next (or Save) writes the project file. The pages
+that follow a run (Review, Run, Install, Bundles, Summary) can be seen whenever the project's input is valid, also
+after a failed run; Support (a support bundle, the last error's details) is reachable from every page.
+
+Keyboard: Enter presses Next where the page allows it (not in a table or a text box, where Enter means something
+there); the sidebar and every control show their focus; scroll areas take no focus of their own; the tab order is
+the reading order (sidebar, page, then the buttons at the bottom). The window opens no larger than the screen's
+available area at any scale.
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
-import threading
 from collections.abc import Callable
-from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
+from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QCoreApplication, QEvent, QObject, QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QBrush, QCloseEvent, QColor, QKeySequence, QShortcut
+from PySide6.QtCore import QEvent, QObject, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QBrush, QCloseEvent, QColor, QGuiApplication, QKeyEvent, QKeySequence, QPalette, QShortcut
 from PySide6.QtWidgets import (
+    QAbstractButton,
+    QAbstractItemView,
+    QAbstractSpinBox,
+    QComboBox,
     QFrame,
     QHBoxLayout,
     QListWidget,
     QListWidgetItem,
     QMainWindow,
+    QMenu,
     QMessageBox,
+    QPlainTextEdit,
     QScrollArea,
     QStackedWidget,
+    QTextEdit,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -40,8 +52,22 @@ from wizard.ui.pages import WizardPage
 from wizard.ui.pages.project import ProjectPage
 from wizard.ui.pages.welcome import WelcomePage
 from wizard.ui.resources import window_icon
+from wizard.ui.shellparts import (
+    FIRST_PAGES,
+    PAGES,
+    STEP_MARK,
+    Keyring,
+    PageSlot,
+    StepState,
+    WindowController,
+    WindowDocument,
+    fit_window,
+    focus_chain,
+    reading_order,
+)
+from wizard.ui.theme import Status, status_hex
 from wizard.ui.trust import TrustPrompter
-from wizard.ui.widgets import Banner, Tone, button
+from wizard.ui.widgets import Banner, Tone, button, error_text, focus_style
 
 if TYPE_CHECKING:
     from wizard.core.runner import Event
@@ -55,157 +81,22 @@ if TYPE_CHECKING:
     from wizard.ui.pages.nodes import NodesPage
     from wizard.ui.pages.preflight import PreflightPage
     from wizard.ui.pages.provider import ProviderPage
+    from wizard.ui.pages.review import ReviewPage
     from wizard.ui.pages.run import RunPage
     from wizard.ui.pages.summary import SummaryPage
 
 log = logging.getLogger(__name__)
 
+#: Widgets where Enter does something of their own, so it does not press Next there.
+ENTER_TAKERS = (QAbstractButton, QAbstractItemView, QPlainTextEdit, QTextEdit, QComboBox, QAbstractSpinBox)
+
 WINDOW_TITLE = "Palette Appliance Wizard"
 REHEARSAL_TITLE_SUFFIX = " — REHEARSAL (simulated nodes)"
+#: The size the window opens at where the screen has room for it.
+PREFERRED_SIZE = QSize(1100, 720)
+MINIMUM_SIZE = QSize(860, 560)
 
-
-class StepState(StrEnum):
-    DONE = "done"
-    CURRENT = "current"
-    BLOCKED = "blocked"
-    AHEAD = "not reached yet"
-
-
-STEP_MARK: dict[StepState, str] = {
-    StepState.DONE: "✓",
-    StepState.CURRENT: "▶",
-    StepState.BLOCKED: "⊘",
-    StepState.AHEAD: "○",
-}
-
-
-@dataclass(frozen=True)
-class PageSpec:
-    """A page as the sidebar names it before the page exists: its class (module, name) and untranslated title."""
-
-    module: str
-    cls: str
-    title: str
-    #: The page is built with the window's secret store (so its build waits for the keyring).
-    secrets: bool = False
-
-    @property
-    def display_title(self) -> str:
-        return QCoreApplication.translate(self.cls, self.title)  # what the page's own self.tr(title) gives
-
-
-#: Every page in wizard order (the index is the page's number, MainWindow.WELCOME … SUMMARY).
-PAGES: tuple[PageSpec, ...] = (
-    PageSpec("wizard.ui.pages.welcome", "WelcomePage", "Welcome"),
-    PageSpec("wizard.ui.pages.project", "ProjectPage", "Project"),
-    PageSpec("wizard.ui.pages.provider", "ProviderPage", "Provider"),
-    PageSpec("wizard.ui.pages.credentials", "CredentialsPage", "Credentials", secrets=True),
-    PageSpec("wizard.ui.pages.nodes", "NodesPage", "Nodes"),
-    PageSpec("wizard.ui.pages.network", "NetworkPage", "Network"),
-    PageSpec("wizard.ui.pages.files", "FilesPage", "Files"),
-    PageSpec("wizard.ui.pages.preflight", "PreflightPage", "Preflight"),
-    PageSpec("wizard.ui.pages.run", "RunPage", "Run"),
-    PageSpec("wizard.ui.pages.install", "InstallPage", "Install"),
-    PageSpec("wizard.ui.pages.cluster", "ClusterPage", "Cluster", secrets=True),
-    PageSpec("wizard.ui.pages.activation", "ActivationPage", "Activation", secrets=True),
-    PageSpec("wizard.ui.pages.bundles", "BundlesPage", "Bundles"),
-    PageSpec("wizard.ui.pages.summary", "SummaryPage", "Summary", secrets=True),
-)
-#: The pages the first window is built with; the others are built after it has painted, or when first needed.
-FIRST_PAGES = (0, 1)
-
-P = TypeVar("P", bound=WizardPage)
-
-
-class _Page(Generic[P]):
-    """``window.run`` and friends: the page, built (with every other page) the first time it is asked for."""
-
-    def __init__(self, index: int) -> None:
-        self.index = index
-
-    @overload
-    def __get__(self, window: None, owner: type) -> _Page[P]: ...
-    @overload
-    def __get__(self, window: MainWindow, owner: type) -> P: ...
-    def __get__(self, window: MainWindow | None, owner: type) -> P | _Page[P]:
-        if window is None:
-            return self
-        return window.page(self.index)  # type: ignore[return-value]
-
-
-class _Keyring:
-    """The window's secret store, made on first use: asking the OS for its keyring backend (loading every backend
-    keyring knows, a D-Bus round trip) is a large share of a cold start, and the first window shows no secret."""
-
-    def __init__(self, store: SecretStore | None) -> None:
-        self._store = store
-        self._lock = threading.Lock()
-
-    @property
-    def ready(self) -> bool:
-        return self._store is not None
-
-    def get(self) -> SecretStore:
-        with self._lock:
-            if self._store is None:
-                self._store = SecretStore()
-            return self._store
-
-    def warm_up(self) -> None:
-        """Make the store on a worker, so no page build on the GUI thread waits for the keyring."""
-        if self._store is not None:
-            return
-
-        def make() -> None:
-            try:
-                self.get()
-            except Exception:  # the page or run that needs the store asks again and reports it where it is seen
-                log.debug("the keyring could not be opened in the background", exc_info=True)
-
-        threading.Thread(target=make, name="keyring", daemon=True).start()
-
-
-class _WindowController(RunController):
-    """The window's run controller: before a run or an abort starts (whoever starts it) every page exists, so each
-    sees the run from its first event, and the run uses the window's secret store."""
-
-    def __init__(self, prepare: Callable[[], SecretStore], *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._prepare = prepare
-
-    def start(self, project_file: Path, **options: Any) -> None:
-        if not self.running:
-            self.secrets = self._prepare()
-        super().start(project_file, **options)
-
-    def abort(self, project_file: Path, **options: Any) -> None:
-        if not self.running:
-            self.secrets = self._prepare()
-        super().abort(project_file, **options)
-
-
-class _WindowDocument(ProjectDocument):
-    """The window's project document: every page exists before a file is loaded, so each sees it."""
-
-    def __init__(self, prepare: Callable[[], object], parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self._prepare = prepare
-
-    def load(self, path: Path) -> None:
-        self._prepare()
-        super().load(path)
-
-
-def _focus_chain(window: QWidget) -> list[QWidget]:
-    """The window's widgets in tab order."""
-    out: list[QWidget] = []
-    seen: set[QWidget] = set()
-    widget = window.nextInFocusChain()
-    while widget is not None and widget is not window and widget not in seen:
-        out.append(widget)
-        seen.add(widget)
-        widget = widget.nextInFocusChain()
-    return out
+__all__ = ["REHEARSAL_TITLE_SUFFIX", "WINDOW_TITLE", "MainWindow", "StepState"]
 
 
 class MainWindow(QMainWindow):
@@ -218,28 +109,32 @@ class MainWindow(QMainWindow):
         NETWORK,
         FILES,
         PREFLIGHT,
+        REVIEW,
         RUN,
         INSTALL,
         CLUSTER,
         ACTIVATION,
         BUNDLES,
         SUMMARY,
-    ) = range(14)
+    ) = range(15)
+    #: Pages that show a run and what it did: seen whenever the input is valid, also after a failed run.
+    VIEWS = frozenset({REVIEW, RUN, INSTALL, BUNDLES, SUMMARY})
 
-    welcome: _Page[WelcomePage] = _Page(WELCOME)
-    project: _Page[ProjectPage] = _Page(PROJECT)
-    provider: _Page[ProviderPage] = _Page(PROVIDER)
-    credentials: _Page[CredentialsPage] = _Page(CREDENTIALS)
-    nodes: _Page[NodesPage] = _Page(NODES)
-    network: _Page[NetworkPage] = _Page(NETWORK)
-    files: _Page[FilesPage] = _Page(FILES)
-    preflight: _Page[PreflightPage] = _Page(PREFLIGHT)
-    run: _Page[RunPage] = _Page(RUN)
-    install: _Page[InstallPage] = _Page(INSTALL)
-    cluster: _Page[ClusterPage] = _Page(CLUSTER)
-    activation: _Page[ActivationPage] = _Page(ACTIVATION)
-    bundles: _Page[BundlesPage] = _Page(BUNDLES)
-    summary: _Page[SummaryPage] = _Page(SUMMARY)
+    welcome: PageSlot[WelcomePage] = PageSlot(WELCOME)
+    project: PageSlot[ProjectPage] = PageSlot(PROJECT)
+    provider: PageSlot[ProviderPage] = PageSlot(PROVIDER)
+    credentials: PageSlot[CredentialsPage] = PageSlot(CREDENTIALS)
+    nodes: PageSlot[NodesPage] = PageSlot(NODES)
+    network: PageSlot[NetworkPage] = PageSlot(NETWORK)
+    files: PageSlot[FilesPage] = PageSlot(FILES)
+    preflight: PageSlot[PreflightPage] = PageSlot(PREFLIGHT)
+    review: PageSlot[ReviewPage] = PageSlot(REVIEW)
+    run: PageSlot[RunPage] = PageSlot(RUN)
+    install: PageSlot[InstallPage] = PageSlot(INSTALL)
+    cluster: PageSlot[ClusterPage] = PageSlot(CLUSTER)
+    activation: PageSlot[ActivationPage] = PageSlot(ACTIVATION)
+    bundles: PageSlot[BundlesPage] = PageSlot(BUNDLES)
+    summary: PageSlot[SummaryPage] = PageSlot(SUMMARY)
 
     #: The window has accepted a close (no run is active any more).
     closed = Signal()
@@ -268,24 +163,29 @@ class MainWindow(QMainWindow):
         icon = window_icon()
         if icon is not None:
             self.setWindowIcon(icon)
-        self.resize(1100, 720)
-        self.setMinimumSize(QSize(860, 560))
+        self.fit_to_screen()
         self._close_after_run = False
         self._all_built = False
         # Builds the pages not needed yet after the first paint; a child of the window, so it dies with it.
         self._builder = QTimer(self)
         self._builder.setSingleShot(True)
         self._builder.timeout.connect(self._build_next)
+        # Puts the shown page's controls in reading order once its layout has settled (see order_tabs).
+        self._order_tabs = QTimer(self)
+        self._order_tabs.setSingleShot(True)
+        self._order_tabs.setInterval(0)
+        self._order_tabs.timeout.connect(self.order_tabs)
 
         # One store for the Credentials page and every run, so secrets kept in memory (no secure keyring) reach the run.
-        self._keyring = _Keyring(secrets)
-        self.document: ProjectDocument = _WindowDocument(self._build_all, self)
+        self._keyring = Keyring(secrets)
+        self.document: ProjectDocument = WindowDocument(self._build_all, self)
         # Fingerprints are confirmed in a dialog over this window, whichever thread asks.
         self.trust = TrustPrompter(self, lambda: self.document.project or self.project.project)
-        self.controller: RunController = _WindowController(
+        self.controller: RunController = WindowController(
             self._before_run, steps, self, paths=paths, secrets=secrets, on_event=on_event, ask=self.trust.ask
         )
         self.save_banner = Banner(Tone.ERROR, self)
+        self.notice = Banner(Tone.INFO, self)  # what Support did (a bundle written, details copied)
         self.rehearsal_banner = Banner(Tone.WARNING, self)
         if rehearsal:
             self.rehearsal_banner.show_text(f"⚠ {rehearsal}")
@@ -297,7 +197,8 @@ class MainWindow(QMainWindow):
         self.sidebar.setFixedWidth(190)
         self.sidebar.setSpacing(2)
         self.sidebar.setFrameShape(QFrame.Shape.NoFrame)
-        self.sidebar.setStyleSheet("QListWidget { font-size: 11pt; padding-top: 8px; }")
+        self.sidebar.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.sidebar.setStyleSheet(focus_style("QListWidget", "font-size: 11pt; padding-top: 8px;"))
 
         self.stack = QStackedWidget(self)
         self.stack.setAccessibleName(self.tr("Wizard page"))
@@ -308,6 +209,7 @@ class MainWindow(QMainWindow):
             scroller = QScrollArea(self.stack)
             scroller.setWidgetResizable(True)
             scroller.setFrameShape(QFrame.Shape.NoFrame)
+            scroller.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # a tab stop that shows nothing: the page's own come
             self.stack.addWidget(scroller)
             self._scrollers.append(scroller)
             self.sidebar.addItem(QListWidgetItem(spec.display_title))
@@ -318,7 +220,21 @@ class MainWindow(QMainWindow):
         self.save_button.setToolTip(self.tr("Write your changes to the project file (Ctrl+S); Next saves them too"))
         self.back_button = button(self.tr("&Back"), self.tr("Back"), self)
         self.next_button = button(self.tr("&Next"), self.tr("Next"), self)
+        self.next_button.setDefault(True)  # Enter presses it (see keyPressEvent for where Enter means something else)
         self.cancel_button = button(self.tr("&Cancel"), self.tr("Cancel and close the wizard"), self)
+        self.support_button = QToolButton(self)
+        self.support_button.setText(self.tr("Suppor&t"))
+        self.support_button.setAccessibleName(self.tr("Support: a support bundle or the last error's details"))
+        self.support_button.setToolTip(self.tr("Export a support bundle, or copy the last error's details"))
+        self.support_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.support_button.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        menu = QMenu(self.support_button)
+        self.export_action = menu.addAction(self.tr("Export a support bundle…"))
+        self.export_action.triggered.connect(self.export_support_bundle)
+        self.copy_error_action = menu.addAction(self.tr("Copy the last error's details"))
+        self.copy_error_action.triggered.connect(self.copy_error_details)
+        menu.aboutToShow.connect(self._update_support)
+        self.support_button.setMenu(menu)
         self.save_button.clicked.connect(self.save)
         self.back_button.clicked.connect(self.back)
         self.next_button.clicked.connect(self.next)
@@ -328,8 +244,11 @@ class MainWindow(QMainWindow):
         QShortcut(QKeySequence.StandardKey.Open, self, self.welcome.choose_project)
         QShortcut(QKeySequence.StandardKey.Save, self, self.save)
 
+        QWidget.setTabOrder(self.save_button, self.support_button)  # made last, shown second: read in that order
+        QWidget.setTabOrder(self.support_button, self.back_button)
         nav = QHBoxLayout()
         nav.addWidget(self.save_button)
+        nav.addWidget(self.support_button)
         nav.addStretch(1)
         nav.addWidget(self.back_button)
         nav.addWidget(self.next_button)
@@ -348,12 +267,17 @@ class MainWindow(QMainWindow):
         layout = QVBoxLayout(central)
         layout.addWidget(self.rehearsal_banner)
         layout.addWidget(self.save_banner)
+        layout.addWidget(self.notice)
         layout.addLayout(body, 1)
         layout.addWidget(line)
         layout.addLayout(nav)
         self.setCentralWidget(central)
         self.installEventFilter(self)  # for the first paint, see eventFilter
         self.go_to(self.WELCOME)
+
+    def fit_to_screen(self) -> None:
+        """The preferred size where the screen has room, else the screen's available area (the pages scroll)."""
+        fit_window(self, PREFERRED_SIZE, MINIMUM_SIZE)
 
     # -- pages ---------------------------------------------------------------------------------------------
     @property
@@ -395,6 +319,10 @@ class MainWindow(QMainWindow):
         self._connect_shell()
         self._refresh()  # the pages' own titles and states
 
+    def _needs_review(self) -> bool:
+        review = self._pages[self.REVIEW]
+        return review is not None and not review.is_done()
+
     def _before_run(self) -> SecretStore:
         self._build_all()
         return self.secrets
@@ -402,7 +330,7 @@ class MainWindow(QMainWindow):
     def _make(self, index: int, parent: QWidget) -> WizardPage:
         spec = PAGES[index]
         cls: Any = getattr(importlib.import_module(spec.module), spec.cls)
-        if index in (self.WELCOME, self.PROJECT):
+        if index in (self.WELCOME, self.PROJECT, self.REVIEW):
             return cls(parent)  # type: ignore[no-any-return]
         if index == self.NETWORK:  # its node networking reads a node's bond options, asking to trust it first
             return cls(  # type: ignore[no-any-return]
@@ -438,6 +366,7 @@ class MainWindow(QMainWindow):
         scroller.setWidget(page)
         self._pages[index] = page
         page.changed.connect(self._refresh)
+        page.changed.connect(self._order_tabs.start)  # rows may have come or gone
         if index == self.WELCOME:
             assert isinstance(page, WelcomePage)
             page.open_requested.connect(self.open_project)
@@ -448,11 +377,16 @@ class MainWindow(QMainWindow):
             page.reload_button.clicked.connect(self._reload_document)
         elif index == self.PREFLIGHT:
             page.fix_requested.connect(self.go_to_title)  # type: ignore[attr-defined]
+        elif index == self.SUMMARY:
+            page.notice.connect(self.show_notice)  # type: ignore[attr-defined]
+        elif index == self.RUN:
+            page.review_requested.connect(lambda: self.go_to(self.REVIEW))  # type: ignore[attr-defined]
+            page.needs_review = self._needs_review  # type: ignore[attr-defined]
         if hasattr(self, "save_button"):
             # Built after the buttons: its controls would come after Cancel in the tab order. Only the shown page
             # takes focus, so right after the sidebar is its place whichever page it is.
             focusable = [
-                w for w in _focus_chain(self) if page.isAncestorOf(w) and w.focusPolicy() != Qt.FocusPolicy.NoFocus
+                w for w in focus_chain(self) if page.isAncestorOf(w) and w.focusPolicy() != Qt.FocusPolicy.NoFocus
             ]
             previous: QWidget = self.sidebar
             for widget in focusable:
@@ -526,8 +460,10 @@ class MainWindow(QMainWindow):
         return [p for p in self.document.problems if p.is_error and p not in self.document.problems_under(owned)]
 
     def reachable(self, index: int) -> bool:
-        """A page is reachable when nothing on the pages before it blocks."""
-        return all(not self.blockers(i) for i in range(index))
+        """A page is reachable when nothing on the pages before it blocks; a page that shows a run (and what it
+        did) once the input pages are valid, so a failed preflight or a cluster question never hides the run."""
+        gate = min(index, self.PREFLIGHT) if index in self.VIEWS else index
+        return all(not self.blockers(i) for i in range(gate))
 
     def go_to(self, index: int) -> bool:
         if not 0 <= index < len(PAGES) or not self.reachable(index):
@@ -540,7 +476,25 @@ class MainWindow(QMainWindow):
         self.stack.setCurrentIndex(index)
         page.entered()
         self._refresh()
+        self._order_tabs.start()
         return True
+
+    def order_tabs(self) -> None:
+        """The shown page's controls in reading order between the sidebar and the buttons below: its content may
+        have been built in another order (rows added later, a button beside a field made before it)."""
+        page = self._pages[self.current]
+        if page is None:
+            return
+        focusable = [
+            w
+            for w in page.findChildren(QWidget)
+            if w.focusPolicy() & Qt.FocusPolicy.TabFocus and w.isVisibleTo(page) and w.focusProxy() is None
+        ]
+        previous: QWidget = self.sidebar
+        for widget in reading_order(focusable, page):
+            QWidget.setTabOrder(previous, widget)
+            previous = widget
+        QWidget.setTabOrder(previous, self.save_button)
 
     def go_to_title(self, title: str) -> bool:
         """Show the page with this (untranslated) title; the Preflight page's "fix it" links use it."""
@@ -550,8 +504,12 @@ class MainWindow(QMainWindow):
         return False
 
     def next(self) -> None:
-        if self.next_button.isEnabled():
-            self.go_to(self.current + 1)
+        if not self.next_button.isEnabled():
+            return
+        if self.current == len(PAGES) - 1:
+            self.close()  # Finish
+            return
+        self.go_to(self.current + 1)
 
     def back(self) -> None:
         if self.current > 0:
@@ -574,12 +532,14 @@ class MainWindow(QMainWindow):
         """Every page's state and blockers, each asked once (step_state() for each page asks the pages before it
         again: this runs on every page change, during runs too)."""
         out: list[tuple[StepState, list[str]]] = []
-        current, reachable = self.current, True
+        current, reachable, inputs_ok = self.current, True, True
         for index in range(len(PAGES)):
+            if index == self.PREFLIGHT:
+                inputs_ok = reachable
             blockers = self.blockers(index)
             if index == current:
                 state = StepState.CURRENT
-            elif not reachable:
+            elif not (inputs_ok if index in self.VIEWS else reachable):
                 state = StepState.BLOCKED
             elif index == self.PROJECT:
                 state = StepState.AHEAD if blockers else StepState.DONE
@@ -603,7 +563,8 @@ class MainWindow(QMainWindow):
             item.setToolTip(f"{title}: {state.value}" + (f" — {'; '.join(blockers)}" if blockers else ""))
             flags = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
             item.setFlags(flags if state is not StepState.BLOCKED else Qt.ItemFlag.NoItemFlags)
-            item.setForeground(QBrush(QColor("#1d6b22")) if state is StepState.DONE else QBrush())
+            done = status_hex(Status.DONE, QPalette.ColorRole.Base) if state is StepState.DONE else None
+            item.setForeground(QBrush(QColor(done)) if done else QBrush())
         self.sidebar.blockSignals(True)
         self.sidebar.setCurrentRow(current)
         self.sidebar.blockSignals(False)
@@ -611,8 +572,17 @@ class MainWindow(QMainWindow):
         last = current == len(PAGES) - 1
         self.back_button.setEnabled(current > 0)
         self.save_button.setEnabled(self.document.dirty and not self.controller.running)
-        self.next_button.setEnabled(not last and not blockers)
-        self.next_button.setToolTip("" if last or not blockers else "First: " + "; ".join(blockers))
+        self.next_button.setText(self.tr("&Finish") if last else self.tr("&Next"))
+        self.next_button.setAccessibleName(self.tr("Finish and close the wizard") if last else self.tr("Next"))
+        self.next_button.setEnabled(last or not blockers)
+        self.next_button.setToolTip(
+            self.tr("Close the wizard")
+            if last
+            else ""
+            if not blockers
+            else self.tr("First: {what}").format(what="; ".join(blockers))
+        )
+        self.cancel_button.setVisible(not last)  # Finish closes; a second way out says nothing more
 
     # -- projects ------------------------------------------------------------------------------------------
     def open_project(self, path: Path, *, goto: int = PROJECT) -> bool:
@@ -647,8 +617,25 @@ class MainWindow(QMainWindow):
         self.save_banner.hide()
         return True
 
+    def confirm_reload(self) -> bool:
+        """Reload drops the edits not written to the file yet: ask first."""
+        answer = QMessageBox.question(
+            self,
+            self.tr("Drop your changes?"),
+            self.tr(
+                "Reloading reads {path} again and drops the changes made here that are not saved yet (table edits "
+                "too). Reload anyway?"
+            ).format(path=self.document.path),
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No,
+        )
+        return answer == QMessageBox.StandardButton.Yes
+
     def _reload_document(self) -> None:
         if self.project.path is not None and not self.controller.running:
+            if self.document.dirty and not self.confirm_reload():
+                self.project.reload()  # the page re-read the file; the document keeps the edits
+                return
             self.document.load(self.project.path)
             self._explain_project_problems()
             self._refresh()
@@ -683,14 +670,18 @@ class MainWindow(QMainWindow):
         project = self.project.project
         path = self.project.path
         if project is not None and path is not None:
+            self.review.set_project(project)
             self.run.set_project(path, project.name, project.provider.type.value)
             self.preflight.set_project(path, project.name)
-            self.install.set_project(path, [n.name for n in project.nodes])
+            self.install.set_project(path, [n.name for n in project.nodes], project)
+            self.bundles.set_project(project)
             self.summary.set_project(path, project)
         else:
+            self.review.set_project(None)
             self.run.set_project(None)
             self.preflight.set_project(None)
             self.install.set_project(None)
+            self.bundles.set_project(None)
             self.summary.set_project(None)
 
     # -- runs ----------------------------------------------------------------------------------------------
@@ -720,14 +711,63 @@ class MainWindow(QMainWindow):
         return answer == QMessageBox.StandardButton.Yes
 
     def confirm_discard_edits(self) -> QMessageBox.StandardButton:
-        """Save, Discard or Cancel for edits not yet written to the project file."""
+        """Save, Discard or Cancel for edits not yet written to the project file. Save is the default only for
+        a valid project: an invalid one is not saved by a reflexive Enter."""
+        errors = [p for p in self.document.problems if p.is_error]
+        text = self.tr("The project has changes that are not saved to {path}.").format(path=self.document.path)
+        if errors:
+            text += " " + self.tr("It still has {count} problem(s) to fix.").format(count=len(errors))
         return QMessageBox.question(
             self,
             self.tr("Save your changes?"),
-            self.tr("The project has changes that are not saved to {path}.").format(path=self.document.path),
+            text,
             QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel,
-            QMessageBox.StandardButton.Save,
+            self.discard_default(),
         )
+
+    def discard_default(self) -> QMessageBox.StandardButton:
+        """What Enter answers in the close dialog: Save for a valid project, Cancel (stay) for an invalid one."""
+        errors = any(p.is_error for p in self.document.problems)
+        return QMessageBox.StandardButton.Cancel if errors else QMessageBox.StandardButton.Save
+
+    # -- support -------------------------------------------------------------------------------------------
+    def last_error(self) -> dict[str, str] | None:
+        """The last run's error, as the Run page shows it (None after a run that did not fail)."""
+        page = self._pages[self.RUN]
+        return getattr(page, "error", None) if page is not None else None
+
+    def _update_support(self) -> None:
+        self.copy_error_action.setEnabled(self.last_error() is not None)
+        self.export_action.setEnabled(not self.summary.exporting)
+
+    def export_support_bundle(self) -> None:
+        """Ask where, then write the bundle on a worker (the Summary page's export); a banner above the page says
+        how it went."""
+        self.summary.export_support_bundle()
+
+    def copy_error_details(self) -> None:
+        error = self.last_error()
+        if error is None:
+            self.show_notice(self.tr("There is no error to copy: the last run did not fail."), Tone.INFO)
+            return
+        QGuiApplication.clipboard().setText(error_text(error))
+        self.show_notice(self.tr("✓ The error's details are on the clipboard."), Tone.SUCCESS)
+
+    def show_notice(self, text: str, tone: Tone) -> None:
+        """Said above every page (the Summary page says it in its own place too)."""
+        self.notice.show_text(text, tone)
+
+    # -- keyboard ------------------------------------------------------------------------------------------
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        """Enter presses Next where the page allows it, unless the focus is where Enter means something there (a
+        button, a table, a text box, a list)."""
+        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and not event.modifiers():
+            focus = QGuiApplication.focusObject()
+            if not isinstance(focus, ENTER_TAKERS) and self.next_button.isEnabled() and self.current < len(PAGES) - 1:
+                self.next()
+                event.accept()
+                return
+        super().keyPressEvent(event)
 
     def closeEvent(self, event: QCloseEvent) -> None:
         if not self.controller.running:

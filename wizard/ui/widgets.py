@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from enum import StrEnum
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QFont
+from PySide6.QtGui import QFont, QGuiApplication
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
 )
 
 from wizard.core.redact import redact
+from wizard.ui.theme import Status, banner_colours
 
 
 def heading(text: str, parent: QWidget | None = None) -> QLabel:
@@ -39,6 +40,24 @@ def paragraph(text: str = "", parent: QWidget | None = None) -> QLabel:
     return label
 
 
+def focus_style(selector: str, base: str = "") -> str:
+    """A style sheet for ``selector`` that keeps a visible focus frame (a style sheet replaces the native one)."""
+    return (
+        f"{selector} {{ {base} border: 2px solid transparent; }}"
+        f"{selector}:focus {{ border: 2px solid palette(highlight); }}"
+    )
+
+
+def error_text(error: Mapping[str, str]) -> str:
+    """An error as plain text for the clipboard or a support request: title, message, what to do, details."""
+    parts = [error.get("title", "") or "Error", error.get("message", "")]
+    if error.get("remediation"):
+        parts.append(f"What to do: {error['remediation']}")
+    if error.get("details"):
+        parts.append(f"Details:\n{error['details']}")
+    return redact("\n".join(p for p in parts if p))
+
+
 def button(text: str, accessible_name: str, parent: QWidget | None = None) -> QPushButton:
     b = QPushButton(text, parent)
     b.setAccessibleName(accessible_name)
@@ -52,17 +71,18 @@ class Tone(StrEnum):
     ERROR = "error"
 
 
-# Explicit foreground and background, so the banners stay readable under dark desktop themes too.
-_TONES: dict[Tone, tuple[str, str, str]] = {
-    Tone.INFO: ("#0b3c5d", "#e3f0fb", "#7fb2dd"),
-    Tone.SUCCESS: ("#1d4d1f", "#e5f4e3", "#8cc68a"),
-    Tone.WARNING: ("#5a3d00", "#fff4d6", "#e0b84c"),
-    Tone.ERROR: ("#6b1111", "#fdeaea", "#e08b8b"),
+#: Each tone's colours come from the palette (see wizard.ui.theme): tinted from the window's own background and
+#: at least 4.5:1 for the text, so a banner reads as well in a dark theme as in a light one.
+_STATUS: dict[Tone, Status] = {
+    Tone.INFO: Status.INFO,
+    Tone.SUCCESS: Status.DONE,
+    Tone.WARNING: Status.WARNING,
+    Tone.ERROR: Status.FAILED,
 }
 
 
 def _tone_style(selector: str, tone: Tone) -> str:
-    fg, bg, border = _TONES[tone]
+    fg, bg, border = (c.name() for c in banner_colours(_STATUS[tone]))
     return (
         f"{selector} {{ background: {bg}; border: 1px solid {border}; border-radius: 4px; }}"
         f"{selector} QLabel {{ color: {fg}; background: transparent; border: none; }}"
@@ -105,10 +125,7 @@ class ErrorPanel(QFrame):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("errorPanel")
-        self.setStyleSheet(
-            _tone_style("QFrame#errorPanel", Tone.ERROR)
-            + "QFrame#errorPanel QTextEdit { background: white; color: black; border: 1px solid #e08b8b; }"
-        )
+        self.setStyleSheet(_tone_style("QFrame#errorPanel", Tone.ERROR))
         self.title_label = paragraph("", self)
         font = QFont(self.title_label.font())
         font.setBold(True)
@@ -125,6 +142,9 @@ class ErrorPanel(QFrame):
         self.details_toggle.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         self.details_toggle.toggled.connect(self._toggle_details)
 
+        self.copy_button = button(self.tr("C&opy details"), self.tr("Copy the error's details"), self)
+        self.copy_button.setToolTip(self.tr("The title, message, what to do and the details, for a support request"))
+        self.copy_button.clicked.connect(self.copy)
         self.retry_button = button(self.tr("Re&try"), self.tr("Retry the run"), self)
         self.retry_button.setToolTip(self.tr("Run again; the steps that already finished are skipped"))
         self.retry_button.clicked.connect(self.retry_requested)
@@ -134,11 +154,14 @@ class ErrorPanel(QFrame):
         self.details.setAccessibleName(self.tr("Error details"))
         self.details.setLineWrapMode(QTextEdit.LineWrapMode.NoWrap)
         self.details.setMaximumHeight(130)
+        self.details.setTabChangesFocus(True)
         self.details.hide()
+        self.error: dict[str, str] = {}
 
         row = QHBoxLayout()
         row.addWidget(self.details_toggle)
         row.addStretch(1)
+        row.addWidget(self.copy_button)
         row.addWidget(self.retry_button)
 
         layout = QVBoxLayout(self)
@@ -151,7 +174,13 @@ class ErrorPanel(QFrame):
         layout.addWidget(self.details)
         self.hide()
 
+    def copy(self) -> None:
+        QGuiApplication.clipboard().setText(error_text(self.error))
+        self.copy_button.setText(self.tr("C&opied"))
+
     def show_error(self, error: Mapping[str, str]) -> None:
+        self.error = dict(error)
+        self.copy_button.setText(self.tr("C&opy details"))
         title = redact(error.get("title", "") or self.tr("The run failed"))
         self.title_label.setText(title)
         self.message_label.setText(redact(error.get("message", "")))
@@ -171,4 +200,4 @@ class ErrorPanel(QFrame):
     def _toggle_details(self, shown: bool) -> None:
         self.details.setVisible(shown)
         self.details_toggle.setArrowType(Qt.ArrowType.DownArrow if shown else Qt.ArrowType.RightArrow)
-        self.details_toggle.setText("Hide &details" if shown else "Show &details")
+        self.details_toggle.setText(self.tr("Hide &details") if shown else self.tr("Show &details"))

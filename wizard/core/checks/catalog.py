@@ -58,6 +58,9 @@ class CheckResult:
     details: dict[str, Any] = field(default_factory=dict)
     #: How the check looked, including what it could not do here ("ARP not possible: arping not installed").
     method: tuple[str, ...] = ()
+    #: The page that fixes this failure when it is not the check's usual one (a login refused: the password is
+    #: entered on the Credentials page, not where the server is named).
+    fix_step: str = ""
 
     @property
     def failed(self) -> bool:
@@ -74,7 +77,8 @@ class CheckResult:
             "title": c.title,
             "category": c.category.value,
             "severity": c.severity.value,
-            "step": c.step,
+            "step": self.fix_step or c.step,
+            "fix_step": self.fix_step,
             "target": self.target,
             "outcome": self.outcome.value,
             "message": self.message,
@@ -93,6 +97,7 @@ class CheckResult:
             remediation=str(data.get("remediation", "")),
             details=dict(data.get("details") or {}),
             method=tuple(str(m) for m in data.get("method") or ()),
+            fix_step=str(data.get("fix_step") or ""),
         )
 
 

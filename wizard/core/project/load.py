@@ -87,12 +87,12 @@ def parse_project(doc: object, *, base: Path | None = None, source: Path | None 
                 )
             ]
         )
-    if "schema_version" not in doc:
-        raise ProjectInvalid(
-            [Problem("schema_version", "is missing", f"start the file with `schema_version: {SCHEMA_VERSION}`")]
-        )
-    doc = migrate(doc)
     r = _Reader(base)
+    if "schema_version" not in doc:
+        # Said once, and the rest is read as the current schema: every other problem comes in the same pass.
+        r.error("schema_version", "is missing", f"start the file with `schema_version: {SCHEMA_VERSION}`")
+        doc = {**doc, "schema_version": SCHEMA_VERSION}
+    doc = migrate(doc)
     top = r.mapping(doc, "", _TOP) or {}
     name = r.text(top, "name", "", required=True)
     if name and (hostname_problem(name) or "." in name or len(name) > 63):

@@ -53,6 +53,9 @@ def pipeline(
         ValidateStep(pacing, STEP_IDS),
     ]
     assert tuple(s.id for s in steps) == STEP_IDS
+    if pacing is not None:
+        for step in steps:
+            step.speed = pacing.speed  # the expected durations the overall progress is planned from
     if until is None:
         return steps
     if until not in STEP_IDS:

@@ -186,6 +186,7 @@ class ApplianceStep(Step):
     title = "Check the appliance"
     kind = StepKind.PREFLIGHT  # a blocker means "not on this release" (exit 3), nothing failed mid-action
     weight = 0.2
+    expected = 10.0  # a few reads from each node
 
     def __init__(self, pacing: Pacing | None = None) -> None:
         self.pacing = pacing or Pacing()

@@ -105,6 +105,12 @@ class MachinesStep(Step):
     id = "machines"
     title = "Prepare the machines"
     weight = 0.5
+    expected = 60.0  # MAAS allocation or vSphere VMs created; nothing for manual and Redfish nodes
+
+    def expected_duration(self, ctx: StepContext) -> float:
+        if ctx.project.provider.type not in (ProviderType.MAAS, ProviderType.VSPHERE):
+            return 0.0
+        return super().expected_duration(ctx)
 
     def __init__(self, pacing: Pacing | None = None) -> None:
         self.pacing = pacing or Pacing()
@@ -201,6 +207,7 @@ class BootStep(Step):
     id = "boot"
     title = "Boot the nodes from the ISO"
     weight = 1.0
+    expected = 180.0
 
     def __init__(self, pacing: Pacing | None = None) -> None:
         self.pacing = pacing or Pacing()
@@ -456,6 +463,7 @@ class EjectStep(Step):
     id = "eject"
     title = "Eject the ISO"
     weight = 0.3
+    expected = 20.0
 
     def __init__(self, pacing: Pacing | None = None) -> None:
         self.pacing = pacing or Pacing()

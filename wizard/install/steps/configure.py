@@ -18,6 +18,12 @@ class ConfigureStep(Step):
     title = "Configure the nodes"
     kind = StepKind.INSTALL
     weight = 1.0
+    expected = 60.0
+
+    def expected_duration(self, ctx: StepContext) -> float:
+        if ctx.project.appliance.configure is not ConfigureMode.LOCALUI:
+            return 0.0
+        return super().expected_duration(ctx)
 
     def __init__(self, pacing: Pacing | None = None) -> None:
         self.pacing = pacing or Pacing()

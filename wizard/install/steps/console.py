@@ -97,6 +97,7 @@ class ConsoleStep(Step):
 
     id = "console"
     title = "Set up the system console"
+    expected = 60.0
     kind = StepKind.INSTALL
     weight = 0.5
 
@@ -125,6 +126,7 @@ class ActivateStep(Step):
 
     id = "activate"
     title = "Activate Palette"
+    expected = 30.0
     kind = StepKind.INSTALL
     weight = 0.3
 
@@ -144,6 +146,7 @@ class PacksStep(Step):
 
     id = "packs"
     title = "Upload the pack bundles"
+    expected = 300.0  # uploads at the network's pace, then the registry sync
     kind = StepKind.INSTALL
     weight = 2.0
     parallel = 1  # a queue: the leader keeps one "last upload", checked right after each file
@@ -341,7 +344,9 @@ class RunReportJob(Job):
         project: str,
         vip: str,
         step_order: Sequence[str],
+        kept: str = "in the OS keyring",
     ) -> None:
+        self.kept = kept
         self.journal_path = journal_path
         self.folder = folder
         self.log_dir = log_dir
@@ -360,6 +365,7 @@ class RunReportJob(Job):
             journal_path=self.journal_path,
             log_dir=self.log_dir,
             step_order=self.step_order,
+            kept=self.kept,
         )
         html_path, text_path = write_run_report(summary, self.folder)
         report.finish(summary.headline)
@@ -371,6 +377,7 @@ class ValidateStep(Step):
 
     id = "validate"
     title = "Validate and summarise"
+    expected = 30.0
     kind = StepKind.INSTALL
     weight = 0.3
     parallel = 1  # the report comes last and records the validation's outcome
@@ -407,5 +414,9 @@ class ValidateStep(Step):
                 project=ctx.project.name,
                 vip=ctx.project.network.vip,
                 step_order=self.step_order,
+                # Where the new passwords are: a store without a secure keyring keeps them for this run only.
+                kept=f"in {ctx.secrets.where}"
+                if ctx.secrets.persistent
+                else "kept in memory for this run only (no secure keyring): note it now",
             ),
         ]

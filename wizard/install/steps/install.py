@@ -129,6 +129,12 @@ class InstallStep(Step):
     title = "Install the nodes"
     kind = StepKind.INSTALL
     weight = 4.0
+    #: "Wait ≥15 min" per node (the appliance docs); nodes install in parallel, a batch at a time.
+    expected = 20 * 60.0
+
+    def expected_duration(self, ctx: StepContext) -> float:
+        batches = -(-max(1, len(ctx.project.nodes)) // max(1, self.parallel))
+        return super().expected_duration(ctx) * batches
 
     def __init__(self, pacing: Pacing | None = None) -> None:
         self.pacing = pacing or Pacing()

@@ -62,6 +62,7 @@ class LinkStep(Step):
     title = "Link the nodes"
     kind = StepKind.INSTALL
     weight = 0.5
+    expected = 120.0
 
     def __init__(self, pacing: Pacing | None = None) -> None:
         self.pacing = pacing or Pacing()
@@ -88,6 +89,11 @@ class ContentStep(Step):
     title = "Upload the content bundle"
     kind = StepKind.INSTALL
     weight = 1.0
+    #: The upload, then "≥5 min" until every host shows the content synced (the appliance docs).
+    expected = 10 * 60.0
+
+    def expected_duration(self, ctx: StepContext) -> float:
+        return super().expected_duration(ctx) if ctx.project.files.content_bundle is not None else 0.0
 
     def __init__(self, pacing: Pacing | None = None) -> None:
         self.pacing = pacing or Pacing()
@@ -138,6 +144,7 @@ class ClusterStep(Step):
     title = "Create the management cluster"
     kind = StepKind.INSTALL
     weight = 4.0
+    expected = 25 * 60.0  # "20–30 min" (the appliance docs)
 
     def __init__(self, pacing: Pacing | None = None) -> None:
         self.pacing = pacing or Pacing()
@@ -197,6 +204,7 @@ class PasswordStep(Step):
     title = "Replace the default passwords"
     kind = StepKind.INSTALL
     weight = 0.5
+    expected = 30.0
 
     def __init__(self, pacing: Pacing | None = None) -> None:
         self.pacing = pacing or Pacing()

@@ -424,6 +424,8 @@ class MediaStep(Step):
     id = "media"
     title = "Provide the ISO"
     weight = 1.0
+    # The unattended copy of an ISO of several GiB, then its upload to a datastore or the ISO server for BMCs.
+    expected = 300.0
 
     def __init__(self, pacing: Pacing | None = None) -> None:
         self.pacing = pacing or Pacing()

@@ -42,9 +42,15 @@ class NetworkStep(Step):
     title = "Configure node networking"
     kind = StepKind.INSTALL
     weight = 0.5
+    expected = 120.0  # each write applied by the node (202, then polled), the management interface last
 
     def __init__(self, pacing: Pacing | None = None) -> None:
         self.pacing = pacing or Pacing()
+
+    def expected_duration(self, ctx: StepContext) -> float:
+        if not any(network_plan(ctx, node) is not None for node in ctx.project.nodes):
+            return 0.0
+        return super().expected_duration(ctx)
 
     def jobs(self, ctx: StepContext) -> list[Job]:
         pace = self.pacing

@@ -53,6 +53,9 @@ class Pacing:
     #: How long a node's live system may show no install progress before the monitor asks whether it waits at the
     #: interactive installer (wizard.appliance.stuck).
     stuck_budget: float = 5 * 60.0
+    #: How many times faster than real time the nodes run (the rehearsal's lab): the steps' expected durations, from
+    #: which the overall progress is planned, are divided by it.
+    speed: float = 1.0
 
 
 def login_password(ctx: StepContext, node: Node) -> str:

@@ -50,6 +50,7 @@ def report_paths(journal_path: Path) -> tuple[Path, Path]:
 class PostbootReportJob(ReportJob):
     id = REPORT_JOB
     name = "Post-boot report"
+    before = "before the install goes on"
 
 
 def _fingerprint(ctx: StepContext, node: Node) -> str:
@@ -65,6 +66,7 @@ class PostbootStep(Step):
     title = "Post-boot checks"
     kind = StepKind.PREFLIGHT  # blockers mean "fix this before going on" (exit 3), nothing failed mid-action
     weight = 0.3
+    expected = 30.0
 
     def __init__(self, settings: PostbootSettings | None = None) -> None:
         self.settings = settings or PostbootSettings()

@@ -41,6 +41,7 @@ from wizard.core.checks import (
 )
 from wizard.core.checks.catalog import errored
 from wizard.core.checks.gateway import StaticAddress, check_gateways
+from wizard.core.checks.grouping import group_failures
 from wizard.core.errors import PreflightBlocked
 from wizard.core.fsutil import atomic_write_text
 from wizard.core.jobs import Job, Step, StepContext, StepKind
@@ -160,6 +161,8 @@ class ReportJob(Job):
     id = REPORT_JOB
     name = "Preflight report"
     weight = 0.1
+    #: What a blocked report says its problems are to be fixed before.
+    before = "before anything is touched"
 
     def __init__(
         self,
@@ -191,17 +194,27 @@ class ReportJob(Job):
         atomic_write_text(self._html, rep.to_html())
         blockers = rep.blockers()
         if blockers:
-            lines = []
+            # One line per root cause, with every target it hit; the checks it kept from running counted under it.
+            groups = [g for g in group_failures([r.to_dict() for r in blockers]) if g.blocking]
+            lines, fixes = [], []
+            for g in groups:
+                lines.append(f"• {g.headline()}")
+                if g.dependents:
+                    lines.append(f"    ({g.dependents_text()}: {', '.join(sorted({t for t, _ in g.dependents}))})")
+                fix = f"{g.remediation} ({g.step.capitalize()} page)" if g.step else g.remediation
+                if fix and fix not in fixes:
+                    fixes.append(fix)
+            count = f"{len(groups)} problem{'s' if len(groups) != 1 else ''}"
+            detail = []
             for r in blockers:
                 d = r.to_dict()
-                lines.append(f"✗ [{r.check}] {d['title']}{f' — {r.target}' if r.target else ''}: {r.message}")
-                lines.append(f"    fix ({d['step']} page): {d['remediation']}")
-            count = f"{len(blockers)} blocker{'s' if len(blockers) != 1 else ''}"
+                detail.append(f"✗ [{r.check}] {d['title']}{f' — {r.target}' if r.target else ''}: {r.message}")
+                detail.append(f"    fix ({d['step']} page): {d['remediation']}")
             raise PreflightBlocked(
-                "Blocked",
-                f"{count}: " + "; ".join(f"{r.check} {r.target}: {r.message}".replace("  ", " ") for r in blockers),
-                details="\n".join(lines) + f"\nReport: {self._html}",
-                remediation=f"fix each blocker (blockers cannot be overridden), then run again; report: {self._html}",
+                f"{count} to fix {self.before}",
+                "\n".join(lines),
+                details="\n".join(detail) + f"\nReport: {self._html}",
+                remediation="; ".join(fixes) + " — then run again (blockers cannot be overridden)",
             )
         summary = rep.to_dict()["summary"]
         warned = summary["warnings"]
@@ -239,6 +252,7 @@ class PreflightStep(Step):
     title = "Preflight checks"
     kind = StepKind.PREFLIGHT
     weight = 0.5
+    expected = 30.0
 
     def __init__(self, settings: PreflightSettings | None = None) -> None:
         self.settings = settings or PreflightSettings()

@@ -76,7 +76,16 @@ def run_checks(
             version = client.version().get("version", "")
             user = client.whoami()
         except WizardError as exc:
-            results.append(failed("maas.reachable", f"{exc.title}: {exc.message}", url, remediation=exc.remediation))
+            key = exc.title == "MAAS refused the API key"  # the key is entered on the Credentials page
+            results.append(
+                failed(
+                    "maas.reachable",
+                    f"{exc.title}: {exc.message}",
+                    url,
+                    remediation=exc.remediation,
+                    fix_step="credentials" if key else "",
+                )
+            )
             return results + _not_checked(refs, "MAAS could not be reached")
         role = "administrator" if user.is_superuser else "user"
         results.append(

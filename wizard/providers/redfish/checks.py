@@ -22,7 +22,7 @@ from wizard.core.errors import WizardError
 from wizard.core.project import Bmc
 from wizard.core.trust import Confirm, TrustStore
 from wizard.providers.redfish.client import Inventory, RedfishClient, VirtualMedia
-from wizard.providers.redfish.errors import NoCdMedia
+from wizard.providers.redfish.errors import AuthRefused, NoCdMedia
 from wizard.providers.redfish.quirks import GENERIC, QUIRKS, VendorQuirks
 from wizard.providers.redfish.session import DEFAULT_TIMEOUT
 
@@ -118,8 +118,20 @@ def run_checks(
         inv, media = inventory(bmc, password, trust=trust, confirm=confirm, timeout=timeout, transport=transport)
     except WizardError as exc:
         why = f"not checked: the BMC could not be used ({exc.title})"
+        login = isinstance(exc, AuthRefused)
         return [
-            failed("redfish.reachable", exc.message, node, remediation=exc.remediation, details={"error": exc.title}),
+            failed(
+                "redfish.reachable",
+                exc.message,
+                node,
+                remediation=(
+                    "check the BMC user on the Nodes page and enter the BMC password again on the Credentials page"
+                    if login
+                    else exc.remediation
+                ),
+                details={"error": exc.title},
+                fix_step="credentials" if login else "",
+            ),
             *(errored(c.id, why, node) for c in CHECKS[1:]),
         ]
     results = [

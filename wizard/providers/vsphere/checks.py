@@ -285,7 +285,17 @@ def run_checks(
     except Cancelled:
         raise
     except WizardError as exc:
-        results = [failed(LOGIN, exc.message, target, remediation=exc.remediation, details={"title": exc.title})]
+        login = exc.title == "vCenter login failed"  # the password is entered on the Credentials page
+        results = [
+            failed(
+                LOGIN,
+                exc.message,
+                target,
+                remediation=exc.remediation,
+                details={"title": exc.title},
+                fix_step="credentials" if login else "",
+            )
+        ]
         results += [errored(c, "not checked: vCenter could not be used", target) for c, _ in _ORDER]
         return results
 

@@ -1,7 +1,9 @@
 """The Bundles page: the content bundle and pack bundles — the queue, each file's and the overall progress.
 
 Rows are the jobs of the bundle steps (``content``, ``packs``) from the progress snapshots: queued, uploading (bytes,
-throughput, ETA), syncing, done. The overall bar weighs files by their size once their sizes are known. A row is
+throughput, ETA), syncing, done. Every bundle the project names has its row from the start (queued until its job
+exists), so the overall bar and "done" count the pack bundles still to come too. The overall bar weighs files by
+their size. A row is
 redrawn only when its job changed (its ETA goes on while it runs), and nothing is drawn while the page is hidden: it
 catches up when shown, and the end of a run is always drawn.
 """
@@ -21,6 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from wizard.core.progress import ProgressSnapshot, TaskState, TaskStatus
+from wizard.core.project import Project
 from wizard.core.runner import RunFinished
 from wizard.ui.bridge import RunController
 from wizard.ui.pages.cells import LiveCells
@@ -64,6 +67,8 @@ class BundlesPage(LivePage):
         self._announced: dict[str, TaskStatus] = {}
         self._drawn: dict[str, TaskState] = {}  # the state each row shows
         self.tasks: list[TaskState] = []
+        #: The bundles the project names, as rows before their jobs exist (job key → a queued state).
+        self.planned: dict[str, TaskState] = {}
 
         self.overall = progress_bar(tr("Overall bundle progress"), self)
         self.summary = QLabel("", self)
@@ -103,7 +108,29 @@ class BundlesPage(LivePage):
     def blockers(self) -> list[str]:
         return []
 
+    def set_project(self, project: Project | None) -> None:
+        """The bundles ``project`` uploads: the content bundle, and the pack bundles when it has a console."""
+        planned: dict[str, TaskState] = {}
+        if project is not None:
+            files = project.files
+            refs = [("content/upload", "content", files.content_bundle)] if files.content_bundle else []
+            if project.console is not None:
+                refs += [(f"packs/{ref.path.name}", "packs", ref) for ref in files.pack_bundles]
+            for key, step, ref in refs:
+                if ref is None:
+                    continue
+                try:
+                    size: int | None = ref.path.stat().st_size
+                except OSError:
+                    size = None
+                planned[key] = TaskState(key=key, label=ref.path.name, step=step, bytes_done=0, bytes_total=size)
+        if planned != self.planned and not self.controller.running:
+            self.planned = planned
+            self.run_started()
+            self.draw(ProgressSnapshot(0.0, "", (), -1))
+
     def is_done(self) -> bool:
+        """Every bundle of the project (and every bundle job the run had) is uploaded."""
         return bool(self.tasks) and all(t.status in (TaskStatus.DONE, TaskStatus.SKIPPED) for t in self.tasks)
 
     def run_started(self) -> None:
@@ -149,7 +176,9 @@ class BundlesPage(LivePage):
             super().poll()
 
     def draw(self, snap: ProgressSnapshot) -> None:
-        self.tasks = [t for t in snap.tasks if t.step in BUNDLE_STEPS]
+        seen = [t for t in snap.tasks if t.step in BUNDLE_STEPS]
+        keys = {t.key for t in seen}
+        self.tasks = seen + [t for key, t in self.planned.items() if key not in keys]
         for t in self.tasks:
             row = self._row(t)
             running = t.status is TaskStatus.RUNNING

@@ -9,6 +9,10 @@ values and are not shown; immutable ones are shown read-only. Answers go to the 
 (``cluster.variables``); a sensitive answer goes to the keyring and the document keeps only its reference
 (``cluster.secret_variables``). Before the profile is read, the answers the project already gives are shown, so they
 can be edited too.
+
+While the cluster is created (20–30 minutes on real nodes), the page follows the cluster's own conditions as the
+leader reports them (``events/lifecycle``): a timeline of what is done (with what the node said), where the cluster
+is now highlighted, and what is still to come.
 """
 
 from __future__ import annotations
@@ -20,13 +24,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QBrush, QColor, QFont
 from PySide6.QtWidgets import (
+    QAbstractItemView,
     QComboBox,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QListWidget,
+    QListWidgetItem,
     QPlainTextEdit,
     QVBoxLayout,
     QWidget,
@@ -43,7 +52,12 @@ from wizard.core.trust import TrustRequest
 from wizard.ui.bridge import RunController
 from wizard.ui.forms import Background, InlineMessage, ProjectDocument
 from wizard.ui.pages import WizardPage
+from wizard.ui.theme import Status, status_hex
 from wizard.ui.widgets import Banner, Tone, button, heading, paragraph
+
+#: The job that creates the cluster and follows its conditions (``wizard.appliance.cluster.CreateClusterJob``).
+CLUSTER_JOB = "cluster/create"
+MARKS = {"done": "✓", "current": "●", "pending": "○"}
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +136,8 @@ class VariableField:
     variable: Variable
     edit: QWidget  # QLineEdit (text, sensitive, immutable), QComboBox (dropdown) or QPlainTextEdit (multiline)
     message: InlineMessage
+    #: A sensitive answer is a new password: typed a second time here.
+    again: QLineEdit | None = None
 
 
 class ClusterPage(WizardPage):
@@ -151,6 +167,23 @@ class ClusterPage(WizardPage):
         #: The cluster step finished in this window's runs.
         self.cluster_created = False
 
+        # The cluster's own conditions while it is created.
+        self.timeline_box = QGroupBox(tr("Cluster deployment"), self)
+        self.timeline_status = paragraph("", self.timeline_box)
+        self.timeline_status.setAccessibleName(tr("Cluster deployment status"))
+        self.timeline = QListWidget(self.timeline_box)
+        self.timeline.setAccessibleName(tr("The cluster's conditions, in order"))
+        self.timeline.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
+        self.timeline.setMinimumHeight(120)
+        timeline = QVBoxLayout(self.timeline_box)
+        timeline.addWidget(self.timeline_status)
+        timeline.addWidget(self.timeline)
+        self.timeline_box.hide()
+        self.stages: tuple[tuple[str, str, str], ...] = ()
+        self._follow = QTimer(self)
+        self._follow.setInterval(500)
+        self._follow.timeout.connect(self.follow)
+
         self.read_button = button(tr("&Read the profile from the leader"), tr("Read the cluster profile"), self)
         self.read_button.clicked.connect(self.read)
         self.read_result = Banner(Tone.INFO, self)
@@ -176,13 +209,14 @@ class ClusterPage(WizardPage):
                 self,
             )
         )
+        layout.addWidget(self.timeline_box)
         layout.addLayout(row)
         layout.addWidget(self.read_result)
         layout.addWidget(self.box)
         layout.addLayout(self.sections_layout)
         layout.addStretch(1)
         document.loaded.connect(self._from_project)
-        controller.running_changed.connect(lambda _r: self._update_buttons())
+        controller.running_changed.connect(self._running_changed)
         controller.event_received.connect(self._event)
         self._from_project()
 
@@ -232,13 +266,24 @@ class ClusterPage(WizardPage):
             message = InlineMessage(Tone.ERROR, parent)
             fixed = self.tr(" (fixed by the profile)") if var.immutable else ""
             caption = QLabel(var.label + (" *" if var.required and not var.immutable else "") + fixed + ":", parent)
+            again: QLineEdit | None = None
+            if var.sensitive:
+                again = QLineEdit(parent)
+                again.setEchoMode(QLineEdit.EchoMode.Password)
+                again.setAccessibleName(
+                    self.tr("Cluster variable {label} again, to confirm it").format(label=var.label)
+                )
+                again.setPlaceholderText(self.tr("type it again: a new password cannot be read back"))
+                again.editingFinished.connect(lambda v=var: self._store_secret(v))
             caption.setBuddy(edit)
             column = QVBoxLayout()
             column.setSpacing(2)
             column.addWidget(edit)
+            if again is not None:
+                column.addWidget(again)
             column.addWidget(message)
             form.addRow(caption, column)
-            self.fields[var.name] = VariableField(var, edit, message)
+            self.fields[var.name] = VariableField(var, edit, message, again)
         self.validate()
 
     def _form_for(self, section: str) -> QFormLayout:
@@ -269,7 +314,7 @@ class ClusterPage(WizardPage):
                 if isinstance(stored, dict) and stored.get("secret")
                 else self.tr("kept in the keyring, never in the project file")
             )
-            edit.editingFinished.connect(lambda v=var, e=edit: self._store_secret(v, e))
+            edit.editingFinished.connect(lambda v=var: self._store_secret(v))
             return edit
         if var.immutable:
             fixed = QLineEdit(var.default, parent)
@@ -355,9 +400,14 @@ class ClusterPage(WizardPage):
         self.document.set(("cluster", "variables", var.name), text if text else None, prune=2)
         self.validate()
 
-    def _store_secret(self, var: Variable, edit: QLineEdit) -> None:
-        value = edit.text()
-        if not value:
+    def _store_secret(self, var: Variable) -> None:
+        field = self.fields.get(var.name)
+        if field is None or not isinstance(field.edit, QLineEdit) or not field.edit.text():
+            return
+        value = field.edit.text()
+        if field.again is not None and field.again.text() != value:
+            if field.again.text():
+                field.message.show_text(self.tr("✗ The two entries differ."), Tone.ERROR)
             return
         ref = self.document.get(("cluster", "secret_variables", var.name))
         name = str(ref["secret"]) if isinstance(ref, dict) and ref.get("secret") else secret_name(var.name)
@@ -369,11 +419,14 @@ class ClusterPage(WizardPage):
                 if field is not None:
                     field.message.show_text(f"✗ {error}", Tone.ERROR)
                 return
-            if field is not None and isinstance(field.edit, QLineEdit):
-                field.edit.clear()  # stored: the value leaves the window
-                field.edit.setPlaceholderText(self.tr("stored in the keyring as {name}").format(name=name))
             self.document.set(("cluster", "secret_variables", var.name), {"secret": name})
             self.validate()
+            if field is not None and isinstance(field.edit, QLineEdit):
+                field.edit.clear()  # stored: the value leaves the window
+                if field.again is not None:
+                    field.again.clear()
+                field.edit.setPlaceholderText(self.tr("stored in the keyring as {name}").format(name=name))
+                field.message.show_text(self.tr("✓ Stored in the keyring as {name}.").format(name=name), Tone.SUCCESS)
 
         self.background.submit(lambda: store.set(SecretRef(name), value), done)
 
@@ -411,6 +464,51 @@ class ClusterPage(WizardPage):
         if self.cluster_created:
             return []  # the answers were used; what is typed now matters only for a new cluster
         return [f"{f.variable.label}: {p}" for f in self.fields.values() if (p := self.problem(f.variable))]
+
+    # -- following the cluster's conditions -----------------------------------------------------------------
+    def _running_changed(self, running: bool) -> None:
+        if running:
+            self._follow.start()
+        else:
+            self._follow.stop()
+            self.follow()  # the last word
+        self._update_buttons()
+
+    def follow(self) -> None:
+        """Draws the cluster job's conditions when they changed (cheap otherwise: one snapshot lookup)."""
+        snap = self.controller.snapshot()
+        task = snap.task(CLUSTER_JOB) if snap is not None else None
+        if task is None:
+            return
+        status = task.message + (f" — {task.warning}" if task.warning else "")
+        if self.timeline_status.text() != status:
+            self.timeline_status.setText(status)
+        if task.stages == self.stages:
+            return
+        self.stages = task.stages
+        self.timeline_box.setVisible(bool(self.stages))
+        self.timeline.clear()
+        done, current = status_hex(Status.DONE), status_hex(Status.INFO)
+        for label, state, detail in self.stages:
+            text = f"{MARKS.get(state, '○')}  {label}" + (f" — {detail}" if detail else "")
+            if state == "current":
+                text += self.tr("  (now)")
+            item = QListWidgetItem(text)
+            item.setData(Qt.ItemDataRole.AccessibleTextRole, f"{label}: {state}")
+            if state == "current":
+                font = QFont(item.font())
+                font.setBold(True)
+                item.setFont(font)
+                item.setForeground(QBrush(QColor(current or "")))
+            elif state == "done":
+                item.setForeground(QBrush(QColor(done or "")))
+            self.timeline.addItem(item)
+            if state == "current":
+                self.timeline.scrollToItem(item)
+
+    def current_condition(self) -> str:
+        """Where the cluster is now: its latest condition ('' before the first and once all are reached)."""
+        return next((label for label, state, _ in self.stages if state == "current"), "")
 
     def _event(self, ev: object) -> None:
         if isinstance(ev, JobFinished) and ev.step == "cluster" and ev.status in (TaskStatus.DONE, TaskStatus.SKIPPED):

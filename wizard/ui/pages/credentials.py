@@ -3,6 +3,9 @@
 The project file holds only ``{secret: NAME}`` references; the values typed here go straight to the keyring through
 :class:`~wizard.core.secrets.SecretStore` and are never kept by the page once stored. Keyring calls and the
 connection test run on the thread pool: a locked keyring that prompts for its password must not freeze the window.
+
+A password the install *sets* (the nodes' new password, the console's, a sensitive cluster variable) is typed twice
+and stored only when both agree: nobody can read it back to check. Storing says where the value went.
 """
 
 from __future__ import annotations
@@ -101,6 +104,18 @@ class SecretRow:
     message: InlineMessage
     status: str = Status.CHECKING
     storing: bool = False
+    #: A second entry for a password the install sets (None for one that already exists somewhere).
+    again: QLineEdit | None = None
+
+    def typed(self) -> str:
+        """The value to store: what was typed, when a second entry (if asked for) agrees with it; else ''."""
+        value = self.edit.text()
+        return value if self.again is None or self.again.text() == value else ""
+
+
+def new_password(path: str) -> bool:
+    """The install sets this secret (rather than using one that exists): it is typed twice."""
+    return path in ("appliance.password", "console.password") or path.startswith("cluster.secret_variables")
 
 
 class CredentialsPage(InputPage):
@@ -232,9 +247,11 @@ class CredentialsPage(InputPage):
     def _rebuild(self, refs: list[tuple[str, str]]) -> None:
         typed = {key: row.edit.text() for key, row in self.rows.items() if row.edit.text()}
         for row in self.rows.values():
-            for widget in (row.use_label, row.status_label, row.edit, row.store_button, row.message):
-                self.grid.removeWidget(widget)
-                widget.deleteLater()
+            for widget in (row.use_label, row.status_label, row.edit, row.store_button, row.message, row.again):
+                if widget is not None:
+                    self.grid.removeWidget(widget)
+                    widget.hide()  # gone from the tab order at once, deleted later
+                    widget.deleteLater()
         self.rows.clear()
         uses: dict[str, list[str]] = {}
         for path, key in refs:
@@ -257,22 +274,37 @@ class CredentialsPage(InputPage):
             use.setBuddy(edit)
             store = button(self.tr("Store"), self.tr("Store secret {key} in the keyring").format(key=key), parent)
             message = InlineMessage(Tone.ERROR, parent)
-            row = SecretRow(key, paths, use, status, edit, store, message)
-            edit.returnPressed.connect(lambda r=row: self.store_secret(r.key))
+            again: QLineEdit | None = None
+            if any(new_password(p) for p in paths):
+                again = QLineEdit(parent)
+                again.setEchoMode(QLineEdit.EchoMode.Password)
+                again.setAccessibleName(self.tr("Value of secret {key} again, to confirm it").format(key=key))
+                again.setPlaceholderText(self.tr("type it again: a new password cannot be read back"))
+            row = SecretRow(key, paths, use, status, edit, store, message, again=again)
+            (again or edit).returnPressed.connect(lambda r=row: self.store_secret(r.key))
             edit.textChanged.connect(lambda _t, r=row: self._row_changed(r))
+            if again is not None:
+                edit.returnPressed.connect(again.setFocus)
+                again.textChanged.connect(lambda _t, r=row: self._row_changed(r))
             store.clicked.connect(lambda _c=False, r=row: self.store_secret(r.key))
-            self.grid.addWidget(use, 2 * i, 0)
-            self.grid.addWidget(status, 2 * i, 1)
-            self.grid.addWidget(edit, 2 * i, 2, 1, 2)
-            self.grid.addWidget(store, 2 * i, 4)
-            self.grid.addWidget(message, 2 * i + 1, 0, 1, 5)
+            self.grid.addWidget(use, 3 * i, 0)
+            self.grid.addWidget(status, 3 * i, 1)
+            self.grid.addWidget(edit, 3 * i, 2, 1, 2)
+            self.grid.addWidget(store, 3 * i, 4)
+            if again is not None:
+                self.grid.addWidget(again, 3 * i + 1, 2, 1, 2)
+            self.grid.addWidget(message, 3 * i + 2, 0, 1, 5)
             self.rows[key] = row
             self._show_row(row)
         self.empty_label.setVisible(not self.rows)
         self.recheck_button.setVisible(bool(self.rows))
 
     def _row_changed(self, row: SecretRow) -> None:
-        row.message.hide()
+        differ = row.again is not None and bool(row.again.text()) and row.again.text() != row.edit.text()
+        if differ:
+            row.message.show_text(self.tr("✗ The two entries differ."), Tone.ERROR)
+        else:
+            row.message.hide()
         self._show_row(row)
         self.changed.emit()
 
@@ -287,7 +319,7 @@ class CredentialsPage(InputPage):
             text = self.tr("… storing")
         row.status_label.setText(text)
         row.status_label.setAccessibleDescription(text)
-        row.store_button.setEnabled(bool(row.edit.text()) and not row.storing)
+        row.store_button.setEnabled(bool(row.typed()) and not row.storing)
 
     # -- keyring -------------------------------------------------------------------------------------------
     def check(self) -> None:
@@ -331,7 +363,14 @@ class CredentialsPage(InputPage):
         row = self.rows.get(key)
         if row is None or not row.edit.text() or row.storing:
             return
-        value = row.edit.text()
+        value = row.typed()
+        if not value:
+            needed = row.again is not None and not row.again.text()
+            row.message.show_text(
+                self.tr("✗ Type it again below to confirm it.") if needed else self.tr("✗ The two entries differ."),
+                Tone.ERROR,
+            )
+            return
         row.storing = True
         row.message.hide()
         self._show_row(row)
@@ -348,7 +387,20 @@ class CredentialsPage(InputPage):
             current.storing = False
             if error is None:
                 current.edit.clear()  # stored: the value leaves the window
+                if current.again is not None:
+                    current.again.clear()
                 current.status = Status.STORED if result else Status.MISSING
+                where = (
+                    self.tr("in the keyring")
+                    if store.persistent
+                    else self.tr("in memory for this run only (no secure keyring)")
+                )
+                current.message.show_text(
+                    self.tr("✓ {key} is stored {where}.").format(key=key, where=where)
+                    if result
+                    else self.tr("✗ The keyring took {key} but does not give it back.").format(key=key),
+                    Tone.SUCCESS if result else Tone.ERROR,
+                )
             else:
                 current.message.show_text(_error_text(error), Tone.ERROR)
             self._show_row(current)
@@ -362,7 +414,9 @@ class CredentialsPage(InputPage):
         for key, row in self.rows.items():
             if row.status != Status.MISSING:
                 continue  # still checking, or the keyring cannot say: the install checks again before it starts
-            if row.edit.text():
+            if row.again is not None and row.edit.text() and row.again.text() != row.edit.text():
+                out.append(self.tr("type the secret {key} a second time, the same").format(key=key))
+            elif row.edit.text():
                 out.append(self.tr("press Store to keep the secret {key}").format(key=key))
             else:
                 out.append(self.tr("secret {key} is not in the keyring: type it and press Store").format(key=key))

@@ -26,6 +26,7 @@ from wizard.core.problems import Problem
 from wizard.ui.forms import Field, InlineMessage, InputPage, Parts, ProjectDocument, claim, describe, field_path
 from wizard.ui.units import human_bytes
 from wizard.ui.widgets import Tone, button, heading, paragraph
+from wizard.ui.wording import where
 
 
 class FilesPage(InputPage):
@@ -235,7 +236,7 @@ class FilesPage(InputPage):
             field.show_problems(owned.get(field, []))
         packs: list[Problem] = owned.get("packs", [])
         self.packs_message.show_problems(packs)
-        text = "\n".join(f"{p.path}: {describe(p)}" for p in packs)
+        text = "\n".join(f"{where(p.path)}: {describe(p)}" for p in packs)
         self.packs.setToolTip(text)
         self.packs.setAccessibleDescription(text)
         self.show_page_problems(rest)

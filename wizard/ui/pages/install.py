@@ -8,6 +8,12 @@ last tick are appended, so following a long log costs no more than its new lines
 each, not every tick. A node's row is redrawn only when one of its jobs changed (its clock and ETA go on while it
 runs); while the page is hidden it only takes the nodes' new log lines, and draws the rest when shown.
 
+What each node shows agrees: the stage is the job's message without the installer's own percentage, the bar is the
+job's progress and each log line carries the bar's percentage when it was written; Elapsed is the node's whole time
+so far, from its first job's start to its last job's end. Where the operator boots the nodes (the manual provider,
+MAAS machines without a BMC route), a checklist says what to do on each node — what to attach, which boot entry,
+where the seed goes — wrapped to the page and copyable, and ticks a node off once it answers.
+
 "Retry selected node" reruns the install for the selected node only: the other nodes' unfinished jobs are held (not
 run, not journaled) and the run stops after the step that held them, saying which nodes still need a retry. "Retry
 all failed" reruns the whole install: the journal skips every job that finished, so every failed node runs again.
@@ -15,19 +21,23 @@ all failed" reruns the whole install: the journal skips every job that finished,
 
 from __future__ import annotations
 
+import re
+import time
 from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QShowEvent
+from PySide6.QtGui import QGuiApplication, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QGroupBox,
     QHBoxLayout,
     QHeaderView,
     QLabel,
     QPlainTextEdit,
     QProgressBar,
+    QSizePolicy,
     QSplitter,
     QTableWidget,
     QVBoxLayout,
@@ -35,12 +45,15 @@ from PySide6.QtWidgets import (
 )
 
 from wizard.core.progress import ProgressSnapshot, TaskState, TaskStatus
+from wizard.core.project import Project
 from wizard.core.redact import redact
 from wizard.core.runner import ExitCode, RunFinished, StepStarted
 from wizard.ui.bridge import RunController, SessionOpened
 from wizard.ui.pages.cells import LiveCells
 from wizard.ui.pages.consoles import ConsoleScreensView
-from wizard.ui.pages.live import BAR_SCALE, LivePage, announce, elapsed_text, eta_text, now_stamp, progress_bar
+from wizard.ui.pages.live import BAR_SCALE, LivePage, announce, eta_text, now_stamp, progress_bar
+from wizard.ui.theme import Status, status_hex
+from wizard.ui.units import human_duration
 from wizard.ui.widgets import button, heading, paragraph
 
 #: The steps whose jobs belong to one node each, in run order.
@@ -68,14 +81,40 @@ STATUS_TEXT: dict[TaskStatus, str] = {
 }
 #: A node with a task in one of these still needs a retry.
 NEEDS_RETRY = (TaskStatus.FAILED, TaskStatus.HELD)
-STATUS_COLOUR: dict[TaskStatus, str] = {
-    TaskStatus.DONE: "#1d6b22",
-    TaskStatus.SKIPPED: "#1d6b22",
-    TaskStatus.FAILED: "#a31515",
-    TaskStatus.CANCELLED: "#8a5a00",
-    TaskStatus.HELD: "#8a5a00",
+STATUS_KIND: dict[TaskStatus, Status] = {
+    TaskStatus.DONE: Status.DONE,
+    TaskStatus.SKIPPED: Status.DONE,
+    TaskStatus.FAILED: Status.FAILED,
+    TaskStatus.CANCELLED: Status.WARNING,
+    TaskStatus.HELD: Status.WARNING,
 }
 LOG_LINES = 400
+#: The installer's own percentage in a stage message ("Copying the system image (43%)"): the bar says how far the
+#: node's job is, so the page shows one number, the bar's.
+_PERCENT = re.compile(r"\s*\(\d{1,3}%\)")
+
+
+def stage_text(message: str) -> str:
+    """A job's message as the Stage column and the log show it: without a percentage of its own."""
+    return _PERCENT.sub("", message)
+
+
+def checklist_steps(instruction: str) -> list[str]:
+    """A boot instruction as the checklist lists it: one line per thing to do (its sentences, and the parts a colon
+    or a semicolon separates)."""
+    parts = re.split(r"(?<=[.;:])\s+(?=[A-Za-z“])", instruction.strip())
+    return [p.rstrip(";:").strip() for p in parts if p.strip()]
+
+
+def node_elapsed(tasks: Sequence[TaskState]) -> float | None:
+    """The node's whole time so far: from its first job's start to its last job's end (now, while one runs)."""
+    starts = [t.started for t in tasks if t.started is not None]
+    if not starts:
+        return None
+    running = any(t.status is TaskStatus.RUNNING for t in tasks)
+    ends = [t.finished for t in tasks if t.finished is not None]
+    end = time.monotonic() if running or not ends else max(ends)
+    return max(0.0, end - min(starts))
 
 
 def current_task(tasks: Sequence[TaskState]) -> TaskState | None:
@@ -98,7 +137,10 @@ class InstallPage(LivePage):
         self.title = self.tr("Install")
         tr = self.tr
         self.project_file: Path | None = None
+        self.project: Project | None = None
         self.nodes: list[str] = []
+        self._boot_seen: dict[str, bool] = {}  # node -> answered (its boot job done) for the checklist
+        self._instructions: dict[str, str] = {}  # node -> what to do, as its boot job says it
         self._rows: dict[str, int] = {}
         # Each node's log (newest LOG_LINES) and how many lines it has received in all; the widget shows one node's
         # and remembers up to which count, so a tick appends only what came since.
@@ -135,6 +177,16 @@ class InstallPage(LivePage):
         self.cells = LiveCells(self.table, (c for c in range(len(COLUMNS)) if c not in (COL_PROGRESS, COL_STAGE)))
         self.table.setMinimumHeight(120)
         self.table.itemSelectionChanged.connect(self._selection_changed)
+        self.table.currentCellChanged.connect(lambda *_: self._selection_changed())
+
+        # What the operator does on each node, where the wizard cannot boot them itself.
+        self.checklist = QGroupBox(tr("Boot each node from the ISO"), self)
+        self.checklist.setAccessibleName(tr("What to do on each node"))
+        self.checklist_layout = QVBoxLayout(self.checklist)
+        self.copy_checklist = button(tr("Cop&y the instructions"), tr("Copy what to do on each node"), self.checklist)
+        self.copy_checklist.clicked.connect(self.copy_instructions)
+        self.checklist_rows: dict[str, QLabel] = {}
+        self.checklist.hide()
 
         self.log_title = QLabel(tr("Log"), self)
         self.log = QPlainTextEdit(self)
@@ -190,6 +242,7 @@ class InstallPage(LivePage):
             )
         )
         layout.addLayout(buttons)
+        layout.addWidget(self.checklist)
         layout.addWidget(split, 1)
         self._update_buttons()
 
@@ -200,9 +253,10 @@ class InstallPage(LivePage):
     def is_done(self) -> bool:
         return bool(self._rows) and not self.failed_nodes and all(self._stage.get(n) == "done" for n in self._rows)
 
-    def set_project(self, path: Path | None, nodes: Sequence[str] = ()) -> None:
+    def set_project(self, path: Path | None, nodes: Sequence[str] = (), project: Project | None = None) -> None:
         if self.controller.running:
             return
+        self.project = project
         if path != self.project_file or list(nodes) != self.nodes:
             self.project_file = path
             self.nodes = list(nodes)
@@ -222,6 +276,9 @@ class InstallPage(LivePage):
         self._current.clear()
         self.failed_nodes.clear()
         self.log.clear()
+        self._boot_seen.clear()
+        self._instructions.clear()
+        self._draw_checklist()
         for node in self.nodes:
             self._row(node)
         self.cells.fit()
@@ -283,6 +340,13 @@ class InstallPage(LivePage):
         for t in snap.tasks:
             if t.node and t.step in NODE_STEPS:
                 self._log_task(t.node, t)
+        if self._operator_boots():  # the checklist is above the table: it follows while hidden too (cheap)
+            by_node: dict[str, list[TaskState]] = {}
+            for t in snap.tasks:
+                if t.node and t.step == "boot":
+                    by_node.setdefault(t.node, []).append(t)
+            for node, tasks in by_node.items():
+                self._follow_boot(node, tasks)
 
     def session_opened(self, info: SessionOpened) -> None:
         self.consoles.set_folder(info.journal.with_suffix("") / "screens")
@@ -299,23 +363,28 @@ class InstallPage(LivePage):
             if self._drawn.get(node) == drawn:  # compares each job by identity first: cheap when unchanged
                 shown = self._current.get(node)
                 if shown is not None and shown.status is TaskStatus.RUNNING:
-                    self._draw_clock(row, shown)
+                    self._draw_clock(row, shown, tasks)
                 continue
             task = current_task(tasks)
             if task is None:
                 continue
             self._drawn[node] = drawn
             self._current[node] = task
+            self._follow_boot(node, tasks)
             self._set(row, COL_STEP, self.tr(STEP_TITLES.get(task.step, task.step)))
-            message = task.message + (f" — warning: {task.warning}" if task.warning else "")
+            if task.step == "boot" and node in self._instructions and task.status is TaskStatus.RUNNING:
+                message = self.tr("waiting for the node to boot from the ISO (see what to do above)")
+            else:
+                message = stage_text(task.message)
+            message += f" — warning: {task.warning}" if task.warning else ""
             self._set(row, COL_STAGE, message)
             bar = self.bar(node)
             value = round(task.fraction * BAR_SCALE)
             if bar is not None and bar.value() != value:
                 bar.setValue(value)
-            self._draw_clock(row, task)
+            self._draw_clock(row, task, tasks)
             self._set(row, COL_STATUS, self.tr(STATUS_TEXT[task.status]))
-            self.cells.set_colour(row, COL_STATUS, STATUS_COLOUR.get(task.status))
+            self.cells.set_colour(row, COL_STATUS, status_hex(STATUS_KIND.get(task.status)))
             if any(t.status in NEEDS_RETRY for t in tasks):
                 self.failed_nodes.add(node)
             else:
@@ -329,18 +398,23 @@ class InstallPage(LivePage):
         self._show_log()
         self._update_buttons()
 
-    def _draw_clock(self, row: int, task: TaskState) -> None:
-        """The cells that change with time alone."""
-        self._set(row, COL_ELAPSED, elapsed_text(task))
+    def _draw_clock(self, row: int, task: TaskState, tasks: Sequence[TaskState]) -> None:
+        """The cells that change with time alone: the node's whole time so far, and its current job's ETA."""
+        elapsed = node_elapsed(tasks)
+        self._set(row, COL_ELAPSED, human_duration(elapsed) if elapsed is not None else "")
         self._set(row, COL_ETA, eta_text(task))
 
     def _log_task(self, node: str, t: TaskState) -> None:
         """Adds the task's new message, and the log lines its job published since the last tick, to the node's log."""
         new: list[str] = []
         key = f"{node}/{t.key}"
-        if t.message and self._last_message.get(key) != t.message:
-            self._last_message[key] = t.message
-            new.append(f"{now_stamp()}  [{STEP_TITLES.get(t.step, t.step)}] {redact(t.message)}")
+        message = stage_text(t.message)
+        if message and self._last_message.get(key) != message:
+            self._last_message[key] = message
+            # The percentage is the job's, as its bar shows it when the line is written.
+            new.append(
+                f"{now_stamp()}  [{STEP_TITLES.get(t.step, t.step)}] {t.fraction * 100:3.0f}%  {redact(message)}"
+            )
         taken = self._published.get(t.key, 0)
         if t.log_total != taken:
             # Progress masks secrets already; the page masks again because it must never rely on a writer for that.
@@ -370,11 +444,80 @@ class InstallPage(LivePage):
         announce(self.announcer, text)
 
     def selected_node(self) -> str | None:
-        row = self.table.currentRow()
+        # The selection, not the current cell: a click selects a row before it moves the current cell, so the
+        # current row would still name the node selected before.
+        rows = self.table.selectionModel().selectedRows()
+        row = rows[0].row() if rows else self.table.currentRow()
         for node, r in self._rows.items():
             if r == row:
                 return node
         return None
+
+    # -- the operator's part --------------------------------------------------------------------------------
+    def _follow_boot(self, node: str, tasks: Sequence[TaskState]) -> None:
+        """Keeps the checklist's line of a node the operator boots: what its boot job asks, ticked once it is seen."""
+        boot = next((t for t in tasks if t.step == "boot" and t.key == f"boot/{node}"), None)
+        if boot is None or not self._operator_boots():
+            return
+        changed = False
+        waiting = boot.status is TaskStatus.RUNNING and boot.fraction == 0.0  # what it asks, not how it ended
+        if waiting and boot.message and self._instructions.get(node) != boot.message:
+            self._instructions[node] = boot.message
+            changed = True
+        seen = boot.status in (TaskStatus.DONE, TaskStatus.SKIPPED)
+        if seen != self._boot_seen.get(node, False):
+            self._boot_seen[node] = seen
+            changed = True
+        if changed:
+            self._draw_checklist()
+
+    def _operator_boots(self) -> bool:
+        project = self.project
+        return project is None or project.provider.type.value in ("manual", "maas")
+
+    def _draw_checklist(self) -> None:
+        nodes = [n for n in self.nodes if n in self._instructions]
+        self.checklist.setVisible(bool(nodes))
+        for node, label in list(self.checklist_rows.items()):
+            if node not in nodes:
+                self.checklist_layout.removeWidget(label)
+                label.hide()  # gone from the tab order at once, deleted later
+                label.deleteLater()
+                del self.checklist_rows[node]
+        for node in nodes:
+            found = self.checklist_rows.get(node)
+            if found is None:
+                label = paragraph("", self.checklist)
+                # Wrapped to the page, never widening it: the label takes the width it is given.
+                label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+                label.setMinimumWidth(120)
+                self.checklist_rows[node] = label
+                self.checklist_layout.insertWidget(len(self.checklist_rows) - 1, label)
+            else:
+                label = found
+            seen = self._boot_seen.get(node, False)
+            mark = "☑" if seen else "☐"
+            state = self.tr("seen — it answered") if seen else self.tr("waiting for you")
+            # A node that answered is done with: one line; the ones still waiting keep their steps in full.
+            steps = "" if seen else "\n" + "\n".join(f"    • {p}" for p in checklist_steps(self._instructions[node]))
+            text = f"{mark} {node} — {state}{steps}"
+            if label.text() != text:
+                label.setText(text)
+                label.setAccessibleName(text)
+        self.checklist_layout.removeWidget(self.copy_checklist)
+        self.checklist_layout.addWidget(self.copy_checklist, 0, Qt.AlignmentFlag.AlignLeft)
+
+    def instructions_text(self) -> str:
+        """The checklist as plain text, one node per paragraph."""
+        return "\n\n".join(
+            f"{'[x]' if self._boot_seen.get(n) else '[ ]'} {n}: {self._instructions[n]}"
+            for n in self.nodes
+            if n in self._instructions
+        )
+
+    def copy_instructions(self) -> None:
+        QGuiApplication.clipboard().setText(self.instructions_text())
+        announce(self.announcer, self.tr("The instructions are on the clipboard"))
 
     def _selection_changed(self) -> None:
         self._show_log()

@@ -56,6 +56,7 @@ from wizard.ui.forms import (
 from wizard.ui.pages.discover import DiscoverDialog, DiscoverFunction
 from wizard.ui.trust import Asker
 from wizard.ui.widgets import Banner, Tone, button, heading, paragraph
+from wizard.ui.wording import label, problem_text
 
 #: Where a cell keeps the text of its problems (also its tooltip and accessible description).
 ProblemRole = Qt.ItemDataRole.UserRole + 1
@@ -601,7 +602,9 @@ class NodesPage(InputPage):
                 entry.setData(Qt.ItemDataRole.UserRole, (row, col))
                 self.problem_list.addItem(entry)
         for problem in rest:
-            self.problem_list.addItem(QListWidgetItem(error_icon if problem.is_error else warning_icon, str(problem)))
+            self.problem_list.addItem(
+                QListWidgetItem(error_icon if problem.is_error else warning_icon, problem_text(problem))
+            )
         self.problem_list.setVisible(self.problem_list.count() > 0)
         self.problems_label.setVisible(self.problem_list.count() > 0)
         self.show_page_problems([p for p in rest if p.path == "nodes" or not p.path.startswith("nodes[")])
@@ -619,7 +622,7 @@ class NodesPage(InputPage):
         column = self.columns[col]
         relative = problem.path[len(f"nodes[{row}]") :].lstrip(".")
         shown = any(relative == c or relative.startswith((c + ".", c + "[")) for c in _claims(column))
-        return describe(problem) if shown or not relative else f"{relative}: {describe(problem)}"
+        return describe(problem) if shown or not relative else f"{label(problem.path)}: {describe(problem)}"
 
     def cell_problems(self, row: int, col: int) -> str:
         item = self.table.item(row, col)

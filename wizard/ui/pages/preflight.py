@@ -4,7 +4,11 @@ Results come from the session's preflight report (``preflight-report.json`` besi
 engine's preflight step; the page reads it after a run and whenever it is shown, so a resumed session shows its last
 results. A failed blocker keeps Next disabled and cannot be overridden; a failed warning can be accepted with a
 reason, recorded in the journal through the core's ``override`` (only while no run is writing the journal). Each
-failed result links to the page that fixes it.
+failed result links to the page that fixes it (a refused login: the Credentials page, where the password is).
+
+Failures are summed up by root cause (:mod:`wizard.core.checks.grouping`): a check that failed on several targets is
+one line naming them all, and the checks that could not run because of it are folded under it (hidden in the table
+until "Show the checks that could not run" is ticked).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from PySide6.QtCore import QUrl, Signal
 from PySide6.QtGui import QBrush, QColor, QDesktopServices
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QCheckBox,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -29,6 +34,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from wizard.core.checks.grouping import dependent, group_failures
 from wizard.core.errors import WizardError
 from wizard.core.journal import Journal, journal_path, project_id
 from wizard.core.paths import app_paths
@@ -37,6 +43,7 @@ from wizard.core.redact import redact
 from wizard.core.runner import ExitCode, RunFinished
 from wizard.ui.bridge import RunController, SessionOpened
 from wizard.ui.pages.live import BAR_SCALE, LivePage, announce, progress_bar
+from wizard.ui.theme import Status, status_hex
 from wizard.ui.units import preflight_report_paths as report_paths
 from wizard.ui.widgets import Banner, Tone, button, heading, paragraph
 
@@ -48,6 +55,7 @@ COL_RESULT, COL_SEVERITY, COL_CHECK, COL_TARGET, COL_MESSAGE, COL_FIX, COL_PAGE 
 #: The catalog's ``step`` names → the page titles that fix them (the shell maps titles to pages).
 FIX_PAGES = {
     "project": "Project",
+    "credentials": "Credentials",
     "provider": "Provider",
     "nodes": "Nodes",
     "network": "Network",
@@ -80,6 +88,19 @@ class Row:
     @property
     def open_warning(self) -> bool:
         return self.failed and self.severity == "warning" and not self.overridden
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "check": self.check,
+            "title": self.title,
+            "severity": self.severity,
+            "outcome": self.outcome,
+            "target": self.target,
+            "message": self.message,
+            "remediation": self.remediation,
+            "step": self.step,
+            "overridden": self.overridden,
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], reasons: dict[str, str]) -> Row:
@@ -153,6 +174,11 @@ class PreflightPage(LivePage):
         self.table.setColumnHidden(COL_FIX, True)
         self.table.setMinimumHeight(160)
         self.table.itemSelectionChanged.connect(self._selected)
+        self.show_dependents = QCheckBox(tr("Show the checks that could not run because of another"), self)
+        self.show_dependents.setAccessibleName(tr("Show the checks that could not run because another failed"))
+        self.show_dependents.toggled.connect(self._hide_dependents)
+        self.show_dependents.hide()
+        self.hidden_rows: set[int] = set()
 
         self.detail = paragraph("", self)
         self.detail.setAccessibleName(tr("Selected result"))
@@ -193,6 +219,7 @@ class PreflightPage(LivePage):
         layout.addWidget(self.status)
         layout.addWidget(self.summary)
         layout.addWidget(self.table, 1)
+        layout.addWidget(self.show_dependents)
         layout.addWidget(self.detail)
         layout.addLayout(fix_row)
         layout.addWidget(self.override_message)
@@ -200,7 +227,7 @@ class PreflightPage(LivePage):
 
     # -- state ---------------------------------------------------------------------------------------------
     def blockers(self) -> list[str]:
-        count = sum(1 for r in self.rows if r.blocking)
+        count = sum(1 for g in group_failures([r.to_dict() for r in self.rows]) if g.blocking)
         if not count:
             return []
         return [self.tr("{count} preflight blocker(s) to fix").format(count=count)]
@@ -256,17 +283,24 @@ class PreflightPage(LivePage):
     def _fill(self) -> None:
         tr = self.tr
         self.table.setRowCount(0)
+        groups = group_failures([r.to_dict() for r in self.rows])
+        # A check that could not run because another failed is folded under that one (when there is one).
+        folded = {(t, target) for g in groups for t, target in g.dependents}
+        self.hidden_rows = {
+            i for i, r in enumerate(self.rows) if dependent(r.to_dict()) and (r.title, r.target) in folded
+        }
+        warn, fail, done = (status_hex(k) for k in (Status.WARNING, Status.FAILED, Status.DONE))
         for row in self.rows:
             i = self.table.rowCount()
             self.table.insertRow(i)
             if row.overridden:
-                result, colour = tr("↷ Overridden"), "#8a5a00"
+                result, colour = tr("↷ Overridden"), warn
             elif not row.failed:
-                result, colour = tr("✓ Passed"), "#1d6b22"
+                result, colour = tr("✓ Passed"), done
             elif row.outcome == "error":
-                result, colour = tr("✗ Could not check"), "#a31515" if row.blocking else "#8a5a00"
+                result, colour = tr("✗ Could not check"), fail if row.blocking else warn
             else:
-                result, colour = tr("✗ Failed"), "#a31515" if row.blocking else "#8a5a00"
+                result, colour = tr("✗ Failed"), fail if row.blocking else warn
             message = row.message + (f" — {tr('overridden')}: {row.overridden}" if row.overridden else "")
             cells = [
                 result,
@@ -283,7 +317,7 @@ class PreflightPage(LivePage):
                 if col == COL_RESULT and row.failed:
                     item.setForeground(QBrush(QColor(colour)))
                 self.table.setItem(i, col, item)
-        blockers = sum(1 for r in self.rows if r.blocking)
+        blockers = sum(1 for g in groups if g.blocking)
         warnings = sum(1 for r in self.rows if r.open_warning)
         overridden = sum(1 for r in self.rows if r.overridden)
         passed = sum(1 for r in self.rows if not r.failed)
@@ -296,11 +330,27 @@ class PreflightPage(LivePage):
             text = tr("{n} checks: {p} passed, {b} blocker(s), {w} warning(s), {o} overridden.").format(
                 n=len(self.rows), p=passed, b=blockers, w=warnings, o=overridden
             )
+            causes = [
+                f"• {g.headline()}" + (f" ({g.dependents_text()})" if g.dependents else "")
+                for g in groups
+                if g.blocking
+            ]
             tone = Tone.ERROR if blockers else Tone.WARNING if warnings else Tone.SUCCESS
-            self.summary.show_text(("✗ " if blockers else "⚠ " if warnings else "✓ ") + text, tone)
+            self.summary.show_text(
+                "\n".join([("✗ " if blockers else "⚠ " if warnings else "✓ ") + text, *causes]), tone
+            )
+        self.show_dependents.setText(
+            tr("Show the {n} checks that could not run because of another").format(n=len(self.hidden_rows))
+        )
+        self.show_dependents.setVisible(bool(self.hidden_rows))
+        self._hide_dependents(self.show_dependents.isChecked())
         if self.rows:
             self.table.selectRow(0)
         self._selected()
+
+    def _hide_dependents(self, shown: bool) -> None:
+        for i in range(self.table.rowCount()):
+            self.table.setRowHidden(i, i in self.hidden_rows and not shown)
 
     # -- selection, fixing, overriding ---------------------------------------------------------------------
     def selected(self) -> Row | None:

@@ -22,7 +22,9 @@ from wizard.core.errors import ProjectInvalid
 from wizard.core.problems import Problem
 from wizard.core.project import LoadedProject, Project, load_project
 from wizard.ui.pages import WizardPage
+from wizard.ui.theme import Status, status_hex
 from wizard.ui.widgets import Banner, Tone, button, heading, paragraph
+from wizard.ui.wording import humanize, where
 
 NODE_COLUMNS = ("Name", "Hostname", "Addressing", "IP address", "Prefix", "Gateway")
 PROBLEM_COLUMNS = ("Severity", "Field", "Problem", "Fix")
@@ -181,12 +183,13 @@ class ProjectPage(WizardPage):
             row = self.problem_table.rowCount()
             self.problem_table.insertRow(row)
             severity = _item(problem.severity.value.capitalize())
-            severity.setForeground(QBrush(QColor("#a31515" if problem.is_error else "#8a5a00")))
+            kind = Status.FAILED if problem.is_error else Status.WARNING
+            severity.setForeground(QBrush(QColor(status_hex(kind) or "")))
             severity.setData(Qt.ItemDataRole.UserRole, problem)
             self.problem_table.setItem(row, 0, severity)
-            self.problem_table.setItem(row, 1, _item(problem.path))
-            self.problem_table.setItem(row, 2, _item(problem.message))
-            self.problem_table.setItem(row, 3, _item(problem.fix or _NONE))
+            self.problem_table.setItem(row, 1, _item(where(problem.path, secret="keyring" in problem.message)))
+            self.problem_table.setItem(row, 2, _item(humanize(problem.message)))
+            self.problem_table.setItem(row, 3, _item(humanize(problem.fix) if problem.fix else _NONE))
         self.problem_table.setVisible(bool(self.problems))
         self.problems_label.setVisible(bool(self.problems))
         self.nodes.setVisible(project is not None)

@@ -1,8 +1,11 @@
 """The Summary page: where the installed Palette is, the kubeconfig, the reports, and a support bundle.
 
-Everything comes from the project (addresses), the session folder beside the journal (kubeconfig, reports) and the
-run's events (the cluster job's result names the kubeconfig it wrote). Exporting a support bundle uses the core's
-``wizard.install.support.build_support_bundle`` when this build has it; otherwise the button says why it is off.
+Everything comes from the project (addresses, with their ports), the session folder beside the journal (kubeconfig,
+reports) and the run's events (the cluster job's result names the kubeconfig it wrote). "Open the run report" opens
+the run's own report (the preflight and post-boot reports are listed beside it). Opening a file or folder says so
+when the desktop has nothing to open it with, and offers the path to copy instead. Exporting a support bundle uses
+the core's ``wizard.install.support.build_support_bundle`` when this build has it; the window's Support button starts
+the same export from any page (:attr:`notice` tells it how the export went).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QUrl
+from PySide6.QtCore import QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QGuiApplication
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -30,7 +33,7 @@ from wizard.core.cancel import CancelToken
 from wizard.core.journal import journal_path, project_id
 from wizard.core.paths import app_paths
 from wizard.core.project import Project
-from wizard.core.report import read_journal_file
+from wizard.core.report import REPORT_HTML, read_journal_file
 from wizard.core.runner import ExitCode, JobFinished, RunFinished
 from wizard.core.secrets import SecretStore
 from wizard.ui.bridge import RunController, SessionOpened
@@ -38,6 +41,7 @@ from wizard.ui.forms import Background
 from wizard.ui.pages import WizardPage
 from wizard.ui.units import KUBECONFIG
 from wizard.ui.widgets import Banner, Tone, button, heading, paragraph
+from wizard.ui.wording import outcome_text
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +69,9 @@ def _link(url: str, parent: QWidget) -> QLabel:
 class SummaryPage(WizardPage):
     title = "Summary"
 
+    #: What an export (or an open that found nothing to open with) has to say, for the window's banner.
+    notice = Signal(str, object)
+
     def __init__(
         self, controller: RunController, secrets: SecretStore | None = None, parent: QWidget | None = None
     ) -> None:
@@ -85,6 +92,7 @@ class SummaryPage(WizardPage):
         self.exported: Path | None = None
         #: The appliance as the run read it (the appliance step's facts): its label and the product name.
         self.appliance: dict[str, str] = {}
+        self._exporting = False
 
         self.outcome = Banner(Tone.INFO, self)
         self.appliance_label = paragraph("", self)
@@ -97,18 +105,23 @@ class SummaryPage(WizardPage):
         self.kubeconfig_label.setAccessibleName(tr("Kubeconfig"))
         self.kubeconfig_button = button(tr("Open the &kubeconfig folder"), tr("Open the kubeconfig folder"), files_box)
         self.kubeconfig_button.clicked.connect(self.open_kubeconfig_folder)
+        self.kubeconfig_copy = button(tr("Copy its &path"), tr("Copy the kubeconfig's path"), files_box)
+        self.kubeconfig_copy.clicked.connect(self.copy_kubeconfig_path)
         self.report_label = paragraph("", files_box)
         self.report_label.setAccessibleName(tr("Reports"))
-        self.report_button = button(tr("Open the &HTML report"), tr("Open the HTML report"), files_box)
+        self.report_button = button(tr("Open the run &report"), tr("Open the run report"), files_box)
         self.report_button.clicked.connect(self.open_report)
         self.session_button = button(tr("Open the &session folder"), tr("Open the session folder"), files_box)
         self.session_button.clicked.connect(lambda: self._open(self.session_dir))
+        self.open_result = Banner(Tone.INFO, files_box)
         files = QGridLayout(files_box)
         files.addWidget(self.kubeconfig_label, 0, 0)
         files.addWidget(self.kubeconfig_button, 0, 1)
+        files.addWidget(self.kubeconfig_copy, 0, 2)
         files.addWidget(self.report_label, 1, 0)
         files.addWidget(self.report_button, 1, 1)
         files.addWidget(self.session_button, 2, 1)
+        files.addWidget(self.open_result, 3, 0, 1, 3)
         files.setColumnStretch(0, 1)
 
         support_box = QGroupBox(tr("Support"), self)
@@ -208,17 +221,23 @@ class SummaryPage(WizardPage):
         return self.session_dir / KUBECONFIG if self.session_dir is not None else None
 
     def reports(self) -> list[Path]:
+        """Every report of the session: the run's own first, then the check reports (self-contained HTML)."""
         if self.session_dir is None or not self.session_dir.is_dir():
             return []
-        # The run report first, then the preflight report; both are self-contained HTML.
-        return sorted(self.session_dir.glob("*.html"), key=lambda p: (p.name.startswith("preflight"), p.name))
+        return sorted(self.session_dir.glob("*.html"), key=lambda p: (p.name != REPORT_HTML, p.name))
+
+    def run_report(self) -> Path | None:
+        path = self.session_dir / REPORT_HTML if self.session_dir is not None else None
+        return path if path is not None and path.is_file() else None
 
     def urls_list(self) -> list[tuple[str, str]]:
+        """Where Palette answers: the system console (its port when not 443) and each node's Local UI."""
         if self.project is None:
             return []
-        out = [
-            (self.tr("{product} system console").format(product=self.product()), f"https://{self.project.network.vip}/")
-        ]
+        console = self.project.console
+        port = console.port if console is not None else 443
+        where = self.project.network.vip + (f":{port}" if port != 443 else "")
+        out = [(self.tr("{product} system console").format(product=self.product()), f"https://{where}/system")]
         out += [
             (self.tr("Local UI of {node}").format(node=n.name), f"https://{n.ip}:{n.localui_port}/")
             for n in self.project.nodes
@@ -251,13 +270,17 @@ class SummaryPage(WizardPage):
             )
         else:
             self.outcome.show_text(
-                tr("The last run did not finish (exit code {code}); see the Run page.").format(code=int(ev.exit_code)),
+                tr(
+                    "The last run did not finish: {outcome}. The Run page says why; Support (below, or at the "
+                    "bottom of every page) exports a support bundle or copies the error."
+                ).format(outcome=outcome_text(ev.exit_code)),
                 Tone.WARNING,
             )
         while self.urls.count():
             item = self.urls.takeAt(0)
             widget = item.widget() if item is not None else None
             if widget is not None:
+                widget.hide()  # gone from the tab order at once, deleted later
                 widget.deleteLater()
         for i, (what, url) in enumerate(self.urls_list()):
             self.urls.addWidget(QLabel(what, self.urls_box), i, 0)
@@ -273,11 +296,18 @@ class SummaryPage(WizardPage):
         else:
             self.kubeconfig_label.setText(tr("The kubeconfig is saved when the cluster is created."))
         self.kubeconfig_button.setEnabled(kube is not None and kube.exists())
+        self.kubeconfig_copy.setEnabled(kube is not None and kube.exists())
         reports = self.reports()
         self.report_label.setText(
-            "\n".join(str(p) for p in reports) if reports else tr("No report yet: it is written by each run.")
+            "\n".join(str(p) for p in reports)
+            if reports
+            else tr("No report yet: the run writes its report when it ends.")
         )
-        self.report_button.setEnabled(bool(reports))
+        report = self.run_report()
+        self.report_button.setEnabled(report is not None)
+        self.report_button.setToolTip(
+            str(report) if report is not None else tr("The run report is written when the install's last step ends")
+        )
         self.session_button.setEnabled(self.session_dir is not None and self.session_dir.is_dir())
         builder = support_bundle_builder()
         self.support_button.setEnabled(builder is not None)
@@ -288,17 +318,47 @@ class SummaryPage(WizardPage):
         )
 
     # -- actions -------------------------------------------------------------------------------------------
-    def _open(self, path: Path | None) -> None:
-        if path is not None and path.exists():
-            QDesktopServices.openUrl(QUrl.fromLocalFile(str(path)))
+    def _open(self, path: Path | None) -> bool:
+        """Open ``path`` with the desktop's handler; say so (and offer the path) when there is none."""
+        if path is None or not path.exists():
+            self._say(self.tr("✗ {path} does not exist (any more).").format(path=path), Tone.WARNING)
+            return False
+        if self.open_url(QUrl.fromLocalFile(str(path))):
+            self.open_result.hide()
+            return True
+        QGuiApplication.clipboard().setText(str(path))
+        self._say(
+            self.tr("This desktop has nothing to open {path} with; its path is on the clipboard.").format(path=path),
+            Tone.WARNING,
+        )
+        return False
+
+    @staticmethod
+    def open_url(url: QUrl) -> bool:
+        """The desktop's handler for ``url``; False when there is none (a bare X server, a headless session)."""
+        return QDesktopServices.openUrl(url)
+
+    def _say(self, text: str, tone: Tone) -> None:
+        self.open_result.show_text(text, tone)
+        if not self.isVisible():
+            self.notice.emit(text, tone)
 
     def open_kubeconfig_folder(self) -> None:
         kube = self.kubeconfig_path()
         self._open(kube.parent if kube is not None else None)
 
+    def copy_kubeconfig_path(self) -> None:
+        kube = self.kubeconfig_path()
+        if kube is not None:
+            QGuiApplication.clipboard().setText(str(kube))
+            self._say(self.tr("✓ The kubeconfig's path is on the clipboard."), Tone.SUCCESS)
+
     def open_report(self) -> None:
-        reports = self.reports()
-        self._open(reports[0] if reports else None)
+        self._open(self.run_report())
+
+    @property
+    def exporting(self) -> bool:
+        return self._exporting
 
     def choose_bundle_path(self) -> Path | None:
         name = f"palette-wizard-support-{self.project.name if self.project else 'session'}.zip"
@@ -310,6 +370,12 @@ class SummaryPage(WizardPage):
     def export_support_bundle(self) -> None:
         builder = support_bundle_builder()
         if builder is None:
+            self._report_export(
+                self.tr("This build cannot export support bundles; attach the session folder and the log folder."),
+                Tone.WARNING,
+            )
+            return
+        if self._exporting:
             return
         target = self.choose_bundle_path()
         if target is None:
@@ -319,19 +385,19 @@ class SummaryPage(WizardPage):
         cancel = self._bundle_cancel = CancelToken()
         store = self.secrets
         self.support_button.setEnabled(False)
-        self.support_result.show_text(self.tr("Writing the support bundle…"), Tone.INFO)
+        self._exporting = True
+        self._report_export(self.tr("Writing the support bundle…"), Tone.INFO)
 
         def done(result: Any, error: BaseException | None) -> None:
+            self._exporting = False
             self.support_button.setEnabled(True)
             if error is not None:
                 log.warning("support bundle failed: %s", error)
-                self.support_result.show_text(f"✗ {error}", Tone.ERROR)
+                self._report_export(f"✗ {error}", Tone.ERROR)
                 return
             written = Path(str(result)) if isinstance(result, (str, Path)) else target
             self.exported = written
-            self.support_result.show_text(
-                self.tr("✓ Support bundle written to {path}").format(path=written), Tone.SUCCESS
-            )
+            self._report_export(self.tr("✓ Support bundle written to {path}").format(path=written), Tone.SUCCESS)
 
         self.background.submit(
             lambda: builder(
@@ -344,6 +410,10 @@ class SummaryPage(WizardPage):
             ),
             done,
         )
+
+    def _report_export(self, text: str, tone: Tone) -> None:
+        self.support_result.show_text(text, tone)
+        self.notice.emit(text, tone)
 
     def cancel_export(self) -> None:
         """Stop collecting node diagnostics (the window is closing)."""

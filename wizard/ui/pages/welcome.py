@@ -24,6 +24,7 @@ from wizard.core.errors import JournalError
 from wizard.core.journal import RUN_FINISHED, SessionInfo, list_sessions
 from wizard.core.paths import app_paths
 from wizard.ui.pages import WizardPage
+from wizard.ui.theme import Status, status_hex
 from wizard.ui.widgets import button, heading, paragraph
 
 PROJECT_FILTER = "Project (*.yaml *.yml *.json)"
@@ -178,7 +179,7 @@ class WelcomePage(WizardPage):
                 if entry.remediation:
                     text += f"\nWhat to do: {entry.remediation}"
                 item = QListWidgetItem(error_icon, text)
-                item.setForeground(QBrush(QColor("#a31515")))
+                item.setForeground(QBrush(QColor(status_hex(Status.FAILED) or "")))
                 item.setData(Qt.ItemDataRole.AccessibleTextRole, f"Error: {text}")
                 item.setData(Qt.ItemDataRole.UserRole, entry)
                 self.sessions.addItem(item)
