@@ -144,3 +144,24 @@ def test_seed_keeps_the_isos_config_and_adds_the_nodes_settings(tmp_path: Path) 
     # The base is not changed in place, and without one the seed is what it always was.
     assert base == config
     assert "managementMode" not in user_data(_seed())["stylus"]
+
+
+def test_a_node_configured_later_gets_a_seed_with_only_the_post_install_action(tmp_path: Path) -> None:
+    """``configure: localui``/``console`` with the automatic installer: the ISO's own config says ``poweroff``, which
+    would leave the node switched off after its install; its seed keeps that config and changes only the post-install
+    action (and adds the storage-pool mounts), with no host name, account or network of the node's."""
+    import copy
+
+    from wizard.appliance.seed import build_seed_iso, parse_seed, user_data
+    from wizard.lab.artifacts import APPLIANCE_CONFIG
+
+    base = copy.deepcopy(APPLIANCE_CONFIG)
+    seed = _seed(base=base, identity=False)
+    doc = user_data(seed)
+    assert doc["install"]["reboot"] is True and doc["install"]["poweroff"] is False
+    assert doc["install"]["device"] == "/dev/sda"
+    assert doc["stylus"] == base["stylus"] and doc["stages"] == base["stages"]
+    assert "site" not in doc["stylus"]
+    path = build_seed_iso(seed, tmp_path / "seed.iso")
+    read = parse_seed(path.read_bytes())  # a real installer reads it: so does the lab, and so do the checks
+    assert read.post_install == "reboot" and not read.users and not read.hostname

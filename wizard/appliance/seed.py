@@ -30,6 +30,11 @@ from the wizard                       ``install.reboot``/``install.poweroff`` (t
                                       ``stylus.includeTui: true`` only where the ISO does not set it
 ====================================  =================================================================================
 
+A node configured after the install (``appliance.configure: localui`` or ``console``) that boots the automatic
+installer gets a seed too, without the per-node rows (``NodeSeed.identity`` false): the ISO's config with the
+post-install action, the install disk and the mounts only, so the node reboots into its installed system instead of
+powering off (the lab's ISO, like the older flow's template, says ``poweroff``).
+
 Built in pure Python with pycdlib, so it works the same on Windows, macOS and Linux jump hosts.
 """
 
@@ -92,6 +97,10 @@ class NodeSeed:
     extra: dict[str, Any] = field(default_factory=dict)
     #: The ISO's own root ``config.yaml`` (its user-data), which the seed keeps (see the module's table).
     base: dict[str, Any] = field(default_factory=dict)
+    #: False: a seed that says only the post-install action (and the storage-pool mounts) over the ISO's config —
+    #: for a node configured after the install (``appliance.configure: localui`` or ``console``) that boots the
+    #: automatic installer, which would otherwise follow the ISO's own ``poweroff`` and wait switched off.
+    identity: bool = True
 
 
 def hash_password(password: str, *, rounds: int = 12) -> str:
@@ -113,6 +122,8 @@ def user_data(seed: NodeSeed) -> dict[str, Any]:
     install["bind_mounts"] = mounts + [m for m in BIND_MOUNTS if m not in mounts]
     if seed.install_device and seed.install_device != "auto":
         install["device"] = seed.install_device
+    if not seed.identity:
+        return doc
     user: dict[str, Any] = {
         "name": seed.username,
         "passwd": seed.password_hash,
@@ -179,7 +190,8 @@ def render_user_data(seed: NodeSeed) -> str:
 
 
 def render_meta_data(seed: NodeSeed) -> str:
-    return yaml.safe_dump({"instance-id": seed.instance_id, "local-hostname": seed.hostname}, sort_keys=False)
+    meta = {"instance-id": seed.instance_id, **({"local-hostname": seed.hostname} if seed.identity else {})}
+    return yaml.safe_dump(meta, sort_keys=False)
 
 
 def build_seed_iso(seed: NodeSeed, path: Path) -> Path:
@@ -255,6 +267,7 @@ def seed_for_node(
     ssh_keys: Sequence[str],
     instance_id: str = "",
     base: dict[str, Any] | None = None,
+    identity: bool = True,
 ) -> NodeSeed:
     """The seed for ``node`` from the project: its host name and address, the network's DNS, NTP and proxy, the
     operator's password hash and the wizard's key (plus the cluster's operator keys), over ``base`` (the ISO's own
@@ -282,6 +295,7 @@ def seed_for_node(
         no_proxy=net.proxy.no_proxy,
         interfaces=seed_interfaces(node),
         base=dict(base or {}),
+        identity=identity,
     )
 
 
@@ -341,7 +355,8 @@ def read_seed_bytes(data: bytes) -> dict[str, str]:
 
 
 def parse_seed(data: bytes) -> SeedConfig:
-    """The host name, accounts and post-install action a seed ISO image sets (ValueError if it sets none)."""
+    """The host name, accounts and post-install action a seed ISO image sets (ValueError if it sets none of them:
+    a seed that only sets the install options, for a node configured after the install, still counts)."""
     files = read_seed_bytes(data)
     doc = yaml.safe_load(files.get(USER_DATA, "")) or {}
     meta = yaml.safe_load(files.get(META_DATA, "")) or {}
@@ -357,6 +372,6 @@ def parse_seed(data: bytes) -> SeedConfig:
     install = doc.get("install") if isinstance(doc.get("install"), dict) else {}
     assert isinstance(install, dict)
     action = "poweroff" if install.get("poweroff") else "reboot" if install.get("reboot", True) else "nothing"
-    if not hostname and not users:
-        raise ValueError("the seed sets neither a host name nor an account")
+    if not hostname and not users and not install:
+        raise ValueError("the seed sets neither a host name, an account nor install options")
     return SeedConfig(hostname, users, action)

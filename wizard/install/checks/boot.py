@@ -79,7 +79,8 @@ def boot_inputs(project: Project, verified: Mapping[str, Any] | None) -> BootInp
         nodes=tuple(n.name for n in project.nodes),
         provider=project.provider.type,
         mode=project.boot_mode(),
-        seeding=project.appliance.configure is ConfigureMode.SEED,
+        seeding=project.appliance.configure is ConfigureMode.SEED
+        or project.boot_mode() in (BootMode.UNATTENDED, BootMode.KEYS),
         iso=project.files.iso.path if project.files.iso else None,
         signature_verified=bool((verified or {}).get("signature_verified")),
         external_url=redfish.iso_url if redfish is not None else "",

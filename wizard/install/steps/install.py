@@ -32,7 +32,8 @@ from wizard.core.progress import Reporter
 from wizard.core.project import AddressMode, BootMode, ConfigureMode, Node, ProviderType
 from wizard.core.trust import TrustStore
 from wizard.install.checks.addresses import nodes_exist
-from wizard.install.steps.boot import GENERIC_GUIDANCE, SCREENS, eject_jobs, seeding
+from wizard.install.steps.boot import GENERIC_GUIDANCE, SCREENS, eject_jobs
+from wizard.install.steps.media import identity_seed
 from wizard.install.steps.nodes import DEFAULT_PASSWORD, Pacing, login_password
 from wizard.providers.manual import ConsoleConfigJob, console_instruction
 
@@ -115,7 +116,7 @@ def ssh_credentials(ctx: StepContext, node: Node) -> SSHCredentials:
     """How the wizard logs in to ``node`` over SSH: its own key when the node was seeded with it (tried first),
     then the account's current password. Nodes that may have been set up before this session (the manual
     provider, existing VMs) may have the operator's password already: it is tried once if the default is refused."""
-    pkey = wizard_key(ctx.paths.config) if seeding(ctx) else None
+    pkey = wizard_key(ctx.paths.config) if identity_seed(ctx) else None
     password = login_password(ctx, node)
     ref = ctx.project.appliance.password
     then = None

@@ -247,10 +247,19 @@ class MaasMediaJob(Job):
 SEED_FOLDER = "seeds"
 
 
-def seeding(ctx: StepContext) -> bool:
-    """Whether this run attaches a seed ISO to each node (``appliance.configure: seed``): the provider inserts it
-    beside the ISO (MAAS machines through their Redfish BMC; for the others MAAS's instruction names it)."""
+def identity_seed(ctx: StepContext) -> bool:
+    """Whether each node's seed configures it (host name, address, account, the wizard's key):
+    ``appliance.configure: seed``."""
     return ctx.project.appliance.configure is ConfigureMode.SEED
+
+
+def seeding(ctx: StepContext) -> bool:
+    """Whether this run attaches a seed ISO to each node: a configuring one (``appliance.configure: seed``), or, for a
+    node configured after the install that boots the automatic installer (``appliance.boot: unattended`` or
+    ``keys``), one with only the post-install action, so the installer reboots instead of following the ISO's own
+    ``poweroff``. The provider inserts it beside the ISO (MAAS machines through their Redfish BMC; for the others
+    MAAS's instruction names it)."""
+    return identity_seed(ctx) or ctx.project.boot_mode() in (BootMode.UNATTENDED, BootMode.KEYS)
 
 
 def seed_name(node: str) -> str:
@@ -274,9 +283,11 @@ class BuildSeedJob(Job):
         *,
         step: str,
         base: dict[str, Any] | None = None,
+        identity: bool = True,
     ) -> None:
         self.project = project
         self.base = dict(base or {})
+        self.identity = identity
         self.node_settings = node
         self._password = password
         self.public_key = public_key
@@ -287,7 +298,12 @@ class BuildSeedJob(Job):
 
     def _seed(self, password_hash: str) -> NodeSeed:
         return seed_for_node(
-            self.project, self.node_settings, password_hash=password_hash, ssh_keys=[self.public_key], base=self.base
+            self.project,
+            self.node_settings,
+            password_hash=password_hash,
+            ssh_keys=[self.public_key],
+            base=self.base,
+            identity=self.identity,
         )
 
     def fingerprint(self) -> str:
@@ -337,7 +353,11 @@ def seed_jobs(ctx: StepContext, *, step: str) -> list[BuildSeedJob]:
     public = public_key_line(wizard_key(ctx.paths.config), f"palette-wizard@{project.name}")
     folder = session_folder(ctx)
     base = iso_user_data(read_member(project.files.iso.path, CONFIG_PATH)) if project.files.iso is not None else {}
-    return [BuildSeedJob(project, node, password, public, folder, step=step, base=base) for node in project.nodes]
+    identity = identity_seed(ctx)
+    return [
+        BuildSeedJob(project, node, password, public, folder, step=step, base=base, identity=identity)
+        for node in project.nodes
+    ]
 
 
 def seed_file(ctx: StepContext, node: str) -> Path | None:
