@@ -275,9 +275,14 @@ def test_run_report_says_which_default_credentials_were_replaced(tmp_path: Path)
     summary = summarize(journal, project="p", vip="10.0.0.5", journal_path=tmp_path / "j", log_dir=tmp_path)
     assert summary.credentials == (
         "the default node password was replaced on node-1, node-2; the new one is the secret named by "
-        "appliance.password (in the keyring or vault)",
-        "the console's default admin password was changed; the new one is the secret named by console.password",
+        "appliance.password, in the OS keyring",
+        "the console's default admin password was changed; the new one is the secret named by console.password, "
+        "in the OS keyring",
     )
+    in_vault = summarize(
+        journal, project="p", vip="v", journal_path=tmp_path / "j", log_dir=tmp_path, kept="in the vault /j.vault"
+    )
+    assert all(line.endswith(", in the vault /j.vault") for line in in_vault.credentials)
     html_path, text_path = write_run_report(summary, tmp_path / "session")
     assert "replaced on node-1, node-2" in html_path.read_text()
     assert "Credentials: the console's default admin password was changed" in text_path.read_text()

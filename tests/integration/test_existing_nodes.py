@@ -84,7 +84,7 @@ def test_another_key_on_the_address_is_a_blocker_that_says_what_answers(tmp_path
     assert result["outcome"] == "fail" and lab.nodes[0].ssh.fingerprint in result["message"]
     assert f"not the pinned node-1's {other}" in result["message"]
     error = next(e for e in events if isinstance(e, RunFinished)).error or {}
-    assert "net.node-ip-free" in error["message"]
+    assert "Node address not in use" in error["message"] and other in error["message"]
 
 
 def test_a_foreign_device_on_the_address_stays_a_blocker(tmp_path: Path) -> None:

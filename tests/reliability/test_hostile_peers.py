@@ -201,12 +201,12 @@ def activated(setup_id: str) -> dict[str, Any]:
     return {"spec": {"systemUid": setup_id}, "status": {"state": "Active"}}
 
 
-def console_version(env: Env, *actions: Any, login: Any = None) -> Any:
+def console_version(env: Env, *actions: Any, login: Any = None, retry: RetryPolicy = RETRY) -> Any:
     """A read the console step needs (the activation; the installed version is only informational and degrades to
     "unknown"), answered by ``actions``; returns the Product Setup ID it names."""
     peer = env.hostile().on("POST " + con.P_LOGIN, login or reply(200, CONSOLE_LOGIN))
     peer.on("GET " + con.P_ACTIVATION, *actions)
-    connector = con.ConsoleConnector(env.trust(), None, timeout=TIMEOUT, retry=RETRY)
+    connector = con.ConsoleConnector(env.trust(), None, timeout=TIMEOUT, retry=retry)
     with connector.open(con.ConsoleEndpoint("127.0.0.1", peer.port, env.cert.fingerprint), PASSWORD) as client:
         return client.activation().product_setup_id
 
@@ -223,7 +223,9 @@ def _retried_5xx(env: Env, result: Any) -> None:
 
 @case("console-500-then-ok", "lab", Expect(None), _retried_5xx)
 def _(env: Env) -> Any:
-    return console_version(env, reply(500, {}), reply(502, {}), reply(200, activated("4.6.0")))
+    # Two different 5xx in a row: a policy of three attempts rides out both.
+    three = RetryPolicy(attempts=3, base=0.01, cap=0.02)
+    return console_version(env, reply(500, {}), reply(502, {}), reply(200, activated("4.6.0")), retry=three)
 
 
 @case("console-bad-credentials", "lab", Expect(con.ConsoleLoginFailed, "System console login failed", "refused"))

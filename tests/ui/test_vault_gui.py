@@ -41,6 +41,8 @@ def test_secrets_typed_in_the_wizard_go_to_the_vault(qtbot: QtBot, tmp_path: Pat
     qtbot.waitUntil(lambda: row.status_label.text() == "✗ not stored")
     secret = "typed-into-the-wizard-1"
     qtbot.keyClicks(row.edit, secret)
+    assert row.again is not None  # the nodes' new password: typed twice
+    qtbot.keyClicks(row.again, secret)
     qtbot.mouseClick(row.store_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: row.status_label.text() == "✓ stored")
     assert Vault.open(vault.path, PASSPHRASE).get(key) == secret
@@ -57,6 +59,8 @@ def test_a_keyring_backend_that_raises_is_shown_not_a_crash(qtbot: QtBot, tmp_pa
         qtbot.waitUntil(lambda: "Keyring backend failed" in row.message.text())
         assert row.status_label.text() == "⚠ cannot check" and not row.message.isHidden()
         qtbot.keyClicks(row.edit, "typed-into-the-wizard-1")
+        assert row.again is not None
+        qtbot.keyClicks(row.again, "typed-into-the-wizard-1")
         qtbot.mouseClick(row.store_button, Qt.MouseButton.LeftButton)
         qtbot.waitUntil(lambda: not row.storing)
         assert "failed to store secret" in row.message.text() and "--vault" in row.message.text()
