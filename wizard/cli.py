@@ -15,8 +15,10 @@ from wizard.core.runner import ExitCode
 from wizard.core.stepids import STEP_IDS
 
 if TYPE_CHECKING:
+    from wizard.core.paths import AppPaths
     from wizard.core.secrets import SecretStore
-    from wizard.core.trust import TrustStore
+    from wizard.core.trust import Confirm, TrustStore
+    from wizard.install.steps.nodes import Pacing
     from wizard.lab.knobs import LabKnobs
     from wizard.rehearsal import Rehearsal
 
@@ -166,6 +168,38 @@ def _parser() -> argparse.ArgumentParser:
         metavar="KNOB=VALUE[,…]",
         help="rehearse failures and other appliances: e.g. http-5xx=0.1,variant=3,install-error@2=disk failed "
         "(repeatable; `--lab help` lists every knob with its meaning and default)",
+    )
+
+    up = sub.add_parser(
+        "upgrade",
+        help="upgrade the installed appliance with a newer content bundle (headless)",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    up.add_argument("project", type=Path, nargs="?", help="the project file the appliance was installed from")
+    up.add_argument(
+        "--content",
+        type=Path,
+        metavar="BUNDLE",
+        help="the new release's content bundle (.tar.zst, its .sig.bin beside it) from Artifact Studio",
+    )
+    up.add_argument("--signature", type=Path, metavar="FILE", help="the bundle's signature, when not beside it")
+    up.add_argument("--json", action="store_true", help="print machine-readable JSON events, one per line")
+    up.add_argument(
+        "--rehearse",
+        action="store_true",
+        help="upgrade the kept rehearsal (`run --rehearse --keep`): its lab starts again; --content defaults to the "
+        "newer release's bundle the rehearsal wrote into files/upgrade/",
+    )
+    up.add_argument(
+        "--lab",
+        action="append",
+        metavar="KNOB=VALUE[,…]",
+        help="with a kept rehearsal: fault knobs for its lab, e.g. upgrade-error=disk full (`--lab help`)",
+    )
+    _vault_options(up)
+    up.add_argument(
+        "--secrets", metavar="-", help="read secrets for this run as one JSON object on standard input (see run)"
     )
 
     val = sub.add_parser("validate", help="check a project file and list every problem")
@@ -504,6 +538,107 @@ def _rehearse(args: argparse.Namespace) -> int:
     return code
 
 
+def _upgrade(args: argparse.Namespace) -> int:
+    """``palette-wizard upgrade``: the install's project and a newer bundle; a kept rehearsal's lab starts again."""
+    from wizard.core.paths import app_paths
+    from wizard.lab.keep import is_kept
+    from wizard.rehearsal import BANNER, Rehearsal
+
+    knobs = _lab_knobs(args.lab)
+    if knobs is None:
+        return 0
+    project: Path | None = args.project
+    folder: Path | None = None
+    if args.rehearse:
+        folder = project.parent if project is not None else app_paths().ensure().state / "rehearsal"
+    elif project is not None and is_kept(project.parent):
+        folder = project.parent
+    if folder is None:
+        if args.lab:
+            print("error: --lab sets a kept rehearsal's knobs; it goes with --rehearse", file=sys.stderr)
+            return int(ExitCode.INVALID_INPUT)
+        if project is None or args.content is None:
+            print("error: give the project file and --content BUNDLE (or --rehearse)", file=sys.stderr)
+            return int(ExitCode.INVALID_INPUT)
+        return _run_upgrade(args, project, args.content, secrets=secret_store_for(args))
+    if args.vault or args.secrets:
+        print("error: a kept rehearsal makes its own secrets; --vault and --secrets go with a project", file=sys.stderr)
+        return int(ExitCode.INVALID_INPUT)
+
+    def say(stage: str, text: str, **fields: object) -> None:
+        if args.json:
+            print(json.dumps({"event": "rehearsal", "stage": stage, "message": BANNER, **fields}), flush=True)
+        else:
+            print(f"*** {BANNER} ***\n{text}", flush=True)
+
+    with Rehearsal.reopen(folder, lab=knobs) as rehearsal:
+        bundle = args.content or rehearsal.upgrade_bundle
+        if bundle is None:
+            print(
+                "error: the kept rehearsal has no newer release's bundle (it played the newest the lab knows); give "
+                "--content BUNDLE, or rehearse an older release (--lab version=4.9.38)",
+                file=sys.stderr,
+            )
+            return int(ExitCode.INVALID_INPUT)
+        say(
+            "start",
+            f"the kept rehearsal in {folder} started again ({rehearsal.appliance.label}); upgrading with {bundle.name}",
+            folder=str(folder),
+            project=str(rehearsal.project_file),
+            bundle=str(bundle),
+        )
+        from wizard.rehearsal import pacing_for
+
+        code = _run_upgrade(
+            args,
+            rehearsal.project_file,
+            bundle,
+            secrets=rehearsal.secrets,
+            paths=rehearsal.paths,
+            pacing=pacing_for(rehearsal.speed),
+        )
+    say(
+        "end", f"Upgrade rehearsal finished with exit code {code}; the lab's state is kept in {folder}.", exit_code=code
+    )
+    return code
+
+
+def _run_upgrade(
+    args: argparse.Namespace,
+    project: Path,
+    bundle_path: Path,
+    *,
+    secrets: SecretStore,
+    paths: AppPaths | None = None,
+    pacing: Pacing | None = None,
+) -> int:
+    from wizard.headless import run_headless
+    from wizard.install.day2 import open_day2
+    from wizard.install.session import Session
+    from wizard.install.upgrade import UpgradeBundle, upgrade_pipeline
+
+    bundle = UpgradeBundle.at(bundle_path, args.signature)
+
+    def opener(
+        project_file: Path, *, paths: AppPaths | None, secrets: SecretStore | None, confirm: Confirm | None
+    ) -> Session:
+        return open_day2(project_file, "upgrade", bundle.key, paths=paths, secrets=secrets, confirm=confirm)
+
+    def outcome(session: Session) -> str:
+        done = session.journal.result("update/follow")
+        return f"{done.get('headline') or 'upgraded'}; report and backup in {session.journal.path.with_suffix('')}"
+
+    return run_headless(
+        project,
+        json_mode=args.json,
+        steps=upgrade_pipeline(bundle, pacing),
+        paths=paths,
+        secrets=secrets,
+        opener=opener,
+        outcome=outcome,
+    )
+
+
 def _gui_rehearse(args: argparse.Namespace) -> int:
     from wizard.core.paths import app_paths
     from wizard.rehearsal import Rehearsal
@@ -599,6 +734,8 @@ def main(argv: list[str] | None = None) -> int:
                 only_nodes=args.only_nodes,
                 secrets=secret_store_for(args),
             )
+        if args.command == "upgrade":
+            return _upgrade(args)
         if args.command == "validate":
             return _validate(args.project, args.json)
         if args.command == "secret":

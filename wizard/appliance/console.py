@@ -71,6 +71,7 @@ P_ACTIVATION_SUMMARY = "/v1/activations/system"
 P_ACTIVATE = "/v1/system/activate"
 P_VERSION = "/v1/system/version/installed"
 P_REGISTRIES = "/v1/registries/oci/summary"
+P_DOMAIN_CERTIFICATES = "/v1/system/config/domain/certificates"
 
 ACTIVE = "Active"
 
@@ -408,6 +409,16 @@ class ConsoleClient:
         """The installed Palette version; "" when the console does not say (informational only)."""
         data = self._optional(P_VERSION, "the installed version")
         return str((data or {}).get("version") or "")
+
+    def domain_settings(self) -> dict[str, Any] | None:
+        """The system address's root domain and certificate as the console reports them (the reference names only the
+        PUT; I: a GET beside it), without any key material; None where the console does not say."""
+        data = self._optional(P_DOMAIN_CERTIFICATES, "the domain settings")
+        if data is None:
+            return None
+        certificates = dict(data.get("certificates") or {})
+        certificates.pop("keyBase64", None)  # never kept, whatever the console returns
+        return {"rootDomain": str(data.get("rootDomain") or ""), "certificates": certificates}
 
     def activation(self) -> Activation:
         """The activation state with the Product Setup ID and when the trial (or the licence) ends (the summary

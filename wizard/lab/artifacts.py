@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
+import tarfile
+import time
 from pathlib import Path
 from typing import BinaryIO
 
@@ -83,3 +86,18 @@ def sign_file(key: rsa.RSAPrivateKey, path: Path, signature: Path) -> None:
         while chunk := fh.read(4 * 1024 * 1024):
             h.update(chunk)
     signature.write_bytes(key.sign(h.digest(), padding.PKCS1v15(), Prehashed(hashes.SHA256())))
+
+
+def content_bundle(path: Path, version: str, *, edition: str = "palette", size: int = 1024 * 1024) -> Path:
+    """A lab content bundle that names its release: a tar archive whose ``palette-content.json`` says ``version``
+    (the lab has no zstd, so only the name is Artifact Studio's ``.tar.zst``), then ``size`` random bytes."""
+    manifest = json.dumps({"kind": "palette-content", "version": version, "edition": edition}).encode()
+    with tarfile.open(path, "w") as archive:
+        entry = tarfile.TarInfo("palette-content.json")
+        entry.size, entry.mtime = len(manifest), int(time.time())
+        archive.addfile(entry, io.BytesIO(manifest))
+        payload = io.BytesIO(os.urandom(size))
+        entry = tarfile.TarInfo("content/payload.bin")
+        entry.size, entry.mtime = size, int(time.time())
+        archive.addfile(entry, payload)
+    return path

@@ -87,6 +87,19 @@ def create_node_certificate(folder: Path, *, ip: str, hostname: str, days: int =
     return NodeCertificate(cert_path, key_path, fingerprint_der(cert.public_bytes(serialization.Encoding.DER)))
 
 
+def load_node_certificate(folder: Path) -> NodeCertificate | None:
+    """The certificate :func:`create_node_certificate` wrote into ``folder`` before (a kept lab started again), or
+    None when there is none."""
+    cert_path, key_path = folder / CERT_FILE, folder / KEY_FILE
+    if not (cert_path.is_file() and key_path.is_file()):
+        return None
+    return NodeCertificate(cert_path, key_path, fingerprint_pem_file(cert_path))
+
+
+def load_or_create_node_certificate(folder: Path, *, ip: str, hostname: str) -> NodeCertificate:
+    return load_node_certificate(folder) or create_node_certificate(folder, ip=ip, hostname=hostname)
+
+
 def fingerprint_der(der: bytes) -> str:
     """SHA-256 of a DER certificate, as a client pinning ``getpeercert(binary_form=True)`` computes it."""
     return hashlib.sha256(der).hexdigest()

@@ -325,6 +325,37 @@ class SystemConsoleState:
             expires = self._license_expires_at if self._license_expires_at is not None else self.trial_expires_at
             return {"status": {"state": self.activation_state(), "expiresAt": iso8601(expires)}}
 
+    # -- A kept lab (wizard.lab.keep) --
+
+    def kept(self) -> dict[str, Any]:
+        """What the console keeps across a restart, no secret among it (the password is re-keyed on return)."""
+        with self.lock:
+            return {
+                "system_uid": self.system_uid,
+                "email": self.admin_email,
+                "reset_required": self._reset_required,
+                "installed_at": self.installed_at,
+                "activated_at": self._activated_at,
+                "license_expires_at": self._license_expires_at,
+                "activation_key_uid": self._activation_key_uid,
+                "plan_uid": self._plan_uid,
+            }
+
+    def restore(self, kept: dict[str, Any], password: str | None) -> None:
+        """Take :meth:`kept`'s record back, with ``password`` as the admin's (None: the default, not reset yet)."""
+        with self.lock:
+            self.system_uid = str(kept.get("system_uid") or self.system_uid)
+            self.admin_email = str(kept.get("email") or "")
+            self.installed_at = float(kept.get("installed_at") or self.installed_at)
+            self._activated_at = kept.get("activated_at")
+            self._license_expires_at = kept.get("license_expires_at")
+            self._activation_key_uid = str(kept.get("activation_key_uid") or "")
+            self._plan_uid = str(kept.get("plan_uid") or "")
+            if password is not None and not kept.get("reset_required", True):
+                self._salt = secrets.token_bytes(16)
+                self._digest = _hash_password(password, self._salt)
+                self._reset_required = False
+
     # -- Version --
 
     def installed_version(self) -> dict[str, Any]:

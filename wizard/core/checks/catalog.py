@@ -242,6 +242,7 @@ CHECK_MODULES = (
     "wizard.core.checks.ports",
     "wizard.core.checks.sizing",
     "wizard.appliance.guards",
+    "wizard.appliance.upgrade",
 )
 
 

@@ -107,6 +107,11 @@ def _signature_candidates(path: Path) -> list[Path]:
     return [path.with_suffix(".sig.bin"), path.parent / (path.name + ".sig.bin")]
 
 
+def signature_beside(path: Path) -> Path | None:
+    """The signature Artifact Studio ships beside ``path`` (see :func:`_signature_candidates`), if it is there."""
+    return next((c for c in _signature_candidates(path) if c.is_file()), None)
+
+
 def _read_file(r: _Reader, raw: object, path: str, *, must_exist: bool = True) -> FileRef | None:
     short_form = isinstance(raw, str)
     if short_form:

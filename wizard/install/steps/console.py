@@ -387,7 +387,7 @@ class ValidateStep(Step):
         console = None
         if ctx.project.console is not None:
             console = (console_endpoint(ctx), console_connector(ctx, self.pacing), console_password(ctx))
-        created = ctx.journal.result("cluster/create") or {}
+        created = ctx.result("cluster/create")
         vip = ctx.project.network.vip
         kubeconfig = Path(str(created["kubeconfig"])) if created.get("kubeconfig") else None
         api = kube_api_address(kubeconfig, vip) if kubeconfig is not None else (vip, 6443)
