@@ -59,9 +59,17 @@ from wizard.install.steps.nodes import Pacing
 from wizard.install.steps.preflight import PreflightSettings
 from wizard.lab import cluster as lab_cluster
 from wizard.lab import kubepki
-from wizard.lab.artifacts import appliance_iso, content_bundle, make_key, random_file, sign_file
-from wizard.lab.certs import create_node_certificate, load_or_create_node_certificate
+from wizard.lab.artifacts import (
+    appliance_iso,
+    content_bundle,
+    make_key,
+    operator_certificate,
+    random_file,
+    sign_file,
+)
+from wizard.lab.certs import create_node_certificate, load_node_certificate, load_or_create_node_certificate
 from wizard.lab.console import DEFAULT_SYNC_DURATION, SystemConsoleServer, SystemConsoleState
+from wizard.lab.consolecerts import ServedCertificate
 from wizard.lab.controlplane import RedfishWatcher, VSphereWatcher, Watcher
 from wizard.lab.httpfaults import HttpFaults
 from wizard.lab.keep import lab_state, read_state, restore, write_state
@@ -87,13 +95,16 @@ OCI_PASSWORD_KEY = "rehearsal-oci-registry-password"  # noqa: S105 - a keyring n
 CONSOLE_PASSWORD_KEY = "rehearsal-console-password"  # noqa: S105 - a keyring name, not a password
 ACTIVATION_KEY_REF = "rehearsal-activation-key"
 CONSOLE_EMAIL = "admin@rehearsal.example"
+CONSOLE_DOMAIN = "palette.rehearsal.example"  # the root domain the rehearsal's operator certificate names
 BUNDLE_SIZE = 4 * 1024 * 1024
 PACK_BUNDLES = (("ubuntu-22.04.5.zst", 1024 * 1024), ("pxk-e-1.30.6.zst", 2 * 1024 * 1024))
 BMC_PASSWORD_KEY = "rehearsal-bmc-password"  # noqa: S105 - a keyring name, not a password
 VCENTER_PASSWORD_KEY = "rehearsal-vcenter-password"  # noqa: S105 - a keyring name, not a password
 PROVIDERS = ("manual", "redfish", "vsphere")
 #: Knobs that say which appliance the lab is: a kept lab keeps them.
-KEPT_KNOBS = frozenset({"version", "edition", "variant", "bonded", "console-intercepted", "upgrade-to", "seed"})
+KEPT_KNOBS = frozenset(
+    {"version", "edition", "variant", "bonded", "console-intercepted", "upgrade-to", "seed", "console-certificate"}
+)
 Provider = Literal["manual", "redfish", "vsphere"]
 WATCH_INTERVAL = 0.1
 PACK_IMPORT_SECONDS = 60.0  # appliance seconds the registry takes to import an uploaded pack
@@ -290,6 +301,9 @@ class Rehearsal:
                 {"path": str(pack.relative_to(self.folder)), "signature": str(pack_signature.relative_to(self.folder))}
             )
         self.upgrade_bundle = self._upgrade_bundle(files, key)
+        # What an operator brings for the console (a CA and the certificate it issued for the root domain), for the
+        # install option (--lab console-certificate=on) and for `palette-wizard certificates` on the kept rehearsal.
+        console_files = operator_certificate(files / "certificates", CONSOLE_DOMAIN, ip=VIP if not self.netns else "")
         for ref in (NODE_PASSWORD_KEY, OCI_PASSWORD_KEY, CONSOLE_PASSWORD_KEY):
             self.secrets.set(SecretRef(ref), secrets.token_urlsafe(18))
         network = self.lab.network
@@ -349,6 +363,10 @@ class Rehearsal:
                 # vouches for it over its pinned SSH session when the console step first meets it.
             }
             doc["activation"] = {"key": {"secret": ACTIVATION_KEY_REF}}
+            if self.knobs.get("console-certificate", False):
+                cert, key_file, ca = (str(p.relative_to(self.folder)) for p in console_files)
+                doc["console"]["certificate"] = {"cert": cert, "key": key_file, "ca": ca}
+                doc["console"]["domain"] = CONSOLE_DOMAIN
         if self.provider == "redfish":
             self._with_bmcs(doc)
         elif self.provider == "vsphere":
@@ -616,10 +634,18 @@ class Rehearsal:
         certificate = load_or_create_node_certificate(
             self.folder / "lab" / "system-console", ip=vip, hostname=PROJECT_NAME
         )
+        kept = (self._kept or {}).get("console") or {}
+        custom = (
+            load_node_certificate(certificate.cert_path.parent / "custom") if kept.get("custom_certificate") else None
+        )
         # The lab starts it at the VIP once the cluster runs, so its port is fixed now: the project names it. On the
         # shared loopback a free port (two rehearsals may run at once), on namespaces the real one.
         port = CONSOLE_PORT if lab.network is not None else (ports[0] if ports else _free_port(vip))
-        self.console = SystemConsoleServer(state, certificate, host=vip, port=port, socket_timeout=15.0)
+        self.console = SystemConsoleServer(state, custom or certificate, host=vip, port=port, socket_timeout=15.0)
+        if custom is not None:  # a kept console serves the operator's certificate it was given
+            state.domain.custom = ServedCertificate(
+                custom.cert_path.read_text(encoding="ascii"), custom.key_path.read_text(encoding="ascii")
+            )
         if self.console_intercepted:
             self.console.presented = create_node_certificate(
                 self.folder / "lab" / "interceptor", ip=vip, hostname=PROJECT_NAME

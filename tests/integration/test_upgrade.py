@@ -15,7 +15,7 @@ import yaml
 from tests.core.helpers import cli_env, json_events, run_cli
 from tests.integration.kept import SPEED, edit_state, install_kept, upgrade
 from wizard.core.runner import ExitCode
-from wizard.install.upgrade import UpgradeBundle, upgrade_pipeline
+from wizard.install.upgrade import UPGRADE_STEP_IDS, UpgradeBundle, upgrade_pipeline
 from wizard.lab.knobs import parse_knobs
 from wizard.lab.variants import Variant
 from wizard.rehearsal import Rehearsal, pacing_for
@@ -50,7 +50,7 @@ def test_a_kept_rehearsal_upgrades_from_4_9_38_to_4_9_44_through_the_cli(tmp_pat
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-3000:]
     events = json_events(out.stdout)
     finished = [e["step"] for e in events if e["event"] == "step_finished"]
-    assert finished == ["credentials", "bundle", "assess", "backup", "upload", "update", "follow", "validate"]
+    assert finished == list(UPGRADE_STEP_IDS)
     done = {e["job"]: e["result"] for e in events if e["event"] == "job_finished" and e["status"] == "done"}
     assert done["bundle/verify"]["signature_verified"] is True and done["bundle/verify"]["name_version"] == "4.9.44"
     assert done["update/submit"]["target"] == "4.9.44" and done["update/submit"]["method"] == "cluster/{name}"

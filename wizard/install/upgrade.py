@@ -6,7 +6,8 @@ healthy, the release notes' rules — supported hops, pre-upgrade scripts, the r
 as catalog checks with a report; a blocker stops here, before anything is uploaded, exit 3), ``backup`` (what an
 upgrade may lose, into the session folder), ``upload`` (the bundle to the leader, as the install's content step does
 it), ``update`` (answer and apply the update archive), ``follow`` (to the new release, Running and Healthy),
-``validate`` (the install's validation, and every node's version read again).
+``certificates`` (the project's console certificate installed again if the upgrade lost it), ``validate`` (the
+install's validation, and every node's version read again).
 
 A session of its own: one journal per upgrade bundle beside the install's (:mod:`wizard.install.day2`), so a rerun
 continues where it stopped and the install's journal is only read (its passwords, its kubeconfig).
@@ -59,13 +60,29 @@ from wizard.core.problems import Problem
 from wizard.core.progress import Reporter
 from wizard.core.project import join_path, signature_beside
 from wizard.install.steps.appliance import IDENTIFY_JOB, read_identity
-from wizard.install.steps.console import ValidateJob, console_connector, console_endpoint, console_password
+from wizard.install.steps.console import (
+    ValidateJob,
+    console_certificate_job,
+    console_connector,
+    console_endpoint,
+    console_password,
+)
 from wizard.install.steps.credentials import CredentialsStep
 from wizard.install.steps.localui import KUBECONFIG, sftp_transfer, transfer_mode
 from wizard.install.steps.nodes import Pacing, connector, endpoint, leader_and_followers, session_folder
 from wizard.install.steps.preflight import ReportJob, _Board, _has_blocker, post_recorded
 
-UPGRADE_STEP_IDS = ("credentials", "bundle", "assess", "backup", "upload", "update", "follow", "validate")
+UPGRADE_STEP_IDS = (
+    "credentials",
+    "bundle",
+    "assess",
+    "backup",
+    "upload",
+    "update",
+    "follow",
+    "certificates",
+    "validate",
+)
 ASSESS_JOB = "assess/appliance"
 ASSESS_REPORT_JOB = "assess/report"
 #: The Zot registry's password as the docs' Create cluster form labels it (the variable's name is not published).
@@ -491,6 +508,25 @@ class FollowStep(Step):
         ]
 
 
+class CertificatesAgainStep(Step):
+    """The operator's console certificate (``console.certificate``) installed again where the upgrade lost it (the
+    release notes: custom certificates are lost on upgrades from 4.8.47 up to 4.9.14); nothing without one."""
+
+    id = "certificates"
+    title = "Keep the console certificate"
+    kind = StepKind.INSTALL
+    weight = 0.2
+
+    def __init__(self, pacing: Pacing | None = None) -> None:
+        self.pacing = pacing or Pacing()
+
+    def jobs(self, ctx: StepContext) -> list[Job]:
+        console = ctx.project.console
+        if console is None or console.certificate is None:
+            return []
+        return [console_certificate_job(ctx, self.pacing, only_if_lost=True)]
+
+
 class NodesVersionJob(Job):
     """Every node's release read again after the upgrade (recorded as the appliance's identity for this session):
     a node left on the old release fails the validation."""
@@ -578,6 +614,7 @@ def upgrade_pipeline(bundle: UpgradeBundle, pacing: Pacing | None = None) -> lis
         UploadStep(bundle, pacing),
         UpdateStep(pacing),
         FollowStep(pacing),
+        CertificatesAgainStep(pacing),
         UpgradeValidateStep(pacing),
     ]
     assert tuple(s.id for s in steps) == UPGRADE_STEP_IDS

@@ -87,6 +87,16 @@ def create_node_certificate(folder: Path, *, ip: str, hostname: str, days: int =
     return NodeCertificate(cert_path, key_path, fingerprint_der(cert.public_bytes(serialization.Encoding.DER)))
 
 
+def write_certificate(folder: Path, cert_pem: str, key_pem: str) -> NodeCertificate:
+    """A certificate someone else made (the operator's), written where a server loads it from (key owner-only)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / CERT_FILE).write_text(cert_pem, encoding="ascii")
+    fd = os.open(folder / KEY_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as fh:
+        fh.write(key_pem)
+    return NodeCertificate(folder / CERT_FILE, folder / KEY_FILE, fingerprint_pem_file(folder / CERT_FILE))
+
+
 def load_node_certificate(folder: Path) -> NodeCertificate | None:
     """The certificate :func:`create_node_certificate` wrote into ``folder`` before (a kept lab started again), or
     None when there is none."""

@@ -45,9 +45,7 @@ def machine_pools(node: NodeState) -> dict[str, Any]:
     for pool in d.pools:
         name = str(pool["name"])
         base = dict(requested.get(name) or {})
-        hosts = [
-            {"hostUid": h.uid, "hostAddress": h.address, "hostName": h.name} for h in d.hosts if h.pool == name
-        ]
+        hosts = [{"hostUid": h.uid, "hostAddress": h.address, "hostName": h.name} for h in d.hosts if h.pool == name]
         items.append(
             {
                 **base,

@@ -162,10 +162,14 @@ def restore(
             signature = Path(upload["signature"]) if upload.get("signature") else None
             st.record_upload(
                 UploadedContent(
-                    upload["file_name"], upload["sha256"], int(upload["size"]), st.clock(), Path(upload["path"]),
+                    upload["file_name"],
+                    upload["sha256"],
+                    int(upload["size"]),
+                    st.clock(),
+                    Path(upload["path"]),
                     signature,
                 )
-            )  # fmt: skip
+            )
     for entry in recorded:
         link = entry.get("link") or {}
         st = nodes[entry["uid"]]

@@ -242,6 +242,14 @@ KNOBS: tuple[Knob, ...] = (
     Knob("upgrade-seconds", "how long an archive update takes (appliance seconds)", "1500", "seconds", _seconds),
     Knob("upgrade-error", "the next archive update ends in Error with this message", "none", "text", _text),
     Knob(
+        "console-certificate",
+        "the project installs the operator's certificate the rehearsal made (files/certificates/) for "
+        "palette.rehearsal.example on the system console",
+        "off",
+        "on or off",
+        _switch,
+    ),
+    Knob(
         "pre-upgrade-done",
         "the docs' pre-upgrade script of 4.7.15 or 4.7.27 has run on the cluster (the Zot PVC, the HA storage class)",
         "off",

@@ -280,6 +280,15 @@ class ClusterSettings:
 
 
 @dataclass(frozen=True)
+class ConsoleCertificate:
+    """The operator's certificate for the system console: PEM files (the key stays in its file, read when sent)."""
+
+    cert: Path
+    key: Path
+    ca: Path | None = None
+
+
+@dataclass(frozen=True)
 class ConsoleSettings:
     """The Palette system console at the VIP: the admin's email and the password that replaces admin/admin."""
 
@@ -287,6 +296,10 @@ class ConsoleSettings:
     password: SecretRef | None = None
     port: int = 443  # where the console answers on the VIP (a forwarded port in a lab or behind NAT)
     tls_fingerprint: str = ""  # pins the console's self-signed certificate
+    #: The operator's certificate, installed through PUT /v1/system/config/domain/certificates after the first login.
+    certificate: ConsoleCertificate | None = None
+    #: The system address as a fully qualified domain name (its root domain); backup and restore need one.
+    domain: str = ""
 
 
 @dataclass(frozen=True)

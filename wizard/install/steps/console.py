@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from wizard.appliance.bundles import TRANSFER_SFTP
+from wizard.appliance.certificates import CertificateFiles, ConsoleCertificateJob
 from wizard.appliance.console import ConsoleConnector, ConsoleEndpoint
 from wizard.appliance.console_jobs import ActivateJob, ConsoleSetupJob, RegistrySyncJob
 from wizard.appliance.hostsync import HostsSyncedJob
@@ -103,12 +104,14 @@ class ConsoleStep(Step):
     def __init__(self, pacing: Pacing | None = None) -> None:
         self.pacing = pacing or Pacing()
 
+    parallel = 1  # the operator's certificate goes in after the first login
+
     def jobs(self, ctx: StepContext) -> list[Job]:
         settings = ctx.project.console
         if settings is None:
             return []
         pace = self.pacing
-        return [
+        jobs: list[Job] = [
             ConsoleSetupJob(
                 console_endpoint(ctx),
                 console_connector(ctx, pace),
@@ -118,6 +121,37 @@ class ConsoleStep(Step):
                 available_timeout=pace.cluster_outage_timeout,
             )
         ]
+        if settings.certificate is not None:
+            jobs.append(console_certificate_job(ctx, pace))
+        return jobs
+
+
+def console_certificate_job(
+    ctx: StepContext,
+    pacing: Pacing,
+    files: CertificateFiles | None = None,
+    domain: str | None = None,
+    *,
+    only_if_lost: bool = False,
+) -> ConsoleCertificateJob:
+    """The operator's certificate for the console: ``files`` and ``domain`` (a day-2 command's), else the project's
+    ``console.certificate`` and ``console.domain``."""
+    settings = ctx.project.console
+    assert settings is not None
+    if files is None:
+        assert settings.certificate is not None
+        files = CertificateFiles(settings.certificate.cert, settings.certificate.key, settings.certificate.ca)
+    return ConsoleCertificateJob(
+        console_endpoint(ctx),
+        console_connector(ctx, pacing),
+        console_password(ctx),
+        files,
+        domain=settings.domain if domain is None else domain,
+        only_if_lost=only_if_lost,
+        poll=pacing.content_poll,
+        timeout=max(60.0, pacing.content_poll * 30),
+        available_timeout=pacing.cluster_outage_timeout,
+    )
 
 
 class ActivateStep(Step):

@@ -10,26 +10,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from wizard import __version__
+from wizard.cli.common import EXIT_CODES, _lab_knobs, _vault_options, secret_store_for
+from wizard.cli.day2 import add_day2_parsers, run_day2_command
 from wizard.core.errors import ProjectInvalid, WizardError
 from wizard.core.runner import ExitCode
 from wizard.core.stepids import STEP_IDS
 
 if TYPE_CHECKING:
-    from wizard.core.paths import AppPaths
     from wizard.core.secrets import SecretStore
-    from wizard.core.trust import Confirm, TrustStore
-    from wizard.install.steps.nodes import Pacing
-    from wizard.lab.knobs import LabKnobs
+    from wizard.core.trust import TrustStore
     from wizard.rehearsal import Rehearsal
 
-EXIT_CODES = """exit codes:
-  0    done
-  2    invalid input (project file, missing secrets)
-  3    preflight blocked (a blocking check failed; nothing was touched)
-  4    install failed (the journal keeps what was done; run again to resume)
-  5    incomplete: --only-node retried some nodes; the others still need a run
-  130  cancelled
-"""
+__all__ = ["EXIT_CODES", "RUN_STEPS", "main", "secret_store_for"]
 
 #: The pipeline's step ids (a module without imports: the parser does not load the engine).
 RUN_STEPS = STEP_IDS
@@ -170,37 +162,7 @@ def _parser() -> argparse.ArgumentParser:
         "(repeatable; `--lab help` lists every knob with its meaning and default)",
     )
 
-    up = sub.add_parser(
-        "upgrade",
-        help="upgrade the installed appliance with a newer content bundle (headless)",
-        epilog=EXIT_CODES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    up.add_argument("project", type=Path, nargs="?", help="the project file the appliance was installed from")
-    up.add_argument(
-        "--content",
-        type=Path,
-        metavar="BUNDLE",
-        help="the new release's content bundle (.tar.zst, its .sig.bin beside it) from Artifact Studio",
-    )
-    up.add_argument("--signature", type=Path, metavar="FILE", help="the bundle's signature, when not beside it")
-    up.add_argument("--json", action="store_true", help="print machine-readable JSON events, one per line")
-    up.add_argument(
-        "--rehearse",
-        action="store_true",
-        help="upgrade the kept rehearsal (`run --rehearse --keep`): its lab starts again; --content defaults to the "
-        "newer release's bundle the rehearsal wrote into files/upgrade/",
-    )
-    up.add_argument(
-        "--lab",
-        action="append",
-        metavar="KNOB=VALUE[,…]",
-        help="with a kept rehearsal: fault knobs for its lab, e.g. upgrade-error=disk full (`--lab help`)",
-    )
-    _vault_options(up)
-    up.add_argument(
-        "--secrets", metavar="-", help="read secrets for this run as one JSON object on standard input (see run)"
-    )
+    add_day2_parsers(sub)
 
     val = sub.add_parser("validate", help="check a project file and list every problem")
     val.add_argument("project", type=Path)
@@ -259,79 +221,6 @@ def _parser() -> argparse.ArgumentParser:
     tr_forget.add_argument("address", help="HOST:PORT")
     tr_forget.add_argument("--kind", choices=["tls", "ssh"], help="only this kind (default: both)")
     return p
-
-
-def _vault_options(parser: argparse.ArgumentParser, *, creates: bool = False) -> None:
-    group = parser.add_argument_group("encrypted vault (for a jump host without a desktop keyring)")
-    group.add_argument(
-        "--vault",
-        type=Path,
-        metavar="FILE",
-        help="keep secrets in this encrypted file instead of the OS keyring"
-        + (" (created when missing)" if creates else ""),
-    )
-    group.add_argument(
-        "--passphrase-file",
-        type=Path,
-        metavar="FILE",
-        help="the vault's passphrase is the first line of FILE (default: asked on the terminal)",
-    )
-    group.add_argument(
-        "--passphrase-fd", type=int, metavar="N", help="read the vault's passphrase from file descriptor N"
-    )
-
-
-def secret_store_for(args: argparse.Namespace, *, create: bool = False) -> SecretStore:
-    """The secret store a command's options ask for: the vault (``--vault``, its passphrase from a file, a file
-    descriptor or the terminal), with ``--secrets -`` read from standard input in front of it, else the OS
-    keyring. ``create`` makes a missing vault (asking for its passphrase twice on a terminal)."""
-    from wizard.core.secrets import SecretStore, parse_supplied
-    from wizard.core.vault import Vault, read_passphrase
-
-    vault_path: Path | None = getattr(args, "vault", None)
-    passphrase_file: Path | None = getattr(args, "passphrase_file", None)
-    passphrase_fd: int | None = getattr(args, "passphrase_fd", None)
-    given: str | None = getattr(args, "secrets", None)
-    if vault_path is None and (passphrase_file is not None or passphrase_fd is not None):
-        raise WizardError(
-            "No vault given", "a vault passphrase was given without --vault", remediation="add --vault FILE"
-        )
-    if passphrase_file is not None and passphrase_fd is not None:
-        raise WizardError(
-            "Two passphrases", "--passphrase-file and --passphrase-fd both given", remediation="give one of them"
-        )
-    supplied = None
-    if given is not None:
-        if given != "-":
-            raise WizardError(
-                "Secrets only from standard input",
-                f"--secrets takes `-` (standard input), not {given!r}",
-                remediation="pipe the JSON object in: a file of plain secrets is exactly what this option avoids",
-            )
-        supplied = parse_supplied(sys.stdin.read())
-    if vault_path is None:
-        return SecretStore(supplied=supplied)
-    if passphrase_file is not None or passphrase_fd is not None:
-        passphrase = read_passphrase(file=passphrase_file, fd=passphrase_fd)
-    else:
-        passphrase = _ask_passphrase(vault_path, new=create and not vault_path.exists(), stdin_taken=given == "-")
-    from wizard.core.redact import REDACTOR
-
-    REDACTOR.add(passphrase)
-    return SecretStore(vault=Vault.open(vault_path, passphrase, create=create), supplied=supplied)
-
-
-def _ask_passphrase(path: Path, *, new: bool, stdin_taken: bool) -> str:
-    if stdin_taken or not sys.stdin.isatty():
-        raise WizardError(
-            "No vault passphrase",
-            f"the passphrase of {path} cannot be asked: there is no terminal",
-            remediation="give --passphrase-file FILE or --passphrase-fd N",
-        )
-    passphrase = getpass.getpass(f"Passphrase for {'the new vault ' if new else ''}{path}: ")
-    if new and getpass.getpass("Again: ") != passphrase:
-        raise WizardError("Passphrases differ", "the two entries differ; no vault was made", remediation="retry")
-    return passphrase
 
 
 def _override(args: argparse.Namespace) -> int:
@@ -465,16 +354,6 @@ def _secret(args: argparse.Namespace) -> int:
     return 0
 
 
-def _lab_knobs(specs: list[str] | None) -> LabKnobs | None:
-    """The ``--lab`` knobs; None after printing ``--lab help``. Raises a WizardError naming a bad knob or value."""
-    from wizard.lab.knobs import knobs_help, parse_knobs
-
-    if specs and any(part.strip() == "help" for spec in specs for part in spec.split(",")):
-        print(knobs_help())
-        return None
-    return parse_knobs(specs)
-
-
 def _rehearse(args: argparse.Namespace) -> int:
     from wizard.core.paths import app_paths
     from wizard.headless import run_headless
@@ -536,107 +415,6 @@ def _rehearse(args: argparse.Namespace) -> int:
         kept = f"Its files are kept in {folder}." if rehearsal.keep else "Its files were removed (--keep keeps them)."
     say("end", f"Rehearsal finished with exit code {code}. {kept}", exit_code=code, kept=rehearsal.keep)
     return code
-
-
-def _upgrade(args: argparse.Namespace) -> int:
-    """``palette-wizard upgrade``: the install's project and a newer bundle; a kept rehearsal's lab starts again."""
-    from wizard.core.paths import app_paths
-    from wizard.lab.keep import is_kept
-    from wizard.rehearsal import BANNER, Rehearsal
-
-    knobs = _lab_knobs(args.lab)
-    if knobs is None:
-        return 0
-    project: Path | None = args.project
-    folder: Path | None = None
-    if args.rehearse:
-        folder = project.parent if project is not None else app_paths().ensure().state / "rehearsal"
-    elif project is not None and is_kept(project.parent):
-        folder = project.parent
-    if folder is None:
-        if args.lab:
-            print("error: --lab sets a kept rehearsal's knobs; it goes with --rehearse", file=sys.stderr)
-            return int(ExitCode.INVALID_INPUT)
-        if project is None or args.content is None:
-            print("error: give the project file and --content BUNDLE (or --rehearse)", file=sys.stderr)
-            return int(ExitCode.INVALID_INPUT)
-        return _run_upgrade(args, project, args.content, secrets=secret_store_for(args))
-    if args.vault or args.secrets:
-        print("error: a kept rehearsal makes its own secrets; --vault and --secrets go with a project", file=sys.stderr)
-        return int(ExitCode.INVALID_INPUT)
-
-    def say(stage: str, text: str, **fields: object) -> None:
-        if args.json:
-            print(json.dumps({"event": "rehearsal", "stage": stage, "message": BANNER, **fields}), flush=True)
-        else:
-            print(f"*** {BANNER} ***\n{text}", flush=True)
-
-    with Rehearsal.reopen(folder, lab=knobs) as rehearsal:
-        bundle = args.content or rehearsal.upgrade_bundle
-        if bundle is None:
-            print(
-                "error: the kept rehearsal has no newer release's bundle (it played the newest the lab knows); give "
-                "--content BUNDLE, or rehearse an older release (--lab version=4.9.38)",
-                file=sys.stderr,
-            )
-            return int(ExitCode.INVALID_INPUT)
-        say(
-            "start",
-            f"the kept rehearsal in {folder} started again ({rehearsal.appliance.label}); upgrading with {bundle.name}",
-            folder=str(folder),
-            project=str(rehearsal.project_file),
-            bundle=str(bundle),
-        )
-        from wizard.rehearsal import pacing_for
-
-        code = _run_upgrade(
-            args,
-            rehearsal.project_file,
-            bundle,
-            secrets=rehearsal.secrets,
-            paths=rehearsal.paths,
-            pacing=pacing_for(rehearsal.speed),
-        )
-    say(
-        "end", f"Upgrade rehearsal finished with exit code {code}; the lab's state is kept in {folder}.", exit_code=code
-    )
-    return code
-
-
-def _run_upgrade(
-    args: argparse.Namespace,
-    project: Path,
-    bundle_path: Path,
-    *,
-    secrets: SecretStore,
-    paths: AppPaths | None = None,
-    pacing: Pacing | None = None,
-) -> int:
-    from wizard.headless import run_headless
-    from wizard.install.day2 import open_day2
-    from wizard.install.session import Session
-    from wizard.install.upgrade import UpgradeBundle, upgrade_pipeline
-
-    bundle = UpgradeBundle.at(bundle_path, args.signature)
-
-    def opener(
-        project_file: Path, *, paths: AppPaths | None, secrets: SecretStore | None, confirm: Confirm | None
-    ) -> Session:
-        return open_day2(project_file, "upgrade", bundle.key, paths=paths, secrets=secrets, confirm=confirm)
-
-    def outcome(session: Session) -> str:
-        done = session.journal.result("update/follow")
-        return f"{done.get('headline') or 'upgraded'}; report and backup in {session.journal.path.with_suffix('')}"
-
-    return run_headless(
-        project,
-        json_mode=args.json,
-        steps=upgrade_pipeline(bundle, pacing),
-        paths=paths,
-        secrets=secrets,
-        opener=opener,
-        outcome=outcome,
-    )
 
 
 def _gui_rehearse(args: argparse.Namespace) -> int:
@@ -734,8 +512,8 @@ def main(argv: list[str] | None = None) -> int:
                 only_nodes=args.only_nodes,
                 secrets=secret_store_for(args),
             )
-        if args.command == "upgrade":
-            return _upgrade(args)
+        if args.command in ("upgrade", "certificates", "add-node"):
+            return run_day2_command(args)
         if args.command == "validate":
             return _validate(args.project, args.json)
         if args.command == "secret":
