@@ -222,6 +222,7 @@ class Rehearsal:
         self.powered_on = False
         self.upgrade_bundle: Path | None = None  # a newer release's signed bundle for `palette-wizard upgrade`
         self._kept: dict[str, Any] | None = None  # the state of a kept lab this rehearsal starts again
+        self._powered: set[str] = set()  # nodes the rehearsal's operator has powered on
         self.watchers: list[Watcher] = []
         self._peers = contextlib.ExitStack()  # the control plane's processes and sessions, closed last-in first-out
 
@@ -463,6 +464,8 @@ class Rehearsal:
         oci = answers.get("ociPackRegistryPassword")
         registry = self.secrets.get(oci) if oci is not None else ""
         speed = self.speed
+        racked = [n for n in nodes if n.get("installed") is False]  # machines racked, not installed yet
+        nodes = [n for n in nodes if n.get("installed") is not False]
         self.lab = Lab(
             len(nodes),
             self.folder / "lab",
@@ -483,6 +486,8 @@ class Rehearsal:
             ports=[(int(n["port"]), int(n["ssh_port"])) for n in nodes],
             reuse=True,
         )
+        for entry in racked:
+            self.lab.add_node(ports=(int(entry["port"]), int(entry["ssh_port"])), reuse=True)
         for node in self.lab.nodes:
             node.state.configure_seconds = max(0.2, CONFIGURE_SECONDS * 60 / speed)
             node.state.upgrade_error = str(self.knobs.get("upgrade-error") or "")
@@ -679,8 +684,7 @@ class Rehearsal:
         return SOUND_STORAGE
 
     def steps(self, until: str | None = None) -> list[Step]:
-        settings = PreflightSettings(icmp=False, arp=False, connect_timeout=0.5, min_free=256 * 1024 * 1024)
-        return pipeline(settings, pacing=pacing_for(self.speed), until=until)
+        return pipeline(self.preflight_settings(), pacing=pacing_for(self.speed), until=until)
 
     # -- the operator ----------------------------------------------------------------------------------------
     def on_event(self, event: Event) -> None:
@@ -690,14 +694,64 @@ class Rehearsal:
             self.power_on()
 
     def power_on(self) -> None:
-        if self.lab is None or self.powered_on:
+        """Insert the ISO into every machine that is off and power it on (the nodes to install)."""
+        if self.lab is None:
             return
         self.powered_on = True
         iso = self.folder / "files" / "palette-edge-installer.iso"
         for node in self.lab.nodes:
+            if node.name in self._powered or node.machine.powered_on:
+                continue
+            self._powered.add(node.name)  # once: a node that powers itself off after its install stays off
             node.machine.insert_media(iso.as_uri())
             node.machine.power_on()
-        log.info("rehearsal: the ISO is inserted and every node powered on")
+            log.info("rehearsal: the ISO is inserted into %s and it is powered on", node.name)
+
+    def preflight_settings(self) -> PreflightSettings:
+        """How preflight probes in a rehearsal: everything stays on this machine."""
+        return PreflightSettings(icmp=False, arp=False, connect_timeout=0.5, min_free=256 * 1024 * 1024)
+
+    def rack(self, names: list[str]) -> list[str]:
+        """Play the operator who racks new machines and adds them to the project: for each name the project lacks,
+        a node the lab adds (not installed yet) under that name, written into the project with its ports and pinned
+        fingerprints. No name: one machine, named as the lab names its next node. The names to add."""
+        assert self.lab is not None
+        doc = yaml.safe_load(self.project_file.read_text(encoding="utf-8"))
+        known = [n["name"] for n in doc["nodes"]]
+        missing = (
+            [n for n in names if n not in known] if names else [f"{self.lab.name_prefix}-{len(self.lab.nodes) + 1}"]
+        )
+        for name in missing:
+            expected = f"{self.lab.name_prefix}-{len(self.lab.nodes) + 1}"
+            if name != expected:
+                raise LabKnobError(
+                    "No such machine to rack",
+                    f"the rehearsal racks {expected} next, not {name!r}",
+                    remediation=f"name {expected} (or no node: the rehearsal racks the next one)",
+                )
+            node = self.lab.add_node()
+            first = doc["nodes"][0]
+            doc["nodes"].append(
+                {
+                    "name": node.name,
+                    "hostname": node.name,
+                    "ip": node.state.ip,
+                    "prefix": first["prefix"],
+                    "gateway": first["gateway"],
+                    "ssh_port": node.ssh.port,
+                    "localui_port": node.server.port,
+                    "ssh_host_key": node.ssh.fingerprint,
+                    "localui_fingerprint": node.fingerprint,
+                    "pool": "worker-pool",  # the control plane keeps its odd count
+                }
+            )
+            log.info("rehearsal: %s racked and added to the project", node.name)
+        if missing:
+            header = "".join(
+                line for line in self.project_file.read_text().splitlines(keepends=True) if line.startswith("#")
+            )
+            self.project_file.write_text(header + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
+        return names or missing
 
     def close(self) -> None:
         if self.keep and self.lab is not None and self.provider == "manual":

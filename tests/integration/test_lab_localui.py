@@ -482,9 +482,9 @@ def test_every_implemented_operation_is_in_the_spec() -> None:
     # 14 host, link and content operations + 9 cluster ones (cluster/settings from the newer spec) + applications,
     # the 3 registry operations, the 4 log operations, the 6 post-install configuration ones (userdata
     # GET/PUT/POST, configurations GET/PUT, status), the newer spec's 17 network ones (all but a bridge's) and its
-    # 6 day-2 ones (the update archive's details and rejection, applying it by cluster/{name} or cluster/profiles,
-    # the cluster's certificates and its machine pools)
-    assert len(implemented) == 60
+    # 8 day-2 ones (the update archive's details and rejection, applying it by cluster/{name} or cluster/profiles,
+    # the cluster's certificates, its machine pools listed, made and changed)
+    assert len(implemented) == 62
 
 
 def test_validator_rejects_wrong_bodies() -> None:
@@ -937,8 +937,10 @@ def _day2_calls(leader: Any, clock: ManualClock, folder: Path, cancel: Any) -> N
         P_PROFILES,
         UpdateArchive,
         cluster_certificates,
+        create_pool,
         machine_pools,
         reject_update,
+        set_pool_hosts,
         submit_update,
         update_archive,
         update_configuration,
@@ -965,7 +967,11 @@ def _day2_calls(leader: Any, clock: ManualClock, folder: Path, cancel: Any) -> N
     assert update_archive(leader) is None
     archive = upload()
     assert cluster_certificates(leader) is not None
-    assert [p["name"] for p in machine_pools(leader)] == ["control-plane-pool"]
+    (pool,) = machine_pools(leader)
+    assert pool["name"] == "control-plane-pool" and len(pool["hosts"]) == 3
+    set_pool_hosts(leader, pool, [])  # the pool as it is: nothing joins
+    create_pool(leader, "worker-pool", [])  # a worker pool, empty until a node is added
+    assert [p["name"] for p in machine_pools(leader)] == ["control-plane-pool", "worker-pool"]
     answers = answer_variables(archive.details, {}, {"ociPackRegistryPassword": "s3cret-Pass"})
     config = update_configuration(leader.cluster_configuration(), "palette-mgmt", archive.details.path, answers)
     assert submit_update(leader, "palette-mgmt", archive.details.path, config) == "cluster/{name}"

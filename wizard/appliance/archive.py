@@ -29,6 +29,7 @@ P_PROFILES = "/v1/edge-mgmt/cluster/profiles"
 P_CLUSTER_NAMED = "/v1/edge-mgmt/cluster/{name}"
 P_CERTIFICATES = "/v1/edge-mgmt/cluster/certificates"
 P_MACHINE_POOLS = "/v1/edge-mgmt/clusters/current/machinepools"
+P_MACHINE_POOL = "/v1/edge-mgmt/clusters/current/machinepools/{pool}"
 
 #: Statuses that say "not this way" rather than "this request is wrong": try the other call.
 _NOT_THIS_WAY = (400, 404, 405, 409, 501)
@@ -113,3 +114,36 @@ def machine_pools(client: LocalUIClient) -> list[dict[str, Any]]:
     """The cluster's machine pools (``v1EdgeNativeMachinePoolConfig`` each, hosts included)."""
     data = client.get_json(P_MACHINE_POOLS) or {}
     return [p for p in data.get("items") or [] if isinstance(p, dict)]
+
+
+def pool_hosts(pool: Mapping[str, Any]) -> list[str]:
+    return [str(h.get("hostUid") or "") for h in pool.get("hosts") or [] if isinstance(h, Mapping)]
+
+
+def set_pool_hosts(client: LocalUIClient, pool: Mapping[str, Any], hosts: Sequence[Mapping[str, str]]) -> None:
+    """The pool as it is with ``hosts`` added (``PUT …/machinepools/{pool}``: idempotent, the whole pool)."""
+    body = {k: v for k, v in pool.items() if k not in ("size",)}
+    body["hosts"] = [*(dict(h) for h in pool.get("hosts") or []), *(dict(h) for h in hosts)]
+    path = P_MACHINE_POOL.format(pool=quote(str(pool.get("name") or ""), safe=""))
+    client.request("PUT", path, json=body, ok=(200, 201, 202))
+
+
+def create_pool(client: LocalUIClient, name: str, hosts: Sequence[Mapping[str, str]], arch: str = "amd64") -> None:
+    """A worker pool with ``hosts`` (``POST …/machinepools``). Not idempotent: after an unknown outcome the pools are
+    read and the request is sent again only when the pool is not there."""
+    body = {
+        "name": name,
+        "isControlPlane": False,
+        "labels": ["worker"],
+        "machinePoolProperties": {"archType": arch},
+        "hosts": [dict(h) for h in hosts],
+    }
+
+    def send() -> bool:
+        client.request("POST", P_MACHINE_POOLS, json=body, ok=(200, 201, 202))
+        return True
+
+    def made() -> bool | None:
+        return True if any(p.get("name") == name for p in machine_pools(client)) else None
+
+    client.settle(send, made, f"create machine pool {name}")

@@ -18,7 +18,6 @@ from wizard.core.runner import ExitCode
 if TYPE_CHECKING:
     from wizard.core.jobs import Step
     from wizard.core.paths import AppPaths
-    from wizard.core.runner import Event
     from wizard.core.secrets import SecretStore
     from wizard.core.trust import Confirm
     from wizard.install.session import Session
@@ -97,14 +96,13 @@ def add_day2_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
         epilog=EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    node.add_argument("project", type=Path, nargs="?", help="the project file, with the new node(s) added")
-    node.add_argument("node", nargs="*", metavar="NODE", help="the name of each node to add (as in the project)")
     node.add_argument(
-        "--pool",
-        metavar="NAME",
-        help="the machine pool to join (default: worker-pool, made if missing; control-plane-pool only when the "
-        "control plane keeps an odd number of nodes)",
+        "project",
+        type=Path,
+        nargs="?",
+        help="the project file, with the new node(s) added (`pool: worker-pool` on a node makes it a worker)",
     )
+    node.add_argument("node", nargs="*", metavar="NODE", help="the name of each node to add (as in the project)")
     _kept_options(node, "grow")
 
 
@@ -120,6 +118,8 @@ def run_day2_command(args: argparse.Namespace) -> int:
     action = _ACTIONS[args.command]
     project: Path | None = args.project
     folder: Path | None = None
+    if args.rehearse and project is not None and not project.is_file() and args.command == "add-node":
+        args.node, project = [str(project), *args.node], None  # `add-node --rehearse NODE`: a node, not a project
     if args.rehearse:
         folder = project.parent if project is not None else app_paths().ensure().state / "rehearsal"
     elif project is not None and is_kept(project.parent):
@@ -226,8 +226,65 @@ def _run_add_node(
     args: argparse.Namespace,
     at: Where,
 ) -> int:
-    print("error: add-node is not available yet", file=sys.stderr)
-    return int(ExitCode.INVALID_INPUT)
+    from wizard.core.project import load_project
+    from wizard.install.addnode import add_node_pipeline
+    from wizard.install.day2 import install_journal
+    from wizard.install.session import Session
+
+    names = list(args.node)
+    if at.rehearsal is not None:
+        names = at.rehearsal.rack(names)  # the rehearsal's operator racks the machines and adds them to the project
+    if not names:
+        print("error: name the node(s) to add, as the project file names them", file=sys.stderr)
+        return int(ExitCode.INVALID_INPUT)
+    known = [n.name for n in load_project(at.project).project.nodes]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        print(
+            f"error: the project has no node {', '.join(unknown)} (its nodes: {', '.join(known)}); add it to "
+            "the project file first",
+            file=sys.stderr,
+        )
+        return int(ExitCode.INVALID_INPUT)
+    rehearsal = at.rehearsal
+    steps = add_node_pipeline(
+        names,
+        preflight=rehearsal.preflight_settings() if rehearsal is not None else None,
+        pacing=at.pacing,
+    )
+
+    def opener(
+        project_file: Path, *, paths: AppPaths | None, secrets: SecretStore | None, confirm: Confirm | None
+    ) -> Session:
+        from wizard.core.paths import app_paths
+
+        install_journal(project_file, (paths or app_paths()).ensure())  # an installed appliance only
+        return Session.open(project_file, paths=paths, secrets=secrets, confirm=confirm)
+
+    def outcome(session: Session) -> str:
+        jobs = session.journal.snapshot()["jobs"]
+        pools = {
+            n: p
+            for j, rec in jobs.items()
+            if j.startswith("pool/")
+            for n, p in (rec.get("result") or {}).get("pools", {}).items()
+        }
+        where = ", ".join(f"{n} in {p}" for n, p in pools.items() if n in names)
+        return f"{where or ', '.join(names)}: Running and Healthy"
+
+    from wizard.headless import run_headless
+
+    return run_headless(
+        at.project,
+        json_mode=args.json,
+        steps=steps,
+        paths=at.paths,
+        secrets=at.secrets,
+        opener=opener,
+        outcome=outcome,
+        only_nodes=names,
+        on_event=rehearsal.on_event if rehearsal is not None else None,
+    )
 
 
 def _headless(
@@ -238,8 +295,6 @@ def _headless(
     steps: list[Step],
     *,
     outcome: Callable[[Session], str],
-    on_event: Callable[[Event], None] | None = None,
-    only_nodes: list[str] | None = None,
 ) -> int:
     from wizard.headless import run_headless
     from wizard.install.day2 import open_day2
@@ -257,8 +312,6 @@ def _headless(
         secrets=at.secrets,
         opener=opener,
         outcome=outcome,
-        on_event=on_event,
-        only_nodes=only_nodes,
     )
 
 

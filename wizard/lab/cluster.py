@@ -220,6 +220,7 @@ REBOOT_PENDING_AT = 0.25
 REBOOT_WINDOW = (0.40, 0.50)  # every node's Local UI is down between these points
 LEADER_JOINS_AT = 0.55
 FOLLOWERS_JOIN_AT = 0.70
+JOIN_SHARE = 0.30  # a host added to a running cluster joins in this share of the creation's timeline
 
 
 @dataclass(frozen=True)
@@ -229,6 +230,7 @@ class ClusterHost:
     name: str
     control_plane: bool
     pool: str
+    joined_at: float | None = None  # a host added to a running cluster's pool: when it was added (lab clock)
 
 
 @dataclass
@@ -276,6 +278,8 @@ class ClusterDeployment:
         return self.running(now) and done
 
     def node_state(self, host: ClusterHost, now: float) -> str:
+        if host.joined_at is not None:  # added later: it installs its image and joins in a share of the timeline
+            return "Running" if now >= host.joined_at + JOIN_SHARE * self.timeline else "Provisioning"
         joins = LEADER_JOINS_AT if host.uid == self.leader_uid else FOLLOWERS_JOIN_AT
         return "Running" if self.progress(now) >= joins else "Provisioning"
 

@@ -101,7 +101,7 @@ def lab_state(lab: Lab) -> dict[str, Any]:
     """Nodes and cluster of ``lab`` (the first cluster any node is part of)."""
     deployment = next((n.state.cluster for n in lab.nodes if n.state.cluster is not None), None)
     return {
-        "nodes": [{**node_state(n.state), "ssh_port": n.ssh.port} for n in lab.nodes],
+        "nodes": [{**node_state(n.state), "ssh_port": n.ssh.port, "installed": n.machine.installed} for n in lab.nodes],
         # The release the nodes play now (an archive update changes it), not the one the lab was made with.
         "appliance": {
             "version": str(lab.nodes[0].state.profile.version),

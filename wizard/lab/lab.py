@@ -383,12 +383,15 @@ class Lab:
         attach_staging(node)  # SFTP and the on-node commands the staging transfer mode uses
         return node
 
-    def add_node(self, *, faults: NodeFaults | None = None) -> LabNode:
+    def add_node(
+        self, *, faults: NodeFaults | None = None, ports: tuple[int, int] | None = None, reuse: bool = False
+    ) -> LabNode:
         """One more node, not installed yet (a machine the operator racked to add to the appliance), started with
-        the lab when it runs. Loopback labs only: a lab on namespaces has its network fixed at creation."""
+        the lab when it runs; ``ports`` and ``reuse`` as for the constructor (a kept lab's racked node). Loopback
+        labs only: a lab on namespaces has its network fixed at creation."""
         if self.network is not None:
             raise RuntimeError("a lab on network namespaces cannot grow")
-        node = self._node(len(self.nodes), installed=False, faults=faults)
+        node = self._node(len(self.nodes), installed=False, faults=faults, ports=ports, reuse=reuse)
         self.nodes.append(node)
         with self._tick_lock:
             started = self._started

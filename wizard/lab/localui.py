@@ -338,6 +338,17 @@ def _machine_pools(req: _Request) -> Reply:
     return Reply(200, clusterinfo.machine_pools(req.node))
 
 
+@_route("POST", "/v1/edge-mgmt/clusters/current/machinepools")
+def _create_pool(req: _Request) -> Reply:
+    return Reply(201, clusterinfo.create_pool(req.node, req.registry, req.json_body() or {}))
+
+
+@_route("PUT", "/v1/edge-mgmt/clusters/current/machinepools/{poolName}")
+def _update_pool(req: _Request) -> Reply:
+    name = str(req.op.path_params.get("poolName") or "")
+    return Reply(200, clusterinfo.update_pool(req.node, req.registry, name, req.json_body() or {}))
+
+
 @_route("GET", "/v1/edge-mgmt/cluster/certificates")
 def _cluster_certificates(req: _Request) -> Reply:
     return Reply(200, clusterinfo.certificate_details(req.node))

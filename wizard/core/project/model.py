@@ -208,6 +208,8 @@ class Node:
     localui_fingerprint: str = ""  # pinned TLS SHA-256 of the Local UI, if known in advance
     #: Interfaces, bonds, VLANs and the management interface beyond the one NIC (see ``project.nodenet``).
     network: NodeNetwork | None = None
+    #: The machine pool a node added after the install joins (``palette-wizard add-node``); "" is the control plane.
+    pool: str = ""
 
 
 @dataclass(frozen=True)

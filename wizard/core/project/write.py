@@ -117,7 +117,8 @@ def project_to_dict(project: Project, base: Path | None = None) -> dict[str, Any
     nodes = []
     for n in project.nodes:
         nd: dict[str, Any] = {"name": n.name, "hostname": n.hostname, "address_mode": n.address_mode.value}
-        for key in ("ip", "gateway", "vm", "maas", "ssh_host_key", "ssh_installer_host_key", "localui_fingerprint"):
+        keys = ("ip", "gateway", "vm", "maas", "ssh_host_key", "ssh_installer_host_key", "localui_fingerprint", "pool")
+        for key in keys:
             if getattr(n, key):
                 nd[key] = getattr(n, key)
         if n.ssh_port != 22:
