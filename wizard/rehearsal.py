@@ -755,7 +755,10 @@ class Rehearsal:
 
     def close(self) -> None:
         if self.keep and self.lab is not None and self.provider == "manual":
-            self._write_kept()
+            try:
+                self._write_kept()
+            except Exception:  # the lab must stop all the same; a later day-2 session says the state is missing
+                log.exception("rehearsal: the kept lab's state could not be written")
         self._peers.close()  # watchers first (they read the control plane), then sessions and processes
         self.watchers = []
         if self.console is not None:

@@ -64,3 +64,26 @@ def open_day2(
     path = origin.path.with_name(f"{origin.path.stem}.{_safe(action)}-{_safe(key)}.json")
     journal = Journal.open(path, pid, str(project_file.resolve()))
     return Session(loaded.project, loaded.warnings, journal, secrets or SecretStore(), paths, confirm, origin=origin)
+
+
+def installed_release(project_file: Path, paths: AppPaths | None = None) -> str | None:
+    """The release the project's appliance runs as this wizard last saw it (the newest finished upgrade, else the
+    install's reading); "" when unknown, None when the project was never installed by this wizard."""
+    paths = (paths or app_paths()).ensure()
+    try:
+        origin = install_journal(project_file, paths)
+    except WizardError:
+        return None
+    newest: tuple[float, str] = (0.0, "")
+    for path in origin.path.parent.glob(f"{origin.path.stem}.upgrade-*.json"):
+        try:
+            record = Journal.open(path, origin.snapshot()["project"]).job("update/follow")
+        except WizardError:
+            continue
+        if record is not None and record.get("status") == JOB_DONE:
+            version = str((record.get("result") or {}).get("version") or "")
+            newest = max(newest, (float(record.get("finished") or 0.0), version))
+    if newest[1]:
+        return newest[1]
+    facts = ((origin.job("appliance/identify") or {}).get("result") or {}).get("appliance") or {}
+    return str(facts.get("version") or "")

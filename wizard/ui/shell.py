@@ -45,6 +45,7 @@ from wizard.ui.widgets import Banner, Tone, button
 
 if TYPE_CHECKING:
     from wizard.core.runner import Event
+    from wizard.install.steps.nodes import Pacing
     from wizard.ui.pages.activation import ActivationPage
     from wizard.ui.pages.bundles import BundlesPage
     from wizard.ui.pages.cluster import ClusterPage
@@ -57,11 +58,20 @@ if TYPE_CHECKING:
     from wizard.ui.pages.provider import ProviderPage
     from wizard.ui.pages.run import RunPage
     from wizard.ui.pages.summary import SummaryPage
+    from wizard.ui.pages.upgrade import UpgradePage
 
 log = logging.getLogger(__name__)
 
 WINDOW_TITLE = "Palette Appliance Wizard"
 REHEARSAL_TITLE_SUFFIX = " — REHEARSAL (simulated nodes)"
+
+
+@dataclass(frozen=True)
+class UpgradeDefaults:
+    """The Upgrade page's polling and the bundle it offers first (a rehearsal's); none for a real install."""
+
+    pacing: Pacing | None = None
+    bundle: Path | None = None
 
 
 class StepState(StrEnum):
@@ -110,6 +120,7 @@ PAGES: tuple[PageSpec, ...] = (
     PageSpec("wizard.ui.pages.activation", "ActivationPage", "Activation", secrets=True),
     PageSpec("wizard.ui.pages.bundles", "BundlesPage", "Bundles"),
     PageSpec("wizard.ui.pages.summary", "SummaryPage", "Summary", secrets=True),
+    PageSpec("wizard.ui.pages.upgrade", "UpgradePage", "Upgrade"),  # day 2, reachable once a project is open
 )
 #: The pages the first window is built with; the others are built after it has painted, or when first needed.
 FIRST_PAGES = (0, 1)
@@ -224,7 +235,8 @@ class MainWindow(QMainWindow):
         ACTIVATION,
         BUNDLES,
         SUMMARY,
-    ) = range(14)
+        UPGRADE,
+    ) = range(15)
 
     welcome: _Page[WelcomePage] = _Page(WELCOME)
     project: _Page[ProjectPage] = _Page(PROJECT)
@@ -240,6 +252,7 @@ class MainWindow(QMainWindow):
     activation: _Page[ActivationPage] = _Page(ACTIVATION)
     bundles: _Page[BundlesPage] = _Page(BUNDLES)
     summary: _Page[SummaryPage] = _Page(SUMMARY)
+    upgrade: _Page[UpgradePage] = _Page(UPGRADE)
 
     #: The window has accepted a close (no run is active any more).
     closed = Signal()
@@ -252,10 +265,12 @@ class MainWindow(QMainWindow):
         secrets: SecretStore | None = None,
         on_event: Callable[[Event], None] | None = None,
         rehearsal: str | None = None,
+        upgrade: UpgradeDefaults | None = None,
         parent: QWidget | None = None,
     ) -> None:
         """``paths``, ``secrets`` and ``on_event`` go to the :class:`RunController`; ``rehearsal`` is the banner
-        text of a rehearsal, shown above every page, with the window title saying so too.
+        text of a rehearsal, shown above every page, with the window title saying so too; ``upgrade`` the Upgrade
+        page's polling and bundle (a rehearsal's).
 
         The first window holds the sidebar, the Welcome and Project pages and empty places for the others: those
         are built one per event-loop turn once the window has painted, or all at once when one is first needed
@@ -272,6 +287,7 @@ class MainWindow(QMainWindow):
         self.setMinimumSize(QSize(860, 560))
         self._close_after_run = False
         self._all_built = False
+        self._upgrade = upgrade or UpgradeDefaults()
         # Builds the pages not needed yet after the first paint; a child of the window, so it dies with it.
         self._builder = QTimer(self)
         self._builder.setSingleShot(True)
@@ -429,6 +445,9 @@ class MainWindow(QMainWindow):
             return cls(self.document, self.controller, self.secrets, parent)  # type: ignore[no-any-return]
         if index == self.SUMMARY:
             return cls(self.controller, self.secrets, parent)  # type: ignore[no-any-return]
+        if index == self.UPGRADE:
+            u = self._upgrade
+            return cls(self.controller, parent, pacing=u.pacing, bundle=u.bundle, paths=lambda: self.controller.paths)  # type: ignore[no-any-return]
         raise IndexError(index)
 
     def _install(self, index: int) -> None:
@@ -442,6 +461,7 @@ class MainWindow(QMainWindow):
             assert isinstance(page, WelcomePage)
             page.open_requested.connect(self.open_project)
             page.resume_requested.connect(self.resume)
+            page.upgrade_requested.connect(lambda: self.go_to(self.UPGRADE))
         elif index == self.PROJECT:
             assert isinstance(page, ProjectPage)
             page.changed.connect(self._project_changed)
@@ -526,7 +546,10 @@ class MainWindow(QMainWindow):
         return [p for p in self.document.problems if p.is_error and p not in self.document.problems_under(owned)]
 
     def reachable(self, index: int) -> bool:
-        """A page is reachable when nothing on the pages before it blocks."""
+        """A page is reachable when nothing on the pages before it blocks; the Upgrade page (day 2) once a project
+        is open."""
+        if index == self.UPGRADE:
+            return self.project.path is not None
         return all(not self.blockers(i) for i in range(index))
 
     def go_to(self, index: int) -> bool:
@@ -579,7 +602,7 @@ class MainWindow(QMainWindow):
             blockers = self.blockers(index)
             if index == current:
                 state = StepState.CURRENT
-            elif not reachable:
+            elif not (reachable or (index == self.UPGRADE and self.reachable(index))):
                 state = StepState.BLOCKED
             elif index == self.PROJECT:
                 state = StepState.AHEAD if blockers else StepState.DONE
@@ -687,11 +710,14 @@ class MainWindow(QMainWindow):
             self.preflight.set_project(path, project.name)
             self.install.set_project(path, [n.name for n in project.nodes])
             self.summary.set_project(path, project)
+            self.upgrade.set_project(path, project)
         else:
             self.run.set_project(None)
             self.preflight.set_project(None)
             self.install.set_project(None)
             self.summary.set_project(None)
+            self.upgrade.set_project(None)
+        self.welcome.set_installed(self.upgrade.installed)
 
     # -- runs ----------------------------------------------------------------------------------------------
     def _running_changed(self, running: bool) -> None:
@@ -705,6 +731,8 @@ class MainWindow(QMainWindow):
     def _run_finished(self, ev: object) -> None:
         """After a run (:class:`RunFinished`) or an abort."""
         self.welcome.refresh_sessions()  # a failed or cancelled run is now an unfinished session
+        self.upgrade.refresh()  # an install that finished makes the project upgradable
+        self.welcome.set_installed(self.upgrade.installed)
         if self._close_after_run:
             self.close()
 
