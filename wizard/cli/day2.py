@@ -188,6 +188,7 @@ def _run_certificates(
 ) -> int:
     from wizard.appliance.certificates import CertificateFiles
     from wizard.core.project import load_project
+    from wizard.core.tlsfiles import is_ip
     from wizard.install.certificates import CertificateRequest, certificate_pipeline
 
     console = load_project(at.project).project.console
@@ -204,9 +205,11 @@ def _run_certificates(
         return int(ExitCode.INVALID_INPUT)
     domain = (args.domain or (console.domain if console is not None else "")).strip().lower().rstrip(".")
     request = CertificateRequest(files, domain)
-    if not domain or request_is_ip(domain):
-        print("warning: the system address stays an IP address: backup and restore need it to be an FQDN "
-              "(give --domain)", file=sys.stderr)  # fmt: skip
+    if not domain or is_ip(domain):
+        print(
+            "warning: the system address stays an IP address: backup and restore need it to be an FQDN (give --domain)",
+            file=sys.stderr,
+        )
 
     def outcome(session: Session) -> str:
         done = session.journal.result("console/certificate")
@@ -214,12 +217,6 @@ def _run_certificates(
 
     steps = certificate_pipeline(request, at.pacing)
     return _headless(args, at, "certificates", request.key, steps, outcome=outcome)
-
-
-def request_is_ip(domain: str) -> bool:
-    from wizard.core.tlsfiles import is_ip
-
-    return is_ip(domain)
 
 
 def _run_add_node(

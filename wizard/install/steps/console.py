@@ -133,6 +133,7 @@ def console_certificate_job(
     domain: str | None = None,
     *,
     only_if_lost: bool = False,
+    rerun: bool = False,
 ) -> ConsoleCertificateJob:
     """The operator's certificate for the console: ``files`` and ``domain`` (a day-2 command's), else the project's
     ``console.certificate`` and ``console.domain``."""
@@ -141,7 +142,7 @@ def console_certificate_job(
     if files is None:
         assert settings.certificate is not None
         files = CertificateFiles(settings.certificate.cert, settings.certificate.key, settings.certificate.ca)
-    return ConsoleCertificateJob(
+    job = ConsoleCertificateJob(
         console_endpoint(ctx),
         console_connector(ctx, pacing),
         console_password(ctx),
@@ -152,6 +153,8 @@ def console_certificate_job(
         timeout=max(60.0, pacing.content_poll * 30),
         available_timeout=pacing.cluster_outage_timeout,
     )
+    job.rerun = rerun
+    return job
 
 
 class ActivateStep(Step):
