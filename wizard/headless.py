@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 from wizard import __version__
 from wizard.core.cancel import CancelToken
@@ -42,6 +42,14 @@ from wizard.core.secrets import SecretStore
 from wizard.core.trust import Confirm, TrustRequest
 from wizard.install.session import Session
 from wizard.install.steps import pipeline
+
+
+class Opener(Protocol):
+    """Opens the session a run works on (:meth:`Session.open` for the install)."""
+
+    def __call__(
+        self, project_file: Path, *, paths: AppPaths | None, secrets: SecretStore | None, confirm: Confirm | None
+    ) -> Session: ...
 
 
 def human_bytes(n: float) -> str:
@@ -286,6 +294,8 @@ def run_headless(
     on_event: Callable[[Event], None] | None = None,
     only_nodes: Iterable[str] | None = None,
     plan: Sequence[Step] | None = None,
+    opener: Opener | None = None,
+    outcome: Callable[[Session], str] | None = None,
 ) -> int:
     """Run the project's steps (``steps``, else the pipeline up to ``until``) with terminal progress or JSON events.
     ``only_nodes`` retries those nodes only: the others' unfinished jobs are held and the run stops after the step
@@ -293,14 +303,16 @@ def run_headless(
 
     First-contact fingerprints are asked on the terminal when there is one (and no JSON); otherwise they are refused
     unless the project pins them. ``on_event`` also sees every engine event (the rehearsal's operator uses it).
-    ``plan``: every step of the install when ``steps`` stops before its end (the overall progress counts them all)."""
+    ``plan``: every step of the install when ``steps`` stops before its end (the overall progress counts them all);
+    ``opener`` opens another kind of session than the install's (a day-2 action, :mod:`wizard.install.day2`), and
+    ``outcome`` then says what a finished run did (instead of the install's summary)."""
     out = out or sys.stdout
     printer = _Printer(out, json_mode)
     paths = (paths or app_paths()).ensure()
     log_path = setup_logging(paths.logs)
     interactive = not json_mode and out.isatty() and sys.stdin.isatty()
     try:
-        session = Session.open(
+        session = (opener or Session.open)(
             project_file,
             paths=paths,
             secrets=secrets,
@@ -390,6 +402,8 @@ def run_headless(
         return int(code)
     if code is ExitCode.DONE and until is not None:
         printer.write(f"Done: every step up to {until!r} finished; stopped there as asked (--until {until}).")
+    elif code is ExitCode.DONE and outcome is not None:
+        printer.write(f"Done: {outcome(session)}")
     elif code is ExitCode.DONE:
         printer.write("Done: every step finished.")
         summary = session.journal.path.with_suffix("") / SUMMARY_TEXT

@@ -47,11 +47,12 @@ import keyring.backends.fail
 import yaml
 
 from wizard.appliance.monitor import Budgets, PollSettings
+from wizard.appliance.versions import Version
 from wizard.core.http import DEFAULT_RETRY
 from wizard.core.jobs import Step
 from wizard.core.paths import AppPaths
 from wizard.core.progress import TaskStatus
-from wizard.core.project import SecretRef
+from wizard.core.project import SecretRef, load_project
 from wizard.core.runner import Event, JobFinished, StepStarted
 from wizard.core.secrets import SecretStore
 from wizard.install.steps import pipeline
@@ -59,10 +60,19 @@ from wizard.install.steps.nodes import Pacing
 from wizard.install.steps.preflight import PreflightSettings
 from wizard.lab import cluster as lab_cluster
 from wizard.lab import kubepki
-from wizard.lab.artifacts import INTERACTIVE_DEFAULT, appliance_iso, make_key, random_file, sign_file
+from wizard.lab.artifacts import (
+    INTERACTIVE_DEFAULT,
+    appliance_iso,
+    content_bundle,
+    make_key,
+    operator_certificate,
+    random_file,
+    sign_file,
+)
 from wizard.lab.bootmenu import MEDIA_CHOICES
-from wizard.lab.certs import create_node_certificate
+from wizard.lab.certs import create_node_certificate, load_node_certificate, load_or_create_node_certificate
 from wizard.lab.console import DEFAULT_SYNC_DURATION, SystemConsoleServer, SystemConsoleState
+from wizard.lab.consolecerts import ServedCertificate
 from wizard.lab.controlplane import (
     RedfishWatcher,
     VSphereWatcher,
@@ -72,14 +82,15 @@ from wizard.lab.controlplane import (
     datastore_writer,
 )
 from wizard.lab.httpfaults import HttpFaults
+from wizard.lab.keep import lab_state, read_state, restore, write_state
 from wizard.lab.knobs import NONE as NO_KNOBS
-from wizard.lab.knobs import LabKnobs
-from wizard.lab.kubeapi import KUBE_API_PORT, KubeAPIServer, cluster_pods
+from wizard.lab.knobs import LabKnobError, LabKnobs, parse_knobs
+from wizard.lab.kubeapi import KUBE_API_PORT, SOUND_STORAGE, KubeAPIServer, cluster_pods
 from wizard.lab.lab import Lab
-from wizard.lab.node import CONFIGURE_SECONDS, DEFAULT_CLUSTER_TIMELINE
+from wizard.lab.node import CONFIGURE_SECONDS, DEFAULT_CLUSTER_TIMELINE, DEFAULT_UPGRADE_TIMELINE
 from wizard.lab.registry import pack_identity
 from wizard.lab.variants import Variant
-from wizard.lab.versions import ApplianceProfile, profile_from_knobs
+from wizard.lab.versions import ApplianceProfile, next_release, profile_from_knobs
 from wizard.providers.manual import ManualPacing
 
 log = logging.getLogger(__name__)
@@ -94,11 +105,26 @@ OCI_PASSWORD_KEY = "rehearsal-oci-registry-password"  # noqa: S105 - a keyring n
 CONSOLE_PASSWORD_KEY = "rehearsal-console-password"  # noqa: S105 - a keyring name, not a password
 ACTIVATION_KEY_REF = "rehearsal-activation-key"
 CONSOLE_EMAIL = "admin@rehearsal.example"
+CONSOLE_DOMAIN = "palette.rehearsal.example"  # the root domain the rehearsal's operator certificate names
 BUNDLE_SIZE = 4 * 1024 * 1024
 PACK_BUNDLES = (("ubuntu-22.04.5.zst", 1024 * 1024), ("pxk-e-1.30.6.zst", 2 * 1024 * 1024))
 BMC_PASSWORD_KEY = "rehearsal-bmc-password"  # noqa: S105 - a keyring name, not a password
 VCENTER_PASSWORD_KEY = "rehearsal-vcenter-password"  # noqa: S105 - a keyring name, not a password
 PROVIDERS = ("manual", "redfish", "vsphere")
+#: Knobs that say which appliance the lab is: a kept lab keeps them.
+KEPT_KNOBS = frozenset(
+    {
+        "version",
+        "edition",
+        "variant",
+        "bonded",
+        "console-intercepted",
+        "upgrade-to",
+        "seed",
+        "console-certificate",
+        "media",
+    }
+)
 Provider = Literal["manual", "redfish", "vsphere"]
 WATCH_INTERVAL = 0.1
 ISO_NAME = "palette-edge-installer.iso"
@@ -161,6 +187,9 @@ def pacing_for(speed: float) -> Pacing:
         screen_interval=max(0.5, 30 / speed),
         stuck_budget=max(5.0, 300 / speed),
         speed=speed,
+        upgrade_expected=max(10.0, 2700 / speed),
+        upgrade_timeout=max(120.0, 10800 / speed),
+        update_details_timeout=max(60.0, 1800 / speed),
     )
 
 
@@ -231,6 +260,9 @@ class Rehearsal:
         # What the wizard told the operator of the ``manual`` provider to attach: the boot ISO and each node's seed.
         self.boot_iso: Path | None = None
         self.seeds: dict[str, Path] = {}
+        self.upgrade_bundle: Path | None = None  # a newer release's signed bundle for `palette-wizard upgrade`
+        self._kept: dict[str, Any] | None = None  # the state of a kept lab this rehearsal starts again
+        self._powered: set[str] = set()  # nodes the rehearsal's operator has powered on
         self.watchers: list[Watcher] = []
         self._peers = contextlib.ExitStack()  # the control plane's processes and sessions, closed last-in first-out
 
@@ -260,6 +292,9 @@ class Rehearsal:
             from wizard.lab.vcsim import find_vcsim
 
             self.vcsim_binary = find_vcsim(self.vcsim_binary)
+        if self._kept is not None:
+            self._reopen(self._kept)
+            return
         if self.folder.exists():
             shutil.rmtree(self.folder)  # the last rehearsal's lab is gone; its files would only confuse
         files = self.folder / "files"
@@ -275,6 +310,7 @@ class Rehearsal:
             installed=False,
             speed=speed,
             cluster_timeline=DEFAULT_CLUSTER_TIMELINE / speed,
+            upgrade_timeline=float(self.knobs.get("upgrade-seconds", DEFAULT_UPGRADE_TIMELINE)) / speed,
             content_sync_delay=max(0.2, 300 / speed),
             tick_interval=0.1,
             socket_timeout=15.0,
@@ -291,6 +327,7 @@ class Rehearsal:
             error = self.knobs.node_value(node.index, "configure_error")
             if error:
                 node.state.configure_error = str(error)
+            node.state.upgrade_error = str(self.knobs.get("upgrade-error") or "")
         iso = appliance_iso(files / ISO_NAME, default=INTERACTIVE_DEFAULT if self.media == "interactive" else 0)
         key, public_key = make_key(files)
         sign_file(key, iso, iso.with_name(iso.name + ".sig.bin"))  # as Artifact Studio ships it
@@ -306,6 +343,10 @@ class Rehearsal:
             packs.append(
                 {"path": str(pack.relative_to(self.folder)), "signature": str(pack_signature.relative_to(self.folder))}
             )
+        self.upgrade_bundle = self._upgrade_bundle(files, key)
+        # What an operator brings for the console (a CA and the certificate it issued for the root domain), for the
+        # install option (--lab console-certificate=on) and for `palette-wizard certificates` on the kept rehearsal.
+        console_files = operator_certificate(files / "certificates", CONSOLE_DOMAIN, ip=VIP if not self.netns else "")
         for ref in (NODE_PASSWORD_KEY, OCI_PASSWORD_KEY, CONSOLE_PASSWORD_KEY):
             self.secrets.set(SecretRef(ref), secrets.token_urlsafe(18))
         network = self.lab.network
@@ -369,6 +410,10 @@ class Rehearsal:
                 # vouches for it over its pinned SSH session when the console step first meets it.
             }
             doc["activation"] = {"key": {"secret": ACTIVATION_KEY_REF}}
+            if self.knobs.get("console-certificate", False):
+                cert, key_file, ca = (str(p.relative_to(self.folder)) for p in console_files)
+                doc["console"]["certificate"] = {"cert": cert, "key": key_file, "ca": ca}
+                doc["console"]["domain"] = CONSOLE_DOMAIN
         if self.provider == "redfish":
             self._with_bmcs(doc)
         elif self.provider == "vsphere":
@@ -387,6 +432,132 @@ class Rehearsal:
         )
         for line in Variant(self.knobs.variant).describe():
             log.debug("rehearsal variant %d: %s", self.knobs.variant, line)
+
+    def _upgrade_bundle(self, files: Path, key: Any) -> Path | None:
+        """A signed content bundle of a newer release for `palette-wizard upgrade` on the kept project (the
+        ``upgrade-to`` knob, else the next release the reference names); None past the newest."""
+        wanted = self.knobs.get("upgrade-to")
+        target = Version.parse(wanted) if wanted else next_release(self.appliance.version)
+        if target is None:
+            return None
+        folder = files / "upgrade"
+        folder.mkdir()
+        bundle = content_bundle(
+            folder / f"core-content-{target}-rehearsal.tar.zst", str(target), edition=self.appliance.edition.value
+        )
+        sign_file(key, bundle, folder / f"core-content-{target}-rehearsal.tar.sig.bin")
+        return bundle
+
+    # -- a kept rehearsal -----------------------------------------------------------------------------------------
+    @classmethod
+    def reopen(cls, folder: Path, *, lab: LabKnobs = NO_KNOBS) -> Rehearsal:
+        """The rehearsal ``--keep`` left in ``folder``, its lab started again as it was (:mod:`wizard.lab.keep`):
+        same nodes, addresses, certificates and cluster, every secret re-keyed for this session. ``lab`` adds fault
+        knobs; which appliance the lab plays stays the kept one."""
+        state = read_state(folder)
+        saved = parse_knobs(str(state.get("knobs") or "")) if state.get("knobs") not in (None, "none") else NO_KNOBS
+        fixed = sorted(k for k in lab.values if k in KEPT_KNOBS)
+        if fixed:
+            raise LabKnobError(
+                "Knob of the kept lab",
+                f"{', '.join(fixed)} cannot change on a kept lab: it plays what it was installed as",
+                remediation="leave these knobs out, or run a new rehearsal with them",
+            )
+        merged = LabKnobs({**saved.values, **lab.values}, {**saved.nodes, **lab.nodes})
+        appliance = state.get("appliance") or {}
+        profile = profile_from_knobs({k: str(v) for k, v in appliance.items() if k in ("version", "edition")})
+        rehearsal = cls(
+            folder,
+            nodes=len(state.get("nodes") or []),
+            speed=float(state.get("speed") or 60.0),
+            keep=True,
+            appliance=profile,
+            lab=merged,
+        )
+        rehearsal._kept = state
+        return rehearsal
+
+    def _write_kept(self) -> None:
+        """Record the lab for a later session (``reopen``); never a secret (see :mod:`wizard.lab.keep`)."""
+        assert self.lab is not None
+        console = self.console
+        state = {
+            **lab_state(self.lab),
+            "speed": self.speed,
+            "knobs": self.knobs.describe(),
+            "console": None if console is None else {**console.state.kept(), "port": console.port},
+            "kube_api_port": self.kube_api.port if self.kube_api is not None else None,
+            "upgrade_bundle": str(self.upgrade_bundle) if self.upgrade_bundle is not None else "",
+        }
+        write_state(self.folder, state)
+
+    def _reopen(self, state: dict[str, Any]) -> None:
+        if self.netns or self.provider != "manual":
+            raise LabKnobError(
+                "Kept lab on loopback only",
+                "a kept lab starts again on this machine's loopback with the manual provider",
+                remediation="run the day-2 action without --netns or another provider",
+            )
+        self.paths.ensure()
+        nodes = list(state.get("nodes") or [])
+        if not nodes:
+            raise LabKnobError("Kept lab empty", f"{self.folder} records no nodes", remediation="run a new rehearsal")
+        project = load_project(self.project_file).project
+        for _, ref in project.secret_refs():  # re-keyed: the kept lab records no secret (wizard.lab.keep)
+            self.secrets.set(ref, secrets.token_urlsafe(18))
+        password = self.secrets.get(project.appliance.password) if project.appliance.password else None
+        answers = dict(project.cluster.secret_variables)
+        oci = answers.get("ociPackRegistryPassword")
+        registry = self.secrets.get(oci) if oci is not None else ""
+        speed = self.speed
+        racked = [n for n in nodes if n.get("installed") is False]  # machines racked, not installed yet
+        nodes = [n for n in nodes if n.get("installed") is not False]
+        self.lab = Lab(
+            len(nodes),
+            self.folder / "lab",
+            ip=str(nodes[0]["ip"]),
+            installed=True,
+            speed=speed,
+            cluster_timeline=DEFAULT_CLUSTER_TIMELINE / speed,
+            upgrade_timeline=float(self.knobs.get("upgrade-seconds", DEFAULT_UPGRADE_TIMELINE)) / speed,
+            content_sync_delay=max(0.2, 300 / speed),
+            tick_interval=0.1,
+            socket_timeout=15.0,
+            log_collect_seconds=max(0.2, 120 / speed),
+            appliance=self.appliance,
+            faults=self.knobs.node_faults(len(nodes)) or None,
+            variant=Variant(self.knobs.variant),
+            http_5xx=self.knobs.http_5xx,
+            seed=self.knobs.seed,
+            ports=[(int(n["port"]), int(n["ssh_port"])) for n in nodes],
+            reuse=True,
+            media=self.media,
+        )
+        for entry in racked:
+            self.lab.add_node(ports=(int(entry["port"]), int(entry["ssh_port"])), reuse=True)
+        for node in self.lab.nodes:
+            node.state.configure_seconds = max(0.2, CONFIGURE_SECONDS * 60 / speed)
+            node.state.upgrade_error = str(self.knobs.get("upgrade-error") or "")
+        restore(
+            self.lab,
+            state,
+            passwords={project.appliance.username: password} if password else {},
+            registry_password=registry or "",
+        )
+        self.lab.start()
+        self.powered_on = True  # installed machines, running
+        kept_console = state.get("console")
+        if kept_console and project.console is not None:
+            ports = (int(kept_console["port"]), int(state.get("kube_api_port") or 0))
+            console = self._start_console(str(nodes[0]["ip"]), project.network.vip, ports=ports)
+            if console is not None:
+                admin = self.secrets.get(project.console.password) if project.console.password else None
+                console.state.restore(kept_console, admin)
+        bundle = Path(str(state.get("upgrade_bundle") or ""))
+        self.upgrade_bundle = bundle if bundle.is_file() else None
+        log.info(
+            "rehearsal: kept lab in %s started again (%s, %d node(s))", self.folder, self.appliance.label, len(nodes)
+        )
 
     # -- control planes ----------------------------------------------------------------------------------------
     def _with_bmcs(self, doc: dict[str, Any]) -> None:
@@ -483,7 +654,9 @@ class Rehearsal:
         self._peers.callback(watcher.stop)
         watcher.start()
 
-    def _start_console(self, node_ip: str, vip: str) -> SystemConsoleServer | None:
+    def _start_console(
+        self, node_ip: str, vip: str, *, ports: tuple[int, int] | None = None
+    ) -> SystemConsoleServer | None:
         """Palette's system console at the VIP, answering once the lab's cluster runs (on namespaces, the VIP exists
         only from then on). Where only 127.0.0.1 is loopback (macOS) the VIP cannot be served, and the rehearsal ends
         with the cluster."""
@@ -497,11 +670,15 @@ class Rehearsal:
             now = lab.clock()
             return any(n.state.cluster is not None and n.state.cluster.running(now) for n in lab.nodes)
 
+        def palette_up() -> bool:  # the consoles are down while an archive update is applied
+            now = lab.clock()
+            return any(n.state.cluster is not None and n.state.cluster.serving(now) for n in lab.nodes)
+
         knobs = self.knobs
         state = SystemConsoleState(
             lab.clock,
             sync_duration=max(0.5, float(knobs.get("sync-seconds", DEFAULT_SYNC_DURATION)) / self.speed),
-            available=cluster_running,
+            available=palette_up,
             version=str(self.appliance.version),  # Palette as installed by the release the lab plays
             # The content bundle brings packs of its own, one of the same name as a pack bundle (issue 20, #4).
             bundled=(*lab_cluster.PACKS, pack_identity(PACK_BUNDLES[0][0]) or ("ubuntu", "")),
@@ -511,11 +688,21 @@ class Rehearsal:
         state.sync_fault = knobs.get("sync-fault")
         state.import_seconds = float(knobs.get("pack-import-seconds", PACK_IMPORT_SECONDS)) / self.speed
         state.import_fault = knobs.get("pack-import-error")
-        certificate = create_node_certificate(self.folder / "lab" / "system-console", ip=vip, hostname=PROJECT_NAME)
+        certificate = load_or_create_node_certificate(
+            self.folder / "lab" / "system-console", ip=vip, hostname=PROJECT_NAME
+        )
+        kept = (self._kept or {}).get("console") or {}
+        custom = (
+            load_node_certificate(certificate.cert_path.parent / "custom") if kept.get("custom_certificate") else None
+        )
         # The lab starts it at the VIP once the cluster runs, so its port is fixed now: the project names it. On the
         # shared loopback a free port (two rehearsals may run at once), on namespaces the real one.
-        port = CONSOLE_PORT if lab.network is not None else _free_port(vip)
-        self.console = SystemConsoleServer(state, certificate, host=vip, port=port, socket_timeout=15.0)
+        port = CONSOLE_PORT if lab.network is not None else (ports[0] if ports else _free_port(vip))
+        self.console = SystemConsoleServer(state, custom or certificate, host=vip, port=port, socket_timeout=15.0)
+        if custom is not None:  # a kept console serves the operator's certificate it was given
+            state.domain.custom = ServedCertificate(
+                custom.cert_path.read_text(encoding="ascii"), custom.key_path.read_text(encoding="ascii")
+            )
         if self.console_intercepted:
             self.console.presented = create_node_certificate(
                 self.folder / "lab" / "interceptor", ip=vip, hostname=PROJECT_NAME
@@ -523,21 +710,33 @@ class Rehearsal:
         lab.serve_at_vip(self.console)
         # The cluster's Kubernetes API beside it: 6443 as on a real VIP, a free port on the shared loopback (two
         # rehearsals may run at once there; the kubeconfig names the port).
-        self.kube_pki = kubepki.create(self.folder / "lab" / "kubernetes-pki", vip)
+        self.kube_pki = kubepki.load_or_create(self.folder / "lab" / "kubernetes-pki", vip)
         profile = self.appliance
         self.kube_api = KubeAPIServer(
             self.kube_pki,
             cluster_running,
             host=vip,
             pods=lambda: cluster_pods(profile.ingress, cluster_running()),
-            port=KUBE_API_PORT if lab.network is not None else _free_port(vip),
+            storage=self._storage,
+            port=KUBE_API_PORT if lab.network is not None else (ports[1] if ports else _free_port(vip)),
         )
         lab.serve_at_vip(self.kube_api)
         return self.console
 
+    def _storage(self) -> dict[str, Any]:
+        """The cluster's storage as the release it plays left it: 4.7.15's Zot claim is ReadWriteMany and 4.7.27's
+        HA storage class is wrong until the docs' pre-upgrade script ran (``--lab pre-upgrade-done=on``)."""
+        if self.lab is None or self.knobs.get("pre-upgrade-done", False):
+            return SOUND_STORAGE
+        version = self.lab.nodes[0].state.profile.version
+        if version == Version(4, 7, 15):
+            return {**SOUND_STORAGE, "zot_modes": ["ReadWriteMany"]}
+        if version == Version(4, 7, 27):
+            return {**SOUND_STORAGE, "storage_class": {"resourceGroup": "lvm", "placementCount": "1"}}
+        return SOUND_STORAGE
+
     def steps(self, until: str | None = None) -> list[Step]:
-        settings = PreflightSettings(icmp=False, arp=False, connect_timeout=0.5, min_free=256 * 1024 * 1024)
-        return pipeline(settings, pacing=pacing_for(self.speed), until=until)
+        return pipeline(self.preflight_settings(), pacing=pacing_for(self.speed), until=until)
 
     # -- the operator ----------------------------------------------------------------------------------------
     def on_event(self, event: Event) -> None:
@@ -553,19 +752,74 @@ class Rehearsal:
             self.power_on()
 
     def power_on(self) -> None:
-        if self.lab is None or self.powered_on:
+        """Insert the ISO into every machine that is off and power it on (the nodes to install)."""
+        if self.lab is None:
             return
         self.powered_on = True
         iso = self.boot_iso or self.folder / "files" / ISO_NAME
         for node in self.lab.nodes:
+            if node.name in self._powered or node.machine.powered_on:
+                continue
+            self._powered.add(node.name)  # once: a node that powers itself off after its install stays off
             node.machine.insert_media(iso.as_uri())
             seed = self.seeds.get(node.name)
             if seed is not None and seed.is_file():
                 node.machine.insert_seed(str(seed), seed.read_bytes())
             node.machine.power_on()
-        log.info("rehearsal: %s inserted (with each node's seed) and every node powered on", iso.name)
+            log.info("rehearsal: %s (and its seed, if any) inserted into %s, powered on", iso.name, node.name)
+
+    def preflight_settings(self) -> PreflightSettings:
+        """How preflight probes in a rehearsal: everything stays on this machine."""
+        return PreflightSettings(icmp=False, arp=False, connect_timeout=0.5, min_free=256 * 1024 * 1024)
+
+    def rack(self, names: list[str]) -> list[str]:
+        """Play the operator who racks new machines and adds them to the project: for each name the project lacks,
+        a node the lab adds (not installed yet) under that name, written into the project with its ports and pinned
+        fingerprints. No name: one machine, named as the lab names its next node. The names to add."""
+        assert self.lab is not None
+        doc = yaml.safe_load(self.project_file.read_text(encoding="utf-8"))
+        known = [n["name"] for n in doc["nodes"]]
+        missing = (
+            [n for n in names if n not in known] if names else [f"{self.lab.name_prefix}-{len(self.lab.nodes) + 1}"]
+        )
+        for name in missing:
+            expected = f"{self.lab.name_prefix}-{len(self.lab.nodes) + 1}"
+            if name != expected:
+                raise LabKnobError(
+                    "No such machine to rack",
+                    f"the rehearsal racks {expected} next, not {name!r}",
+                    remediation=f"name {expected} (or no node: the rehearsal racks the next one)",
+                )
+            node = self.lab.add_node()
+            first = doc["nodes"][0]
+            doc["nodes"].append(
+                {
+                    "name": node.name,
+                    "hostname": node.name,
+                    "ip": node.state.ip,
+                    "prefix": first["prefix"],
+                    "gateway": first["gateway"],
+                    "ssh_port": node.ssh.port,
+                    "localui_port": node.server.port,
+                    "ssh_host_key": node.ssh.fingerprint,
+                    "localui_fingerprint": node.fingerprint,
+                    "pool": "worker-pool",  # the control plane keeps its odd count
+                }
+            )
+            log.info("rehearsal: %s racked and added to the project", node.name)
+        if missing:
+            header = "".join(
+                line for line in self.project_file.read_text().splitlines(keepends=True) if line.startswith("#")
+            )
+            self.project_file.write_text(header + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
+        return names or missing
 
     def close(self) -> None:
+        if self.keep and self.lab is not None and self.provider == "manual":
+            try:
+                self._write_kept()
+            except Exception:  # the lab must stop all the same; a later day-2 session says the state is missing
+                log.exception("rehearsal: the kept lab's state could not be written")
         self._peers.close()  # watchers first (they read the control plane), then sessions and processes
         self.watchers = []
         if self.console is not None:

@@ -25,7 +25,7 @@ from wizard.core.checks import (
 from wizard.core.checks.catalog import failed, passed
 from wizard.core.journal import Journal
 
-STEPS = {"project", "network", "files", "nodes", "provider"}
+STEPS = {"project", "network", "files", "nodes", "provider", "upgrade"}  # upgrade: the Upgrade page's checks
 
 
 def by_check(results: list[CheckResult]) -> dict[str, CheckResult]:

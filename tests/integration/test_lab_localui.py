@@ -481,8 +481,10 @@ def test_every_implemented_operation_is_in_the_spec() -> None:
     assert implemented <= spec_ops, implemented - spec_ops
     # 14 host, link and content operations + 9 cluster ones (cluster/settings from the newer spec) + applications,
     # the 3 registry operations, the 4 log operations, the 6 post-install configuration ones (userdata
-    # GET/PUT/POST, configurations GET/PUT, status) and the newer spec's 17 network ones (all but a bridge's)
-    assert len(implemented) == 54
+    # GET/PUT/POST, configurations GET/PUT, status), the newer spec's 17 network ones (all but a bridge's) and its
+    # 8 day-2 ones (the update archive's details and rejection, applying it by cluster/{name} or cluster/profiles,
+    # the cluster's certificates, its machine pools listed, made and changed)
+    assert len(implemented) == 62
 
 
 def test_validator_rejects_wrong_bodies() -> None:
@@ -850,6 +852,7 @@ def test_every_client_call_is_within_the_spec(lab: Lab, clock: ManualClock, tmp_
     UI path the wizard names (``P_…`` constants anywhere in the package) that this spec has has been exercised."""
     from tests.integration.test_lab_cluster import cluster_body
     from tests.integration.test_localui_client import make_harness
+    from wizard.appliance.archive import P_UPDATE_DETAILS
     from wizard.appliance.bundles import MultipartBody
     from wizard.appliance.cluster import P_CLUSTER_SETTINGS
     from wizard.appliance.configure import P_CONFIGURATIONS, P_CONFIGURATIONS_STATUS, P_USERDATA, NodeConfiguration
@@ -897,6 +900,8 @@ def test_every_client_call_is_within_the_spec(lab: Lab, clock: ManualClock, tmp_
         assert leader.cluster_status() is not None
         if lab.appliance.spec.has("PUT", P_CLUSTER_SETTINGS):
             leader.request("PUT", P_CLUSTER_SETTINGS, json={"ntpServers": [], "sshKeys": []}, ok=(202,))
+        if lab.appliance.spec.has("GET", P_UPDATE_DETAILS):
+            _day2_calls(leader, clock, tmp_path, cancel)
         for path in (P_CONFIG_OPTIONS, P_INTERFACES, P_BONDS, P_VLANS, P_MANAGEMENT):  # the network step's reads
             if lab.appliance.spec.has("GET", path):
                 third.request("GET", path)
@@ -924,6 +929,56 @@ def test_every_client_call_is_within_the_spec(lab: Lab, clock: ManualClock, tmp_
     wizard_paths = _local_ui_paths_in_the_wizard(lab.appliance.spec)
     assert len(wizard_paths) >= 20, wizard_paths
     assert wizard_paths <= seen, sorted(wizard_paths - seen)
+
+
+def _day2_calls(leader: Any, clock: ManualClock, folder: Path, cancel: Any) -> None:
+    """The upgrade's calls (the newer API): a newer release's bundle uploaded, its update archive read, rejected,
+    uploaded again and applied; the cluster's certificates and machine pools read."""
+    from wizard.appliance.archive import (
+        P_PROFILES,
+        UpdateArchive,
+        cluster_certificates,
+        create_pool,
+        machine_pools,
+        reject_update,
+        set_pool_hosts,
+        submit_update,
+        update_archive,
+        update_configuration,
+    )
+    from wizard.appliance.bundles import MultipartBody
+    from wizard.appliance.cluster import answer_variables
+    from wizard.appliance.upgrade import archive_version
+    from wizard.appliance.versions import Version
+    from wizard.lab.artifacts import content_bundle
+
+    newer = content_bundle(folder / "core-content-9.9.9.tar.zst", "9.9.9", size=4096)
+
+    def upload() -> UpdateArchive:
+        body = MultipartBody({"uploadFile": newer})
+        leader.upload_content(body.stream(cancel), content_type=body.content_type, length=len(body))
+        assert update_archive(leader) is None  # parsed once the content has synced
+        clock.advance(CONTENT_SYNC_DELAY)
+        found = update_archive(leader)
+        assert found is not None and archive_version(found.raw) == Version(9, 9, 9)
+        return found
+
+    upload()
+    reject_update(leader)
+    assert update_archive(leader) is None
+    archive = upload()
+    assert cluster_certificates(leader) is not None
+    (pool,) = machine_pools(leader)
+    assert pool["name"] == "control-plane-pool" and len(pool["hosts"]) == 3
+    set_pool_hosts(leader, pool, [])  # the pool as it is: nothing joins
+    create_pool(leader, "worker-pool", [])  # a worker pool, empty until a node is added
+    assert [p["name"] for p in machine_pools(leader)] == ["control-plane-pool", "worker-pool"]
+    answers = answer_variables(archive.details, {}, {"ociPackRegistryPassword": "s3cret-Pass"})
+    config = update_configuration(leader.cluster_configuration(), "palette-mgmt", archive.details.path, answers)
+    assert submit_update(leader, "palette-mgmt", archive.details.path, config) == "cluster/{name}"
+    # The reference's reading applies an archive with the whole configuration: the other call says so.
+    refused = leader.request("PUT", P_PROFILES, json={"spec": {"archiveUploadPath": archive.details.path}}, ok=(400,))
+    assert refused is not None and "PUT /v1/edge-mgmt/cluster/{clusterName}" in refused.text
 
 
 def _advancing(clock: ManualClock) -> Callable[[], float]:

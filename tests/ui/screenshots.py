@@ -6,11 +6,11 @@ Walks Welcome → Project (valid, then invalid) → the input pages (Provider, C
 Network, Files; valid, with inline problems, and at the window's minimum size) → Preflight (passed, then with a
 blocker and an overridden warning) → Run (in progress, finished, failed) → the trust dialogs (first contact, changed
 certificate) → Welcome with the unfinished session, then desktop rehearsals on the lab: Install, Bundles, Cluster,
-Activation and Summary while and after the nodes install, a node whose install fails, and a whole run, saving one
-PNG per state; also the Review page, the Run page's steps during and after a rehearsal, the manual boot checklist and
-the cluster's conditions. ``--dark`` takes the same set with a dark palette. Works offscreen or under
-``xvfb-run -a``. Everything it writes (journals, logs, the sample project
-and its ISO, the rehearsal, a MAAS region) goes to a temporary folder; the OS keyring is not touched.
+Activation and Summary while and after the nodes install, a node whose install fails, a whole run, and the Upgrade
+page on a kept rehearsal, saving one PNG per state; also the Review page, the Run page's steps during and after a
+rehearsal, the manual boot checklist and the cluster's conditions. ``--dark`` takes the same set with a dark palette.
+Works offscreen or under ``xvfb-run -a``. Everything it writes (journals, logs, the sample project and its ISO, the
+rehearsal, a MAAS region) goes to a temporary folder; the OS keyring is not touched.
 """
 
 from __future__ import annotations
@@ -325,6 +325,37 @@ def run_pages(work: Path, app: object, shot: Callable[..., None]) -> None:
         window.close()
 
 
+def upgrade_pages(work: Path, shot: Callable[..., None]) -> None:
+    """Day 2: the Upgrade page on a kept rehearsal (installed at 4.9.38 first): ready, a refused hop, in progress,
+    done."""
+    from wizard.lab.knobs import parse_knobs
+
+    folder = work / "rehearsal-upgrade"
+    with Rehearsal(folder, nodes=3, speed=600, lab=parse_knobs("version=4.9.38"), keep=True) as rehearsal:
+        from wizard.install.session import Session
+
+        session = Session.open(rehearsal.project_file, paths=rehearsal.paths, secrets=rehearsal.secrets)
+        session.engine(steps=rehearsal.steps(), on_event=rehearsal.on_event).run()
+    with Rehearsal.reopen(folder, lab=parse_knobs("upgrade-seconds=6000")) as rehearsal:
+        window = rehearsal_window(rehearsal)
+        window.show()
+        window.go_to(MainWindow.WELCOME)
+        shot("19-welcome-installed", window)
+        window.go_to(MainWindow.UPGRADE)
+        shot("19a-upgrade-ready", window)
+        page = window.upgrade
+        page.current = "4.8.47"
+        page._judge()
+        shot("19b-upgrade-refused-hop", window)
+        page.refresh()
+        page.start()
+        wait_until(lambda: any(t.step == "follow" and t.fraction > 0.2 for t in snapshot_tasks(window)), 120)
+        shot("19c-upgrade-in-progress", window)
+        wait_until(lambda: not window.controller.running, 180)
+        shot("19d-upgrade-done", window)
+        window.close()
+
+
 def main(out: Path, *, dark: bool = False) -> int:
     out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="wizard-shots-"))
@@ -408,6 +439,7 @@ def main(out: Path, *, dark: bool = False) -> int:
     install_failed(work, app, shot)
     app.processEvents()
     manual_checklist(work, shot)
+    upgrade_pages(work, shot)
     app.processEvents()
 
     with Rehearsal(work / "rehearsal", nodes=3, speed=300) as rehearsal:

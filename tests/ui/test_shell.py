@@ -126,6 +126,7 @@ def test_window_starts_on_welcome_with_accessible_controls(make_window: MakeWind
         "Activation",
         "Bundles",
         "Summary",
+        "Upgrade",
     ]
     assert [window.step_state(i) for i in range(15)] == [StepState.CURRENT] + [StepState.BLOCKED] * 14
     assert not window.next_button.isEnabled()  # no project yet

@@ -45,6 +45,7 @@ from wizard.core.http import (
     settle,
 )
 from wizard.core.progress import Reporter
+from wizard.core.redact import REDACTOR
 from wizard.core.trust import (
     Confirm,
     TlsUnreachable,
@@ -71,6 +72,7 @@ P_ACTIVATION_SUMMARY = "/v1/activations/system"
 P_ACTIVATE = "/v1/system/activate"
 P_VERSION = "/v1/system/version/installed"
 P_REGISTRIES = "/v1/registries/oci/summary"
+P_DOMAIN_CERTIFICATES = "/v1/system/config/domain/certificates"
 
 ACTIVE = "Active"
 
@@ -408,6 +410,41 @@ class ConsoleClient:
         """The installed Palette version; "" when the console does not say (informational only)."""
         data = self._optional(P_VERSION, "the installed version")
         return str((data or {}).get("version") or "")
+
+    def domain_settings(self) -> dict[str, Any] | None:
+        """The system address's root domain and certificate as the console reports them (the reference names only the
+        PUT; I: a GET beside it), without any key material; None where the console does not say."""
+        data = self._optional(P_DOMAIN_CERTIFICATES, "the domain settings")
+        if data is None:
+            return None
+        certificates = dict(data.get("certificates") or {})
+        certificates.pop("keyBase64", None)  # never kept, whatever the console returns
+        return {"rootDomain": str(data.get("rootDomain") or ""), "certificates": certificates}
+
+    def set_domain_certificates(self, root_domain: str, cert_pem: str, key_pem: str, ca_pem: str = "") -> None:
+        """Install a certificate for the system address and set its root domain (palette-sdk-go's ``PUT
+        /v1/system/config/domain/certificates``). A PUT: the retry policy may resend it after a lost answer."""
+        import base64
+
+        def b64(text: str) -> str:
+            return base64.b64encode(text.encode("ascii")).decode("ascii")
+
+        key = b64(key_pem)
+        REDACTOR.add(key)
+        certificates = {"certificateBase64": b64(cert_pem), "keyBase64": key}
+        if ca_pem:
+            certificates["caCertificateBase64"] = b64(ca_pem)
+        body = {"rootDomain": root_domain, "certificates": certificates}
+        r = self.request("PUT", P_DOMAIN_CERTIFICATES, json=body, ok=(200, 201, 202, 204))
+        if r.status_code == 400:
+            raise ConsoleError(
+                "Certificate refused",
+                f"{self.where}: {error_message(r)}",
+                status=400,
+                code=error_code(r),
+                remediation="check the certificate, key and CA files (the key must be the certificate's, the CA its "
+                "issuer) and the domain, then run again",
+            )
 
     def activation(self) -> Activation:
         """The activation state with the Product Setup ID and when the trial (or the licence) ends (the summary

@@ -71,8 +71,8 @@ def _kubeconfig_parts(path: Path) -> tuple[str, bytes, bytes, bytes]:
         ) from exc
 
 
-def list_pods(kubeconfig: Path, *, timeout: float = 15.0) -> list[Pod]:
-    """Every pod of the cluster, as the admin sees it."""
+def kube_get(kubeconfig: Path, path: str, *, timeout: float = 15.0) -> dict[str, Any] | None:
+    """``GET path`` on the cluster's API as the admin: the JSON object, or None for a 404."""
     server, ca, cert, key = _kubeconfig_parts(kubeconfig)
     folder = Path(tempfile.mkdtemp(prefix="palette-kube-"))
     try:
@@ -90,16 +90,28 @@ def list_pods(kubeconfig: Path, *, timeout: float = 15.0) -> list[Pod]:
         shutil.rmtree(folder, ignore_errors=True)
     try:
         with httpx.Client(base_url=server, verify=ctx, timeout=timeout) as http:
-            r = http.get("/api/v1/pods")
+            r = http.get(path)
     except httpx.HTTPError as exc:
         raise WizardError(
             "Kubernetes API unreachable",
             f"{server}: {exc.__class__.__name__}: {exc}",
             remediation="check that TCP 6443 at the VIP is reachable from this machine",
         ) from exc
+    if r.status_code == 404:
+        return None
     if r.status_code != 200:
-        raise WizardError("Kubernetes API refused the pod list", f"{server} answered {r.status_code}: {r.text[:200]}")
-    items: Any = r.json().get("items") if r.headers.get("content-type", "").startswith("application/json") else None
+        raise WizardError("Kubernetes API refused a read", f"{server}{path} answered {r.status_code}: {r.text[:200]}")
+    try:
+        data = r.json()
+    except ValueError as exc:
+        raise WizardError("Unexpected Kubernetes API answer", f"{server}{path}: not JSON") from exc
+    return data if isinstance(data, dict) else None
+
+
+def list_pods(kubeconfig: Path, *, timeout: float = 15.0) -> list[Pod]:
+    """Every pod of the cluster, as the admin sees it."""
+    data = kube_get(kubeconfig, "/api/v1/pods", timeout=timeout)
+    items: Any = (data or {}).get("items")
     return [
         Pod(
             str((i.get("metadata") or {}).get("namespace") or ""),
@@ -109,6 +121,29 @@ def list_pods(kubeconfig: Path, *, timeout: float = 15.0) -> list[Pod]:
         for i in items or []
         if isinstance(i, dict)
     ]
+
+
+#: Where the docs' pre-upgrade scripts act: the Zot registry's claim and the storage class it should sit on.
+ZOT_NAMESPACE, ZOT_PVC = "zot-system", "zot-pvc"
+HA_STORAGE_CLASS = "linstor-lvm-storage"
+
+
+def zot_access_modes(kubeconfig: Path) -> list[str] | None:
+    """The access modes of the Zot registry's PVC (``kubectl get pvc -n zot-system``), None when there is none."""
+    data = kube_get(kubeconfig, f"/api/v1/namespaces/{ZOT_NAMESPACE}/persistentvolumeclaims") or {}
+    claims = [i for i in data.get("items") or [] if isinstance(i, dict)]
+    claim = next((c for c in claims if (c.get("metadata") or {}).get("name") == ZOT_PVC), claims[0] if claims else None)
+    if claim is None:
+        return None
+    return [str(m) for m in (claim.get("spec") or {}).get("accessModes") or []]
+
+
+def storage_class_parameters(kubeconfig: Path, name: str = HA_STORAGE_CLASS) -> dict[str, str] | None:
+    """A StorageClass's parameters, None when it does not exist."""
+    data = kube_get(kubeconfig, f"/apis/storage.k8s.io/v1/storageclasses/{name}")
+    if data is None:
+        return None
+    return {str(k): str(v) for k, v in (data.get("parameters") or {}).items()}
 
 
 def _is_traefik(pod: Pod) -> bool:

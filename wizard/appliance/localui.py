@@ -638,6 +638,7 @@ class LocalUIClient:
             health=str(health.get("status") or ""),
             reboot_pending=bool(status.get("isRebootPending")),
             kubeconfig=str(status.get("kubeconfig") or ""),
+            agent_version=str(status.get("agentVersion") or ""),
         )
 
     def lifecycle_events(self) -> LifecycleEvents:

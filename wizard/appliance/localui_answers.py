@@ -116,6 +116,7 @@ class ClusterStatus:
     health: str
     reboot_pending: bool
     kubeconfig: str = field(repr=False, default="")
+    agent_version: str = ""  # ``status.agentVersion`` as the leader spells it: the release the cluster runs
 
     @property
     def done(self) -> bool:

@@ -75,5 +75,10 @@ CONFIGURATION = Words(
     running=_BUSY | _w("Configuring", "Applying"),
 )
 CONFIGURATION_IDLE = _w("Not Configured", "Unconfigured", "None", "")
-#: ``cluster/details`` ``clusterState`` (spec enum ``Provisioning/Running/Deleting/Error``).
-CLUSTER_STATE = Words(done=_w("Running"), failed=_w("Error", "Failed"), running=_w("Provisioning", "Pending"))
+#: ``cluster/details`` ``clusterState`` (spec enum ``Provisioning/Running/Deleting/Error``; an archive update's state
+#: is outside the enum and not published: ``Upgrading``, ``Updating`` or the enum's ``Provisioning``).
+CLUSTER_STATE = Words(
+    done=_w("Running"),
+    failed=_w("Error", "Failed"),
+    running=_w("Provisioning", "Pending", "Upgrading", "Updating", "Upgrade", "Update", "InProgress"),
+)

@@ -70,9 +70,24 @@ class StepContext:
     confirm: Confirm | None = None
     #: Services shared by jobs for the length of one run (the ISO server); the engine closes them at its end.
     resources: RunResources = field(default_factory=RunResources, compare=False)
+    #: The journal of the install a day-2 session (an upgrade, a certificate change, a node added) works on; read
+    #: through :meth:`record` where the session's own journal has no record yet. None for the install itself.
+    origin: Journal | None = field(default=None, compare=False)
 
     def facts(self, scope: str) -> Facts:
         return Facts(self.journal, scope)
+
+    def record(self, job_id: str) -> dict[str, Any] | None:
+        """A job's record: this session's own, else the install's (``origin``) for a day-2 session."""
+        found = self.journal.job(job_id)
+        if found is None and self.origin is not None:
+            found = self.origin.job(job_id)
+        return found
+
+    def result(self, job_id: str) -> dict[str, Any]:
+        """The result :meth:`record` finds (empty when there is none)."""
+        found = self.record(job_id)
+        return dict(found.get("result") or {}) if found else {}
 
 
 class Step(ABC):

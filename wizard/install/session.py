@@ -28,6 +28,8 @@ class Session:
     paths: AppPaths
     #: Asks the operator to trust first-contact fingerprints; None refuses them unless the project pins them.
     confirm: Confirm | None = None
+    #: A day-2 session's install journal (:attr:`wizard.core.jobs.StepContext.origin`); None for the install.
+    origin: Journal | None = None
 
     @classmethod
     def open(
@@ -47,7 +49,7 @@ class Session:
 
     @property
     def context(self) -> StepContext:
-        return StepContext(self.project, self.secrets, self.journal, self.paths, self.confirm)
+        return StepContext(self.project, self.secrets, self.journal, self.paths, self.confirm, origin=self.origin)
 
     def engine(
         self,

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
+import tarfile
+import time
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -187,3 +190,72 @@ def sign_file(key: rsa.RSAPrivateKey, path: Path, signature: Path) -> None:
         while chunk := fh.read(4 * 1024 * 1024):
             h.update(chunk)
     signature.write_bytes(key.sign(h.digest(), padding.PKCS1v15(), Prehashed(hashes.SHA256())))
+
+
+def content_bundle(path: Path, version: str, *, edition: str = "palette", size: int = 1024 * 1024) -> Path:
+    """A lab content bundle that names its release: a tar archive whose ``palette-content.json`` says ``version``
+    (the lab has no zstd, so only the name is Artifact Studio's ``.tar.zst``), then ``size`` random bytes."""
+    manifest = json.dumps({"kind": "palette-content", "version": version, "edition": edition}).encode()
+    with tarfile.open(path, "w") as archive:
+        entry = tarfile.TarInfo("palette-content.json")
+        entry.size, entry.mtime = len(manifest), int(time.time())
+        archive.addfile(entry, io.BytesIO(manifest))
+        payload = io.BytesIO(os.urandom(size))
+        entry = tarfile.TarInfo("content/payload.bin")
+        entry.size, entry.mtime = size, int(time.time())
+        archive.addfile(entry, payload)
+    return path
+
+
+def operator_certificate(folder: Path, domain: str, *, ip: str = "", days: int = 365) -> tuple[Path, Path, Path]:
+    """What an operator brings for the system console: a CA (``ca.crt``) and a certificate it issued for ``domain``
+    (and ``ip``) with its key (``console.crt``, ``console.key``, owner-only), as PEM files in ``folder``."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    folder.mkdir(parents=True, exist_ok=True)
+    now = dt.datetime.now(dt.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Rehearsal operator CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=3650))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    names: list[x509.GeneralName] = [x509.DNSName(domain)]
+    if ip:
+        names.append(x509.IPAddress(ipaddress.ip_address(ip)))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, domain)]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=days))
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    ca_path, cert_path, key_path = folder / "ca.crt", folder / "console.crt", folder / "console.key"
+    ca_path.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+    return cert_path, key_path, ca_path

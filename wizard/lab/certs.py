@@ -87,6 +87,29 @@ def create_node_certificate(folder: Path, *, ip: str, hostname: str, days: int =
     return NodeCertificate(cert_path, key_path, fingerprint_der(cert.public_bytes(serialization.Encoding.DER)))
 
 
+def write_certificate(folder: Path, cert_pem: str, key_pem: str) -> NodeCertificate:
+    """A certificate someone else made (the operator's), written where a server loads it from (key owner-only)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / CERT_FILE).write_text(cert_pem, encoding="ascii")
+    fd = os.open(folder / KEY_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as fh:
+        fh.write(key_pem)
+    return NodeCertificate(folder / CERT_FILE, folder / KEY_FILE, fingerprint_pem_file(folder / CERT_FILE))
+
+
+def load_node_certificate(folder: Path) -> NodeCertificate | None:
+    """The certificate :func:`create_node_certificate` wrote into ``folder`` before (a kept lab started again), or
+    None when there is none."""
+    cert_path, key_path = folder / CERT_FILE, folder / KEY_FILE
+    if not (cert_path.is_file() and key_path.is_file()):
+        return None
+    return NodeCertificate(cert_path, key_path, fingerprint_pem_file(cert_path))
+
+
+def load_or_create_node_certificate(folder: Path, *, ip: str, hostname: str) -> NodeCertificate:
+    return load_node_certificate(folder) or create_node_certificate(folder, ip=ip, hostname=hostname)
+
+
 def fingerprint_der(der: bytes) -> str:
     """SHA-256 of a DER certificate, as a client pinning ``getpeercert(binary_form=True)`` computes it."""
     return hashlib.sha256(der).hexdigest()

@@ -28,6 +28,7 @@ from wizard.lab.node import LinkRole, LocalUIError, NodeState, iso8601
 if TYPE_CHECKING:
     from wizard.lab.links import LinkRegistry
     from wizard.lab.registrysync import LocalUpload
+    from wizard.lab.upgrade import UpdateArchive, Upgrade
 
 
 PROFILE_UID = "6650f1e2a7c3b1d2e3f40a01"
@@ -222,6 +223,7 @@ REBOOT_PENDING_AT = 0.25
 REBOOT_WINDOW = (0.40, 0.50)  # every node's Local UI is down between these points
 LEADER_JOINS_AT = 0.55
 FOLLOWERS_JOIN_AT = 0.70
+JOIN_SHARE = 0.30  # a host added to a running cluster joins in this share of the creation's timeline
 
 
 @dataclass(frozen=True)
@@ -231,6 +233,7 @@ class ClusterHost:
     name: str
     control_plane: bool
     pool: str
+    joined_at: float | None = None  # a host added to a running cluster's pool: when it was added (lab clock)
 
 
 @dataclass
@@ -248,6 +251,11 @@ class ClusterDeployment:
     config: dict[str, Any]  # the v1ClusterConfiguration as accepted
     variables: dict[str, str] = field(default_factory=dict)
     local_uploads: list[LocalUpload] = field(default_factory=list)  # packs a host's Local UI imported (PE-9263)
+    #: The member hosts' states (every node of the cluster holds this same object).
+    members: list[NodeState] = field(default_factory=list, repr=False)
+    update: UpdateArchive | None = None  # parsed from the last content bundle uploaded to a member
+    upgrade: Upgrade | None = None  # the archive update being applied
+    applied: str = ""  # the archive path of the last update applied (a resent request is taken again)
 
     def progress(self, now: float) -> float:
         if self.timeline <= 0:
@@ -262,9 +270,19 @@ class ClusterDeployment:
 
     def rebooting(self, now: float) -> bool:
         start, end = REBOOT_WINDOW
-        return start <= self.progress(now) < end
+        upgrading = self.upgrade is not None and self.upgrade.rebooting(now)
+        return upgrading or start <= self.progress(now) < end
+
+    def serving(self, now: float) -> bool:
+        """Palette's consoles answer: the cluster runs and no update is being applied (the docs: "the system and
+        tenant consoles will be unavailable")."""
+        upgrade = self.upgrade
+        done = upgrade is None or (upgrade.progress(now) >= 1.0 and not upgrade.error)
+        return self.running(now) and done
 
     def node_state(self, host: ClusterHost, now: float) -> str:
+        if host.joined_at is not None:  # added later: it installs its image and joins in a share of the timeline
+            return "Running" if now >= host.joined_at + JOIN_SHARE * self.timeline else "Provisioning"
         joins = LEADER_JOINS_AT if host.uid == self.leader_uid else FOLLOWERS_JOIN_AT
         return "Running" if self.progress(now) >= joins else "Provisioning"
 
@@ -338,6 +356,9 @@ def _validate_one(node: NodeState, name: str, profile_uid: Any, value: Any) -> d
 def _check_archive_path(node: NodeState, path: Any) -> None:
     if node.uploaded is None and not node.profile.content_in_iso:
         raise LocalUIError(400, "NoArchive", "no cluster configuration archive: upload the content bundle first")
+    update = node.cluster.update if node.cluster is not None else None
+    if update is not None and path == update.path:
+        return  # the update archive's variables are checked before it is applied
     if path not in (None, "") and path != EMBEDDED_ARCHIVE_PATH:
         raise LocalUIError(
             400,
@@ -412,6 +433,7 @@ def create_cluster(node: NodeState, registry: LinkRegistry, body: dict[str, Any]
             member = members[host.uid]
             with member.lock:
                 member.cluster = deployment
+                deployment.members.append(member)
                 member.has_cluster = True
                 member.node_role = "controlplane" if host.control_plane else "worker"
     return {"message": f"cluster {name} creation accepted; deployment takes about 20–30 minutes"}
@@ -578,6 +600,17 @@ def cluster_details(node: NodeState) -> dict[str, Any]:
         "ntpServersApplied": running,
         "sshKeysApplied": running,
     }
+    upgrade = d.upgrade
+    if running and upgrade is not None and upgrade.failed(now):
+        running = False
+        status.update(clusterState="Error", clusterStateReason=f"update to {upgrade.target} failed: {upgrade.error}")
+        status["health"] = {"status": "Unhealthy", "reason": upgrade.error}
+    elif running and upgrade is not None and upgrade.progress(now) < 1.0:
+        running = False  # the consoles are down and the hosts reboot: not Running, not Healthy
+        status["clusterState"] = node.variant("localui.upgrade-words")
+        status["clusterStateReason"] = f"updating to {upgrade.target}: {upgrade.stage(now)}"
+        status["health"] = {"status": "Unhealthy", "reason": "an update is being applied"}
+        status["isRebootPending"] = upgrade.reboot_pending(now)
     if running:
         status["health"] = {"status": node.variant("localui.cluster-words")[1]}
         status["kubeconfig"] = kubeconfig(d)

@@ -30,13 +30,25 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.cookies import CookieError, SimpleCookie
 from http.server import BaseHTTPRequestHandler
 from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
-from wizard.lab.certs import NodeCertificate
+from wizard.lab.certs import NodeCertificate, write_certificate
+from wizard.lab.consolecerts import PATH as DOMAIN_PATH
+from wizard.lab.consolecerts import DomainError, DomainSettings, ServedCertificate
+from wizard.lab.consoleregistry import (
+    SYNC_COMPLETED,
+    SYNC_FAILED,
+    SYNC_IDLE,
+    SYNC_IN_PROGRESS,
+    PackContent,
+    PackImport,
+    Registry,
+    Sync,
+)
 from wizard.lab.httpfaults import NONE as NO_FAULTS
 from wizard.lab.httpfaults import HttpFaults
 from wizard.lab.tlsserver import BackgroundServer, TLSHTTPServer
@@ -56,7 +68,6 @@ DEFAULT_VERSION = "4.7.3"
 MAX_JSON_BODY = 1 << 20
 
 ACTIVE, PENDING, INACTIVE = "Active", "Pending", "Inactive"
-SYNC_IDLE, SYNC_IN_PROGRESS, SYNC_COMPLETED, SYNC_FAILED = "Idle", "InProgress", "Completed", "Failed"
 
 _KEY_PREFIX = "lab-act-"
 
@@ -100,53 +111,6 @@ class _Session:
     token: str
     username: str
     expires_at: float
-
-
-@dataclass
-class _Sync:
-    state: str = SYNC_IDLE
-    started_at: float | None = None
-    last_run: float | None = None
-    last_synced: float | None = None
-    fail_message: str | None = None  # captured when the run starts, so flipping the knob mid-run changes nothing
-    message: str = ""
-    total: int = 0
-
-
-@dataclass(frozen=True)
-class PackContent:
-    """One pack bundle imported into the registry."""
-
-    name: str
-    version: str
-    size: int
-    sha256: str
-    added_at: float
-
-
-@dataclass
-class PackImport:
-    """A pack bundle being imported into the registry after its upload to a node's Local UI."""
-
-    name: str
-    version: str
-    size: int
-    sha256: str
-    started_at: float
-    done_at: float
-    failure: str = ""  # set: the import ends failed with this message
-    listed: bool = False  # in the registry's content since done_at
-
-
-@dataclass
-class _Registry:
-    uid: str
-    name: str
-    endpoint: str
-    base_content_path: str
-    sync: _Sync = field(default_factory=_Sync)
-    packs: dict[tuple[str, str], PackContent] = field(default_factory=dict)
-    imports: list[PackImport] = field(default_factory=list)
 
 
 class SystemConsoleState:
@@ -195,7 +159,8 @@ class SystemConsoleState:
         self._license_expires_at: float | None = None
         self._activation_key_uid = ""
         self._plan_uid = ""
-        self.registry = _Registry(_object_id(), "Zot", registry_endpoint, "spectro-content")
+        self.registry = Registry(_object_id(), "Zot", registry_endpoint, "spectro-content")
+        self.domain = DomainSettings()  # the root domain and the operator's certificate (wizard.lab.consolecerts)
         self._uploaded: set[tuple[str, str]] = set()  # packs that came by upload (the bundled ones are in pack_count)
         for name, pack_version in bundled:
             self.registry.packs[(name, pack_version)] = PackContent(name, pack_version, 0, "", self.installed_at)
@@ -325,6 +290,40 @@ class SystemConsoleState:
             expires = self._license_expires_at if self._license_expires_at is not None else self.trial_expires_at
             return {"status": {"state": self.activation_state(), "expiresAt": iso8601(expires)}}
 
+    # -- A kept lab (wizard.lab.keep) --
+
+    def kept(self) -> dict[str, Any]:
+        """What the console keeps across a restart, no secret among it (the password is re-keyed on return)."""
+        with self.lock:
+            return {
+                "system_uid": self.system_uid,
+                "email": self.admin_email,
+                "reset_required": self._reset_required,
+                "installed_at": self.installed_at,
+                "activated_at": self._activated_at,
+                "license_expires_at": self._license_expires_at,
+                "activation_key_uid": self._activation_key_uid,
+                "plan_uid": self._plan_uid,
+                "root_domain": self.domain.root_domain,
+                "custom_certificate": self.domain.custom is not None,  # its files are in the lab's folder
+            }
+
+    def restore(self, kept: dict[str, Any], password: str | None) -> None:
+        """Take :meth:`kept`'s record back, with ``password`` as the admin's (None: the default, not reset yet)."""
+        with self.lock:
+            self.system_uid = str(kept.get("system_uid") or self.system_uid)
+            self.admin_email = str(kept.get("email") or "")
+            self.installed_at = float(kept.get("installed_at") or self.installed_at)
+            self._activated_at = kept.get("activated_at")
+            self._license_expires_at = kept.get("license_expires_at")
+            self._activation_key_uid = str(kept.get("activation_key_uid") or "")
+            self._plan_uid = str(kept.get("plan_uid") or "")
+            self.domain.root_domain = str(kept.get("root_domain") or "")
+            if password is not None and not kept.get("reset_required", True):
+                self._salt = secrets.token_bytes(16)
+                self._digest = _hash_password(password, self._salt)
+                self._reset_required = False
+
     # -- Version --
 
     def installed_version(self) -> dict[str, Any]:
@@ -333,7 +332,7 @@ class SystemConsoleState:
 
     # -- OCI registry and its sync --
 
-    def _advance_sync(self, sync: _Sync, now: float) -> None:
+    def _advance_sync(self, sync: Sync, now: float) -> None:
         if sync.state != SYNC_IN_PROGRESS or sync.started_at is None:
             return
         if now - sync.started_at < self.sync_duration:
@@ -344,7 +343,7 @@ class SystemConsoleState:
             sync.state, sync.message = SYNC_COMPLETED, f"synced {sync.total} of {sync.total} packs"
             sync.last_synced = sync.started_at + self.sync_duration
 
-    def _registry(self, uid: str) -> _Registry:
+    def _registry(self, uid: str) -> Registry:
         if uid != self.registry.uid:
             raise ConsoleError(404, "RegistryNotFound", f"no OCI registry with uid {uid}")
         return self.registry
@@ -370,7 +369,7 @@ class SystemConsoleState:
             self._advance_sync(sync, now)
             return self._sync_body(sync, now)
 
-    def _sync_body(self, sync: _Sync, now: float) -> dict[str, Any]:
+    def _sync_body(self, sync: Sync, now: float) -> dict[str, Any]:
         synced = 0
         if sync.state == SYNC_COMPLETED:
             synced = sync.total
@@ -574,6 +573,20 @@ def _sync_status(req: _Request) -> _Reply:
     return _Reply(200, req.state.sync_status(req.match["uid"]))
 
 
+@_route("PUT", DOMAIN_PATH)
+def _put_domain(req: _Request) -> _Reply:
+    try:
+        req.state.domain.put(req.body())
+    except DomainError as exc:
+        raise ConsoleError(400, "InvalidCertificate", str(exc)) from exc
+    return _Reply(204)
+
+
+@_route("GET", DOMAIN_PATH)
+def _get_domain(req: _Request) -> _Reply:
+    return _Reply(200, req.state.domain.get())
+
+
 # -- HTTP plumbing -------------------------------------------------------------------------------------------------
 
 
@@ -740,6 +753,22 @@ class SystemConsoleServer(BackgroundServer):
         #: Read when the server (re)starts.
         self.presented: NodeCertificate | None = None
         self.socket_timeout = socket_timeout
+        state.domain.on_change = self._serve
+
+    def _serve(self, given: ServedCertificate) -> None:
+        """Serve the operator's certificate from now on: written beside the cluster's own, then the server reloads
+        (after this request's answer, on a thread of its own: a stop waits for the request's thread)."""
+        self.certificate = write_certificate(
+            self.certificate.cert_path.parent / "custom", given.cert_pem, given.key_pem
+        )
+
+        def reload() -> None:
+            time.sleep(0.2)
+            if self.running:
+                self.stop()
+                self.start()
+
+        threading.Thread(target=reload, name="system-console-reload", daemon=True).start()
 
     def _make_server(self, address: tuple[str, int]) -> TLSHTTPServer:
         shown = self.presented or self.certificate

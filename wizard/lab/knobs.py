@@ -258,6 +258,30 @@ KNOBS: tuple[Knob, ...] = (
         _seconds,
     ),
     Knob("pack-import-error", "the registry's next pack import fails with this message", "none", "text", _text),
+    Knob(
+        "upgrade-to",
+        "the release of the content bundle the rehearsal writes for `palette-wizard upgrade` (files/upgrade/)",
+        "the next release the reference names after `version`",
+        "a release as X.Y.Z, e.g. 4.9.44",
+        _release,
+    ),
+    Knob("upgrade-seconds", "how long an archive update takes (appliance seconds)", "1500", "seconds", _seconds),
+    Knob("upgrade-error", "the next archive update ends in Error with this message", "none", "text", _text),
+    Knob(
+        "console-certificate",
+        "the project installs the operator's certificate the rehearsal made (files/certificates/) for "
+        "palette.rehearsal.example on the system console",
+        "off",
+        "on or off",
+        _switch,
+    ),
+    Knob(
+        "pre-upgrade-done",
+        "the docs' pre-upgrade script of 4.7.15 or 4.7.27 has run on the cluster (the Zot PVC, the HA storage class)",
+        "off",
+        "on or off",
+        _switch,
+    ),
 )
 _BY_NAME = {k.name: k for k in KNOBS}
 NODE_ONLY = frozenset({"configure_error"})  # node knobs that are not NodeFaults fields (set on the node's state)

@@ -20,6 +20,14 @@ from wizard.lab.kubepki import ClusterPKI
 from wizard.lab.tlsserver import BackgroundServer, TLSHTTPServer
 
 KUBE_API_PORT = 6443
+#: Where the docs' pre-upgrade scripts act (4.7.15: the Zot PVC's access mode; 4.7.27: the HA storage class).
+ZOT_NAMESPACE = "zot-system"
+STORAGE_CLASS = "linstor-lvm-storage"
+#: What a cluster's storage looks like once the scripts ran (or where none was needed).
+SOUND_STORAGE: dict[str, Any] = {
+    "zot_modes": ["ReadWriteOnce"],
+    "storage_class": {"resourceGroup": "lvm-ha", "placementCount": "3", "storagePool": "lvm-thin"},
+}
 KUBE_VERSION = {"major": "1", "minor": "32", "gitVersion": "v1.32.9", "platform": "linux/amd64"}
 
 # Which port the API answers on at a VIP while its server runs. A real cluster always uses 6443; on the shared
@@ -73,9 +81,12 @@ class _Server(TLSHTTPServer):
         ready: Callable[[], bool],
         pods: Callable[[], list[dict[str, Any]]],
         timeout: float,
+        *,
+        storage: Callable[[], dict[str, Any]],
     ) -> None:
         self.ready = ready
         self.pods = pods
+        self.storage = storage
         super().__init__(address, pki.server_context(), _Handler, socket_timeout=timeout, label="kube-api")
 
 
@@ -110,6 +121,28 @@ class _Handler(BaseHTTPRequestHandler):
         elif path == "/api/v1/pods" and self._admin():
             body = {"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": server.pods()}
             self._reply(200, json.dumps(body).encode(), "application/json")
+        elif path == f"/api/v1/namespaces/{ZOT_NAMESPACE}/persistentvolumeclaims" and self._admin():
+            modes = list(server.storage().get("zot_modes") or ["ReadWriteOnce"])
+            claim = {
+                "metadata": {"name": "zot-pvc", "namespace": ZOT_NAMESPACE},
+                "spec": {"accessModes": modes, "storageClassName": STORAGE_CLASS},
+                "status": {"phase": "Bound", "accessModes": modes},
+            }
+            body = {"kind": "PersistentVolumeClaimList", "apiVersion": "v1", "metadata": {}, "items": [claim]}
+            self._reply(200, json.dumps(body).encode(), "application/json")
+        elif path == f"/apis/storage.k8s.io/v1/storageclasses/{STORAGE_CLASS}" and self._admin():
+            parameters = server.storage().get("storage_class")
+            if parameters is None:
+                self._reply(404, json.dumps({"kind": "Status", "code": 404, "reason": "NotFound"}).encode())
+                return
+            body = {
+                "kind": "StorageClass",
+                "apiVersion": "storage.k8s.io/v1",
+                "metadata": {"name": STORAGE_CLASS},
+                "provisioner": "linstor.csi.linbit.com",
+                "parameters": parameters,
+            }
+            self._reply(200, json.dumps(body).encode(), "application/json")
         else:
             status = {"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": "Unauthorized",
                       "reason": "Unauthorized", "code": 401}  # fmt: skip
@@ -130,17 +163,20 @@ class KubeAPIServer(BackgroundServer):
         port: int = KUBE_API_PORT,
         socket_timeout: float = 15.0,
         netns: str | None = None,
+        storage: Callable[[], dict[str, Any]] = lambda: SOUND_STORAGE,
     ) -> None:
+        """``storage``: the Zot PVC's access modes and the HA storage class's parameters (None: no such class)."""
         super().__init__(host=host, port=port, label="kube-api", netns=netns)
         self.pki = pki
         self.ready = ready
         self.pods = pods
+        self.storage = storage
         self.socket_timeout = socket_timeout
         if port:  # a port fixed up front is the API's from now on: a kubeconfig written before it listens names it
             self._started()
 
     def _make_server(self, address: tuple[str, int]) -> TLSHTTPServer:
-        return _Server(address, self.pki, self.ready, self.pods, self.socket_timeout)
+        return _Server(address, self.pki, self.ready, self.pods, self.socket_timeout, storage=self.storage)
 
     def _started(self) -> None:
         with _PORTS_LOCK:

@@ -101,10 +101,29 @@ def create(folder: Path, vip: str) -> ClusterPKI:
     fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as fh:
         fh.write(server_key_pem)
-    pki = ClusterPKI(vip, ca.public_bytes(serialization.Encoding.PEM), cert_path, key_path, client_pem, client_key_pem)
+    ca_pem = ca.public_bytes(serialization.Encoding.PEM)
+    # Kept beside the server's files, so a kept lab started again serves the PKI its kubeconfig names.
+    (folder / "ca.crt").write_bytes(ca_pem)
+    (folder / "admin.crt").write_bytes(client_pem)
+    fd = os.open(folder / "admin.key", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(client_key_pem)
+    return _register(ClusterPKI(vip, ca_pem, cert_path, key_path, client_pem, client_key_pem))
+
+
+def _register(pki: ClusterPKI) -> ClusterPKI:
     with _LOCK:
-        _BY_VIP[vip] = pki
+        _BY_VIP[pki.vip] = pki
     return pki
+
+
+def load_or_create(folder: Path, vip: str) -> ClusterPKI:
+    """The PKI :func:`create` wrote into ``folder`` for ``vip`` before (a kept lab started again), else a new one."""
+    names = ("ca.crt", "apiserver.crt", "apiserver.key", "admin.crt", "admin.key")
+    if all((folder / n).is_file() for n in names):
+        ca, _, _, client, client_key = ((folder / n).read_bytes() for n in names)
+        return _register(ClusterPKI(vip, ca, folder / "apiserver.crt", folder / "apiserver.key", client, client_key))
+    return create(folder, vip)
 
 
 def lookup(vip: str) -> ClusterPKI | None:

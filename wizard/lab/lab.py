@@ -11,20 +11,28 @@ import ssl
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from wizard.lab import network
+from wizard.lab import upgrade as lab_upgrade
 from wizard.lab.bootmenu import MEDIA_CHOICES
-from wizard.lab.certs import NodeCertificate, create_node_certificate
+from wizard.lab.certs import NodeCertificate, create_node_certificate, load_or_create_node_certificate
 from wizard.lab.httpfaults import HttpFaults
 from wizard.lab.links import LinkRegistry
 from wizard.lab.localui import LocalUIServer
 from wizard.lab.machine import Machine, Timings
-from wizard.lab.node import DEFAULT_CLUSTER_TIMELINE, Clock, Hardware, LoginPolicy, NodeState
+from wizard.lab.node import (
+    DEFAULT_CLUSTER_TIMELINE,
+    DEFAULT_UPGRADE_TIMELINE,
+    Clock,
+    Hardware,
+    LoginPolicy,
+    NodeState,
+)
 from wizard.lab.nodelogs import LOG_COLLECT_SECONDS, LogSource, NodeLogs
 from wizard.lab.sclient import s_client
 from wizard.lab.sftp import attach_staging
@@ -91,6 +99,25 @@ class NodeFaults:
     stale_partitions: tuple[str, ...] = ()
     never_boots: bool = False
     log_collection_error: str = ""
+
+
+@dataclass(frozen=True)
+class _NodeRecipe:
+    """How the lab makes each node (the constructor's settings), so a node can be added later alike."""
+
+    clock: Clock
+    ip: str
+    speed: float
+    timings: Timings
+    login_policy: LoginPolicy | None
+    content_sync_delay: float
+    cluster_timeline: float
+    upgrade_timeline: float
+    variant: Variant
+    http_5xx: float
+    seed: int
+    socket_timeout: float
+    log_collect_seconds: float
 
 
 @dataclass(frozen=True)
@@ -213,6 +240,7 @@ class Lab:
         socket_timeout: float = 30.0,
         name_prefix: str = "edge-node",
         cluster_timeline: float = DEFAULT_CLUSTER_TIMELINE,
+        upgrade_timeline: float = DEFAULT_UPGRADE_TIMELINE,
         tick_interval: float | None = 1.0,
         installed: bool = True,
         speed: float = 1.0,
@@ -226,6 +254,8 @@ class Lab:
         http_5xx: float = 0.0,
         seed: int = 0,
         media: str = "interactive",
+        ports: Sequence[tuple[int, int]] | None = None,
+        reuse: bool = False,
     ) -> None:
         """``faults`` applies to every node (one :class:`NodeFaults`) or by node index (a mapping);
         ``log_collect_seconds`` is how long (lab clock) a Local UI log collection takes; ``appliance`` is the release
@@ -233,7 +263,9 @@ class Lab:
         plausible appliance the nodes are (:mod:`wizard.lab.variants`); ``http_5xx`` the share of Local UI requests
         answered 500/502/503 before anything is done (:mod:`wizard.lab.httpfaults`), drawn from ``seed``. ``media``
         is what a medium the lab cannot read is taken to boot (``interactive``: the appliance ISO's default entry 2,
-        like the product; ``automatic``: entry 0) — a medium it can read boots by its own menu."""
+        like the product; ``automatic``: entry 0) — a medium it can read boots by its own menu. ``ports`` fixes each
+        node's (Local UI, SSH) ports and ``reuse`` keeps the certificates in ``base_dir``: a kept lab started again
+        (:mod:`wizard.lab.keep`)."""
         if n_nodes < 1:
             raise ValueError("a lab needs at least one node")
         if media not in MEDIA_CHOICES:
@@ -260,70 +292,127 @@ class Lab:
 
             require_support()  # not root, not Linux or no `ip`: say so before anything is made
             self.network = LabNetwork(n_nodes, subnet=subnet or DEFAULT_SUBNET)
+        self._make = partial(
+            _NodeRecipe,
+            clock=clock,
+            ip=ip,
+            speed=speed,
+            timings=timings or Timings(),
+            login_policy=login_policy,
+            content_sync_delay=content_sync_delay,
+            cluster_timeline=cluster_timeline,
+            upgrade_timeline=upgrade_timeline,
+            variant=variant,
+            http_5xx=http_5xx,
+            seed=seed,
+            socket_timeout=socket_timeout,
+            log_collect_seconds=log_collect_seconds,
+        )
+        self.name_prefix = name_prefix
         try:
             for i in range(n_nodes):
-                name = f"{name_prefix}-{i + 1}"
-                folder = self.base_dir / name
-                iface = self.network.nodes[i] if self.network is not None else None
-                node_ip = iface.address if iface is not None else ip
-                namespace = iface.namespace if iface is not None else None
-                machine = Machine(
-                    name,
-                    clock=clock,
-                    speed=speed,
-                    timings=timings or Timings(),
-                    preinstalled=installed,
-                    assumed_media=media,
-                )
-                state = NodeState(
-                    name=name,
-                    data_dir=folder / "data",
-                    ip=node_ip,
-                    clock=clock,
-                    login_policy=login_policy,
-                    content_sync_delay=content_sync_delay,
-                    cluster_timeline=cluster_timeline,
-                    facts=machine_facts(machine),
-                    skew=_skew_of(machine),
-                    profile=self.appliance,
-                )
-                state.reboot = machine.reboot  # a user-data change through the Local UI reboots the machine
-                state.variant = variant
-                state.http_faults = HttpFaults(http_5xx, seed=seed, label=f"localui-{name}")
-                cert = create_node_certificate(folder / "tls", ip=node_ip, hostname=name)
-                # The port is fixed up front: a node that is not installed yet still has a known Local UI address.
-                state.port = NODE_LOCALUI_PORT if iface is not None else _free_port(ip)
-                logs = NodeLogs(state, node_log_sources(machine), collect_seconds=log_collect_seconds)
-                server = LocalUIServer(
-                    state,
-                    cert,
-                    registry=self.registry,
-                    host=node_ip,
-                    port=state.port,
-                    socket_timeout=socket_timeout,
-                    logs=logs,
-                    netns=namespace,
-                )
-                shell = NodeShell(machine, self._hostname_of(state), {})
-                shell.extra["openssl"] = partial(s_client, self.cluster_certificate)
-                ssh = LabSSHServer(
-                    machine,
-                    load_or_create_host_key(folder / "ssh" / "ssh_host_ecdsa_key"),
-                    state,
-                    shell,
-                    host=node_ip,
-                    port=NODE_SSH_PORT if iface is not None else 0,
-                    offline=self._rebooting_for_cluster(state),
-                )
-                node = LabNode(i, state, cert, server, machine, ssh, logs, namespace)
                 chosen = faults.get(i) if isinstance(faults, Mapping) else faults
-                if chosen is not None:
-                    node.apply(chosen)
-                attach_staging(node)  # SFTP and the on-node commands the staging transfer mode uses
-                self.nodes.append(node)
+                port_pair = ports[i] if ports is not None and i < len(ports) else None
+                self.nodes.append(self._node(i, installed=installed, faults=chosen, ports=port_pair, reuse=reuse))
         except BaseException:
             self._remove_owned_dir()
             raise
+
+    def _node(
+        self,
+        i: int,
+        *,
+        installed: bool,
+        faults: NodeFaults | None = None,
+        ports: tuple[int, int] | None = None,
+        reuse: bool = False,
+    ) -> LabNode:
+        """Node ``i``: its machine, state, certificate, Local UI and SSH servers. ``ports`` (Local UI, SSH) fixes where
+        it listens and ``reuse`` takes the certificate its folder holds already (a kept lab started again)."""
+        recipe = self._make()
+        name = f"{self.name_prefix}-{i + 1}"
+        folder = self.base_dir / name
+        iface = self.network.nodes[i] if self.network is not None else None
+        node_ip = iface.address if iface is not None else recipe.ip
+        namespace = iface.namespace if iface is not None else None
+        machine = Machine(
+            name,
+            clock=recipe.clock,
+            speed=recipe.speed,
+            timings=recipe.timings,
+            preinstalled=installed,
+            assumed_media=self.media,
+        )
+        state = NodeState(
+            name=name,
+            data_dir=folder / "data",
+            ip=node_ip,
+            clock=recipe.clock,
+            login_policy=recipe.login_policy,
+            content_sync_delay=recipe.content_sync_delay,
+            cluster_timeline=recipe.cluster_timeline,
+            facts=machine_facts(machine),
+            skew=_skew_of(machine),
+            profile=self.appliance,
+        )
+        state.reboot = machine.reboot  # a user-data change through the Local UI reboots the machine
+        state.upgrade_timeline = recipe.upgrade_timeline
+        state.variant = recipe.variant
+        state.http_faults = HttpFaults(recipe.http_5xx, seed=recipe.seed, label=f"localui-{name}")
+        if reuse:
+            cert = load_or_create_node_certificate(folder / "tls", ip=node_ip, hostname=name)
+        else:
+            cert = create_node_certificate(folder / "tls", ip=node_ip, hostname=name)
+        # The port is fixed up front: a node that is not installed yet still has a known Local UI address.
+        if ports is not None:
+            state.port = ports[0]
+        else:
+            state.port = NODE_LOCALUI_PORT if iface is not None else _free_port(recipe.ip)
+        logs = NodeLogs(state, node_log_sources(machine), collect_seconds=recipe.log_collect_seconds)
+        server = LocalUIServer(
+            state,
+            cert,
+            registry=self.registry,
+            host=node_ip,
+            port=state.port,
+            socket_timeout=recipe.socket_timeout,
+            logs=logs,
+            netns=namespace,
+        )
+        shell = NodeShell(machine, self._hostname_of(state), {})
+        shell.extra["openssl"] = partial(s_client, self.cluster_certificate)
+        ssh_port = ports[1] if ports is not None else (NODE_SSH_PORT if iface is not None else 0)
+        ssh = LabSSHServer(
+            machine,
+            load_or_create_host_key(folder / "ssh" / "ssh_host_ecdsa_key"),
+            state,
+            shell,
+            host=node_ip,
+            port=ssh_port,
+            offline=self._rebooting_for_cluster(state),
+        )
+        node = LabNode(i, state, cert, server, machine, ssh, logs, namespace)
+        if faults is not None:
+            node.apply(faults)
+        attach_staging(node)  # SFTP and the on-node commands the staging transfer mode uses
+        return node
+
+    def add_node(
+        self, *, faults: NodeFaults | None = None, ports: tuple[int, int] | None = None, reuse: bool = False
+    ) -> LabNode:
+        """One more node, not installed yet (a machine the operator racked to add to the appliance), started with
+        the lab when it runs; ``ports`` and ``reuse`` as for the constructor (a kept lab's racked node). Loopback
+        labs only: a lab on namespaces has its network fixed at creation."""
+        if self.network is not None:
+            raise RuntimeError("a lab on network namespaces cannot grow")
+        node = self._node(len(self.nodes), installed=False, faults=faults, ports=ports, reuse=reuse)
+        self.nodes.append(node)
+        with self._tick_lock:
+            started = self._started
+        if started:
+            node.ssh.start()
+            self.tick()
+        return node
 
     def _hostname_of(self, state: NodeState) -> Callable[[], str]:
         return lambda: state.hostname
@@ -385,6 +474,14 @@ class Lab:
         self.vip_servers.append(server)
         with self._tick_lock:
             self._vip_services.setdefault(server.host, []).append(server)
+            placed = server.host in self._vips  # a kept lab's cluster runs already: its VIP is placed
+        if placed and not server.running:
+            if self.network is not None:
+                holder = next(
+                    n for n in self.nodes if n.state.cluster is not None and n.state.cluster.vip == server.host
+                )
+                server.netns = self.node(holder.state.cluster.leader_uid).namespace  # type: ignore[union-attr]
+            server.start()
         self.tick()
 
     def cluster_certificate(self, host: str, port: int) -> str | None:
@@ -409,6 +506,7 @@ class Lab:
             else:
                 self._tick_vips(now)
             for node in self.nodes:
+                lab_upgrade.settle(node.state)  # an archive update that has run its course
                 deployment = node.state.cluster
                 down = (deployment is not None and deployment.rebooting(now)) or not node.machine.local_ui_up
                 down = down or network.unreachable(node.state)

@@ -59,6 +59,10 @@ def decode_link_token(token: str) -> LinkClaims:
     return LinkClaims(data["ip"], data["port"], data.get("hostId", ""), data["otp"])
 
 
+def _cluster_control_plane(node: NodeState) -> bool:
+    return node.has_cluster and node.node_role == "controlplane"
+
+
 class LinkRegistry:
     """Which node answers at which address, and every link operation (they always touch two nodes).
 
@@ -106,7 +110,8 @@ class LinkRegistry:
         ``remainingTime`` count down; generating makes the node the leader."""
         with self._lock:
             state = leader.link
-            if state.role is LinkRole.FOLLOWER:
+            # Once the cluster exists every control-plane node generates tokens and can act as leader (link docs).
+            if state.role is LinkRole.FOLLOWER and not _cluster_control_plane(leader):
                 raise LocalUIError(
                     400,
                     "AlreadyLinked",
@@ -119,7 +124,8 @@ class LinkRegistry:
                 otp = LinkOTP(secrets.token_urlsafe(12), now)
                 state.otps[otp.value] = otp
                 state.current_otp = otp.value
-            state.role = LinkRole.LEADER
+            if state.role is not LinkRole.FOLLOWER:
+                state.role = LinkRole.LEADER
             ip, port = leader.address
             return {
                 "token": encode_link_token(LinkClaims(ip, port, leader.uid, otp.value)),
@@ -157,7 +163,7 @@ class LinkRegistry:
                     f"this host is the leader of {len(state.followers)} linked host(s); unlink them first",
                 )
             lstate = leader.link
-            if lstate.role is not LinkRole.LEADER:
+            if lstate.role is not LinkRole.LEADER and not _cluster_control_plane(leader):
                 raise LocalUIError(400, "InvalidLinkToken", "the host named in the token is not a link leader")
             now = leader.clock()
             otp = lstate.otps.get(claims.otp)
@@ -212,10 +218,10 @@ class LinkRegistry:
             return {"status": completed if state.followers else "Pending", "peers": peers}
         if state.role is LinkRole.FOLLOWER and state.leader_uid:
             leader = self._by_uid[state.leader_uid]
-            return {
-                "status": completed,
-                "peers": [self._peer(leader, leader, "leader"), self._peer(leader, node, "follower")],
-            }
+            peers = [self._peer(leader, leader, "leader"), self._peer(leader, node, "follower")]
+            # A cluster's control-plane node that issued tokens lists the hosts it linked too.
+            peers += [self._peer(node, self._by_uid[uid], "follower") for uid in state.followers]
+            return {"status": completed, "peers": peers}
         raise LocalUIError(404, "NotLinked", "this host is not linked to other hosts")
 
     def _peer(self, leader: NodeState, peer: NodeState, role: str) -> dict[str, Any]:
@@ -233,6 +239,10 @@ class LinkRegistry:
             "contentSyncStatus": self._content_sync_status(leader, peer),
             "config": peer.host_info(),
         }
+
+    def content_sync_status(self, leader: NodeState, peer: NodeState) -> str:
+        """``contentSyncStatus`` of ``peer`` as ``leader`` reports it."""
+        return self._content_sync_status(leader, peer)
 
     @staticmethod
     def _content_sync_status(leader: NodeState, peer: NodeState) -> str:

@@ -26,8 +26,9 @@ from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
 from wizard.appliance.localui_spec import Operation, SpecViolation, UnknownOperation
-from wizard.lab import cluster, network, registrysync
+from wizard.lab import cluster, clusterinfo, network, registrysync
 from wizard.lab import registry as lab_registry
+from wizard.lab import upgrade as lab_upgrade
 from wizard.lab.certs import NodeCertificate
 from wizard.lab.links import LinkRegistry
 from wizard.lab.multipart import (
@@ -286,6 +287,7 @@ def _upload_content(req: _Request) -> Reply:
         raise LocalUIError(500, "InternalServerError", "failed to store the uploaded content: no space left on device")
     content = receiver.commit(req.node.clock())
     req.node.record_upload(content)
+    lab_upgrade.offer(req.node, content)  # a newer release's bundle on a cluster member: an update archive
     if lab_registry.import_upload(req.node, content):  # a pack bundle lands in the running cluster's registry
         pack = lab_registry.pack_identity(content.file_name)
         if pack is not None:
@@ -308,6 +310,48 @@ def _embedded_archive(req: _Request) -> Reply:
 def _overridden_archive(req: _Request) -> Reply:
     # Only upload-clusterconfig makes an overridden archive, and the lab does not simulate that upload.
     raise LocalUIError(404, "NotFound", "no cluster configuration archive was uploaded to this host")
+
+
+@_route("GET", "/v1/edge-mgmt/clusters/archive/update/details")
+def _update_archive(req: _Request) -> Reply:
+    return Reply(200, lab_upgrade.update_details(req.node))
+
+
+@_route("DELETE", "/v1/edge-mgmt/clusters/archive/update")
+def _reject_update(req: _Request) -> Reply:
+    return Reply(202, lab_upgrade.reject(req.node))
+
+
+@_route("PUT", "/v1/edge-mgmt/cluster/{clusterName}")
+def _update_cluster(req: _Request) -> Reply:
+    name = str(req.op.path_params.get("clusterName") or "")
+    return Reply(202, lab_upgrade.apply_configuration(req.node, name, req.json_body() or {}))
+
+
+@_route("PUT", "/v1/edge-mgmt/cluster/profiles")
+def _update_profiles(req: _Request) -> Reply:
+    return Reply(202, lab_upgrade.apply_profiles(req.node, req.json_body() or {}))
+
+
+@_route("GET", "/v1/edge-mgmt/clusters/current/machinepools")
+def _machine_pools(req: _Request) -> Reply:
+    return Reply(200, clusterinfo.machine_pools(req.node))
+
+
+@_route("POST", "/v1/edge-mgmt/clusters/current/machinepools")
+def _create_pool(req: _Request) -> Reply:
+    return Reply(201, clusterinfo.create_pool(req.node, req.registry, req.json_body() or {}))
+
+
+@_route("PUT", "/v1/edge-mgmt/clusters/current/machinepools/{poolName}")
+def _update_pool(req: _Request) -> Reply:
+    name = str(req.op.path_params.get("poolName") or "")
+    return Reply(200, clusterinfo.update_pool(req.node, req.registry, name, req.json_body() or {}))
+
+
+@_route("GET", "/v1/edge-mgmt/cluster/certificates")
+def _cluster_certificates(req: _Request) -> Reply:
+    return Reply(200, clusterinfo.certificate_details(req.node))
 
 
 @_route("POST", "/v1/edge-mgmt/cluster/profiles/variables/validate")
@@ -670,6 +714,7 @@ class _Handler(BaseHTTPRequestHandler):
         req = _Request(self, op, url.path, {}, server.node, server.registry, server.logs)
         if self._stalled():
             return
+        lab_upgrade.settle(server.node)  # an update whose timeline has run: the node plays the new release now
         if server.node.rebooting_now() or network.unreachable(server.node):
             # Down to apply user data or a network change: the lab's tick closes the listener soon; until then, hang
             # up unanswered.

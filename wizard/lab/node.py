@@ -65,6 +65,7 @@ TOKEN_TTL = 2 * 3600.0
 EXTENDED_TOKEN_TTL = 24 * 3600.0
 UID_FILE = "machine-uid"
 DEFAULT_CLUSTER_TIMELINE = 25 * 60.0  # "20–30 min" for a management cluster to reach Running
+DEFAULT_UPGRADE_TIMELINE = 25 * 60.0  # an archive update: the lab's guess, as long as a creation (not published)
 DEFAULT_NIC = "eth0"
 CONFIGURE_SECONDS = 5.0  # lab-clock seconds from accepted configurations (proxy, CA) until they are applied
 REBOOT_SECONDS = 60.0  # lab-clock seconds a node without a machine is down to apply user data
@@ -209,6 +210,8 @@ class NodeState:
         self.login_policy = login_policy or LoginPolicy()
         self.content_sync_delay = content_sync_delay
         self.cluster_timeline = cluster_timeline  # seconds from create to Running
+        self.upgrade_timeline = DEFAULT_UPGRADE_TIMELINE  # seconds an archive update takes (see wizard.lab.upgrade)
+        self.upgrade_error = ""  # the upgrade-error knob: the next archive update ends in Error with this message
         self.hardware = hardware or Hardware()
         self._facts = facts  # the machine's live facts, when a machine backs this node
         self._skew = skew
@@ -321,6 +324,11 @@ class NodeState:
                 raise KeyError(username)
             if public_key_line.strip() not in account.ssh_keys:
                 account.ssh_keys.append(public_key_line.strip())
+
+    def accounts(self) -> dict[str, list[str]]:
+        """Every OS account with its authorised keys (public keys only; what a kept lab records)."""
+        with self.lock:
+            return {name: list(account.ssh_keys) for name, account in self._accounts.items()}
 
     def ssh_keys(self, username: str) -> list[str]:
         with self.lock:

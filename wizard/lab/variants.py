@@ -188,6 +188,43 @@ POINTS: tuple[Point, ...] = (
         ),
     ),
     Point(
+        "localui.archive-update",
+        "which call applies an update archive to the cluster",
+        (
+            _a(
+                "cluster",
+                f"{REF} §10.3 (I): PUT cluster/{{clusterName}}, the whole configuration with its variables, "
+                "as the Update → Review Changes form re-enters them",
+            ),
+            _a(
+                "profiles",
+                f"{REF} §10.3 (I): PUT cluster/profiles with the archive path alone "
+                "(v1ClusterProfileConfiguration); the variables keep their values",
+            ),
+        ),
+    ),
+    Point(
+        "localui.update-version",
+        "where an update archive names the release it brings",
+        (
+            _a("profile-version", f"{REF} §2.2 (I): the profile's version is the release"),
+            _a("pack", f"{REF} §2.2 (I): only the management plane pack's version says it"),
+            _a("none", f"{REF} §10.2 (I): nowhere; the bundle's file name is all there is"),
+        ),
+    ),
+    Point(
+        "localui.upgrade-words",
+        "cluster/details clusterState while an archive update runs",
+        (
+            _a("Upgrading", "librarium upgrade guide: progress shows on Cluster → Overview (I: the word itself)"),
+            _a(
+                "Provisioning",
+                f"{REF} §2.2: the spec's clusterState enum has no upgrade state; Provisioning is its busy word",
+            ),
+            _a("Updating", "librarium upgrade guide (I): the Local UI's action is Update"),
+        ),
+    ),
+    Point(
         "localui.hash-case",
         "the case of uploaded-content sha256Hash",
         (

@@ -40,6 +40,24 @@ from wizard.appliance.versions import (
 
 #: The newer Local UI API from this release on (I; see the module docstring).
 CURRENT_API_FROM = GA_FROM
+#: The releases the reference names (release notes, upgrade notes): what a lab content bundle of "the next release"
+#: can be.
+NAMED_RELEASES = (
+    Version(4, 7, 15),
+    Version(4, 7, 27),
+    Version(4, 8, 47),
+    Version(4, 9, 14),
+    Version(4, 9, 36),
+    Version(4, 9, 38),
+    Version(4, 9, 44),
+    LATEST,
+)
+
+
+def next_release(version: Version) -> Version | None:
+    """The first named release after ``version`` (None past the newest): what the rehearsal's upgrade bundle brings
+    by default."""
+    return next((v for v in NAMED_RELEASES if v > version), None)
 
 
 class LabKnobError(ValueError):

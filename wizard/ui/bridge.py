@@ -29,6 +29,7 @@ from wizard.core.trust import TrustRequest
 
 if TYPE_CHECKING:
     from wizard.core.jobs import Step
+    from wizard.headless import Opener
     from wizard.install.abort import AbortResult
 
 log = logging.getLogger(__name__)
@@ -123,6 +124,7 @@ class RunController(QObject):
         self.until: str | None = None
         #: The nodes the current (or last) run was limited to; None for every node.
         self.only_nodes: frozenset[str] | None = None
+        self._opener: Opener | None = None  # the current run's session opener (None: the install's)
         self._posted.connect(self._dispatch, Qt.ConnectionType.QueuedConnection)
 
     # -- GUI-thread API ------------------------------------------------------------------------------------
@@ -147,14 +149,27 @@ class RunController(QObject):
         """The progress of the current (or last) abort."""
         return self._abort_progress.snapshot() if self._abort_progress is not None else None
 
-    def start(self, project_file: Path, *, until: str | None = None, only_nodes: Iterable[str] | None = None) -> None:
+    def start(
+        self,
+        project_file: Path,
+        *,
+        until: str | None = None,
+        only_nodes: Iterable[str] | None = None,
+        steps: Sequence[Step] | None = None,
+        opener: Opener | None = None,
+    ) -> None:
         """Run the engine for ``project_file`` in the background, up to and including step ``until`` (all steps
         when None). Every run opens a fresh session, so a retry sees an edited project file, and the journal makes
         it skip the jobs that already finished. ``only_nodes`` retries those nodes only: the engine holds the other
-        nodes' unfinished jobs and stops after the step that held them (``RunFinished.held`` names them)."""
+        nodes' unfinished jobs and stops after the step that held them (``RunFinished.held`` names them). ``steps``
+        and ``opener`` run something else than the install: a day-2 action's steps in its own session
+        (:mod:`wizard.install.day2`)."""
         if self.running:
             raise RuntimeError("a run or an abort is already in progress")
-        steps = list(self._steps()) if self._steps is not None else None
+        self._opener = opener
+        if steps is None and self._steps is not None:
+            steps = self._steps()
+        steps = list(steps) if steps is not None else None
         plan = steps
         if until is not None:
             from wizard.install.steps import pipeline  # the engine loads after the first window (see app.py)
@@ -247,7 +262,8 @@ class RunController(QObject):
 
             ask = self.ask
             confirm = (lambda request: ask(request, cancel)) if ask is not None else None
-            session = Session.open(project_file, paths=self.paths, secrets=self.secrets, confirm=confirm)
+            opener = self._opener or Session.open
+            session = opener(project_file, paths=self.paths, secrets=self.secrets, confirm=confirm)
             self._post(
                 SessionOpened(
                     project_file,

@@ -11,8 +11,8 @@ from __future__ import annotations
 from PySide6.QtWidgets import QWidget
 
 from wizard.core.runner import ExitCode, RunFinished
-from wizard.rehearsal import BANNER, Rehearsal
-from wizard.ui.shell import MainWindow
+from wizard.rehearsal import BANNER, Rehearsal, pacing_for
+from wizard.ui.shell import MainWindow, UpgradeDefaults
 
 
 def rehearsal_window(rehearsal: Rehearsal, parent: QWidget | None = None) -> MainWindow:
@@ -23,6 +23,7 @@ def rehearsal_window(rehearsal: Rehearsal, parent: QWidget | None = None) -> Mai
         secrets=rehearsal.secrets,
         on_event=rehearsal.on_event,
         rehearsal=BANNER,
+        upgrade=UpgradeDefaults(pacing_for(rehearsal.speed), rehearsal.upgrade_bundle),
         parent=parent,
     )
 

@@ -59,6 +59,7 @@ from wizard.ui.shellparts import (
     Keyring,
     PageSlot,
     StepState,
+    UpgradeDefaults,
     WindowController,
     WindowDocument,
     fit_window,
@@ -84,6 +85,7 @@ if TYPE_CHECKING:
     from wizard.ui.pages.review import ReviewPage
     from wizard.ui.pages.run import RunPage
     from wizard.ui.pages.summary import SummaryPage
+    from wizard.ui.pages.upgrade import UpgradePage
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +98,7 @@ REHEARSAL_TITLE_SUFFIX = " — REHEARSAL (simulated nodes)"
 PREFERRED_SIZE = QSize(1100, 720)
 MINIMUM_SIZE = QSize(860, 560)
 
-__all__ = ["REHEARSAL_TITLE_SUFFIX", "WINDOW_TITLE", "MainWindow", "StepState"]
+__all__ = ["REHEARSAL_TITLE_SUFFIX", "WINDOW_TITLE", "MainWindow", "StepState", "UpgradeDefaults"]
 
 
 class MainWindow(QMainWindow):
@@ -116,7 +118,8 @@ class MainWindow(QMainWindow):
         ACTIVATION,
         BUNDLES,
         SUMMARY,
-    ) = range(15)
+        UPGRADE,
+    ) = range(16)
     #: Pages that show a run and what it did: seen whenever the input is valid, also after a failed run.
     VIEWS = frozenset({REVIEW, RUN, INSTALL, BUNDLES, SUMMARY})
 
@@ -135,6 +138,7 @@ class MainWindow(QMainWindow):
     activation: PageSlot[ActivationPage] = PageSlot(ACTIVATION)
     bundles: PageSlot[BundlesPage] = PageSlot(BUNDLES)
     summary: PageSlot[SummaryPage] = PageSlot(SUMMARY)
+    upgrade: PageSlot[UpgradePage] = PageSlot(UPGRADE)
 
     #: The window has accepted a close (no run is active any more).
     closed = Signal()
@@ -147,10 +151,12 @@ class MainWindow(QMainWindow):
         secrets: SecretStore | None = None,
         on_event: Callable[[Event], None] | None = None,
         rehearsal: str | None = None,
+        upgrade: UpgradeDefaults | None = None,
         parent: QWidget | None = None,
     ) -> None:
         """``paths``, ``secrets`` and ``on_event`` go to the :class:`RunController`; ``rehearsal`` is the banner
-        text of a rehearsal, shown above every page, with the window title saying so too.
+        text of a rehearsal, shown above every page, with the window title saying so too; ``upgrade`` the Upgrade
+        page's polling and bundle (a rehearsal's).
 
         The first window holds the sidebar, the Welcome and Project pages and empty places for the others: those
         are built one per event-loop turn once the window has painted, or all at once when one is first needed
@@ -166,6 +172,7 @@ class MainWindow(QMainWindow):
         self.fit_to_screen()
         self._close_after_run = False
         self._all_built = False
+        self._upgrade = upgrade or UpgradeDefaults()
         # Builds the pages not needed yet after the first paint; a child of the window, so it dies with it.
         self._builder = QTimer(self)
         self._builder.setSingleShot(True)
@@ -357,6 +364,10 @@ class MainWindow(QMainWindow):
             return cls(self.document, self.controller, self.secrets, parent)  # type: ignore[no-any-return]
         if index == self.SUMMARY:
             return cls(self.controller, self.secrets, parent)  # type: ignore[no-any-return]
+        if index == self.UPGRADE:
+            u = self._upgrade
+            paths = lambda: self.controller.paths  # noqa: E731
+            return cls(self.controller, parent, pacing=u.pacing, bundle=u.bundle, paths=paths)  # type: ignore[no-any-return]
         raise IndexError(index)
 
     def _install(self, index: int) -> None:
@@ -371,6 +382,7 @@ class MainWindow(QMainWindow):
             assert isinstance(page, WelcomePage)
             page.open_requested.connect(self.open_project)
             page.resume_requested.connect(self.resume)
+            page.upgrade_requested.connect(lambda: self.go_to(self.UPGRADE))
         elif index == self.PROJECT:
             assert isinstance(page, ProjectPage)
             page.changed.connect(self._project_changed)
@@ -461,9 +473,15 @@ class MainWindow(QMainWindow):
 
     def reachable(self, index: int) -> bool:
         """A page is reachable when nothing on the pages before it blocks; a page that shows a run (and what it
-        did) once the input pages are valid, so a failed preflight or a cluster question never hides the run."""
+        did) once the input pages are valid, so a failed preflight or a cluster question never hides the run; the
+        Upgrade page (day 2) once a project is open."""
+        if index == self.UPGRADE:
+            return self.project.path is not None
         gate = min(index, self.PREFLIGHT) if index in self.VIEWS else index
         return all(not self.blockers(i) for i in range(gate))
+
+    def _upgradable(self, index: int) -> bool:
+        return index == self.UPGRADE and self.reachable(index)
 
     def go_to(self, index: int) -> bool:
         if not 0 <= index < len(PAGES) or not self.reachable(index):
@@ -539,7 +557,7 @@ class MainWindow(QMainWindow):
             blockers = self.blockers(index)
             if index == current:
                 state = StepState.CURRENT
-            elif not (inputs_ok if index in self.VIEWS else reachable):
+            elif not (inputs_ok if index in self.VIEWS else reachable or self._upgradable(index)):
                 state = StepState.BLOCKED
             elif index == self.PROJECT:
                 state = StepState.AHEAD if blockers else StepState.DONE
@@ -676,6 +694,7 @@ class MainWindow(QMainWindow):
             self.install.set_project(path, [n.name for n in project.nodes], project)
             self.bundles.set_project(project)
             self.summary.set_project(path, project)
+            self.upgrade.set_project(path, project)
         else:
             self.review.set_project(None)
             self.run.set_project(None)
@@ -683,6 +702,8 @@ class MainWindow(QMainWindow):
             self.install.set_project(None)
             self.bundles.set_project(None)
             self.summary.set_project(None)
+            self.upgrade.set_project(None)
+        self.welcome.set_installed(self.upgrade.installed)
 
     # -- runs ----------------------------------------------------------------------------------------------
     def _running_changed(self, running: bool) -> None:
@@ -696,6 +717,8 @@ class MainWindow(QMainWindow):
     def _run_finished(self, ev: object) -> None:
         """After a run (:class:`RunFinished`) or an abort."""
         self.welcome.refresh_sessions()  # a failed or cancelled run is now an unfinished session
+        self.upgrade.refresh()  # an install that finished makes the project upgradable
+        self.welcome.set_installed(self.upgrade.installed)
         if self._close_after_run:
             self.close()
 

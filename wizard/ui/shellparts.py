@@ -21,9 +21,18 @@ from wizard.ui.forms import ProjectDocument
 from wizard.ui.pages import WizardPage
 
 if TYPE_CHECKING:
+    from wizard.install.steps.nodes import Pacing
     from wizard.ui.shell import MainWindow
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class UpgradeDefaults:
+    """The Upgrade page's polling and the bundle it offers first (a rehearsal's); none for a real install."""
+
+    pacing: Pacing | None = None
+    bundle: Path | None = None
 
 
 class StepState(StrEnum):
@@ -73,6 +82,7 @@ PAGES: tuple[PageSpec, ...] = (
     PageSpec("wizard.ui.pages.activation", "ActivationPage", "Activation", secrets=True),
     PageSpec("wizard.ui.pages.bundles", "BundlesPage", "Bundles"),
     PageSpec("wizard.ui.pages.summary", "SummaryPage", "Summary", secrets=True),
+    PageSpec("wizard.ui.pages.upgrade", "UpgradePage", "Upgrade"),  # day 2, reachable once a project is open
 )
 #: The pages the first window is built with; the others are built after it has painted, or when first needed.
 FIRST_PAGES = (0, 1)

@@ -248,6 +248,7 @@ CHECK_MODULES = (
     "wizard.core.checks.ports",
     "wizard.core.checks.sizing",
     "wizard.appliance.guards",
+    "wizard.appliance.upgrade",
 )
 
 

@@ -22,6 +22,7 @@ from wizard.core.project.model import (
     BootMode,
     ClusterSettings,
     ConfigureMode,
+    ConsoleCertificate,
     ConsoleSettings,
     FileRef,
     Files,
@@ -46,7 +47,7 @@ from wizard.core.project.model import (
 )
 from wizard.core.project.provider import read_provider
 from wizard.core.project.reader import hostname_problem, ipv4_problem
-from wizard.core.project.sections import read_ca_certs
+from wizard.core.project.sections import read_ca_certs, signature_beside
 from wizard.core.project.write import project_to_dict, save_project
 
 __all__ = [
@@ -61,6 +62,7 @@ __all__ = [
     "BootMode",
     "ClusterSettings",
     "ConfigureMode",
+    "ConsoleCertificate",
     "ConsoleSettings",
     "FileRef",
     "Files",
@@ -91,4 +93,5 @@ __all__ = [
     "read_ca_certs",
     "read_provider",
     "save_project",
+    "signature_beside",
 ]

@@ -126,7 +126,8 @@ def parse_project(doc: object, *, base: Path | None = None, source: Path | None 
     files = _read_files(r, top.get("files"), ptype)
     appliance = _read_appliance(r, top.get("appliance"), [n.name for n in nodes if n.name])
     cluster = _read_cluster(r, top.get("cluster"))
-    console = _read_console(r, top["console"]) if top.get("console") is not None else None
+    vip = network.vip if network is not None else ""
+    console = _read_console(r, top["console"], vip) if top.get("console") is not None else None
     activation = _read_activation(r, top["activation"]) if top.get("activation") is not None else ActivationSettings()
     if console is None:
         if top.get("activation") is not None:

@@ -219,6 +219,8 @@ class Node:
     localui_fingerprint: str = ""  # pinned TLS SHA-256 of the Local UI, if known in advance
     #: Interfaces, bonds, VLANs and the management interface beyond the one NIC (see ``project.nodenet``).
     network: NodeNetwork | None = None
+    #: The machine pool a node added after the install joins (``palette-wizard add-node``); "" is the control plane.
+    pool: str = ""
 
 
 @dataclass(frozen=True)
@@ -292,6 +294,15 @@ class ClusterSettings:
 
 
 @dataclass(frozen=True)
+class ConsoleCertificate:
+    """The operator's certificate for the system console: PEM files (the key stays in its file, read when sent)."""
+
+    cert: Path
+    key: Path
+    ca: Path | None = None
+
+
+@dataclass(frozen=True)
 class ConsoleSettings:
     """The Palette system console at the VIP: the admin's email and the password that replaces admin/admin."""
 
@@ -299,6 +310,10 @@ class ConsoleSettings:
     password: SecretRef | None = None
     port: int = 443  # where the console answers on the VIP (a forwarded port in a lab or behind NAT)
     tls_fingerprint: str = ""  # pins the console's self-signed certificate
+    #: The operator's certificate, installed through PUT /v1/system/config/domain/certificates after the first login.
+    certificate: ConsoleCertificate | None = None
+    #: The system address as a fully qualified domain name (its root domain); backup and restore need one.
+    domain: str = ""
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ _NODE_FIELDS = (
     "localui_port",
     "localui_fingerprint",
     "network",
+    "pool",
 )
 
 
@@ -122,6 +123,10 @@ def _read_node(r: _Reader, raw: object, i: int, provider: ProviderType | None) -
     network = None
     if m.get("network") is not None:
         network = read_node_network(r, m["network"], f"{path}.network", ip=ip, prefix=prefix, gateway=gateway)
+    pool = r.text(m, "pool", path)
+    if pool and hostname_problem(pool):
+        r.error(f"{path}.pool", f"{_show(pool)} is not a machine pool name", "use a–z, 0–9 and '-', e.g. worker-pool")
+        pool = ""
     return Node(
         name=name,
         hostname=hostname,
@@ -138,6 +143,7 @@ def _read_node(r: _Reader, raw: object, i: int, provider: ProviderType | None) -
         localui_port=localui_port,
         localui_fingerprint=localui_fingerprint,
         network=network,
+        pool=pool,
     )
 
 
@@ -162,7 +168,7 @@ def _read_bmc(r: _Reader, raw: object, path: str) -> Bmc | None:
 def _cross_checks(
     r: _Reader, nodes: list[Node], network: Network | None, provider: ProviderType | None, *, two_node: bool = False
 ) -> None:
-    count = len(nodes)
+    count = len([n for n in nodes if not n.pool])  # the control plane; a node with a pool is a worker added later
     if two_node and count != 2:
         fix = "remove `two_node: true`, or list two nodes"
         r.error("cluster.two_node", f"is for exactly two nodes; this project has {count}", fix)

@@ -12,6 +12,7 @@ from wizard.core.project.model import (
     BootMode,
     ClusterSettings,
     ConfigureMode,
+    ConsoleCertificate,
     ConsoleSettings,
     FileRef,
     Files,
@@ -33,6 +34,7 @@ from wizard.core.project.reader import (
     hostname_problem,
     ipv4_problem,
 )
+from wizard.core.tlsfiles import check_certificate_set, is_ip
 
 
 def _ca_cert_problem(path: Path) -> str | None:
@@ -106,6 +108,11 @@ def _signature_candidates(path: Path) -> list[Path]:
     X.iso → X.iso.sig.bin, X.tar.zst → X.tar.sig.bin, X.zst → X.sig.bin.
     """
     return [path.with_suffix(".sig.bin"), path.parent / (path.name + ".sig.bin")]
+
+
+def signature_beside(path: Path) -> Path | None:
+    """The signature Artifact Studio ships beside ``path`` (see :func:`_signature_candidates`), if it is there."""
+    return next((c for c in _signature_candidates(path) if c.is_file()), None)
 
 
 def _read_file(r: _Reader, raw: object, path: str, *, must_exist: bool = True) -> FileRef | None:
@@ -386,9 +393,9 @@ def _read_cluster(r: _Reader, raw: object) -> ClusterSettings | None:
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 
-def _read_console(r: _Reader, raw: object) -> ConsoleSettings | None:
+def _read_console(r: _Reader, raw: object, vip: str = "") -> ConsoleSettings | None:
     path = "console"
-    m = r.mapping(raw, path, ("email", "password", "port", "tls_fingerprint"))
+    m = r.mapping(raw, path, ("email", "password", "port", "tls_fingerprint", "certificate", "domain"))
     if m is None:
         return None
     email = r.text(m, "email", path, required=True)
@@ -396,7 +403,67 @@ def _read_console(r: _Reader, raw: object) -> ConsoleSettings | None:
         r.error("console.email", f"{_show(email)} is not an email address", "write the admin's address, name@domain")
     password = r.secret(m, "password", path, required=True)
     port = r.integer(m, "port", path, default=443, minimum=1, maximum=65535) or 443
-    return ConsoleSettings(email=email, password=password, port=port, tls_fingerprint=_read_fingerprint(r, m, path))
+    domain = r.text(m, "domain", path).lower().rstrip(".")
+    if domain and is_ip(domain):
+        r.warning("console.domain", f"{domain} is an IP address: {FQDN_NEEDED}", "give the FQDN of the system address")
+    elif domain and (problem := domain_problem(domain)) is not None:
+        r.error(
+            "console.domain",
+            f"{_show(domain)} {problem}",
+            "write the system address as an FQDN, e.g. palette.example.com",
+        )
+        domain = ""
+    certificate = _read_console_certificate(r, m.get("certificate"), domain, vip) if "certificate" in m else None
+    if certificate is not None and not domain:
+        r.warning(
+            "console.domain",
+            f"the system address stays the VIP, an IP address: {FQDN_NEEDED}",
+            "set console.domain to the FQDN the certificate names",
+        )
+    return ConsoleSettings(
+        email=email,
+        password=password,
+        port=port,
+        tls_fingerprint=_read_fingerprint(r, m, path),
+        certificate=certificate,
+        domain=domain,
+    )
+
+
+FQDN_NEEDED = "backup and restore need the system address to be an FQDN"
+
+
+def domain_problem(domain: str) -> str | None:
+    """Why ``domain`` is not a usable root domain (an FQDN or, with a warning elsewhere, an IP address), or None."""
+    if is_ip(domain):
+        return None
+    if "." not in domain:
+        return "is not a fully qualified domain name"
+    return hostname_problem(domain)
+
+
+def _read_console_certificate(r: _Reader, raw: object, domain: str, vip: str) -> ConsoleCertificate | None:
+    path = "console.certificate"
+    m = r.mapping(raw, path, ("cert", "key", "ca"))
+    if m is None:
+        return None
+    files: dict[str, Path] = {}
+    for key in ("cert", "key", "ca"):
+        text = r.text(m, key, path, required=key != "ca")
+        if not text:
+            continue
+        file = r.path(text)
+        if not file.is_file():
+            r.error(f"{path}.{key}", f"{file} does not exist", "give the path of the PEM file")
+            continue
+        files[key] = file
+    if "cert" not in files or "key" not in files:
+        return None
+    _, problems = check_certificate_set(files["cert"], files["key"], files.get("ca"), domain=domain, address=vip)
+    for p in problems:
+        where = "console.domain" if p.field == "domain" else f"{path}.{p.field}"
+        (r.warning if p.warning else r.error)(where, p.message, p.fix)
+    return ConsoleCertificate(files["cert"], files["key"], files.get("ca"))
 
 
 def _read_activation(r: _Reader, raw: object) -> ActivationSettings | None:

@@ -117,7 +117,8 @@ def project_to_dict(project: Project, base: Path | None = None) -> dict[str, Any
     nodes = []
     for n in project.nodes:
         nd: dict[str, Any] = {"name": n.name, "hostname": n.hostname, "address_mode": n.address_mode.value}
-        for key in ("ip", "gateway", "vm", "maas", "ssh_host_key", "ssh_installer_host_key", "localui_fingerprint"):
+        keys = ("ip", "gateway", "vm", "maas", "ssh_host_key", "ssh_installer_host_key", "localui_fingerprint", "pool")
+        for key in keys:
             if getattr(n, key):
                 nd[key] = getattr(n, key)
         if n.ssh_port != 22:
@@ -213,6 +214,12 @@ def project_to_dict(project: Project, base: Path | None = None) -> dict[str, Any
             console["port"] = con.port
         if con.tls_fingerprint:
             console["tls_fingerprint"] = con.tls_fingerprint
+        if con.certificate is not None:
+            cert = con.certificate
+            files = {"cert": cert.cert, "key": cert.key, **({"ca": cert.ca} if cert.ca is not None else {})}
+            console["certificate"] = {k: str(_file_dict(FileRef(v), base)["path"]) for k, v in files.items()}  # type: ignore[index]
+        if con.domain:
+            console["domain"] = con.domain
         doc["console"] = console
     act = project.activation
     if act.key is not None:

@@ -51,7 +51,7 @@ def upload_plan(project: Project) -> UploadPlan:
 
 def detected(ctx: StepContext) -> ApplianceIdentity:
     """The appliance as the ``appliance`` step found it (from the journal); an empty identity before that."""
-    record = ctx.journal.job(IDENTIFY_JOB) or {}
+    record = ctx.record(IDENTIFY_JOB) or {}
     facts = (record.get("result") or {}).get("appliance")
     return ApplianceIdentity.from_dict(facts if isinstance(facts, Mapping) else None)
 
@@ -142,34 +142,42 @@ class IdentifyJob(Job):
         return {"results": [r.to_dict() for r in results], "appliance": identity.to_dict()}
 
     def _identify(self, report: Reporter, cancel: CancelToken) -> tuple[ApplianceIdentity, list[str]]:
-        spelled: dict[str, str] = {}
-        notes: list[str] = []
-        sources: list[str] = []
-        settings: dict[str, Any] = {}
-        content: bool | None = None
-        nodes = [self.leader, *self.followers]
-        for i, ep in enumerate(nodes):
-            cancel.raise_if_cancelled()
-            report.update(i / len(nodes), f"Reading {ep.name}")
-            try:
-                with self.connector.open(ep, cancel) as client:
-                    spelled[ep.name] = client.host_info().agent_version
-                    if ep is self.leader:
-                        settings = client.settings()
-                        content = _content_on_node(client)
-            except LocalUIError as exc:
-                if ep is self.leader:
-                    raise
-                notes.append(f"{ep.name} could not be read ({exc.message})")
-        version, combined = combine(spelled)
-        notes += combined
-        if version is not None:
-            sources.append("edgehosts/current status.agentVersion")
-        edition = appliance_type(settings)
-        if edition is not None:
-            sources.append("settings applianceType")
-        identity = ApplianceIdentity(version, edition, tuple(sources), tuple(spelled.items()), content)
-        return identity, notes
+        return read_identity(self.leader, self.followers, self.connector, report, cancel)
+
+
+def read_identity(
+    leader: Endpoint, followers: list[Endpoint], connector: Connector, report: Reporter, cancel: CancelToken
+) -> tuple[ApplianceIdentity, list[str]]:
+    """The appliance as its nodes describe it (every node's agent version, the leader's edition and whether it holds
+    content already), with notes on what was odd; a follower that cannot be read is a note, the leader an error."""
+    spelled: dict[str, str] = {}
+    notes: list[str] = []
+    sources: list[str] = []
+    settings: dict[str, Any] = {}
+    content: bool | None = None
+    nodes = [leader, *followers]
+    for i, ep in enumerate(nodes):
+        cancel.raise_if_cancelled()
+        report.update(i / len(nodes), f"Reading {ep.name}")
+        try:
+            with connector.open(ep, cancel) as client:
+                spelled[ep.name] = client.host_info().agent_version
+                if ep is leader:
+                    settings = client.settings()
+                    content = _content_on_node(client)
+        except LocalUIError as exc:
+            if ep is leader:
+                raise
+            notes.append(f"{ep.name} could not be read ({exc.message})")
+    version, combined = combine(spelled)
+    notes += combined
+    if version is not None:
+        sources.append("edgehosts/current status.agentVersion")
+    edition = appliance_type(settings)
+    if edition is not None:
+        sources.append("settings applianceType")
+    identity = ApplianceIdentity(version, edition, tuple(sources), tuple(spelled.items()), content)
+    return identity, notes
 
 
 def _content_on_node(client: Any) -> bool | None:
@@ -236,6 +244,7 @@ __all__ = [
     "detected",
     "identity_of",
     "preflight_checks",
+    "read_identity",
     "upload_plan",
     "upload_problems",
 ]

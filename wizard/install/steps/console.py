@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from wizard.appliance.bundles import TRANSFER_SFTP
+from wizard.appliance.certificates import CertificateFiles, ConsoleCertificateJob
 from wizard.appliance.console import ConsoleConnector, ConsoleEndpoint
 from wizard.appliance.console_jobs import ActivateJob, ConsoleSetupJob, RegistrySyncJob
 from wizard.appliance.hostsync import HostsSyncedJob
@@ -104,12 +105,14 @@ class ConsoleStep(Step):
     def __init__(self, pacing: Pacing | None = None) -> None:
         self.pacing = pacing or Pacing()
 
+    parallel = 1  # the operator's certificate goes in after the first login
+
     def jobs(self, ctx: StepContext) -> list[Job]:
         settings = ctx.project.console
         if settings is None:
             return []
         pace = self.pacing
-        return [
+        jobs: list[Job] = [
             ConsoleSetupJob(
                 console_endpoint(ctx),
                 console_connector(ctx, pace),
@@ -119,6 +122,40 @@ class ConsoleStep(Step):
                 available_timeout=pace.cluster_outage_timeout,
             )
         ]
+        if settings.certificate is not None:
+            jobs.append(console_certificate_job(ctx, pace))
+        return jobs
+
+
+def console_certificate_job(
+    ctx: StepContext,
+    pacing: Pacing,
+    files: CertificateFiles | None = None,
+    domain: str | None = None,
+    *,
+    only_if_lost: bool = False,
+    rerun: bool = False,
+) -> ConsoleCertificateJob:
+    """The operator's certificate for the console: ``files`` and ``domain`` (a day-2 command's), else the project's
+    ``console.certificate`` and ``console.domain``."""
+    settings = ctx.project.console
+    assert settings is not None
+    if files is None:
+        assert settings.certificate is not None
+        files = CertificateFiles(settings.certificate.cert, settings.certificate.key, settings.certificate.ca)
+    job = ConsoleCertificateJob(
+        console_endpoint(ctx),
+        console_connector(ctx, pacing),
+        console_password(ctx),
+        files,
+        domain=settings.domain if domain is None else domain,
+        only_if_lost=only_if_lost,
+        poll=pacing.content_poll,
+        timeout=max(60.0, pacing.content_poll * 30),
+        available_timeout=pacing.cluster_outage_timeout,
+    )
+    job.rerun = rerun
+    return job
 
 
 class ActivateStep(Step):
@@ -394,7 +431,7 @@ class ValidateStep(Step):
         console = None
         if ctx.project.console is not None:
             console = (console_endpoint(ctx), console_connector(ctx, self.pacing), console_password(ctx))
-        created = ctx.journal.result("cluster/create") or {}
+        created = ctx.result("cluster/create")
         vip = ctx.project.network.vip
         kubeconfig = Path(str(created["kubeconfig"])) if created.get("kubeconfig") else None
         api = kube_api_address(kubeconfig, vip) if kubeconfig is not None else (vip, 6443)

@@ -15,6 +15,7 @@ from wizard.appliance.sftpupload import SSHTarget
 from wizard.appliance.staging import DEFAULT_REMOTE_DIR, StagingPlan
 from wizard.appliance.versions import GA_FROM
 from wizard.core.jobs import Job, Step, StepContext, StepKind
+from wizard.core.journal import JOB_DONE
 from wizard.core.problems import Problem
 from wizard.core.project import Node, Project, join_path
 from wizard.core.trust import TrustStore
@@ -151,7 +152,20 @@ class ClusterStep(Step):
 
     def problems(self, ctx: StepContext) -> list[Problem]:
         """A two-node cluster needs ``isTwoNodeCluster``, which came with the newer Local UI API: sent to an appliance
-        that ignores it, two etcd members would have no quorum."""
+        that ignores it, two etcd members would have no quorum. A node with a machine pool joins a cluster that
+        exists (``palette-wizard add-node``)."""
+        created = ctx.journal.job("cluster/create")
+        if created is None or created.get("status") != JOB_DONE:
+            pooled = [(i, n) for i, n in enumerate(ctx.project.nodes) if n.pool]
+            if pooled:
+                return [
+                    Problem(
+                        f"nodes[{i}].pool",
+                        f"{n.name} joins {n.pool}, a pool of a running cluster",
+                        f"leave {n.name} out until the cluster runs, then add it with `palette-wizard add-node`",
+                    )
+                    for i, n in pooled
+                ]
         if not ctx.project.cluster.two_node:
             return []
         identity = detected(ctx)

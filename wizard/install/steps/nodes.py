@@ -56,12 +56,17 @@ class Pacing:
     #: How many times faster than real time the nodes run (the rehearsal's lab): the steps' expected durations, from
     #: which the overall progress is planned, are divided by it.
     speed: float = 1.0
+    #: An archive update: how long it usually takes, when to give up, and how long the leader may take to parse the
+    #: uploaded bundle's update archive (and sync its content) before the update is applied.
+    upgrade_expected: float = 45 * 60.0
+    upgrade_timeout: float = 3 * 3600.0
+    update_details_timeout: float = 30 * 60.0
 
 
 def login_password(ctx: StepContext, node: Node) -> str:
     """The password ``node`` has now: the operator's once the journal says it was replaced, else the default."""
     ref = ctx.project.appliance.password
-    record = ctx.journal.job(f"password/{node.name}")
+    record = ctx.record(f"password/{node.name}")
     if ref is not None and record is not None and record.get("status") == JOB_DONE:
         return ctx.secrets.require(ref, "appliance.password")
     return DEFAULT_PASSWORD

@@ -78,6 +78,8 @@ class WelcomePage(WizardPage):
     open_requested = Signal(Path)
     #: The operator chose to resume the session of this project file.
     resume_requested = Signal(Path)
+    #: The operator chose to upgrade the open project's installed appliance (day 2).
+    upgrade_requested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -86,6 +88,12 @@ class WelcomePage(WizardPage):
         self.open_button = button(self.tr("&Open project file…"), self.tr("Open project file"), self)
         self.open_button.setToolTip(self.tr("Choose a project file (YAML or JSON)"))
         self.open_button.clicked.connect(self.choose_project)
+        self.installed = False
+        self.upgrade_button = button(self.tr("Up&grade…"), self.tr("Upgrade the installed appliance"), self)
+        self.upgrade_button.setToolTip(
+            self.tr("Day 2: upgrade the appliance this project installed with a newer release's content bundle")
+        )
+        self.upgrade_button.clicked.connect(self.upgrade_requested)
 
         self.sessions = QListWidget(self)
         self.sessions.setAccessibleName(self.tr("Unfinished sessions"))
@@ -108,6 +116,7 @@ class WelcomePage(WizardPage):
 
         top = QHBoxLayout()
         top.addWidget(self.open_button)
+        top.addWidget(self.upgrade_button)
         top.addStretch(1)
 
         session_buttons = QHBoxLayout()
@@ -159,6 +168,11 @@ class WelcomePage(WizardPage):
         self.has_project = opened
         self.changed.emit()
 
+    def set_installed(self, installed: bool) -> None:
+        """The open project's appliance was installed by this wizard: it can be upgraded."""
+        self.installed = installed
+        self._update_buttons()
+
     def set_busy(self, busy: bool) -> None:
         """While a run is active, opening another project would pull the ground from under it."""
         self._busy = busy
@@ -184,8 +198,8 @@ class WelcomePage(WizardPage):
                 item.setData(Qt.ItemDataRole.UserRole, entry)
                 self.sessions.addItem(item)
                 continue
-            if entry.status == RUN_FINISHED:
-                continue
+            if entry.status == RUN_FINISHED or "." in entry.path.stem:
+                continue  # finished, or a day-2 action's own session (the Upgrade page resumes an upgrade)
             where = f" at step “{entry.step}”" if entry.step else ""
             text = f"{entry.project} — {entry.status}{where}, {_when(entry.updated)}\n{entry.project_file}"
             item = QListWidgetItem(text)
@@ -219,6 +233,7 @@ class WelcomePage(WizardPage):
 
     def _update_buttons(self) -> None:
         self.resume_button.setEnabled(not self._busy and self._resumable(self.sessions.currentItem()) is not None)
+        self.upgrade_button.setEnabled(not self._busy and self.has_project and self.installed)
 
     def _resume_item(self, item: QListWidgetItem | None) -> None:
         path = self._resumable(item)
