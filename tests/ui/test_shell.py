@@ -128,11 +128,11 @@ def test_window_starts_on_welcome_with_accessible_controls(make_window: MakeWind
         "Summary",
         "Upgrade",
     ]
-    assert [window.step_state(i) for i in range(15)] == [StepState.CURRENT] + [StepState.BLOCKED] * 14
+    assert [window.step_state(i) for i in range(16)] == [StepState.CURRENT] + [StepState.BLOCKED] * 15
     assert not window.next_button.isEnabled()  # no project yet
     assert not window.back_button.isEnabled()
     assert window.back_button.text() == "&Back" and window.next_button.text() == "&Next"
-    assert len(window.pages) == 15  # every page built, so every page's controls are checked below
+    assert len(window.pages) == 16  # every page built, so every page's controls are checked below
     # Every control the operator can reach has a name for screen readers. Qt's private helpers (the tables'
     # corner buttons) show up as bare QAbstractButton and are not ours to name.
     interactive = (QAbstractButton, QAbstractItemView, QTextEdit, QPlainTextEdit, QProgressBar)
@@ -173,20 +173,20 @@ def test_the_first_window_builds_only_the_pages_it_shows(qtbot: QtBot) -> None:
     # The sidebar names every step all the same, and the states do not need the missing pages.
     assert window.sidebar.item(MainWindow.SUMMARY).text() == "⊘  Summary"
     assert window.sidebar.item(MainWindow.NODES).toolTip() == "Nodes: blocked"
-    assert [window.step_state(i) for i in range(15)] == [StepState.CURRENT] + [StepState.BLOCKED] * 14
+    assert [window.step_state(i) for i in range(16)] == [StepState.CURRENT] + [StepState.BLOCKED] * 15
     assert not window.go_to(MainWindow.NODES) and _built(window) == [MainWindow.WELCOME, MainWindow.PROJECT]
     # Asking for any missing page builds all of them, each in its own place in the stack.
     nodes = window.nodes
-    assert _built(window) == list(range(15))
+    assert _built(window) == list(range(16))
     assert window.stack.widget(MainWindow.NODES).widget() is nodes  # type: ignore[attr-defined]
-    assert [window.sidebar.item(i).text() for i in range(15)] == [
+    assert [window.sidebar.item(i).text() for i in range(16)] == [
         f"{'▶' if i == 0 else '⊘'}  {page.title}" for i, page in enumerate(window.pages)
     ]
 
 
 def test_the_other_pages_are_built_once_the_window_has_painted(make_window: MakeWindow, qtbot: QtBot) -> None:
     window = make_window()
-    qtbot.waitUntil(lambda: _built(window) == list(range(15)), timeout=10_000)
+    qtbot.waitUntil(lambda: _built(window) == list(range(16)), timeout=10_000)
     assert window.secrets is window.credentials.store  # one store, found off the GUI thread meanwhile
 
 
@@ -213,7 +213,7 @@ def test_a_run_started_without_the_pages_builds_them_first(qtbot: QtBot, project
     assert _built(window) == [MainWindow.WELCOME, MainWindow.PROJECT]
     with qtbot.waitSignal(window.controller.finished, timeout=RUN_TIMEOUT_MS):
         window.controller.start(project_file)
-    assert _built(window) == list(range(15))
+    assert _built(window) == list(range(16))
     result = window.run.last_result
     assert result is not None and result.exit_code is ExitCode.DONE
     assert set(_statuses(window.run)) == {"Appliance ISO", *PREFLIGHT_ROWS}  # the Run page followed it all
