@@ -4,8 +4,8 @@
 the rehearsal runs through the window's engine bridge — three lab nodes booted and their installs monitored over
 SSH, then a 1 GiB content bundle verified and uploaded to the leader's Local UI (the lab runs in this process, so
 its servers compete for the interpreter too). As in the app, the engine has loaded on a worker before Start. The
-reference is the same probe on an idle event loop for the same time. Goal (absolute, printed on its own line): p99
-≤ 16 ms (one frame at 60 Hz), max ≤ 50 ms.
+reference is the same probe on an idle event loop for the same time. Goals (absolute, printed as value lines the suite
+judges): p99 ≤ 16 ms (one frame at 60 Hz), max ≤ 33 ms (two frames).
 
 ``cold-start``: ``python -m wizard gui`` in a fresh process, from spawn until the main window has painted (the app
 prints a marker and quits when ``PALETTE_WIZARD_EXIT_WHEN_SHOWN`` is set), against a script that shows a bare
@@ -30,7 +30,7 @@ from pathlib import Path
 
 NAME_STALL = "ui-stall"
 NAME_COLD = "cold-start"
-STALL_P99_GOAL_MS, STALL_MAX_GOAL_MS = 16.0, 50.0
+STALL_P99_GOAL_MS, STALL_MAX_GOAL_MS = 16.0, 33.0  # one frame at 60 Hz; two frames
 COLD_GOAL_S = 1.0
 PROBE_INTERVAL_MS = 1
 BUNDLE_SIZE = 1024 * 1024 * 1024
@@ -195,10 +195,10 @@ def run_stall() -> str:
         os.environ["PALETTE_WIZARD_HOME"] = str(Path(tmp) / "home")
         busy, idle, took = stall(Path(tmp) / "rehearsal")
     p99, worst, ref = percentile(busy, 0.99), max(busy), percentile(idle, 0.99)
-    met = p99 <= STALL_P99_GOAL_MS and worst <= STALL_MAX_GOAL_MS
+    # Absolute goals, judged by the suite's table like the ratios.
+    print(f"bench {NAME_STALL}.p99: value {p99:.1f} ms (goal ≤ {STALL_P99_GOAL_MS:.0f})", flush=True)
     print(
-        f"bench {NAME_STALL}: p99 {p99:.1f} ms, max {worst:.1f} ms "
-        f"(goal p99 ≤ {STALL_P99_GOAL_MS:.0f} ms, max ≤ {STALL_MAX_GOAL_MS:.0f} ms: {'met' if met else 'MISSED'}; "
+        f"bench {NAME_STALL}.max: value {worst:.1f} ms (goal ≤ {STALL_MAX_GOAL_MS:.0f}; "
         f"{len(busy)} ticks over a {took:.1f} s run)",
         flush=True,
     )
@@ -245,11 +245,7 @@ def run_cold() -> str:
             ref.append(_time_to_marker([sys.executable, "-c", BARE_WINDOW], env))
             ours.append(_time_to_marker([sys.executable, "-m", "wizard", "gui"], env))
     a, b = statistics.median(ours), statistics.median(ref)
-    print(
-        f"bench {NAME_COLD}: {a:.2f} s (goal ≤ {COLD_GOAL_S:.1f} s: {'met' if a <= COLD_GOAL_S else 'MISSED'}; "
-        f"median of {COLD_RUNS})",
-        flush=True,
-    )
+    print(f"bench {NAME_COLD}.time: value {a:.2f} s (goal ≤ {COLD_GOAL_S:.1f}; median of {COLD_RUNS})", flush=True)
     return f"bench {NAME_COLD}: ratio {a / b:.2f} (ours {a:.2f} s, reference bare Qt window {b:.2f} s)"
 
 
