@@ -15,6 +15,8 @@ from wizard.core.runner import ExitCode
 from wizard.core.stepids import STEP_IDS
 
 if TYPE_CHECKING:
+    from wizard.core.secrets import SecretStore
+    from wizard.core.trust import TrustStore
     from wizard.rehearsal import Rehearsal
 
 EXIT_CODES = """exit codes:
@@ -88,6 +90,7 @@ def _parser() -> argparse.ArgumentParser:
 
     gui = sub.add_parser("gui", help="open the desktop wizard (the default)")
     gui.add_argument("project", nargs="?", type=Path, help="project file to open")
+    _vault_options(gui)
 
     run = sub.add_parser(
         "run",
@@ -111,6 +114,13 @@ def _parser() -> argparse.ArgumentParser:
         dest="only_nodes",
         help="retry only this node's jobs (repeatable); the other nodes' unfinished jobs wait, and the run stops "
         "after the step that held them (exit code 5); jobs of no node run as usual",
+    )
+    _vault_options(run)
+    run.add_argument(
+        "--secrets",
+        metavar="-",
+        help="read secrets for this run as one JSON object on standard input (keyring names to values); they are "
+        "kept in memory only, never stored",
     )
     reh = run.add_argument_group("rehearsal (instead of a project file)")
     reh.add_argument(
@@ -147,15 +157,18 @@ def _parser() -> argparse.ArgumentParser:
     val.add_argument("project", type=Path)
     val.add_argument("--json", action="store_true", help="print the problems as JSON")
 
-    sec = sub.add_parser("secret", help="store, check or delete secrets in the OS keyring")
+    sec = sub.add_parser("secret", help="store, check or delete secrets in the OS keyring or an encrypted vault")
     sec_sub = sec.add_subparsers(dest="secret_command", metavar="ACTION", required=True)
     s_set = sec_sub.add_parser("set", help="store a secret (prompts, or reads one line from stdin)")
     s_set.add_argument("name")
     s_set.add_argument("--stdin", action="store_true", help="read the value from standard input")
+    _vault_options(s_set, creates=True)
     s_del = sec_sub.add_parser("delete", help="remove a secret")
     s_del.add_argument("name")
+    _vault_options(s_del)
     s_chk = sec_sub.add_parser("check", help="list the project's secrets that are not stored yet")
     s_chk.add_argument("project", type=Path)
+    _vault_options(s_chk)
     ovr = sub.add_parser("override", help="accept a preflight warning with a reason (recorded in the journal)")
     ovr.add_argument("project", type=Path)
     ovr.add_argument("check", help="the check id, e.g. net.dns-reverse")
@@ -168,6 +181,7 @@ def _parser() -> argparse.ArgumentParser:
     ab.add_argument("project", type=Path)
     ab.add_argument("--session", default="", help="the session id (journal name) when it is not the project's own")
     ab.add_argument("--json", action="store_true", help="print the outcome as one JSON object")
+    _vault_options(ab)
 
     sb = sub.add_parser(
         "support-bundle", help="write one zip of logs, journal, reports and node diagnostics, secrets redacted"
@@ -175,14 +189,100 @@ def _parser() -> argparse.ArgumentParser:
     sb.add_argument("--session", metavar="ID", help="session id or journal path (default: the most recent)")
     sb.add_argument("-o", "--output", type=Path, help="zip file or folder (default: ./palette-wizard-support-TIME.zip)")
     sb.add_argument("--no-nodes", action="store_true", help="do not ask the nodes for their logs")
+    _vault_options(sb)
 
-    tr = sub.add_parser("trust", help="list or forget pinned TLS certificates and SSH host keys")
+    tr = sub.add_parser("trust", help="list, add or forget pinned TLS certificates and SSH host keys")
     tr_sub = tr.add_subparsers(dest="trust_command", metavar="ACTION", required=True)
-    tr_sub.add_parser("list", help="show every pinned fingerprint")
+    tr_sub.add_parser("list", help="show every pinned fingerprint and how it was verified")
+    tr_add = tr_sub.add_parser(
+        "add",
+        help="pin a fingerprint you verified out of band (on the machine's console, from its administrator)",
+    )
+    tr_add.add_argument("address", help="HOST:PORT, e.g. 10.10.0.10:443 for the system console at the VIP")
+    tr_add.add_argument(
+        "fingerprint", help="SHA-256: colon-separated hex for a TLS certificate, SHA256:base64 for an SSH host key"
+    )
+    tr_add.add_argument("--kind", choices=["tls", "ssh"], help="default: from the fingerprint's spelling")
+    tr_add.add_argument(
+        "--replace", action="store_true", help="replace a different fingerprint pinned for that address"
+    )
     tr_forget = tr_sub.add_parser("forget", help="forget a pin, so the next contact asks again")
     tr_forget.add_argument("address", help="HOST:PORT")
     tr_forget.add_argument("--kind", choices=["tls", "ssh"], help="only this kind (default: both)")
     return p
+
+
+def _vault_options(parser: argparse.ArgumentParser, *, creates: bool = False) -> None:
+    group = parser.add_argument_group("encrypted vault (for a jump host without a desktop keyring)")
+    group.add_argument(
+        "--vault",
+        type=Path,
+        metavar="FILE",
+        help="keep secrets in this encrypted file instead of the OS keyring"
+        + (" (created when missing)" if creates else ""),
+    )
+    group.add_argument(
+        "--passphrase-file",
+        type=Path,
+        metavar="FILE",
+        help="the vault's passphrase is the first line of FILE (default: asked on the terminal)",
+    )
+    group.add_argument(
+        "--passphrase-fd", type=int, metavar="N", help="read the vault's passphrase from file descriptor N"
+    )
+
+
+def secret_store_for(args: argparse.Namespace, *, create: bool = False) -> SecretStore:
+    """The secret store a command's options ask for: the vault (``--vault``, its passphrase from a file, a file
+    descriptor or the terminal), with ``--secrets -`` read from standard input in front of it, else the OS
+    keyring. ``create`` makes a missing vault (asking for its passphrase twice on a terminal)."""
+    from wizard.core.secrets import SecretStore, parse_supplied
+    from wizard.core.vault import Vault, read_passphrase
+
+    vault_path: Path | None = getattr(args, "vault", None)
+    passphrase_file: Path | None = getattr(args, "passphrase_file", None)
+    passphrase_fd: int | None = getattr(args, "passphrase_fd", None)
+    given: str | None = getattr(args, "secrets", None)
+    if vault_path is None and (passphrase_file is not None or passphrase_fd is not None):
+        raise WizardError(
+            "No vault given", "a vault passphrase was given without --vault", remediation="add --vault FILE"
+        )
+    if passphrase_file is not None and passphrase_fd is not None:
+        raise WizardError(
+            "Two passphrases", "--passphrase-file and --passphrase-fd both given", remediation="give one of them"
+        )
+    supplied = None
+    if given is not None:
+        if given != "-":
+            raise WizardError(
+                "Secrets only from standard input",
+                f"--secrets takes `-` (standard input), not {given!r}",
+                remediation="pipe the JSON object in: a file of plain secrets is exactly what this option avoids",
+            )
+        supplied = parse_supplied(sys.stdin.read())
+    if vault_path is None:
+        return SecretStore(supplied=supplied)
+    if passphrase_file is not None or passphrase_fd is not None:
+        passphrase = read_passphrase(file=passphrase_file, fd=passphrase_fd)
+    else:
+        passphrase = _ask_passphrase(vault_path, new=create and not vault_path.exists(), stdin_taken=given == "-")
+    from wizard.core.redact import REDACTOR
+
+    REDACTOR.add(passphrase)
+    return SecretStore(vault=Vault.open(vault_path, passphrase, create=create), supplied=supplied)
+
+
+def _ask_passphrase(path: Path, *, new: bool, stdin_taken: bool) -> str:
+    if stdin_taken or not sys.stdin.isatty():
+        raise WizardError(
+            "No vault passphrase",
+            f"the passphrase of {path} cannot be asked: there is no terminal",
+            remediation="give --passphrase-file FILE or --passphrase-fd N",
+        )
+    passphrase = getpass.getpass(f"Passphrase for {'the new vault ' if new else ''}{path}: ")
+    if new and getpass.getpass("Again: ") != passphrase:
+        raise WizardError("Passphrases differ", "the two entries differ; no vault was made", remediation="retry")
+    return passphrase
 
 
 def _override(args: argparse.Namespace) -> int:
@@ -203,17 +303,54 @@ def _trust(args: argparse.Namespace) -> int:
     if args.trust_command == "list":
         pins = store.all()
         for key, entry in sorted(pins.items()):
-            print(f"{key}  {entry['fingerprint']}")
+            how = f"  ({entry['how']})" if entry.get("how") else ""
+            print(f"{key}  {entry['fingerprint']}{how}")
         if not pins:
             print("no pinned certificates or host keys")
         return 0
     host, sep, port_text = args.address.rpartition(":")
-    if not sep or not host or not port_text.isdigit():
+    host = host.strip("[]")
+    if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
         print(f"error: {args.address!r} is not HOST:PORT", file=sys.stderr)
         return int(ExitCode.INVALID_INPUT)
+    if args.trust_command == "add":
+        return _trust_add(store, host, int(port_text), args)
     kinds = [TrustKind(args.kind)] if args.kind else list(TrustKind)
     removed = [k.value for k in kinds if store.forget(k, host, int(port_text))]
     print(f"forgot {', '.join(removed)} pin(s) for {args.address}" if removed else f"nothing pinned for {args.address}")
+    return 0
+
+
+def _trust_add(store: TrustStore, host: str, port: int, args: argparse.Namespace) -> int:
+    from wizard.core.trust import TrustKind, normalize, same_fingerprint
+
+    try:
+        fingerprint = normalize(args.fingerprint)
+    except ValueError:
+        print(
+            f"error: {args.fingerprint!r} is not a SHA-256 fingerprint (64 hex digits, colons allowed, or SHA256:…)",
+            file=sys.stderr,
+        )
+        return int(ExitCode.INVALID_INPUT)
+    spelled = TrustKind.SSH if fingerprint.startswith("SHA256:") else TrustKind.TLS
+    kind = TrustKind(args.kind) if args.kind else spelled
+    if kind is not spelled:
+        print(
+            f"error: a {kind.value} fingerprint is written as "
+            + ("SHA256:base64 (as ssh-keygen -lf prints it)" if kind is TrustKind.SSH else "colon-separated hex"),
+            file=sys.stderr,
+        )
+        return int(ExitCode.INVALID_INPUT)
+    entry = store.pinned(kind, host, port)
+    if entry is not None and not same_fingerprint(str(entry["fingerprint"]), fingerprint) and not args.replace:
+        print(
+            f"error: {host}:{port} already has another {kind.value} pin: {entry['fingerprint']}; add --replace "
+            "if the machine was reinstalled and you checked the new fingerprint",
+            file=sys.stderr,
+        )
+        return int(ExitCode.INVALID_INPUT)
+    store.pin(kind, host, port, fingerprint, how="added by the operator (verified out of band)")
+    print(f"pinned {kind.value} {host}:{port}  {fingerprint}")
     return 0
 
 
@@ -242,9 +379,8 @@ def _validate(project: Path, as_json: bool) -> int:
 
 def _secret(args: argparse.Namespace) -> int:
     from wizard.core.project import SecretRef, load_project
-    from wizard.core.secrets import SecretStore
 
-    store = SecretStore()
+    store = secret_store_for(args, create=args.secret_command == "set")  # noqa: S105 - an action name
     if args.secret_command == "check":  # noqa: S105 - an action name, not a password
         try:
             loaded = load_project(args.project)
@@ -356,7 +492,7 @@ def _gui_rehearse(args: argparse.Namespace) -> int:
         return _gui(None, rehearsal=rehearsal)
 
 
-def _gui(project: Path | None, rehearsal: Rehearsal | None = None) -> int:
+def _gui(project: Path | None, rehearsal: Rehearsal | None = None, secrets: SecretStore | None = None) -> int:
     try:
         from wizard.ui.app import main as gui_main
     except ImportError as exc:
@@ -366,7 +502,7 @@ def _gui(project: Path | None, rehearsal: Rehearsal | None = None) -> int:
             file=sys.stderr,
         )
         return 1
-    return int(gui_main(project, rehearsal=rehearsal))
+    return int(gui_main(project, rehearsal=rehearsal, secrets=secrets))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -395,7 +531,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {', '.join(rehearsal_only)} only goes {where}", file=sys.stderr)
             return int(ExitCode.INVALID_INPUT)
         if args.command in (None, "gui"):
-            return _gui(getattr(args, "project", None))
+            store = secret_store_for(args) if getattr(args, "vault", None) else None
+            return _gui(getattr(args, "project", None), secrets=store)
         if args.command == "run":
             if args.rehearse == (args.project is not None):
                 print("error: give a project file or --rehearse (one of them)", file=sys.stderr)
@@ -403,11 +540,23 @@ def main(argv: list[str] | None = None) -> int:
             if args.rehearse and args.only_nodes:
                 print("error: --only-node goes with a project file, not with --rehearse", file=sys.stderr)
                 return int(ExitCode.INVALID_INPUT)
+            if args.rehearse and (args.vault or args.secrets):
+                print(
+                    "error: a rehearsal makes its own secrets; --vault and --secrets go with a project file",
+                    file=sys.stderr,
+                )
+                return int(ExitCode.INVALID_INPUT)
             if args.rehearse:
                 return _rehearse(args)
             from wizard.headless import run_headless
 
-            return run_headless(args.project, json_mode=args.json, until=args.until, only_nodes=args.only_nodes)
+            return run_headless(
+                args.project,
+                json_mode=args.json,
+                until=args.until,
+                only_nodes=args.only_nodes,
+                secrets=secret_store_for(args),
+            )
         if args.command == "validate":
             return _validate(args.project, args.json)
         if args.command == "secret":
@@ -419,13 +568,17 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "support-bundle":
             from wizard.install.support import build_support_bundle
 
-            out = build_support_bundle(args.output, session=args.session, nodes=not args.no_nodes)
+            out = build_support_bundle(
+                args.output, session=args.session, nodes=not args.no_nodes, secrets=secret_store_for(args)
+            )
             print(f"support bundle written: {out} (secrets redacted; check it before you send it)")
             return 0
         if args.command == "abort":
             from wizard.headless import abort_headless
 
-            return abort_headless(args.project, session_id=args.session, json_mode=args.json)
+            return abort_headless(
+                args.project, session_id=args.session, json_mode=args.json, secrets=secret_store_for(args)
+            )
     except WizardError as exc:
         print(exc.render(), file=sys.stderr)
         return int(ExitCode.INVALID_INPUT)

@@ -18,8 +18,11 @@ what to install.
 
 Everything lives in one folder (``<state>/rehearsal``) with its own journal, logs and trust store, so a rehearsal
 never touches the operator's sessions, keyring or pinned fingerprints. The project pins every node's SSH host key
-and TLS certificate, so nothing is asked. ``speed`` scales the lab's clock-driven durations (a 15-minute install
-takes 15/speed minutes) and the steps' polling with it.
+and TLS certificate, so nothing is asked; the system console's certificate, which no project can know before the
+cluster exists, is pinned on first contact because the leader, asked over its pinned SSH session, sees the same one
+at the VIP. ``console_intercepted`` makes the VIP present another certificate to this machine than the leader sees
+there (an interceptor on the way): the run must then refuse it. ``speed`` scales the lab's clock-driven durations
+(a 15-minute install takes 15/speed minutes) and the steps' polling with it.
 
 ``netns=True`` (root on Linux) puts each node in its own network namespace at its own address in a private subnet,
 listening on the appliance's real ports, with the cluster's VIP added to the leader's namespace once the cluster
@@ -89,6 +92,12 @@ def _node_address() -> str:
         return "127.0.0.1"
 
 
+def _free_port(host: str) -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
 def pacing_for(speed: float) -> Pacing:
     """The steps' polling and waits, scaled like the lab's clock (never below what a loaded CI machine needs)."""
     interval = min(5.0, max(0.1, 30.0 / speed))
@@ -130,9 +139,10 @@ class Rehearsal:
         provider: Provider = "manual",
         vcsim: Path | None = None,
         netns: bool = False,
+        console_intercepted: bool = False,
     ) -> None:
         """``vcsim``: the simulator binary for ``provider="vsphere"`` (default: ``vcsim`` on PATH); ``netns``: nodes
-        in their own network namespaces (root on Linux)."""
+        in their own network namespaces (root on Linux); ``console_intercepted``: see the module's docstring."""
         if speed <= 0:
             raise ValueError("speed must be positive")
         if provider not in PROVIDERS:
@@ -144,6 +154,7 @@ class Rehearsal:
         self.speed = speed
         self.keep = keep
         self.netns = netns
+        self.console_intercepted = console_intercepted
         home = folder / "home"
         self.paths = AppPaths(home / "state", home / "logs", home / "config", home / "cache")
         self.project_file = folder / "project.yaml"
@@ -264,7 +275,8 @@ class Rehearsal:
                 "email": CONSOLE_EMAIL,
                 "password": {"secret": CONSOLE_PASSWORD_KEY},
                 "port": console.port,
-                "tls_fingerprint": console.certificate.fingerprint,
+                # No tls_fingerprint, as in a real project: the certificate is made with the cluster; the leader
+                # vouches for it over its pinned SSH session when the console step first meets it.
             }
             doc["activation"] = {"key": {"secret": ACTIVATION_KEY_REF}}
         if self.provider == "redfish":
@@ -388,14 +400,19 @@ class Rehearsal:
             lab.clock, sync_duration=max(0.5, DEFAULT_SYNC_DURATION / self.speed), available=cluster_running
         )
         certificate = create_node_certificate(self.folder / "lab" / "system-console", ip=vip, hostname=PROJECT_NAME)
-        # On namespaces the lab starts it at the VIP later, so its port is fixed now: the project names it.
-        port = CONSOLE_PORT if lab.network is not None else 0
+        # The lab starts it at the VIP once the cluster runs, so its port is fixed now: the project names it. On the
+        # shared loopback a free port (two rehearsals may run at once), on namespaces the real one.
+        port = CONSOLE_PORT if lab.network is not None else _free_port(vip)
         self.console = SystemConsoleServer(state, certificate, host=vip, port=port, socket_timeout=15.0)
+        if self.console_intercepted:
+            self.console.presented = create_node_certificate(
+                self.folder / "lab" / "interceptor", ip=vip, hostname=PROJECT_NAME
+            )
         lab.serve_at_vip(self.console)
         # The cluster's Kubernetes API beside it: 6443 as on a real VIP, a free port on the shared loopback (two
         # rehearsals may run at once there; the kubeconfig names the port).
         self.kube_api = KubeAPIServer(
-            certificate, cluster_running, host=vip, port=KUBE_API_PORT if lab.network is not None else 0
+            certificate, cluster_running, host=vip, port=KUBE_API_PORT if lab.network is not None else _free_port(vip)
         )
         lab.serve_at_vip(self.kube_api)
         return self.console

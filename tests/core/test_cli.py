@@ -150,3 +150,26 @@ def test_run_needs_a_project_or_rehearse(tmp_path: Path) -> None:
     # `--rehearse` alone opens the desktop rehearsal (tests/ui/test_rehearsal_gui.py); with a command it is refused.
     out = run_cli(["--rehearse", "run", "--rehearse"], env)
     assert out.returncode == 2 and "palette-wizard run --rehearse" in out.stderr
+
+
+def test_trust_add_pins_a_fingerprint_verified_out_of_band(tmp_path: Path) -> None:
+    from wizard.core.trust import TrustKind, TrustStore
+
+    home = tmp_path / "home"
+    env = cli_env(home)
+    tls = "ab" * 32
+    added = run_cli(["trust", "add", "10.1.2.10:443", tls], env)
+    assert added.returncode == 0, added.stdout + added.stderr
+    entry = TrustStore(home / "config").pinned(TrustKind.TLS, "10.1.2.10", 443)
+    assert entry is not None and entry["fingerprint"] == ":".join(["AB"] * 32)
+    assert "added by the operator" in run_cli(["trust", "list"], env).stdout
+    ssh = "SHA256:" + "C" * 43
+    assert run_cli(["trust", "add", "10.1.2.11:22", ssh], env).returncode == 0
+    assert TrustStore(home / "config").pinned(TrustKind.SSH, "10.1.2.11", 22) is not None
+    # A different pin is not replaced by accident; nonsense is refused.
+    other = run_cli(["trust", "add", "10.1.2.10:443", "cd" * 32], env)
+    assert other.returncode == 2 and "--replace" in other.stderr
+    assert run_cli(["trust", "add", "10.1.2.10:443", "cd" * 32, "--replace"], env).returncode == 0
+    assert run_cli(["trust", "add", "10.1.2.10:443", "not-a-fingerprint"], env).returncode == 2
+    assert run_cli(["trust", "add", "10.1.2.10", tls], env).returncode == 2
+    assert run_cli(["trust", "add", "10.1.2.10:443", tls, "--kind", "ssh"], env).returncode == 2

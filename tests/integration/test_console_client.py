@@ -271,8 +271,9 @@ def test_run_report_says_which_default_credentials_were_replaced(tmp_path: Path)
     }
     summary = summarize(journal, project="p", vip="10.0.0.5", journal_path=tmp_path / "j", log_dir=tmp_path)
     assert summary.credentials == (
-        "the default node password was replaced on node-1, node-2; the new one is in the OS keyring",
-        "the console's default admin password was changed; the new one is in the OS keyring",
+        "the default node password was replaced on node-1, node-2; the new one is the secret named by "
+        "appliance.password (in the keyring or vault)",
+        "the console's default admin password was changed; the new one is the secret named by console.password",
     )
     html_path, text_path = write_run_report(summary, tmp_path / "session")
     assert "replaced on node-1, node-2" in html_path.read_text()

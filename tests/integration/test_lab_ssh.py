@@ -169,3 +169,35 @@ def test_openssh_client_with_key_auth(node: tuple[Machine, LabSSHServer, NodeSta
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert out.stdout == "livecd_boot\n"
+
+
+def test_a_command_whose_session_is_cut_is_a_drop_never_a_result(
+    node: tuple[Machine, LabSSHServer, NodeState], clock: ManualClock, tmp_path: Path
+) -> None:
+    """paramiko marks a channel closed without an exit status as exited with -1; the client must report a drop (and
+    reconnect on the next command), never hand back a -1 "result" with whatever output had arrived."""
+    from wizard.appliance.ssh import SSHClient, SSHCredentials, SSHDisconnected
+    from wizard.core.trust import TrustStore
+
+    machine, server, _ = node
+    machine.insert_media("http://127.0.0.1/appliance.iso")
+    machine.power_on()
+    clock.advance(T.firmware + T.installer_boot)
+    wait_port(server.port, up=True)
+    client = SSHClient(
+        "127.0.0.1",
+        server.port,
+        SSHCredentials("kairos", password="kairos"),
+        trust=TrustStore(tmp_path / "config"),
+        expected_fingerprint=server.live_fingerprint,
+        connect_timeout=5,
+        command_timeout=5,
+    )
+    try:
+        for _ in range(20):  # the close can race the client's read: every round must still be a drop
+            server.drop_next_commands = 1
+            with pytest.raises(SSHDisconnected):
+                client.run("nproc")
+            assert client.run("nproc").ok
+    finally:
+        client.close()

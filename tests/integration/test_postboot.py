@@ -22,7 +22,7 @@ from wizard.core.project import parse_project
 from wizard.core.runner import Engine, Event, ExitCode, RunFinished
 from wizard.core.secrets import SecretStore
 from wizard.core.trust import TrustStore
-from wizard.install.checks.postboot import CHECK_IDS, Requirements, check_node
+from wizard.install.checks.postboot import CHECK_IDS, READ_ATTEMPTS, Requirements, check_node
 from wizard.install.steps.postboot import PostbootSettings, PostbootStep, report_paths
 from wizard.lab import Lab, ManualClock
 from wizard.lab.lab import LabNode, NodeFaults
@@ -138,6 +138,24 @@ def test_unreachable_node_is_an_error_for_every_check(store: TrustStore, clock: 
     )
     assert [r.check for r in results] == list(CHECK_IDS)
     assert all(r.outcome is Outcome.ERROR and "refused" in r.message for r in results)
+
+
+@pytest.mark.lab
+def test_a_session_that_drops_while_the_facts_are_read_is_read_again(
+    faulty_lab: Lab, store: TrustStore, clock: ManualClock
+) -> None:
+    """Reading a node is idempotent: two sessions cut mid-command (a network blip, a loaded node) cost two fresh
+    sessions, not a column of "could not read the node" blockers. A node that keeps dropping is still reported."""
+    node = faulty_lab.nodes[0]
+    node.ssh.drop_next_commands = 2
+    results = run_checks(node, store, clock, retry_delay=0.01)
+    assert failing(results) == set(), {c: r.message for c, r in results.items() if r.failed}
+    assert node.ssh.drop_next_commands == 0
+
+    node.ssh.drop_next_commands = 100
+    results = run_checks(node, store, clock, retry_delay=0.01)
+    assert all(r.outcome is Outcome.ERROR and "could not read the node" in r.message for r in results.values())
+    assert node.ssh.drop_next_commands == 100 - READ_ATTEMPTS
 
 
 # -- the postboot step through the engine -------------------------------------------------------------------------

@@ -16,6 +16,7 @@ import pytest
 
 from tests.core.helpers import cli_env, run_cli
 from tests.support.projects import appliance_iso, base_doc, write_project
+from wizard.core.cancel import CancelToken
 from wizard.core.checks import NodeName, Outcome, check_address_free, check_dns, check_ntp, override, probe_address
 from wizard.core.checks.address import _connect
 from wizard.core.checks.ntp import from_ntp, to_ntp
@@ -23,7 +24,7 @@ from wizard.core.jobs import StepContext
 from wizard.core.journal import Journal
 from wizard.core.paths import app_paths
 from wizard.core.progress import TaskStatus
-from wizard.core.project import parse_project
+from wizard.core.project import SecretRef, parse_project
 from wizard.core.runner import Engine, Event, ExitCode, JobFinished, RunFinished
 from wizard.core.secrets import SecretStore
 from wizard.install.steps import pipeline
@@ -322,3 +323,70 @@ def test_preflight_reports_the_gateway_checks(tmp_path: Path) -> None:
     assert all(r["outcome"] == "pass" for r in gateway)
     answers = next(r for r in gateway if r["check"] == "net.gateway-answers")
     assert answers["details"] == {"skipped": True} and "loopback" in answers["message"]
+
+
+def test_a_resumed_install_never_probes_again_what_it_changed(tmp_path: Path) -> None:
+    """Once the session booted the nodes and asked for the cluster, their addresses and the VIP answer because of the
+    install: a later run re-checks them (here its probe settings changed, as with a newer wizard) but does not probe
+    them, so the cluster holding the VIP is no "VIP in use"."""
+    appliance_iso(tmp_path / "appliance.iso", 64 * 1024)
+    doc = base_doc(files={"iso": "appliance.iso"})
+    doc["provider"] = {"type": "redfish"}  # the wizard boots the nodes: before the install nothing may answer
+    for i, node in enumerate(doc["nodes"], 1):
+        node["bmc"] = {"address": f"127.0.20.{i}", "username": "root", "password": {"secret": "bmc"}}
+    port = free_port()
+    settings = PreflightSettings(ports=(port,), connect_timeout=0.3, icmp=False, arp=False)
+    project = parse_project(doc, base=tmp_path).project
+    journal = Journal.open(tmp_path / "sessions" / "p.json", "p")
+    ctx = StepContext(project, SecretStore(), journal, app_paths().ensure())
+    ctx.secrets.set(SecretRef("bmc"), "a-bmc-password")
+    from wizard.install.steps.preflight import PreflightStep
+
+    def address_jobs(step: PreflightStep) -> dict[str, object]:
+        return {j.id: j for j in step.jobs(ctx) if j.id.startswith("preflight/address/")}
+
+    # The first run: nothing answers, every address check passes (the provider's own checks are not needed here).
+    for job in address_jobs(PreflightStep(settings)).values():
+        assert all(r["outcome"] == "pass" for r in job.run(_NullReporter(), CancelToken())["results"])  # type: ignore[attr-defined]
+    # The install ran: the journal records every node's boot and the cluster's creation.
+    for node in project.nodes:
+        journal.job_started(f"boot/{node.name}", "f")
+        journal.job_done(f"boot/{node.name}", "f", {})
+    journal.job_started("cluster/create", "f")
+    journal.job_done("cluster/create", "f", {"cluster": "palette-mgmt"})
+    busy = [Listener(project.network.vip, port), *(Listener(n.ip, port) for n in project.nodes)]
+    try:
+        later = PreflightSettings(ports=(port,), connect_timeout=0.4, icmp=False, arp=False)
+        results = {
+            job_id: job.run(_NullReporter(), CancelToken())["results"]  # type: ignore[attr-defined]
+            for job_id, job in address_jobs(PreflightStep(later)).items()
+        }
+    finally:
+        for listener in busy:
+            listener.close()
+    assert set(results) == {f"preflight/address/{n.name}" for n in project.nodes} | {"preflight/address/vip"}
+    for job_id, (result,) in results.items():
+        assert result["outcome"] == "pass", (job_id, result)
+        assert "not probed again" in result["message"] and result["details"]["skipped"] is True
+    assert "this session's cluster holds it" in results["preflight/address/vip"][0]["message"]
+    # Without that record the same listener is a blocker: the skip comes from the journal, not from the probe.
+    fresh = StepContext(project, SecretStore(), Journal.open(tmp_path / "sessions" / "q.json", "q"), ctx.paths)
+    vip_job = next(j for j in PreflightStep(settings).jobs(fresh) if j.id == "preflight/address/vip")
+    busy = [Listener(project.network.vip, port)]
+    try:
+        (blocked,) = vip_job.run(_NullReporter(), CancelToken())["results"]  # type: ignore[attr-defined]
+    finally:
+        busy[0].close()
+    assert blocked["outcome"] == "fail" and f"port {port} accepted" in blocked["message"]
+
+
+class _NullReporter:
+    """Enough of a Reporter for a check job run outside the engine."""
+
+    fraction = 0.0
+
+    def update(self, fraction: float, message: str | None = None) -> None:
+        self.fraction = fraction
+
+    def finish(self, message: str | None = None) -> None:
+        self.fraction = 1.0

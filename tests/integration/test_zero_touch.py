@@ -309,3 +309,54 @@ def test_key_change_without_a_reboot_is_host_key_changed(lab: Lab, clock: Manual
     assert done.wait(30), "the monitor kept going with a changed key"
     assert errors and isinstance(errors[0], TrustChanged), errors
     assert errors[0].title == "Host key changed"
+
+
+def test_installed_key_pinned_when_a_network_blip_hid_the_reboot(lab: Lab, clock: ManualClock, tmp_path: Path) -> None:
+    """The monitor never sees the installer's last line nor SSH going down (the network between here and the node
+    was out the whole time): the installed system's new key is still accepted, because a login proves a new boot id
+    in the installed system. A real install can miss the reboot window like this; so can a loaded jump host."""
+    node = lab.nodes[0]
+    node.ssh.live_host_key = paramiko.ECDSAKey.generate(bits=256)
+    key = wizard_key(tmp_path / "config")
+    store = TrustStore(tmp_path / "trust")
+    job = _monitor(lab, store, clock, key, confirm=lambda r: True)
+    _seeded_power_on(lab, tmp_path, key)
+    clock.advance(T.firmware + T.installer_boot + T.install * 0.2)  # installing, the live key answers
+    lab.tick()
+    outcome: dict[str, Any] = {}
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            outcome["facts"] = job.run(reporter(Progress(), "install/n1"), CancelToken())
+        except BaseException as exc:
+            outcome["error"] = exc
+        finally:
+            done.set()
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    import time
+
+    deadline = time.monotonic() + 20
+    while job.stage is not InstallStage.INSTALLING and not done.is_set():
+        assert time.monotonic() < deadline, f"stuck at {job.stage}"
+        time.sleep(0.02)
+    # The blip: the node stops answering from here, and its sessions drop, while it finishes, reboots and comes up.
+    blip = threading.Event()
+    blip.set()
+    node.ssh.offline = blip.is_set
+    node.ssh.drop_sessions()
+    time.sleep(0.3)  # the monitor is now retrying against a silent node
+    clock.advance(T.install + T.finish + T.reboot + T.firmware + T.os_boot + T.services + 1)
+    lab.tick()
+    assert node.machine.kairos_boot_state() == "active_boot"
+    blip.clear()
+    with Driver(lab, clock):
+        assert done.wait(60), f"the monitor did not finish (stage {job.stage})"
+    assert "error" not in outcome, outcome.get("error")
+    facts = outcome["facts"]
+    change = facts["host_key_change"]
+    assert change["installer"] == node.ssh.live_fingerprint and change["installed"] == node.ssh.fingerprint
+    assert change["proven_by"] == "boot-id" and change["install_end_seen"] is False
+    assert facts["stages"][-1]["stage"] == InstallStage.DONE.value

@@ -56,3 +56,18 @@ class FileKeyring(keyring.backend.KeyringBackend):
         if data.pop(f"{service}\x00{username}", None) is None:
             raise keyring.errors.PasswordDeleteError(username)
         self._path().write_text(json.dumps(data))
+
+
+class BrokenKeyring(keyring.backend.KeyringBackend):
+    """A backend that fails on use the way keyrings.alt's encrypted file keyring does without pycryptodome."""
+
+    priority = -1
+
+    def get_password(self, service: str, username: str) -> str | None:
+        raise RuntimeError("pycryptodomex required")
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        raise RuntimeError("pycryptodomex required")
+
+    def delete_password(self, service: str, username: str) -> None:
+        raise RuntimeError("pycryptodomex required")

@@ -32,6 +32,7 @@ from wizard.core.trust import (
     TlsUnreachable,
     TrustKind,
     TrustStore,
+    Witness,
     certificate_changed,
     is_certificate_change,
     system_or_pinned_tls_context,
@@ -450,6 +451,9 @@ class ConsoleConnector:
     timeout: float = 30.0
     retry_backoff: float = 1.0
     clock: Clock = field(default=time.time)
+    #: Settles the first contact with the console's certificate through a channel trusted already (a node over
+    #: its pinned SSH session: :mod:`wizard.appliance.witness`), so a headless run pins it without a prompt.
+    witness: Witness | None = None
 
     def open(self, endpoint: ConsoleEndpoint, password: str, cancel: CancelToken | None = None) -> ConsoleClient:
         try:
@@ -460,6 +464,7 @@ class ConsoleConnector:
                 endpoint.port,
                 expected=endpoint.fingerprint,
                 timeout=self.timeout,
+                witness=self.witness,
             )
         except (OSError, ssl.SSLError) as exc:
             raise ConsoleUnreachable(
@@ -590,7 +595,14 @@ class ConsoleSetupJob(Job):
                 changed = True
             version = client.version()
         report.finish(f"System console at {url}/system: admin password " + ("changed" if changed else "already set"))
-        return {"url": url, "version": version, "email": self.email, "password_changed": changed}
+        pin = self.connector.trust.pinned(TrustKind.TLS, self.endpoint.host, self.endpoint.port) or {}
+        return {
+            "url": url,
+            "version": version,
+            "email": self.email,
+            "password_changed": changed,
+            "certificate": {"fingerprint": pin.get("fingerprint", ""), "how": pin.get("how", "")},
+        }
 
 
 class ActivateJob(Job):

@@ -214,7 +214,7 @@ class InstallMonitor(Job):
         self.on_installer_seen = on_installer_seen
         self._installer_key: str | None = None
         self._os_key: str | None = None
-        self._key_change: dict[str, str] = {}
+        self._key_change: dict[str, Any] = {}
         self._eject: dict[str, Any] | None = None
         self._client = SSHClient(
             host,
@@ -325,7 +325,12 @@ class InstallMonitor(Job):
         self._installer_key = presented
 
     def _installed_key(self, presented: str, subject: str) -> None:
-        """A key other than the installer's after the installer ran: the installed system's, once proven."""
+        """A key other than the installer's after the installer ran: the installed system's, once proven.
+
+        The proof is the login below (a new boot id, in the installed system), not having watched the install end:
+        polls see the node only now and then, and a network blip or a loaded jump host can hide the installer's
+        last line and the whole reboot between two of them. Seen or not, a key that changed within the
+        installer's own boot is refused."""
         assert self._installer_key is not None
         changed = TrustChanged(
             TrustRequest(TrustKind.SSH, self.host, self.port, presented, self._installer_key, subject)
@@ -333,8 +338,8 @@ class InstallMonitor(Job):
         finished = self._install_finished_at is not None or STAGES.index(self.stage) >= STAGES.index(
             InstallStage.REBOOTING
         )
-        if not finished or self._live_boot is None:
-            raise changed  # mid-install: nothing explains a new key
+        if self._live_boot is None:
+            raise changed  # the installer's boot was never read: nothing to prove a reboot against
         boot_id, state = self._probe()
         if boot_id is None:
             raise SSHUnreachable(
@@ -342,8 +347,11 @@ class InstallMonitor(Job):
                 f"{self.node} presents a new host key but the wizard could not yet read its boot id",
                 remediation="the node may still be starting; the monitor retries",
             )
-        if boot_id == self._live_boot or state != "active_boot":
+        if boot_id == self._live_boot:
             changed.message += f" (boot id {boot_id} is still the installer's: the key changed without a reboot)"
+            raise changed
+        if state != "active_boot":
+            changed.message += f" (it rebooted, but into {state or 'an unknown boot state'}, not the installed system)"
             raise changed
         decide(
             self.trust,
@@ -362,6 +370,7 @@ class InstallMonitor(Job):
             "proven_by": "boot-id",
             "installer_boot_id": self._live_boot,
             "os_boot_id": boot_id,
+            "install_end_seen": finished,
         }
         self._say(f"{self.node}: the installed system's host key is pinned (new boot id {boot_id})")
 

@@ -15,7 +15,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import paramiko
@@ -55,6 +55,9 @@ class SSHCredentials:
 
     username: str
     password: str | None = field(default=None, repr=False)
+    #: Tried once when ``password`` is refused: a node set up before this session may have the operator's password
+    #: already. Whichever works is used first from then on, so a node never sees the refused one again.
+    then_password: str | None = field(default=None, repr=False)
     key_path: Path | None = None
     key_passphrase: str | None = field(default=None, repr=False)
     pkey: paramiko.PKey | None = field(default=None, repr=False, compare=False)
@@ -261,7 +264,16 @@ class SSHClient:
                     reasons.append(f"key: {exc}")
             if creds.password is not None:
                 tried.append("password")
-                transport.auth_password(creds.username, creds.password)
+                try:
+                    transport.auth_password(creds.username, creds.password)
+                    return
+                except paramiko.AuthenticationException as exc:
+                    if creds.then_password is None or not transport.is_active():
+                        raise
+                    reasons.append(f"password: {exc}")
+                tried.append("other password")
+                transport.auth_password(creds.username, creds.then_password)
+                self.credentials = replace(creds, password=creds.then_password, then_password=None)
                 return
         except paramiko.BadAuthenticationType as exc:
             raise SSHAuthFailed(
@@ -390,7 +402,13 @@ class SSHClient:
                 )
             # The channel's fileno becomes readable on data, stderr, EOF and close; cap waits to notice a dead link.
             select.select([channel], [], [], min(remaining, 0.5))
-        return Result(channel.recv_exit_status(), _decode(b"".join(out)), _decode(b"".join(err)))
+        # paramiko reports a channel closed without an exit status (the session dropped mid-command) as "exited"
+        # with -1: that is a drop, not a result, and its output may be cut short.
+        code = channel.recv_exit_status()
+        if code == -1:
+            self.close()
+            raise self._dropped(command, "the channel closed without an exit status")
+        return Result(code, _decode(b"".join(out)), _decode(b"".join(err)))
 
     def _dropped(self, command: str, why: str) -> SSHDisconnected:
         return SSHDisconnected(
@@ -403,3 +421,24 @@ class SSHClient:
 
 def _decode(data: bytes) -> str:
     return data.decode("utf-8", "replace")
+
+
+def presented_host_key(host: str, port: int, timeout: float = 5.0) -> tuple[str, str]:
+    """The fingerprint and type of the host key ``host:port`` presents: the key exchange only, no credential is
+    sent and nothing is trusted. Raises :class:`SSHUnreachable` when no SSH server answers there."""
+    try:
+        sock = socket.create_connection((host, port), timeout=timeout)
+    except OSError as exc:
+        raise SSHUnreachable("No SSH server", f"{host}:{port}: {exc.strerror or exc}") from exc
+    transport = paramiko.Transport(sock)
+    transport.banner_timeout = transport.handshake_timeout = timeout
+    try:
+        transport.start_client(timeout=timeout)
+        if not transport.is_active() or not transport.initial_kex_done:
+            raise paramiko.SSHException("key exchange did not finish in time")
+        key = transport.get_remote_server_key()
+        return ssh_fingerprint(key.asbytes()), key.get_name()
+    except (paramiko.SSHException, EOFError, OSError) as exc:
+        raise SSHUnreachable("No SSH server", f"{host}:{port} answers, but not as an SSH server ({exc})") from exc
+    finally:
+        transport.close()

@@ -1,11 +1,37 @@
-"""Atomic file writes: a crash leaves either the old file or the new one, never half of either."""
+"""Atomic file writes: a crash leaves either the old file or the new one, never half of either.
+
+Modes: on POSIX the file is created owner-only (``mkstemp``) and then given ``mode``. Windows keeps only the
+read-only bit of a mode, so there the privacy comes from where the file lives (the user's profile, whose ACL admits
+only that user); a mode without the owner's write bit is never asked for, as it would make the next replace fail.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import tempfile
+import time
 from pathlib import Path
+
+#: Windows refuses to replace a file another process holds open for a moment (a virus scanner or the search
+#: indexer reading the journal just written); the replace is tried again for about this long.
+WINDOWS_REPLACE_PATIENCE = 2.0
+
+
+def replace(src: str | Path, dst: str | Path, *, platform: str = sys.platform) -> None:
+    """``os.replace``, patient on Windows with files held open briefly by other processes."""
+    deadline = time.monotonic() + WINDOWS_REPLACE_PATIENCE
+    delay = 0.02
+    while True:
+        try:
+            os.replace(src, dst)
+            return
+        except PermissionError:
+            if platform != "win32" or time.monotonic() >= deadline:
+                raise
+        time.sleep(delay)
+        delay = min(0.25, delay * 2)
 
 
 def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o600) -> None:
@@ -18,7 +44,7 @@ def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o600) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, mode)
-        os.replace(tmp, path)
+        replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)

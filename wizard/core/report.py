@@ -126,10 +126,13 @@ def summarize(
     replaced = sorted(j.id.split("/", 1)[1] for j in jobs if j.step == "password" and j.result.get("replaced"))
     if replaced:
         credentials.append(
-            f"the default node password was replaced on {', '.join(replaced)}; the new one is in the OS keyring"
+            f"the default node password was replaced on {', '.join(replaced)}; the new one is the secret named by "
+            "appliance.password (in the keyring or vault)"
         )
     if result("console/admin").get("password_changed"):
-        credentials.append("the console's default admin password was changed; the new one is in the OS keyring")
+        credentials.append(
+            "the console's default admin password was changed; the new one is the secret named by console.password"
+        )
     synced = bool(result("packs/registry-sync"))
     status = str(journal.get("status") or "")
     failed = any(j.status == "failed" for j in jobs)

@@ -5,6 +5,12 @@ The wizard never switches verification off: on first contact it shows the finger
 operator confirms (or when the project file already names the expected fingerprint); afterwards it connects only
 to that exact certificate or key. A changed fingerprint stops with both values shown and an explicit choice —
 never a silent re-pin. Pins live in ``trust.json`` in the config folder, written atomically.
+
+A first contact can also be settled through a channel that is trusted already: a *witness* (a node reached over its
+pinned SSH session, say) reports the certificate it sees at the same address. The same certificate is pinned without
+asking, recording who vouched for it; a different one is refused outright (something between this machine and the
+peer answers in its place); a witness that cannot tell leaves the decision to the operator, or to a refusal when no
+one can be asked. Operators who verified a fingerprint themselves pin it with ``palette-wizard trust add``.
 """
 
 from __future__ import annotations
@@ -70,6 +76,23 @@ class TlsUnreachable(WizardError):
 
 class TrustRefused(WizardError):
     """The operator did not confirm a first-contact fingerprint, or no one could be asked."""
+
+
+class TrustMismatch(TrustRefused):
+    """A trusted witness sees another certificate at the peer's address than this machine does."""
+
+
+@dataclass(frozen=True)
+class Sighting:
+    """What a witness sees at an address: a fingerprint, or None with why it could not tell."""
+
+    witness: str  # who looked, over which trusted channel
+    fingerprint: str | None = None
+    note: str = ""
+
+
+#: Asked on first contact with ``host:port``: the certificate a trusted channel sees there.
+Witness = Callable[[str, int], Sighting]
 
 
 class TrustChanged(WizardError):
@@ -195,13 +218,16 @@ class TrustStore:
             entry = self._load()["pins"].get(self._key(kind, host, port))
             return dict(entry) if isinstance(entry, dict) else None
 
-    def pin(self, kind: TrustKind, host: str, port: int, fingerprint: str, *, pem: str = "") -> None:
+    def pin(self, kind: TrustKind, host: str, port: int, fingerprint: str, *, pem: str = "", how: str = "") -> None:
+        """Pin ``fingerprint``; ``how`` records how it was verified (confirmed by the operator, named by the
+        project, vouched for by a witness, added by hand)."""
         with self._lock:
             data = self._load()
             data["pins"][self._key(kind, host, port)] = {
                 "fingerprint": normalize(fingerprint),
                 "pem": pem,
                 "pinned_at": time.time(),
+                "how": how,
             }
             atomic_write_text(self.path, json.dumps(data, indent=1, sort_keys=True))
 
@@ -229,11 +255,14 @@ def decide(
     expected: str = "",
     pem: str = "",
     subject: str = "",
+    witness: Witness | None = None,
 ) -> None:
     """Pin or refuse ``presented`` for ``host:port``; returns only when it is trusted.
 
     ``expected`` is a fingerprint the project file gives: a match pins without asking, a mismatch is a change.
-    ``confirm`` is None when no one can be asked (headless without a terminal): first contact is then refused.
+    ``witness`` settles a first contact through a channel trusted already (see the module's docstring).
+    ``confirm`` is None when no one can be asked (headless without a terminal): a first contact no witness settled
+    is then refused.
     """
     entry = store.pinned(kind, host, port)
     pinned = str(entry["fingerprint"]) if entry else None
@@ -241,22 +270,44 @@ def decide(
         if same_fingerprint(expected, presented):
             has_pem = bool(entry and entry.get("pem"))
             if pinned is None or not same_fingerprint(pinned, presented) or (pem and not has_pem):
-                store.pin(kind, host, port, presented, pem=pem)
+                store.pin(kind, host, port, presented, pem=pem, how="named by the project file")
             return
         raise TrustChanged(TrustRequest(kind, host, port, presented, expected, subject))
     if pinned is not None and same_fingerprint(pinned, presented):
+        if entry is not None and pem and not entry.get("pem"):  # pinned by hand (`trust add`): keep the certificate
+            store.pin(kind, host, port, presented, pem=pem, how=str(entry.get("how") or ""))
         return
     request = TrustRequest(kind, host, port, presented, pinned, subject)
+    unsettled = ""
+    if witness is not None and pinned is None:
+        sighting = witness(host, port)
+        if sighting.fingerprint is not None and same_fingerprint(sighting.fingerprint, presented):
+            store.pin(
+                kind, host, port, presented, pem=pem, how=f"verified: {sighting.witness} sees the same certificate"
+            )
+            return
+        if sighting.fingerprint is not None:
+            raise TrustMismatch(
+                "Certificate not confirmed",
+                f"{host}:{port} presents {normalize(presented)} to this machine, but {sighting.witness} sees "
+                f"{normalize(sighting.fingerprint)} there: something between this machine and {host} answers in "
+                "its place",
+                remediation="find what intercepts the traffic from this machine to that address (a proxy, another "
+                f"device on {host}); if you verified the certificate yourself, pin it with `palette-wizard trust add "
+                f"{host}:{port} FINGERPRINT`",
+            )
+        unsettled = f" ({sighting.witness} could not confirm it: {sighting.note})"
     if confirm is None:
         if request.changed:
             raise TrustChanged(request)
         raise TrustRefused(
             "Fingerprint not confirmed",
-            f"first contact with {host}:{port}; its fingerprint {normalize(presented)} was not confirmed",
-            remediation="run the wizard interactively to confirm it, or put the fingerprint in the project file",
+            f"first contact with {host}:{port}; its fingerprint {normalize(presented)} was not confirmed{unsettled}",
+            remediation="run the wizard interactively to confirm it, put the fingerprint in the project file, or pin "
+            f"it after checking it out of band: `palette-wizard trust add {host}:{port} FINGERPRINT`",
         )
     if confirm(request):
-        store.pin(kind, host, port, presented, pem=pem)
+        store.pin(kind, host, port, presented, pem=pem, how="confirmed by the operator")
         return
     if request.changed:
         raise TrustChanged(request)
@@ -275,6 +326,7 @@ def trusted_tls_context(
     *,
     expected: str = "",
     timeout: float = 10.0,
+    witness: Witness | None = None,
 ) -> ssl.SSLContext:
     """An SSL context for ``host:port`` that accepts only its pinned certificate (pinning it first if confirmed).
 
@@ -294,7 +346,15 @@ def trusted_tls_context(
     else:
         presented = fetch_certificate(host, port, timeout)
     decide(
-        store, confirm, TrustKind.TLS, host, port, presented=presented.fingerprint, expected=expected, pem=presented.pem
+        store,
+        confirm,
+        TrustKind.TLS,
+        host,
+        port,
+        presented=presented.fingerprint,
+        expected=expected,
+        pem=presented.pem,
+        witness=witness,
     )
     return pinned_ssl_context(presented.pem)
 
@@ -329,6 +389,7 @@ def system_or_pinned_tls_context(
     expected: str = "",
     timeout: float = 10.0,
     cafile: str | None = None,
+    witness: Witness | None = None,
 ) -> ssl.SSLContext:
     """An SSL context for services that may hold a CA-signed certificate (vCenter, BMCs, MAAS).
 
@@ -337,7 +398,7 @@ def system_or_pinned_tls_context(
     included; only when that fails on the certificate is the operator asked to pin what the server presents.
     """
     if expected or store.pinned(TrustKind.TLS, host, port):
-        return trusted_tls_context(store, confirm, host, port, expected=expected, timeout=timeout)
+        return trusted_tls_context(store, confirm, host, port, expected=expected, timeout=timeout, witness=witness)
     system = ssl.create_default_context(cafile=cafile)
     try:
         with (
@@ -346,7 +407,7 @@ def system_or_pinned_tls_context(
         ):
             return system
     except ssl.SSLCertVerificationError:
-        return trusted_tls_context(store, confirm, host, port, timeout=timeout)
+        return trusted_tls_context(store, confirm, host, port, timeout=timeout, witness=witness)
     except (OSError, ssl.SSLError) as exc:
         raise TlsUnreachable(
             "Cannot reach TLS service",

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 from wizard import __version__
 from wizard.core.cancel import CancelToken
 from wizard.core.errors import WizardError
+from wizard.core.fsutil import replace
 from wizard.core.journal import list_sessions
 from wizard.core.paths import AppPaths, app_paths
 from wizard.core.redact import MASK, REDACTOR, Redactor
@@ -522,7 +523,7 @@ def build_support_bundle(
             z.add_text("manifest.json", json.dumps(manifest, indent=1, sort_keys=True))
         _verify(tmp, redactor)
         tmp.chmod(0o600)
-        os.replace(tmp, out)
+        replace(tmp, out)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -655,10 +655,15 @@ class SystemConsoleServer(BackgroundServer):
         super().__init__(host=host, port=port, label="system-console", netns=netns)
         self.state = state
         self.certificate = certificate
+        #: Fault knob: the certificate this server presents instead of ``certificate`` (the cluster's own, which the
+        #: nodes still see at the VIP): something between the jump host and the VIP answers in Palette's place.
+        #: Read when the server (re)starts.
+        self.presented: NodeCertificate | None = None
         self.socket_timeout = socket_timeout
 
     def _make_server(self, address: tuple[str, int]) -> TLSHTTPServer:
-        return _TLSServer(address, self.certificate.server_context(), self.state, self.socket_timeout)
+        shown = self.presented or self.certificate
+        return _TLSServer(address, shown.server_context(), self.state, self.socket_timeout)
 
     def _started(self) -> None:
         with _DIRECTORY_LOCK:

@@ -86,6 +86,8 @@ class KubeAPIServer(BackgroundServer):
         self.certificate = certificate
         self.ready = ready
         self.socket_timeout = socket_timeout
+        if port:  # a port fixed up front is the API's from now on: a kubeconfig written before it listens names it
+            self._started()
 
     def _make_server(self, address: tuple[str, int]) -> TLSHTTPServer:
         return _Server(address, self.certificate, self.ready, self.socket_timeout)

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,6 +23,7 @@ from wizard.lab.localui import LocalUIServer
 from wizard.lab.machine import Machine, Timings
 from wizard.lab.node import DEFAULT_CLUSTER_TIMELINE, Clock, Hardware, LoginPolicy, NodeState
 from wizard.lab.nodelogs import LOG_COLLECT_SECONDS, LogSource, NodeLogs
+from wizard.lab.sclient import s_client
 from wizard.lab.sftp import attach_staging
 from wizard.lab.sshd import LabSSHServer, NodeShell, load_or_create_host_key
 from wizard.lab.tlsserver import BackgroundServer
@@ -231,6 +233,7 @@ class Lab:
         self._stop_ticker = threading.Event()
         self._ticker: threading.Thread | None = None
         self._vip_services: dict[str, list[BackgroundServer]] = {}
+        self.vip_servers: list[BackgroundServer] = []  # what the cluster serves at its VIP (the nodes see these)
         self._vips: set[str] = set()  # cluster VIPs already placed on the network
         self.network: LabNetwork | None = None
         if netns:
@@ -273,6 +276,7 @@ class Lab:
                     netns=namespace,
                 )
                 shell = NodeShell(machine, self._hostname_of(state), {})
+                shell.extra["openssl"] = partial(s_client, self.cluster_certificate)
                 ssh = LabSSHServer(
                     machine,
                     load_or_create_host_key(folder / "ssh" / "ssh_host_ecdsa_key"),
@@ -345,16 +349,23 @@ class Lab:
             self.network.down()  # after every server: nothing of the lab is left on the machine
 
     def serve_at_vip(self, server: BackgroundServer) -> None:
-        """Serve ``server`` at its ``host``, a cluster VIP. On loopback it starts now; on namespaces it starts in the
-        leader's namespace once the cluster runs and the VIP is up there (before that nothing holds the address),
-        and the lab stops it when it stops."""
-        if self.network is None:
-            if not server.running:
-                server.start()
-            return
+        """Serve ``server`` at its ``host``, a cluster VIP, once the cluster holding that VIP runs (before that
+        nothing answers at the address, as on a real network): on namespaces in the leader's namespace, where the
+        VIP then is. Its port must be fixed (the project names it before it listens). The lab stops it when it
+        stops."""
+        self.vip_servers.append(server)
         with self._tick_lock:
             self._vip_services.setdefault(server.host, []).append(server)
         self.tick()
+
+    def cluster_certificate(self, host: str, port: int) -> str | None:
+        """The certificate (PEM) the cluster itself serves at ``host:port`` when that is its VIP and the service
+        runs: what a node sees from inside the cluster, whatever a jump host's path to the VIP presents."""
+        for server in self.vip_servers:
+            certificate = getattr(server, "certificate", None)
+            if server.host == host and server.running and server.port == port and certificate is not None:
+                return str(certificate.cert_path.read_text(encoding="ascii"))
+        return None
 
     def tick(self) -> None:
         """Apply the clock to the network: a node's Local UI answers only once its installed OS runs the stylus
@@ -366,6 +377,8 @@ class Lab:
             now = self.clock()
             if self.network is not None:
                 self._tick_network(self.network, now)
+            else:
+                self._tick_vips(now)
             for node in self.nodes:
                 deployment = node.state.cluster
                 down = (deployment is not None and deployment.rebooting(now)) or not node.machine.local_ui_up
@@ -373,6 +386,17 @@ class Lab:
                     node.server.stop()
                 elif not down and not node.server.running:
                     node.server.start()
+
+    def _tick_vips(self, now: float) -> None:
+        """On loopback every address exists already: a VIP's services start listening once its cluster runs."""
+        for node in self.nodes:
+            deployment = node.state.cluster
+            if deployment is None or not deployment.running(now) or deployment.vip in self._vips:
+                continue
+            self._vips.add(deployment.vip)
+            for service in self._vip_services.get(deployment.vip, []):
+                if not service.running:
+                    service.start()
 
     def _tick_network(self, network: LabNetwork, now: float) -> None:
         """A node's NIC answers only while an OS runs on it (a machine that is off or rebooting is silent, not

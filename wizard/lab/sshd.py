@@ -6,8 +6,10 @@ rebooting, and its session drops when the machine reboots. Commands are answered
 machine's state: the handful of read-only commands the wizard's install monitor and post-boot checks run, as a
 node would print them.
 
-Fault knob: ``drop_every`` (seconds on the lab clock, None: never) makes the server cut every live session that
-often, and :meth:`LabSSHServer.drop_sessions` cuts them once; the listener stays up, so clients can reconnect.
+Fault knobs: ``drop_every`` (seconds on the lab clock, None: never) makes the server cut every live session that
+often, ``drop_next_commands`` (N) cuts the session of each of the next N commands instead of answering it (a link
+that fails mid-command), and :meth:`LabSSHServer.drop_sessions` cuts them once; the listener stays up, so clients
+can reconnect.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import contextlib
 import datetime as dt
 import json
 import logging
+import re
 import shlex
 import socket
 import threading
@@ -87,6 +90,9 @@ class NodeShell:
             argv = argv[1:]
             while argv and argv[0] in ("-n", "--non-interactive"):
                 argv = argv[1:]
+        argv, refused = _without_redirections(argv)
+        if refused:
+            return 2, "", f"bash: {refused}: redirection not supported by the lab\n"
         if not argv:
             return 0, "", ""
         handler = getattr(self, "_cmd_" + argv[0].replace("-", "_"), None) or self.extra.get(argv[0])
@@ -239,6 +245,26 @@ class NodeShell:
         return 0, "", ""
 
 
+_REDIRECT = re.compile(r"^(?:[0-2]?[<>]|&>)(?P<target>.*)$")
+
+
+def _without_redirections(argv: list[str]) -> tuple[list[str], str]:
+    """``argv`` without the redirections a command line may carry to or from /dev/null (``</dev/null``,
+    ``2>/dev/null``, ``> /dev/null``, ``2>&1``): the lab's commands read no input and their output is captured
+    whole. Any other redirection is returned as refused."""
+    out: list[str] = []
+    it = iter(argv)
+    for token in it:
+        match = _REDIRECT.match(token)
+        if match is None:
+            out.append(token)
+            continue
+        target = match.group("target") or next(it, "")
+        if target not in ("/dev/null", "&1", "&2"):
+            return argv, token
+    return out, ""
+
+
 class _ServerInterface(paramiko.ServerInterface):
     def __init__(self, accounts: Accounts, on_exec: Callable[[paramiko.Channel, str], None]) -> None:
         self.accounts = accounts
@@ -302,6 +328,7 @@ class LabSSHServer:
         self._drop_every: float | None = None
         self.drops = 0  # how many times live sessions were cut by the knob or drop_sessions()
         self._last_drop: float | None = None
+        self.drop_next_commands = 0  # fault knob: the next N commands cut their session instead of answering
 
     @property
     def fingerprint(self) -> str:
@@ -438,6 +465,17 @@ class LabSSHServer:
             transport.close()
 
     def _exec(self, channel: paramiko.Channel, command: str) -> None:
+        with self._lock:
+            drop = self.drop_next_commands > 0
+            if drop:
+                self.drop_next_commands -= 1
+        if drop:
+            # Cut once the client has seen the command start (paramiko replies to the exec request only after this
+            # thread is started), as when the link fails mid-command.
+            time.sleep(0.05)
+            log.debug("lab sshd %s: cutting the session instead of running %r", self.machine.name, command)
+            self.drop_sessions()
+            return
         try:
             code, out, err = self.shell.run(command)
             if out:

@@ -167,15 +167,17 @@ _CHECKS = (
         "net.node-ip-free",
         Category.NETWORK,
         _B,
-        "Node address not in use",
-        "give the node an address nothing else uses, or switch off the machine that has it",
+        "Node address not in use (or the node itself)",
+        "give the node an address nothing else uses, or switch off the machine that has it; nodes that run "
+        "already (manual provider, existing VMs) pass when they answer as themselves: pin their SSH host key or "
+        "Local UI fingerprint on the Nodes page to tell them apart",
         "nodes",
     ),
     Check(
         "net.vip-free",
         Category.NETWORK,
         _B,
-        "VIP not in use",
+        "VIP not in use (or this install's cluster)",
         "choose a virtual IP that no machine uses yet; the cluster claims it during the install",
         "network",
     ),

@@ -15,15 +15,19 @@ jump host so the round trip bounds the error. Reading the facts (:func:`read_fac
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from wizard.appliance.ssh import SSHClient, SSHCredentials, SSHError
+from wizard.appliance.ssh import Backoff, SSHClient, SSHCredentials, SSHDisconnected, SSHError, SSHUnreachable
 from wizard.core.checks.catalog import Category, Check, CheckResult, CheckSeverity, errored, failed, passed
 from wizard.core.trust import Confirm, TrustStore
 
+log = logging.getLogger(__name__)
+
+READ_ATTEMPTS = 3  # fresh sessions tried when one drops while the node's facts are read
 GB = 1000**3  # disk sizes are sold and documented in decimal gigabytes
 GIB = 1024**3
 COS_LABELS = frozenset(
@@ -392,9 +396,12 @@ def check_node(
     clock: Callable[[], float] = time.time,
     connect_timeout: float = 10.0,
     command_timeout: float = 30.0,
+    retry_delay: float = 1.0,
 ) -> list[CheckResult]:
-    """Connect to ``node`` over SSH, read its facts and judge them. When the node cannot be read at all, every
-    check is an error result naming why (an unread node proves nothing)."""
+    """Connect to ``node`` over SSH, read its facts and judge them. Reading is idempotent, so a session that drops
+    or cannot be opened is tried again on a fresh one (:data:`READ_ATTEMPTS` in all, with backoff): one lost packet
+    must not turn into a column of blockers. When the node cannot be read at all, every check is an error result
+    naming why (an unread node proves nothing)."""
     client = SSHClient(
         host,
         port,
@@ -405,15 +412,29 @@ def check_node(
         connect_timeout=connect_timeout,
         command_timeout=command_timeout,
     )
+    backoff = Backoff(initial=retry_delay, maximum=8 * retry_delay)
     try:
-        facts = read_facts(client, clock)
-    except SSHError as exc:
-        why = f"{exc.title}: {exc.message}"
-        return [errored(check, f"could not read the node over SSH ({why})", node, remediation=exc.remediation or "")
-                for check in CHECK_IDS]  # fmt: skip
+        for attempt in range(1, READ_ATTEMPTS + 1):
+            try:
+                facts = read_facts(client, clock)
+                break
+            except (SSHDisconnected, SSHUnreachable) as exc:
+                if attempt == READ_ATTEMPTS:
+                    return _unread(node, exc)
+                log.info("%s: reading the node over SSH failed (%s), trying again", node, exc.message)
+                client.close()
+                time.sleep(backoff.next())
+            except SSHError as exc:  # refused credentials or a changed key: trying again changes nothing
+                return _unread(node, exc)
     finally:
         client.close()
     return evaluate(node, facts, requirements)
+
+
+def _unread(node: str, exc: SSHError) -> list[CheckResult]:
+    why = f"{exc.title}: {exc.message}" + (f" ({exc.details})" if exc.details else "")
+    return [errored(check, f"could not read the node over SSH ({why})", node, remediation=exc.remediation or "")
+            for check in CHECK_IDS]  # fmt: skip
 
 
 def summary(results: list[CheckResult]) -> Mapping[str, int]:

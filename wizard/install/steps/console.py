@@ -20,6 +20,8 @@ from wizard.appliance.console import (
 )
 from wizard.appliance.localui import Connector, Endpoint, LocalUIClient, LocalUIError
 from wizard.appliance.packs import UploadPackJob, packs_inputs
+from wizard.appliance.ssh import SSHClient
+from wizard.appliance.witness import NodeWitness, first_able
 from wizard.core.cancel import CancelToken
 from wizard.core.checks.catalog import CheckResult
 from wizard.core.checks.ports import check_ports
@@ -27,6 +29,7 @@ from wizard.core.errors import WizardError
 from wizard.core.jobs import Job, Step, StepContext, StepKind
 from wizard.core.problems import Problem
 from wizard.core.progress import Reporter
+from wizard.core.project import Node
 from wizard.core.report import read_journal_file, summarize, write_run_report
 from wizard.core.trust import TrustStore
 from wizard.install.steps.localui import sftp_transfer, transfer_mode
@@ -42,9 +45,40 @@ def console_endpoint(ctx: StepContext) -> ConsoleEndpoint:
 
 
 def console_connector(ctx: StepContext, pacing: Pacing) -> ConsoleConnector:
+    """Opens console clients; on first contact the nodes, over their pinned SSH sessions, vouch for the certificate
+    they see at the VIP (the leader first), so the run pins it without a prompt when both sides see the same."""
+    trust = TrustStore(ctx.paths.config)
     return ConsoleConnector(
-        TrustStore(ctx.paths.config), ctx.confirm, timeout=pacing.localui_timeout, retry_backoff=pacing.retry_backoff
+        trust,
+        ctx.confirm,
+        timeout=pacing.localui_timeout,
+        retry_backoff=pacing.retry_backoff,
+        witness=first_able(node_witnesses(ctx, pacing, trust)),
     )
+
+
+def node_witnesses(ctx: StepContext, pacing: Pacing, trust: TrustStore) -> list[NodeWitness]:
+    from wizard.install.steps.install import ssh_credentials  # install imports the boot step; keep this one light
+
+    leader, followers = leader_and_followers(ctx)
+    out = []
+    for node in (leader, *followers):
+        # Only an SSH session whose host key is pinned already is a trusted channel: nobody is asked (confirm=None).
+        def make(node: Node = node) -> SSHClient:
+            return SSHClient(
+                node.ip,
+                node.ssh_port,
+                ssh_credentials(ctx, node),
+                trust=trust,
+                confirm=None,
+                expected_fingerprint=node.ssh_host_key,
+                connect_timeout=pacing.monitor.connect_timeout,
+                command_timeout=pacing.monitor.command_timeout,
+                keepalive=0,
+            )
+
+        out.append(NodeWitness(node.name, make))
+    return out
 
 
 def console_password(ctx: StepContext) -> str:

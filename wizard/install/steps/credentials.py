@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from wizard.core.errors import SecretError
 from wizard.core.jobs import Job, Step, StepContext, StepKind
 from wizard.core.problems import Problem
 
@@ -13,14 +14,13 @@ class CredentialsStep(Step):
     weight = 0.1
 
     def problems(self, ctx: StepContext) -> list[Problem]:
-        missing = ctx.secrets.missing(ctx.project.secret_refs())
-        hint = f" ({ctx.secrets.notice})" if ctx.secrets.notice else ""
+        store = ctx.secrets
+        try:
+            missing = store.missing(ctx.project.secret_refs())
+        except SecretError as exc:  # the store itself fails (a broken keyring backend): bad input, not a failed run
+            return [Problem("secrets", f"{exc.title}: {exc.message}", exc.remediation)]
         return [
-            Problem(
-                path,
-                f"secret {ref.key!r} is not in the keyring{hint}",
-                f"store it with `palette-wizard secret set {ref.key}` or enter it on the Credentials page",
-            )
+            Problem(path, f"secret {ref.key!r} is not in {store.where}", store.how_to_store(ref.key))
             for path, ref in missing
         ]
 

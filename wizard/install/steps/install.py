@@ -27,6 +27,7 @@ from wizard.core.problems import Problem
 from wizard.core.progress import Reporter
 from wizard.core.project import AddressMode, ConfigureMode, Node, ProviderType
 from wizard.core.trust import TrustStore
+from wizard.install.checks.addresses import nodes_exist
 from wizard.install.steps.boot import eject_jobs, seeding
 from wizard.install.steps.nodes import DEFAULT_PASSWORD, Pacing, login_password
 from wizard.providers.manual import ConsoleConfigJob, console_instruction
@@ -87,9 +88,15 @@ def installer_seen_fact(node: str) -> str:
 
 def ssh_credentials(ctx: StepContext, node: Node) -> SSHCredentials:
     """How the wizard logs in to ``node`` over SSH: its own key when the node was seeded with it (tried first),
-    then the account's current password."""
+    then the account's current password. Nodes that may have been set up before this session (the manual
+    provider, existing VMs) may have the operator's password already: it is tried once if the default is refused."""
     pkey = wizard_key(ctx.paths.config) if seeding(ctx) else None
-    return SSHCredentials(ctx.project.appliance.username, password=login_password(ctx, node), pkey=pkey)
+    password = login_password(ctx, node)
+    ref = ctx.project.appliance.password
+    then = None
+    if password == DEFAULT_PASSWORD and ref is not None and nodes_exist(ctx.project):
+        then = ctx.secrets.require(ref, "appliance.password")
+    return SSHCredentials(ctx.project.appliance.username, password=password, then_password=then, pkey=pkey)
 
 
 class InstallStep(Step):

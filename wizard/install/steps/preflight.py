@@ -8,8 +8,9 @@ engine turns into exit 3. Failed checks are results, not job failures, so the re
 The report is written to ``<state>/sessions/<project-id>/preflight-report.{json,html}``: a folder named after the
 journal, beside it (not in ``sessions/`` itself, whose ``*.json`` files are all read as journals).
 
-Resuming: a check job that passed is skipped like any finished job (a resumed install must not re-probe a VIP its
-own cluster now holds); one that found a blocker gets a fresh fingerprint, so it runs again until it passes.
+Resuming: a check job that passed is skipped like any finished job; one that found a blocker runs again
+(``Job.rerun``) until it passes. The address checks also know what the session did: a node it booted and the VIP
+its cluster holds are never probed again, whatever else changed (:mod:`wizard.install.checks.addresses`).
 """
 
 from __future__ import annotations
@@ -31,13 +32,11 @@ from wizard.core.checks import (
     CheckSeverity,
     NodeName,
     VerifiedFile,
-    check_address_free,
     check_dns,
     check_free_space,
     check_iso,
     check_ntp,
     check_verified,
-    not_applicable,
 )
 from wizard.core.checks.catalog import errored
 from wizard.core.checks.gateway import StaticAddress, check_gateways
@@ -47,6 +46,8 @@ from wizard.core.jobs import Job, Step, StepContext, StepKind
 from wizard.core.journal import JOB_DONE
 from wizard.core.progress import Reporter
 from wizard.core.project import AddressMode
+from wizard.core.trust import TrustStore
+from wizard.install.checks.addresses import Probe, node_check, vip_check
 from wizard.install.steps.providers import provider_checks
 
 REPORT_JOB = "preflight/report"
@@ -265,51 +266,11 @@ class PreflightStep(Step):
                 )
             )
 
-        probe = f"{s.ports}|{s.connect_timeout}|{s.icmp}|{s.arp}"
-        for node in project.nodes:
-            target = f"{node.name} ({node.ip or 'DHCP'})"
-            ip = node.ip if node.address_mode is AddressMode.STATIC else ""
-
-            def node_check(ip: str = ip, target: str = target) -> list[CheckResult]:
-                if not ip:
-                    return [not_applicable("net.node-ip-free", "the node's address comes from DHCP", target)]
-                return [
-                    check_address_free(
-                        "net.node-ip-free", ip, target, ports=s.ports, timeout=s.connect_timeout, icmp=s.icmp, arp=s.arp
-                    )
-                ]
-
-            specs.append(
-                (
-                    f"preflight/address/{node.name}",
-                    f"Address of {node.name}",
-                    node_check,
-                    f"{node.ip}|{probe}",
-                    "net.node-ip-free",
-                    node.name,
-                )
-            )
+        probe = Probe(s.ports, s.connect_timeout, s.icmp, s.arp)
+        trust = TrustStore(ctx.paths.config)
+        for check in [*(node_check(ctx, node, probe, trust) for node in project.nodes), vip_check(ctx, probe, trust)]:
+            specs.append((check.job_id, check.name, check.run, check.inputs, check.fallback_check, check.node))
         vip = project.network.vip
-        specs.append(
-            (
-                "preflight/address/vip",
-                "Virtual IP",
-                lambda: [
-                    check_address_free(
-                        "net.vip-free",
-                        vip,
-                        f"VIP ({vip})",
-                        ports=s.ports,
-                        timeout=s.connect_timeout,
-                        icmp=s.icmp,
-                        arp=s.arp,
-                    )
-                ],
-                f"{vip}|{probe}",
-                "net.vip-free",
-                "",
-            )
-        )
         statics = [
             StaticAddress(n.name, n.ip, n.prefix, n.gateway)
             for n in project.nodes
@@ -320,7 +281,7 @@ class PreflightStep(Step):
                 "preflight/gateway",
                 "Gateway",
                 lambda: check_gateways(statics, vip, ports=s.ports, timeout=s.connect_timeout, icmp=s.icmp, arp=s.arp),
-                f"{[(a.ip, a.prefix, a.gateway) for a in statics]}|{vip}|{probe}",
+                f"{[(a.ip, a.prefix, a.gateway) for a in statics]}|{vip}|{probe.key()}",
                 "net.gateway-consistent",
                 "",
             )

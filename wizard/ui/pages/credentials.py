@@ -134,7 +134,10 @@ class CredentialsPage(InputPage):
         self.keyring_notice = Banner(Tone.WARNING, self)
         if secrets.notice:
             self.keyring_notice.show_text(f"⚠ {secrets.notice}")
-        where = paragraph(tr("Keyring: {backend}").format(backend=secrets.backend_name), self)
+        if secrets.vault is not None:  # `palette-wizard gui --vault FILE`: what is stored here goes there
+            where = paragraph(tr("Encrypted vault: {path}").format(path=str(secrets.vault.path)), self)
+        else:
+            where = paragraph(tr("Keyring: {backend}").format(backend=secrets.backend_name), self)
 
         self.secrets_box = QGroupBox(tr("Secrets the project names"), self)
         self.grid = QGridLayout()
@@ -166,15 +169,18 @@ class CredentialsPage(InputPage):
 
         layout = QVBoxLayout(self)
         layout.addWidget(heading(tr("Credentials"), self))
-        layout.addWidget(
-            paragraph(
-                tr(
-                    "Passwords and API keys are kept in the operating system's keyring, never in the project file, "
-                    "which names them only. Type each missing one and press Store (or Enter)."
-                ),
-                self,
+        intro = (
+            tr(
+                "Passwords and API keys are kept in the encrypted vault this wizard was opened with, never in the "
+                "project file, which names them only. Type each missing one and press Store (or Enter)."
+            )
+            if secrets.vault is not None
+            else tr(
+                "Passwords and API keys are kept in the operating system's keyring, never in the project file, "
+                "which names them only. Type each missing one and press Store (or Enter)."
             )
         )
+        layout.addWidget(paragraph(intro, self))
         layout.addWidget(where)
         layout.addWidget(self.keyring_notice)
         layout.addWidget(self.secrets_box)

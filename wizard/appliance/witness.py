@@ -1,0 +1,101 @@
+"""A node as a witness for a TLS certificate: what does the node itself see at an address?
+
+The system console's certificate is made when the cluster is, on its nodes, so no project can name it beforehand,
+and a headless run cannot ask anyone. The wizard already trusts each node's SSH host key (pinned during the
+install, or named by the project), so it asks a node over that session: ``openssl s_client`` on the node connects
+to the VIP from inside the cluster's network — where kube-vip holds the address, from the very machine — and prints
+the certificate it was given. The same certificate on both sides pins it (:func:`wizard.core.trust.decide`);
+another one means something between the jump host and the VIP answers in the cluster's place.
+
+A node without ``openssl``, or that cannot be reached over its pinned SSH session, cannot testify: the decision then
+falls back to the operator (or a refusal, headless). Nodes are asked in order (the leader first) until one can tell.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import re
+import shlex
+import ssl
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from wizard.appliance.ssh import SSHClient, SSHError
+from wizard.core.errors import WizardError
+from wizard.core.trust import Sighting, tls_fingerprint
+
+log = logging.getLogger(__name__)
+
+_PEM = re.compile(r"-----BEGIN CERTIFICATE-----\s+[A-Za-z0-9+/=\s]+?-----END CERTIFICATE-----")
+
+
+def s_client_command(host: str, port: int) -> str:
+    """The command a node runs to see ``host:port``'s certificate; stdin from /dev/null so it ends at once, its
+    diagnostics (verify errors for a self-signed certificate) dropped."""
+    target = f"[{host}]:{int(port)}" if _is_ipv6(host) else f"{host}:{int(port)}"
+    return f"openssl s_client -connect {shlex.quote(target)} -showcerts </dev/null 2>/dev/null"
+
+
+def _is_ipv6(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).version == 6
+    except ValueError:
+        return False
+
+
+def first_certificate(output: str) -> str | None:
+    """The peer's own certificate (the first PEM block s_client prints), as PEM; None when there is none."""
+    match = _PEM.search(output)
+    if match is None:
+        return None
+    try:
+        ssl.PEM_cert_to_DER_cert(match.group(0))
+    except ValueError:
+        return None
+    return match.group(0)
+
+
+@dataclass(frozen=True)
+class NodeWitness:
+    """One node, reached over its pinned SSH session (``open`` makes the client; the caller owns nothing)."""
+
+    name: str
+    open: Callable[[], SSHClient]
+
+    def __call__(self, host: str, port: int) -> Sighting:
+        who = f"{self.name} (over its pinned SSH session)"
+        try:
+            client = self.open()
+        except WizardError as exc:
+            return Sighting(who, note=f"cannot open its session: {exc.title}: {exc.message}")
+        try:
+            result = client.run(s_client_command(host, port))
+            who = f"{self.name} (over SSH, host key {client.host_fingerprint})"
+        except (SSHError, WizardError) as exc:
+            return Sighting(who, note=f"{exc.title}: {exc.message}")
+        finally:
+            client.close()
+        pem = first_certificate(result.stdout)
+        if pem is None:
+            why = result.stderr.strip() or f"no certificate in its answer (exit code {result.code})"
+            if result.code == 127:
+                why = "openssl is not installed on the node"
+            return Sighting(who, note=why)
+        return Sighting(who, tls_fingerprint(ssl.PEM_cert_to_DER_cert(pem)))
+
+
+def first_able(witnesses: Sequence[NodeWitness]) -> Callable[[str, int], Sighting]:
+    """A witness that asks each node in turn until one can tell (a node may be rebooting or lack openssl)."""
+
+    def ask(host: str, port: int) -> Sighting:
+        notes = []
+        for witness in witnesses:
+            sighting = witness(host, port)
+            if sighting.fingerprint is not None:
+                return sighting
+            log.info("%s cannot vouch for %s:%d: %s", witness.name, host, port, sighting.note)
+            notes.append(f"{witness.name}: {sighting.note}")
+        return Sighting("the nodes", note="; ".join(notes) or "no node to ask")
+
+    return ask
