@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import socket
+import struct
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -27,12 +28,16 @@ class Seen:
 @dataclass
 class Server:
     """Answers each request 201 with keep-alive. ``close_after`` closes the connection silently after that many
-    answers on it (an idle timeout); ``refuse_puts_over`` answers a bigger PUT 507 after its headers and closes."""
+    answers on it (an idle timeout) and sets ``closed``; ``drop_on_reuse`` closes a connection when a second request
+    arrives on it, unanswered (the idle timeout striking just as the request came); ``refuse_puts_over`` answers a
+    bigger PUT 507 after its headers and closes."""
 
     close_after: int = 0
+    drop_on_reuse: bool = False
     refuse_puts_over: int = -1
     seen: list[Seen] = field(default_factory=list)
     connections: int = 0
+    closed: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
         self.listener = socket.create_server(("127.0.0.1", 0))
@@ -62,6 +67,9 @@ class Server:
                     name, _, value = h.decode().partition(":")
                     headers[name.strip().lower()] = value.strip()
                 length = int(headers.get("content-length", "0"))
+                if self.drop_on_reuse and answered:
+                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # a reset
+                    return
                 if method == "PUT" and 0 <= self.refuse_puts_over < length:
                     conn.sendall(
                         b"HTTP/1.1 507 Insufficient Storage\r\nContent-Length: 8\r\nConnection: close\r\n\r\nno space"
@@ -76,7 +84,9 @@ class Server:
                 conn.sendall(b"HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok")
                 answered += 1
                 if self.close_after and answered >= self.close_after:
-                    return  # closes without "Connection: close": the client finds out on its next request
+                    conn.close()  # without "Connection: close": the client finds out on its next request
+                    self.closed.set()
+                    return
 
     def close(self) -> None:
         self.listener.close()
@@ -120,16 +130,33 @@ def test_small_requests_share_one_connection_and_carry_the_cookie(server: Server
     assert progress == sorted(progress) and progress[-1] == len(data) and len(progress) >= len(data) // (64 * 1024)
 
 
-def test_a_connection_the_server_closed_while_idle_is_retried_fresh(server: Server) -> None:
+def test_a_connection_the_server_closed_while_idle_is_not_used(server: Server) -> None:
     server.close_after = 1
     client = _client(server)
     assert client.request("GET", "/folder/a.json").status == 201
-    assert client.request("HEAD", "/folder/a.json").status == 201  # the kept-alive one is gone: a fresh one
+    assert server.closed.wait(5)
+    server.closed.clear()
+    assert client.request("HEAD", "/folder/a.json").status == 201  # noticed before sending: a fresh connection
+    assert server.closed.wait(5)
     data = b"y" * 200_000
-    status, sent, _ = _put(client, data)  # again on a connection closed after one answer
+    status, sent, _ = _put(client, data)
     client.close()
     assert status == 201 and sent == len(data)
-    assert server.connections == 3 and server.seen[-1].body == data
+    assert server.connections == 3 and server.seen[-1].body == data and len(server.seen) == 3
+
+
+@pytest.mark.parametrize("size", [100, 200_000, 3_000_000])
+def test_a_connection_closed_as_the_request_arrives_is_retried_fresh(server: Server, size: int) -> None:
+    """The race the check before sending cannot see: the requests are idempotent, so each is sent again, once."""
+    server.drop_on_reuse = True
+    client = _client(server)
+    assert client.request("GET", "/folder/a.json").status == 201
+    assert client.request("HEAD", "/folder/a.json").status == 201  # dropped on the reused connection, sent again
+    data = b"y" * size
+    status, sent, progress = _put(client, data)  # dropped again; the body starts over on a fresh connection
+    client.close()
+    assert status == 201 and sent == len(data) and server.seen[-1].body == data
+    assert server.connections == 3 and progress == sorted(set(progress)) and progress[-1] == size
 
 
 def test_an_answer_before_the_body_is_read_is_returned(server: Server) -> None:
