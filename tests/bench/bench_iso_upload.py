@@ -40,8 +40,9 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _child(port: int, path: str, sha256: str, remote: str, config: str, fingerprint: str) -> None:
+def _child(args: list[str]) -> None:
     """Runs one UploadIsoJob in this process and prints its throughput and this process's peak RSS."""
+    port, path, sha256, remote, config, fingerprint = args
     from wizard.core.cancel import CancelToken
     from wizard.core.progress import Progress
     from wizard.core.trust import TrustStore
@@ -49,7 +50,7 @@ def _child(port: int, path: str, sha256: str, remote: str, config: str, fingerpr
     from wizard.providers.vsphere.session import connect
 
     scheme = "https" if fingerprint else "http"
-    server = VcsimServer(Path("unused"), port=port)
+    server = VcsimServer(Path("unused"), port=int(port))
     settings = server.settings(tls_fingerprint=fingerprint)
     trust = TrustStore(Path(config))
     with connect(settings, PASSWORD, trust, None, scheme=scheme) as session:
@@ -68,7 +69,7 @@ def _child(port: int, path: str, sha256: str, remote: str, config: str, fingerpr
 
 
 def _ours(
-    server: VcsimServer, path: Path, sha256: str, remote: str, config: Path, fingerprint: str = ""
+    server: VcsimServer, path: Path, sha256: str, remote: str, config: Path, *, fingerprint: str = ""
 ) -> dict[str, float]:
     out = subprocess.run(
         [sys.executable, "-m", "tests.bench.bench_iso_upload", "--child", str(server.port), str(path), sha256, remote,
@@ -106,7 +107,7 @@ def measure(size: int = SIZE, *, tls: bool = False) -> str:
             datastore = _datastore_dir(server, config, fingerprint)
             ours, ref, rss = [], [], []
             for i in range(RUNS):  # interleaved so both see the same page-cache and disk state
-                result = _ours(server, big, big_sha, f"ours-{i}.iso", config, fingerprint)
+                result = _ours(server, big, big_sha, f"ours-{i}.iso", config, fingerprint=fingerprint)
                 ours.append(result["mbps"])
                 rss.append(result["rss_mib"])
                 _remove(datastore, f"ours-{i}.iso")
@@ -145,7 +146,7 @@ def _remove(datastore: Path, name: str) -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        _child(int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6], sys.argv[7])
+        _child(sys.argv[2:8])
     else:
         args = [a for a in sys.argv[1:] if a != "--tls"]
         mib = int(args[0]) if args else SIZE // (1024 * 1024)

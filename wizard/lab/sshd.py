@@ -79,6 +79,20 @@ class NodeShell:
         self.files = files  # extra readable files, e.g. /opt/spectrocloud/.upload-auth-token
         # Commands added by lab add-ons, by name (staging adds sha256sum and curl: wizard.lab.sftp).
         self.extra: dict[str, Callable[[list[str]], tuple[int, str, str]]] = {}
+        # Add-on commands that read their standard input, given a read(n) that returns b"" at its end (staging
+        # adds dd).
+        self.streaming: dict[str, Callable[[list[str], Callable[[int], bytes]], tuple[int, str, str]]] = {}
+
+    def streaming_command(self, command: str) -> Callable[[Callable[[int], bytes]], tuple[int, str, str]] | None:
+        """The handler for ``command`` when it is one that reads its input, else None."""
+        try:
+            argv = shlex.split(command)
+        except ValueError:
+            return None
+        if argv == ["cat"]:  # no file: it copies its input until that ends (an ssh connection master waits so)
+            return lambda read: (0, b"".join(iter(lambda: read(1 << 16), b"")).decode("utf-8", "replace"), "")
+        handler = self.streaming.get(argv[0]) if argv else None
+        return None if handler is None else (lambda read: handler(argv[1:], read))
 
     def run(self, command: str) -> tuple[int, str, str]:
         try:
@@ -477,7 +491,8 @@ class LabSSHServer:
             self.drop_sessions()
             return
         try:
-            code, out, err = self.shell.run(command)
+            streaming = self.shell.streaming_command(command)
+            code, out, err = streaming(channel.recv) if streaming is not None else self.shell.run(command)
             if out:
                 channel.sendall(out.encode())
             if err:
