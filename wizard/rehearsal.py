@@ -399,6 +399,7 @@ class Rehearsal:
         state = SystemConsoleState(
             lab.clock, sync_duration=max(0.5, DEFAULT_SYNC_DURATION / self.speed), available=cluster_running
         )
+        state.timeline = lab.timeline
         certificate = create_node_certificate(self.folder / "lab" / "system-console", ip=vip, hostname=PROJECT_NAME)
         # The lab starts it at the VIP once the cluster runs, so its port is fixed now: the project names it. On the
         # shared loopback a free port (two rehearsals may run at once), on namespaces the real one.

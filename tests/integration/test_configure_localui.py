@@ -86,6 +86,10 @@ def test_configured_through_the_local_ui_end_to_end(lab: Lab, harness: Harness, 
     # The node rebooted (a new boot id) and came back with everything the job sent.
     assert node.machine.boot_id not in (None, boot_before)
     assert node.state.reboots == 1
+    # The lab's timeline: the configuration until it was applied, and the reboot until the Local UI was back.
+    reboot = node.state.timeline.intervals(["reboot"]) if node.state.timeline else []
+    configure = node.state.timeline.intervals(["configure"]) if node.state.timeline else []
+    assert [i.node for i in reboot] == ["edge-node-1"] and configure and configure[-1].end == reboot[0].end
     info = node.state.host_info()
     assert info["status"]["hostName"] == "palette-a"
     nic = info["spec"]["networkInfo"][0]

@@ -247,6 +247,11 @@ def test_upload_signed_bundle_and_wait_for_sync(
     assert stored.signature_path.read_bytes() == signature.read_bytes()
     (upload,) = harness.calls("POST", P_UPLOAD)
     assert upload.status == 201
+    # The lab's timeline holds the sync to each follower, from the upload for the content sync delay, once each.
+    syncs = lab.timeline.intervals(["content-sync"])
+    assert sorted(i.node for i in syncs) == ["edge-node-2", "edge-node-3"]
+    leader = lab.nodes[0].state
+    assert all(i.start == stored.uploaded_at and i.end == i.start + leader.content_sync_delay for i in syncs)
 
     harness.seen.clear()
     facts, _ = run(upload_job(harness, bundle, signature=signature, public_key=public))

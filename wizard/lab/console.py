@@ -39,6 +39,7 @@ from urllib.parse import parse_qs, urlsplit
 from wizard.lab import cluster as lab_cluster
 from wizard.lab.certs import NodeCertificate
 from wizard.lab.node import LocalUIError, NodeState, UploadedContent
+from wizard.lab.timeline import Timeline
 from wizard.lab.tlsserver import BackgroundServer, TLSHTTPServer
 
 log = logging.getLogger(__name__)
@@ -156,6 +157,7 @@ class SystemConsoleState:
         self.system_uid = system_uid or _object_id()  # shown in the console as the "Product Setup ID"
         self.version = version
         self.sync_duration = sync_duration
+        self.timeline: Timeline | None = None  # the lab's ledger of appliance work (wizard.lab.timeline)
         self.pack_count = pack_count
         # Fault knob: while set, a sync started from now on ends Failed with this message.
         self.sync_fault: str | None = None
@@ -322,6 +324,8 @@ class SystemConsoleState:
             if sync.state == SYNC_IN_PROGRESS and not force:
                 return
             sync.state, sync.started_at, sync.last_run = SYNC_IN_PROGRESS, now, now
+            if self.timeline is not None:
+                self.timeline.record("registry-sync", "console", now, now + self.sync_duration)
             # The content bundle's own packs plus every pack bundle uploaded since.
             sync.fail_message, sync.total = self.sync_fault, self.pack_count + len(self.registry.packs)
             sync.message = f"synced 0 of {sync.total} packs"

@@ -26,6 +26,7 @@ from wizard.lab.nodelogs import LOG_COLLECT_SECONDS, LogSource, NodeLogs
 from wizard.lab.sclient import s_client
 from wizard.lab.sftp import attach_staging
 from wizard.lab.sshd import LabSSHServer, NodeShell, load_or_create_host_key
+from wizard.lab.timeline import Timeline
 from wizard.lab.tlsserver import BackgroundServer
 
 if TYPE_CHECKING:
@@ -226,6 +227,7 @@ class Lab:
         self.base_dir = Path(tempfile.mkdtemp(prefix="palette-lab-")) if base_dir is None else base_dir
         self.clock = clock
         self.registry = LinkRegistry()
+        self.timeline = Timeline()  # what the simulated appliances do that the wizard waits for
         self.tick_interval = tick_interval
         self.nodes: list[LabNode] = []
         self._tick_lock = threading.Lock()
@@ -261,6 +263,7 @@ class Lab:
                     skew=_skew_of(machine),
                 )
                 state.reboot = machine.reboot  # a user-data change through the Local UI reboots the machine
+                machine.timeline = state.timeline = self.timeline
                 cert = create_node_certificate(folder / "tls", ip=node_ip, hostname=name)
                 # The port is fixed up front: a node that is not installed yet still has a known Local UI address.
                 state.port = NODE_LOCALUI_PORT if iface is not None else _free_port(ip)

@@ -241,6 +241,9 @@ class LinkRegistry:
         if peer is leader:
             return "Synced"
         start = max(upload.uploaded_at, leader.link.followers.get(peer.uid, upload.uploaded_at))
+        if leader.timeline is not None:  # decided by the upload and the link: recorded when first asked about
+            end = start + leader.content_sync_delay
+            leader.timeline.record("content-sync", peer.name, start, end, key=("content-sync", peer.uid, start))
         return "Synced" if leader.clock() >= start + leader.content_sync_delay else "Syncing"
 
     @staticmethod

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from wizard.appliance.seed import SeedConfig
+    from wizard.lab.timeline import Timeline
 
 
 class Stage(StrEnum):
@@ -150,6 +151,7 @@ class Machine:
         self._reboot_at: float | None = None  # a reboot the running system has scheduled for itself
         self._journal: list[tuple[float, str]] = []
         self._t = self.timings.scaled(self.speed)
+        self.timeline: Timeline | None = None  # the lab's ledger of appliance work (wizard.lab.timeline)
         if self.preinstalled:
             t = self._t
             now = self.clock()
@@ -227,7 +229,10 @@ class Machine:
             t = self._t
             at = now + t.finish
             self._reboot_at = at
-            return at, at + t.reboot + t.firmware + t.os_boot + t.services
+            back = at + t.reboot + t.firmware + t.os_boot + t.services
+            if self.timeline is not None:
+                self.timeline.record("reboot", self.name, now, back)
+            return at, back
 
     @property
     def powered_on(self) -> bool:
@@ -241,6 +246,9 @@ class Machine:
         from_media = self._media is not None and not self._installed
         self._boot = _Boot(str(uuid.uuid4()), now, from_media)
         self._log(now, "kernel: Linux version 6.8.0 (Palette eXtended Kubernetes Edge)")
+        if from_media and self.timeline is not None and self.install_failure() is None:
+            t = self._t
+            self.timeline.record("install", self.name, now, now + t.firmware + t.installer_boot + t.install + t.finish)
         seed = self._seed
         if from_media and seed is not None:
             # The installer reads the seed at boot: its accounts serve the live system and are installed with it.
@@ -360,6 +368,9 @@ class Machine:
             self._log(act_at, "systemd-shutdown: Rebooting.")
             # With the CD first in the boot order and the ISO still inserted, the firmware boots the installer again.
             again = self.media_first and self._media is not None
+            if self.timeline is not None and not again:
+                back = act_at + t.reboot + t.firmware + t.os_boot + t.services
+                self.timeline.record("reboot", self.name, act_at, back)
             self._boot = _Boot(str(uuid.uuid4()), act_at + t.reboot, from_media=again)
             self._log(act_at + t.reboot, "kernel: Linux version 6.8.0 (Palette eXtended Kubernetes Edge)")
 

@@ -464,6 +464,10 @@ class LabSSHServer:
                 listener.close()
 
     def _session(self, conn: socket.socket) -> None:
+        # OpenSSH's sshd writes a reply's packets (output, exit status, EOF, close) together; paramiko writes each on
+        # its own, and Nagle's algorithm would hold the later ones for the client's delayed ACK (40 ms a command).
+        with contextlib.suppress(OSError):
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         transport = paramiko.Transport(conn)
         transport.add_server_key(self.presented_key())
         if self.sftp_root is not None:
