@@ -24,6 +24,7 @@ from wizard.appliance.configure import (
     ConfigureNodeJob,
     NodeConfiguration,
 )
+from wizard.core.cancel import CancelToken
 from wizard.core.errors import ProjectInvalid, WizardError
 from wizard.core.jobs import StepContext
 from wizard.core.journal import Journal
@@ -78,8 +79,17 @@ def test_configured_through_the_local_ui_end_to_end(lab: Lab, harness: Harness, 
     node = lab.nodes[0]
     boot_before = node.machine.boot_id
     config = static_config(lab)
+    waits: list[float] = []
+
+    class Recording(CancelToken):
+        def sleep(self, seconds: float) -> None:
+            waits.append(seconds)
+            super().sleep(seconds)
+
     with ClockDriver(lab, clock, harness.seen, STEP, lockstep=True):
-        facts, task = run(job(harness, config))
+        facts, task = run(job(harness, config), cancel=Recording())
+    # Through the reboot too, every wait is one poll interval: the node coming back is seen within a poll.
+    assert waits and max(waits) <= POLL
     assert facts["changed"] and facts["user_data_sent"] and facts["configurations_sent"]
     assert facts["rebooted"] and facts["nic"] == "eth0"
     assert "configured as palette-a" in task.message

@@ -448,3 +448,26 @@ def test_a_rerun_waits_for_a_leader_that_is_rebooting(
     assert not rerun.is_alive()
     facts, task = result["done"]
     assert facts["created"] is False and "Running and Healthy" in task.message
+
+
+def test_an_unreachable_leader_is_polled_at_the_poll_interval(
+    harness: Harness, lab: Lab, clock: ManualClock, tmp_path: Path
+) -> None:
+    """However long the leader stays away, the wait never grows past the poll interval: the wizard notices it back
+    within one poll, not after a backed-off wait (up to 8 intervals before: 2 minutes with the real 15 s)."""
+    prepare(harness, lab, clock, tmp_path)
+    with ClockDriver(lab, clock, harness.seen, step=10.0, lockstep=True):
+        run(cluster_job(harness, tmp_path / "kubeconfig"))
+    leader = lab.nodes[0].server
+    leader.stop()
+    waits: list[float] = []
+
+    class Recording(CancelToken):
+        def sleep(self, seconds: float) -> None:
+            waits.append(seconds)
+            if len(waits) == 8:
+                leader.start()
+            super().sleep(seconds)
+
+    facts, _ = run(cluster_job(harness, tmp_path / "kubeconfig"), cancel=Recording())
+    assert facts["created"] is False and len(waits) >= 8 and max(waits) <= POLL

@@ -437,7 +437,8 @@ class LabSSHServer:
                 current_boot = self.machine.boot_id
                 if boot_id is not None and current_boot != boot_id:
                     self._drop_sessions()  # the machine rebooted or powered off: its sessions are gone
-                boot_id = current_boot if up else None
+                # Followed while the node is unreachable too: a reboot during a network outage ends its sessions.
+                boot_id = current_boot
                 if not up:
                     if listener is not None:
                         listener.close()
@@ -456,6 +457,9 @@ class LabSSHServer:
                 except TimeoutError:
                     continue
                 except OSError:
+                    continue
+                if self.offline is not None and self.offline():  # cut off since the last look: nothing gets through
+                    conn.close()
                     continue
                 conn.settimeout(30)
                 threading.Thread(target=self._session, args=(conn,), daemon=True, name="lab-ssh-session").start()

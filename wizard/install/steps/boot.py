@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import ssl
+import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -334,11 +335,20 @@ class BuildSeedJob(Job):
     weight = 0.2
 
     def __init__(
-        self, project: Project, node: Node, password: str, public_key: str, folder: Path, *, step: str
+        self,
+        project: Project,
+        node: Node,
+        password: str,
+        public_key: str,
+        folder: Path,
+        *,
+        step: str,
+        hashed: Callable[[], str] | None = None,
     ) -> None:
         self.project = project
         self.node_settings = node
         self._password = password
+        self._hashed = hashed or SharedHash(password)
         self.public_key = public_key
         self.path = folder / SEED_FOLDER / seed_name(node.name)
         self.id = f"{step}/seed/{node.name}"
@@ -355,7 +365,7 @@ class BuildSeedJob(Job):
 
     def run(self, report: Reporter, cancel: CancelToken) -> Mapping[str, Any] | None:
         report.update(0.1, f"{self.node}: hashing the password and writing its seed ISO")
-        build_seed_iso(self._seed(hash_password(self._password)), self.path)
+        build_seed_iso(self._seed(self._hashed()), self.path)
         data = self.path.read_bytes()
         report.finish(f"{self.node}: seed ISO {self.path.name} ({len(data)} bytes)")
         return {"path": str(self.path), "sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
@@ -394,7 +404,25 @@ def seed_jobs(ctx: StepContext, *, step: str) -> list[BuildSeedJob]:
     password = ctx.secrets.require(ref, "appliance.password") if ref is not None else DEFAULT_PASSWORD
     public = public_key_line(wizard_key(ctx.paths.config), f"palette-wizard@{project.name}")
     folder = session_folder(ctx)
-    return [BuildSeedJob(project, node, password, public, folder, step=step) for node in project.nodes]
+    hashed = SharedHash(password)
+    return [BuildSeedJob(project, node, password, public, folder, step=step, hashed=hashed) for node in project.nodes]
+
+
+class SharedHash:
+    """One bcrypt hash of the password for every node's seed, made once by whichever build asks first. bcrypt is
+    slow on purpose (~0.2 s of CPU a hash); the nodes share the operator's password anyway, so a shared salt tells
+    a reader of two seeds nothing the project does not already say."""
+
+    def __init__(self, password: str) -> None:
+        self._password = password
+        self._lock = threading.Lock()
+        self._hash = ""
+
+    def __call__(self) -> str:
+        with self._lock:
+            if not self._hash:
+                self._hash = hash_password(self._password)
+            return self._hash
 
 
 def _seed_file(ctx: StepContext, node: str) -> Path | None:
