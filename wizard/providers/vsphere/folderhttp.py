@@ -29,6 +29,9 @@ from wizard.core.cancel import CancelToken
 #: vcsim, medians of 10 interleaved 1 GiB runs: 32–64 KiB were on a par with curl's 64 KiB, 128 KiB 10 % and 256 KiB
 #: 12 % slower; curl reads and sends 64 KiB at a time too).
 BUFFER = 64 * 1024
+#: Over TLS each write is also cut into records and encrypted: bigger writes spread that per-call cost (measured the
+#: same way: 256 KiB 4 % ahead of 64 KiB, on a par with curl).
+BUFFER_TLS = 256 * 1024
 #: A response body read for an error message or a sidecar is cut at this size.
 MAX_SMALL_BODY = 1024 * 1024
 
@@ -226,7 +229,8 @@ class FolderConnection:
             conn = self._start("PUT", url, headers)
             sock = conn.sock
             assert sock is not None
-            buf = bytearray(max(1, min(BUFFER, every, size)))  # progress and cancel come at least every `every`
+            wanted = BUFFER_TLS if self.scheme == "https" else BUFFER
+            buf = bytearray(max(1, min(wanted, every, size)))  # progress and cancel come at least every `every`
             whole = len(buf)
             view = memoryview(buf)
             next_report = every
