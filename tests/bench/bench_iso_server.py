@@ -21,9 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests.bench.common import make_file
 from wizard.providers.isoserver import IsoServer
-
-GOAL_MIN = 0.8  # ours / reference throughput, at least
 
 SIZE = 1024 * 1024 * 1024
 RUNS = 3
@@ -35,16 +34,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def _make(path: Path, size: int) -> None:
-    block = 16 * 1024 * 1024
-    with path.open("wb") as fh:
-        left = size
-        while left:
-            n = min(block, left)
-            fh.write(os.urandom(n))
-            left -= n
 
 
 def _start_nginx(folder: Path, root: Path, port: int) -> subprocess.Popen[bytes]:
@@ -125,7 +114,7 @@ def run(size: int = SIZE) -> str:
         www = folder / "www"
         www.mkdir()
         iso = www / "bench.iso"
-        _make(iso, size)
+        make_file(iso, size)
         port = _free_port()
         nginx = _start_nginx(folder, www, port)
         with IsoServer() as server:

@@ -5,7 +5,8 @@ the rehearsal runs through the window's engine bridge — three lab nodes booted
 SSH, then a 1 GiB content bundle verified and uploaded to the leader's Local UI (the lab runs in this process, so
 its servers compete for the interpreter too). As in the app, the engine has loaded on a worker before Start (which
 also settles the heap, see ``wizard.ui.app.settle_heap``). The reference is the same probe on an idle event loop for
-the same time. Goal (absolute, printed on its own line): p99 ≤ 16 ms (one frame at 60 Hz), max ≤ 33 ms (two).
+the same time. Goals (absolute, printed as value lines the suite judges): p99 ≤ 16 ms (one frame at 60 Hz), max ≤
+33 ms (two frames).
 
 To tell what holds the GUI thread when a tick is late, a watchdog thread dumps the GUI thread's stack whenever no tick
 has come for two frames, and every garbage collection over 5 ms is timed with the thread that ran it; the worst
@@ -34,7 +35,7 @@ from pathlib import Path
 
 NAME_STALL = "ui-stall"
 NAME_COLD = "cold-start"
-STALL_P99_GOAL_MS, STALL_MAX_GOAL_MS = 16.0, 33.0
+STALL_P99_GOAL_MS, STALL_MAX_GOAL_MS = 16.0, 33.0  # one frame at 60 Hz; two frames
 #: A collection this long is recorded (it holds every thread, the GUI's too).
 GC_NOTE_MS = 5.0
 COLD_GOAL_S = 1.0
@@ -308,10 +309,10 @@ def run_stall() -> str:
         os.environ["PALETTE_WIZARD_HOME"] = str(Path(tmp) / "home")
         busy, idle, took = stall(Path(tmp) / "rehearsal")
     p99, worst, ref = percentile(busy, 0.99), max(busy), percentile(idle, 0.99)
-    met = p99 <= STALL_P99_GOAL_MS and worst <= STALL_MAX_GOAL_MS
+    # Absolute goals, judged by the suite's table like the ratios.
+    print(f"bench {NAME_STALL}.p99: value {p99:.1f} ms (goal ≤ {STALL_P99_GOAL_MS:.0f})", flush=True)
     print(
-        f"bench {NAME_STALL}: p99 {p99:.1f} ms, max {worst:.1f} ms "
-        f"(goal p99 ≤ {STALL_P99_GOAL_MS:.0f} ms, max ≤ {STALL_MAX_GOAL_MS:.0f} ms: {'met' if met else 'MISSED'}; "
+        f"bench {NAME_STALL}.max: value {worst:.1f} ms (goal ≤ {STALL_MAX_GOAL_MS:.0f}; "
         f"{len(busy)} ticks over a {took:.1f} s run)",
         flush=True,
     )
@@ -358,11 +359,7 @@ def run_cold() -> str:
             ref.append(_time_to_marker([sys.executable, "-c", BARE_WINDOW], env))
             ours.append(_time_to_marker([sys.executable, "-m", "wizard", "gui"], env))
     a, b = statistics.median(ours), statistics.median(ref)
-    print(
-        f"bench {NAME_COLD}: {a:.2f} s (goal ≤ {COLD_GOAL_S:.1f} s: {'met' if a <= COLD_GOAL_S else 'MISSED'}; "
-        f"median of {COLD_RUNS})",
-        flush=True,
-    )
+    print(f"bench {NAME_COLD}.time: value {a:.2f} s (goal ≤ {COLD_GOAL_S:.1f}; median of {COLD_RUNS})", flush=True)
     return f"bench {NAME_COLD}: ratio {a / b:.2f} (ours {a:.2f} s, reference bare Qt window {b:.2f} s)"
 
 

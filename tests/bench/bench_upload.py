@@ -1,18 +1,15 @@
 """Direct content upload (``UploadContentJob``'s streamed multipart POST) against ``curl -F`` to the same lab node.
 
-The ratio is ours divided by curl's throughput (higher is better; the goal is ≥ 0.9). Both post the same random
-file as ``uploadFile`` to the lab node's ``upload-content`` endpoint over TLS with a session token. Our upload runs
-in a child process of its own so its peak RSS is its own; it is measured for the full size and for 100 MiB, and both
-are printed (to stderr) to show memory does not grow with the file. Usage::
+The ratio is ours divided by curl's throughput (higher is better). Both post the same random file as
+``uploadFile`` to the lab node's ``upload-content`` endpoint over TLS with a session token. Our upload runs in a
+child process of its own, so its peak memory is its own (``memory`` compares it at two sizes). Usage::
 
-    python -m tests.bench.bench_upload [SIZE_MIB]        # default 256 MiB; up to 4096 for the RSS check
+    python -m tests.bench.bench_upload [SIZE_MIB]        # default 256 MiB
 """
 
 from __future__ import annotations
 
 import json
-import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -22,25 +19,13 @@ from pathlib import Path
 
 import httpx
 
+from tests.bench.common import make_file, peak_rss_mib
 from wizard.appliance.localui import P_LOGIN, P_UPLOAD
 from wizard.lab import Lab
 from wizard.lab.lab import LabNode
 
-GOAL_MIN = 0.9  # ours / reference throughput, at least
-
 SIZE = 256 * 1024 * 1024
-SMALL = 100 * 1024 * 1024
 RUNS = 5
-
-
-def _make(path: Path, size: int) -> None:
-    block = 16 * 1024 * 1024
-    with path.open("wb") as fh:
-        left = size
-        while left:
-            data = os.urandom(min(block, left))
-            fh.write(data)
-            left -= len(data)
 
 
 def _child(port: str, fingerprint: str, local: str, config: str) -> None:
@@ -61,8 +46,7 @@ def _child(port: str, fingerprint: str, local: str, config: str) -> None:
         job._upload(client, progress.root().child(0, 1, task="bench"), CancelToken(), digest="")
         elapsed = time.perf_counter() - start
     size = Path(local).stat().st_size
-    rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"mbps": size / elapsed / 1e6, "rss_mib": rss_kib / 1024}))
+    print(json.dumps({"mbps": size / elapsed / 1e6, "rss_mib": peak_rss_mib()}))
 
 
 def _ours(port: int, fingerprint: str, local: Path, config: Path) -> dict[str, float]:
@@ -93,10 +77,7 @@ def _curl(port: int, local: Path, header: Path, cafile: Path) -> float:
 def run(size: int = SIZE) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        big = folder / "content.tar.zst"
-        small = folder / "small.tar.zst"
-        _make(big, size)
-        _make(small, min(SMALL, size))
+        big = make_file(folder / "content.tar.zst", size)
         config = folder / "config"
         with Lab(1, folder / "lab", tick_interval=None, socket_timeout=600) as lab:
             node = lab.nodes[0]
@@ -111,11 +92,9 @@ def run(size: int = SIZE) -> str:
                 ours.append(result["mbps"])
                 rss.append(result["rss_mib"])
                 ref.append(_curl(port, big, header, node.cert_path))
-            small_rss = _ours(port, node.fingerprint, small, config)["rss_mib"]
     a, b = statistics.median(ours), statistics.median(ref)
     print(
-        f"upload peak RSS of the uploading process: {max(rss):.0f} MiB for {size / 2**20:.0f} MiB, "
-        f"{small_rss:.0f} MiB for {min(SMALL, size) / 2**20:.0f} MiB; "
+        f"upload peak RSS of the uploading process: {max(rss):.0f} MiB for {size / 2**20:.0f} MiB; "
         f"runs ours {', '.join(f'{x:.0f}' for x in ours)}, curl {', '.join(f'{x:.0f}' for x in ref)} MB/s",
         file=sys.stderr,
     )

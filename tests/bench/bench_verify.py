@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import statistics
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
+from tests.bench.common import make_file
 from wizard.core.cancel import CancelToken
 from wizard.core.integrity import hash_file
 from wizard.core.progress import Progress
@@ -17,16 +17,10 @@ SIZE = 1024 * 1024 * 1024
 RUNS = 3
 
 
-def _make(path: Path) -> None:
-    with path.open("wb") as fh:
-        for _ in range(SIZE // (16 * 1024 * 1024)):
-            fh.write(os.urandom(16 * 1024 * 1024))
-
-
 def run() -> str:
     with tempfile.TemporaryDirectory() as tmp:
         f = Path(tmp) / "bench.iso"
-        _make(f)
+        make_file(f, SIZE)
         ours, ref = [], []
         for _ in range(RUNS):  # interleaved so both see the same page-cache state
             progress = Progress()

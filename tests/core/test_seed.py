@@ -165,3 +165,28 @@ def test_a_node_configured_later_gets_a_seed_with_only_the_post_install_action(t
     path = build_seed_iso(seed, tmp_path / "seed.iso")
     read = parse_seed(path.read_bytes())  # a real installer reads it: so does the lab, and so do the checks
     assert read.post_install == "reboot" and not read.users and not read.hostname
+
+
+def test_one_hash_serves_every_node_seed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The media step builds all seeds at once: bcrypt (slow on purpose) runs once for them, not once a node."""
+    import threading
+
+    from wizard.install.steps import media as boot
+
+    calls: list[str] = []
+    real = boot.hash_password
+
+    def counted(password: str) -> str:
+        calls.append(password)
+        return real(password)
+
+    monkeypatch.setattr(boot, "hash_password", counted)
+    shared = boot.SharedHash("Node-pass-1")
+    got: list[str] = []
+    threads = [threading.Thread(target=lambda: got.append(shared())) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert calls == ["Node-pass-1"] and len(set(got)) == 1 and len(got) == 3
+    assert bcrypt.checkpw(b"Node-pass-1", got[0].encode())

@@ -24,6 +24,7 @@ from wizard.appliance.configure import (
     ConfigureNodeJob,
     NodeConfiguration,
 )
+from wizard.core.cancel import CancelToken
 from wizard.core.errors import ProjectInvalid, WizardError
 from wizard.core.jobs import StepContext
 from wizard.core.journal import Journal
@@ -78,14 +79,27 @@ def test_configured_through_the_local_ui_end_to_end(lab: Lab, harness: Harness, 
     node = lab.nodes[0]
     boot_before = node.machine.boot_id
     config = static_config(lab)
+    waits: list[float] = []
+
+    class Recording(CancelToken):
+        def sleep(self, seconds: float) -> None:
+            waits.append(seconds)
+            super().sleep(seconds)
+
     with ClockDriver(lab, clock, harness.seen, STEP, lockstep=True):
-        facts, task = run(job(harness, config))
+        facts, task = run(job(harness, config), cancel=Recording())
+    # Through the reboot too, every wait is one poll interval: the node coming back is seen within a poll.
+    assert waits and max(waits) <= POLL
     assert facts["changed"] and facts["user_data_sent"] and facts["configurations_sent"]
     assert facts["rebooted"] and facts["nic"] == "eth0"
     assert "configured as palette-a" in task.message
     # The node rebooted (a new boot id) and came back with everything the job sent.
     assert node.machine.boot_id not in (None, boot_before)
     assert node.state.reboots == 1
+    # The lab's timeline: the configuration until it was applied, and the reboot until the Local UI was back.
+    reboot = node.state.timeline.intervals(["reboot"]) if node.state.timeline else []
+    configure = node.state.timeline.intervals(["configure"]) if node.state.timeline else []
+    assert [i.node for i in reboot] == ["edge-node-1"] and configure and configure[-1].end == reboot[0].end
     info = node.state.host_info()
     assert info["status"]["hostName"] == "palette-a"
     nic = info["spec"]["networkInfo"][0]

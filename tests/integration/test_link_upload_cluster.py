@@ -249,6 +249,11 @@ def test_upload_signed_bundle_and_wait_for_sync(
     assert stored.signature_path.read_bytes() == signature.read_bytes()
     (upload,) = harness.calls("POST", P_UPLOAD)
     assert upload.status == 201
+    # The lab's timeline holds the sync to each follower, from the upload for the content sync delay, once each.
+    syncs = lab.timeline.intervals(["content-sync"])
+    assert sorted(i.node for i in syncs) == ["edge-node-2", "edge-node-3"]
+    leader = lab.nodes[0].state
+    assert all(i.start == stored.uploaded_at and i.end == i.start + leader.content_sync_delay for i in syncs)
 
     harness.seen.clear()
     facts, _ = run(upload_job(harness, bundle, signature=signature, public_key=public))
@@ -492,3 +497,26 @@ def test_an_unknown_content_sync_word_is_waited_on_and_shown_as_written(
         run(job, progress=progress)
     assert err.value.title == "Content not synced"  # never taken for done
     assert any("Replicated-ish" in m for m in messages)  # but shown as the node wrote it
+
+
+def test_an_unreachable_leader_is_polled_at_the_poll_interval(
+    harness: Harness, lab: Lab, clock: ManualClock, tmp_path: Path
+) -> None:
+    """However long the leader stays away, the wait never grows past the poll interval: the wizard notices it back
+    within one poll, not after a backed-off wait (up to 8 intervals before: 2 minutes with the real 15 s)."""
+    prepare(harness, lab, clock, tmp_path)
+    with ClockDriver(lab, clock, harness.seen, step=10.0, lockstep=True):
+        run(cluster_job(harness, tmp_path / "kubeconfig"))
+    leader = lab.nodes[0].server
+    leader.stop()
+    waits: list[float] = []
+
+    class Recording(CancelToken):
+        def sleep(self, seconds: float) -> None:
+            waits.append(seconds)
+            if len(waits) == 8:
+                leader.start()
+            super().sleep(seconds)
+
+    facts, _ = run(cluster_job(harness, tmp_path / "kubeconfig"), cancel=Recording())
+    assert facts["created"] is False and len(waits) >= 8 and max(waits) <= POLL

@@ -170,6 +170,24 @@ def test_node_goes_through_every_stage_to_local_ui(lab: Lab, clock: ManualClock,
     assert progress.snapshot().task("install/edge-node-1").fraction == 1.0  # type: ignore[union-attr]
 
 
+def test_a_node_not_answering_is_polled_at_the_interval(lab: Lab, clock: ManualClock, store: TrustStore) -> None:
+    """Powered off (or rebooting), a node is tried again every poll interval, not after growing waits: it is seen
+    back within one poll (the default backed off to 30 s when the interval was 5 s)."""
+    waits: list[float] = []
+
+    class Recording(CancelToken):
+        def sleep(self, seconds: float) -> None:
+            waits.append(seconds)
+            if len(waits) == 8:
+                power_on(lab, 0)
+            super().sleep(seconds)
+
+    poll = PollSettings(interval=0.01, connect_timeout=1, command_timeout=5, tail_lines=50)
+    with Driver(lab, clock):
+        facts = monitor(lab, 0, store, clock, poll=poll).run(reporter(Progress(), "install/edge-node-1"), Recording())
+    assert facts is not None and len(waits) > 8 and max(waits) == poll.interval
+
+
 def test_local_ui_ready_means_its_port_answers(lab: Lab, clock: ManualClock, store: TrustStore) -> None:
     """The agent's "Local UI ready" line is not enough: every later step talks to the port, so the monitor waits
     until it answers from here (and says why it is still waiting)."""

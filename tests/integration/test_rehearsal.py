@@ -105,3 +105,15 @@ def test_rehearsal_resumes_after_a_cancel(tmp_path: Path) -> None:
         assert finished["cluster/create"].result["created"] is False and leader.cluster is created
         (kubeconfig,) = rehearsal.paths.state.glob("sessions/*/kubeconfig")
         assert stat.S_IMODE(kubeconfig.stat().st_mode) == 0o600
+        # The lab's own timeline (what the install-overhead benchmark lays the steps over): the install and the
+        # reboot into the installed system, one cluster however often it was followed, the registry sync.
+        work = rehearsal.lab.timeline.intervals()
+        kinds = sorted({(i.category, i.node) for i in work})
+        assert kinds == [
+            ("cluster", "edge-node-1"),
+            ("install", "edge-node-1"),
+            ("reboot", "edge-node-1"),
+            ("registry-sync", "console"),
+        ], work
+        cluster = next(i for i in work if i.category == "cluster")
+        assert cluster.start == created.created_at and cluster.end == created.at(1.0)

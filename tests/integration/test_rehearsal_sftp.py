@@ -27,6 +27,9 @@ def test_rehearsal_with_sftp_staging(tmp_path: Path) -> None:
         journal = session.journal
         content = journal.result("content/upload")
         assert content["transfer"] == "sftp" and content["uploaded"] is True
+        # The rehearsal's bundles are a few MiB: the built-in client carries them, since starting ssh would cost
+        # more than it saves (Tuning.openssh_from); bigger ones go through the jump host's ssh (test_staging).
+        assert content["staging_client"] == "paramiko"
         packs = [j for j in journal.snapshot()["jobs"] if j.startswith("packs/") and j != "packs/registry-sync"]
         assert packs and all(journal.result(j)["transfer"] == "sftp" for j in packs)
         assert rehearsal.lab is not None

@@ -6,7 +6,9 @@ from __future__ import annotations
 import hashlib
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +20,16 @@ from tests.support.projects import make_key, random_file, sign_file
 from wizard.appliance import staging
 from wizard.appliance.bundles import SftpTransfer, UploadContentJob
 from wizard.appliance.localui import Endpoint
-from wizard.appliance.sftpupload import ResumableUpload, SSHTarget, StagedFileDamaged, StagingError, Tuning
+from wizard.appliance.sftpupload import (
+    ResumableUpload,
+    SSHTarget,
+    StagedFileDamaged,
+    StagingError,
+    Tuning,
+    resume_point,
+)
 from wizard.appliance.ssh import SSHAuthFailed, SSHCredentials
+from wizard.appliance.sshstream import BLOCK
 from wizard.appliance.staging import StageAndSubmit, StagingPlan, remote_sha256
 from wizard.core.cancel import CancelToken
 from wizard.core.errors import Cancelled
@@ -30,8 +40,26 @@ from wizard.lab.node import LocalUIError
 from wizard.lab.sftp import StagingCommands, attach_staging
 
 MiB = 1024 * 1024
-# Small blocks so a test file spans many blocks and channels; quick retries so drops cost little time.
-FAST = Tuning(channels=3, block=256 * 1024, outstanding=16, backoff_initial=0.02, backoff_max=0.1, io_timeout=10)
+# A small rollback so resumes show where they start; quick retries so drops cost little time.
+FAST = Tuning(rollback=1 * MiB, openssh_from=0, backoff_initial=0.02, backoff_max=0.1, io_timeout=10)
+CLIENTS = ("openssh", "paramiko")
+
+
+def data_cuts(client: str, at: int) -> list[int]:
+    """CuttingProxy cuts for the connection carrying the bytes: paramiko streams on its session (the first
+    connection); OpenSSH's ssh opens the second, after the paramiko session that checked the host key."""
+    return [at] if client == "paramiko" else [10**12, at]
+
+
+def settled_size(path: Path, quiet: float = 0.3) -> int:
+    """The file's size once it stopped changing: a node's dd may still drain what reached it before a cancel."""
+    size, still = -1, 0.0
+    while still < quiet:
+        now = path.stat().st_size
+        still = still + 0.05 if now == size else 0.0
+        size = now
+        time.sleep(0.05)
+    return size
 
 
 def sha256(path: Path) -> str:
@@ -79,18 +107,65 @@ def openssh_target(server: SftpOpenSSHServer, tmp_path: Path, port: int | None =
 
 
 @pytest.mark.ssh
-def test_upload_then_node_sha256_matches(sshd: SftpOpenSSHServer, remote_dir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("client", CLIENTS)
+@pytest.mark.parametrize("login", ["key", "password"])
+def test_upload_then_node_sha256_matches(
+    sshd: SftpOpenSSHServer, remote_dir: Path, tmp_path: Path, client: str, login: str
+) -> None:
     local = random_file(tmp_path / "bundle.tar.zst", 5 * MiB + 4321)
     remote = str(remote_dir / "staged" / local.name)
     target = openssh_target(sshd, tmp_path)
-    result = ResumableUpload(target, local, remote, tuning=FAST).run(reporter(), CancelToken())
+    if login == "password":  # through SSH_ASKPASS for OpenSSH: never on a command line or on disk
+        target = replace(target, credentials=SSHCredentials(sshd.user, password=sshd.password))
+    tuning = replace(FAST, client=client)
+    result = ResumableUpload(target, local, remote, tuning=tuning).run(reporter(), CancelToken())
     assert result.resumed_from == [0] and result.drops == 0 and result.sent == local.stat().st_size
-    assert result.cipher.startswith("aes128-gcm")  # the faster cipher is negotiated with OpenSSH
+    assert result.client == client
+    assert result.cipher.startswith("aes128-gcm")  # the faster cipher is negotiated with OpenSSH's sshd
     assert not Path(remote + ".part").exists()
     with target.client() as ssh:
         assert remote_sha256(ssh, remote, timeout=30) == sha256(local)
-    again = ResumableUpload(target, local, remote, tuning=FAST).run(reporter(), CancelToken())
+    again = ResumableUpload(target, local, remote, tuning=tuning).run(reporter(), CancelToken())
     assert again.already_there and again.sent == 0
+
+
+@pytest.mark.ssh
+def test_openssh_is_used_only_as_the_session_logged_in(
+    sshd: SftpOpenSSHServer, remote_dir: Path, tmp_path: Path
+) -> None:
+    """A key held only in memory cannot be given to ssh: the built-in client carries the bytes instead."""
+    import paramiko
+
+    local = random_file(tmp_path / "bundle.bin", 2 * MiB + 5)
+    target = openssh_target(sshd, tmp_path)
+    in_memory = SSHCredentials(sshd.user, pkey=paramiko.Ed25519Key.from_private_key_file(str(sshd.client_key)))
+    target = replace(target, credentials=in_memory)
+    result = ResumableUpload(target, local, str(remote_dir / "m.bin"), tuning=FAST).run(reporter(), CancelToken())
+    assert result.client == "paramiko" and sha256(remote_dir / "m.bin") == sha256(local)
+    with pytest.raises(StagingError, match="OpenSSH client unusable"):
+        ResumableUpload(target, local, str(remote_dir / "n.bin"), tuning=replace(FAST, client="openssh")).run(
+            reporter(), CancelToken()
+        )
+
+
+@pytest.mark.ssh
+def test_a_key_openssh_refuses_falls_back_to_the_built_in_client(
+    sshd: SftpOpenSSHServer, remote_dir: Path, tmp_path: Path
+) -> None:
+    """ssh refuses a private key others can read; paramiko logs in with it. The upload goes on through paramiko
+    (before any byte went through ssh), unless OpenSSH was asked for explicitly."""
+    key = tmp_path / "readable_key"
+    shutil.copy(sshd.client_key, key)
+    key.chmod(0o644)
+    target = replace(openssh_target(sshd, tmp_path), credentials=SSHCredentials(sshd.user, key_path=key))
+    local = random_file(tmp_path / "bundle.bin", 3 * MiB + 3)
+    result = ResumableUpload(target, local, str(remote_dir / "k.bin"), tuning=FAST).run(reporter(), CancelToken())
+    assert result.client == "paramiko" and result.drops == 0 and sha256(remote_dir / "k.bin") == sha256(local)
+    with pytest.raises(StagingError, match="OpenSSH client refused") as err:
+        ResumableUpload(target, local, str(remote_dir / "l.bin"), tuning=replace(FAST, client="openssh")).run(
+            reporter(), CancelToken()
+        )
+    assert "Permission denied" in err.value.message or "UNPROTECTED" in err.value.message
 
 
 @pytest.mark.ssh
@@ -109,44 +184,69 @@ def test_wrong_password_and_unwritable_folder_are_not_retried(
 
 
 @pytest.mark.ssh
-def test_resume_after_a_drop_mid_transfer(sshd: SftpOpenSSHServer, remote_dir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("client", CLIENTS)
+def test_resume_after_a_drop_mid_transfer(
+    sshd: SftpOpenSSHServer, remote_dir: Path, tmp_path: Path, client: str
+) -> None:
     local = random_file(tmp_path / "bundle.bin", 8 * MiB + 17)
     remote = str(remote_dir / local.name)
-    with CuttingProxy((sshd.host, sshd.port), cuts=[5 * MiB]) as proxy:
+    tuning = replace(FAST, client=client)
+    with CuttingProxy((sshd.host, sshd.port), cuts=data_cuts(client, 5 * MiB)) as proxy:
         target = openssh_target(sshd, tmp_path, proxy.port)
-        result = ResumableUpload(target, local, remote, tuning=FAST).run(reporter(), CancelToken())
-        assert proxy.cut_count == 1 and proxy.connections == 2
-    assert result.drops == 1 and len(result.resumed_from) == 2
+        result = ResumableUpload(target, local, remote, tuning=tuning).run(reporter(), CancelToken())
+        assert proxy.cut_count == 1
+    assert result.drops == 1 and len(result.resumed_from) == 2 and result.client == client
     resumed = result.resumed_from[1]
-    # It resumed from what the node had, less the in-flight window, not from the start.
-    assert 3 * MiB < resumed < 5 * MiB
+    # It resumed from what the node had, less the rollback, on a block: not from the start.
+    assert 0 < resumed < 5 * MiB and resumed % BLOCK == 0
     assert sha256(Path(remote)) == sha256(local)
 
 
 @pytest.mark.ssh
+@pytest.mark.parametrize("client", CLIENTS)
 def test_cancel_keeps_the_part_and_a_later_run_resumes(
-    sshd: SftpOpenSSHServer, remote_dir: Path, tmp_path: Path
+    sshd: SftpOpenSSHServer, remote_dir: Path, tmp_path: Path, client: str
 ) -> None:
-    local = random_file(tmp_path / "bundle.bin", 12 * MiB)
+    local = random_file(tmp_path / "bundle.bin", 192 * MiB)  # still on its way at the first progress report
     remote = str(remote_dir / local.name)
     target = openssh_target(sshd, tmp_path)
     cancel = CancelToken()
+    tuning = replace(FAST, client=client)
 
-    def cancel_at_half(progress: Progress) -> None:
+    def cancel_early(progress: Progress) -> None:
         task = progress.snapshot().task("t")
-        if task is not None and (task.bytes_done or 0) >= FAST.block:  # the first report after a block
+        if task is not None and (task.bytes_done or 0) > 0:
             cancel.cancel("test")
 
     with pytest.raises(Cancelled):
-        ResumableUpload(target, local, remote, tuning=FAST).run(reporter(progress_for(cancel_at_half)), cancel)
+        ResumableUpload(target, local, remote, tuning=tuning).run(reporter(progress_for(cancel_early)), cancel)
     part = Path(remote + ".part")
     assert part.exists() and not Path(remote).exists()
-    have = part.stat().st_size
+    have = settled_size(part)
     assert 0 < have < local.stat().st_size
 
-    result = ResumableUpload(target, local, remote, tuning=FAST).run(reporter(), CancelToken())
-    assert result.resumed_from == [max(0, have - FAST.window)]
+    result = ResumableUpload(target, local, remote, tuning=tuning).run(reporter(), CancelToken())
+    assert result.resumed_from == [resume_point(have, local.stat().st_size, FAST.rollback)]
     assert sha256(Path(remote)) == sha256(local)
+
+
+@pytest.mark.ssh
+def test_a_file_changing_underway_is_refused(sshd: SftpOpenSSHServer, remote_dir: Path, tmp_path: Path) -> None:
+    local = random_file(tmp_path / "bundle.bin", 24 * MiB)
+    grown: list[int] = []
+
+    def grow(progress: Progress) -> None:
+        task = progress.snapshot().task("t")
+        if task is not None and (task.bytes_done or 0) > 0 and not grown:
+            grown.append(1)
+            with local.open("ab") as fh:
+                fh.write(b"late")
+
+    with pytest.raises(StagingError, match="File changed while staging"):
+        ResumableUpload(openssh_target(sshd, tmp_path), local, str(remote_dir / "g.bin"), tuning=FAST).run(
+            reporter(progress_for(grow)), CancelToken()
+        )
+    assert grown and not (remote_dir / "g.bin").exists()
 
 
 @pytest.mark.ssh
@@ -191,13 +291,17 @@ def commands(lab: Lab) -> StagingCommands:
     return attach_staging(lab.nodes[0])
 
 
-@pytest.fixture
-def bundle(tmp_path: Path) -> tuple[Path, Path, Path]:
-    key, public = make_key(tmp_path)
-    path = random_file(tmp_path / "core-content-4.7.16.tar.zst", 6 * MiB + 999)
-    signature = tmp_path / "core-content-4.7.16.tar.zst.sig.bin"
+def make_bundle(folder: Path, size: int) -> tuple[Path, Path, Path]:
+    key, public = make_key(folder)
+    path = random_file(folder / "core-content-4.7.16.tar.zst", size)
+    signature = folder / "core-content-4.7.16.tar.zst.sig.bin"
     sign_file(key, path, signature)
     return path, signature, public
+
+
+@pytest.fixture
+def bundle(tmp_path: Path) -> tuple[Path, Path, Path]:
+    return make_bundle(tmp_path, 6 * MiB + 999)
 
 
 def lab_transfer(lab: Lab, harness: Harness, tuning: Tuning = FAST) -> SftpTransfer:
@@ -271,6 +375,7 @@ def test_stage_verify_and_submit_from_the_node(
     facts = run_job(staged_job(harness, lab, bundle))
     digest = sha256(path)
     assert facts["transfer"] == "sftp" and facts["uploaded"] is True and facts["sha256"] == digest
+    assert facts["staging_client"] == "openssh"  # the jump host's ssh, logged in with the node's password
     stored = lab.nodes[0].state.uploaded
     assert stored is not None and stored.sha256 == digest and stored.file_name == path.name
     assert stored.signature_path is not None and stored.signature_path.read_bytes() == signature.read_bytes()
@@ -322,21 +427,20 @@ def test_a_changed_node_key_stops_the_submit(
 
 
 @pytest.mark.lab
-def test_cancel_while_staging(
-    harness: Harness, lab: Lab, commands: StagingCommands, bundle: tuple[Path, Path, Path]
-) -> None:
+def test_cancel_while_staging(harness: Harness, lab: Lab, commands: StagingCommands, tmp_path: Path) -> None:
+    bundle = make_bundle(tmp_path, 96 * MiB)  # big enough to be cancelled midway at the lab node's pace
     cancel = CancelToken()
 
     def cancel_mid(progress: Progress) -> None:
         task = progress.snapshot().task("t")
-        if task is not None and task.message.startswith("Staging") and (task.bytes_done or 0) >= FAST.block:
+        if task is not None and task.message.startswith("Staging") and (task.bytes_done or 0) > 0:
             cancel.cancel("test")
 
     with pytest.raises(Cancelled):
         run_job(staged_job(harness, lab, bundle), cancel, progress_for(cancel_mid))
     assert lab.nodes[0].state.uploaded is None and commands.submits == 0
     part = commands.root / "palette-wizard-staging" / (bundle[0].name + ".part")
-    assert part.exists() and 0 < part.stat().st_size < bundle[0].stat().st_size
+    assert part.exists() and 0 < settled_size(part) < bundle[0].stat().st_size
 
 
 @pytest.mark.lab
@@ -344,7 +448,7 @@ def test_drop_mid_staging_resumes_on_the_lab(
     harness: Harness, lab: Lab, commands: StagingCommands, bundle: tuple[Path, Path, Path]
 ) -> None:
     node = lab.nodes[0]
-    with CuttingProxy(("127.0.0.1", node.ssh.port), cuts=[3 * MiB]) as proxy:
+    with CuttingProxy(("127.0.0.1", node.ssh.port), cuts=data_cuts("openssh", 5 * MiB)) as proxy:
         transfer = lab_transfer(lab, harness)
         target = SSHTarget(
             "127.0.0.1",

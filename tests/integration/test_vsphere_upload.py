@@ -18,6 +18,7 @@ from tests.integration.vcsim_peer import (  # noqa: F401 - fixtures
     vcsim_fixture,
     vcsim_tls_fixture,
 )
+from tests.reliability.transfer_peers import CuttingProxy
 from wizard.core.cancel import CancelToken
 from wizard.core.errors import Cancelled, WizardError
 from wizard.core.progress import Progress, TaskStatus
@@ -229,3 +230,67 @@ def test_seed_iso_job_has_its_own_id(vcsim: VcsimServer, trust: TrustStore, iso:
     t.start()
     t.join(60)
     assert not t.is_alive()
+
+
+def test_file_changing_underway_is_refused_and_never_claimed_complete(
+    vcsim: VcsimServer, trust: TrustStore, iso: tuple[Path, str]
+) -> None:
+    """A file written to while it is sent (an ISO still downloading) is refused with a clear error: the server never
+    receives a whole body of it, and the sidecar keeps saying "incomplete"."""
+    path, digest = iso
+    settings = vcsim.settings()
+    job = UploadIsoJob(
+        settings,
+        PASSWORD,
+        trust,
+        None,
+        local_path=path,
+        sha256=digest,
+        remote_name="g.iso",
+        scheme="http",
+        chunk=1024 * 1024,
+    )
+    progress = Progress()
+    progress.add_task(job.id, job.name, "vsphere")
+    reporter = progress.root().child(0.0, 1.0, task=job.id)
+    original = reporter.transfer
+
+    def grow_midway(done: int, total: int, message: str | None = None) -> None:
+        original(done, total, message)
+        if 0 < done < total and not grow_midway.done:  # type: ignore[attr-defined]
+            grow_midway.done = True  # type: ignore[attr-defined]
+            with path.open("ab") as fh:
+                fh.write(b"more")
+
+    grow_midway.done = False  # type: ignore[attr-defined]
+    reporter.transfer = grow_midway  # type: ignore[method-assign]
+    with pytest.raises(WizardError) as err:
+        job.run(reporter, CancelToken())
+    assert err.value.title == "File changed while uploading"
+    assert f"{SIZE} bytes expected, {SIZE + 4} now" in err.value.message
+    folder = _datastore_dir(vcsim, trust) / settings.iso_folder
+    assert json.loads((folder / ("g.iso" + SIDECAR_SUFFIX)).read_text())["state"] == "incomplete"
+    stored = folder / "g.iso"
+    assert not stored.exists() or stored.stat().st_size < SIZE  # the last bytes never went out
+
+
+def test_link_dropping_mid_upload_is_a_translated_error(
+    trust: TrustStore, iso: tuple[Path, str], vcsim: VcsimServer
+) -> None:
+    """A link that drops mid-body is a vCenter connection error naming the address, not a raw socket error; the
+    sidecar stays "incomplete" and a rerun over a sound link uploads everything."""
+    path, digest = iso
+    with CuttingProxy((vcsim.host, vcsim.port), cuts=[8 * 1024 * 1024] * 50) as proxy:  # SOAP calls stay far below
+        settings = vcsim.settings(port=proxy.port)
+        make = lambda: UploadIsoJob(  # noqa: E731
+            settings, PASSWORD, trust, None, local_path=path, sha256=digest, remote_name="d.iso", scheme="http"
+        )
+        with pytest.raises(WizardError) as err:
+            _run(make())
+        assert proxy.cut_count >= 1
+        assert err.value.title == "Cannot reach vCenter" and f"127.0.0.1:{proxy.port}" in err.value.message
+        folder = _datastore_dir(vcsim, trust) / settings.iso_folder
+        assert json.loads((folder / ("d.iso" + SIDECAR_SUFFIX)).read_text())["state"] == "incomplete"
+        proxy.set_cuts([])
+        facts, _, _ = _run(make())
+    assert facts["uploaded"] is True and (folder / "d.iso").read_bytes() == path.read_bytes()

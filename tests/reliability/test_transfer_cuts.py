@@ -12,6 +12,7 @@ import random
 import shutil
 import tempfile
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -30,7 +31,7 @@ pytestmark = pytest.mark.ssh
 MiB = 1024 * 1024
 SIZE = 6 * MiB + 321
 DEFAULT_SEED = 20261123
-TUNING = Tuning(channels=3, block=256 * 1024, outstanding=16, backoff_initial=0.01, backoff_max=0.05, io_timeout=10)
+TUNING = Tuning(rollback=1 * MiB, openssh_from=0, backoff_initial=0.01, backoff_max=0.05, io_timeout=10)
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +48,9 @@ def remote_dir() -> Iterator[Path]:
     shutil.rmtree(folder, ignore_errors=True)
 
 
+@pytest.mark.parametrize("client", ["openssh", "paramiko"])
 def test_transfer_cut_at_random_points_always_resumes(
-    sshd: SftpOpenSSHServer, remote_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    sshd: SftpOpenSSHServer, remote_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], client: str
 ) -> None:
     seed = int(os.environ.get("WIZARD_CUT_SEED") or DEFAULT_SEED)
     count = max(20, int(os.environ.get("WIZARD_CUT_POINTS") or 20))
@@ -68,19 +70,21 @@ def test_transfer_cut_at_random_points_always_resumes(
             expected_fingerprint=sshd.fingerprint,
             connect_timeout=5,
         )
+        tuning = replace(TUNING, client=client)
         for i, point in enumerate(points):
-            proxy.set_cuts([point])
+            # The connection carrying the bytes: paramiko's session, or the ssh opened after it.
+            proxy.set_cuts([point] if client == "paramiko" else [10**12, point])
             cuts_before = proxy.cut_count
             remote = str(remote_dir / f"cut-{i}.bin")
             progress = Progress()
             progress.add_task("t", "cut", "reliability")
-            result = ResumableUpload(target, local, remote, tuning=TUNING).run(
+            result = ResumableUpload(target, local, remote, tuning=tuning).run(
                 progress.root().child(0.0, 1.0, task="t"), CancelToken()
             )
             with target.client() as ssh:
                 got = remote_sha256(ssh, remote, timeout=60)
             # A cut during the SSH handshake is retried by the connect itself, so it need not count as a drop.
-            if proxy.cut_count != cuts_before + 1 or proxy.connections < 2:
+            if proxy.cut_count != cuts_before + 1 or proxy.connections < 2 or result.client != client:
                 failures.append(f"point {point}: the connection was not cut")
             elif got != expected:
                 corrupt += 1
@@ -89,7 +93,7 @@ def test_transfer_cut_at_random_points_always_resumes(
                 resumed += 1
             Path(remote).unlink(missing_ok=True)
     with capsys.disabled():
-        print(f"\nreliability transfer-cuts: seed {seed}, points {points}")
-        print(f"reliability transfer-cuts: {resumed}/{count} resumed, {corrupt} corrupt")
+        print(f"\nreliability transfer-cuts ({client}): seed {seed}, points {points}")
+        print(f"reliability transfer-cuts ({client}): {resumed}/{count} resumed, {corrupt} corrupt")
     assert not failures, "\n".join(failures)
     assert resumed == count and corrupt == 0

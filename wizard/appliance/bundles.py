@@ -197,12 +197,13 @@ class UploadContentJob(Job):
             plan=t.plan,
             tuning=t.tuning,
         )
-        log.info("staging %s on %s over SFTP", self.bundle.name, t.target.where)
+        log.info("staging %s on %s over SSH", self.bundle.name, t.target.where)
         staging.run(report, cancel)
         last = staging.last
         return {
             "staging_drops": last.drops if last else 0,
             "staging_resumed_from": list(last.resumed_from) if last else [],
+            "staging_client": last.client if last else "",  # what carried the bytes: openssh or paramiko
         }
 
     def _verify(self, report: Reporter, cancel: CancelToken) -> str:

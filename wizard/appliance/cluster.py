@@ -275,7 +275,6 @@ class CreateClusterJob(Job):
         """The leader's session and its cluster, if any. A rerun can meet the leader rebooting for a deployment an
         earlier run started, so an unreachable leader is waited for, as while following a deployment."""
         down_since: float | None = None
-        delay = self.poll_interval
         while True:
             now = self.clock()
             client: LocalUIClient | None = None
@@ -296,8 +295,7 @@ class CreateClusterJob(Job):
                         "retry",
                     ) from exc
                 report.update(0.0, f"{self.leader.name} not answering (it may be rebooting); retrying")
-                cancel.sleep(delay)
-                delay = min(delay * 2, self.poll_interval * 8)
+                cancel.sleep(self.poll_interval)  # not backed off: the leader coming back is seen within a poll
 
     def _create(self, client: LocalUIClient, report: Reporter, cancel: CancelToken) -> None:
         report.update(0.0, "Reading the cluster profile…")
@@ -347,7 +345,6 @@ class CreateClusterJob(Job):
     def _follow(self, client: LocalUIClient, report: Reporter, cancel: CancelToken) -> ClusterStatus:
         start = self.clock()
         down_since: float | None = None
-        delay = self.poll_interval
         warned = False
         fraction = 0.0
         while True:
@@ -370,11 +367,9 @@ class CreateClusterJob(Job):
                         details=exc.message,
                         remediation="check the nodes' consoles (did they boot back?), then retry to keep following",
                     ) from exc
-                cancel.sleep(delay)
-                delay = min(delay * 2, self.poll_interval * 8)
+                cancel.sleep(self.poll_interval)  # not backed off: the leader coming back is seen within a poll
                 continue
             down_since = None
-            delay = self.poll_interval
             if status is None:
                 raise WizardError(
                     "Cluster gone",

@@ -311,9 +311,8 @@ class ConfigureNodeJob(Job):
         # Configured state must not pass for this change's.
         started = not wanted_ud or before == IN_PROGRESS
         wanted_ud = wanted_ud or self._get(client, P_USERDATA)
-        delay = self.poll_interval
         while True:
-            cancel.sleep(delay)
+            cancel.sleep(self.poll_interval)
             elapsed = self.clock() - start
             fraction = 0.2 + 0.75 * min(elapsed / self.timeout, 0.99)
             try:
@@ -325,9 +324,7 @@ class ConfigureNodeJob(Job):
                 report.update(fraction, f"{ep.name} is rebooting to apply its configuration")
                 log.debug("%s: not answering while it applies its configuration: %s", ep.name, exc.message)
                 self._check_time(elapsed, "its Local UI has not answered again")
-                delay = min(delay * 2, self.poll_interval * 4)
-                continue
-            delay = self.poll_interval
+                continue  # polled at the same interval: the node coming back is seen within it
             started = started or outage or state == IN_PROGRESS
             if state == FAILED:
                 raise WizardError(

@@ -126,7 +126,9 @@ class PollSettings:
     """Real-time pacing of the polls (waited through the cancel token)."""
 
     interval: float = 5.0
-    max_backoff: float = 30.0  # the longest wait between attempts while the node does not answer
+    # The longest wait between attempts while the node does not answer; None: one interval, so a node coming back
+    # from its reboot is seen within a poll (a refused or timed-out connect is cheap; a late notice is not).
+    max_backoff: float | None = None
     connect_timeout: float = 10.0
     command_timeout: float = 30.0
     tail_lines: int = 200
@@ -422,7 +424,8 @@ class InstallMonitor(Job):
         self._cancel = cancel
         self._started = self.clock()
         self._enter(InstallStage.WAITING, f"waiting for {self.host}:{self.port} to answer SSH")
-        backoff = Backoff(self.poll.interval, max(self.poll.interval, self.poll.max_backoff))
+        cap = self.poll.interval if self.poll.max_backoff is None else max(self.poll.interval, self.poll.max_backoff)
+        backoff = Backoff(self.poll.interval, cap)
         try:
             while True:
                 cancel.raise_if_cancelled()

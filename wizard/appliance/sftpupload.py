@@ -1,32 +1,23 @@
-"""Resumable, parallel SFTP upload of one file onto a node (the transfer half of SFTP staging).
+"""Resumable upload of one file onto a node (the transfer half of SFTP staging).
 
-Throughput: paramiko's plain ``put`` reaches about half of OpenSSH's ``sftp``. What closes the gap (measured, see
-the transfer benchmark) is AES-GCM (no separate MAC pass) and several SFTP channels on the one connection writing
-disjoint blocks, each keeping many write requests in flight and sized to fit one SSH packet; acknowledgements are
-read in bulk rather than per request. After a drop the upload reconnects with backoff and carries on from the size
-the node already holds, rolled back by the in-flight window (below that point every byte is acknowledged).
+The bytes go as one stream into ``dd`` on the node (:mod:`wizard.appliance.sshstream`): through the jump host's
+OpenSSH client when it can log in as the wizard's session did, else on an exec channel of that paramiko session.
+The paramiko session does everything else — the host key checked against the pin before any credential is sent,
+the staging folder, the part file's size, the final rename — over SFTP. After a drop the upload reconnects with
+backoff and carries on from the size the node's part file has, rolled back a little (:attr:`Tuning.rollback`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import posixpath
-import struct
-import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import paramiko
-from paramiko.sftp import (
-    CMD_STATUS,
-    CMD_WRITE,
-    SFTP_OK,
-)
 
 from wizard.appliance.ssh import (
     Backoff,
@@ -37,8 +28,18 @@ from wizard.appliance.ssh import (
     SSHKeyError,
     SSHUnreachable,
 )
+from wizard.appliance.sshstream import (
+    BLOCK,
+    ClientUnusable,
+    Login,
+    OpenSSHStream,
+    ParamikoStream,
+    StreamDropped,
+    StreamRefused,
+    openssh_client,
+)
 from wizard.core.cancel import CancelToken
-from wizard.core.errors import Cancelled, WizardError
+from wizard.core.errors import WizardError
 from wizard.core.progress import Reporter
 from wizard.core.trust import Confirm, TrustStore
 
@@ -46,7 +47,8 @@ log = logging.getLogger(__name__)
 
 PART_SUFFIX = ".part"
 
-# GCM first: it authenticates while it encrypts, about 30 % faster in paramiko than CTR plus HMAC.
+# The paramiko session's ciphers (it carries the bytes where OpenSSH cannot): GCM first, since it authenticates while
+# it encrypts, about 30 % faster in paramiko than CTR plus HMAC.
 PREFERRED_CIPHERS = (
     "aes128-gcm@openssh.com",
     "aes256-gcm@openssh.com",
@@ -91,6 +93,25 @@ class StagingSSH(SSHClient):
         # A link that silently stops delivering must end in an error, not a worker blocked forever.
         _channel(sftp).settimeout(io_timeout)
         return sftp
+
+    def open_channel(self, io_timeout: float) -> paramiko.Channel:
+        """A new session channel (for a command that streams its input), connecting first when needed."""
+        self.connect()
+        with self._lock:
+            transport = self._transport
+        if transport is None:
+            raise _dropped("the session was closed")
+        channel = transport.open_session(timeout=min(io_timeout, self.connect_timeout))
+        channel.settimeout(io_timeout)
+        return channel
+
+    def host_key(self) -> paramiko.PKey:
+        """The host key of the current session: the one checked against the pin before any credential was sent."""
+        with self._lock:
+            transport = self._transport
+        if transport is None:
+            raise _dropped("the session was closed")
+        return transport.get_remote_server_key()
 
     def __enter__(self) -> StagingSSH:
         self.connect()
@@ -150,23 +171,30 @@ def _dropped(why: str) -> SSHError:
 
 @dataclass(frozen=True)
 class Tuning:
-    """How the upload uses the connection. ``window`` bounds how far the node's file may extend past the point
-    below which every byte is acknowledged, and so is the rollback on resume: twice ``channels × block``, so a
-    channel a little slower than the others does not hold them up. ``outstanding`` write requests per channel keep
-    the pipe full without waiting for replies."""
+    """How the upload uses the connection. ``client`` picks the stream's carrier: ``auto`` (OpenSSH when it can
+    log in like the session did, else paramiko), ``openssh`` (fail when it cannot) or ``paramiko``. ``rollback``:
+    a resume starts this far before the part file's size. Streams leave no holes (see
+    :mod:`wizard.appliance.sshstream`); the margin covers part files left by the parallel SFTP writes of earlier
+    versions, which could have holes within their last 32 MiB."""
 
-    channels: int = 4
-    block: int = 4 * 1024 * 1024
-    outstanding: int = 64
+    client: str = "auto"
+    #: ``auto`` streams smaller files through paramiko: ssh's own start (~0.2 s) would cost more than it saves.
+    openssh_from: int = 16 * 1024 * 1024
+    rollback: int = 32 * 1024 * 1024
     io_timeout: float = 60.0
     attempts: int = 8  # consecutive failed attempts (no byte gained) before giving up
     backoff_initial: float = 1.0
     backoff_max: float = 30.0
     reconnect_within: float = 120.0
 
-    @property
-    def window(self) -> int:
-        return 2 * self.channels * self.block
+    def __post_init__(self) -> None:
+        if self.client not in ("auto", "openssh", "paramiko"):
+            raise ValueError(f"unknown SSH client {self.client!r}: auto, openssh or paramiko")
+
+
+def resume_point(have: int, size: int, rollback: int) -> int:
+    """Where a resume starts when the node's part file holds ``have`` bytes: ``rollback`` before it, on a block."""
+    return max(0, min(have, size) - rollback) // BLOCK * BLOCK
 
 
 @dataclass
@@ -178,135 +206,16 @@ class UploadResult:
     already_there: bool = False
     seconds: float = 0.0
     cipher: str = ""
-
-
-class _RawWriter:
-    """SFTP write requests straight onto one channel, replies read in bulk.
-
-    paramiko's pipelined ``SFTPFile.write`` builds each request through several message layers and reads every
-    reply with two blocking reads, which costs more CPU than the encryption on a fast link; its replies are only
-    drained now and then, so the number in flight is unbounded. Here a request is one ``struct`` header plus the
-    data in a single channel send (sized to fit one SSH packet), and each ``recv`` parses every reply that has
-    arrived. The channel belongs to this writer until :meth:`done` hands the request counter back to paramiko.
-    """
-
-    def __init__(self, sftp: paramiko.SFTPClient, handle: bytes) -> None:
-        self.sftp = sftp
-        self.channel = _channel(sftp)
-        self.handle = handle
-        wire: Any = sftp
-        self._wire = wire
-        self._next_id = int(wire.request_number)
-        self._prefix = struct.pack(">I", len(handle)) + handle
-        self._buf = bytearray()
-        self.pending = 0
-        self.error: str | None = None
-        # uint32 length, byte type, uint32 id, string handle, uint64 offset, string data; 64 for the SSH layer.
-        self.chunk = max(4096, self.channel.out_max_packet_size - 64 - (4 + 1 + 4 + len(self._prefix) + 8 + 4))
-
-    def write(self, offset: int, data: bytes) -> None:
-        body = 1 + 4 + len(self._prefix) + 8 + 4 + len(data)
-        head = (
-            struct.pack(">IBI", body, CMD_WRITE, self._next_id) + self._prefix + struct.pack(">QI", offset, len(data))
-        )
-        self._next_id += 1
-        self.channel.sendall(head + data)
-        self.pending += 1
-
-    def drain(self, target: int) -> None:
-        while self.pending > target:
-            data = self.channel.recv(65536)
-            if not data:
-                raise EOFError("the SFTP channel closed")
-            buf = self._buf
-            buf += data
-            while len(buf) >= 4:
-                size = int.from_bytes(buf[:4], "big")
-                if len(buf) < 4 + size:
-                    break
-                self._reply(bytes(buf[4 : 4 + size]))
-                del buf[: 4 + size]
-
-    def _reply(self, msg: bytes) -> None:
-        self.pending -= 1
-        if msg[0] != CMD_STATUS:
-            self.error = f"unexpected reply type {msg[0]} to a write"
-            return
-        code = int.from_bytes(msg[5:9], "big")
-        if code != SFTP_OK and self.error is None:
-            text = ""
-            if len(msg) >= 13:
-                n = int.from_bytes(msg[9:13], "big")
-                text = msg[13 : 13 + n].decode("utf-8", "replace")
-            self.error = f"status {code}: {text}"
-
-    def done(self) -> None:
-        with self._wire._lock:
-            self._wire.request_number = max(int(self._wire.request_number), self._next_id)
-
-
-class _Shared:
-    """State the channel workers share: the next block to hand out, the blocks in flight, what is done.
-
-    A block is handed out only while it ends within ``span`` of the lowest block still in flight, so one slow
-    channel cannot let the others run ahead: the node's file never extends more than ``span`` past a point below
-    which everything is acknowledged.
-    """
-
-    def __init__(self, start: int, end: int, block: int, span: int) -> None:
-        self.cond = threading.Condition()
-        self.next = start
-        self.end = end
-        self.block = block
-        self.span = max(span, block)
-        self.inflight: set[int] = set()
-        self.done = 0
-        self.failed = threading.Event()
-
-    def take(self) -> tuple[int, int] | None:
-        with self.cond:
-            while True:
-                if self.next >= self.end or self.failed.is_set():
-                    return None
-                low = min(self.inflight, default=self.next)
-                if min(self.end, self.next + self.block) <= low + self.span:
-                    break
-                self.cond.wait(1.0)
-            offset = self.next
-            self.next = min(self.end, offset + self.block)
-            self.inflight.add(offset)
-            return offset, self.next - offset
-
-    def complete(self, offset: int, n: int) -> int:
-        with self.cond:
-            self.inflight.discard(offset)
-            self.done += n
-            self.cond.notify_all()
-            return self.done
-
-    def fail(self) -> None:
-        self.failed.set()
-        with self.cond:
-            self.cond.notify_all()
-
-
-@dataclass(frozen=True)
-class _Run:
-    fd: int
-    shared: _Shared
-    progress: Callable[[int, int], None]
-    cancel: CancelToken
-    errors: list[BaseException]
+    client: str = ""  # what carried the bytes: "openssh" or "paramiko"
 
 
 class ResumableUpload:
     """Upload ``local`` to ``remote`` on the node; resumable across drops, runs and cancels.
 
-    The invariant that makes resuming from the node's file size safe: blocks are handed out in order, a block counts
-    as done only once every write of it is acknowledged, and no block is handed out that would end more than the
-    window ``W`` past the lowest block not yet done (:class:`_Shared`); so every byte below ``size(.part) − W`` is on
-    the node. A resume truncates the part file to that point (keeping
-    the invariant for the next drop) and writes on from there. The final sha256 on the node is the proof.
+    The bytes go into ``<remote>.part``, which is renamed once it holds them all. Resuming from the part file's size
+    is safe because every stream writes contiguously from its start at each byte's own offset (no holes below the
+    size, and a late writer from a dropped session writes the right bytes in the right place); the start is rolled
+    back by :attr:`Tuning.rollback` all the same. The node's sha256 of the finished file is the proof.
     """
 
     def __init__(
@@ -323,13 +232,15 @@ class ResumableUpload:
         self.remote = remote
         self.tuning = tuning or Tuning()
         self.label = label or local.name
+        self._openssh_refused = ""  # why OpenSSH could not carry this upload: the rest goes through paramiko
 
     @property
     def part(self) -> str:
         return self.remote + PART_SUFFIX
 
     def run(self, report: Reporter, cancel: CancelToken, client: StagingSSH | None = None) -> UploadResult:
-        size = self.local.stat().st_size
+        st = self.local.stat()
+        size = st.st_size
         result = UploadResult(size)
         owned = client is None
         ssh = client or self.target.client()
@@ -344,7 +255,7 @@ class ResumableUpload:
                 try:
                     ssh.connect_retrying(cancel, within=self.tuning.reconnect_within, backoff=backoff)
                     result.cipher = ssh.cipher
-                    self._attempt(ssh, size, result, report, message=message, cancel=cancel)
+                    self._attempt(ssh, st, result, report, message=message, cancel=cancel)
                     break
                 except (SSHAuthFailed, SSHKeyError, SSHUnreachable, StagingError):
                     raise  # wrong credentials stay wrong, and connect_retrying already waited for the node
@@ -354,8 +265,9 @@ class ResumableUpload:
                         f"{self.target.host} refused {self.part}: {exc}",
                         remediation="choose a staging folder the login user can write to (files.staging_dir)",
                     ) from exc
-                except (SSHError, paramiko.SSHException, EOFError, OSError) as exc:
-                    ssh.close()
+                except (StreamDropped, SSHError, paramiko.SSHException, EOFError, OSError) as exc:
+                    if not isinstance(exc, StreamDropped) or not ssh.connected:
+                        ssh.close()
                     result.drops += 1
                     failures = 0 if result.sent > gained_before else failures + 1
                     log.info("staging %s to %s dropped (%s); resuming", self.label, self.target.where, exc)
@@ -377,26 +289,45 @@ class ResumableUpload:
         return result
 
     def _attempt(
-        self, ssh: StagingSSH, size: int, result: UploadResult, report: Reporter, *, message: str, cancel: CancelToken
+        self,
+        ssh: StagingSSH,
+        st: os.stat_result,
+        result: UploadResult,
+        report: Reporter,
+        *,
+        message: str,
+        cancel: CancelToken,
     ) -> None:
-        sftp = ssh.open_sftp(self.tuning.io_timeout)
+        size = st.st_size
+        carrier = self._carrier(ssh, size)
         try:
-            _makedirs(sftp, posixpath.dirname(self.remote))
-            final = _stat_size(sftp, self.remote)
-            if final == size:
-                result.already_there = True  # a finished earlier run; the sha256 check decides
-                return
-            start = self._resume_point(sftp, size)
-            result.resumed_from.append(start)
-            report.transfer(start, size, message)
+            carrier.start()  # OpenSSH connects in the background meanwhile
+        except (OSError, ClientUnusable) as exc:  # ssh could not even be started: the built-in client it is
+            carrier.close()
+            self._refuse_openssh(str(exc))
+            carrier = self._carrier(ssh, size)
+        try:
+            sftp = ssh.open_sftp(self.tuning.io_timeout)
+            try:
+                _makedirs(sftp, posixpath.dirname(self.remote))
+                final = _stat_size(sftp, self.remote)
+                if final == size:
+                    result.already_there = True  # a finished earlier run; the sha256 check decides
+                    return
+                start = self._resume_point(sftp, size)
+                result.resumed_from.append(start)
+                report.transfer(start, size, message)
+            finally:
+                sftp.close()
+            if start < size:
+                self._stream(carrier, ssh, st, start, result=result, report=report, message=message, cancel=cancel)
         finally:
-            sftp.close()
-        if start < size:
-            self._parallel(ssh, start, size, result=result, report=report, message=message, cancel=cancel)
+            carrier.close()
         sftp = ssh.open_sftp(self.tuning.io_timeout)
         try:
-            if _stat_size(sftp, self.part) != size:
-                raise _dropped("the staged part is not complete after the upload")
+            have = _stat_size(sftp, self.part)
+            if have != size:
+                raise _dropped(f"the staged part holds {have} of {size} bytes after the upload")
             sftp.posix_rename(self.part, self.remote)
         finally:
             sftp.close()
@@ -404,117 +335,107 @@ class ResumableUpload:
     def _resume_point(self, sftp: paramiko.SFTPClient, size: int) -> int:
         have = _stat_size(sftp, self.part)
         if have is None:
-            with sftp.open(self.part, "wb"):
+            with sftp.open(self.part, "wb"):  # created here, where a refused folder gets its own clear error
                 pass
             return 0
-        start = max(0, min(have, size) - self.tuning.window)
-        sftp.truncate(self.part, start)
+        start = resume_point(have, size, self.tuning.rollback)
+        if have > size:
+            sftp.truncate(self.part, start)  # left by a longer file of the same name: what follows it is not ours
         return start
 
-    def _parallel(
+    def _stream(
         self,
+        carrier: OpenSSHStream | ParamikoStream,
         ssh: StagingSSH,
+        st: os.stat_result,
         start: int,
-        size: int,
         *,
         result: UploadResult,
         report: Reporter,
         message: str,
         cancel: CancelToken,
     ) -> None:
-        shared = _Shared(start, size, self.tuning.block, self.tuning.window)
-        errors: list[BaseException] = []
-        progress_lock = threading.Lock()
+        size = st.st_size
         last = [0.0]
 
-        def progress(offset: int, n: int) -> None:
-            done = shared.complete(offset, n)
+        def progress(position: int) -> None:
             now = time.monotonic()
-            with progress_lock:
-                # Throttled: the UI needs a few updates a second, not one per write.
-                if now - last[0] < 0.1 and start + done < size:
-                    return
+            if now - last[0] >= 0.1:  # the UI needs a few updates a second, not one per buffer
                 last[0] = now
-            report.transfer(start + done, size, message)
+                report.transfer(position, size, message)
 
-        channels = max(1, min(self.tuning.channels, -(-(size - start) // self.tuning.block)))
-        sftps = [ssh.open_sftp(self.tuning.io_timeout) for _ in range(channels)]
         fd = os.open(self.local, os.O_RDONLY)
+        result.client = carrier.name
         try:
-            threads = [
-                threading.Thread(
-                    target=self._worker,
-                    args=(sftp, _Run(fd, shared, progress, cancel, errors)),
-                    name=f"staging-{i}",
-                    daemon=True,
-                )
-                for i, sftp in enumerate(sftps)
-            ]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
+            try:
+                sent = carrier.send(fd, self.part, start, size, progress=progress, cancel=cancel)
+            except ClientUnusable as exc:
+                self._refuse_openssh(str(exc))
+                carrier = self._carrier(ssh, size)
+                result.client = carrier.name
+                sent = carrier.send(fd, self.part, start, size, progress=progress, cancel=cancel)
+            except StreamRefused as exc:
+                raise StagingError(
+                    "The node refused a write",
+                    f"writing {self.part} on {self.target.host} failed",
+                    details=str(exc),
+                    remediation="check the free space and permissions of the staging folder on the node",
+                ) from exc
+            finally:
+                _check_unchanged(self.local, fd, st)
+            result.sent += max(0, sent.position - start)
+            result.cipher = sent.cipher or result.cipher
+            report.transfer(size, size, message)
+        except StreamDropped as exc:
+            if result.client == "openssh":  # how far ssh read: the node may hold less, the resume point tells
+                result.sent += max(0, os.lseek(fd, 0, os.SEEK_CUR) - start)
+            raise _dropped(str(exc)) from exc
         finally:
             os.close(fd)
-            for sftp in sftps:
-                with contextlib.suppress(Exception):
-                    sftp.close()
-            result.sent += shared.done
-        if errors:
-            # A cancel or a hard error first; a drop seen by every channel is one drop.
-            for kind in (Cancelled, StagingError):
-                for exc in errors:
-                    if isinstance(exc, kind):
-                        raise exc
-            raise errors[0]
 
-    def _worker(
-        self,
-        sftp: paramiko.SFTPClient,
-        run: _Run,
-    ) -> None:
-        fd, shared, progress, cancel, errors = run.fd, run.shared, run.progress, run.cancel, run.errors
-        try:
-            with sftp.open(self.part, "r+b") as fh:
-                writer = _RawWriter(sftp, bytes(fh.handle))  # type: ignore[call-overload]
-                try:
-                    while (job := shared.take()) is not None:
-                        offset, length = job
-                        end = offset + length
-                        pos = offset
-                        while pos < end:
-                            if cancel.cancelled:
-                                raise Cancelled(cancel.reason)
-                            data = os.pread(fd, min(writer.chunk, end - pos), pos)
-                            if not data:
-                                raise StagingError(
-                                    "File changed while staging",
-                                    f"{self.local} ended at {pos} bytes, before its size when staging began",
-                                    remediation="wait until the file is complete and unchanged, then retry",
-                                )
-                            writer.write(pos, data)
-                            pos += len(data)
-                            if writer.pending >= self.tuning.outstanding:
-                                # Drain to half in one go: replies that already arrived cost no wait, and fewer
-                                # send/receive alternations mean fewer thread switches per megabyte.
-                                writer.drain(self.tuning.outstanding // 2)
-                        writer.drain(0)  # the block is on the node only once every write of it is acknowledged
-                        if writer.error is not None:
-                            raise StagingError(
-                                "The node refused a write",
-                                f"writing {self.part} on {self.target.host} failed: {writer.error}",
-                                remediation="check the free space and permissions of the staging folder on the node",
-                            )
-                        progress(offset, length)
-                finally:
-                    writer.done()  # paramiko's own requests on this channel (the close) get fresh ids
-        except BaseException as exc:
-            errors.append(exc)
-            shared.fail()
-            # Unblock the siblings waiting on replies: the session is abandoned and the next attempt reconnects.
-            if not isinstance(exc, (Cancelled, StagingError)):
-                with contextlib.suppress(Exception):
-                    _channel(sftp).close()
+    def _refuse_openssh(self, why: str) -> None:
+        """OpenSSH failed here (before any byte went): the rest of this upload goes through paramiko."""
+        self._openssh_refused = why
+        log.warning("OpenSSH could not stage to %s, using the built-in client: %s", self.target.where, why)
+        if self.tuning.client == "openssh":
+            raise StagingError("OpenSSH client refused", f"ssh to {self.target.where}: {why}")
+
+    def _carrier(self, ssh: StagingSSH, size: int) -> OpenSSHStream | ParamikoStream:
+        """OpenSSH when it can log in as the session did (and has not refused this upload) and the file is big
+        enough to repay its setup, else paramiko."""
+        tuning = self.tuning
+        wanted = tuning.client == "openssh" or (tuning.client == "auto" and size >= tuning.openssh_from)
+        if wanted and not self._openssh_refused:
+            login = Login.like(ssh.credentials, ssh.auth_method)
+            client = openssh_client()
+            why = OpenSSHStream.unusable(login, client)
+            if not why and isinstance(login, Login) and client is not None:
+                return OpenSSHStream(
+                    self.target.host,
+                    self.target.port,
+                    login,
+                    ssh.host_key(),
+                    io_timeout=tuning.io_timeout,
+                    connect_timeout=self.target.connect_timeout,
+                    client=client,
+                )
+            if tuning.client == "openssh":
+                raise StagingError("OpenSSH client unusable", f"staging to {self.target.where}: {why}")
+            self._openssh_refused = why
+            log.info("staging to %s through the built-in SSH client: %s", self.target.where, why)
+        return ParamikoStream(
+            lambda: ssh.open_channel(tuning.io_timeout), io_timeout=tuning.io_timeout, cipher=ssh.cipher
+        )
+
+
+def _check_unchanged(path: Path, fd: int, before: os.stat_result) -> None:
+    now = os.fstat(fd)
+    if now.st_size != before.st_size or now.st_mtime_ns != before.st_mtime_ns:
+        raise StagingError(
+            "File changed while staging",
+            f"{path} changed while it was sent ({before.st_size} bytes when staging began, {now.st_size} now)",
+            remediation="wait until the file is complete and unchanged, then retry",
+        )
 
 
 def _stat_size(sftp: paramiko.SFTPClient, path: str) -> int | None:

@@ -143,6 +143,8 @@ class SSHClient:
         self.keepalive = keepalive
         self._transport: paramiko.Transport | None = None
         self._fingerprint = ""
+        #: How the current (or last) session logged in: "publickey" or "password" ("" before a login).
+        self.auth_method = ""
         # One lock for the session's lifecycle; commands open their own channels and run concurrently.
         self._lock = threading.RLock()
 
@@ -185,7 +187,12 @@ class SSHClient:
 
     def _open_socket(self) -> socket.socket:
         try:
-            return socket.create_connection((self.host, self.port), timeout=self.connect_timeout)
+            sock = socket.create_connection((self.host, self.port), timeout=self.connect_timeout)
+            # Each SSH message is one write, and most exchanges are a request waiting for its reply: with Nagle's
+            # algorithm a message could wait for the peer's delayed ACK (measured: login 65 ms, 19 ms without).
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            return sock
         except ConnectionRefusedError as exc:
             raise SSHUnreachable(
                 "SSH connection refused",
@@ -257,6 +264,7 @@ class SSHClient:
                 tried.append(f"key {pkey.get_name()}")
                 try:
                     transport.auth_publickey(creds.username, pkey)
+                    self.auth_method = "publickey"
                     return
                 except paramiko.AuthenticationException as exc:
                     if not transport.is_active():
@@ -266,6 +274,7 @@ class SSHClient:
                 tried.append("password")
                 try:
                     transport.auth_password(creds.username, creds.password)
+                    self.auth_method = "password"
                     return
                 except paramiko.AuthenticationException as exc:
                     if creds.then_password is None or not transport.is_active():
@@ -274,6 +283,7 @@ class SSHClient:
                 tried.append("other password")
                 transport.auth_password(creds.username, creds.then_password)
                 self.credentials = replace(creds, password=creds.then_password, then_password=None)
+                self.auth_method = "password"
                 return
         except paramiko.BadAuthenticationType as exc:
             raise SSHAuthFailed(

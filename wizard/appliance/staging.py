@@ -2,10 +2,10 @@
 
 For slow or flaky links a single multi-gigabyte HTTPS request is fragile: a drop loses everything sent. Staging
 writes the bundle into ``<remote>.part`` on the node; after a drop it reconnects with backoff and carries on from
-the size the node already holds, rolled back by the upload's in-flight window (below that point every byte is
-acknowledged, see :class:`ResumableUpload`). The node's own ``sha256sum`` must then equal ours before the file is
-handed to the Local UI — by ``curl`` running on the node against ``https://127.0.0.1:<port>``, so the bundle never
-crosses the network twice.
+the size the node already holds, rolled back a little (see :class:`ResumableUpload`; the bytes go through the jump
+host's OpenSSH client where it can log in, :mod:`wizard.appliance.sshstream`). The node's own ``sha256sum`` must
+then equal ours before the file is handed to the Local UI — by ``curl`` running on the node against
+``https://127.0.0.1:<port>``, so the bundle never crosses the network twice.
 
 The transfer itself is :mod:`wizard.appliance.sftpupload`'s.
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Protocol, TypeVar
 
@@ -128,8 +128,12 @@ class RetryPolicy:
     def wait_for(self, response: httpx.Response, failures: int, rng: random.Random | None = None) -> float | None:
         """The wait before trying again after ``response``; None when its Retry-After asks for more than
         ``retry_after_cap`` (the caller hears the answer instead of a long silence)."""
+        return self.wait_after(response.headers, failures, rng)
+
+    def wait_after(self, headers: Mapping[str, str], failures: int, rng: random.Random | None = None) -> float | None:
+        """``wait_for`` for an answer read by other means than httpx (its headers, names in lower case)."""
         wait = self.delay(failures, rng)
-        asked = _retry_after_seconds(response)
+        asked = retry_after_seconds(headers)
         if asked is None:
             return wait
         if asked > self.retry_after_cap:
@@ -148,8 +152,9 @@ DEFAULT_RETRY = RetryPolicy()
 _RNG = random.Random()  # noqa: S311 - jitter, not cryptography
 
 
-def _retry_after_seconds(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After", "").strip()
+def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
+    """A Retry-After header's wait in seconds (either form), or None."""
+    value = (headers.get("Retry-After") or headers.get("retry-after") or "").strip()
     if not value:
         return None
     if value.isdigit():

@@ -436,6 +436,8 @@ def create_cluster(node: NodeState, registry: LinkRegistry, body: dict[str, Any]
                 deployment.members.append(member)
                 member.has_cluster = True
                 member.node_role = "controlplane" if host.control_plane else "worker"
+    if node.timeline is not None:
+        node.timeline.record("cluster", node.name, now, now + node.cluster_timeline)
     return {"message": f"cluster {name} creation accepted; deployment takes about 20–30 minutes"}
 
 

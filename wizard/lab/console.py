@@ -51,6 +51,7 @@ from wizard.lab.consoleregistry import (
 )
 from wizard.lab.httpfaults import NONE as NO_FAULTS
 from wizard.lab.httpfaults import HttpFaults
+from wizard.lab.timeline import Timeline
 from wizard.lab.tlsserver import BackgroundServer, TLSHTTPServer
 from wizard.lab.variants import REFERENCE, Variant
 
@@ -145,6 +146,7 @@ class SystemConsoleState:
         self.system_uid = system_uid or _object_id()  # shown in the console as the "Product Setup ID"
         self.version = version
         self.sync_duration = sync_duration
+        self.timeline: Timeline | None = None  # the lab's ledger of appliance work (wizard.lab.timeline)
         self.pack_count = pack_count
         # Fault knob: while set, a sync started from now on ends Failed with this message.
         self.sync_fault: str | None = None
@@ -357,6 +359,8 @@ class SystemConsoleState:
             if sync.state == SYNC_IN_PROGRESS and not force:
                 return
             sync.state, sync.started_at, sync.last_run = SYNC_IN_PROGRESS, now, now
+            if self.timeline is not None:
+                self.timeline.record("registry-sync", "console", now, now + self.sync_duration)
             # The content bundle's own packs plus every pack bundle uploaded since.
             self._settle_imports(now)
             sync.fail_message, sync.total = self.sync_fault, self.pack_count + len(self._uploaded)

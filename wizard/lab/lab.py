@@ -37,6 +37,7 @@ from wizard.lab.nodelogs import LOG_COLLECT_SECONDS, LogSource, NodeLogs
 from wizard.lab.sclient import s_client
 from wizard.lab.sftp import attach_staging
 from wizard.lab.sshd import LabSSHServer, NodeShell, load_or_create_host_key
+from wizard.lab.timeline import Timeline
 from wizard.lab.tlsserver import BackgroundServer
 from wizard.lab.variants import REFERENCE, Variant
 from wizard.lab.versions import ApplianceProfile
@@ -276,6 +277,7 @@ class Lab:
         self.base_dir = Path(tempfile.mkdtemp(prefix="palette-lab-")) if base_dir is None else base_dir
         self.clock = clock
         self.registry = LinkRegistry()
+        self.timeline = Timeline()  # what the simulated appliances do that the wizard waits for
         self.tick_interval = tick_interval
         self.nodes: list[LabNode] = []
         self._tick_lock = threading.Lock()
@@ -356,6 +358,7 @@ class Lab:
             profile=self.appliance,
         )
         state.reboot = machine.reboot  # a user-data change through the Local UI reboots the machine
+        machine.timeline = state.timeline = self.timeline
         state.upgrade_timeline = recipe.upgrade_timeline
         state.variant = recipe.variant
         state.http_faults = HttpFaults(recipe.http_5xx, seed=recipe.seed, label=f"localui-{name}")

@@ -256,6 +256,9 @@ class LinkRegistry:
         if peer is leader:
             return synced
         start = max(upload.uploaded_at, leader.link.followers.get(peer.uid, upload.uploaded_at))
+        if leader.timeline is not None:  # decided by the upload and the link: recorded when first asked about
+            end = start + leader.content_sync_delay
+            leader.timeline.record("content-sync", peer.name, start, end, key=("content-sync", peer.uid, start))
         return synced if leader.clock() >= start + leader.content_sync_delay else "Syncing"
 
     @staticmethod

@@ -49,6 +49,7 @@ from wizard.lab.bootmenu import BootMenu, MediaReader, MenuState, read_menu
 
 if TYPE_CHECKING:
     from wizard.appliance.seed import SeedConfig
+    from wizard.lab.timeline import Timeline
 
 
 class Stage(StrEnum):
@@ -183,6 +184,7 @@ class Machine:
         self._reboot_at: float | None = None  # a reboot the running system has scheduled for itself
         self._journal: list[tuple[float, str]] = []
         self._t = self.timings.scaled(self.speed)
+        self.timeline: Timeline | None = None  # the lab's ledger of appliance work (wizard.lab.timeline)
         if self.preinstalled:
             t = self._t
             now = self.clock()
@@ -268,7 +270,10 @@ class Machine:
             t = self._t
             at = now + t.finish
             self._reboot_at = at
-            return at, at + t.reboot + t.firmware + t.os_boot + t.services
+            back = at + t.reboot + t.firmware + t.os_boot + t.services
+            if self.timeline is not None:
+                self.timeline.record("reboot", self.name, now, back)
+            return at, back
 
     @property
     def powered_on(self) -> bool:
@@ -320,6 +325,9 @@ class Machine:
             self._log(at, f"cloud-init: NoCloud datasource cidata: host name {seed.hostname or '(unchanged)'}")
             for listener in list(self.seed_listeners):
                 listener(seed)
+        if self.timeline is not None and self.install_failure() is None:
+            # The appliance's own work: from power-on (firmware, GRUB's countdown) to the end of the install.
+            self.timeline.record("install", self.name, boot.started, up + self._t.install + self._t.finish)
 
     def press_keys(self, keys: list[str]) -> int:
         """Keys typed on the console now (``up``, ``down``, ``home``, ``end``, ``enter``, …); returns how many
@@ -472,6 +480,9 @@ class Machine:
             self._log(act_at, "systemd-shutdown: Rebooting.")
             # With the CD first in the boot order and the ISO still inserted, the firmware boots the installer again.
             again = self.media_first and self._media is not None
+            if self.timeline is not None and not again:
+                back = act_at + t.reboot + t.firmware + t.os_boot + t.services
+                self.timeline.record("reboot", self.name, act_at, back)
             self._reboot_into(act_at + t.reboot, again)
 
     def _apply_scheduled_reboot(self) -> None:

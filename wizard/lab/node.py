@@ -58,6 +58,7 @@ from wizard.lab.versions import ApplianceProfile
 if TYPE_CHECKING:
     from wizard.appliance.seed import SeedConfig
     from wizard.lab.cluster import ClusterDeployment
+    from wizard.lab.timeline import Timeline
 
 DEFAULT_USERNAME = "kairos"
 DEFAULT_PASSWORD = "kairos"  # noqa: S105 - the appliance ISO's documented default account
@@ -212,6 +213,7 @@ class NodeState:
         self.cluster_timeline = cluster_timeline  # seconds from create to Running
         self.upgrade_timeline = DEFAULT_UPGRADE_TIMELINE  # seconds an archive update takes (see wizard.lab.upgrade)
         self.upgrade_error = ""  # the upgrade-error knob: the next archive update ends in Error with this message
+        self.timeline: Timeline | None = None  # the lab's ledger of appliance work (wizard.lab.timeline)
         self.hardware = hardware or Hardware()
         self._facts = facts  # the machine's live facts, when a machine backs this node
         self._skew = skew
@@ -631,6 +633,9 @@ class NodeState:
                 pending.apply_at, pending.back_at = down, back
                 self._down = (down, back)
                 self.reboots += 1
+        if self.timeline is not None and not pending.failure:
+            due = pending.back_at if pending.back_at is not None else pending.apply_at
+            self.timeline.record("configure", self.name, now, due)
         self._pending = pending
         self.config_state, self.config_error = CONFIG_IN_PROGRESS, ""
 

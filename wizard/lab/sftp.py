@@ -2,9 +2,10 @@
 
 - :class:`LabSFTPServer` is paramiko's server-side SFTP interface rooted in the node's own home folder (the login
   user's home on a real node): paths, relative or absolute, never leave it.
-- :class:`StagingCommands` are the two node commands staging runs over SSH, answered from that same folder:
-  ``sha256sum`` and ``curl``. The ``curl`` understands the options a real node's curl is given for the submit and
-  performs the upload for real — a streamed multipart POST over TLS into the node's own Local UI on 127.0.0.1 —
+- :class:`StagingCommands` are the node commands staging runs over SSH, answered from that same folder: ``dd``
+  (the bundle streamed in), ``sha256sum`` and ``curl``. The ``curl`` understands the options a real node's curl is
+  given for the submit and performs the upload for real — a streamed multipart POST over TLS into the node's own
+  Local UI on 127.0.0.1 —
   so the Local UI's own handling checks the session token and the ``uploadFile`` field, as on an appliance.
   Like curl, it refuses the self-signed certificate unless told ``--insecure``, and with ``--pinnedpubkey`` it
   compares the server's public key first (exit 90 on a mismatch, before any byte of the body is sent).
@@ -194,7 +195,7 @@ def spki_sha256(der_cert: bytes) -> str:
 
 
 class StagingCommands:
-    """``sha256sum`` and ``curl`` on a lab node, over the node's home folder and its own Local UI port."""
+    """``sha256sum``, ``curl`` and ``dd`` on a lab node, over the node's home folder and its own Local UI port."""
 
     def __init__(
         self, root: Path, localui_port: Callable[[], int | None], own_address: Callable[[], str] = lambda: "127.0.0.1"
@@ -208,6 +209,42 @@ class StagingCommands:
 
     def commands(self) -> dict[str, Command]:
         return {"sha256sum": self.sha256sum, "curl": self.curl}
+
+    def streaming(self) -> dict[str, Callable[[list[str], Callable[[int], bytes]], tuple[int, str, str]]]:
+        return {"dd": self.dd}
+
+    def dd(self, args: list[str], read: Callable[[int], bytes]) -> tuple[int, str, str]:
+        """POSIX ``dd of=FILE [bs=N] [seek=M] [conv=notrunc]`` with its input from the SSH channel: what staging
+        streams a bundle into. Without ``notrunc`` the file is cut at the seek point, as dd does."""
+        opts: dict[str, str] = {}
+        for arg in args:
+            key, sep, value = arg.partition("=")
+            if not sep or key not in ("of", "bs", "seek", "conv"):
+                return 1, "", f"dd: unrecognized operand '{arg}'\n"
+            opts[key] = value
+        if "of" not in opts or not (opts.get("bs", "512") + opts.get("seek", "0")).isdigit():
+            return 1, "", "dd: invalid operands\n"
+        offset = int(opts.get("bs", "512")) * int(opts.get("seek", "0"))
+        try:
+            fd = os.open(resolve(self.root, opts["of"]), os.O_WRONLY | os.O_CREAT, 0o644)
+        except (OSError, OutsideRoot) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "Permission denied"
+            return 1, "", f"dd: failed to open '{opts['of']}': {reason}\n"
+        total = 0
+        try:
+            if "notrunc" not in opts.get("conv", "").split(","):
+                os.ftruncate(fd, offset)
+            os.lseek(fd, offset, os.SEEK_SET)
+            while data := read(1 << 16):
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                total += len(data)
+        except OSError as exc:
+            return 1, "", f"dd: error writing '{opts['of']}': {exc.strerror}\n"
+        finally:
+            os.close(fd)
+        return 0, "", f"{total} bytes copied\n"
 
     def sha256sum(self, args: list[str]) -> tuple[int, str, str]:
         out, err, code = [], [], 0
@@ -352,6 +389,7 @@ def attach_staging(node: LabNode) -> StagingCommands:
     commands = StagingCommands(root, lambda: node.state.port, lambda: node.state.ip)
     node.ssh.sftp_root = root
     node.ssh.shell.extra.update(commands.commands())
+    node.ssh.shell.streaming.update(commands.streaming())
     return commands
 
 

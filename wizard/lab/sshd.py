@@ -79,6 +79,20 @@ class NodeShell:
         self.files = files  # extra readable files, e.g. /opt/spectrocloud/.upload-auth-token
         # Commands added by lab add-ons, by name (staging adds sha256sum and curl: wizard.lab.sftp).
         self.extra: dict[str, Callable[[list[str]], tuple[int, str, str]]] = {}
+        # Add-on commands that read their standard input, given a read(n) that returns b"" at its end (staging
+        # adds dd).
+        self.streaming: dict[str, Callable[[list[str], Callable[[int], bytes]], tuple[int, str, str]]] = {}
+
+    def streaming_command(self, command: str) -> Callable[[Callable[[int], bytes]], tuple[int, str, str]] | None:
+        """The handler for ``command`` when it is one that reads its input, else None."""
+        try:
+            argv = shlex.split(command)
+        except ValueError:
+            return None
+        if argv == ["cat"]:  # no file: it copies its input until that ends (an ssh connection master waits so)
+            return lambda read: (0, b"".join(iter(lambda: read(1 << 16), b"")).decode("utf-8", "replace"), "")
+        handler = self.streaming.get(argv[0]) if argv else None
+        return None if handler is None else (lambda read: handler(argv[1:], read))
 
     def run(self, command: str) -> tuple[int, str, str]:
         try:
@@ -426,7 +440,8 @@ class LabSSHServer:
                 current_boot = self.machine.boot_id
                 if boot_id is not None and current_boot != boot_id:
                     self._drop_sessions()  # the machine rebooted or powered off: its sessions are gone
-                boot_id = current_boot if up else None
+                # Followed while the node is unreachable too: a reboot during a network outage ends its sessions.
+                boot_id = current_boot
                 if not up:
                     if listener is not None:
                         listener.close()
@@ -446,6 +461,9 @@ class LabSSHServer:
                     continue
                 except OSError:
                     continue
+                if self.offline is not None and self.offline():  # cut off since the last look: nothing gets through
+                    conn.close()
+                    continue
                 conn.settimeout(30)
                 threading.Thread(target=self._session, args=(conn,), daemon=True, name="lab-ssh-session").start()
         finally:
@@ -453,6 +471,10 @@ class LabSSHServer:
                 listener.close()
 
     def _session(self, conn: socket.socket) -> None:
+        # OpenSSH's sshd writes a reply's packets (output, exit status, EOF, close) together; paramiko writes each on
+        # its own, and Nagle's algorithm would hold the later ones for the client's delayed ACK (40 ms a command).
+        with contextlib.suppress(OSError):
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         transport = paramiko.Transport(conn)
         transport.add_server_key(self.presented_key())
         if self.sftp_root is not None:
@@ -480,7 +502,8 @@ class LabSSHServer:
             self.drop_sessions()
             return
         try:
-            code, out, err = self.shell.run(command)
+            streaming = self.shell.streaming_command(command)
+            code, out, err = streaming(channel.recv) if streaming is not None else self.shell.run(command)
             if out:
                 channel.sendall(out.encode())
             if err:

@@ -20,7 +20,7 @@ from typing import Any
 
 from wizard.appliance.media import inspect_iso
 from wizard.appliance.monitor import InstallMonitor
-from wizard.appliance.seed import wizard_key
+from wizard.appliance.seed import WIZARD_KEY_FILE, wizard_key
 from wizard.appliance.ssh import SSHClient, SSHCredentials
 from wizard.appliance.stuck import StuckPolicy
 from wizard.core.cancel import CancelToken
@@ -117,12 +117,16 @@ def ssh_credentials(ctx: StepContext, node: Node) -> SSHCredentials:
     then the account's current password. Nodes that may have been set up before this session (the manual
     provider, existing VMs) may have the operator's password already: it is tried once if the default is refused."""
     pkey = wizard_key(ctx.paths.config) if identity_seed(ctx) else None
+    # The key's file too: staging hands it to the jump host's OpenSSH client (wizard.appliance.sshstream).
+    key_path = ctx.paths.config / WIZARD_KEY_FILE if pkey is not None else None
     password = login_password(ctx, node)
     ref = ctx.project.appliance.password
     then = None
     if password == DEFAULT_PASSWORD and ref is not None and nodes_exist(ctx.project):
         then = ctx.secrets.require(ref, "appliance.password")
-    return SSHCredentials(ctx.project.appliance.username, password=password, then_password=then, pkey=pkey)
+    return SSHCredentials(
+        ctx.project.appliance.username, password=password, then_password=then, pkey=pkey, key_path=key_path
+    )
 
 
 class InstallStep(Step):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import ssl
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -284,8 +285,10 @@ class BuildSeedJob(Job):
         step: str,
         base: dict[str, Any] | None = None,
         identity: bool = True,
+        hashed: Callable[[], str] | None = None,
     ) -> None:
         self.project = project
+        self._hashed = hashed or SharedHash(password)
         self.base = dict(base or {})
         self.identity = identity
         self.node_settings = node
@@ -313,7 +316,7 @@ class BuildSeedJob(Job):
 
     def run(self, report: Reporter, cancel: CancelToken) -> Mapping[str, Any] | None:
         report.update(0.1, f"{self.node}: hashing the password and writing its seed ISO")
-        build_seed_iso(self._seed(hash_password(self._password)), self.path)
+        build_seed_iso(self._seed(self._hashed()), self.path)
         data = self.path.read_bytes()
         report.finish(f"{self.node}: seed ISO {self.path.name} ({len(data)} bytes)")
         return {"path": str(self.path), "sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
@@ -354,10 +357,28 @@ def seed_jobs(ctx: StepContext, *, step: str) -> list[BuildSeedJob]:
     folder = session_folder(ctx)
     base = iso_user_data(read_member(project.files.iso.path, CONFIG_PATH)) if project.files.iso is not None else {}
     identity = identity_seed(ctx)
+    hashed = SharedHash(password)
     return [
-        BuildSeedJob(project, node, password, public, folder, step=step, base=base, identity=identity)
+        BuildSeedJob(project, node, password, public, folder, step=step, base=base, identity=identity, hashed=hashed)
         for node in project.nodes
     ]
+
+
+class SharedHash:
+    """One bcrypt hash of the password for every node's seed, made once by whichever build asks first. bcrypt is
+    slow on purpose (~0.2 s of CPU a hash); the nodes share the operator's password anyway, so a shared salt tells
+    a reader of two seeds nothing the project does not already say."""
+
+    def __init__(self, password: str) -> None:
+        self._password = password
+        self._lock = threading.Lock()
+        self._hash = ""
+
+    def __call__(self) -> str:
+        with self._lock:
+            if not self._hash:
+                self._hash = hash_password(self._password)
+            return self._hash
 
 
 def seed_file(ctx: StepContext, node: str) -> Path | None:

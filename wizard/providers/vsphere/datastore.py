@@ -3,8 +3,10 @@
 # mypy: disable-error-code="union-attr,no-untyped-call"
 """Files on a vCenter datastore over HTTPS (``/folder``), authorised by the SOAP session's cookie.
 
-Uploads stream from disk in chunks (memory stays flat whatever the file's size), report bytes, throughput and ETA,
-and check the cancel token between chunks. Whether a file is already there is decided by a small sidecar next to it,
+All requests of one client share one kept-alive connection (:mod:`wizard.providers.vsphere.folderhttp`). Uploads
+stream from disk through one reusable buffer (memory stays flat whatever the file's size), report bytes, throughput
+and ETA, and check the cancel token between buffers; a file that changes underway is refused before its last bytes
+go out. Whether a file is already there is decided by a small sidecar next to it,
 ``<name>.palette-wizard.json``: before any byte is sent it is overwritten with ``{"state": "incomplete"}``, and only
 after the server holds the whole file (its size confirmed by ``HEAD``) does it become
 ``{"state": "complete", "sha256": …, "size": …}``. A cancelled or broken upload therefore never looks complete, and a
@@ -15,24 +17,24 @@ datastore file still has that size. ``/folder`` has no ranged writes, so an inte
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
-import httpx
 from pyVmomi import vim
 
 from wizard.core.cancel import CancelToken
 from wizard.core.errors import WizardError
-from wizard.core.http import DEFAULT_RETRY, RetryTransport
+from wizard.core.http import DEFAULT_RETRY, RetryPolicy
 from wizard.core.progress import Reporter
-from wizard.providers.vsphere.errors import VsphereError, os_cause, translate_transport
+from wizard.providers.vsphere.errors import VsphereError, translate_transport
+from wizard.providers.vsphere.folderhttp import FileChanged, FolderConnection, Reply, file_changed_check, is_timeout
 from wizard.providers.vsphere.session import VsphereSession
 
 log = logging.getLogger(__name__)
@@ -74,25 +76,25 @@ def inventory_path(entity: vim.ManagedEntity, root: vim.ManagedEntity) -> str:
 
 
 class DatastoreClient:
-    """``/folder`` transfers for one datacenter, with the session's cookie and TLS context."""
+    """``/folder`` transfers for one datacenter, with the session's cookie and TLS context, on one connection."""
 
-    def __init__(self, session: VsphereSession, dc: vim.Datacenter | None = None, *, timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        session: VsphereSession,
+        dc: vim.Datacenter | None = None,
+        *,
+        timeout: float = 60.0,
+        retry: RetryPolicy = DEFAULT_RETRY,
+    ) -> None:
         self.session = session
+        self.retry = retry
         self.dc = dc or session.datacenter()
         self.dc_path = inventory_path(self.dc, session.content.rootFolder)
-        name, value = session.cookie
-        verify: Any = session.ssl_context if session.ssl_context is not None else False
-        if session.target.scheme == "https" and session.ssl_context is None:
+        t = session.target
+        if t.scheme == "https" and session.ssl_context is None:
             raise VsphereError("TLS context missing", "an HTTPS transfer needs the session's verified TLS context")
-        # Reads (GET, HEAD) and the sidecar's PUT of a whole small file are retried by the one policy; a streamed
-        # upload cannot be replayed, so a failed one is the caller's to resume (it checks the sidecar first).
-        transport = RetryTransport(httpx.HTTPTransport(verify=verify), DEFAULT_RETRY, label="vCenter datastore")
-        self.http = httpx.Client(
-            base_url=session.target.base_url,
-            transport=transport,
-            cookies={name: value},
-            timeout=httpx.Timeout(timeout, read=max(timeout, 600.0)),
-            follow_redirects=False,
+        self.http = FolderConnection(
+            t.scheme, t.host, t.port, cookie=session.cookie, ssl_context=session.ssl_context, timeout=timeout
         )
 
     def close(self) -> None:
@@ -105,30 +107,57 @@ class DatastoreClient:
         self.close()
 
     # -- plumbing ------------------------------------------------------------------------------------------
-    def _url(self, f: DatastoreFile) -> tuple[str, dict[str, str]]:
-        return "/folder/" + quote(f.path, safe="/"), {"dcPath": self.dc_path, "dsName": f.datastore}
+    def _url(self, f: DatastoreFile) -> str:
+        query = urlencode({"dcPath": self.dc_path, "dsName": f.datastore}, quote_via=quote)
+        return "/folder/" + quote(f.path, safe="/") + "?" + query
 
-    def _request(self, method: str, f: DatastoreFile, **kw: Any) -> httpx.Response:
-        url, params = self._url(f)
-        try:
-            return self.http.request(method, url, params=params, **kw)
-        except httpx.TransportError as exc:
-            raise self._transport(exc) from exc
+    def _request(
+        self, method: str, f: DatastoreFile, body: bytes = b"", headers: dict[str, str] | None = None
+    ) -> Reply:
+        """A small request: a read, or the whole of a small file written (idempotent both), so a transient fault
+        (5xx, 429, a reset, a timeout) is ridden out by the one retry policy. A streamed upload is not sent here:
+        it cannot be replayed, and its caller resumes it from the sidecar."""
+        policy, failures = self.retry, 0
+        while True:
+            try:
+                reply = self.http.request(method, self._url(f), body, headers)
+            except (OSError, http.client.HTTPException) as exc:
+                failures += 1
+                if failures >= policy.attempts:
+                    raise self._transport(exc) from exc
+                log.warning("%s %s failed (%s); trying again (%d of %d)", method, f, exc, failures, policy.attempts - 1)
+                policy.sleep(policy.delay(failures), None)
+                continue
+            if reply.status not in policy.statuses and reply.status not in policy.throttled:
+                return reply
+            failures += 1
+            wait = policy.wait_after(reply.headers, failures) if failures < policy.attempts else None
+            if wait is None:
+                return reply  # the caller says what the last answer was
+            log.warning("%s %s answered %d; trying again (%d of %d)", method, f, reply.status, failures,
+                        policy.attempts - 1)  # fmt: skip
+            policy.sleep(wait, None)
 
-    def _transport(self, exc: httpx.TransportError) -> WizardError:
+    def _transport(self, exc: BaseException) -> WizardError:
         t = self.session.target
-        if isinstance(exc, httpx.TimeoutException):
+        if is_timeout(exc):
             return VsphereError(
                 "Datastore transfer timed out",
                 f"{t.host}:{t.port} stopped answering during a datastore transfer",
                 remediation="check the network path to vCenter and its load, then retry",
             )
-        return translate_transport(os_cause(exc), t.host, t.port, self.session.trust)
+        if isinstance(exc, http.client.HTTPException) and not isinstance(exc, OSError):
+            return VsphereError(
+                "Datastore transfer broken",
+                f"{t.host}:{t.port} broke off a datastore transfer ({type(exc).__name__}: {exc})",
+                remediation="check the network path to vCenter and its load, then retry",
+            )
+        return translate_transport(exc, t.host, t.port, self.session.trust)
 
-    def _check(self, response: httpx.Response, f: DatastoreFile, doing: str) -> None:
-        if response.is_success:
+    def _check(self, reply: Reply, f: DatastoreFile, doing: str) -> None:
+        if reply.ok:
             return
-        code = response.status_code
+        code = reply.status
         if code in (401, 403):
             raise VsphereError(
                 "Datastore access refused",
@@ -146,8 +175,8 @@ class DatastoreClient:
             )
         raise VsphereError(
             "Datastore transfer failed",
-            f"vCenter answered {code} {response.reason_phrase} while {doing} {f}",
-            details=response.text[:500],
+            f"vCenter answered {code} {reply.reason} while {doing} {f}",
+            details=reply.text[:500],
             remediation="check the datastore has free space and is accessible, then retry",
         )
 
@@ -155,7 +184,7 @@ class DatastoreClient:
     def size(self, f: DatastoreFile) -> int | None:
         """The file's size on the datastore, or None when it is not there."""
         r = self._request("HEAD", f)
-        if r.status_code == 404:
+        if r.status == 404:
             return None
         self._check(r, f, "looking up")
         length = r.headers.get("content-length")
@@ -164,19 +193,19 @@ class DatastoreClient:
     def read_small(self, f: DatastoreFile) -> bytes | None:
         """A small file's bytes (the sidecar), or None when it is not there."""
         r = self._request("GET", f)
-        if r.status_code == 404:
+        if r.status == 404:
             return None
         self._check(r, f, "reading")
-        return r.content
+        return r.body
 
     def read_range(self, f: DatastoreFile, start: int, end: int) -> bytes:
         """Bytes ``start`` to ``end`` (inclusive) of a file (a server that ignores Range sends it all: cut here)."""
         r = self._request("GET", f, headers={"Range": f"bytes={start}-{end}"})
         self._check(r, f, "reading")
-        return r.content if r.status_code == 206 else r.content[start : end + 1]
+        return r.body if r.status == 206 else r.body[start : end + 1]
 
     def write_small(self, f: DatastoreFile, data: bytes) -> None:
-        r = self._request("PUT", f, content=data, headers={"Content-Type": "application/octet-stream"})
+        r = self._request("PUT", f, data, {"Content-Type": "application/octet-stream"})
         self._check(r, f, "writing")
 
     def make_folder(self, folder: str) -> None:
@@ -198,71 +227,38 @@ class DatastoreClient:
         chunk: int = CHUNK,
         label: str = "",
     ) -> int:
-        """Streams ``local`` to ``f``; returns the bytes sent. Reports byte progress; cancel stops between chunks."""
-        st = local.stat()
-        total = st.st_size
+        """Streams ``local`` to ``f``; returns the bytes sent. Reports byte progress about every ``chunk`` bytes;
+        cancel stops between buffers; a file whose size or mtime changes underway is refused."""
         label = label or f"Uploading {local.name} to {f}"
-        report.transfer(0, total, label)
-        body = _FileBody(
-            local,
-            size=total,
-            mtime_ns=st.st_mtime_ns,
-            chunk=chunk,
-            cancel=cancel,
-            on_progress=lambda done: report.transfer(done, total, label),
-        )
-        started = time.monotonic()
-        r = self._request(
-            "PUT",
-            f,
-            content=body.stream(),
-            headers={"Content-Length": str(total), "Content-Type": "application/octet-stream"},
-        )
-        self._check(r, f, "uploading")
+        with local.open("rb", buffering=0) as fh:
+            st = os.fstat(fh.fileno())
+            total = st.st_size
+            report.transfer(0, total, label)
+            started = time.monotonic()
+            try:
+                reply, sent = self.http.put_file(
+                    self._url(f),
+                    fh,
+                    total,
+                    changed=file_changed_check(fh.fileno(), total, st.st_mtime_ns),
+                    cancel=cancel,
+                    on_progress=lambda done: report.transfer(done, total, label),
+                    every=chunk,
+                )
+            except FileChanged as exc:
+                # The server never got a whole body of it (checked before the last bytes went out), or the
+                # file changed after: either way the sidecar stays "incomplete".
+                raise VsphereError(
+                    "File changed while uploading",
+                    f"{local} changed during the upload ({total} bytes expected, {exc.now} now)",
+                    remediation="wait until the file is complete and unchanged, verify it again, then retry",
+                ) from exc
+            except (OSError, http.client.HTTPException) as exc:
+                raise self._transport(exc) from exc
+        self._check(reply, f, "uploading")
         elapsed = max(time.monotonic() - started, 1e-6)
         log.info("uploaded %s to %s: %d bytes in %.1f s (%.0f MB/s)", local, f, total, elapsed, total / elapsed / 1e6)
-        return body.sent
-
-
-class _FileBody:
-    """The request body: the file in chunks, with progress and cancel, refusing a file that changes underway."""
-
-    def __init__(
-        self,
-        path: Path,
-        *,
-        size: int,
-        mtime_ns: int,
-        chunk: int,
-        cancel: CancelToken,
-        on_progress: Callable[[int], None],
-    ) -> None:
-        self.path = path
-        self.size = size
-        self.mtime_ns = mtime_ns
-        self.chunk = chunk
-        self.cancel = cancel
-        self.on_progress = on_progress
-        self.sent = 0
-
-    def stream(self) -> Iterator[bytes]:
-        with self.path.open("rb", buffering=0) as fh:
-            while self.sent < self.size:
-                self.cancel.raise_if_cancelled()
-                block = fh.read(min(self.chunk, self.size - self.sent))
-                if not block:
-                    break
-                yield block
-                self.sent += len(block)
-                self.on_progress(self.sent)
-            st = os.fstat(fh.fileno())
-        if self.sent != self.size or st.st_size != self.size or st.st_mtime_ns != self.mtime_ns:
-            # The Content-Length is on the wire already; a file that changed would be stored damaged.
-            raise VsphereError(
-                "File changed while uploading",
-                f"{self.path} changed during the upload ({self.size} bytes expected, {st.st_size} now)",
-                remediation="wait until the file is complete and unchanged, verify it again, then retry",
-            )
+        return sent
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from pyVim.connect import Disconnect, SmartConnect
+from pyVim.connect import Disconnect, GetSi, SetSi, SmartConnect
 from pyVmomi import vim, vmodl
 
 from wizard.core.errors import WizardError
@@ -110,8 +110,14 @@ class VsphereSession:
             raise translate(exc, doing, self.target.host, self.target.port, self.trust) from exc
 
     def close(self) -> None:
+        # pyVim's Disconnect asks vCenter for the service content again just to find the session manager: one
+        # round trip more than logging out through the content read at login.
         with contextlib.suppress(Exception):  # logging out of a session that is already gone is not an error
-            Disconnect(self.si)
+            self.content.sessionManager.Logout()
+        with contextlib.suppress(Exception):
+            self.si._stub.DropConnections()
+        if GetSi() is self.si:
+            SetSi(None)
 
     # -- lookups -------------------------------------------------------------------------------------------
     def objects(self, kind: type[T], root: vim.ManagedEntity | None = None) -> list[T]:
@@ -152,12 +158,11 @@ class VsphereSession:
 
     def datacenter(self) -> vim.Datacenter:
         name = self.settings.datacenter
-        for dc in self.objects(vim.Datacenter):
-            if dc.name == name:
+        found = self.properties(vim.Datacenter, ["name"])  # names in the same round trip, not one call each
+        for dc, props in found:
+            if props.get("name") == name and isinstance(dc, vim.Datacenter):
                 return dc
-        raise _not_found(
-            "Datacenter", name, "provider.vsphere.datacenter", [d.name for d in self.objects(vim.Datacenter)]
-        )
+        raise _not_found("Datacenter", name, "provider.vsphere.datacenter", [str(p.get("name")) for _, p in found])
 
     def cluster(self, dc: vim.Datacenter | None = None) -> vim.ClusterComputeResource:
         dc = dc or self.datacenter()
