@@ -31,12 +31,17 @@ def test_a_repeated_key_records_once() -> None:
 def test_a_machine_records_its_install_and_reboots_as_they_happen() -> None:
     clock = ManualClock(1000.0)
     t = Timings()
-    machine = Machine("n1", clock=clock, speed=10.0, timings=t)
+    machine = Machine("n1", clock=clock, speed=10.0, timings=t, assumed_media="automatic")
     machine.timeline = timeline = Timeline()
     s = t.scaled(10.0)
     machine.insert_media("file:///iso")
     machine.power_on()
-    install_end = 1000.0 + s.firmware + s.installer_boot + s.install + s.finish
+    assert timeline.intervals() == []  # GRUB's menu counts down: nothing installs yet
+    # GRUB's countdown runs out into the automatic installer: the install is the appliance's work from power-on.
+    clock.set(1000.0 + s.firmware + 30.0)
+    _, menu, _ = machine.console_state()
+    assert menu is not None and menu.chosen_at is not None
+    install_end = menu.chosen_at + s.installer_boot + s.install + s.finish
     assert timeline.intervals() == [Interval("install", "n1", 1000.0, install_end)]
     # The post-install reboot is recorded when it happens, until the Local UI answers in the installed system.
     clock.set(install_end + 0.1)
@@ -53,8 +58,11 @@ def test_a_machine_records_its_install_and_reboots_as_they_happen() -> None:
 
 
 def test_a_failing_install_records_no_work_to_wait_for() -> None:
-    machine = Machine("n1", clock=ManualClock(), speed=10.0, fail_install=True)
+    clock = ManualClock()
+    machine = Machine("n1", clock=clock, speed=10.0, fail_install=True, assumed_media="automatic")
     machine.timeline = timeline = Timeline()
     machine.insert_media("file:///iso")
     machine.power_on()
+    clock.advance(60.0)
+    assert machine.console_state()[1] is not None  # the automatic entry was chosen, and failed
     assert timeline.intervals() == []

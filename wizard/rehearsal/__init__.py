@@ -52,7 +52,7 @@ from wizard.core.http import DEFAULT_RETRY
 from wizard.core.jobs import Step
 from wizard.core.paths import AppPaths
 from wizard.core.progress import TaskStatus
-from wizard.core.project import SecretRef, load_project
+from wizard.core.project import SecretRef
 from wizard.core.runner import Event, JobFinished, StepStarted
 from wizard.core.secrets import SecretStore
 from wizard.install.steps import pipeline
@@ -82,7 +82,7 @@ from wizard.lab.controlplane import (
     datastore_writer,
 )
 from wizard.lab.httpfaults import HttpFaults
-from wizard.lab.keep import lab_state, read_state, restore, write_state
+from wizard.lab.keep import lab_state, read_state, write_state
 from wizard.lab.knobs import NONE as NO_KNOBS
 from wizard.lab.knobs import LabKnobError, LabKnobs, parse_knobs
 from wizard.lab.kubeapi import KUBE_API_PORT, SOUND_STORAGE, KubeAPIServer, cluster_pods
@@ -495,72 +495,9 @@ class Rehearsal:
         write_state(self.folder, state)
 
     def _reopen(self, state: dict[str, Any]) -> None:
-        if self.netns or self.provider != "manual":
-            raise LabKnobError(
-                "Kept lab on loopback only",
-                "a kept lab starts again on this machine's loopback with the manual provider",
-                remediation="run the day-2 action without --netns or another provider",
-            )
-        self.paths.ensure()
-        nodes = list(state.get("nodes") or [])
-        if not nodes:
-            raise LabKnobError("Kept lab empty", f"{self.folder} records no nodes", remediation="run a new rehearsal")
-        project = load_project(self.project_file).project
-        for _, ref in project.secret_refs():  # re-keyed: the kept lab records no secret (wizard.lab.keep)
-            self.secrets.set(ref, secrets.token_urlsafe(18))
-        password = self.secrets.get(project.appliance.password) if project.appliance.password else None
-        answers = dict(project.cluster.secret_variables)
-        oci = answers.get("ociPackRegistryPassword")
-        registry = self.secrets.get(oci) if oci is not None else ""
-        speed = self.speed
-        racked = [n for n in nodes if n.get("installed") is False]  # machines racked, not installed yet
-        nodes = [n for n in nodes if n.get("installed") is not False]
-        self.lab = Lab(
-            len(nodes),
-            self.folder / "lab",
-            ip=str(nodes[0]["ip"]),
-            installed=True,
-            speed=speed,
-            cluster_timeline=DEFAULT_CLUSTER_TIMELINE / speed,
-            upgrade_timeline=float(self.knobs.get("upgrade-seconds", DEFAULT_UPGRADE_TIMELINE)) / speed,
-            content_sync_delay=max(0.2, 300 / speed),
-            tick_interval=0.1,
-            socket_timeout=15.0,
-            log_collect_seconds=max(0.2, 120 / speed),
-            appliance=self.appliance,
-            faults=self.knobs.node_faults(len(nodes)) or None,
-            variant=Variant(self.knobs.variant),
-            http_5xx=self.knobs.http_5xx,
-            seed=self.knobs.seed,
-            ports=[(int(n["port"]), int(n["ssh_port"])) for n in nodes],
-            reuse=True,
-            media=self.media,
-        )
-        for entry in racked:
-            self.lab.add_node(ports=(int(entry["port"]), int(entry["ssh_port"])), reuse=True)
-        for node in self.lab.nodes:
-            node.state.configure_seconds = max(0.2, CONFIGURE_SECONDS * 60 / speed)
-            node.state.upgrade_error = str(self.knobs.get("upgrade-error") or "")
-        restore(
-            self.lab,
-            state,
-            passwords={project.appliance.username: password} if password else {},
-            registry_password=registry or "",
-        )
-        self.lab.start()
-        self.powered_on = True  # installed machines, running
-        kept_console = state.get("console")
-        if kept_console and project.console is not None:
-            ports = (int(kept_console["port"]), int(state.get("kube_api_port") or 0))
-            console = self._start_console(str(nodes[0]["ip"]), project.network.vip, ports=ports)
-            if console is not None:
-                admin = self.secrets.get(project.console.password) if project.console.password else None
-                console.state.restore(kept_console, admin)
-        bundle = Path(str(state.get("upgrade_bundle") or ""))
-        self.upgrade_bundle = bundle if bundle.is_file() else None
-        log.info(
-            "rehearsal: kept lab in %s started again (%s, %d node(s))", self.folder, self.appliance.label, len(nodes)
-        )
+        from wizard.rehearsal.kept import restart
+
+        restart(self, state)
 
     # -- control planes ----------------------------------------------------------------------------------------
     def _with_bmcs(self, doc: dict[str, Any]) -> None:
@@ -780,43 +717,9 @@ class Rehearsal:
         """Play the operator who racks new machines and adds them to the project: for each name the project lacks,
         a node the lab adds (not installed yet) under that name, written into the project with its ports and pinned
         fingerprints. No name: one machine, named as the lab names its next node. The names to add."""
-        assert self.lab is not None
-        doc = yaml.safe_load(self.project_file.read_text(encoding="utf-8"))
-        known = [n["name"] for n in doc["nodes"]]
-        missing = (
-            [n for n in names if n not in known] if names else [f"{self.lab.name_prefix}-{len(self.lab.nodes) + 1}"]
-        )
-        for name in missing:
-            expected = f"{self.lab.name_prefix}-{len(self.lab.nodes) + 1}"
-            if name != expected:
-                raise LabKnobError(
-                    "No such machine to rack",
-                    f"the rehearsal racks {expected} next, not {name!r}",
-                    remediation=f"name {expected} (or no node: the rehearsal racks the next one)",
-                )
-            node = self.lab.add_node()
-            first = doc["nodes"][0]
-            doc["nodes"].append(
-                {
-                    "name": node.name,
-                    "hostname": node.name,
-                    "ip": node.state.ip,
-                    "prefix": first["prefix"],
-                    "gateway": first["gateway"],
-                    "ssh_port": node.ssh.port,
-                    "localui_port": node.server.port,
-                    "ssh_host_key": node.ssh.fingerprint,
-                    "localui_fingerprint": node.fingerprint,
-                    "pool": "worker-pool",  # the control plane keeps its odd count
-                }
-            )
-            log.info("rehearsal: %s racked and added to the project", node.name)
-        if missing:
-            header = "".join(
-                line for line in self.project_file.read_text().splitlines(keepends=True) if line.startswith("#")
-            )
-            self.project_file.write_text(header + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
-        return names or missing
+        from wizard.rehearsal.kept import rack
+
+        return rack(self, names)
 
     def close(self) -> None:
         if self.keep and self.lab is not None and self.provider == "manual":
