@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,19 @@ def wizard_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Mo
     home = tmp_path_factory.mktemp("wizard-home")
     monkeypatch.setenv("PALETTE_WIZARD_HOME", str(home))
     return home
+
+
+@pytest.fixture(autouse=True)
+def wizard_log_handlers() -> Iterator[None]:
+    """A test that set up the wizard's log file (a run does) leaves no handler behind: the next tests' records
+    would go to a file in a removed folder, each failing with a traceback on stderr (slow enough to make a long
+    run miss its time)."""
+    yield
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(handler, "_wizard", False):
+            root.removeHandler(handler)
+            handler.close()
 
 
 @pytest.fixture(autouse=True)

@@ -26,6 +26,7 @@ from wizard.appliance.configure import (
 )
 from wizard.core.cancel import CancelToken
 from wizard.core.errors import ProjectInvalid, WizardError
+from wizard.core.http import DEFAULT_RETRY
 from wizard.core.jobs import StepContext
 from wizard.core.journal import Journal
 from wizard.core.paths import app_paths
@@ -86,6 +87,9 @@ def test_configured_through_the_local_ui_end_to_end(lab: Lab, harness: Harness, 
             waits.append(seconds)
             super().sleep(seconds)
 
+    # A request the rebooting node refuses is retried by the one policy: here with waits no longer than a poll, so
+    # any longer wait below is the job's own backoff.
+    harness.connector.retry = DEFAULT_RETRY.scaled(POLL / DEFAULT_RETRY.cap)
     with ClockDriver(lab, clock, harness.seen, STEP, lockstep=True):
         facts, task = run(job(harness, config), cancel=Recording())
     # Through the reboot too, every wait is one poll interval: the node coming back is seen within a poll.

@@ -524,8 +524,8 @@ class MainWindow(QMainWindow):
     def next(self) -> None:
         if not self.next_button.isEnabled():
             return
-        if self.current == len(PAGES) - 1:
-            self.close()  # Finish
+        if self.current >= self.SUMMARY:
+            self.close()  # Finish: the install ends on Summary; Upgrade (day 2) is reached from Welcome
             return
         self.go_to(self.current + 1)
 
@@ -587,7 +587,7 @@ class MainWindow(QMainWindow):
         self.sidebar.setCurrentRow(current)
         self.sidebar.blockSignals(False)
         blockers = states[current][1]
-        last = current == len(PAGES) - 1
+        last = current >= self.SUMMARY  # Summary ends the install; Upgrade is a page of its own, off the path
         self.back_button.setEnabled(current > 0)
         self.save_button.setEnabled(self.document.dirty and not self.controller.running)
         self.next_button.setText(self.tr("&Finish") if last else self.tr("&Next"))
@@ -786,7 +786,7 @@ class MainWindow(QMainWindow):
         button, a table, a text box, a list)."""
         if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and not event.modifiers():
             focus = QGuiApplication.focusObject()
-            if not isinstance(focus, ENTER_TAKERS) and self.next_button.isEnabled() and self.current < len(PAGES) - 1:
+            if not isinstance(focus, ENTER_TAKERS) and self.next_button.isEnabled() and self.current < self.SUMMARY:
                 self.next()
                 event.accept()
                 return
