@@ -46,8 +46,12 @@ class Watch:
         bar = run.overall
         self.values.append(bar.value())
         if bar.value() == bar.maximum() and not self.ended:
+            # Full is right once the install's last step has ended: the engine says so in the snapshot the bar was
+            # drawn from (the run's RunFinished reaches the page a moment later).
             result = run.last_result
-            self.full_before_end = self.full_before_end or result is None or result.exit_code is not ExitCode.DONE
+            snap = run._latest
+            ended = (snap is not None and snap.finished) or (result is not None and result.exit_code is ExitCode.DONE)
+            self.full_before_end = self.full_before_end or not ended
         if run.isVisible() and run._running:  # the view follows the running jobs it has drawn
             self.followed += 1
             if not run.running_rows_visible():
