@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import socket
@@ -165,15 +164,29 @@ def test_concurrent_range_readers_reassemble_the_file(server: IsoServer, iso: Pa
     url = server.publish(iso)
     parts = 8
     step = -(-SIZE // parts)
+    # --fail: an HTTP error answer is a failed part (curl exits 0 on one otherwise); -w says what each part got.
+    write_out = "%{http_code} %{size_download} %{remote_ip}:%{remote_port}"
     procs = [
         subprocess.Popen(
-            ["curl", "-s", "-o", str(tmp_path / f"p{i}"), "-r", f"{i * step}-{min(SIZE, (i + 1) * step) - 1}", url]
+            [
+                *("curl", "-sS", "--fail", "-w", write_out, "-o", str(tmp_path / f"p{i}")),
+                *("-r", f"{i * step}-{min(SIZE, (i + 1) * step) - 1}", url),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )
         for i in range(parts)
     ]
-    assert all(p.wait(60) == 0 for p in procs)
+    said = [p.communicate(timeout=60) for p in procs]
+    outcomes = [
+        (p.returncode, out.decode(errors="replace"), err.decode(errors="replace"))
+        for p, (out, err) in zip(procs, said, strict=True)
+    ]
+    assert all(code == 0 for code, _, _ in outcomes), outcomes
     joined = b"".join((tmp_path / f"p{i}").read_bytes() for i in range(parts))
-    assert hashlib.sha256(joined).digest() == hashlib.sha256(iso.read_bytes()).digest()
+    whole = iso.read_bytes()
+    wrong = [i for i in range(parts) if joined[i * step : (i + 1) * step] != whole[i * step : (i + 1) * step]]
+    assert not wrong and len(joined) == SIZE, f"parts {wrong} differ; curl said {outcomes}"
     assert settled(server, iso.name, {"127.0.0.1": SIZE})
     stats = server.snapshot().files[iso.name].clients["127.0.0.1"]
     assert stats.requests == parts
