@@ -3,6 +3,7 @@ connection it closed while idle, an answer before the body is read, a body that 
 
 from __future__ import annotations
 
+import contextlib
 import io
 import socket
 import struct
@@ -42,7 +43,8 @@ class Server:
     def __post_init__(self) -> None:
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
+        self._acceptor = threading.Thread(target=self._accept, daemon=True)
+        self._acceptor.start()
 
     def _accept(self) -> None:
         while True:
@@ -89,6 +91,12 @@ class Server:
                     return
 
     def close(self) -> None:
+        # Closing alone leaves the socket listening in the kernel while accept() blocks on it: its port went back
+        # to the pool and a later test's server on the same port shared its connections with this one. Shutting it
+        # down wakes accept(); only then is it closed.
+        with contextlib.suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)
+        self._acceptor.join(5)
         self.listener.close()
 
 
