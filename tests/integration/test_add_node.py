@@ -12,8 +12,10 @@ import yaml
 
 from tests.core.helpers import cli_env, json_events, run_cli
 from tests.integration.kept import install_kept
+from tests.integration.vcsim_peer import vcsim_binary_fixture  # noqa: F401 - fixture
 from wizard.appliance.versions import Version
 from wizard.core.errors import ProjectInvalid
+from wizard.core.progress import TaskStatus
 from wizard.core.project import load_project
 from wizard.core.runner import Event, ExitCode, JobFinished, JobStarted, StepBlocked
 from wizard.install.addnode import add_node_pipeline
@@ -132,3 +134,56 @@ def test_a_pooled_node_waits_for_the_cluster(tmp_path: Path) -> None:
     session = Session.open(project, paths=paths, secrets=SecretStore())
     (problem,) = ClusterStep().problems(session.context)
     assert problem.path == "nodes[3].pool" and "palette-wizard add-node" in problem.fix
+
+
+def _install_then_add(rehearsal: Rehearsal) -> tuple[ExitCode, list[Event], dict[str, object]]:
+    """Install the rehearsal's appliance, rack one machine and add it; the add-node run's code and events, and the
+    new node's project entry."""
+    session = Session.open(rehearsal.project_file, paths=rehearsal.paths, secrets=rehearsal.secrets)
+    code = session.engine(steps=rehearsal.steps(), on_event=rehearsal.on_event).run()
+    assert code is ExitCode.DONE, session.journal.snapshot()["jobs"]
+    (name,) = rehearsal.rack([])
+    code, seen = _add(rehearsal, [name])
+    entry = next(n for n in yaml.safe_load(rehearsal.project_file.read_text())["nodes"] if n["name"] == name)
+    return code, seen, entry
+
+
+def _check_added(code: ExitCode, seen: list[Event], rehearsal: Rehearsal) -> dict[str, JobFinished]:
+    done = {e.job: e for e in seen if isinstance(e, JobFinished)}
+    assert code is ExitCode.DONE, {j: e.error for j, e in done.items() if e.error}
+    assert done["pool/worker-pool"].result["pools"] == {"edge-node-2": "worker-pool"}
+    assert done["join/edge-node-2"].result["issuer"] == "edge-node-1"
+    # Booted through the control plane, not by the rehearsal's operator: only the new machine went through it.
+    started = {e.job for e in seen if isinstance(e, JobStarted)}
+    assert {"boot/edge-node-2", "install/edge-node-2"} <= started
+    assert not {j for j in started if j.endswith("/edge-node-1") and not j.startswith("preflight/")}
+    assert rehearsal.lab is not None
+    cluster = rehearsal.lab.nodes[0].state.cluster
+    assert cluster is not None and [h.name for h in cluster.hosts] == ["edge-node-1", "edge-node-2"]
+    return done
+
+
+@pytest.mark.vsphere
+@pytest.mark.timeout(300)
+def test_a_node_is_added_through_vcsim(tmp_path: Path, vcsim_binary: Path) -> None:
+    with Rehearsal(tmp_path / "r", nodes=1, speed=300, provider="vsphere", vcsim=vcsim_binary) as rehearsal:
+        code, seen, entry = _install_then_add(rehearsal)
+        done = _check_added(code, seen, rehearsal)
+        assert entry["vm"] == "pma-edge-node-2"
+        # The wizard's vSphere provider created the new VM (the installed one was left as it was) and booted it
+        # from the ISO already on the datastore.
+        assert done["machines/edge-node-2"].status is TaskStatus.DONE
+        assert "machines/edge-node-1" not in {e.job for e in seen if isinstance(e, JobStarted)}
+        assert done["boot/edge-node-2"].status is TaskStatus.DONE
+
+
+@pytest.mark.redfish
+@pytest.mark.timeout(300)
+def test_a_node_is_added_through_its_bmc(tmp_path: Path) -> None:
+    with Rehearsal(tmp_path / "r", nodes=1, speed=300, provider="redfish") as rehearsal:
+        code, seen, entry = _install_then_add(rehearsal)
+        done = _check_added(code, seen, rehearsal)
+        bmc = entry["bmc"]
+        assert isinstance(bmc, dict) and str(bmc["address"]).startswith("https://127.0.0.1:")
+        # The new machine's BMC fetched the ISO from the wizard's ISO server and booted it.
+        assert int(done["boot/edge-node-2"].result["iso_bytes_read"]) > 0

@@ -59,7 +59,7 @@ from wizard.core.jobs import Job, Step, StepContext, StepKind
 from wizard.core.problems import Problem
 from wizard.core.progress import Reporter
 from wizard.core.project import join_path, signature_beside
-from wizard.install.steps.appliance import IDENTIFY_JOB, read_identity
+from wizard.install.steps.appliance import IDENTIFY_JOB, ApplianceReadJob, read_identity
 from wizard.install.steps.console import (
     ValidateJob,
     console_certificate_job,
@@ -175,44 +175,17 @@ class AssessPlan:
     kubeconfig: Path | None
 
 
-class AssessJob(Job):
+class AssessJob(ApplianceReadJob):
     """Read the appliance and judge the upgrade against the release notes (see :mod:`wizard.appliance.upgrade`)."""
 
     id = ASSESS_JOB
     name = "Appliance and upgrade path"
     weight = 1.0
+    check_id = VERSION
+    read_share = 0.6
+    plan: AssessPlan
 
-    def __init__(
-        self,
-        leader: Endpoint,
-        followers: list[Endpoint],
-        connector: Connector,
-        plan: AssessPlan,
-        board: _Board,
-        *,
-        rerun: bool = False,
-    ) -> None:
-        self.leader = leader
-        self.followers = followers
-        self.connector = connector
-        self.plan = plan
-        self.board = board
-        self.rerun = rerun
-
-    def fingerprint(self) -> str:
-        parts = [self.leader.where, *(f.where for f in self.followers), repr(self.plan)]
-        return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
-
-    def run(self, report: Reporter, cancel: CancelToken) -> Mapping[str, Any] | None:
-        results: list[CheckResult] = []
-        identity = ApplianceIdentity()
-        try:
-            identity, notes = read_identity(self.leader, self.followers, self.connector, report.child(0, 0.6), cancel)
-            results = self._judge(identity, notes, report, cancel)
-        except WizardError as exc:
-            results = [errored(VERSION, f"{exc.title}: {exc.message}", "appliance", remediation=exc.remediation or "")]
-        finally:
-            self.board.post(self.id, results)
+    def finish(self, identity: ApplianceIdentity, results: list[CheckResult], report: Reporter) -> dict[str, Any]:
         current = identity.version
         report.finish(f"{identity.label} → {self.plan.bundle_version or 'the bundle’s release'}")
         return {
@@ -221,7 +194,7 @@ class AssessJob(Job):
             "current": str(current) if current else "",
         }
 
-    def _judge(
+    def judge(
         self, identity: ApplianceIdentity, notes: list[str], report: Reporter, cancel: CancelToken
     ) -> list[CheckResult]:
         plan, label, current = self.plan, identity.label, identity.version

@@ -40,6 +40,7 @@ import logging
 import secrets
 import shutil
 import socket
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -86,7 +87,7 @@ from wizard.lab.keep import lab_state, read_state, write_state
 from wizard.lab.knobs import NONE as NO_KNOBS
 from wizard.lab.knobs import LabKnobError, LabKnobs, parse_knobs
 from wizard.lab.kubeapi import KUBE_API_PORT, SOUND_STORAGE, KubeAPIServer, cluster_pods
-from wizard.lab.lab import Lab
+from wizard.lab.lab import Lab, LabNode
 from wizard.lab.node import CONFIGURE_SECONDS, DEFAULT_CLUSTER_TIMELINE, DEFAULT_UPGRADE_TIMELINE
 from wizard.lab.registry import pack_identity
 from wizard.lab.variants import Variant
@@ -110,6 +111,7 @@ BUNDLE_SIZE = 4 * 1024 * 1024
 PACK_BUNDLES = (("ubuntu-22.04.5.zst", 1024 * 1024), ("pxk-e-1.30.6.zst", 2 * 1024 * 1024))
 BMC_PASSWORD_KEY = "rehearsal-bmc-password"  # noqa: S105 - a keyring name, not a password
 VCENTER_PASSWORD_KEY = "rehearsal-vcenter-password"  # noqa: S105 - a keyring name, not a password
+SPARE_BMCS = 2  # Systems the Redfish emulator holds for machines racked later (add-node)
 PROVIDERS = ("manual", "redfish", "vsphere")
 #: Knobs that say which appliance the lab is: a kept lab keeps them.
 KEPT_KNOBS = frozenset(
@@ -267,6 +269,9 @@ class Rehearsal:
         self._kept: dict[str, Any] | None = None  # the state of a kept lab this rehearsal starts again
         self._powered: set[str] = set()  # nodes the rehearsal's operator has powered on
         self.watchers: list[Watcher] = []
+        # How a machine racked later (:meth:`rack`) is reached through the control plane: its project entry's
+        # provider part and the watcher that makes the lab's machine follow it (None: the manual provider).
+        self._control: Callable[[LabNode], dict[str, Any]] | None = None
         self._peers = contextlib.ExitStack()  # the control plane's processes and sessions, closed last-in first-out
 
     # -- setting up ----------------------------------------------------------------------------------------
@@ -506,31 +511,48 @@ class Rehearsal:
 
         lab = self.lab
         assert lab is not None
+        # Spare Systems: the BMCs of machines racked later to add to the appliance (``rack``), powered off till then.
         emulator = SushyEmulator(
-            systems=self.n_nodes, folder=self.folder / "bmc", http_5xx=self.knobs.http_5xx, seed=self.knobs.seed
+            systems=self.n_nodes + SPARE_BMCS,
+            folder=self.folder / "bmc",
+            http_5xx=self.knobs.http_5xx,
+            seed=self.knobs.seed,
         )
         self._peers.callback(emulator.stop)
         emulator.start()
         self.secrets.set(SecretRef(BMC_PASSWORD_KEY), emulator.password)
         # The ISO server listens where the emulator (on loopback) can fetch from.
         doc["provider"] = {"type": "redfish", "redfish": {"iso_server_bind": emulator.host}}
-        for i, node in enumerate(doc["nodes"]):
-            node["bmc"] = {
-                "address": emulator.address(i),
-                "username": emulator.username,
-                "password": {"secret": BMC_PASSWORD_KEY},
-                "tls_fingerprint": emulator.fingerprint,
-            }
-        for i, node in enumerate(lab.nodes):
-            watcher = RedfishWatcher(
-                node.machine,
-                emulator.base_url,
-                f"/redfish/v1/Systems/{emulator.systems[i]}",
-                auth=(emulator.username, emulator.password),
-                verify=emulator.client_context(),
-                interval=WATCH_INTERVAL,
+
+        def bmc_of(node: LabNode) -> dict[str, Any]:
+            if node.index >= len(emulator.systems):
+                raise LabKnobError(
+                    "No spare BMC",
+                    f"the rehearsal's emulator has {len(emulator.systems)} Systems, all in use",
+                    remediation=f"rack at most {SPARE_BMCS} machine(s) in a rehearsal through Redfish",
+                )
+            self._watch(
+                RedfishWatcher(
+                    node.machine,
+                    emulator.base_url,
+                    f"/redfish/v1/Systems/{emulator.systems[node.index]}",
+                    auth=(emulator.username, emulator.password),
+                    verify=emulator.client_context(),
+                    interval=WATCH_INTERVAL,
+                )
             )
-            self._watch(watcher)
+            return {
+                "bmc": {
+                    "address": emulator.address(node.index),
+                    "username": emulator.username,
+                    "password": {"secret": BMC_PASSWORD_KEY},
+                    "tls_fingerprint": emulator.fingerprint,
+                }
+            }
+
+        for entry, node in zip(doc["nodes"], lab.nodes, strict=True):
+            entry.update(bmc_of(node))
+        self._control = bmc_of
 
     def _with_vcenter(self, doc: dict[str, Any]) -> None:
         """vcsim as the vCenter; the wizard creates one VM per node (``pma-<node>``), each watched by its machine."""
@@ -563,9 +585,6 @@ class Rehearsal:
                 "vm": {"cpus": vm.cpus, "memory_gb": vm.memory_gb, "os_disk_gb": 1, "data_disk_gb": 1},
             },
         }
-        names = [f"pma-{node.name}" for node in lab.nodes]
-        for entry, name in zip(doc["nodes"], names, strict=True):
-            entry["vm"] = name
         settings = VsphereSettings(
             server=server.host,
             username=vcsim.USER,
@@ -582,12 +601,19 @@ class Rehearsal:
         trust = TrustStore(self.folder / "watcher-trust")
         session = self._peers.enter_context(connect(settings, password, trust, None))
         fetch, reader, screens = datastore_fetcher(session), datastore_reader(session), datastore_writer(session)
-        for node, name in zip(lab.nodes, names, strict=True):
+
+        def vm_of(node: LabNode) -> dict[str, Any]:
+            name = f"pma-{node.name}"  # created by the wizard's machines step; watched from before it exists
             self._watch(
                 VSphereWatcher(
                     node.machine, session.si, name, interval=WATCH_INTERVAL, fetch=fetch, reader=reader, screens=screens
                 )
             )
+            return {"vm": name}
+
+        for entry, node in zip(doc["nodes"], lab.nodes, strict=True):
+            entry.update(vm_of(node))
+        self._control = vm_of
 
     def _watch(self, watcher: Watcher) -> None:
         self.watchers.append(watcher)

@@ -99,7 +99,8 @@ def restart(r: Rehearsal, state: dict[str, Any]) -> None:
 def rack(r: Rehearsal, names: list[str]) -> list[str]:
     """Play the operator who racks new machines and adds them to the project: for each name the project lacks,
     a node the lab adds (not installed yet) under that name, written into the project with its ports and pinned
-    fingerprints. No name: one machine, named as the lab names its next node. The names to add."""
+    fingerprints (and, with a control plane, its BMC or the VM the wizard will create). No name: one machine, named
+    as the lab names its next node. The names to add."""
     assert r.lab is not None
     doc = yaml.safe_load(r.project_file.read_text(encoding="utf-8"))
     known = [n["name"] for n in doc["nodes"]]
@@ -126,6 +127,7 @@ def rack(r: Rehearsal, names: list[str]) -> list[str]:
                 "ssh_host_key": node.ssh.fingerprint,
                 "localui_fingerprint": node.fingerprint,
                 "pool": "worker-pool",  # the control plane keeps its odd count
+                **(r._control(node) if r._control is not None else {}),  # its BMC or VM, watched from now on
             }
         )
         log.info("rehearsal: %s racked and added to the project", node.name)

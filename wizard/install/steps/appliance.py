@@ -98,19 +98,19 @@ def upload_problems(ctx: StepContext, *, content: bool = False, packs: bool = Fa
     ]
 
 
-class IdentifyJob(Job):
-    """Read the appliance's version and edition from every node and judge the release notes' guards."""
+class ApplianceReadJob(Job):
+    """Read the appliance from every node (:func:`read_identity`), judge what was read and post the checks to the
+    step's board; a read that fails is the check :attr:`check_id` errored."""
 
-    id = IDENTIFY_JOB
-    name = "Appliance version and edition"
-    weight = 1.0
+    check_id = "appliance.version"
+    read_share = 1.0  # of the job's progress: the reads; the rest is the judging
 
     def __init__(
         self,
         leader: Endpoint,
         followers: list[Endpoint],
         connector: Connector,
-        plan: UploadPlan,
+        plan: Any,
         board: _Board,
         *,
         rerun: bool = False,
@@ -130,19 +130,41 @@ class IdentifyJob(Job):
         results: list[CheckResult] = []
         identity = ApplianceIdentity()
         try:
-            identity, notes = self._identify(report, cancel)
-            results = evaluate(identity, self.plan, tuple(notes))
+            reads = report.child(0, self.read_share) if self.read_share < 1 else report
+            identity, notes = read_identity(self.leader, self.followers, self.connector, reads, cancel)
+            results = self.judge(identity, notes, report, cancel)
         except WizardError as exc:
             message = f"{exc.title}: {exc.message}"
-            results = [errored("appliance.version", message, "appliance", remediation=exc.remediation or "")]
+            results = [errored(self.check_id, message, "appliance", remediation=exc.remediation or "")]
         finally:
             self.board.post(self.id, results)
+        return self.finish(identity, results, report)
+
+    def judge(
+        self, identity: ApplianceIdentity, notes: list[str], report: Reporter, cancel: CancelToken
+    ) -> list[CheckResult]:
+        raise NotImplementedError
+
+    def finish(self, identity: ApplianceIdentity, results: list[CheckResult], report: Reporter) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+class IdentifyJob(ApplianceReadJob):
+    """Read the appliance's version and edition from every node and judge the release notes' guards."""
+
+    id = IDENTIFY_JOB
+    name = "Appliance version and edition"
+    weight = 1.0
+
+    def judge(
+        self, identity: ApplianceIdentity, notes: list[str], report: Reporter, cancel: CancelToken
+    ) -> list[CheckResult]:
+        return evaluate(identity, self.plan, tuple(notes))
+
+    def finish(self, identity: ApplianceIdentity, results: list[CheckResult], report: Reporter) -> dict[str, Any]:
         blockers = [r for r in results if r.failed and r.definition.severity is CheckSeverity.BLOCKER]
         report.finish(f"{identity.label}" + (f", {len(blockers)} blocker(s)" if blockers else ""))
         return {"results": [r.to_dict() for r in results], "appliance": identity.to_dict()}
-
-    def _identify(self, report: Reporter, cancel: CancelToken) -> tuple[ApplianceIdentity, list[str]]:
-        return read_identity(self.leader, self.followers, self.connector, report, cancel)
 
 
 def read_identity(
