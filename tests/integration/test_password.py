@@ -78,3 +78,34 @@ def test_refuses_the_default_as_the_new_password(harness: Harness) -> None:
     with pytest.raises(WizardError, match="default"):
         ReplacePasswordJob(harness.endpoint(0), "kairos", harness.connector).run(Progress().root(), CancelToken())
     assert not harness.calls("POST", P_PASSWORD_RESET)
+
+
+def test_a_seeded_node_is_tried_with_the_new_password_first(harness: Harness) -> None:
+    ReplacePasswordJob(harness.endpoint(0), NEW, harness.connector).run(Progress().root(), CancelToken())  # the seed
+    before = len(harness.calls("POST", P_LOGIN))
+    job = ReplacePasswordJob(harness.endpoint(0), NEW, harness.connector, seeded=True)
+    assert job.run(Progress().root(), CancelToken()) == {"replaced": True, "seeded": True}
+    # One login, the new password's: no refused attempt counted towards the node's lock.
+    assert [e.status for e in harness.calls("POST", P_LOGIN)[before:]] == [200]
+
+
+def test_a_seeded_node_that_kept_the_default_has_it_replaced(harness: Harness) -> None:
+    """The node did not take its seed (installed by hand): the new password is refused once, then the default
+    path runs as usual."""
+    facts = ReplacePasswordJob(harness.endpoint(0), NEW, harness.connector, seeded=True).run(
+        Progress().root(), CancelToken()
+    )
+    assert facts == {"replaced": True, "first_login": True}
+    assert [e.status for e in harness.calls("POST", P_LOGIN)][:2] == [401, 200]
+    assert _login_ok(harness, NEW) and not _login_ok(harness, "kairos")
+
+
+def test_a_seeded_node_refusing_both_passwords_stops(harness: Harness) -> None:
+    ReplacePasswordJob(harness.endpoint(0), "someone-else-1", harness.connector).run(Progress().root(), CancelToken())
+    before = len(harness.calls("POST", P_LOGIN))
+    with pytest.raises(LocalUILoginFailed) as info:
+        ReplacePasswordJob(harness.endpoint(0), NEW, harness.connector, seeded=True).run(
+            Progress().root(), CancelToken()
+        )
+    assert "refused both the password its seed set and the default" in info.value.message
+    assert len(harness.calls("POST", P_LOGIN)) - before == 2

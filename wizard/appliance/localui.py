@@ -38,6 +38,7 @@ from wizard.appliance.localui_answers import (
     link_status_from,
     parse_archive,
 )
+from wizard.appliance.localui_sessions import PooledSession, SessionPool, session_key
 from wizard.core.cancel import CancelToken
 from wizard.core.errors import WizardError
 from wizard.core.http import (
@@ -200,11 +201,16 @@ class LocalUIClient:
         wrap_transport: TransportWrapper | None = None,
         retry: RetryPolicy = DEFAULT_RETRY,
         cancel: CancelToken | None = None,
+        pool: SessionPool | None = None,
     ) -> None:
+        """``pool``: the run's kept sessions (:mod:`wizard.appliance.localui_sessions`): a live one of this node and
+        account is taken instead of logging in, and this client's is handed back instead of logging out."""
         self.host = host
         self.port = port
         self.username = username
         self._password = password
+        self._pool = pool
+        self._pool_key = session_key(host, port, username, password)
         self._clock = clock
         self._pinned = pinned
         self.retry = retry
@@ -224,13 +230,17 @@ class LocalUIClient:
         self._http = httpx.Client(
             base_url=f"https://{host}:{port}", transport=self._retrying, timeout=timeout, follow_redirects=False
         )
+        kept = pool.take(self._pool_key, clock(), RENEW_MARGIN) if pool is not None else None
+        if kept is not None:
+            self._token, self._expires_at = kept.token, kept.expires_at
 
     @property
     def where(self) -> str:
         return f"{self.host}:{self.port}"
 
-    def _sibling(self, password: str) -> LocalUIClient:
-        """Another client of the same node and account, with ``password``."""
+    def _sibling(self, password: str, *, cancellable: bool = True) -> LocalUIClient:
+        """Another client of the same node and account, with ``password`` (never pooled); ``cancellable``: it
+        follows this client's cancel token."""
         return LocalUIClient(
             self.host,
             self.port,
@@ -242,16 +252,26 @@ class LocalUIClient:
             pinned=self._pinned,
             wrap_transport=self._wrap_transport,
             retry=self.retry,
-            cancel=self._cancel,
+            cancel=self._cancel if cancellable else None,
         )
 
     def close(self) -> None:
         """Log the session out (once, briefly: a node that went away lets it expire) and close the connection."""
         try:
             if self._token is not None and self._expires_at > self._clock():
-                self.logout()
+                kept = PooledSession(self._token, self._expires_at, self._logout_kept)
+                if self._pool is not None and self._pool.give(self._pool_key, kept):
+                    self._token = None  # the pool's now
+                else:
+                    self.logout()
         finally:
             self._http.close()
+
+    def _logout_kept(self, token: str) -> None:
+        """Log out a session this client handed to the pool, through a client of its own (this one is closed)."""
+        other = self._sibling(self._password, cancellable=False)  # the run may have been cancelled: log out anyway
+        other._token, other._expires_at = token, self._clock() + TOKEN_LIFETIME
+        other.close()
 
     def logout(self) -> None:
         """End this client's session on the node; never raises (the session expires by itself anyway)."""
@@ -696,13 +716,17 @@ class Connector:
         timeout: float = 30.0,
         wrap_transport: TransportWrapper | None = None,
         retry: RetryPolicy = DEFAULT_RETRY,
+        pool: SessionPool | None = None,
     ) -> None:
+        """``pool``: sessions kept for the run, shared by the clients this connector opens (see
+        :mod:`wizard.appliance.localui_sessions`); None: each client logs in and out by itself."""
         self.trust = trust
         self.confirm = confirm
         self.clock = clock
         self.timeout = timeout
         self.wrap_transport = wrap_transport
         self.retry = retry
+        self.pool = pool
 
     def open(self, endpoint: Endpoint, cancel: CancelToken | None = None) -> LocalUIClient:
         try:
@@ -729,4 +753,5 @@ class Connector:
             wrap_transport=self.wrap_transport,
             retry=self.retry,
             cancel=cancel,
+            pool=self.pool,
         )

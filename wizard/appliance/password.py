@@ -5,6 +5,9 @@ the single worst outcome of a rushed install. Right after the node's Local UI an
 default, resets the password to the operator's secret (from the keyring), and proves the change: the new password
 logs in and the default no longer does.
 
+A node whose seed set the operator's password (``appliance.configure: seed``) is tried with that password first: it
+logs in and nothing is left to replace; only if it is refused is the default tried.
+
 Resuming: the journal records the job only once the change is proven. If the wizard stopped between the reset and
 that record, the default is refused on the next run; the job then tries the new password exactly once (a node locks
 an account after repeated failures, so it never guesses further) and, if that works, records the job as done.
@@ -30,8 +33,18 @@ log = logging.getLogger(__name__)
 class ReplacePasswordJob(Job):
     weight = 0.5
 
-    def __init__(self, endpoint: Endpoint, new_password: str, connector: Connector, *, step: str = "password") -> None:
-        """``endpoint`` carries the current (default) password."""
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        new_password: str,
+        connector: Connector,
+        *,
+        step: str = "password",
+        seeded: bool = False,
+    ) -> None:
+        """``endpoint`` carries the current (default) password. ``seeded``: the node's seed set the new password
+        already, so it is tried first — a refused login costs the node a hash check and counts towards its lock."""
+        self.seeded = seeded
         self.endpoint = endpoint
         self.new_password = new_password
         self.connector = connector
@@ -70,7 +83,25 @@ class ReplacePasswordJob(Job):
                 remediation="choose another password for appliance.password",
             )
         report.update(0.1, f"logging in to {ep.where} as {ep.username}")
+        if self.seeded:
+            # The account has one password: the new one logging in means the default no longer does.
+            done = self._login(self.new_password)
+            if done is not None:
+                done.close()
+                report.finish("password set by the node's seed")
+                return {"replaced": True, "seeded": True}
+            cancel.raise_if_cancelled()
         client = self._login(ep.password)
+        if client is None and self.seeded:
+            raise LocalUILoginFailed(
+                "Cannot log in to replace the password",
+                f"{ep.where} refused both the password its seed set and the default for {ep.username!r}",
+                status=401,
+                remediation=(
+                    "the node may not have taken its seed, or the password was changed outside the wizard: log in on "
+                    "the node's console, set the password to the one stored for appliance.password, then run again"
+                ),
+            )
         if client is None:
             cancel.raise_if_cancelled()
             recovered = self._login(self.new_password)  # one try: an earlier run may have changed it already

@@ -425,6 +425,11 @@ class NodeState:
             if self._sessions.pop(session.token, None) is not None:
                 self.logouts += 1
 
+    def end_sessions(self) -> None:
+        """Every session ends, as a reboot of the node ends them."""
+        with self.lock:
+            self._sessions.clear()
+
     @property
     def open_sessions(self) -> int:
         with self.lock:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from wizard.appliance.localui import Connector, Endpoint
+from wizard.appliance.localui_sessions import SessionPool
 from wizard.appliance.monitor import Budgets, PollSettings
 from wizard.core.http import DEFAULT_RETRY, RetryPolicy
 from wizard.core.jobs import StepContext
@@ -91,12 +92,18 @@ def endpoint(ctx: StepContext, node: Node) -> Endpoint:
     )
 
 
+LOCALUI_SESSIONS = "localui-sessions"  # the run's kept Local UI sessions (RunResources key)
+
+
 def connector(ctx: StepContext, pacing: Pacing) -> Connector:
+    """Opens the run's Local UI clients; they share the run's sessions (one login per node and password, not one
+    per job; all logged out when the run ends)."""
     return Connector(
         TrustStore(ctx.paths.config),
         ctx.confirm,
         timeout=pacing.localui_timeout,
         retry=pacing.retry,
+        pool=ctx.resources.get(LOCALUI_SESSIONS, SessionPool, SessionPool.close),
     )
 
 
