@@ -36,7 +36,7 @@ STEP_WORK: dict[str, tuple[str, ...]] = {
     "content": ("content-sync",),
     "cluster": ("cluster",),
     "console": ("cluster",),  # the console answers once the cluster runs
-    "packs": ("registry-sync",),
+    "packs": ("pack-import", "registry-sync"),  # each upload imported into the registry, then the sync
 }
 
 

@@ -15,7 +15,7 @@ from wizard.core.progress import TaskStatus
 from wizard.core.runner import Event, ExitCode, JobFinished
 from wizard.install.session import Session
 from wizard.install.steps import STEP_IDS
-from wizard.rehearsal import BANNER, Rehearsal
+from wizard.rehearsal import BANNER, PACK_BUNDLES, Rehearsal
 
 pytestmark = [pytest.mark.flow, pytest.mark.lab]
 
@@ -106,14 +106,17 @@ def test_rehearsal_resumes_after_a_cancel(tmp_path: Path) -> None:
         (kubeconfig,) = rehearsal.paths.state.glob("sessions/*/kubeconfig")
         assert stat.S_IMODE(kubeconfig.stat().st_mode) == 0o600
         # The lab's own timeline (what the install-overhead benchmark lays the steps over): the install and the
-        # reboot into the installed system, one cluster however often it was followed, the registry sync.
+        # reboot into the installed system, one cluster however often it was followed, each pack's import, the
+        # registry sync.
         work = rehearsal.lab.timeline.intervals()
         kinds = sorted({(i.category, i.node) for i in work})
         assert kinds == [
             ("cluster", "edge-node-1"),
             ("install", "edge-node-1"),
+            ("pack-import", "console"),
             ("reboot", "edge-node-1"),
             ("registry-sync", "console"),
         ], work
+        assert len([i for i in work if i.category == "pack-import"]) == len(PACK_BUNDLES)
         cluster = next(i for i in work if i.category == "cluster")
         assert cluster.start == created.created_at and cluster.end == created.at(1.0)

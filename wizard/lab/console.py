@@ -408,6 +408,8 @@ class SystemConsoleState:
             failure, self.import_fault = self.import_fault or "", None
             job = PackImport(name, version, size, sha256, now, now + self.import_seconds, failure)
             self.registry.imports.append(job)
+            if self.timeline is not None:
+                self.timeline.record("pack-import", "console", now, job.done_at)
             self._settle_imports(now)
             return job
 

@@ -7,8 +7,9 @@ wizard's steps over it: what a step took beyond the appliance work it waited for
 
 Categories: ``install`` (power-on from the ISO until the installer has finished), ``reboot`` (going down until the
 Local UI answers again, after the install or to apply user data), ``configure`` (a Local UI configuration until it
-is applied), ``content-sync`` (an uploaded bundle reaching a follower), ``cluster`` (create until Running) and
-``registry-sync`` (the system console's pack registry sync).
+is applied), ``content-sync`` (an uploaded bundle reaching a follower), ``cluster`` (create until Running),
+``pack-import`` (an uploaded pack bundle until the registry lists it) and ``registry-sync`` (the system console's
+pack registry sync).
 """
 
 from __future__ import annotations
