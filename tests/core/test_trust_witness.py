@@ -87,3 +87,32 @@ def test_a_pin_added_by_hand_keeps_how_and_gains_the_certificate(tmp_path: Path)
     decide(store, None, TrustKind.TLS, "10.0.0.10", 443, presented=A, pem="PEM")
     entry = store.pinned(TrustKind.TLS, "10.0.0.10", 443) or {}
     assert entry["pem"] == "PEM" and entry["how"] == "added by the operator"
+
+
+def test_a_certificate_the_peer_holds_pins_it(tmp_path: Path) -> None:
+    """A witness that cannot look at the address but reads the peer's own certificates (the cluster's TLS secrets)."""
+    store = TrustStore(tmp_path)
+
+    def cluster(host: str, port: int) -> Sighting:
+        return Sighting("the cluster", holds=(B, A.replace(":", "").lower()))
+
+    decide(store, None, TrustKind.TLS, "10.0.0.10", 443, presented=A, witness=cluster)
+    entry = store.pinned(TrustKind.TLS, "10.0.0.10", 443)
+    assert entry is not None and entry["how"] == "verified: the cluster holds the same certificate"
+
+
+def test_a_certificate_the_peer_does_not_hold_is_left_to_the_operator(tmp_path: Path) -> None:
+    store = TrustStore(tmp_path)
+
+    def cluster(host: str, port: int) -> Sighting:
+        return Sighting("the cluster", holds=(B,))
+
+    with pytest.raises(TrustRefused) as refused:
+        decide(store, None, TrustKind.TLS, "10.0.0.10", 443, presented=A, witness=cluster)
+    assert "the cluster could not confirm it: none of the 1 certificate(s) it holds is the one presented" in (
+        refused.value.message
+    )
+    asked: list[TrustRequest] = []
+    decide(store, lambda r: asked.append(r) or True, TrustKind.TLS, "10.0.0.10", 443, presented=A, witness=cluster)
+    entry = store.pinned(TrustKind.TLS, "10.0.0.10", 443)
+    assert len(asked) == 1 and entry is not None and entry["how"] == "confirmed by the operator"

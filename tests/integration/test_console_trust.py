@@ -1,5 +1,6 @@
 """The system console's certificate, headless: no project can name it (it is made with the cluster) and no one can
-be asked, so the leader, over its pinned SSH session, says which certificate it sees at the VIP."""
+be asked, so the leader, over its pinned SSH session, says which certificate it sees at the VIP; a leader that cannot
+tell leaves it to the cluster, whose TLS secrets the saved admin kubeconfig reads."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from wizard.core.runner import ExitCode
 from wizard.core.trust import TrustKind, TrustStore
 from wizard.headless import run_headless
 from wizard.install.session import Session
+from wizard.lab.knobs import parse_knobs
 from wizard.rehearsal import Rehearsal
 
 pytestmark = [pytest.mark.flow, pytest.mark.lab]
@@ -74,13 +76,15 @@ def test_another_certificate_at_the_vip_than_the_leader_sees_is_refused(tmp_path
 def test_unverifiable_first_contact_refuses_headless_until_the_operator_adds_the_pin(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with Rehearsal(tmp_path / "rehearsal", nodes=1, speed=300) as rehearsal:
+    # The cluster keeps no readable copy of the console's certificate either.
+    with Rehearsal(tmp_path / "rehearsal", nodes=1, speed=300, lab=parse_knobs("console-secret=off")) as rehearsal:
         vip, port = _console(rehearsal)
         assert rehearsal.lab is not None and rehearsal.console is not None
         rehearsal.lab.nodes[0].ssh.shell.extra.pop("openssl")  # a node without openssl cannot testify
         code, text = _run(rehearsal)
         assert code == ExitCode.INSTALL_FAILED, text[-4000:]
         assert "Fingerprint not confirmed" in text and "openssl is not installed on the node" in text
+        assert "none of the 1 certificate(s) it holds is the one presented" in text  # the API server's only
         assert f"trust add {vip}:{port}" in text
         # The operator checks the fingerprint out of band and pins it; the run then resumes to the end.
         monkeypatch.setenv("PALETTE_WIZARD_HOME", str(rehearsal.paths.config.parent))
@@ -121,3 +125,34 @@ def test_the_witness_command_and_parser_match_real_openssl(tmp_path: Path) -> No
         lab_pem = first_certificate(lab_out)
         assert code == 0 and lab_pem is not None
         assert tls_fingerprint(ssl.PEM_cert_to_DER_cert(lab_pem)) == seen
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("variant", [1, 2, 3])
+def test_a_leader_without_openssl_leaves_it_to_the_cluster_through_the_kubeconfig(tmp_path: Path, variant: int) -> None:
+    """Wherever the variant keeps the console's certificate, the cluster's TLS secrets hold it."""
+    with Rehearsal(tmp_path / "rehearsal", nodes=1, speed=300, lab=parse_knobs(f"variant={variant}")) as rehearsal:
+        vip, port = _console(rehearsal)
+        assert rehearsal.lab is not None and rehearsal.console is not None
+        rehearsal.lab.nodes[0].ssh.shell.extra.pop("openssl")
+        code, text = _run(rehearsal)
+        assert code == ExitCode.DONE, text[-4000:]
+        pin = TrustStore(rehearsal.paths.config).pinned(TrustKind.TLS, vip, port)
+        genuine = rehearsal.console.certificate.fingerprint
+    assert pin is not None and pin["fingerprint"].replace(":", "").lower() == genuine.replace(":", "").lower()
+    assert pin["how"] == (
+        "verified: the cluster (its TLS secrets, read with the saved admin kubeconfig) holds the same certificate"
+    )
+
+
+@pytest.mark.timeout(240)
+def test_an_interceptor_is_not_vouched_for_by_the_cluster(tmp_path: Path) -> None:
+    with Rehearsal(tmp_path / "rehearsal", nodes=1, speed=300, console_intercepted=True) as rehearsal:
+        vip, port = _console(rehearsal)
+        assert rehearsal.lab is not None and rehearsal.console is not None
+        rehearsal.lab.nodes[0].ssh.shell.extra.pop("openssl")
+        code, text = _run(rehearsal)
+        assert code == ExitCode.INSTALL_FAILED, text[-4000:]
+        assert "Fingerprint not confirmed" in text and "is the one presented" in text
+        assert TrustStore(rehearsal.paths.config).pinned(TrustKind.TLS, vip, port) is None
+        assert rehearsal.console.state.admin_email == "", "no credential reached the impostor"

@@ -7,20 +7,28 @@ to the VIP from inside the cluster's network — where kube-vip holds the addres
 the certificate it was given. The same certificate on both sides pins it (:func:`wizard.core.trust.decide`);
 another one means something between the jump host and the VIP answers in the cluster's place.
 
-A node without ``openssl``, or that cannot be reached over its pinned SSH session, cannot testify: the decision then
-falls back to the operator (or a refusal, headless). Nodes are asked in order (the leader first) until one can tell.
+A node without ``openssl``, or that cannot be reached over its pinned SSH session, cannot testify. The cluster itself
+is asked next, through the admin kubeconfig the wizard saved (it came from the leader's pinned Local UI, and it pins
+the cluster's CA): the TLS certificates the cluster keeps as ``kubernetes.io/tls`` secrets. Which secret the console
+serves is not published (I), so none is singled out: a presented certificate among them is the cluster's, since
+only the cluster has its key. When no one can tell, the decision falls back to the operator (or a refusal,
+headless). Witnesses are asked in order (the leader first, the cluster last) until one can tell.
 """
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import logging
 import re
 import shlex
 import ssl
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Protocol
 
+from wizard.appliance.kube import kube_get
 from wizard.appliance.ssh import SSHClient, SSHError
 from wizard.core.errors import WizardError
 from wizard.core.trust import Sighting, tls_fingerprint
@@ -85,17 +93,71 @@ class NodeWitness:
         return Sighting(who, tls_fingerprint(ssl.PEM_cert_to_DER_cert(pem)))
 
 
-def first_able(witnesses: Sequence[NodeWitness]) -> Callable[[str, int], Sighting]:
-    """A witness that asks each node in turn until one can tell (a node may be rebooting or lack openssl)."""
+#: The cluster's TLS secrets, whatever their namespace (the API filters by type; the client checks again).
+TLS_SECRETS = "/api/v1/secrets?fieldSelector=type%3Dkubernetes.io%2Ftls"
+
+
+@dataclass(frozen=True)
+class ClusterWitness:
+    """The cluster, through the admin kubeconfig at ``kubeconfig`` (read when asked: it is saved by the cluster
+    step)."""
+
+    kubeconfig: Path
+    timeout: float = 15.0
+    name: str = "the cluster"
+
+    def __call__(self, host: str, port: int) -> Sighting:
+        who = "the cluster (its TLS secrets, read with the saved admin kubeconfig)"
+        if not self.kubeconfig.is_file():
+            return Sighting(who, note=f"no kubeconfig at {self.kubeconfig} yet")
+        try:
+            listed = kube_get(self.kubeconfig, TLS_SECRETS, timeout=self.timeout)
+        except WizardError as exc:
+            return Sighting(who, note=f"{exc.title}: {exc.message}")
+        held = sorted(set(secret_certificates(listed)))
+        if not held:
+            return Sighting(who, note="the cluster keeps no TLS certificate this account can read")
+        return Sighting(who, holds=tuple(held))
+
+
+def secret_certificates(listed: dict[str, Any] | None) -> list[str]:
+    """The fingerprint of each TLS secret's own certificate (the first of its ``tls.crt``) in a SecretList."""
+    out = []
+    for item in (listed or {}).get("items") or []:
+        if not isinstance(item, dict) or item.get("type", "kubernetes.io/tls") != "kubernetes.io/tls":
+            continue
+        encoded = (item.get("data") or {}).get("tls.crt")
+        if not isinstance(encoded, str):
+            continue
+        try:
+            pem = first_certificate(base64.b64decode(encoded, validate=True).decode("ascii"))
+        except (ValueError, UnicodeDecodeError):
+            continue
+        if pem is not None:
+            out.append(tls_fingerprint(ssl.PEM_cert_to_DER_cert(pem)))
+    return out
+
+
+class NamedWitness(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    def __call__(self, host: str, port: int) -> Sighting: ...
+
+
+def first_able(witnesses: Sequence[NamedWitness]) -> Callable[[str, int], Sighting]:
+    """A witness that asks each in turn until one can tell (a node may be rebooting or lack openssl)."""
 
     def ask(host: str, port: int) -> Sighting:
-        notes = []
+        notes: list[str] = []
         for witness in witnesses:
             sighting = witness(host, port)
             if sighting.fingerprint is not None:
                 return sighting
+            if sighting.holds:  # what the ones before could not tell goes with it, in case it cannot either
+                return replace(sighting, note="; ".join(notes))
             log.info("%s cannot vouch for %s:%d: %s", witness.name, host, port, sighting.note)
             notes.append(f"{witness.name}: {sighting.note}")
-        return Sighting("the nodes", note="; ".join(notes) or "no node to ask")
+        return Sighting("no witness", note="; ".join(notes) or "none to ask")
 
     return ask

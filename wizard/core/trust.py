@@ -89,6 +89,9 @@ class Sighting:
     witness: str  # who looked, over which trusted channel
     fingerprint: str | None = None
     note: str = ""
+    #: Certificates the peer is known to hold (its own store, read over a trusted channel) when the witness cannot
+    #: look at the address itself: a presented one among them is the peer's, as only the peer has its key.
+    holds: tuple[str, ...] = ()
 
 
 #: Asked on first contact with ``host:port``: the certificate a trusted channel sees there.
@@ -299,7 +302,17 @@ def decide(
                 f"device on {host}); if you verified the certificate yourself, pin it with `palette-wizard trust add "
                 f"{host}:{port} FINGERPRINT`",
             )
-        unsettled = f" ({sighting.witness} could not confirm it: {sighting.note})"
+        if any(same_fingerprint(held, presented) for held in sighting.holds):
+            store.pin(
+                kind, host, port, presented, pem=pem, how=f"verified: {sighting.witness} holds the same certificate"
+            )
+            return
+        if sighting.holds:  # its note, if any, says why the witnesses before it could not tell
+            note = f"none of the {len(sighting.holds)} certificate(s) it holds is the one presented"
+            earlier = f"{sighting.note}; " if sighting.note else ""
+            unsettled = f" ({earlier}{sighting.witness} could not confirm it: {note})"
+        else:
+            unsettled = f" ({sighting.witness} could not confirm it: {sighting.note})"
     if confirm is None:
         if request.changed:
             raise TrustChanged(request)

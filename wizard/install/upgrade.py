@@ -68,7 +68,7 @@ from wizard.install.steps.console import (
     console_password,
 )
 from wizard.install.steps.credentials import CredentialsStep
-from wizard.install.steps.localui import KUBECONFIG, sftp_transfer, transfer_mode
+from wizard.install.steps.localui import kubeconfig_path, sftp_transfer, transfer_mode
 from wizard.install.steps.nodes import Pacing, connector, endpoint, leader_and_followers, session_folder
 from wizard.install.steps.preflight import ReportJob, _Board, _has_blocker, post_recorded
 
@@ -119,14 +119,6 @@ def upgrade_request(ctx: StepContext) -> UpgradeRequest:
         },
         secret_names={name: ref.key for name, ref in settings.secret_variables},
     )
-
-
-def kubeconfig_of(ctx: StepContext) -> Path:
-    """Where the install saved the admin kubeconfig (the upgrade saves the cluster's again there)."""
-    created = ctx.result("cluster/create")
-    if created.get("kubeconfig"):
-        return Path(str(created["kubeconfig"]))
-    return ctx.project.cluster.kubeconfig or session_folder(ctx) / KUBECONFIG
 
 
 def _version(text: object) -> Version | None:
@@ -320,7 +312,7 @@ class AssessStep(Step):
     def jobs(self, ctx: StepContext) -> list[Job]:
         leader, followers = leader_and_followers(ctx)
         named = _version(ctx.result("bundle/verify").get("name_version"))
-        kubeconfig = kubeconfig_of(ctx)
+        kubeconfig = kubeconfig_path(ctx)
         plan = AssessPlan(
             ctx.project.name,
             named,
@@ -470,7 +462,7 @@ class FollowStep(Step):
                 endpoint(ctx, leader),
                 connector(ctx, pace),
                 ctx.project.name,
-                kubeconfig_of(ctx),
+                kubeconfig_path(ctx),
                 target=_version(ctx.result("update/submit").get("target")),
                 previous=_version(ctx.result(ASSESS_JOB).get("current")),
                 poll_interval=pace.cluster_poll,
@@ -556,7 +548,7 @@ class UpgradeValidateStep(Step):
         console = None
         if ctx.project.console is not None:
             console = (console_endpoint(ctx), console_connector(ctx, pace), console_password(ctx))
-        kubeconfig = kubeconfig_of(ctx)
+        kubeconfig = kubeconfig_path(ctx)
         from wizard.install.steps.console import kube_api_address
 
         vip = ctx.project.network.vip

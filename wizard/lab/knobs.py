@@ -163,6 +163,14 @@ KNOBS: tuple[Knob, ...] = (
         _switch,
     ),
     Knob(
+        "console-secret",
+        "the cluster keeps the system console's certificate as a TLS secret its admin can read (where one is "
+        "kept is the variant's); off: it keeps none, so only the nodes can vouch for the certificate",
+        "on",
+        "on or off",
+        _switch,
+    ),
+    Knob(
         "install-error",
         "the node's installer fails with this message",
         "none",

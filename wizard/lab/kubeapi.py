@@ -1,7 +1,8 @@
 """The management cluster's Kubernetes API endpoint at the VIP (TCP 6443), as far as the wizard looks at it.
 
 The wizard checks that the API answers where the kubeconfig points (``cluster.ports`` in the validate step) and lists
-the pods the docs' validation looks at (``kubectl get pods -A`` with the admin kubeconfig), so the lab serves what a
+the pods the docs' validation looks at (``kubectl get pods -A`` with the admin kubeconfig), and the wizard asks the
+cluster which TLS certificates it holds (``/api/v1/secrets``, to vouch for the console's), so the lab serves what a
 kube-apiserver shows: to anyone, ``/livez``, ``/readyz`` and ``/healthz`` answer ``ok`` once the cluster runs (503
 before) and ``/version`` the build; to a caller with the admin client certificate of the cluster's PKI
 (:mod:`wizard.lab.kubepki`), ``/api/v1/pods`` lists the management plane's pods (:func:`cluster_pods`); everything
@@ -10,11 +11,13 @@ else is 401 without credentials.
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
 from typing import Any, cast
+from urllib.parse import parse_qs, urlsplit
 
 from wizard.lab.kubepki import ClusterPKI
 from wizard.lab.tlsserver import BackgroundServer, TLSHTTPServer
@@ -73,6 +76,15 @@ def cluster_pods(ingress: str, running: bool) -> list[dict[str, Any]]:
     ]
 
 
+def tls_secret(namespace: str, name: str, cert_pem: str) -> dict[str, Any]:
+    """A ``kubernetes.io/tls`` Secret as the API lists it (``tls.key`` is left out: nothing here reads it)."""
+    return {
+        "metadata": {"name": name, "namespace": namespace},
+        "type": "kubernetes.io/tls",
+        "data": {"tls.crt": base64.b64encode(cert_pem.encode("ascii")).decode("ascii")},
+    }
+
+
 class _Server(TLSHTTPServer):
     def __init__(
         self,
@@ -83,10 +95,12 @@ class _Server(TLSHTTPServer):
         timeout: float,
         *,
         storage: Callable[[], dict[str, Any]],
+        secrets: Callable[[], list[dict[str, Any]]],
     ) -> None:
         self.ready = ready
         self.pods = pods
         self.storage = storage
+        self.secrets = secrets
         super().__init__(address, pki.server_context(), _Handler, socket_timeout=timeout, label="kube-api")
 
 
@@ -120,6 +134,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(200, json.dumps(KUBE_VERSION).encode(), "application/json")
         elif path == "/api/v1/pods" and self._admin():
             body = {"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": server.pods()}
+            self._reply(200, json.dumps(body).encode(), "application/json")
+        elif path == "/api/v1/secrets" and self._admin():
+            wanted = parse_qs(urlsplit(self.path).query).get("fieldSelector", [""])[0]
+            items = [i for i in server.secrets() if wanted in ("", f"type={i.get('type')}")]
+            body = {"kind": "SecretList", "apiVersion": "v1", "metadata": {}, "items": items}
             self._reply(200, json.dumps(body).encode(), "application/json")
         elif path == f"/api/v1/namespaces/{ZOT_NAMESPACE}/persistentvolumeclaims" and self._admin():
             modes = list(server.storage().get("zot_modes") or ["ReadWriteOnce"])
@@ -164,19 +183,24 @@ class KubeAPIServer(BackgroundServer):
         socket_timeout: float = 15.0,
         netns: str | None = None,
         storage: Callable[[], dict[str, Any]] = lambda: SOUND_STORAGE,
+        secrets: Callable[[], list[dict[str, Any]]] = list,
     ) -> None:
-        """``storage``: the Zot PVC's access modes and the HA storage class's parameters (None: no such class)."""
+        """``storage``: the Zot PVC's access modes and the HA storage class's parameters (None: no such class);
+        ``secrets``: what ``/api/v1/secrets`` lists to the admin (:func:`tls_secret`)."""
         super().__init__(host=host, port=port, label="kube-api", netns=netns)
         self.pki = pki
         self.ready = ready
         self.pods = pods
         self.storage = storage
+        self.secrets = secrets
         self.socket_timeout = socket_timeout
         if port:  # a port fixed up front is the API's from now on: a kubeconfig written before it listens names it
             self._started()
 
     def _make_server(self, address: tuple[str, int]) -> TLSHTTPServer:
-        return _Server(address, self.pki, self.ready, self.pods, self.socket_timeout, storage=self.storage)
+        return _Server(
+            address, self.pki, self.ready, self.pods, self.socket_timeout, storage=self.storage, secrets=self.secrets
+        )
 
     def _started(self) -> None:
         with _PORTS_LOCK:

@@ -225,6 +225,15 @@ POINTS: tuple[Point, ...] = (
         ),
     ),
     Point(
+        "kube.console-secret",
+        "the Secret (namespace, name) holding the system console's certificate",
+        (
+            _a(("ui-system", "ui-tls"), f"{REF} §1.6 (I): the console's namespace"),
+            _a(("hubble-system", "palette-tls"), f"{REF} §1.6 (I): the management plane's namespace"),
+            _a(("cp-system", "spectro-cp-tls"), f"{REF} §1.6 (I): the control plane UI's namespace"),
+        ),
+    ),
+    Point(
         "localui.hash-case",
         "the case of uploaded-content sha256Hash",
         (

@@ -86,7 +86,7 @@ from wizard.lab.httpfaults import HttpFaults
 from wizard.lab.keep import lab_state, read_state, write_state
 from wizard.lab.knobs import NONE as NO_KNOBS
 from wizard.lab.knobs import LabKnobError, LabKnobs, parse_knobs
-from wizard.lab.kubeapi import KUBE_API_PORT, SOUND_STORAGE, KubeAPIServer, cluster_pods
+from wizard.lab.kubeapi import KUBE_API_PORT, SOUND_STORAGE, KubeAPIServer, cluster_pods, tls_secret
 from wizard.lab.lab import Lab, LabNode
 from wizard.lab.node import CONFIGURE_SECONDS, DEFAULT_CLUSTER_TIMELINE, DEFAULT_UPGRADE_TIMELINE
 from wizard.lab.registry import pack_identity
@@ -121,6 +121,7 @@ KEPT_KNOBS = frozenset(
         "variant",
         "bonded",
         "console-intercepted",
+        "console-secret",
         "upgrade-to",
         "seed",
         "console-certificate",
@@ -686,9 +687,24 @@ class Rehearsal:
             pods=lambda: cluster_pods(profile.ingress, cluster_running()),
             storage=self._storage,
             port=KUBE_API_PORT if lab.network is not None else (ports[1] if ports else _free_port(vip)),
+            secrets=self._tls_secrets,
         )
         lab.serve_at_vip(self.kube_api)
         return self.console
+
+    def _tls_secrets(self) -> list[dict[str, Any]]:
+        """The cluster's TLS secrets: the API server's own and, unless ``--lab console-secret=off``, the certificate
+        the console serves now (the operator's once given), where the variant keeps it."""
+        out = []
+        if self.kube_pki is not None:
+            out.append(
+                tls_secret("kube-system", "apiserver-tls", self.kube_pki.server_cert.read_text(encoding="ascii"))
+            )
+        console = self.console
+        if console is not None and self.knobs.get("console-secret", True):
+            namespace, name = Variant(self.knobs.variant)("kube.console-secret")
+            out.append(tls_secret(namespace, name, console.certificate.cert_path.read_text(encoding="ascii")))
+        return out
 
     def _storage(self) -> dict[str, Any]:
         """The cluster's storage as the release it plays left it: 4.7.15's Zot claim is ReadWriteMany and 4.7.27's

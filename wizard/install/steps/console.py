@@ -22,7 +22,7 @@ from wizard.appliance.packs import UploadPackJob, packs_inputs
 from wizard.appliance.ssh import SSHClient
 from wizard.appliance.statuswords import CLUSTER_STATE
 from wizard.appliance.versions import LOCALUI_SYNC_FROM, ApplianceIdentity
-from wizard.appliance.witness import NodeWitness, first_able
+from wizard.appliance.witness import ClusterWitness, NodeWitness, first_able
 from wizard.core.cancel import CancelToken
 from wizard.core.checks.catalog import CheckResult
 from wizard.core.checks.ports import check_ports
@@ -34,7 +34,7 @@ from wizard.core.project import Node
 from wizard.core.report import read_journal_file, summarize, write_run_report
 from wizard.core.trust import TrustStore
 from wizard.install.steps.appliance import detected, upload_problems
-from wizard.install.steps.localui import sftp_transfer, transfer_mode
+from wizard.install.steps.localui import kubeconfig_path, sftp_transfer, transfer_mode
 from wizard.install.steps.nodes import Pacing, connector, endpoint, leader_and_followers, session_folder
 
 log = logging.getLogger(__name__)
@@ -50,14 +50,15 @@ def console_endpoint(ctx: StepContext) -> ConsoleEndpoint:
 
 def console_connector(ctx: StepContext, pacing: Pacing) -> ConsoleConnector:
     """Opens console clients; on first contact the nodes, over their pinned SSH sessions, vouch for the certificate
-    they see at the VIP (the leader first), so the run pins it without a prompt when both sides see the same."""
+    they see at the VIP (the leader first), then the cluster through the saved kubeconfig for the certificates it
+    holds, so the run pins it without a prompt when both sides agree."""
     trust = TrustStore(ctx.paths.config)
     return ConsoleConnector(
         trust,
         ctx.confirm,
         timeout=pacing.localui_timeout,
         retry=pacing.retry,
-        witness=first_able(node_witnesses(ctx, pacing, trust)),
+        witness=first_able([*node_witnesses(ctx, pacing, trust), ClusterWitness(kubeconfig_path(ctx))]),
     )
 
 

@@ -4,6 +4,7 @@ bundle, create the cluster."""
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 from wizard.appliance.bundles import TRANSFER_SFTP, SftpTransfer, UploadContentJob
 from wizard.appliance.cluster import ClusterRequest, CreateClusterJob
@@ -20,6 +21,7 @@ from wizard.core.problems import Problem
 from wizard.core.project import Node, Project, join_path
 from wizard.core.trust import TrustStore
 from wizard.install.steps.appliance import detected, upload_problems
+from wizard.install.steps.media import identity_seed
 from wizard.install.steps.nodes import (
     DEFAULT_PASSWORD,
     Pacing,
@@ -30,6 +32,14 @@ from wizard.install.steps.nodes import (
 )
 
 KUBECONFIG = "kubeconfig"
+
+
+def kubeconfig_path(ctx: StepContext) -> Path:
+    """Where the install saved the admin kubeconfig (an upgrade saves the cluster's again there)."""
+    created = ctx.result("cluster/create")
+    if created.get("kubeconfig"):
+        return Path(str(created["kubeconfig"]))
+    return ctx.project.cluster.kubeconfig or session_folder(ctx) / KUBECONFIG
 
 
 def transfer_mode(project: Project) -> str:
@@ -229,8 +239,11 @@ class PasswordStep(Step):
             return []
         new = ctx.secrets.require(ref, "appliance.password")
         conn = connector(ctx, self.pacing)
+        seeded = identity_seed(ctx)  # the seed set the password already
         jobs: list[Job] = [
-            ReplacePasswordJob(replace(endpoint(ctx, node), password=DEFAULT_PASSWORD), new, conn, step=self.id)
+            ReplacePasswordJob(
+                replace(endpoint(ctx, node), password=DEFAULT_PASSWORD), new, conn, step=self.id, seeded=seeded
+            )
             for node in ctx.project.nodes
         ]
         self.parallel = max(1, len(jobs))
