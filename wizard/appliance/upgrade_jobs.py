@@ -309,7 +309,7 @@ class SubmitUpdateJob(Job):
             configuration = update_configuration(current, self.request.cluster, archive.details.path, answers)
             method = submit_update(client, self.request.cluster, archive.details.path, configuration)
         said = f" ({target})" if target else ""
-        report.finish(f"Update{said} applied through {method}")
+        report.finish(f"Update{said} handed to {self.leader.name}; the cluster applies it now")  # the API call: logged
         log.info("update archive %s applied to %s through %s", archive.details.path, self.request.cluster, method)
         return {
             "archive": archive.details.path,
