@@ -9,8 +9,14 @@ certificate) → Welcome with the unfinished session, then desktop rehearsals on
 Activation and Summary while and after the nodes install, a node whose install fails, a whole run, and the Upgrade
 page on a kept rehearsal, saving one PNG per state; also the Review page, the Run page's steps during and after a
 rehearsal, the manual boot checklist and the cluster's conditions. ``--dark`` takes the same set with a dark palette.
-Works offscreen or under ``xvfb-run -a``. Everything it writes (journals, logs, the sample project and its ISO, the
-rehearsal, a MAAS region) goes to a temporary folder; the OS keyring is not touched.
+Works offscreen or under ``xvfb-run -a``. The 150 % set (``docs/screenshots/scaled-150``) is taken on a 1920×1080
+offscreen screen::
+
+    QT_SCALE_FACTOR=1.5 QT_QPA_PLATFORM=offscreen:configfile=tests/ui/offscreen-1080p.json \
+        python tests/ui/screenshots.py docs/screenshots/scaled-150
+
+Everything it writes (journals, logs, the sample project and its ISO, the rehearsal, a MAAS region) goes to a
+temporary folder; the OS keyring is not touched.
 """
 
 from __future__ import annotations
