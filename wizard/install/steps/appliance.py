@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from abc import abstractmethod
 from collections.abc import Mapping
 from typing import Any
 
@@ -140,13 +141,15 @@ class ApplianceReadJob(Job):
             self.board.post(self.id, results)
         return self.finish(identity, results, report)
 
+    @abstractmethod
     def judge(
         self, identity: ApplianceIdentity, notes: list[str], report: Reporter, cancel: CancelToken
     ) -> list[CheckResult]:
-        raise NotImplementedError
+        """The checks of what was read (``notes``: what was odd about it)."""
 
+    @abstractmethod
     def finish(self, identity: ApplianceIdentity, results: list[CheckResult], report: Reporter) -> dict[str, Any]:
-        raise NotImplementedError
+        """The job's facts, once the checks are posted."""
 
 
 class IdentifyJob(ApplianceReadJob):
