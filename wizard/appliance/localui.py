@@ -4,7 +4,7 @@ Sessions: the login token goes in ``Authorization`` as is (the docs' example has
 cookie of that name the Local UI itself sets (reference §10.3), so a node that reads only one of them accepts it. A
 token lives 2 h, so the client renews it when less than :data:`RENEW_MARGIN` is left (by its injectable clock) and
 logs in again once when a request still gets a 401 (the node rebooted, or someone logged the session out). Closing
-the client logs its session out.
+the client logs its session out, or hands it to the run's pool (:mod:`wizard.appliance.localui_sessions`).
 
 Transient faults follow the one :class:`~wizard.core.http.RetryPolicy`: idempotent requests are retried below the
 client; a request that is not idempotent and whose outcome is unknown is resent only after the state says it did not
@@ -256,7 +256,8 @@ class LocalUIClient:
         )
 
     def close(self) -> None:
-        """Log the session out (once, briefly: a node that went away lets it expire) and close the connection."""
+        """Hand a live session to the run's pool, else log it out (once, briefly: a node that went away lets it
+        expire); close the connection."""
         try:
             if self._token is not None and self._expires_at > self._clock():
                 kept = PooledSession(self._token, self._expires_at, self._logout_kept)
