@@ -4,6 +4,7 @@ kubeconfig, as ``kubectl get pods -A`` does it."""
 from __future__ import annotations
 
 import base64
+import random
 import textwrap
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 from wizard.appliance.kube import judge_pods, list_pods
 from wizard.appliance.versions import ApplianceIdentity, Version
 from wizard.core.errors import WizardError
+from wizard.core.http import RetryPolicy
 from wizard.lab import kubepki
 from wizard.lab.kubeapi import KubeAPIServer, cluster_pods
 
@@ -45,8 +47,20 @@ def kubeconfig(path: Path, server: str, ca: bytes, cert: bytes, key: bytes) -> P
     return path
 
 
+class CountingRetry(RetryPolicy):
+    """The default policy, counting how often it was asked for a delay (each is a retry)."""
+
+    asked = 0
+
+    def delay(self, failures: int, rng: random.Random | None = None) -> float:
+        type(self).asked += 1
+        return super().delay(failures, rng)
+
+
 @pytest.mark.parametrize("ingress", ["traefik", "ingress-nginx"])
 def test_pods_are_listed_with_the_admin_certificate(tmp_path: Path, ingress: str) -> None:
+    CountingRetry.asked = 0
+    counting = CountingRetry()
     pki = kubepki.create(tmp_path / "pki", VIP)
     server = KubeAPIServer(pki, lambda: True, host=VIP, port=0, pods=lambda: cluster_pods(ingress, True))
     server.start()
@@ -60,8 +74,9 @@ def test_pods_are_listed_with_the_admin_certificate(tmp_path: Path, ingress: str
         # A certificate the cluster CA did not sign is no admin: the pod list is refused.
         other = kubepki.create(tmp_path / "other", "127.0.0.2")
         stranger = kubeconfig(tmp_path / "x.conf", url, pki.ca_pem, other.client_cert_pem, other.client_key_pem)
-        with pytest.raises(WizardError):
-            list_pods(stranger)
+        with pytest.raises(WizardError, match="ALERT"):
+            list_pods(stranger, retry=counting)  # a refusal by TLS alert: not sent again
+        assert counting.asked == 0
         # A server the kubeconfig's CA did not sign is not trusted either.
         wrong_ca = kubeconfig(tmp_path / "y.conf", url, other.ca_pem, pki.client_cert_pem, pki.client_key_pem)
         with pytest.raises(WizardError, match="unreachable"):
@@ -77,3 +92,24 @@ def test_a_kubeconfig_without_certificates_is_refused_clearly(tmp_path: Path) ->
     path.write_text("clusters: [{name: c, cluster: {server: https://x}}]\nusers: [{name: u, user: {token: t}}]\n")
     with pytest.raises(WizardError, match="no embedded CA and client certificate"):
         list_pods(path)
+
+
+def test_reads_ride_out_transient_5xx(tmp_path: Path) -> None:
+    """Half the API's answers are 500/502/503 first (the lab's http-5xx knob): every read still gets through."""
+    from wizard.core.http import DEFAULT_RETRY
+    from wizard.lab.httpfaults import HttpFaults
+
+    pki = kubepki.create(tmp_path / "pki", VIP)
+    faults = HttpFaults(0.5, seed=3, label="kube-api")
+    server = KubeAPIServer(
+        pki, lambda: True, host=VIP, port=0, pods=lambda: cluster_pods("traefik", True), faults=faults
+    )
+    server.start()
+    try:
+        url = f"https://{VIP}:{server.port}"
+        good = kubeconfig(tmp_path / "admin.conf", url, pki.ca_pem, pki.client_cert_pem, pki.client_key_pem)
+        for _ in range(6):
+            assert list_pods(good, retry=DEFAULT_RETRY.scaled(0.01))
+        assert faults.injected > 0
+    finally:
+        server.stop()

@@ -24,6 +24,7 @@ import yaml
 
 from wizard.appliance.versions import TRAEFIK_FROM, ApplianceIdentity
 from wizard.core.errors import WizardError
+from wizard.core.http import DEFAULT_RETRY, RetryPolicy, RetryTransport
 
 #: The docs' validation: every pod in these namespaces Running.
 MANAGEMENT_NAMESPACES = ("cp-system", "hubble-system", "jet-system", "ui-system")
@@ -71,8 +72,11 @@ def _kubeconfig_parts(path: Path) -> tuple[str, bytes, bytes, bytes]:
         ) from exc
 
 
-def kube_get(kubeconfig: Path, path: str, *, timeout: float = 15.0) -> dict[str, Any] | None:
-    """``GET path`` on the cluster's API as the admin: the JSON object, or None for a 404."""
+def kube_get(
+    kubeconfig: Path, path: str, *, timeout: float = 15.0, retry: RetryPolicy = DEFAULT_RETRY
+) -> dict[str, Any] | None:
+    """``GET path`` on the cluster's API as the admin: the JSON object, or None for a 404. A GET is idempotent: 5xx,
+    resets and timeouts are retried by the one policy."""
     server, ca, cert, key = _kubeconfig_parts(kubeconfig)
     folder = Path(tempfile.mkdtemp(prefix="palette-kube-"))
     try:
@@ -89,7 +93,8 @@ def kube_get(kubeconfig: Path, path: str, *, timeout: float = 15.0) -> dict[str,
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     try:
-        with httpx.Client(base_url=server, verify=ctx, timeout=timeout) as http:
+        transport = RetryTransport(httpx.HTTPTransport(verify=ctx), retry, label=f"Kubernetes API {server}")
+        with httpx.Client(base_url=server, transport=transport, timeout=timeout) as http:
             r = http.get(path)
     except httpx.HTTPError as exc:
         raise WizardError(
@@ -108,9 +113,9 @@ def kube_get(kubeconfig: Path, path: str, *, timeout: float = 15.0) -> dict[str,
     return data if isinstance(data, dict) else None
 
 
-def list_pods(kubeconfig: Path, *, timeout: float = 15.0) -> list[Pod]:
+def list_pods(kubeconfig: Path, *, timeout: float = 15.0, retry: RetryPolicy = DEFAULT_RETRY) -> list[Pod]:
     """Every pod of the cluster, as the admin sees it."""
-    data = kube_get(kubeconfig, "/api/v1/pods", timeout=timeout)
+    data = kube_get(kubeconfig, "/api/v1/pods", timeout=timeout, retry=retry)
     items: Any = (data or {}).get("items")
     return [
         Pod(

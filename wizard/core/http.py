@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import random
+import ssl
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
@@ -189,6 +190,20 @@ def fault_of(exc: BaseException) -> str:
     return f"connection lost ({exc.__class__.__name__})"
 
 
+def tls_refusal(exc: BaseException) -> bool:
+    """Whether a lost connection was the peer refusing the TLS session with an alert (our client certificate, say:
+    TLS 1.3 sends that after the handshake, so it surfaces as a read error). Sending again gets the same alert."""
+    cause: BaseException | None = exc
+    for _ in range(4):  # httpx wraps httpcore's error, which wraps the ssl module's
+        cause = cause.__cause__ or cause.__context__ if cause is not None else None
+        if isinstance(cause, ssl.SSLError):
+            break
+    if not isinstance(cause, ssl.SSLError) or isinstance(cause, ssl.SSLEOFError | ssl.SSLZeroReturnError):
+        return False
+    reason = str(getattr(cause, "reason", "") or "")
+    return "ALERT" in reason and "INTERNAL_ERROR" not in reason
+
+
 class RetryTransport(httpx.BaseTransport):
     """Applies a :class:`RetryPolicy` below an httpx client: idempotent requests are sent again after a 5xx, a reset
     or a timeout (their answer is read here, so a body cut off halfway counts too), any request after a 429; one
@@ -222,7 +237,7 @@ class RetryTransport(httpx.BaseTransport):
                     response = _buffered(response, request)
             except TRANSIENT_ERRORS as exc:
                 failures += 1
-                if not idempotent or failures >= policy.attempts:
+                if not idempotent or failures >= policy.attempts or tls_refusal(exc):
                     raise
                 self._pause(request, fault_of(exc), failures, policy.delay(failures, self.rng))
                 continue

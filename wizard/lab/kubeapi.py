@@ -19,6 +19,8 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
+from wizard.lab.httpfaults import NONE as NO_FAULTS
+from wizard.lab.httpfaults import HttpFaults
 from wizard.lab.kubepki import ClusterPKI
 from wizard.lab.tlsserver import BackgroundServer, TLSHTTPServer
 
@@ -96,11 +98,13 @@ class _Server(TLSHTTPServer):
         *,
         storage: Callable[[], dict[str, Any]],
         secrets: Callable[[], list[dict[str, Any]]],
+        faults: HttpFaults,
     ) -> None:
         self.ready = ready
         self.pods = pods
         self.storage = storage
         self.secrets = secrets
+        self.faults = faults
         super().__init__(address, pki.server_context(), _Handler, socket_timeout=timeout, label="kube-api")
 
 
@@ -125,6 +129,10 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         server = cast(_Server, self.server)
         path = self.path.split("?", 1)[0]
+        fault = server.faults.take()
+        if fault is not None:  # the http-5xx knob: answered before anything is done
+            self._reply(fault, server.faults.message(fault).encode())
+            return
         if path in ("/livez", "/readyz", "/healthz"):
             if server.ready():
                 self._reply(200, b"ok")
@@ -184,22 +192,32 @@ class KubeAPIServer(BackgroundServer):
         netns: str | None = None,
         storage: Callable[[], dict[str, Any]] = lambda: SOUND_STORAGE,
         secrets: Callable[[], list[dict[str, Any]]] = list,
+        faults: HttpFaults = NO_FAULTS,
     ) -> None:
         """``storage``: the Zot PVC's access modes and the HA storage class's parameters (None: no such class);
-        ``secrets``: what ``/api/v1/secrets`` lists to the admin (:func:`tls_secret`)."""
+        ``secrets``: what ``/api/v1/secrets`` lists to the admin (:func:`tls_secret`); ``faults``: the share of
+        requests answered 5xx first (the ``http-5xx`` knob)."""
         super().__init__(host=host, port=port, label="kube-api", netns=netns)
         self.pki = pki
         self.ready = ready
         self.pods = pods
         self.storage = storage
         self.secrets = secrets
+        self.faults = faults
         self.socket_timeout = socket_timeout
         if port:  # a port fixed up front is the API's from now on: a kubeconfig written before it listens names it
             self._started()
 
     def _make_server(self, address: tuple[str, int]) -> TLSHTTPServer:
         return _Server(
-            address, self.pki, self.ready, self.pods, self.socket_timeout, storage=self.storage, secrets=self.secrets
+            address,
+            self.pki,
+            self.ready,
+            self.pods,
+            self.socket_timeout,
+            storage=self.storage,
+            secrets=self.secrets,
+            faults=self.faults,
         )
 
     def _started(self) -> None:

@@ -688,6 +688,7 @@ class Rehearsal:
             storage=self._storage,
             port=KUBE_API_PORT if lab.network is not None else (ports[1] if ports else _free_port(vip)),
             secrets=self._tls_secrets,
+            faults=HttpFaults(self.knobs.http_5xx, seed=self.knobs.seed, label="kube-api"),
         )
         lab.serve_at_vip(self.kube_api)
         return self.console
