@@ -21,6 +21,7 @@ from wizard.appliance.console import (
 )
 from wizard.appliance.console_jobs import ActivateJob, ConsoleSetupJob, RegistrySyncJob, wait_for_console
 from wizard.appliance.packs import RegistryEntry, find_pack, pack_identity
+from wizard.appliance.sessions import SessionPool
 from wizard.core.cancel import CancelToken
 from wizard.core.http import DEFAULT_RETRY
 from wizard.core.progress import Progress
@@ -152,6 +153,37 @@ def test_token_expiry_logs_in_again(
             state._sessions.clear()
         assert client.version() == state.version
         assert client._token not in (first, second)
+
+
+def test_the_jobs_of_a_run_share_one_console_session(
+    where: ConsoleEndpoint, connector: ConsoleConnector, state: SystemConsoleState, clock: ManualClock
+) -> None:
+    """Issue 20, finding 9: the system API has no logout, so every login left a session behind for 15 minutes (one per
+    console job). With the run's pool the jobs after the first login share the operator's session."""
+    pool = SessionPool()
+    connector.pool = pool  # as the install's connector has the run's
+    _set_up(where, connector)
+    assert state.logins == 2  # admin/admin, then the proof that the new password is the one that works
+    _run(ActivateJob(where, connector, NEW_PASSWORD, key=None))
+    _run(ActivateJob(where, connector, NEW_PASSWORD, key=state.issue_activation_key().key))
+    with connector.open(where, NEW_PASSWORD) as client:
+        assert client.version() == state.version
+    assert state.logins == 2
+    # A kept session near its end is not handed out: the next client logs in (and keeps its own).
+    clock.advance(TOKEN_TTL - 30)
+    with connector.open(where, NEW_PASSWORD) as client:
+        client.activation()
+    assert state.logins == 3
+    # The console forgot every session (Palette restarted): one 401, one login, the job goes on.
+    with state.lock:
+        state._sessions.clear()
+    with connector.open(where, NEW_PASSWORD) as client:
+        assert client.activation().active
+    assert state.logins == 4
+    # A session made with another password is never reused for this one.
+    with connector.open(where, DEFAULT_PASSWORD) as client, pytest.raises(ConsoleLoginFailed):
+        client.activation()
+    pool.close()  # the run ends: nothing to send (no logout), nothing raised
 
 
 def test_palette_not_up_yet_is_waited_out(

@@ -11,7 +11,7 @@ import pytest
 
 from tests.integration.test_localui_client import Harness, make_harness
 from wizard.appliance.localui import P_LOGIN, P_LOGOUT
-from wizard.appliance.localui_sessions import PooledSession, SessionPool
+from wizard.appliance.sessions import PooledSession, SessionPool
 from wizard.lab import Lab, ManualClock
 
 pytestmark = pytest.mark.lab

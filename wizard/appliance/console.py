@@ -6,7 +6,10 @@ lives 15 minutes, so the client logs in again shortly before that (by its inject
 request still gets a 401. A fresh install only accepts ``admin``/``admin`` and insists on a new password with the
 admin's email (``PATCH /v1/system/admin/password/reset``) before anything else. The certificate is self-signed until
 the operator replaces it, so TLS is verified by the OS store or pinned per host through :mod:`wizard.core.trust`.
-The reference names no logout for the system API; its sessions end with their 15 minutes.
+The reference names no logout for the system API (palette-sdk-go has logouts for OIDC and SAML sessions only), so
+a session ends with its 15 minutes; a client opened through a connector with the run's pool
+(:mod:`wizard.appliance.sessions`) takes a live session from it and hands its own back, so the jobs of one run share
+one session per password instead of leaving one behind each.
 
 Transient faults follow the one :class:`~wizard.core.http.RetryPolicy`: idempotent requests are retried below the
 client; the password change, the activation and starting a sync are resent only after the state says they did not
@@ -30,6 +33,7 @@ from typing import Any, TypeVar
 
 import httpx
 
+from wizard.appliance.sessions import PooledSession, SessionPool, session_key
 from wizard.appliance.statuswords import REGISTRY_SYNC, Outcome
 from wizard.core.cancel import CancelToken
 from wizard.core.errors import WizardError
@@ -167,7 +171,10 @@ class ConsoleClient:
         pinned: str = "",
         retry: RetryPolicy = DEFAULT_RETRY,
         cancel: CancelToken | None = None,
+        pool: SessionPool | None = None,
     ) -> None:
+        """``pool``: the run's kept sessions: a live one of this console and password is taken instead of a login,
+        and this client's is given back when it closes."""
         self.host = host
         self.port = port
         self.username = username
@@ -180,6 +187,10 @@ class ConsoleClient:
         self._timeout = timeout
         self._token: str | None = None
         self._expires_at = 0.0
+        self._pool = pool
+        kept = pool.take(self._pool_key, clock(), RENEW_MARGIN) if pool is not None else None
+        if kept is not None:
+            self._token, self._expires_at = kept.token, kept.expires_at
         #: From the last login, as the console words it (``IsPasswordReset``); recorded only: whether it means
         #: "must still be reset" or "was reset" is not published, so the client goes by what the console does.
         self.password_reset_flag: bool | None = None
@@ -196,8 +207,19 @@ class ConsoleClient:
     def where(self) -> str:
         return self.host if self.port == DEFAULT_PORT else f"{self.host}:{self.port}"
 
+    @property
+    def _pool_key(self) -> str:
+        return session_key(self.host, self.port, self.username, self._password)
+
     def close(self) -> None:
-        self._http.close()
+        """Hand a live session to the run's pool (there is no logout to send: one not kept expires by itself);
+        close the connection."""
+        try:
+            if self._pool is not None and self._token is not None and self._expires_at > self._clock():
+                self._pool.give(self._pool_key, PooledSession(self._token, self._expires_at, _no_logout))
+            self._token = None
+        finally:
+            self._http.close()
 
     def __enter__(self) -> ConsoleClient:
         return self
@@ -253,7 +275,7 @@ class ConsoleClient:
             return True
 
         self.settle(send, lambda: self.accepts(new_password) or None, "admin password change")
-        self._password = new_password
+        self._password = new_password  # and the session is kept under the new one: the old one opens nothing now
 
     def accepts(self, password: str) -> bool:
         """Whether the console takes ``password`` for this account now (a login of a separate client)."""
@@ -602,6 +624,10 @@ def _sync(data: Mapping[str, Any]) -> RegistrySync:
     )
 
 
+def _no_logout(token: str) -> None:
+    """The system API names no logout: a kept session is dropped and expires by itself."""
+
+
 # -- Opening clients from plain values ------------------------------------------------------------------------------
 
 
@@ -631,6 +657,8 @@ class ConsoleConnector:
     #: Settles the first contact with the console's certificate through a channel trusted already (a node over
     #: its pinned SSH session: :mod:`wizard.appliance.witness`), so a headless run pins it without a prompt.
     witness: Witness | None = None
+    #: The run's kept sessions (:mod:`wizard.appliance.sessions`); None: each client logs in by itself.
+    pool: SessionPool | None = None
 
     def open(self, endpoint: ConsoleEndpoint, password: str, cancel: CancelToken | None = None) -> ConsoleClient:
         try:
@@ -662,4 +690,5 @@ class ConsoleConnector:
             pinned=str(entry["fingerprint"]) if entry else endpoint.fingerprint,
             retry=self.retry,
             cancel=cancel,
+            pool=self.pool,
         )

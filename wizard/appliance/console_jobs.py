@@ -172,7 +172,7 @@ class ActivateJob(Job):
     def run(self, report: Reporter, cancel: CancelToken) -> Mapping[str, Any] | None:
         client = self.connector.open(self.endpoint, self._password, cancel)
         with client:
-            client.login()
+            client.ensure_session()  # the run's session when one is kept, else a login
             current = client.activation()
             facts: dict[str, Any] = {"product_setup_id": current.product_setup_id}
             if current.active:
@@ -236,7 +236,7 @@ class RegistrySyncJob(Job):
 
     def run(self, report: Reporter, cancel: CancelToken) -> Mapping[str, Any] | None:
         with self.connector.open(self.endpoint, self._password, cancel) as client:
-            client.login()
+            client.ensure_session()
             registries = client.registries()
             if not registries:
                 raise ConsoleError(

@@ -4,7 +4,7 @@ Sessions: the login token goes in ``Authorization`` as is (the docs' example has
 cookie of that name the Local UI itself sets (reference §10.3), so a node that reads only one of them accepts it. A
 token lives 2 h, so the client renews it when less than :data:`RENEW_MARGIN` is left (by its injectable clock) and
 logs in again once when a request still gets a 401 (the node rebooted, or someone logged the session out). Closing
-the client logs its session out, or hands it to the run's pool (:mod:`wizard.appliance.localui_sessions`).
+the client logs its session out, or hands it to the run's pool (:mod:`wizard.appliance.sessions`).
 
 Transient faults follow the one :class:`~wizard.core.http.RetryPolicy`: idempotent requests are retried below the
 client; a request that is not idempotent and whose outcome is unknown is resent only after the state says it did not
@@ -38,7 +38,7 @@ from wizard.appliance.localui_answers import (
     link_status_from,
     parse_archive,
 )
-from wizard.appliance.localui_sessions import PooledSession, SessionPool, session_key
+from wizard.appliance.sessions import PooledSession, SessionPool, session_key
 from wizard.core.cancel import CancelToken
 from wizard.core.errors import WizardError
 from wizard.core.http import (
@@ -203,7 +203,7 @@ class LocalUIClient:
         cancel: CancelToken | None = None,
         pool: SessionPool | None = None,
     ) -> None:
-        """``pool``: the run's kept sessions (:mod:`wizard.appliance.localui_sessions`): a live one of this node and
+        """``pool``: the run's kept sessions (:mod:`wizard.appliance.sessions`): a live one of this node and
         account is taken instead of logging in, and this client's is handed back instead of logging out."""
         self.host = host
         self.port = port
@@ -720,7 +720,7 @@ class Connector:
         pool: SessionPool | None = None,
     ) -> None:
         """``pool``: sessions kept for the run, shared by the clients this connector opens (see
-        :mod:`wizard.appliance.localui_sessions`); None: each client logs in and out by itself."""
+        :mod:`wizard.appliance.sessions`); None: each client logs in and out by itself."""
         self.trust = trust
         self.confirm = confirm
         self.clock = clock

@@ -19,6 +19,7 @@ from wizard.appliance.hostsync import HostsSyncedJob
 from wizard.appliance.kube import judge_pods, list_pods
 from wizard.appliance.localui import Connector, Endpoint, LocalUIClient
 from wizard.appliance.packs import UploadPackJob, packs_inputs
+from wizard.appliance.sessions import SessionPool
 from wizard.appliance.ssh import SSHClient
 from wizard.appliance.statuswords import CLUSTER_STATE
 from wizard.appliance.versions import LOCALUI_SYNC_FROM, ApplianceIdentity
@@ -48,10 +49,14 @@ def console_endpoint(ctx: StepContext) -> ConsoleEndpoint:
     return ConsoleEndpoint(ctx.project.network.vip, settings.port, settings.tls_fingerprint)
 
 
+CONSOLE_SESSIONS = "console-sessions"  # the run's kept system console sessions (RunResources key)
+
+
 def console_connector(ctx: StepContext, pacing: Pacing) -> ConsoleConnector:
-    """Opens console clients; on first contact the nodes, over their pinned SSH sessions, vouch for the certificate
-    they see at the VIP (the leader first), then the cluster through the saved kubeconfig for the certificates it
-    holds, so the run pins it without a prompt when both sides agree."""
+    """Opens console clients, which share the run's sessions (one login per password, not one per job); on first
+    contact the nodes, over their pinned SSH sessions, vouch for the certificate they see at the VIP (the leader
+    first), then the cluster through the saved kubeconfig for the certificates it holds, so the run pins it without a
+    prompt when both sides agree."""
     trust = TrustStore(ctx.paths.config)
     return ConsoleConnector(
         trust,
@@ -59,6 +64,7 @@ def console_connector(ctx: StepContext, pacing: Pacing) -> ConsoleConnector:
         timeout=pacing.localui_timeout,
         retry=pacing.retry,
         witness=first_able([*node_witnesses(ctx, pacing, trust), ClusterWitness(kubeconfig_path(ctx))]),
+        pool=ctx.resources.get(CONSOLE_SESSIONS, SessionPool, SessionPool.close),
     )
 
 
@@ -295,7 +301,7 @@ class ValidateJob(Job):
             where, conn, password = self.console
             report.update(0.7, f"Checking the system console at {where.url}/system")
             with conn.open(where, password, cancel) as console:
-                console.login()
+                console.ensure_session()
                 version = console.version()
                 activation = console.activation().state
             if not version:  # informational: a console without the version endpoint is not unhealthy

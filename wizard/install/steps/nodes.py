@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from wizard.appliance.localui import Connector, Endpoint
-from wizard.appliance.localui_sessions import SessionPool
 from wizard.appliance.monitor import Budgets, PollSettings
+from wizard.appliance.sessions import SessionPool
 from wizard.core.http import DEFAULT_RETRY, RetryPolicy
 from wizard.core.jobs import StepContext
 from wizard.core.journal import JOB_DONE

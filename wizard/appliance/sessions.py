@@ -1,14 +1,17 @@
-"""Local UI sessions kept for the length of one run, so the jobs of an install do not each log in again.
+"""Appliance sessions kept for the length of one run, so the jobs of an install do not each log in again.
 
 Every Local UI login costs the node a check of the account's password hash (the seed sets a bcrypt hash: a fifth of a
-second of the node's CPU each time), and an install opens a client per job — dozens per node. A client opened
-through a :class:`~wizard.appliance.localui.Connector` that has a pool takes a live session of the same node and
-account from it instead of logging in, and hands its own back when it closes instead of logging out. A session is
-used by one client at a time (taken out, given back); two clients at once on one node each have their own, and the
-one given back second is logged out. The run logs out what is left when it ends (``RunResources``).
+second of the node's CPU each time), and an install opens a client per job — dozens per node. The system console
+names no logout for its sessions (reference §4; palette-sdk-go has logouts for OIDC and SAML only), so each login
+there leaves a session behind for its 15 minutes. A client opened through a connector that has a pool (the Local UI's
+:class:`~wizard.appliance.localui.Connector`, the :class:`~wizard.appliance.console.ConsoleConnector`) takes a live
+session of the same peer and account from it instead of logging in, and hands its own back when it closes instead of
+logging out. A session is used by one client at a time (taken out, given back); two clients at once on one peer each
+have their own, and the one given back second is ended. The run ends what is left when it ends (``RunResources``):
+a Local UI session is logged out; a console session is dropped and expires by itself.
 
-Sessions are keyed by node, account and a digest of the password, so a changed password never reuses a session made
-with the old one. A session the node forgot (it rebooted) costs one 401 and a fresh login, as for any client.
+Sessions are keyed by peer, account and a digest of the password, so a changed password never reuses a session made
+with the old one. A session the peer forgot (it rebooted) costs one 401 and a fresh login, as for any client.
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ log = logging.getLogger(__name__)
 class PooledSession:
     token: str
     expires_at: float
-    #: Logs this session out (a client made for it alone); called when the run ends or the slot is taken.
+    #: Ends this session (a logout through a client made for it alone, or nothing where the peer has no
+    #: logout); called when the run ends or the slot is taken.
     logout: Callable[[str], None]
 
 
@@ -53,7 +57,7 @@ class SessionPool:
 
     def give(self, key: str, session: PooledSession) -> bool:
         """Keep ``session`` for the next client of ``key``; False when one is kept already (the caller logs its own
-        out, so a node never holds more sessions than clients ran on it at once)."""
+        out, so a peer never holds more sessions than clients ran on it at once)."""
         with self._lock:
             if key in self._free:
                 return False
@@ -61,7 +65,7 @@ class SessionPool:
             return True
 
     def close(self) -> None:
-        """Log out every session kept (the run ended)."""
+        """End every session kept (the run ended)."""
         with self._lock:
             left = list(self._free.values())
             self._free.clear()
@@ -72,5 +76,5 @@ class SessionPool:
     def _end(session: PooledSession) -> None:
         try:
             session.logout(session.token)
-        except Exception as exc:  # a node that went away lets the session expire by itself
-            log.info("a kept Local UI session could not be logged out (%s); it expires by itself", exc)
+        except Exception as exc:  # a peer that went away lets the session expire by itself
+            log.info("a kept session could not be logged out (%s); it expires by itself", exc)
