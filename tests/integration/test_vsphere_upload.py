@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -23,7 +24,8 @@ from wizard.core.cancel import CancelToken
 from wizard.core.errors import Cancelled, WizardError
 from wizard.core.progress import Progress, TaskStatus
 from wizard.core.trust import TrustStore
-from wizard.providers.vsphere.datastore import CHUNK, SIDECAR_SUFFIX
+from wizard.providers.vsphere.datastore import CHUNK, SIDECAR_SUFFIX, DatastoreClient, datastore_path
+from wizard.providers.vsphere.folderhttp import FolderConnection
 from wizard.providers.vsphere.jobs import UploadIsoJob
 from wizard.providers.vsphere.session import connect
 
@@ -294,3 +296,40 @@ def test_link_dropping_mid_upload_is_a_translated_error(
         proxy.set_cuts([])
         facts, _, _ = _run(make())
     assert facts["uploaded"] is True and (folder / "d.iso").read_bytes() == path.read_bytes()
+
+
+def test_a_cancel_ends_the_wait_between_retries_of_a_datastore_read(vcsim: VcsimServer, trust: TrustStore) -> None:
+    """vCenter answering 503 with a long Retry-After is waited out between tries; a cancel ends that wait at once
+    instead of after the policy's half minute."""
+    asked = threading.Event()
+
+    class Busy(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            asked.set()
+            self.send_response(503)
+            self.send_header("Retry-After", "20")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_HEAD = do_GET
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Busy)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    cancel = CancelToken()
+    try:
+        with (
+            connect(vcsim.settings(), PASSWORD, trust, lambda r: True, scheme=vcsim.scheme) as session,
+            DatastoreClient(session, cancel=cancel) as client,
+        ):
+            client.http.close()
+            client.http = FolderConnection("http", "127.0.0.1", server.server_address[1], cookie=session.cookie,
+                                           ssl_context=None, timeout=5.0)  # fmt: skip
+            threading.Thread(target=lambda: asked.wait(10) and cancel.cancel("operator"), daemon=True).start()
+            with pytest.raises(Cancelled):
+                client.size(datastore_path(vcsim.settings().datastore, "isos", "busy.iso"))
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -128,7 +128,7 @@ def screenshot(
         return None
     name, _, rest = path.partition("] ")
     target = DatastoreFile(name.lstrip("["), rest.strip())
-    with DatastoreClient(session, timeout=timeout) as client:
+    with DatastoreClient(session, timeout=timeout, cancel=cancel) as client:
         data = client.read_small(target)
     try:
         dc = session.datacenter()

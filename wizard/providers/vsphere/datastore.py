@@ -85,9 +85,12 @@ class DatastoreClient:
         *,
         timeout: float = 60.0,
         retry: RetryPolicy = DEFAULT_RETRY,
+        cancel: CancelToken | None = None,
     ) -> None:
+        """``cancel``: the job's token, which ends a wait between retries at once."""
         self.session = session
         self.retry = retry
+        self.cancel = cancel
         self.dc = dc or session.datacenter()
         self.dc_path = inventory_path(self.dc, session.content.rootFolder)
         t = session.target
@@ -126,7 +129,7 @@ class DatastoreClient:
                 if failures >= policy.attempts:
                     raise self._transport(exc) from exc
                 log.warning("%s %s failed (%s); trying again (%d of %d)", method, f, exc, failures, policy.attempts - 1)
-                policy.sleep(policy.delay(failures), None)
+                policy.sleep(policy.delay(failures), self.cancel)
                 continue
             if reply.status not in policy.statuses and reply.status not in policy.throttled:
                 return reply
@@ -136,7 +139,7 @@ class DatastoreClient:
                 return reply  # the caller says what the last answer was
             log.warning("%s %s answered %d; trying again (%d of %d)", method, f, reply.status, failures,
                         policy.attempts - 1)  # fmt: skip
-            policy.sleep(wait, None)
+            policy.sleep(wait, self.cancel)
 
     def _transport(self, exc: BaseException) -> WizardError:
         t = self.session.target

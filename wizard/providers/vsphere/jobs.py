@@ -97,7 +97,7 @@ class UploadIsoJob(_VsphereJob):
         with self._connect() as session:
             dc = session.datacenter()
             session.datastore(dc)  # a wrong name fails here with the datastores that do exist
-            with DatastoreClient(session, dc) as client:
+            with DatastoreClient(session, dc, cancel=cancel) as client:
                 sent = upload_file(
                     client,
                     local_path,
