@@ -9,19 +9,15 @@ the spec before a handler sees them. Error bodies take the shape the spec gives 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import math
-import os
 import ssl
-import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.cookies import CookieError, SimpleCookie
 from http.server import BaseHTTPRequestHandler
-from pathlib import Path, PurePosixPath
 from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
@@ -33,16 +29,15 @@ from wizard.lab.certs import NodeCertificate
 from wizard.lab.links import LinkRegistry
 from wizard.lab.multipart import (
     MultipartError,
-    PartInfo,
-    PartSink,
     Readable,
     ThrottledReader,
     boundary_from_content_type,
     parse_multipart,
 )
-from wizard.lab.node import LocalUIError, NodeState, Session, UploadedContent, http_date
+from wizard.lab.node import LocalUIError, NodeState, Session, http_date
 from wizard.lab.nodelogs import NodeLogs
 from wizard.lab.tlsserver import BackgroundServer, TLSHTTPServer
+from wizard.lab.uploads import UploadReceiver
 
 log = logging.getLogger(__name__)
 
@@ -262,7 +257,7 @@ def _upload_content(req: _Request) -> Reply:
     length = handler.declared_length()
     if length is None:
         raise LocalUIError(411, "LengthRequired", "upload-content needs a Content-Length")
-    receiver = _UploadReceiver(req.node.content_dir)
+    receiver = UploadReceiver(req.node.content_dir)
     # From here the body is being consumed; only a complete parse leaves the connection reusable.
     handler.body_settled = True
     body: Readable = handler.rfile
@@ -444,79 +439,6 @@ def _network_route(handler: network.Handler) -> Route:
 # The network configuration API (newer releases), simulated in its own module.
 for _key, _handler in network.HANDLERS.items():
     _ROUTES[_key] = _network_route(_handler)
-
-
-# -- Upload sinks --------------------------------------------------------------------------------------------------
-
-
-class _FileSink:
-    """Streams one part into a temporary file beside its destination, hashing as it goes."""
-
-    def __init__(self, folder: Path, filename: str) -> None:
-        self.filename = filename
-        fd, tmp = tempfile.mkstemp(prefix=".upload-", suffix=".part", dir=folder)
-        self.tmp = Path(tmp)
-        self._fh = os.fdopen(fd, "wb")
-        self._hash = hashlib.sha256()
-        self.size = 0
-
-    def write(self, data: bytes) -> None:
-        self._fh.write(data)
-        self._hash.update(data)
-        self.size += len(data)
-
-    def finish(self, dest: Path) -> str:
-        self._fh.close()
-        os.replace(self.tmp, dest)
-        return self._hash.hexdigest()
-
-    def discard(self) -> None:
-        self._fh.close()
-        with contextlib.suppress(OSError):
-            self.tmp.unlink()
-
-
-class _NullSink:
-    def write(self, data: bytes) -> None:
-        pass
-
-
-class _UploadReceiver:
-    FILE_FIELDS = ("uploadFile", "signature")
-
-    def __init__(self, folder: Path) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        self.folder = folder
-        self.sinks: dict[str, _FileSink] = {}
-
-    def sink_for(self, info: PartInfo) -> PartSink:
-        if info.name not in self.FILE_FIELDS:
-            return _NullSink()  # fields the spec does not define are ignored, as a form binder would
-        if info.name in self.sinks:
-            raise MultipartError(f"more than one {info.name!r} part")
-        default = "content.bin" if info.name == "uploadFile" else "content.sig.bin"
-        sink = _FileSink(self.folder, _safe_name(info.filename, default))
-        self.sinks[info.name] = sink
-        return sink
-
-    def discard(self) -> None:
-        for sink in self.sinks.values():
-            sink.discard()
-
-    def commit(self, now: float) -> UploadedContent:
-        main = self.sinks["uploadFile"]
-        path = self.folder / main.filename
-        digest = main.finish(path)
-        sig_path = None
-        if (sig := self.sinks.get("signature")) is not None:
-            sig_path = self.folder / (sig.filename if sig.filename != main.filename else sig.filename + ".sig")
-            sig.finish(sig_path)
-        return UploadedContent(main.filename, digest, main.size, now, path, sig_path)
-
-
-def _safe_name(filename: str | None, default: str) -> str:
-    name = PurePosixPath((filename or "").replace("\\", "/")).name.strip()
-    return name if name and name not in (".", "..") and not name.startswith(".") else default
 
 
 # -- HTTP plumbing -------------------------------------------------------------------------------------------------
