@@ -15,15 +15,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from wizard.lab.ports import free_port
+
 USER = "wizardtest"
 PASSWORD = "Wizard-Test-Pass1"
 SSHD = "/usr/sbin/sshd"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def ensure_account() -> None:

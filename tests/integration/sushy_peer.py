@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from wizard.lab.ports import free_port
 from wizard.lab.sushy import SushyEmulator as _LabEmulator
-from wizard.lab.sushy import free_port
 
 __all__ = ["PASSWORD", "SYSTEM_IDS", "SushyEmulator", "free_port"]
 

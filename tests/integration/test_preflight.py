@@ -29,14 +29,13 @@ from wizard.core.runner import Engine, Event, ExitCode, JobFinished, RunFinished
 from wizard.core.secrets import SecretStore
 from wizard.install.steps import pipeline
 from wizard.install.steps.preflight import PreflightSettings, report_paths
+from wizard.lab import ports
 
 DNSMASQ = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return ports.free_port("127.0.0.1", kind)
 
 
 class Listener:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import ipaddress
 import logging
 import shutil
-import socket
 import ssl
 import tempfile
 import threading
@@ -34,6 +33,7 @@ from wizard.lab.node import (
     NodeState,
 )
 from wizard.lab.nodelogs import LOG_COLLECT_SECONDS, LogSource, NodeLogs
+from wizard.lab.ports import free_port
 from wizard.lab.sclient import s_client
 from wizard.lab.sftp import attach_staging
 from wizard.lab.sshd import LabSSHServer, NodeShell, load_or_create_host_key
@@ -46,12 +46,6 @@ if TYPE_CHECKING:
     from wizard.lab.netns import LabNetwork
 
 log = logging.getLogger(__name__)
-
-
-def _free_port(host: str) -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
 
 
 GIB = 1024**3
@@ -370,7 +364,7 @@ class Lab:
         if ports is not None:
             state.port = ports[0]
         else:
-            state.port = NODE_LOCALUI_PORT if iface is not None else _free_port(recipe.ip)
+            state.port = NODE_LOCALUI_PORT if iface is not None else free_port(recipe.ip)
         logs = NodeLogs(state, node_log_sources(machine), collect_seconds=recipe.log_collect_seconds)
         server = LocalUIServer(
             state,

@@ -37,6 +37,7 @@ from paramiko.common import (
 
 from wizard.core.trust import ssh_fingerprint as key_blob_fingerprint
 from wizard.lab.machine import LIVE_STAGES, Machine
+from wizard.lab.ports import free_port
 
 log = logging.getLogger(__name__)
 
@@ -337,7 +338,7 @@ class LabSSHServer:
         self.shell = shell
         self.sftp_root: Path | None = None  # set by wizard.lab.sftp.attach_staging: the SFTP subsystem's root
         self.host = host
-        self.port = port or self._free_port(host)
+        self.port = port or free_port(host)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._transports: list[paramiko.Transport] = []
@@ -362,12 +363,6 @@ class LabSSHServer:
         if self.live_host_key is not None and self.machine.kairos_boot_state() == "livecd_boot":
             return self.live_host_key
         return self.host_key
-
-    @staticmethod
-    def _free_port(host: str) -> int:
-        with socket.socket() as s:
-            s.bind((host, 0))
-            return int(s.getsockname()[1])
 
     def start(self) -> LabSSHServer:
         self._thread = threading.Thread(target=self._serve, daemon=True, name=f"lab-sshd-{self.machine.name}")

@@ -17,7 +17,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -31,6 +30,7 @@ import httpx
 
 from wizard.core.errors import WizardError
 from wizard.lab.certs import colon_fingerprint, create_node_certificate
+from wizard.lab.ports import free_port
 
 USERNAME = "admin"
 READY_TIMEOUT = 30.0
@@ -39,12 +39,6 @@ INSTALL_HINT = "pip install 'palette-appliance-wizard[rehearsal]' (or: pip insta
 
 class EmulatorMissing(WizardError):
     """sushy-tools is not installed."""
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
 
 
 def emulator_binary() -> Path:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from wizard.core.errors import WizardError
 from wizard.lab.certs import NodeCertificate, colon_fingerprint, create_node_certificate
-from wizard.lab.sushy import free_port
+from wizard.lab.ports import free_port
 
 DATACENTER = "DC0"
 CLUSTER = "DC0_C0"

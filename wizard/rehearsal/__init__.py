@@ -89,6 +89,7 @@ from wizard.lab.knobs import LabKnobError, LabKnobs, parse_knobs
 from wizard.lab.kubeapi import KUBE_API_PORT, SOUND_STORAGE, KubeAPIServer, cluster_pods, tls_secret
 from wizard.lab.lab import Lab, LabNode
 from wizard.lab.node import CONFIGURE_SECONDS, DEFAULT_CLUSTER_TIMELINE, DEFAULT_UPGRADE_TIMELINE
+from wizard.lab.ports import free_port
 from wizard.lab.registry import pack_identity
 from wizard.lab.variants import Variant
 from wizard.lab.versions import ApplianceProfile, next_release, profile_from_knobs
@@ -152,12 +153,6 @@ def _node_address() -> str:
         return "127.0.10.1"
     except OSError:
         return "127.0.0.1"
-
-
-def _free_port(host: str) -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
 
 
 def pacing_for(speed: float) -> Pacing:
@@ -665,7 +660,7 @@ class Rehearsal:
         )
         # The lab starts it at the VIP once the cluster runs, so its port is fixed now: the project names it. On the
         # shared loopback a free port (two rehearsals may run at once), on namespaces the real one.
-        port = CONSOLE_PORT if lab.network is not None else (ports[0] if ports else _free_port(vip))
+        port = CONSOLE_PORT if lab.network is not None else (ports[0] if ports else free_port(vip))
         self.console = SystemConsoleServer(state, custom or certificate, host=vip, port=port, socket_timeout=15.0)
         if custom is not None:  # a kept console serves the operator's certificate it was given
             state.domain.custom = ServedCertificate(
@@ -686,7 +681,7 @@ class Rehearsal:
             host=vip,
             pods=lambda: cluster_pods(profile.ingress, cluster_running()),
             storage=self._storage,
-            port=KUBE_API_PORT if lab.network is not None else (ports[1] if ports else _free_port(vip)),
+            port=KUBE_API_PORT if lab.network is not None else (ports[1] if ports else free_port(vip)),
             secrets=self._tls_secrets,
             faults=HttpFaults(self.knobs.http_5xx, seed=self.knobs.seed, label="kube-api"),
         )
