@@ -16,7 +16,22 @@ import pytest
 from tests.integration.conftest import CONTENT_SYNC_DELAY
 from tests.integration.localui_client import SpecCheckedClient, network_tour
 from tests.integration.releases import each_release
-from tests.integration.test_lab_localui import DOWNLOAD_LOGS, ERROR_LOGS, GEN_LOGS, GEN_STATUS, generate
+from tests.integration.test_lab_localui import (  # the paths and helpers the Local UI tests share
+    CONFIGURATIONS,
+    DETAILS,
+    DOWNLOAD_LOGS,
+    ERROR_LOGS,
+    GEN_LOGS,
+    GEN_STATUS,
+    HOST,
+    LINK,
+    LINK_STATUS,
+    LOGIN,
+    UNLINK,
+    UPLOAD,
+    USERDATA,
+    generate,
+)
 from wizard.appliance.localui_spec import LocalUISpec, UnknownOperation
 from wizard.core.errors import WizardError
 from wizard.lab import Lab, LabNode, ManualClock
@@ -25,26 +40,6 @@ from wizard.lab.node import TOKEN_TTL
 from wizard.lab.nodelogs import LOG_COLLECT_SECONDS
 
 pytestmark = pytest.mark.lab
-
-Clients = Callable[[int], SpecCheckedClient]
-
-LOGIN = "/v1/users/default/login"
-HOST = "/v1/edge-mgmt/edgehosts/current"
-GENERATE = "/v1/edge-mgmt/edgehosts/current/link/generate-token"
-LINK = "/v1/edge-mgmt/edgehosts/current/link"
-LINK_STATUS = "/v1/edge-mgmt/edgehosts/current/link/status"
-UNLINK = "/v1/edge-mgmt/edgehosts/current/unlink"
-UPLOAD = "/v1/edge-mgmt/edgehosts/current/actions/upload-content"
-DETAILS = "/v1/edge-mgmt/edgehosts/current/uploaded-content/details"
-USERDATA = "/v1/edge-mgmt/edgehosts/current/userdata"
-CONFIGURATIONS = "/v1/edge-mgmt/edgehosts/current/configurations"
-
-
-def logged_in(client: Clients, index: int) -> SpecCheckedClient:
-    c = client(index)
-    c.login()
-    return c
-
 
 # -- Conformance: every operation the lab simulates, every call our clients make -----------------------------------
 
