@@ -11,6 +11,7 @@ import pytest
 from tests.support.projects import base_doc, make_key, write_project
 from wizard.core import project as project_mod
 from wizard.core.errors import ProjectInvalid
+from wizard.core.problems import Problem
 from wizard.core.project import (
     AddressMode,
     ProviderType,
@@ -109,6 +110,21 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
     doc["network"]["vip"] = "192.168.1.5"
     paths = paths_of(doc, tmp_path)
     assert {"nodes[0].ip", "nodes[1].hostname", "nodes[2].gatewya", "network.vip", "files.iso"} <= paths
+
+
+def test_a_traceback_names_the_problems_not_only_their_count() -> None:
+    doc = base_doc()
+    doc["nodes"][0]["ip"] = "127.0.10.300"
+    doc["nodes"][1]["hostname"] = "Bad_Name"
+    with pytest.raises(ProjectInvalid) as info:
+        parse_project(doc)
+    text = str(info.value)
+    assert text.startswith("Invalid project: ")
+    assert "nodes[0].ip: " in text and "nodes[1].hostname: " in text
+    # Many problems: the first few, then how many more; the dialog's details still hold every one.
+    many = ProjectInvalid([Problem(f"nodes[{i}].ip", "bad") for i in range(5)])
+    assert str(many).endswith("nodes[2].ip: bad; and 2 more")
+    assert len(many.details.splitlines()) == 5
 
 
 def test_provider_specific_requirements() -> None:

@@ -59,6 +59,17 @@ class ProjectInvalid(WizardError):
             remediation="Correct each field named above and try again.",
         )
 
+    # A traceback or a log line shows only str(): name the problems there too (the first few), not just their count.
+    _SHOWN = 3
+
+    def __str__(self) -> str:
+        first = sorted(self.problems, key=lambda p: not p.is_error)[: self._SHOWN]  # errors before warnings
+        shown = "; ".join(f"{p.path}: {p.message}" for p in first)
+        more = len(self.problems) - self._SHOWN
+        if more > 0:
+            shown += f"; and {more} more"
+        return f"{self.title}: {self.message}" + (f": {shown}" if shown else "")
+
 
 class JournalError(WizardError):
     """The session journal cannot be used (corrupt, foreign, or unwritable)."""
