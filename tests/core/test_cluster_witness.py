@@ -48,3 +48,59 @@ def test_without_a_kubeconfig_the_cluster_cannot_tell_and_the_next_is_not_asked_
     assert (
         told.fingerprint is None and "edge-node-1: openssl" in told.note and "the cluster: no kubeconfig" in told.note
     )
+
+
+def test_the_console_connector_ties_its_witness_to_the_jobs_cancel_token(tmp_path: Path) -> None:
+    """A witness that can wait (the cluster's reads retry) is asked as bound to the job's token, so a cancel during
+    first contact with the console ends its waits; the one bound is the one asked."""
+    import socket
+    import threading
+
+    from wizard.appliance.console import ConsoleConnector, ConsoleEndpoint
+    from wizard.core.cancel import CancelToken
+    from wizard.core.trust import TrustKind, TrustStore
+
+    cert = create_node_certificate(tmp_path / "console", ip="127.0.0.1", hostname="palette")
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def serve() -> None:
+        ctx = cert.server_context()
+        while True:
+            try:
+                raw, _ = listener.accept()
+            except OSError:
+                return
+            try:
+                with ctx.wrap_socket(raw, server_side=True) as tls:
+                    tls.recv(1)
+            except OSError:
+                pass
+
+    threading.Thread(target=serve, daemon=True).start()
+    presented = ":".join(cert.fingerprint.upper()[i : i + 2] for i in range(0, 64, 2))
+    bound_to: list[object] = []
+
+    class Waiting:
+        name = "the cluster"
+
+        def __init__(self, cancel: object = None) -> None:
+            self.cancel = cancel
+
+        def bound(self, cancel: object) -> Waiting:
+            bound_to.append(cancel)
+            return Waiting(cancel)
+
+        def __call__(self, host: str, port: int) -> Sighting:
+            assert self.cancel is not None, "asked unbound"
+            return Sighting(self.name, fingerprint=presented)
+
+    store, token = TrustStore(tmp_path / "trust"), CancelToken()
+    try:
+        connector = ConsoleConnector(store, None, timeout=5.0, witness=first_able([Waiting()]))
+        connector.open(ConsoleEndpoint("127.0.0.1", port), "pw", token).close()
+    finally:
+        listener.close()
+    assert bound_to == [token]
+    entry = store.pinned(TrustKind.TLS, "127.0.0.1", port)
+    assert entry is not None and "the cluster sees the same certificate" in str(entry["how"])

@@ -113,3 +113,47 @@ def test_reads_ride_out_transient_5xx(tmp_path: Path) -> None:
         assert faults.injected > 0
     finally:
         server.stop()
+
+
+def test_a_cancel_ends_the_wait_between_retries_of_a_cluster_read(tmp_path: Path) -> None:
+    """An API failing every time is waited out between tries (the policy's waits, here 20 s each); the job's cancel
+    ends that wait at once, for the validation's pod listing and for the cluster as the console's witness."""
+    import threading
+    import time
+
+    from wizard.appliance.witness import ClusterWitness, first_able
+    from wizard.core.cancel import Cancelled, CancelToken
+    from wizard.lab.httpfaults import HttpFaults
+
+    pki = kubepki.create(tmp_path / "pki", VIP)
+    faults = HttpFaults(1.0, seed=1, label="kube-api")
+    server = KubeAPIServer(
+        pki, lambda: True, host=VIP, port=0, pods=lambda: cluster_pods("traefik", True), faults=faults
+    )
+    server.start()
+    slow = RetryPolicy(base=20.0, cap=20.0, jitter=0.0)
+    try:
+        url = f"https://{VIP}:{server.port}"
+        good = kubeconfig(tmp_path / "admin.conf", url, pki.ca_pem, pki.client_cert_pem, pki.client_key_pem)
+
+        def cancel_after_first_fault() -> CancelToken:
+            cancel, seen = CancelToken(), faults.injected
+
+            def watch() -> None:
+                while faults.injected == seen:
+                    time.sleep(0.01)
+                cancel.cancel("operator")
+
+            threading.Thread(target=watch, daemon=True).start()
+            return cancel
+
+        started = time.monotonic()
+        with pytest.raises(Cancelled):
+            list_pods(good, retry=slow, cancel=cancel_after_first_fault())
+        # The cluster witness, as the console connector binds it to a job's token (nodes that cannot tell first).
+        witness = first_able([ClusterWitness(good)]).bound(cancel_after_first_fault())
+        with pytest.raises(Cancelled):
+            witness("127.0.0.1", 443)
+        assert time.monotonic() - started < 20.0  # neither waited out a pause
+    finally:
+        server.stop()

@@ -51,6 +51,7 @@ from wizard.core.http import (
 from wizard.core.progress import Reporter
 from wizard.core.redact import REDACTOR
 from wizard.core.trust import (
+    CancellableWitness,
     Confirm,
     TlsUnreachable,
     TrustKind,
@@ -661,6 +662,9 @@ class ConsoleConnector:
     pool: SessionPool | None = None
 
     def open(self, endpoint: ConsoleEndpoint, password: str, cancel: CancelToken | None = None) -> ConsoleClient:
+        witness = self.witness
+        if cancel is not None and isinstance(witness, CancellableWitness):  # its waits end with the job
+            witness = witness.bound(cancel)
         try:
             ctx = system_or_pinned_tls_context(
                 self.trust,
@@ -669,7 +673,7 @@ class ConsoleConnector:
                 endpoint.port,
                 expected=endpoint.fingerprint,
                 timeout=self.timeout,
-                witness=self.witness,
+                witness=witness,
             )
         except (OSError, ssl.SSLError) as exc:
             raise ConsoleUnreachable(

@@ -24,7 +24,7 @@ import yaml
 
 from wizard.appliance.versions import TRAEFIK_FROM, ApplianceIdentity
 from wizard.core.errors import WizardError
-from wizard.core.http import DEFAULT_RETRY, RetryPolicy, RetryTransport
+from wizard.core.http import DEFAULT_RETRY, RetryPolicy, RetryTransport, Sleeper
 
 #: The docs' validation: every pod in these namespaces Running.
 MANAGEMENT_NAMESPACES = ("cp-system", "hubble-system", "jet-system", "ui-system")
@@ -73,10 +73,15 @@ def _kubeconfig_parts(path: Path) -> tuple[str, bytes, bytes, bytes]:
 
 
 def kube_get(
-    kubeconfig: Path, path: str, *, timeout: float = 15.0, retry: RetryPolicy = DEFAULT_RETRY
+    kubeconfig: Path,
+    path: str,
+    *,
+    timeout: float = 15.0,
+    retry: RetryPolicy = DEFAULT_RETRY,
+    cancel: Sleeper | None = None,
 ) -> dict[str, Any] | None:
     """``GET path`` on the cluster's API as the admin: the JSON object, or None for a 404. A GET is idempotent: 5xx,
-    resets and timeouts are retried by the one policy."""
+    resets and timeouts are retried by the one policy; ``cancel`` (the job's token) ends a wait between tries."""
     server, ca, cert, key = _kubeconfig_parts(kubeconfig)
     folder = Path(tempfile.mkdtemp(prefix="palette-kube-"))
     try:
@@ -93,7 +98,9 @@ def kube_get(
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     try:
-        transport = RetryTransport(httpx.HTTPTransport(verify=ctx), retry, label=f"Kubernetes API {server}")
+        transport = RetryTransport(
+            httpx.HTTPTransport(verify=ctx), retry, cancel=cancel, label=f"Kubernetes API {server}"
+        )
         with httpx.Client(base_url=server, transport=transport, timeout=timeout) as http:
             r = http.get(path)
     except httpx.HTTPError as exc:
@@ -113,9 +120,11 @@ def kube_get(
     return data if isinstance(data, dict) else None
 
 
-def list_pods(kubeconfig: Path, *, timeout: float = 15.0, retry: RetryPolicy = DEFAULT_RETRY) -> list[Pod]:
+def list_pods(
+    kubeconfig: Path, *, timeout: float = 15.0, retry: RetryPolicy = DEFAULT_RETRY, cancel: Sleeper | None = None
+) -> list[Pod]:
     """Every pod of the cluster, as the admin sees it."""
-    data = kube_get(kubeconfig, "/api/v1/pods", timeout=timeout, retry=retry)
+    data = kube_get(kubeconfig, "/api/v1/pods", timeout=timeout, retry=retry, cancel=cancel)
     items: Any = (data or {}).get("items")
     return [
         Pod(
@@ -133,9 +142,9 @@ ZOT_NAMESPACE, ZOT_PVC = "zot-system", "zot-pvc"
 HA_STORAGE_CLASS = "linstor-lvm-storage"
 
 
-def zot_access_modes(kubeconfig: Path) -> list[str] | None:
+def zot_access_modes(kubeconfig: Path, cancel: Sleeper | None = None) -> list[str] | None:
     """The access modes of the Zot registry's PVC (``kubectl get pvc -n zot-system``), None when there is none."""
-    data = kube_get(kubeconfig, f"/api/v1/namespaces/{ZOT_NAMESPACE}/persistentvolumeclaims") or {}
+    data = kube_get(kubeconfig, f"/api/v1/namespaces/{ZOT_NAMESPACE}/persistentvolumeclaims", cancel=cancel) or {}
     claims = [i for i in data.get("items") or [] if isinstance(i, dict)]
     claim = next((c for c in claims if (c.get("metadata") or {}).get("name") == ZOT_PVC), claims[0] if claims else None)
     if claim is None:
@@ -143,9 +152,11 @@ def zot_access_modes(kubeconfig: Path) -> list[str] | None:
     return [str(m) for m in (claim.get("spec") or {}).get("accessModes") or []]
 
 
-def storage_class_parameters(kubeconfig: Path, name: str = HA_STORAGE_CLASS) -> dict[str, str] | None:
+def storage_class_parameters(
+    kubeconfig: Path, name: str = HA_STORAGE_CLASS, cancel: Sleeper | None = None
+) -> dict[str, str] | None:
     """A StorageClass's parameters, None when it does not exist."""
-    data = kube_get(kubeconfig, f"/apis/storage.k8s.io/v1/storageclasses/{name}")
+    data = kube_get(kubeconfig, f"/apis/storage.k8s.io/v1/storageclasses/{name}", cancel=cancel)
     if data is None:
         return None
     return {str(k): str(v) for k, v in (data.get("parameters") or {}).items()}

@@ -31,7 +31,8 @@ from typing import Any, Protocol
 from wizard.appliance.kube import kube_get
 from wizard.appliance.ssh import SSHClient, SSHError
 from wizard.core.errors import WizardError
-from wizard.core.trust import Sighting, tls_fingerprint
+from wizard.core.http import Sleeper
+from wizard.core.trust import CancellableWitness, Sighting, tls_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -105,13 +106,17 @@ class ClusterWitness:
     kubeconfig: Path
     timeout: float = 15.0
     name: str = "the cluster"
+    cancel: Sleeper | None = None  # the job's token: a cancel ends a retry pause of the read at once
+
+    def bound(self, cancel: Sleeper | None) -> ClusterWitness:
+        return replace(self, cancel=cancel)
 
     def __call__(self, host: str, port: int) -> Sighting:
         who = "the cluster (its TLS secrets, read with the saved admin kubeconfig)"
         if not self.kubeconfig.is_file():
             return Sighting(who, note=f"no kubeconfig at {self.kubeconfig} yet")
         try:
-            listed = kube_get(self.kubeconfig, TLS_SECRETS, timeout=self.timeout)
+            listed = kube_get(self.kubeconfig, TLS_SECRETS, timeout=self.timeout, cancel=self.cancel)
         except WizardError as exc:
             return Sighting(who, note=f"{exc.title}: {exc.message}")
         held = sorted(set(secret_certificates(listed)))
@@ -145,12 +150,19 @@ class NamedWitness(Protocol):
     def __call__(self, host: str, port: int) -> Sighting: ...
 
 
-def first_able(witnesses: Sequence[NamedWitness]) -> Callable[[str, int], Sighting]:
+@dataclass(frozen=True)
+class FirstAble:
     """A witness that asks each in turn until one can tell (a node may be rebooting or lack openssl)."""
 
-    def ask(host: str, port: int) -> Sighting:
+    witnesses: tuple[NamedWitness, ...]
+
+    def bound(self, cancel: Sleeper | None) -> FirstAble:
+        """The same witnesses, those that wait tied to a job's cancel token."""
+        return FirstAble(tuple(w.bound(cancel) if isinstance(w, CancellableWitness) else w for w in self.witnesses))
+
+    def __call__(self, host: str, port: int) -> Sighting:
         notes: list[str] = []
-        for witness in witnesses:
+        for witness in self.witnesses:
             sighting = witness(host, port)
             if sighting.fingerprint is not None:
                 return sighting
@@ -160,4 +172,7 @@ def first_able(witnesses: Sequence[NamedWitness]) -> Callable[[str, int], Sighti
             notes.append(f"{witness.name}: {sighting.note}")
         return Sighting("no witness", note="; ".join(notes) or "none to ask")
 
-    return ask
+
+def first_able(witnesses: Sequence[NamedWitness]) -> FirstAble:
+    """A witness that asks each in turn until one can tell (a node may be rebooting or lack openssl)."""
+    return FirstAble(tuple(witnesses))

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, Self, runtime_checkable
 
 from wizard.core.errors import WizardError
 from wizard.core.fsutil import atomic_write_text
@@ -96,6 +96,16 @@ class Sighting:
 
 #: Asked on first contact with ``host:port``: the certificate a trusted channel sees there.
 Witness = Callable[[str, int], Sighting]
+
+
+@runtime_checkable
+class CancellableWitness(Protocol):
+    """A witness whose waits (retry pauses on its channel) a job's cancel token can end: ``bound`` gives the same
+    witness tied to that token."""
+
+    def __call__(self, host: str, port: int) -> Sighting: ...
+
+    def bound(self, cancel: Any) -> Self: ...
 
 
 class TrustChanged(WizardError):

@@ -231,7 +231,7 @@ class AssessJob(ApplianceReadJob):
                 out.append(failed(PATH, problem, "bundle"))
             else:
                 out.append(passed(PATH, "no release in between is required" if not backwards else "n/a", "bundle"))
-        out.append(self._pre_script(current))
+        out.append(self._pre_script(current, cancel))
         out.append(self._registry(archive))
         if current is not None and certificates_lost(current):
             out.append(failed(CERTIFICATES, f"upgrading from {current} loses custom TLS certificates", "appliance"))
@@ -247,7 +247,7 @@ class AssessJob(ApplianceReadJob):
             out.append(passed(UPLOAD_AUTH, "uploads go with the session token", "appliance"))
         return out
 
-    def _pre_script(self, current: Version | None) -> CheckResult:
+    def _pre_script(self, current: Version | None, cancel: CancelToken) -> CheckResult:
         if current is None:
             return passed(PRE_SCRIPT, "the installed release is unknown: no documented script applies", "cluster")
         script = pre_upgrade_script(current, self.plan.nodes)
@@ -258,11 +258,11 @@ class AssessJob(ApplianceReadJob):
             return failed(PRE_SCRIPT, f"{todo} (no saved kubeconfig to check whether it ran)", "cluster")
         try:
             if script.script == "change-pvc-access-mode.sh":
-                modes = zot_access_modes(self.plan.kubeconfig)
+                modes = zot_access_modes(self.plan.kubeconfig, cancel)
                 done = modes is not None and "ReadWriteOnce" in modes and "ReadWriteMany" not in modes
                 seen = f"zot-pvc is {', '.join(modes or []) or 'missing'}"
             else:
-                params = storage_class_parameters(self.plan.kubeconfig) or {}
+                params = storage_class_parameters(self.plan.kubeconfig, cancel=cancel) or {}
                 done = params.get("resourceGroup") == "lvm-ha" and params.get("placementCount") == "3"
                 seen = f"linstor-lvm-storage has resourceGroup={params.get('resourceGroup', '?')}, placementCount=" + (
                     params.get("placementCount", "?")

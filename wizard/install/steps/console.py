@@ -312,7 +312,7 @@ class ValidateJob(Job):
         if self.kubeconfig is not None and not any(r.failed for r in reach):
             report.update(0.85, "Checking the management plane's pods")
             try:
-                pod_problems, ingress = judge_pods(list_pods(self.kubeconfig), self.identity)
+                pod_problems, ingress = judge_pods(list_pods(self.kubeconfig, cancel=cancel), self.identity)
             except WizardError as exc:
                 pod_problems = [f"the pods could not be listed: {exc.message}"]
             problems.extend(pod_problems)
