@@ -15,8 +15,6 @@ The functions at the end of this module are that Local UI side; the lab finds th
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
 import datetime as dt
 import hashlib
@@ -36,6 +34,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
+from wizard.lab.activationkeys import ActivationKey, decode_key, encode_key
 from wizard.lab.certs import NodeCertificate, write_certificate
 from wizard.lab.consolecerts import PATH as DOMAIN_PATH
 from wizard.lab.consolecerts import DomainError, DomainSettings, ServedCertificate
@@ -70,8 +69,6 @@ MAX_JSON_BODY = 1 << 20
 
 ACTIVE, PENDING, INACTIVE = "Active", "Pending", "Inactive"
 
-_KEY_PREFIX = "lab-act-"
-
 
 class ConsoleError(Exception):
     """A refused request; the server replies with ``status`` and a ``{"code","message","status"}`` body."""
@@ -95,16 +92,6 @@ def _object_id() -> str:
 
 def _hash_password(password: str, salt: bytes) -> bytes:
     return hashlib.pbkdf2_hmac("sha256", password.encode("utf-8"), salt, 1_000)
-
-
-@dataclass(frozen=True)
-class ActivationKey:
-    """What the lab's "support" issued: ``key`` is the string the operator pastes into the console."""
-
-    key: str
-    key_uid: str
-    system_uid: str
-    plan_uid: str
 
 
 @dataclass
@@ -238,17 +225,14 @@ class SystemConsoleState:
     def issue_activation_key(self, *, system_uid: str | None = None) -> ActivationKey:
         """Play Spectro support: a single-use key for this install (or, to test rejection, for ``system_uid``)."""
         target = system_uid or self.system_uid
-        key_uid, plan_uid = _object_id(), _object_id()
-        payload = json.dumps({"systemUid": target, "keyUid": key_uid, "planUid": plan_uid}, separators=(",", ":"))
-        key = _KEY_PREFIX + base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
-        issued = ActivationKey(key, key_uid, target, plan_uid)
+        issued = encode_key(target, _object_id(), _object_id())
         if target == self.system_uid:
             with self.lock:
-                self._issued[key_uid] = issued
+                self._issued[issued.key_uid] = issued
         return issued
 
     def activate(self, key: str) -> None:
-        claims = _decode_key(key)
+        claims = decode_key(key)
         with self.lock:
             if claims is None:
                 raise ConsoleError(400, "InvalidActivationKey", "the activation key is not valid")
@@ -449,19 +433,6 @@ class SystemConsoleState:
                 "status": {"syncStatus": self._sync_body(reg.sync, now)},
             }
             return {"items": [item]}
-
-
-def _decode_key(key: str) -> dict[str, str] | None:
-    if not key.startswith(_KEY_PREFIX):
-        return None
-    raw = key.removeprefix(_KEY_PREFIX)
-    try:
-        claims = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
-    except (binascii.Error, ValueError):
-        return None
-    if not isinstance(claims, dict) or not all(isinstance(claims.get(k), str) for k in ("systemUid", "keyUid")):
-        return None
-    return cast(dict[str, str], claims)
 
 
 # -- Routes --------------------------------------------------------------------------------------------------------
