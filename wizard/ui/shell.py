@@ -32,13 +32,11 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QMainWindow,
-    QMenu,
     QMessageBox,
     QPlainTextEdit,
     QScrollArea,
     QStackedWidget,
     QTextEdit,
-    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -62,9 +60,12 @@ from wizard.ui.shellparts import (
     UpgradeDefaults,
     WindowController,
     WindowDocument,
+    ask_cancel_run,
+    ask_save_changes,
     fit_window,
     focus_chain,
     reading_order,
+    support_button,
 )
 from wizard.ui.theme import Status, status_hex
 from wizard.ui.trust import TrustPrompter
@@ -229,19 +230,9 @@ class MainWindow(QMainWindow):
         self.next_button = button(self.tr("&Next"), self.tr("Next"), self)
         self.next_button.setDefault(True)  # Enter presses it (see keyPressEvent for where Enter means something else)
         self.cancel_button = button(self.tr("&Cancel"), self.tr("Cancel and close the wizard"), self)
-        self.support_button = QToolButton(self)
-        self.support_button.setText(self.tr("Suppor&t"))
-        self.support_button.setAccessibleName(self.tr("Support: a support bundle or the last error's details"))
-        self.support_button.setToolTip(self.tr("Export a support bundle, or copy the last error's details"))
-        self.support_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
-        self.support_button.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
-        menu = QMenu(self.support_button)
-        self.export_action = menu.addAction(self.tr("Export a support bundle…"))
-        self.export_action.triggered.connect(self.export_support_bundle)
-        self.copy_error_action = menu.addAction(self.tr("Copy the last error's details"))
-        self.copy_error_action.triggered.connect(self.copy_error_details)
-        menu.aboutToShow.connect(self._update_support)
-        self.support_button.setMenu(menu)
+        self.support_button, self.export_action, self.copy_error_action = support_button(
+            self, self.export_support_bundle, self.copy_error_details, self._update_support
+        )
         self.save_button.clicked.connect(self.save)
         self.back_button.clicked.connect(self.back)
         self.next_button.clicked.connect(self.next)
@@ -723,30 +714,12 @@ class MainWindow(QMainWindow):
             self.close()
 
     def confirm_quit_while_running(self) -> bool:
-        answer = QMessageBox.question(
-            self,
-            "Cancel the install?",
-            "An install is running. Cancel it and close the wizard?\n\n"
-            "What has finished is recorded; opening the project again resumes from there.",
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-            QMessageBox.StandardButton.No,
-        )
-        return answer == QMessageBox.StandardButton.Yes
+        return ask_cancel_run(self)
 
     def confirm_discard_edits(self) -> QMessageBox.StandardButton:
         """Save, Discard or Cancel for edits not yet written to the project file. Save is the default only for
         a valid project: an invalid one is not saved by a reflexive Enter."""
-        errors = [p for p in self.document.problems if p.is_error]
-        text = self.tr("The project has changes that are not saved to {path}.").format(path=self.document.path)
-        if errors:
-            text += " " + self.tr("It still has {count} problem(s) to fix.").format(count=len(errors))
-        return QMessageBox.question(
-            self,
-            self.tr("Save your changes?"),
-            text,
-            QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel,
-            self.discard_default(),
-        )
+        return ask_save_changes(self, self.document, self.discard_default())
 
     def discard_default(self) -> QMessageBox.StandardButton:
         """What Enter answers in the close dialog: Save for a valid project, Cancel (stay) for an invalid one."""

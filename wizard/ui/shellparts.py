@@ -11,9 +11,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
-from PySide6.QtCore import QCoreApplication, QObject, QPoint, QSize
-from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import QWidget
+from PySide6.QtCore import QCoreApplication, QObject, QPoint, QSize, Qt
+from PySide6.QtGui import QAction, QGuiApplication
+from PySide6.QtWidgets import QMenu, QMessageBox, QToolButton, QWidget
 
 from wizard.core.secrets import SecretStore
 from wizard.ui.bridge import RunController
@@ -217,3 +217,56 @@ def fit_window(window: QWidget, preferred: QSize, minimum: QSize) -> None:
     window.setMinimumSize(QSize(min(minimum.width(), width), min(minimum.height(), height)))
     window.resize(width, height)
     window.move(room.x() + (room.width() - width - frame_w) // 2, room.y() + max(0, (room.height() - height) // 3))
+
+
+def support_button(
+    window: QWidget, export: Callable[[], None], copy_error: Callable[[], None], about_to_show: Callable[[], None]
+) -> tuple[QToolButton, QAction, QAction]:
+    """The Support button at the bottom of every page and its menu: (button, export action, copy-error action)."""
+    tr = window.tr
+    support = QToolButton(window)
+    support.setText(tr("Suppor&t"))
+    support.setAccessibleName(tr("Support: a support bundle or the last error's details"))
+    support.setToolTip(tr("Export a support bundle, or copy the last error's details"))
+    support.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+    support.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+    menu = QMenu(support)
+    export_action = menu.addAction(tr("Export a support bundle…"))
+    export_action.triggered.connect(export)
+    copy_action = menu.addAction(tr("Copy the last error's details"))
+    copy_action.triggered.connect(copy_error)
+    menu.aboutToShow.connect(about_to_show)
+    support.setMenu(menu)
+    return support, export_action, copy_action
+
+
+def ask_cancel_run(window: QWidget) -> bool:
+    """Closing the window while an install runs: cancel it (Yes) or keep it running (No, the default)."""
+    answer = QMessageBox.question(
+        window,
+        window.tr("Cancel the install?"),
+        window.tr(
+            "An install is running. Cancel it and close the wizard?\n\n"
+            "What has finished is recorded; opening the project again resumes from there."
+        ),
+        QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+        QMessageBox.StandardButton.No,
+    )
+    return answer == QMessageBox.StandardButton.Yes
+
+
+def ask_save_changes(
+    window: QWidget, document: ProjectDocument, default: QMessageBox.StandardButton
+) -> QMessageBox.StandardButton:
+    """Save, Discard or Cancel for edits not yet written to the project file (saying how many problems remain)."""
+    errors = [p for p in document.problems if p.is_error]
+    text = window.tr("The project has changes that are not saved to {path}.").format(path=document.path)
+    if errors:
+        text += " " + window.tr("It still has {count} problem(s) to fix.").format(count=len(errors))
+    return QMessageBox.question(
+        window,
+        window.tr("Save your changes?"),
+        text,
+        QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel,
+        default,
+    )
