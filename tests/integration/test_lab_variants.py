@@ -101,7 +101,7 @@ def test_a_pack_is_confirmed_by_its_own_import_not_by_a_same_named_pack(tmp_path
 def test_lab_knobs_reach_the_nodes_the_console_and_the_variant(tmp_path: Path) -> None:
     knobs = parse_knobs(
         "install-error@2=disk failed,token-ttl=300,ntp@3=off,configure-error@1=no space,sync-fault=registry full,"
-        "pack-import-seconds=120,variant=4,http-5xx=0.05"
+        "pack-import-seconds=120,variant=4,http-5xx=0.05,cluster-seconds=600"
     )
     with Rehearsal(tmp_path / "rehearsal", nodes=3, speed=60, lab=knobs) as rehearsal:
         assert rehearsal.lab is not None and rehearsal.console is not None
@@ -111,6 +111,7 @@ def test_lab_knobs_reach_the_nodes_the_console_and_the_variant(tmp_path: Path) -
         assert [n.machine.ntp_enabled for n in nodes] == [True, True, False]
         assert [n.state.configure_error for n in nodes] == ["no space", "", ""]
         assert all(n.state.variant.number == 4 and n.state.http_faults.rate == 0.05 for n in nodes)
+        assert [n.state.cluster_timeline for n in nodes] == [10.0] * 3  # 600 appliance s at 60x
         console = rehearsal.console.state
         assert console.sync_fault == "registry full" and console.import_seconds == 2.0  # 120 appliance s at 60x
         assert console.variant.number == 4 and console.http_faults.rate == 0.05

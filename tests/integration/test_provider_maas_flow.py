@@ -32,11 +32,15 @@ from wizard.install.steps import pipeline
 from wizard.install.steps.preflight import PreflightSettings, report_paths
 from wizard.lab import ManualClock
 from wizard.lab.controlplane import RedfishWatcher
+from wizard.lab.knobs import parse_knobs
 from wizard.lab.maas import MaasState, Status, redfish_power_parameters
 from wizard.lab.maasserver import MaasServer
 from wizard.rehearsal import Rehearsal
 
 pytestmark = [pytest.mark.maas, pytest.mark.flow]
+
+# The boot and the install are what these flows are about: the cluster takes 5 appliance minutes, not 25.
+SHORT_CLUSTER = parse_knobs("cluster-seconds=300")
 
 KEY_REF = "maas-api-key"
 SETTINGS = PreflightSettings(ports=(9,), connect_timeout=0.2, icmp=False, arp=False, min_free=1024)
@@ -165,7 +169,10 @@ def test_maas_machines_boot_through_their_redfish_bmcs_and_the_install_completes
     state = MaasState(clock=ManualClock())
     admin = state.add_user("admin", admin=True)
     bmc_password = emulator.password
-    with Rehearsal(tmp_path / "rehearsal", nodes=3, speed=40) as rehearsal, MaasServer(state) as server:
+    with (
+        Rehearsal(tmp_path / "rehearsal", nodes=3, speed=40, lab=SHORT_CLUSTER) as rehearsal,
+        MaasServer(state) as server,
+    ):
         assert rehearsal.lab is not None
         for i in range(3):
             state.add_machine(
@@ -248,7 +255,10 @@ def test_a_machine_maas_powers_by_ipmi_is_booted_by_hand_from_maass_instruction(
         cpu_count=16,
         memory=32768,
     )
-    with Rehearsal(tmp_path / "rehearsal", nodes=1, speed=40) as rehearsal, MaasServer(state) as server:
+    with (
+        Rehearsal(tmp_path / "rehearsal", nodes=1, speed=120) as rehearsal,
+        MaasServer(state) as server,
+    ):
         assert rehearsal.lab is not None
         node = rehearsal.lab.nodes[0]
         _maas_project(rehearsal, server.url, admin.api_key)

@@ -25,10 +25,14 @@ from wizard.install.session import Session
 from wizard.install.steps.nodes import DEFAULT_PASSWORD
 from wizard.lab.console import DEFAULT_ADMIN_PASSWORD
 from wizard.lab.controlplane import RedfishWatcher
+from wizard.lab.knobs import parse_knobs
 from wizard.lab.lab import LabNode
 from wizard.rehearsal import CONSOLE_EMAIL, CONSOLE_PASSWORD_KEY, NODE_PASSWORD_KEY, Rehearsal
 
 pytestmark = [pytest.mark.redfish, pytest.mark.lab, pytest.mark.flow]
+
+# The boot and the install are what these flows are about: the cluster takes 5 appliance minutes, not 25.
+SHORT_CLUSTER = parse_knobs("cluster-seconds=300")
 
 BMC_REF = "bmc-password"
 
@@ -64,7 +68,7 @@ def _sha256(path: Path) -> str:
 def test_bare_metal_from_empty_project_to_palette_activated_with_packs(emulator: SushyEmulator, tmp_path: Path) -> None:
     # The emulator applies power changes 1-11 s late; at speed 40 an install takes ~23 s, so the first node to power
     # on is still installing when the last one's boot job ends and the install step starts watching.
-    with Rehearsal(tmp_path / "rehearsal", nodes=3, speed=40) as rehearsal:
+    with Rehearsal(tmp_path / "rehearsal", nodes=3, speed=40, lab=SHORT_CLUSTER) as rehearsal:
         assert rehearsal.lab is not None and rehearsal.console is not None
         lab, console = rehearsal.lab, rehearsal.console.state
         _point_at_bmcs(rehearsal, emulator)

@@ -257,6 +257,13 @@ KNOBS: tuple[Knob, ...] = (
     Knob(
         "sync-fault", "every registry sync of the system console ends failed with this message", "none", "text", _text
     ),
+    Knob(
+        "cluster-seconds",
+        "how long the management cluster takes from create to Running (appliance seconds; the docs say 20-30 min)",
+        "1500",
+        "seconds",
+        _seconds,
+    ),
     Knob("sync-seconds", "how long a registry sync takes (appliance seconds)", "60", "seconds", _seconds),
     Knob(
         "pack-import-seconds",

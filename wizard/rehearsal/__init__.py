@@ -313,7 +313,7 @@ class Rehearsal:
             netns=self.netns,
             installed=False,
             speed=speed,
-            cluster_timeline=DEFAULT_CLUSTER_TIMELINE / speed,
+            cluster_timeline=float(self.knobs.get("cluster-seconds", DEFAULT_CLUSTER_TIMELINE)) / speed,
             upgrade_timeline=float(self.knobs.get("upgrade-seconds", DEFAULT_UPGRADE_TIMELINE)) / speed,
             content_sync_delay=max(0.2, 300 / speed),
             tick_interval=0.1,

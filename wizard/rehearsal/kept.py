@@ -56,7 +56,7 @@ def restart(r: Rehearsal, state: dict[str, Any]) -> None:
         ip=str(nodes[0]["ip"]),
         installed=True,
         speed=speed,
-        cluster_timeline=DEFAULT_CLUSTER_TIMELINE / speed,
+        cluster_timeline=float(r.knobs.get("cluster-seconds", DEFAULT_CLUSTER_TIMELINE)) / speed,
         upgrade_timeline=float(r.knobs.get("upgrade-seconds", DEFAULT_UPGRADE_TIMELINE)) / speed,
         content_sync_delay=max(0.2, 300 / speed),
         tick_interval=0.1,
