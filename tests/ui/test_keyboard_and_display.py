@@ -142,6 +142,32 @@ def test_the_close_dialog_does_not_default_to_saving_an_invalid_project(
     assert window.discard_default() is QMessageBox.StandardButton.Cancel
 
 
+def test_a_yes_no_question_answers_no_to_a_reflexive_enter(qtbot: QtBot) -> None:
+    """Cancel the install, cancel the run, give back the machines, drop the edits: Enter keeps things as they are."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtTest import QTest
+
+    from wizard.ui.widgets import ask_yes_no
+
+    parent = QWidget()
+    qtbot.addWidget(parent)
+    seen: list[str] = []
+
+    def press(key: Qt.Key) -> None:
+        box = QApplication.activeModalWidget()
+        if not isinstance(box, QMessageBox):
+            QTimer.singleShot(20, lambda: press(key))  # not shown yet
+            return
+        seen.append(box.text())
+        QTest.keyClick(box, key)
+
+    QTimer.singleShot(0, lambda: press(Qt.Key.Key_Return))
+    assert ask_yes_no(parent, "Cancel the run?", "The running jobs stop.") is False
+    QTimer.singleShot(0, lambda: press(Qt.Key.Key_Y))  # Yes only when asked for
+    assert ask_yes_no(parent, "Cancel the run?", "The running jobs stop.") is True
+    assert seen == ["The running jobs stop."] * 2
+
+
 def test_status_colours_and_banners_read_in_light_and_dark_palettes() -> None:
     app = QApplication.instance()
     assert isinstance(app, QApplication)

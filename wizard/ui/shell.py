@@ -69,7 +69,7 @@ from wizard.ui.shellparts import (
 )
 from wizard.ui.theme import Status, status_hex
 from wizard.ui.trust import TrustPrompter
-from wizard.ui.widgets import Banner, Tone, button, error_text, focus_style
+from wizard.ui.widgets import Banner, Tone, ask_yes_no, button, error_text, focus_style
 
 if TYPE_CHECKING:
     from wizard.core.runner import Event
@@ -628,17 +628,14 @@ class MainWindow(QMainWindow):
 
     def confirm_reload(self) -> bool:
         """Reload drops the edits not written to the file yet: ask first."""
-        answer = QMessageBox.question(
+        return ask_yes_no(
             self,
             self.tr("Drop your changes?"),
             self.tr(
                 "Reloading reads {path} again and drops the changes made here that are not saved yet (table edits "
                 "too). Reload anyway?"
             ).format(path=self.document.path),
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-            QMessageBox.StandardButton.No,
         )
-        return answer == QMessageBox.StandardButton.Yes
 
     def _reload_document(self) -> None:
         if self.project.path is not None and not self.controller.running:

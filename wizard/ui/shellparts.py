@@ -19,6 +19,7 @@ from wizard.core.secrets import SecretStore
 from wizard.ui.bridge import RunController
 from wizard.ui.forms import ProjectDocument
 from wizard.ui.pages import WizardPage
+from wizard.ui.widgets import ask_yes_no
 
 if TYPE_CHECKING:
     from wizard.install.steps.nodes import Pacing
@@ -242,17 +243,14 @@ def support_button(
 
 def ask_cancel_run(window: QWidget) -> bool:
     """Closing the window while an install runs: cancel it (Yes) or keep it running (No, the default)."""
-    answer = QMessageBox.question(
+    return ask_yes_no(
         window,
         window.tr("Cancel the install?"),
         window.tr(
             "An install is running. Cancel it and close the wizard?\n\n"
             "What has finished is recorded; opening the project again resumes from there."
         ),
-        QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-        QMessageBox.StandardButton.No,
     )
-    return answer == QMessageBox.StandardButton.Yes
 
 
 def ask_save_changes(

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
     QLabel,
+    QMessageBox,
     QPushButton,
     QTextEdit,
     QToolButton,
@@ -46,6 +47,18 @@ def focus_style(selector: str, base: str = "") -> str:
         f"{selector} {{ {base} border: 2px solid transparent; }}"
         f"{selector}:focus {{ border: 2px solid palette(highlight); }}"
     )
+
+
+def ask_yes_no(parent: QWidget, title: str, text: str) -> bool:
+    """A question whose safe answer is No: Enter or Escape keeps things as they are. Title and text come translated."""
+    answer = QMessageBox.question(
+        parent,
+        title,
+        text,
+        QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+        QMessageBox.StandardButton.No,
+    )
+    return answer == QMessageBox.StandardButton.Yes
 
 
 def error_text(error: Mapping[str, str]) -> str:

@@ -27,7 +27,6 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
     QLabel,
-    QMessageBox,
     QPlainTextEdit,
     QProgressBar,
     QSplitter,
@@ -66,7 +65,7 @@ from wizard.ui.pages.runtree import (
 )
 from wizard.ui.theme import Status, status_hex
 from wizard.ui.units import human_bytes, human_duration
-from wizard.ui.widgets import Banner, ErrorPanel, Tone, button, heading, paragraph
+from wizard.ui.widgets import Banner, ErrorPanel, Tone, ask_yes_no, button, heading, paragraph
 from wizard.ui.wording import humanize_lines, outcome_text, problem_text
 
 __all__ = [
@@ -358,17 +357,14 @@ class RunPage(WizardPage):
         self._update_buttons()
 
     def confirm_cancel(self) -> bool:
-        answer = QMessageBox.question(
+        return ask_yes_no(
             self,
             self.tr("Cancel the run?"),
             self.tr(
                 "The running jobs stop at their next checkpoint. What has finished is recorded; press Start later "
                 "to go on from there.\n\nA node that is installing goes on installing by itself."
             ),
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-            QMessageBox.StandardButton.No,
         )
-        return answer == QMessageBox.StandardButton.Yes
 
     def cancel(self) -> None:
         if not self.controller.running or self.controller.cancelling or not self.confirm_cancel():
@@ -378,7 +374,7 @@ class RunPage(WizardPage):
         self._update_buttons()
 
     def confirm_abort(self) -> bool:
-        answer = QMessageBox.question(
+        return ask_yes_no(
             self,
             self.tr("Give back the machines?"),
             self.tr(
@@ -386,10 +382,7 @@ class RunPage(WizardPage):
                 "through BMCs. Machines allocated before the wizard ran, and anyone else's, are left alone.\n\n"
                 "A later run starts again from the machines step."
             ),
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-            QMessageBox.StandardButton.No,
         )
-        return answer == QMessageBox.StandardButton.Yes
 
     def abort(self) -> None:
         """Give back what the session took, on a worker (see :meth:`RunController.abort`)."""
