@@ -12,9 +12,10 @@ from tests.core.helpers import cli_env, json_events, run_cli
 from wizard.core.progress import TaskStatus
 from wizard.core.runner import Event, ExitCode, JobFinished
 from wizard.install.session import Session
+from wizard.lab.bootmenu import read_menu
 from wizard.lab.knobs import parse_knobs
 from wizard.lab.variants import POINTS, Variant
-from wizard.rehearsal import Rehearsal
+from wizard.rehearsal import ISO_NAME, Rehearsal
 
 pytestmark = [pytest.mark.flow, pytest.mark.lab]
 
@@ -101,7 +102,7 @@ def test_a_pack_is_confirmed_by_its_own_import_not_by_a_same_named_pack(tmp_path
 def test_lab_knobs_reach_the_nodes_the_console_and_the_variant(tmp_path: Path) -> None:
     knobs = parse_knobs(
         "install-error@2=disk failed,token-ttl=300,ntp@3=off,configure-error@1=no space,sync-fault=registry full,"
-        "pack-import-seconds=120,variant=4,http-5xx=0.05,cluster-seconds=600"
+        "pack-import-seconds=120,variant=4,http-5xx=0.05,cluster-seconds=600,grub-timeout=2"
     )
     with Rehearsal(tmp_path / "rehearsal", nodes=3, speed=60, lab=knobs) as rehearsal:
         assert rehearsal.lab is not None and rehearsal.console is not None
@@ -112,6 +113,8 @@ def test_lab_knobs_reach_the_nodes_the_console_and_the_variant(tmp_path: Path) -
         assert [n.state.configure_error for n in nodes] == ["no space", "", ""]
         assert all(n.state.variant.number == 4 and n.state.http_faults.rate == 0.05 for n in nodes)
         assert [n.state.cluster_timeline for n in nodes] == [10.0] * 3  # 600 appliance s at 60x
+        menu, _ = read_menu(str(rehearsal.folder / "files" / ISO_NAME))  # what a machine booting the ISO shows
+        assert menu is not None and menu.timeout == 2.0  # real seconds, not scaled
         console = rehearsal.console.state
         assert console.sync_fault == "registry full" and console.import_seconds == 2.0  # 120 appliance s at 60x
         assert console.variant.number == 4 and console.http_faults.rate == 0.05

@@ -140,6 +140,14 @@ KNOBS: tuple[Knob, ...] = (
         _choice("interactive", "automatic"),
     ),
     Knob(
+        "grub-timeout",
+        "the GRUB countdown on the rehearsal's appliance ISO, in real seconds (the product's ISO says 5): how long "
+        "the keys strategy has to stop it, and how long every other boot waits",
+        "5",
+        "a whole number of seconds, 0 or more",
+        _count,
+    ),
+    Knob(
         "boot",
         "the project's appliance.boot: boot the unattended copy of the ISO, type the keys on the vSphere console, "
         "or guide the operator at the console",

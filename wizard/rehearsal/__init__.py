@@ -70,7 +70,7 @@ from wizard.lab.artifacts import (
     random_file,
     sign_file,
 )
-from wizard.lab.bootmenu import MEDIA_CHOICES
+from wizard.lab.bootmenu import MEDIA_CHOICES, MENU_TIMEOUT
 from wizard.lab.certs import create_node_certificate, load_node_certificate, load_or_create_node_certificate
 from wizard.lab.console import DEFAULT_SYNC_DURATION, SystemConsoleServer, SystemConsoleState
 from wizard.lab.consolecerts import ServedCertificate
@@ -127,6 +127,7 @@ KEPT_KNOBS = frozenset(
         "seed",
         "console-certificate",
         "media",
+        "grub-timeout",
     }
 )
 Provider = Literal["manual", "redfish", "vsphere"]
@@ -332,7 +333,11 @@ class Rehearsal:
             if error:
                 node.state.configure_error = str(error)
             node.state.upgrade_error = str(self.knobs.get("upgrade-error") or "")
-        iso = appliance_iso(files / ISO_NAME, default=INTERACTIVE_DEFAULT if self.media == "interactive" else 0)
+        iso = appliance_iso(
+            files / ISO_NAME,
+            default=INTERACTIVE_DEFAULT if self.media == "interactive" else 0,
+            timeout=int(self.knobs.get("grub-timeout", MENU_TIMEOUT)),
+        )
         key, public_key = make_key(files)
         sign_file(key, iso, iso.with_name(iso.name + ".sig.bin"))  # as Artifact Studio ships it
         bundle = random_file(files / "core-content-rehearsal.tar.zst", BUNDLE_SIZE)
