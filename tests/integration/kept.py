@@ -7,13 +7,13 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from tests.support.quickboot import quick
 from wizard.core.jobs import Step
 from wizard.core.runner import Event, ExitCode, JobFinished
 from wizard.install.day2 import open_day2
 from wizard.install.session import Session
 from wizard.install.upgrade import UpgradeBundle, upgrade_pipeline
 from wizard.lab.keep import STATE_FILE
-from wizard.lab.knobs import parse_knobs
 from wizard.rehearsal import Rehearsal, pacing_for
 
 SPEED = 600.0
@@ -21,7 +21,7 @@ SPEED = 600.0
 
 def install_kept(folder: Path, *, nodes: int = 1, knobs: str = "version=4.9.38") -> Path:
     """Install the lab's appliance through the wizard and keep the rehearsal; its folder."""
-    with Rehearsal(folder, nodes=nodes, speed=SPEED, lab=parse_knobs(knobs), keep=True) as rehearsal:
+    with Rehearsal(folder, nodes=nodes, speed=SPEED, lab=quick(knobs), keep=True) as rehearsal:
         session = Session.open(rehearsal.project_file, paths=rehearsal.paths, secrets=rehearsal.secrets)
         code = session.engine(steps=rehearsal.steps(), on_event=rehearsal.on_event).run()
         assert code is ExitCode.DONE, session.journal.snapshot()["jobs"]

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.support.quickboot import quick
 from wizard.cli import main as cli_main
 from wizard.core.runner import ExitCode
 from wizard.core.trust import TrustKind, TrustStore
 from wizard.headless import run_headless
 from wizard.install.session import Session
-from wizard.lab.knobs import parse_knobs
 from wizard.rehearsal import Rehearsal
 
 pytestmark = [pytest.mark.flow, pytest.mark.lab]
@@ -42,7 +42,7 @@ def _console(rehearsal: Rehearsal) -> tuple[str, int]:
 
 @pytest.mark.timeout(240)
 def test_console_certificate_pinned_in_the_first_headless_run_through_the_leader(tmp_path: Path) -> None:
-    with Rehearsal(tmp_path / "rehearsal", nodes=1, speed=300) as rehearsal:
+    with Rehearsal(tmp_path / "rehearsal", nodes=1, speed=300, lab=quick()) as rehearsal:
         vip, port = _console(rehearsal)
         code, text = _run(rehearsal)
         assert code == ExitCode.DONE, text[-4000:]
@@ -58,7 +58,7 @@ def test_console_certificate_pinned_in_the_first_headless_run_through_the_leader
 
 @pytest.mark.timeout(240)
 def test_another_certificate_at_the_vip_than_the_leader_sees_is_refused(tmp_path: Path) -> None:
-    with Rehearsal(tmp_path / "rehearsal", nodes=1, speed=300, console_intercepted=True) as rehearsal:
+    with Rehearsal(tmp_path / "rehearsal", nodes=1, speed=300, lab=quick(), console_intercepted=True) as rehearsal:
         vip, port = _console(rehearsal)
         code, text = _run(rehearsal)
         assert rehearsal.console is not None and rehearsal.console.presented is not None
@@ -77,7 +77,7 @@ def test_unverifiable_first_contact_refuses_headless_until_the_operator_adds_the
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The cluster keeps no readable copy of the console's certificate either.
-    with Rehearsal(tmp_path / "rehearsal", nodes=1, speed=300, lab=parse_knobs("console-secret=off")) as rehearsal:
+    with Rehearsal(tmp_path / "rehearsal", nodes=1, speed=300, lab=quick("console-secret=off")) as rehearsal:
         vip, port = _console(rehearsal)
         assert rehearsal.lab is not None and rehearsal.console is not None
         rehearsal.lab.nodes[0].ssh.shell.extra.pop("openssl")  # a node without openssl cannot testify
@@ -131,7 +131,7 @@ def test_the_witness_command_and_parser_match_real_openssl(tmp_path: Path) -> No
 @pytest.mark.parametrize("variant", [1, 2, 3])
 def test_a_leader_without_openssl_leaves_it_to_the_cluster_through_the_kubeconfig(tmp_path: Path, variant: int) -> None:
     """Wherever the variant keeps the console's certificate, the cluster's TLS secrets hold it."""
-    with Rehearsal(tmp_path / "rehearsal", nodes=1, speed=300, lab=parse_knobs(f"variant={variant}")) as rehearsal:
+    with Rehearsal(tmp_path / "rehearsal", nodes=1, speed=300, lab=quick(f"variant={variant}")) as rehearsal:
         vip, port = _console(rehearsal)
         assert rehearsal.lab is not None and rehearsal.console is not None
         rehearsal.lab.nodes[0].ssh.shell.extra.pop("openssl")
@@ -147,7 +147,7 @@ def test_a_leader_without_openssl_leaves_it_to_the_cluster_through_the_kubeconfi
 
 @pytest.mark.timeout(240)
 def test_an_interceptor_is_not_vouched_for_by_the_cluster(tmp_path: Path) -> None:
-    with Rehearsal(tmp_path / "rehearsal", nodes=1, speed=300, console_intercepted=True) as rehearsal:
+    with Rehearsal(tmp_path / "rehearsal", nodes=1, speed=300, lab=quick(), console_intercepted=True) as rehearsal:
         vip, port = _console(rehearsal)
         assert rehearsal.lab is not None and rehearsal.console is not None
         rehearsal.lab.nodes[0].ssh.shell.extra.pop("openssl")

@@ -12,6 +12,7 @@ import pytest
 
 from tests.integration.test_preflight import Listener, _engine_run, free_port
 from tests.support.projects import appliance_iso, base_doc, signed_iso
+from tests.support.quickboot import quick
 from wizard.core.runner import ExitCode, RunFinished
 from wizard.core.trust import TrustKind, TrustStore
 from wizard.install.steps.preflight import PreflightSettings, report_paths
@@ -152,7 +153,7 @@ def test_a_fresh_session_on_installed_nodes_passes_preflight_and_completes(tmp_p
     from wizard.install.session import Session
     from wizard.rehearsal import Rehearsal
 
-    with Rehearsal(tmp_path / "rehearsal", nodes=3, speed=300) as rehearsal:
+    with Rehearsal(tmp_path / "rehearsal", nodes=3, speed=300, lab=quick()) as rehearsal:
 
         def run(project: Path) -> tuple[int, str]:
             out = io.StringIO()

@@ -14,6 +14,7 @@ import pytest
 
 from tests.core.helpers import cli_env, run_cli
 from tests.core.test_vault import assert_no_plaintext
+from tests.support.quickboot import quick
 from wizard.cli import _parser, secret_store_for
 from wizard.core.project import SecretRef, load_project
 from wizard.core.runner import ExitCode
@@ -62,7 +63,7 @@ def test_headless_install_with_secrets_in_a_vault(tmp_path: Path, no_keyring: No
     passphrase.write_text(PASSPHRASE + "\n")
     env = cli_env(tmp_path / "home")
     env["PYTHON_KEYRING_BACKEND"] = "keyring.backends.fail.Keyring"
-    with Rehearsal(tmp_path / "rehearsal", nodes=1, speed=300) as rehearsal:
+    with Rehearsal(tmp_path / "rehearsal", nodes=1, speed=300, lab=quick()) as rehearsal:
         values = _secrets(rehearsal)
         for name, value in values.items():  # as the operator stores them, with `secret set … --vault`
             stored = run_cli(
@@ -79,7 +80,7 @@ def test_headless_install_with_secrets_in_a_vault(tmp_path: Path, no_keyring: No
 def test_headless_install_with_secrets_on_standard_input(
     tmp_path: Path, no_keyring: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with Rehearsal(tmp_path / "rehearsal", nodes=1, speed=300) as rehearsal:
+    with Rehearsal(tmp_path / "rehearsal", nodes=1, speed=300, lab=quick()) as rehearsal:
         values = _secrets(rehearsal)
         monkeypatch.setattr("sys.stdin", io.StringIO(json.dumps(values)))
         _run(rehearsal, ["--secrets", "-"])

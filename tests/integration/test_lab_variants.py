@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.core.helpers import cli_env, json_events, run_cli
+from tests.support.quickboot import quick
 from wizard.core.progress import TaskStatus
 from wizard.core.runner import Event, ExitCode, JobFinished
 from wizard.install.session import Session
@@ -53,7 +54,7 @@ def test_every_local_ui_session_is_logged_out(tmp_path: Path) -> None:
     """Issue 20, finding 9: about 20 logins per run and no logout. Every Local UI session the wizard opens is closed
     when its job is done with it; the count stays a regression guard. The console has no documented logout: its
     jobs share one session."""
-    with Rehearsal(tmp_path / "rehearsal", nodes=3, speed=600) as rehearsal:
+    with Rehearsal(tmp_path / "rehearsal", nodes=3, speed=600, lab=quick()) as rehearsal:
         assert rehearsal.lab is not None and rehearsal.console is not None
         session = Session.open(rehearsal.project_file, paths=rehearsal.paths, secrets=rehearsal.secrets)
         assert session.engine(steps=rehearsal.steps(), on_event=rehearsal.on_event).run() is ExitCode.DONE
@@ -70,7 +71,7 @@ def test_every_local_ui_session_is_logged_out(tmp_path: Path) -> None:
 def test_a_pack_is_confirmed_by_its_own_import_not_by_a_same_named_pack(tmp_path: Path) -> None:
     """Issue 20, finding 4: the content bundle brings a pack named like a pack bundle; the upload is confirmed by its
     own import, so a failed import is a failed job (with the registry's words), and the next run uploads again."""
-    knobs = parse_knobs("pack-import-error=signature of the pack does not verify")
+    knobs = quick("pack-import-error=signature of the pack does not verify")
     with Rehearsal(tmp_path / "rehearsal", nodes=1, speed=600, lab=knobs) as rehearsal:
         assert rehearsal.console is not None
         console = rehearsal.console.state

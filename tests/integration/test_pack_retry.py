@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.quickboot import quick
 from wizard.core.runner import Event, ExitCode, StepFinished
 from wizard.install.session import Session
 from wizard.rehearsal import Rehearsal
@@ -17,7 +18,7 @@ UPLOAD = "/v1/edge-mgmt/edgehosts/current/actions/upload-content"
 
 @pytest.mark.timeout(180)
 def test_a_failed_pack_upload_is_retried(tmp_path: Path) -> None:
-    with Rehearsal(tmp_path / "rehearsal", nodes=1, speed=600) as rehearsal:
+    with Rehearsal(tmp_path / "rehearsal", nodes=1, speed=600, lab=quick()) as rehearsal:
         assert rehearsal.lab is not None
         leader = rehearsal.lab.nodes[0]
 

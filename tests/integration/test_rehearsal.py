@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.core.helpers import cli_env, json_events, run_cli
+from tests.support.quickboot import quick
 from wizard.core.progress import TaskStatus
 from wizard.core.runner import Event, ExitCode, JobFinished
 from wizard.install.session import Session
@@ -76,7 +77,7 @@ def test_rehearsal_installs_end_to_end(tmp_path: Path) -> None:
 def test_rehearsal_resumes_after_a_cancel(tmp_path: Path) -> None:
     """Cancelled while the cluster deploys, a second run of the same session skips every finished job and follows
     the cluster already being created to the end instead of creating another."""
-    with Rehearsal(tmp_path / "rehearsal", nodes=1, speed=300) as rehearsal:
+    with Rehearsal(tmp_path / "rehearsal", nodes=1, speed=300, lab=quick()) as rehearsal:
         assert rehearsal.lab is not None
         leader = rehearsal.lab.nodes[0].state
         session = Session.open(rehearsal.project_file, paths=rehearsal.paths, secrets=rehearsal.secrets)

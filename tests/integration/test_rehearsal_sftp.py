@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.support.quickboot import quick
 from wizard.core.runner import ExitCode
 from wizard.install.session import Session
 from wizard.rehearsal import Rehearsal
@@ -17,7 +18,7 @@ pytestmark = [pytest.mark.flow, pytest.mark.lab]
 
 @pytest.mark.timeout(180)
 def test_rehearsal_with_sftp_staging(tmp_path: Path) -> None:
-    with Rehearsal(tmp_path / "rehearsal", nodes=1, speed=600) as rehearsal:
+    with Rehearsal(tmp_path / "rehearsal", nodes=1, speed=600, lab=quick()) as rehearsal:
         doc = yaml.safe_load(rehearsal.project_file.read_text())
         doc["files"]["transfer"] = "sftp"
         rehearsal.project_file.write_text(yaml.safe_dump(doc, sort_keys=False))

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.quickboot import quick
 from wizard.core.project import SecretRef
 from wizard.core.redact import MASK
 from wizard.core.runner import ExitCode
@@ -22,7 +23,7 @@ pytestmark = [pytest.mark.flow, pytest.mark.lab]
 
 @pytest.mark.timeout(180)
 def test_support_bundle_holds_each_nodes_logs_redacted(tmp_path: Path) -> None:
-    with Rehearsal(tmp_path / "rehearsal", nodes=3, speed=300) as rehearsal:
+    with Rehearsal(tmp_path / "rehearsal", nodes=3, speed=300, lab=quick()) as rehearsal:
         lab = rehearsal.lab
         assert lab is not None
         session = Session.open(rehearsal.project_file, paths=rehearsal.paths, secrets=rehearsal.secrets)
