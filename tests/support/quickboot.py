@@ -15,8 +15,3 @@ QUICK_BOOT = "grub-timeout=1"
 def quick(knobs: str = "") -> LabKnobs:
     """``knobs`` (``--lab`` text) plus the short countdown."""
     return parse_knobs(",".join(k for k in (knobs, QUICK_BOOT) if k))
-
-
-def quick_text(knobs: str = "") -> str:
-    """The same as ``--lab`` text, for a command line."""
-    return ",".join(k for k in (knobs, QUICK_BOOT) if k)
